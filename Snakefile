@@ -1,0 +1,24 @@
+# The SGD tail-index workflow: data → train → noise → α → aggregate → figures.
+# Şimşekli, Sagun & Gürbüzbalaban (ICML 2019) and Şimşekli et al. (2019); see README.md.
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/noise.smk"
+include: "rules/aggregate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,22 @@
+# One tidy table from every run of the grid.
+
+
+rule aggregate_results:
+    input:
+        infos=run_files("run.json"),
+        metrics=run_files("checkpoint_metrics.csv"),
+        estimates=run_files("tail_index.csv"),
+        norms=run_files("noise_norms.csv"),
+    output:
+        estimates="results/tables/estimates.parquet",
+        summary="results/tables/summary.csv",
+        runs="results/tables/runs.csv",
+        norms="results/tables/noise_norms.parquet",
+    params:
+        runs=run_metadata(),
+    log:
+        "logs/aggregate_results.log",
+    benchmark:
+        "benchmarks/aggregate_results.tsv"
+    script:
+        "../scripts/aggregate_results.py"

@@ -1,0 +1,35 @@
+# Data sets: fetch (download or check a local copy), then one canonical tensor file.
+
+
+localrules:
+    download_dataset,
+
+
+rule download_dataset:
+    output:
+        "resources/datasets/{dataset}.manifest.json",
+    params:
+        source=dataset_setting("source"),
+        path=dataset_setting("path"),
+    log:
+        "logs/download_dataset/{dataset}.log",
+    script:
+        "../scripts/download_dataset.py"
+
+
+rule prepare_dataset:
+    input:
+        "resources/datasets/{dataset}.manifest.json",
+    output:
+        "resources/datasets/{dataset}.pt",
+    params:
+        mean=dataset_setting("mean"),
+        std=dataset_setting("std"),
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_dataset/{dataset}.tsv"
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/prepare_dataset.py"

@@ -1,0 +1,24 @@
+# Gradient noise at every checkpoint of a run, streamed into the tail-index estimators.
+
+
+rule measure_gradient_noise:
+    input:
+        data="resources/datasets/{dataset}.pt",
+        checkpoints=f"{RUN_DIR}/checkpoints.pt",
+        info=f"{RUN_DIR}/run.json",
+    output:
+        estimates=f"{RUN_DIR}/tail_index.csv",
+        norms=f"{RUN_DIR}/noise_norms.csv",
+    params:
+        noise=NOISE,
+        estimators=config["estimators"],
+        device=TRAINING["device"],
+    log:
+        f"logs/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.log",
+    benchmark:
+        f"benchmarks/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+    threads: 1
+    resources:
+        mem_mb=noise_mem_mb,
+    script:
+        "../scripts/measure_gradient_noise.py"

@@ -1,0 +1,49 @@
+"""Rule measure_gradient_noise: noise and tail index at every checkpoint of one run."""
+
+import pandas as pd
+import torch
+
+from sgdtail.data import load_prepared
+from sgdtail.io import load_torch, setup_logging, write_table
+from sgdtail.losses import get_loss
+from sgdtail.models import build_model
+from sgdtail.noise import measure_checkpoints
+from sgdtail.train import resolve_device
+
+setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+w = snakemake.wildcards
+noise = snakemake.params.noise
+estimators = snakemake.params.estimators
+device = resolve_device(snakemake.params.device)
+data = load_prepared(snakemake.input.data, device=device)
+splits = {
+    "train": (data.x_train, data.y_train),
+    "test": (data.x_test, data.y_test),
+}
+
+
+def build():
+    return build_model(w.arch, int(w.width), int(w.depth), data.input_shape, data.num_classes).to(
+        device
+    )
+
+
+estimates, norms = measure_checkpoints(
+    load_torch(snakemake.input.checkpoints),
+    build,
+    get_loss(w.loss),
+    {split: splits[split] for split in noise["splits"]},
+    int(w.batch_size),
+    remainder=noise["remainder"],
+    memory_budget_mb=noise["memory_budget_mb"],
+    estimator_options={
+        "exclude_zeros": estimators["exclude_zeros"],
+        "robust_factors": tuple(estimators["robust_k1_factors"]),
+        "ci_groups": estimators["ci_groups"],
+        "ci_level": estimators["ci_level"],
+        "shuffle_seed": estimators["shuffle_seed"],
+    },
+)
+write_table(snakemake.output.estimates, pd.DataFrame(estimates))
+write_table(snakemake.output.norms, pd.DataFrame(norms, columns=["step", "split", "minibatch", "norm"]))

@@ -1,0 +1,114 @@
+"""Tidy tables from the per-run files.
+
+- ``runs``: one row per run: every grid axis, status, steps done, divergence step,
+  parameter count, time, final accuracies.
+- ``estimates``: one row per run × checkpoint × split × estimator (× scope, block
+  size and order where they apply): every row the estimators produced.
+- ``summary``: one row per run × checkpoint × split, the main estimates side by
+  side with the accuracies at that checkpoint; what the figures draw.
+- ``norms``: the noise norms ‖U_p‖ per run × checkpoint × split × minibatch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from sgdtail.grid import AXES
+from sgdtail.validation import sweep_slope
+
+AXIS_TYPES = {"width": int, "depth": int, "batch_size": int, "lr": float, "seed": int}
+
+
+def typed_axes(wildcards: dict[str, str]) -> dict:
+    """Grid-axis values with their numeric types restored."""
+    return {axis: AXIS_TYPES.get(axis, str)(wildcards[axis]) for axis in AXES}
+
+
+def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
+    """Concatenate per-run CSV files, adding each run's grid axes as columns."""
+    frames = []
+    for ax, path in zip(axes, paths, strict=True):
+        df = pd.read_csv(path)
+        for axis, value in typed_axes(ax).items():
+            df[axis] = value
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def runs_table(axes: Sequence[dict], infos: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per run (see module docstring)."""
+    rows = []
+    for ax, info_path, metrics_path in zip(axes, infos, metrics, strict=True):
+        with open(info_path) as fh:
+            info = json.load(fh)
+        m = pd.read_csv(metrics_path)
+        last = m.iloc[-1] if len(m) else {}
+        rows.append(
+            {
+                **typed_axes(ax),
+                "status": info["status"],
+                "steps_done": info["steps_done"],
+                "diverged_at": info["diverged_at"],
+                "n_parameters": info["n_parameters"],
+                "train_seconds": info["seconds"],
+                "steps_per_second": info["steps_per_second"],
+                "final_train_accuracy": last.get("train_accuracy", np.nan),
+                "final_test_accuracy": last.get("test_accuracy", np.nan),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def estimates_table(axes: Sequence[dict], estimates: Sequence[str]) -> pd.DataFrame:
+    """Every estimator row of every run, with the grid axes as columns."""
+    df = read_with_axes(axes, estimates)
+    first = list(AXES) + ["step", "split", "estimator", "scope", "order", "k1"]
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+def _pick(est: pd.DataFrame, estimator: str, scope: str = "pooled", order: str = "natural"):
+    sel = est[(est.estimator == estimator) & (est.scope == scope) & (est.order == order)]
+    return sel.set_index(list(AXES) + ["step", "split"])
+
+
+def summary_table(
+    estimates: pd.DataFrame, runs: pd.DataFrame, metrics: Sequence[str], axes: Sequence[dict]
+) -> pd.DataFrame:
+    """Run × checkpoint × split: main α estimates, block-sweep slope and accuracies."""
+    keys = list(AXES) + ["step", "split"]
+    robust = _pick(estimates, "mohammadi_robust")
+    out = pd.DataFrame(index=robust.index)
+    out["alpha_robust"] = robust["alpha"]
+    out["alpha_robust_ci_low"] = robust["ci_low"]
+    out["alpha_robust_ci_high"] = robust["ci_high"]
+    out["zero_fraction"] = robust["zero_fraction"]
+    out["n_values"] = robust["n_values"]
+    out["n_minibatches"] = robust["n_minibatches"]
+    out["measure_seconds"] = robust["seconds"]
+    out["alpha_reference"] = _pick(estimates, "mohammadi_reference")["alpha"]
+    out["alpha_hill"] = _pick(estimates, "hill")["alpha"]
+    per_coord = _pick(estimates, "per_coordinate")
+    out["alpha_per_coordinate_median"] = per_coord["alpha"]
+    out["alpha_per_coordinate_q25"] = per_coord["q25"]
+    out["alpha_per_coordinate_q75"] = per_coord["q75"]
+    for order in ("natural", "shuffled"):
+        sweep = estimates[
+            (estimates.estimator == "block_sweep")
+            & (estimates.scope == "pooled")
+            & (estimates.order == order)
+        ]
+        slopes = sweep.groupby(keys).apply(
+            lambda g: sweep_slope(g["k1"].to_numpy(), g["alpha"].to_numpy()),
+            include_groups=False,
+        )
+        out[f"sweep_slope_{order}"] = slopes
+    out = out.reset_index()
+
+    acc = read_with_axes(axes, metrics)
+    out = out.merge(acc, on=list(AXES) + ["step"], how="left")
+    out = out.merge(runs[list(AXES) + ["status", "n_parameters"]], on=list(AXES), how="left")
+    return out.sort_values(keys).reset_index(drop=True)

@@ -1,0 +1,122 @@
+"""Atomic writes and provenance records.
+
+Every file the workflow produces is written to a temporary file in the same
+folder and renamed into place, so a crash (or a full disk) never leaves a
+truncated file that a later rule would read as complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    Errors such as a full disk are re-raised with the target named.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        raise OSError(
+            err.errno, f"could not write {target}: {err.strerror or err}; "
+            "free disk space or fix permissions on that folder, then rerun"
+        ) from err
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_table(path: str | os.PathLike, df) -> None:
+    """Write a pandas DataFrame as CSV (``.csv``) or Parquet (``.parquet``), atomically."""
+    suffix = Path(path).suffix
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        elif suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            raise ValueError(f"unsupported table format {suffix!r} for {path}: use .csv or .parquet")
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` tensors / dicts of tensors atomically (never whole modules)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """Load a file written by :func:`save_torch` without unpickling arbitrary objects."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def code_version() -> str:
+    """The git commit of the workflow (with ``-dirty`` when modified), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def provenance() -> dict[str, str]:
+    """Versions of the code, Python and the main libraries, to store beside results."""
+    import numpy
+    import torch
+
+    return {
+        "code_version": code_version(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def setup_logging(log_path: str | os.PathLike | None) -> None:
+    """Send the library's log records (INFO and up) to ``log_path`` (or stderr)."""
+    import logging
+
+    kwargs = {"filename": str(log_path), "filemode": "w"} if log_path else {}
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        force=True, **kwargs,
+    )

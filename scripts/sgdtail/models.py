@@ -1,0 +1,263 @@
+"""Networks of the study: a bias-free fully connected net and a CIFAR-style AlexNet.
+
+Both follow the Setup section of the replication brief (Şimşekli et al., ICML 2019):
+
+* ``FullyConnected``: ``depth`` linear layers (in→w, (depth−2)×(w→w), w→classes),
+  ReLU between them, **no biases**, the input is flattened.
+* ``AlexNetCifar``: five conv layers of ``ch`` filters, ReLU after each, max-pool 3/2
+  after conv 1, 2 and 5, then Dropout → Linear(s→h) → ReLU → Dropout → Linear(h→h) →
+  ReLU → Linear(h→classes), with s the flattened feature size and
+  h = s·⌊1 + log2 s⌋. Conv and linear layers keep PyTorch's defaults, **biases
+  included**: that is what the reference code does, unlike the bias-free FCN.
+
+All layers use PyTorch's default initialisation; the caller seeds
+(``torch.manual_seed``) before ``build_model`` so that a run is reproducible.
+
+``layer_slices`` maps the flat parameter vector (``parameters_to_vector``) back to
+named layers, so that per-layer gradient noise can be cut out of the full vector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ARCHS = ("fcn", "alexnet")
+ALEXNET_DEPTH = 8  # 5 conv + 3 linear weight layers
+
+__all__ = [
+    "ALEXNET_DEPTH",
+    "ARCHS",
+    "AlexNetCifar",
+    "FullyConnected",
+    "alexnet_feature_geometry",
+    "build_model",
+    "count_parameters",
+    "expected_fcn_parameters",
+    "layer_slices",
+]
+
+
+class FullyConnected(nn.Module):
+    """Bias-free ReLU MLP with ``depth`` linear layers.
+
+    Layers: Linear(in_features→width), (depth−2)×Linear(width→width),
+    Linear(width→num_classes), with ReLU between consecutive linear layers (none after
+    the last). Inputs of any shape ``(B, ...)`` are flattened to ``(B, in_features)``.
+    """
+
+    def __init__(self, in_features: int, width: int, depth: int, num_classes: int) -> None:
+        super().__init__()
+        for name, value in (
+            ("in_features", in_features),
+            ("width", width),
+            ("num_classes", num_classes),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(
+                    f"FullyConnected: {name} must be a positive integer, got {value!r}"
+                )
+        if int(depth) != depth or depth < 2:
+            raise ValueError(
+                f"FullyConnected: depth (number of linear layers) must be an integer >= 2, "
+                f"got {depth!r}"
+            )
+        self.in_features = int(in_features)
+        self.width = int(width)
+        self.depth = int(depth)
+        self.num_classes = int(num_classes)
+
+        dims = [self.in_features] + [self.width] * (self.depth - 1) + [self.num_classes]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+            layers.append(nn.Linear(d_in, d_out, bias=False))
+            if i < self.depth - 1:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _conv_out(n: int, kernel: int, stride: int, padding: int) -> int:
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def _pool_out(n: int, kernel: int = 3, stride: int = 2) -> int:
+    return (n - kernel) // stride + 1
+
+
+def alexnet_feature_geometry(image_size: int | Sequence[int]) -> list[tuple[str, int, int]]:
+    """Spatial size after each stage of ``AlexNetCifar.features``.
+
+    Returns ``[(stage, height, width), ...]`` for conv1, pool1, conv2, pool2, conv3,
+    conv4, conv5, pool3. Raises ``ValueError`` naming the stage if any size drops
+    below 1 (a max-pool of kernel 3 needs an input of at least 3×3). The smallest
+    square input that works is 28×28 (MNIST), which, like 32×32, ends at 1×1.
+    """
+    if isinstance(image_size, int):
+        h = w = image_size
+    else:
+        if len(image_size) != 2:
+            raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}")
+        h, w = (int(v) for v in image_size)
+    stages = [
+        ("conv1", lambda n: _conv_out(n, 4, 2, 2)),
+        ("pool1", _pool_out),
+        ("conv2", lambda n: _conv_out(n, 5, 1, 2)),
+        ("pool2", _pool_out),
+        ("conv3", lambda n: _conv_out(n, 3, 1, 1)),
+        ("conv4", lambda n: _conv_out(n, 3, 1, 1)),
+        ("conv5", lambda n: _conv_out(n, 3, 1, 1)),
+        ("pool3", _pool_out),
+    ]
+    out = []
+    size_in = (h, w)
+    for name, fn in stages:
+        new_h, new_w = fn(h), fn(w)
+        if new_h < 1 or new_w < 1:
+            raise ValueError(
+                f"AlexNetCifar: input {size_in[0]}x{size_in[1]} is too small; the feature "
+                f"map is {h}x{w} before {name} and would become {new_h}x{new_w} "
+                f"(square inputs need image_size >= 28)"
+            )
+        h, w = new_h, new_w
+        out.append((name, h, w))
+    return out
+
+
+class AlexNetCifar(nn.Module):
+    """AlexNet variant for small images (the reference's CIFAR AlexNet).
+
+    features: conv1 (4×4, stride 2, pad 2) → ReLU → MaxPool(3, 2) → conv2 (5×5, pad 2)
+    → ReLU → MaxPool(3, 2) → conv3, conv4, conv5 (3×3, pad 1, each followed by ReLU)
+    → MaxPool(3, 2); every conv has ``ch`` filters.
+
+    classifier: Dropout → Linear(s→h) → ReLU → Dropout → Linear(h→h) → ReLU →
+    Linear(h→num_classes), s = ch·H'·W' (flattened features), h = s·⌊1 + log2 s⌋.
+
+    Biases are on everywhere (PyTorch defaults), as in the reference implementation.
+    For 28×28 and 32×32 inputs the feature map ends at 1×1, so s = ch.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int | Sequence[int],
+        ch: int,
+        num_classes: int,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("in_channels", in_channels),
+            ("ch", ch),
+            ("num_classes", num_classes),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(f"AlexNetCifar: {name} must be a positive integer, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"AlexNetCifar: dropout must be in [0, 1), got {dropout!r}")
+        geometry = alexnet_feature_geometry(image_size)
+        _, out_h, out_w = geometry[-1]
+        self.in_channels = int(in_channels)
+        self.ch = int(ch)
+        self.num_classes = int(num_classes)
+        self.feature_size = self.ch * out_h * out_w  # s
+        self.hidden = self.feature_size * math.floor(1 + math.log2(self.feature_size))  # h
+
+        c = self.ch
+        self.features = nn.Sequential(
+            nn.Conv2d(self.in_channels, c, kernel_size=4, stride=2, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(c, c, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(c, c, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c, c, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c, c, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        s, h = self.feature_size, self.hidden
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(s, h),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(h, h),
+            nn.ReLU(),
+            nn.Linear(h, self.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def build_model(
+    arch: str,
+    width: int,
+    depth: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+) -> nn.Module:
+    """Build a network of the study; the caller seeds torch beforehand.
+
+    ``arch="fcn"``: ``FullyConnected(C·H·W, width, depth, num_classes)``.
+    ``arch="alexnet"``: ``AlexNetCifar(C, (H, W), ch=width, num_classes)``; ``depth``
+    must be 8 (its 5 conv + 3 linear weight layers), it is only checked.
+    ``input_shape`` is ``(C, H, W)`` of one example, e.g. ``(1, 28, 28)``.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
+    c, h, w = (int(v) for v in input_shape)
+    if arch == "fcn":
+        return FullyConnected(c * h * w, width, depth, num_classes)
+    if arch == "alexnet":
+        if depth != ALEXNET_DEPTH:
+            raise ValueError(
+                f"arch 'alexnet' has a fixed depth of {ALEXNET_DEPTH} weight layers "
+                f"(5 conv + 3 linear); got depth={depth!r}. Vary its width (= ch) instead."
+            )
+        return AlexNetCifar(c, (h, w), width, num_classes)
+    raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(map(repr, ARCHS))}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalar parameters (shared parameters counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def expected_fcn_parameters(in_features: int, width: int, depth: int, num_classes: int) -> int:
+    """Closed form for ``FullyConnected``: in·w + (depth−2)·w² + w·classes (no biases)."""
+    if depth < 2:
+        raise ValueError(f"depth must be >= 2, got {depth!r}")
+    return in_features * width + (depth - 2) * width * width + width * num_classes
+
+
+def layer_slices(model: nn.Module) -> list[tuple[str, int, int]]:
+    """``(name, start, stop)`` of each trainable parameter in the flat parameter vector.
+
+    The order and offsets are those of
+    ``torch.nn.utils.parameters_to_vector(p for p in model.parameters() if p.requires_grad)``,
+    which is ``parameters_to_vector(model.parameters())`` whenever every parameter is
+    trainable (always the case for ``build_model``). Slices are contiguous and cover
+    ``0 .. count_parameters(model)``.
+    """
+    out: list[tuple[str, int, int]] = []
+    start = 0
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        stop = start + p.numel()
+        out.append((name, start, stop))
+        start = stop
+    return out

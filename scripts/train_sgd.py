@@ -1,0 +1,32 @@
+"""Rule train_sgd: one plain-SGD run of the grid (resumes from resume.pt if present)."""
+
+from pathlib import Path
+
+import torch
+
+from sgdtail.data import load_prepared
+from sgdtail.io import setup_logging
+from sgdtail.train import TrainConfig, resolve_device, train_sgd
+
+setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+w = snakemake.wildcards
+training = snakemake.params.training
+cfg = TrainConfig(
+    dataset=w.dataset,
+    arch=w.arch,
+    width=int(w.width),
+    depth=int(w.depth),
+    batch_size=int(w.batch_size),
+    lr=float(w.lr),
+    loss=w.loss,
+    seed=int(w.seed),
+    iterations=training["iterations"],
+    checkpoints=tuple(snakemake.params.checkpoints),
+    lr_schedule=training["lr_schedule"],
+    stop_at_full_accuracy=training["stop_at_full_accuracy"],
+    eval_batch_size=training["eval_batch_size"],
+)
+device = resolve_device(training["device"])
+data = load_prepared(snakemake.input.data, device=device)
+train_sgd(cfg, data, Path(snakemake.output.info).parent, device)

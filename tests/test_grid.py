@@ -1,0 +1,88 @@
+"""Grid expansion, run paths, checkpoint schedules and config checks."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from sgdtail.grid import (
+    ConfigError,
+    RunPoint,
+    check_config,
+    checkpoint_schedule,
+    expand_grid,
+    format_lr,
+)
+
+SUB = dict(dataset=["mnist"], arch=["fcn"], width=[4, 8], depth=[2, 3], batch_size=[50],
+           lr=[0.1], loss=["cross_entropy"], seed=[0])
+
+
+def test_expand_is_product_and_union_without_repeats():
+    sweep = dict(SUB, width=[8], depth=[3], batch_size=[50, 100])
+    points = expand_grid([SUB, sweep])
+    assert len(points) == 4 + 1  # (8, 3, 50) is shared
+    assert points[0] == RunPoint("mnist", "fcn", 4, 2, 50, 0.1, "cross_entropy", 0)
+
+
+def test_repeated_value_and_empty_grid_fail():
+    with pytest.raises(ConfigError, match=r"runs\[0\]\.width lists a value twice"):
+        expand_grid([dict(SUB, width=[4, 4])])
+    with pytest.raises(ConfigError, match="runs is empty"):
+        expand_grid([])
+
+
+def test_run_path_encodes_every_axis():
+    point = RunPoint("cifar10", "alexnet", 64, 8, 500, 0.001, "hinge", 2)
+    assert point.path == "cifar10/alexnet/w64_d8/hinge_b500_lr0.001_s2"
+    assert format_lr(1e-1) == "0.1" and format_lr(0.05) == "0.05"
+
+
+def test_checkpoint_schedules():
+    assert checkpoint_schedule({"schedule": "log", "count": 4, "include_initial": True}, 1000) == [
+        0, 1, 10, 100, 1000]
+    assert checkpoint_schedule({"schedule": "every", "every": 250, "include_initial": False},
+                               1000) == [250, 500, 750, 1000]
+    assert checkpoint_schedule({"schedule": "list", "at": [5], "include_initial": False}, 20) == [
+        5, 20]
+    with pytest.raises(ConfigError, match=r"outside 0\.\.20"):
+        checkpoint_schedule({"schedule": "list", "at": [30]}, 20)
+
+
+@pytest.fixture
+def config():
+    with open("config.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def test_shipped_grids_pass_the_checks(config):
+    for name in config["grids"]:
+        cfg = copy.deepcopy(config)
+        cfg["grid"] = name
+        assert check_config(cfg)
+    cfg = dict(config, grid="paper")
+    assert len(check_config(cfg)) > 1000
+
+
+def test_semantic_errors_name_the_key(config):
+    bad = copy.deepcopy(config)
+    bad["grid"] = "nope"
+    with pytest.raises(ConfigError, match="'grid' is 'nope'"):
+        check_config(bad)
+    bad = copy.deepcopy(config)
+    bad["grids"]["smoke"]["runs"][0]["batch_size"] = [20000]
+    bad["grid"] = "smoke"
+    with pytest.raises(ConfigError, match="batch_size 20000 is larger"):
+        check_config(bad)
+    bad = copy.deepcopy(config)
+    bad["grid"] = "smoke"
+    bad["grids"]["smoke"]["runs"][0].update(arch=["alexnet"], depth=[3])
+    with pytest.raises(ConfigError, match="fixed depth of 8"):
+        check_config(bad)
+    bad = copy.deepcopy(config)
+    bad["grid"] = "smoke"
+    bad["datasets"]["mnist"].update(source="folder", path="/no/such/folder")
+    with pytest.raises(ConfigError, match=r"datasets\.mnist\.path"):
+        check_config(bad)

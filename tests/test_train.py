@@ -1,0 +1,157 @@
+"""Plain SGD: determinism, bit-identical resumption after a kill, divergence, schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import make_prepared
+from sgdtail import io
+from sgdtail.train import TrainConfig, lr_at, train_sgd
+
+CPU = torch.device("cpu")
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(
+        dataset="synthetic", arch="fcn", width=16, depth=3, batch_size=20, lr=0.1,
+        loss="cross_entropy", seed=0, iterations=200, checkpoints=(0, 10, 50, 200),
+        eval_batch_size=128, resume_every=25,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def read_run(folder) -> dict:
+    ckpt = io.load_torch(folder / "checkpoints.pt")
+    return {
+        "ckpt": ckpt,
+        "metrics": pd.read_csv(folder / "checkpoint_metrics.csv"),
+        "log": pd.read_csv(folder / "train_log.csv"),
+        "info": json.loads((folder / "run.json").read_text()),
+    }
+
+
+def assert_same_run(a: dict, b: dict) -> None:
+    assert a["ckpt"]["steps"].tolist() == b["ckpt"]["steps"].tolist()
+    for step, state in a["ckpt"]["state_dicts"].items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, b["ckpt"]["state_dicts"][step][key]), (step, key)
+    pd.testing.assert_frame_equal(a["metrics"], b["metrics"], check_exact=True)
+    pd.testing.assert_frame_equal(a["log"], b["log"], check_exact=True)
+
+
+def test_same_config_twice_is_identical(tmp_path, small_data):
+    cfg = config()
+    train_sgd(cfg, small_data, tmp_path / "a", CPU)
+    train_sgd(cfg, small_data, tmp_path / "b", CPU)
+    assert_same_run(read_run(tmp_path / "a"), read_run(tmp_path / "b"))
+
+
+def test_run_learns_and_records_everything(tmp_path, small_data):
+    info = train_sgd(config(), small_data, tmp_path, CPU)
+    run = read_run(tmp_path)
+    assert info["status"] == "completed" and info["steps_done"] == 200
+    assert run["ckpt"]["steps"].tolist() == [0, 10, 50, 200]
+    assert run["metrics"].train_accuracy.iloc[-1] > run["metrics"].train_accuracy.iloc[0] + 0.3
+    assert len(run["log"]) == 200 and run["log"].step.tolist() == list(range(1, 201))
+    assert info["n_parameters"] == 64 * 16 + 16 * 16 + 16 * 10
+    assert info["config"]["seed"] == 0 and info["provenance"]["torch"] == torch.__version__
+    assert not (tmp_path / "resume.pt").exists()
+
+
+def _train_in_child(cfg, folder, slow: bool) -> None:
+    data = make_prepared()
+    if slow:  # give the parent time to kill us mid-run
+        import sgdtail.train as train_mod
+
+        original = train_mod.lr_at
+
+        def slow_lr(step, c):
+            time.sleep(0.005)
+            return original(step, c)
+
+        train_mod.lr_at = slow_lr
+    train_sgd(cfg, data, folder, CPU)
+
+
+def test_killed_run_resumes_bit_identical(tmp_path):
+    cfg = config(iterations=400, checkpoints=(0, 100, 400), resume_every=30)
+    train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
+
+    killed = tmp_path / "killed"
+    ctx = mp.get_context("spawn")
+    child = ctx.Process(target=_train_in_child, args=(cfg, killed, True))
+    child.start()
+    deadline = time.time() + 60
+    while not (killed / "resume.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    assert not (killed / "run.json").exists(), "the kill came too late to test resumption"
+    partial = io.load_torch(killed / "resume.pt")
+    assert 0 < partial["step"] < 400
+
+    info = train_sgd(cfg, make_prepared(), killed, CPU)
+    assert info["resumed_from"] == partial["step"]
+    assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(killed))
+
+
+def test_resume_file_of_other_config_is_ignored(tmp_path, small_data):
+    cfg = config(iterations=60, checkpoints=(0, 30, 60))
+    io.save_torch(tmp_path / "resume.pt", {"fingerprint": "other", "data": "x", "step": 30})
+    info = train_sgd(cfg, small_data, tmp_path, CPU)
+    assert info["resumed_from"] is None and info["steps_done"] == 60
+
+
+def test_divergence_is_recorded_not_raised(tmp_path, small_data):
+    info = train_sgd(config(lr=1e6, loss="cross_entropy"), small_data, tmp_path, CPU)
+    assert info["status"] == "diverged"
+    assert 1 <= info["diverged_at"] <= 200
+    run = read_run(tmp_path)
+    assert all(s < info["diverged_at"] for s in run["ckpt"]["steps"].tolist())
+    assert run["log"].step.max() <= info["diverged_at"]
+
+
+def test_stop_at_full_accuracy(tmp_path):
+    easy = make_prepared(n_train=100, n_test=50)
+    cfg = config(iterations=2000, checkpoints=(0, 50, 100, 1000, 2000), stop_at_full_accuracy=True,
+                 lr=0.5, width=64)
+    info = train_sgd(cfg, easy, tmp_path, CPU)
+    assert info["status"] == "converged"
+    assert info["steps_done"] < 2000
+    metrics = pd.read_csv(tmp_path / "checkpoint_metrics.csv")
+    assert metrics.train_accuracy.iloc[-1] == 1.0 and (metrics.train_accuracy.iloc[:-1] < 1).all()
+
+
+def test_halving_schedule():
+    cfg = config(iterations=300, lr_schedule="halve")
+    assert [lr_at(s, cfg) for s in (0, 99, 100, 199, 200, 299)] == [
+        0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    assert lr_at(250, dataclasses.replace(cfg, lr_schedule="constant")) == 0.1
+
+
+def test_batch_larger_than_data_is_clear(tmp_path):
+    with pytest.raises(ValueError, match="batch_size 1000 is larger than the training set"):
+        train_sgd(config(batch_size=1000), make_prepared(n_train=100), tmp_path, CPU)
+
+
+@pytest.mark.parametrize("arch,width,depth,loss", [("alexnet", 4, 8, "hinge")])
+def test_alexnet_and_hinge_train(tmp_path, arch, width, depth, loss):
+    data = make_prepared(n_train=120, n_test=40, shape=(3, 32, 32))
+    info = train_sgd(
+        config(arch=arch, width=width, depth=depth, loss=loss, iterations=20,
+               checkpoints=(0, 20)),
+        data, tmp_path, CPU,
+    )
+    assert info["status"] == "completed"
