@@ -18,5 +18,7 @@ rule aggregate_results:
         "logs/aggregate_results.log",
     benchmark:
         "benchmarks/aggregate_results.tsv"
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/aggregate_results.py"

@@ -13,6 +13,8 @@ rule download_dataset:
         path=dataset_setting("path"),
     log:
         "logs/download_dataset/{dataset}.log",
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/download_dataset.py"
 
@@ -31,5 +33,7 @@ rule prepare_dataset:
         "benchmarks/prepare_dataset/{dataset}.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/prepare_dataset.py"

@@ -14,5 +14,7 @@ rule plot_alpha_vs_width:
         png="figures/alpha_vs_width.png",
     log:
         "logs/plot_alpha_vs_width.log",
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/plot_alpha_vs_width.py"

@@ -20,5 +20,7 @@ rule measure_gradient_noise:
     threads: 1
     resources:
         mem_mb=noise_mem_mb,
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/measure_gradient_noise.py"

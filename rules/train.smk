@@ -19,5 +19,7 @@ rule train_sgd:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../envs/torch.yaml"
     script:
         "../scripts/train_sgd.py"

@@ -85,10 +85,10 @@ def full_gradient(
     return torch.cat([t.reshape(-1) for t in total])
 
 
-def groups_per_chunk(n_parameters: int, batch_size: int, budget_bytes: int) -> int:
-    """Minibatches per chunk so gradients plus noise copies fit in a quarter of the budget."""
-    per_group = 4 * n_parameters * 2  # gradient row and noise row
-    return max(1, budget_bytes // 4 // max(per_group, 1))
+def groups_per_chunk(n_parameters: int, budget_bytes: int) -> int:
+    """Minibatches per streamed chunk: a chunk of gradients and its noise use 1/8 of the budget."""
+    per_group = 4 * n_parameters * 2  # float32 gradient row and noise row
+    return max(1, budget_bytes // 8 // per_group)
 
 
 def measure_noise(
@@ -99,7 +99,7 @@ def measure_noise(
     batch_size: int,
     *,
     remainder: str = "drop",
-    memory_budget_mb: int = 512,
+    memory_budget_mb: float = 512,
     estimator_options: dict | None = None,
 ) -> NoiseResult:
     """Measure the gradient noise of ``model`` on (x, y) and estimate its tail index.
@@ -120,9 +120,9 @@ def measure_noise(
     model.eval()
     slices = layer_slices(model)
     n_params = slices[-1][2]
-    budget = memory_budget_mb * 2**20
-    chunk = groups_per_chunk(n_params, batch_size, budget)
-    fits = 4 * n_params * n_groups <= budget // 2
+    budget = int(memory_budget_mb * 2**20)
+    chunk = groups_per_chunk(n_params, budget)
+    fits = 4 * n_params * n_groups <= budget
 
     held: list[torch.Tensor] = []
     if fits:  # one pass: keep every gradient, ḡ is their mean
@@ -169,7 +169,7 @@ def measure_checkpoints(
     batch_size: int,
     *,
     remainder: str,
-    memory_budget_mb: int,
+    memory_budget_mb: float,
     estimator_options: dict,
 ) -> tuple[list[dict], list[dict]]:
     """Measure every saved checkpoint of a run on every split.

