@@ -22,6 +22,7 @@ except ConfigError as err:
 
 TRAINING = resolved_section(config, "training")
 NOISE = resolved_section(config, "noise")
+VALIDATION = resolved_section(config, "validation")
 CHECKPOINTS = checkpoint_schedule(TRAINING["checkpoints"], TRAINING["iterations"])
 DATASETS = sorted({run.dataset for run in RUNS})
 RUN_DIR = "results/runs/{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
@@ -51,6 +52,7 @@ def run_metadata():
 def all_targets():
     return [
         "results/tables/summary.csv",
+        "results/validation/estimator_validation.csv",
         "figures/alpha_vs_width.pdf",
         "figures/alpha_vs_width.png",
     ]

@@ -24,3 +24,20 @@ rule measure_gradient_noise:
         "../envs/torch.yaml"
     script:
         "../scripts/measure_gradient_noise.py"
+
+
+rule validate_estimators:
+    output:
+        table="results/validation/estimator_validation.csv",
+        sweep="results/validation/synthetic_block_sweep.csv",
+    params:
+        validation=VALIDATION,
+    log:
+        "logs/validate_estimators.log",
+    benchmark:
+        "benchmarks/validate_estimators.tsv"
+    threads: 1
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/validate_estimators.py"

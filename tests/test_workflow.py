@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from formats import load_real_digits, write_mnist_folder
 
@@ -79,8 +80,8 @@ def test_full_dag_produces_figure_and_finite_alphas(workflow_run):
 def test_every_job_has_a_log(workflow_run):
     work, _, _ = workflow_run
     logs = list((work / "logs").rglob("*.log"))
-    # 1 download + 1 prepare + 4 train + 4 noise + 1 aggregate + 1 figure
-    assert len(logs) == 12
+    # 1 download + 1 prepare + 4 train + 4 noise + 1 validation + 1 aggregate + 1 figure
+    assert len(logs) == 13
 
 
 def test_nothing_left_to_do_after_a_full_run(workflow_run):
@@ -112,10 +113,12 @@ def test_paper_grid_dry_run_builds_its_dag(tmp_path):
 
 
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
-    res = snakemake(tmp_path, "-n", "--cores", "1", "--config", "grid=smoke",
-                    "grids={smoke: {runs: [{dataset: [mnist], arch: [fcn], width: [-3], "
-                    "depth: [2], batch_size: [50], lr: [0.1], loss: [cross_entropy], "
-                    "seed: [0]}]}}")
+    bad = yaml.safe_load((REPO / "config.yaml").read_text())
+    bad["grids"]["smoke"]["runs"][0]["width"] = [-3]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    res = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml"),
+                    "--config", "grid=smoke")
+    out = res.stdout + res.stderr
     assert res.returncode != 0
-    assert "width" in res.stderr and "minimum" in res.stderr
+    assert "['width']" in out and "minimum" in out, out[-3000:]
     assert not (tmp_path / "results").exists()

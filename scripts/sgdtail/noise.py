@@ -127,7 +127,7 @@ def measure_noise(
     held: list[torch.Tensor] = []
     if fits:  # one pass: keep every gradient, ḡ is their mean
         held = list(minibatch_gradients(model, loss_fn, x, y, batch_size, chunk))
-        gbar = torch.cat(held).double().mean(0).float()
+        gbar = (sum(g.double().sum(0) for g in held) / n_groups).float()
         passes = 1
     else:  # two passes: ḡ from a large-batch pass first, then recompute the g_p
         passes = 2

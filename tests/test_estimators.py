@@ -1,0 +1,365 @@
+"""Tests of sgdtail.estimators: in-memory estimators, the SαS sampler, and the
+streaming accumulator (which must equal the in-memory functions)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import levy_stable
+
+from sgdtail import estimators as E
+
+ALPHAS = (0.8, 1.2, 1.6, 2.0)
+
+
+@pytest.fixture(scope="module")
+def sas_1e6() -> dict[float, np.ndarray]:
+    """10**6 float32 SαS samples per α (fixed seed)."""
+    rng = np.random.default_rng(20190124)
+    return {a: E.sample_sas(a, 10**6, rng).astype(np.float32) for a in ALPHAS}
+
+
+# ---------------------------------------------------------------- sampler
+
+
+@pytest.mark.parametrize("alpha", [0.7, 1.0, 1.5, 2.0])
+def test_sample_sas_cdf_matches_scipy(alpha: float) -> None:
+    """Empirical CDF of 2·10^5 draws vs scipy's levy_stable CDF (β = 0).
+
+    DKW: P(sup |F_n − F| > 0.006) ≤ 2·exp(−2·n·0.006²) ≈ 1e-6.
+    """
+    n = 200_000
+    x = np.sort(E.sample_sas(alpha, n, np.random.default_rng(7)))
+    pts = np.array([-20.0, -5.0, -2.0, -1.0, -0.3, 0.0, 0.4, 1.0, 2.5, 6.0, 30.0])
+    emp = np.searchsorted(x, pts, side="right") / n
+    ref = levy_stable.cdf(pts, alpha, 0.0)
+    assert np.max(np.abs(emp - ref)) < 0.006
+
+
+def test_sample_sas_scale_and_gaussian_case() -> None:
+    rng = np.random.default_rng(3)
+    x = E.sample_sas(1.5, 200_000, rng, scale=2.5) / 2.5
+    pts = np.array([-4.0, -1.0, 0.5, 2.0])
+    emp = np.searchsorted(np.sort(x), pts, side="right") / x.size
+    assert np.max(np.abs(emp - levy_stable.cdf(pts, 1.5, 0.0))) < 0.006
+    g = E.sample_sas(2.0, 200_000, rng)
+    assert g.var() == pytest.approx(2.0, rel=0.02)  # α = 2 is N(0, 2)
+    with pytest.raises(ValueError, match="alpha"):
+        E.sample_sas(2.5, 10, rng)
+
+
+# ------------------------------------------------------------- block rules
+
+
+def test_reference_k1_known_numbers() -> None:
+    assert E.reference_k1(10**6) == 1000
+    assert E.reference_k1(12) == 3
+    assert E.reference_k1(600 * 118016) == 7680  # MNIST FCN 128x3, b = 100
+    assert E.reference_k1(600 * 118016 - 1) == 133  # one value fewer: K1 collapses
+    assert E.reference_k1(1_000_003) == 1  # prime
+    assert E.reference_k1(2 * 1_000_003) == 2
+    for k in (1, 2, 97, 360, 9991):
+        brute = max(d for d in range(1, math.isqrt(k) + 1) if k % d == 0)
+        assert E.reference_k1(k) == brute
+
+
+def test_block_size_rules() -> None:
+    assert E.robust_k1_values(10**6) == [250, 500, 1000, 2000, 4000]
+    assert E.robust_k1_values(16, (0.1, 0.25, 1.0)) == [2, 4]
+    assert E.default_sweep_k1(10**5) == [10, 30, 100, 300, 1000, 3000, 10000]
+    assert E.default_sweep_k1(99) == []
+    assert E.default_hill_k(50) == 10
+    assert E.default_hill_k(10**6) == 1000
+
+
+# ------------------------------------------------------- in-memory estimators
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_unit_bar_1e6(sas_1e6: dict[float, np.ndarray], alpha: float) -> None:
+    x = sas_1e6[alpha]
+    assert abs(E.mohammadi_robust(x) - alpha) <= 0.05
+    assert abs(E.mohammadi_alpha(x, 1000) - alpha) <= 0.05
+
+
+def test_mohammadi_alpha_dtypes_and_torch_agree(sas_1e6: dict[float, np.ndarray]) -> None:
+    x = sas_1e6[1.2][:100_000]
+    a32 = E.mohammadi_alpha(x, 300)
+    assert E.mohammadi_alpha(x.astype(np.float64), 300) == pytest.approx(a32, rel=1e-6)
+    assert E.mohammadi_alpha(torch.from_numpy(x), 300) == pytest.approx(a32, rel=1e-12)
+
+
+def test_mohammadi_alpha_matches_formula() -> None:
+    x = np.array([1.0, -2.0, 3.0, 0.5, 4.0, -1.0, 7.0])  # k1 = 3 drops the last value
+    y = np.array([2.0, 3.5])
+    inv = (np.log(np.abs(y)).mean() - np.log(np.abs(x[:6])).mean()) / np.log(3)
+    assert E.mohammadi_alpha(x, 3) == pytest.approx(1 / inv, rel=1e-12)
+
+
+def test_mohammadi_alpha_errors_say_what_to_change() -> None:
+    with pytest.raises(ValueError, match="k1 >= 2"):
+        E.mohammadi_alpha(np.ones(10), 1)
+    with pytest.raises(ValueError, match="k1 <= len"):
+        E.mohammadi_alpha(np.ones(10), 11)
+    with pytest.raises(ValueError, match="flatten"):
+        E.mohammadi_alpha(np.ones((3, 3)), 2)
+
+
+def test_mohammadi_reference_uses_divisor_rule_and_prime_gives_nan() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(10_000).astype(np.float32)
+    assert E.mohammadi_reference(x) == pytest.approx(
+        E.mohammadi_alpha(x, 100, eps=E.REFERENCE_EPS), rel=1e-12
+    )
+    assert math.isnan(E.mohammadi_reference(rng.standard_normal(10_007)))  # prime
+
+
+def test_hill_on_pareto() -> None:
+    rng = np.random.default_rng(1)
+    alpha = 1.5
+    x = rng.pareto(alpha, 10**6) + 1.0  # P(X > t) = t^-1.5, t >= 1
+    x *= rng.choice([-1.0, 1.0], x.size)
+    assert abs(E.hill_alpha(x, 10_000) - alpha) < 0.05
+    assert abs(E.hill_alpha(x, E.default_hill_k(x.size)) - alpha) < 0.15
+    with pytest.raises(ValueError, match="lower k"):
+        E.hill_alpha(x[:10], 10)
+    assert math.isnan(E.hill_alpha(np.r_[np.zeros(20), 1.0, 2.0], 5))
+
+
+def test_pitfall_exact_zeros() -> None:
+    """10% exact zeros: the reference drops to ≈ 1.0; robust without zeros ≈ 2."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(10**6).astype(np.float32)
+    x[rng.random(x.size) < 0.10] = 0.0
+    assert abs(E.mohammadi_reference(x) - 1.0) < 0.1
+    assert abs(E.mohammadi_robust(x[x != 0]) - 2.0) < 0.1
+    assert E.mohammadi_robust(x) == 0.0  # zeros kept with eps = 0: log 0 = -inf
+
+
+def test_pitfall_mixed_scales_lower_alpha() -> None:
+    rng = np.random.default_rng(4)
+    n = 10**6
+    x = rng.standard_normal(n) * np.exp(rng.standard_normal(n))  # log-normal scales, σ = 1
+    assert E.mohammadi_robust(x) < 1.8
+
+
+def test_per_coordinate_alpha_equals_columnwise() -> None:
+    rng = np.random.default_rng(5)
+    u = E.sample_sas(1.4, (50, 6), rng).astype(np.float32)
+    u[10, 2] = 0.0
+    got = E.per_coordinate_alpha(u)
+    assert got.shape == (6,)
+    for m in range(6):
+        if m == 2:
+            assert math.isnan(got[m])
+        else:
+            assert got[m] == pytest.approx(E.mohammadi_alpha(u[:, m], 7), rel=1e-9)
+
+
+def test_block_size_sweep() -> None:
+    rng = np.random.default_rng(6)
+    x = E.sample_sas(1.3, 20_000, rng)
+    df = E.block_size_sweep(x, [10, 100, 50_000])
+    assert list(df.columns) == ["k1", "alpha"]
+    assert df.alpha[0] == pytest.approx(E.mohammadi_alpha(x, 10))
+    assert math.isnan(df.alpha[2])
+    s1 = E.block_size_sweep(x, [10, 100], shuffle=True, seed=1)
+    s2 = E.block_size_sweep(x, [10, 100], shuffle=True, seed=1)
+    assert s1.equals(s2)
+    assert not np.allclose(s1.alpha, df.alpha[:2])
+
+
+def test_batch_means_interval() -> None:
+    lo, hi = E.batch_means_interval(np.full(10, 0.5))
+    assert (lo, hi) == (2.0, 2.0)
+    v = np.array([0.6, 0.7, 0.8, 0.9])
+    half = 3.182446305284263 * v.std(ddof=1) / 2.0  # t_{0.975, 3}
+    lo, hi = E.batch_means_interval(v, 0.95)
+    assert lo == pytest.approx(1 / (0.75 + half))
+    assert hi == pytest.approx(1 / (0.75 - half))
+    assert E.batch_means_interval([0.1, 0.9])[1] == math.inf
+    assert all(math.isnan(b) for b in E.batch_means_interval([0.5]))
+
+
+# ------------------------------------------------------------------ streaming
+
+P, M = 60, 50
+LAYERS = [("fc1", 0, 20), ("fc2", 20, 45), ("fc3", 45, 50)]
+KEYS = [
+    "estimator",
+    "scope",
+    "order",
+    "k1",
+    "alpha",
+    "ci_low",
+    "ci_high",
+    "q25",
+    "q75",
+    "n_values",
+    "zero_fraction",
+]
+
+
+@pytest.fixture(scope="module")
+def noise() -> np.ndarray:
+    """A small U with scattered exact zeros, an all-zero stretch, a zero column."""
+    rng = np.random.default_rng(11)
+    u = E.sample_sas(1.5, (P, M), rng).astype(np.float32)
+    u *= np.exp(rng.standard_normal(M)).astype(np.float32)  # coordinates of mixed scales
+    u[rng.random((P, M)) < 0.005] = 0.0
+    u[10:13, 15:40] = 0.0
+    u[20:25, 45:50] = 0.0  # layer fc3 all zero for 5 rows: zero blocks cross rows
+    u[:, 47] = 0.0
+    return u
+
+
+def _stream(u: np.ndarray, chunk: int, layers=LAYERS, **kw) -> list[dict]:
+    s = E.StreamingTailStats(u.shape[0], u.shape[1], layers, **kw)
+    for i in range(0, u.shape[0], chunk):
+        s.update(torch.from_numpy(u[i : i + chunk]))
+    return s.finalize()
+
+
+def _pick(rows: list[dict], estimator: str, scope: str = "pooled", order: str = "natural"):
+    return [
+        r for r in rows if (r["estimator"], r["scope"], r["order"]) == (estimator, scope, order)
+    ]
+
+
+def _values(x: np.ndarray, exclude: bool) -> np.ndarray:
+    return x[x != 0] if exclude else x
+
+
+@pytest.mark.parametrize("exclude_zeros", [True, False])
+@pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (7, 1 << 20), (P, 1 << 20), (P, 120)])
+def test_streaming_equals_in_memory(
+    noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool
+) -> None:
+    rows = _stream(noise, chunk, exclude_zeros=exclude_zeros, max_piece_values=max_piece)
+    assert all(list(r) == KEYS for r in rows)
+    assert {r["estimator"] for r in rows} == set(E.ESTIMATORS)
+    eps = 0.0 if exclude_zeros else E.REFERENCE_EPS
+    rel = 1e-6
+    flat = noise.reshape(-1)
+
+    (ref,) = _pick(rows, "mohammadi_reference")
+    assert ref["alpha"] == pytest.approx(E.mohammadi_reference(flat), rel=rel)
+    assert ref["k1"] == E.reference_k1(P * M)
+    assert ref["zero_fraction"] == pytest.approx(np.mean(flat == 0))
+
+    cols = E.per_coordinate_alpha(noise)
+    for name, start, stop in [("pooled", 0, M), *LAYERS]:
+        x_all = noise[:, start:stop].reshape(-1)
+        x = _values(x_all, exclude_zeros)
+        k = P * (stop - start)
+        (rob,) = _pick(rows, "mohammadi_robust", name)
+        assert rob["alpha"] == pytest.approx(E.mohammadi_robust(x, eps=eps, k_nominal=k), rel=rel)
+        assert rob["k1"] == max(2, math.isqrt(k))
+        assert rob["n_values"] == x.size
+        assert rob["zero_fraction"] == pytest.approx(np.mean(x_all == 0))
+        (hill,) = _pick(rows, "hill", name)
+        assert hill["alpha"] == pytest.approx(E.hill_alpha(x, E.default_hill_k(x.size)), rel=rel)
+        (pc,) = _pick(rows, "per_coordinate", name)
+        valid = cols[start:stop][np.isfinite(cols[start:stop])]
+        q = np.quantile(valid, [0.25, 0.5, 0.75]) if valid.size else [math.nan] * 3
+        assert [pc["q25"], pc["alpha"], pc["q75"]] == pytest.approx(list(q), rel=rel, nan_ok=True)
+        assert pc["n_values"] == valid.size * 56
+        assert pc["k1"] == 7
+
+    x = _values(flat, exclude_zeros)
+    sweep = _pick(rows, "block_sweep")
+    expected = E.block_size_sweep(x, E.default_sweep_k1(P * M), eps=eps)
+    assert [r["k1"] for r in sweep] == expected.k1.tolist() == [10, 30, 100, 300]
+    assert [r["alpha"] for r in sweep] == pytest.approx(expected.alpha.tolist(), rel=rel)
+    assert len(_pick(rows, "block_sweep", order="shuffled")) == 4
+
+
+def test_streaming_interval_does_not_depend_on_chunking(noise: np.ndarray) -> None:
+    cis = []
+    for chunk in (1, 7, P):
+        (rob,) = _pick(_stream(noise, chunk, ci_groups=6), "mohammadi_robust")
+        cis.append((rob["ci_low"], rob["ci_high"]))
+    assert np.all(np.isfinite(cis))
+    for ci in cis[1:]:
+        assert ci == pytest.approx(cis[0], rel=1e-9)
+
+
+def test_streaming_on_iid_sas_shuffled_matches_natural_and_ci_covers() -> None:
+    rng = np.random.default_rng(12)
+    alpha, p, m = 1.5, 200, 500
+    u = E.sample_sas(alpha, (p, m), rng).astype(np.float32)
+    layers = [("a", 0, 100), ("b", 100, m)]
+    rows = _stream(u, 10, layers, sweep_k1=[10, 30, 100, 300, 1000], ci_groups=20)
+    nat = {r["k1"]: r["alpha"] for r in _pick(rows, "block_sweep")}
+    shu = {r["k1"]: r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")}
+    for k1 in nat:
+        assert abs(nat[k1] - alpha) < 0.15
+        assert abs(shu[k1] - nat[k1]) < 0.15
+    (rob,) = _pick(rows, "mohammadi_robust")
+    assert rob["ci_low"] < alpha < rob["ci_high"]
+    assert rob["ci_high"] - rob["ci_low"] < 0.5
+    (pc,) = _pick(rows, "per_coordinate")
+    assert abs(pc["alpha"] - alpha) < 0.15
+
+
+def test_shuffle_breaks_within_row_correlation() -> None:
+    """Each value repeated 10 times: natural K1 = 10 blocks see 10·x (α̂ = 1);
+    shuffling within pieces restores ≈ 2 for Gaussian values."""
+    rng = np.random.default_rng(13)
+    u = np.repeat(rng.standard_normal((40, 100)), 10, axis=1).astype(np.float32)
+    s = E.StreamingTailStats(40, 1000, [], sweep_k1=[10])
+    for i in range(0, 40, 4):
+        s.update(u[i : i + 4])
+    out = s.finalize()
+    (nat,) = _pick(out, "block_sweep")
+    (shu,) = _pick(out, "block_sweep", order="shuffled")
+    assert nat["alpha"] == pytest.approx(1.0, abs=1e-4)
+    assert abs(shu["alpha"] - 2.0) < 0.15
+
+
+def test_streaming_state_does_not_grow_with_rows() -> None:
+    rng = np.random.default_rng(14)
+    u = rng.standard_normal((400, 30)).astype(np.float32)
+    s = E.StreamingTailStats(400, 30, [("a", 0, 10), ("b", 10, 30)])
+    s.update(u[:100])
+    size_early = s.state_nbytes()
+    s.update(u[100:])
+    assert s.state_nbytes() == size_early
+    assert size_early < 20_000
+
+
+def test_streaming_input_errors() -> None:
+    s = E.StreamingTailStats(4, 3, [("a", 0, 3)])
+    with pytest.raises(ValueError, match=r"shape \(c, 3\)"):
+        s.update(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        s.update(np.array([[1.0, np.nan, 2.0]], np.float32))
+    s.update(np.ones((3, 3), np.float32))
+    with pytest.raises(ValueError, match="feed every row"):
+        s.finalize()
+    with pytest.raises(ValueError, match="n_rows=4"):
+        s.update(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match="tile"):
+        E.StreamingTailStats(4, 3, [("a", 0, 1), ("b", 2, 3)])
+    with pytest.raises(ValueError, match="cover every column"):
+        E.StreamingTailStats(4, 3, [("a", 0, 2)])
+    with pytest.raises(ValueError, match="unique"):
+        E.StreamingTailStats(4, 3, [("a", 0, 1), ("a", 1, 3)])
+    with pytest.raises(ValueError, match="ci_groups"):
+        E.StreamingTailStats(4, 3, [], ci_groups=1)
+
+
+def test_streaming_prime_total_gives_nan_reference() -> None:
+    rng = np.random.default_rng(15)
+    u = rng.standard_normal((7, 13)).astype(np.float32)  # K = 91 = 7·13, K1 = 7
+    s = E.StreamingTailStats(7, 13, [])
+    s.update(u)
+    (ref,) = _pick(s.finalize(), "mohammadi_reference")
+    assert ref["k1"] == 7
+    s = E.StreamingTailStats(13, 1, [])  # K = 13 is prime
+    s.update(rng.standard_normal((13, 1)))
+    (ref,) = _pick(s.finalize(), "mohammadi_reference")
+    assert ref["k1"] == 1 and math.isnan(ref["alpha"])
