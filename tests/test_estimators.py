@@ -363,3 +363,79 @@ def test_streaming_prime_total_gives_nan_reference() -> None:
     s.update(rng.standard_normal((13, 1)))
     (ref,) = _pick(s.finalize(), "mohammadi_reference")
     assert ref["k1"] == 1 and math.isnan(ref["alpha"])
+
+
+# ------------------------------------------- streaming fast path (no zeros)
+
+
+def _check_stream_vs_memory(u: np.ndarray, layers, rows: list[dict], s, exclude: bool) -> None:
+    eps = 0.0 if exclude else E.REFERENCE_EPS
+    p, m = u.shape
+    flat = u.reshape(-1)
+    rel = 1e-6
+    (ref,) = _pick(rows, "mohammadi_reference")
+    assert ref["alpha"] == pytest.approx(E.mohammadi_reference(flat), rel=rel, nan_ok=True)
+    cols = E.per_coordinate_alpha(u)
+    for name, start, stop in [("pooled", 0, m), *layers]:
+        x = _values(u[:, start:stop].reshape(-1), exclude)
+        k = p * (stop - start)
+        (rob,) = _pick(rows, "mohammadi_robust", name)
+        assert rob["alpha"] == pytest.approx(E.mohammadi_robust(x, eps=eps, k_nominal=k), rel=rel)
+        assert rob["n_values"] == x.size
+        (hill,) = _pick(rows, "hill", name)
+        assert hill["alpha"] == pytest.approx(E.hill_alpha(x, E.default_hill_k(x.size)), rel=rel)
+        (pc,) = _pick(rows, "per_coordinate", name)
+        valid = cols[start:stop][np.isfinite(cols[start:stop])]
+        q = np.quantile(valid, [0.25, 0.5, 0.75]) if valid.size else [math.nan] * 3
+        assert [pc["q25"], pc["alpha"], pc["q75"]] == pytest.approx(list(q), rel=rel, nan_ok=True)
+    sweep = _pick(rows, "block_sweep")
+    k1s = [r["k1"] for r in sweep]
+    expected = E.block_size_sweep(_values(flat, exclude), k1s, eps=eps)
+    assert [r["alpha"] for r in sweep] == pytest.approx(expected.alpha.tolist(), rel=rel)
+    # shuffled: each row restricted to, and reordered by, the fixed column subset
+    shuffled = _values(u[:, s.shuffle_columns].reshape(-1), exclude)
+    expected = E.block_size_sweep(shuffled, k1s, eps=eps)
+    got = [r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")]
+    assert got == pytest.approx(expected.alpha.tolist(), rel=rel, nan_ok=True)
+
+
+@pytest.mark.parametrize("zero_rows", [False, True])
+@pytest.mark.parametrize("exclude_zeros", [True, False])
+@pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (3, 1 << 20), (40, 1 << 20), (40, 777)])
+def test_streaming_fast_path_equals_in_memory(
+    chunk: int, max_piece: int, exclude_zeros: bool, zero_rows: bool
+) -> None:
+    """Rows without zeros take the fast path (10/100-sums); rows with zeros the
+    general one; both, mixed in any chunking, equal the in-memory functions."""
+    rng = np.random.default_rng(21)
+    p, m = 40, 1234
+    layers = [("a", 0, 1000), ("b", 1000, 1230), ("c", 1230, 1234)]
+    u = E.sample_sas(1.3, (p, m), rng).astype(np.float32)
+    u *= np.exp(rng.standard_normal(m)).astype(np.float32)
+    u[np.abs(u) < 1e-6] = 1e-3  # no tiny values: every clean row is fast
+    if zero_rows:
+        u[5, 17] = 0.0
+        u[22, 1000:1234] = 0.0
+        u[23, 3] = 1e-9  # below 2**-27: log(|x| + eps) != log|x|
+    s = E.StreamingTailStats(
+        p,
+        m,
+        layers,
+        exclude_zeros=exclude_zeros,
+        sweep_k1=[10, 20, 30, 100, 300, 700, 1000, 3000],
+        max_piece_values=max_piece,
+    )
+    for i in range(0, p, chunk):
+        s.update(u[i : i + chunk])
+    rows = s.finalize()
+    _check_stream_vs_memory(u, layers, rows, s, exclude_zeros)
+
+
+def test_shuffle_columns_rule() -> None:
+    s = E.StreamingTailStats(10, 1000, [])
+    assert sorted(s.shuffle_columns) == list(range(1000))  # small M: all columns
+    s = E.StreamingTailStats(10, 200_000, [], shuffle_seed=3)
+    assert s.shuffle_columns.size == max(E.SHUFFLE_MIN_COLUMNS, 25_000)
+    assert np.unique(s.shuffle_columns).size == s.shuffle_columns.size
+    again = E.StreamingTailStats(10, 200_000, [], shuffle_seed=3)
+    assert np.array_equal(s.shuffle_columns, again.shuffle_columns)

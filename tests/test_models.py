@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sgdtail import losses, models
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import parameters_to_vector
+
+from sgdtail import losses, models
 
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)

@@ -127,7 +127,7 @@ def measure_noise(
     held: list[torch.Tensor] = []
     if fits:  # one pass: keep every gradient, ḡ is their mean
         held = list(minibatch_gradients(model, loss_fn, x, y, batch_size, chunk))
-        gbar = (sum(g.double().sum(0) for g in held) / n_groups).float()
+        gbar = (sum(g.sum(0, dtype=torch.float64) for g in held) / n_groups).float()
         passes = 1
     else:  # two passes: ḡ from a large-batch pass first, then recompute the g_p
         passes = 2
@@ -143,8 +143,8 @@ def measure_noise(
     source = held if fits else minibatch_gradients(model, loss_fn, x, y, batch_size, chunk)
     for g in source:
         u = g - gbar
-        norms.append(torch.linalg.vector_norm(u.double(), dim=1).cpu())
-        stats.update(u)
+        norms.append(torch.linalg.vector_norm(u, dim=1).double().cpu())
+        stats.update(u.cpu())  # the estimators run on the host (numpy)
         del u
     held.clear()
     rows = stats.finalize()

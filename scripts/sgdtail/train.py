@@ -72,13 +72,23 @@ class TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error.
+
+    On CUDA, TF32 is switched off for matrix products and convolutions: cuDNN
+    uses it by default, and its 10-bit mantissa made AlexNet's weights drift
+    ~1% from the CPU's after 300 SGD steps (measured on an H200), while the
+    study needs float32 arithmetic on every device.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "training.device is 'cuda' but no CUDA device is visible; set training.device: auto"
-        )
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "training.device is 'cuda' but no CUDA device is visible; "
+                "set training.device: auto"
+            )
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     return torch.device(name)
 
 
@@ -173,6 +183,8 @@ def train_sgd(
             model.load_state_dict(state["model"])
             sampler.load_state(state["sampler"])
             torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and "cuda_rng" in state:  # dropout masks on the GPU
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
             step = int(state["step"])
             state_dicts = state["state_dicts"]
             metrics = json.loads(state["metrics"])
@@ -194,6 +206,7 @@ def train_sgd(
                 "model": _cpu_state_dict(model),
                 "sampler": sampler.state(),
                 "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                 "state_dicts": state_dicts,
                 "metrics": json.dumps(metrics),
                 "step_loss": step_loss[:step].clone(),
@@ -208,7 +221,9 @@ def train_sgd(
         train_loss, train_acc = evaluate(
             model, loss_fn, data.x_train, data.y_train, cfg.eval_batch_size
         )
-        test_loss, test_acc = evaluate(model, loss_fn, data.x_test, data.y_test, cfg.eval_batch_size)
+        test_loss, test_acc = evaluate(
+            model, loss_fn, data.x_test, data.y_test, cfg.eval_batch_size
+        )
         model.train()
         state_dicts[str(step)] = _cpu_state_dict(model)
         metrics.append(
