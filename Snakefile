@@ -16,6 +16,7 @@ include: "rules/train.smk"
 include: "rules/noise.smk"
 include: "rules/aggregate.smk"
 include: "rules/figures.smk"
+include: "rules/dynamics.smk"
 
 
 rule all:

@@ -40,14 +40,22 @@ def load_data(path: str | None, device: torch.device) -> PreparedData:
     x = torch.randn(70_000, 1, 28, 28, generator=g)
     y = torch.randint(0, 10, (70_000,), generator=g)
     return PreparedData(
-        x_train=x[:60_000].to(device), y_train=y[:60_000].to(device), x_test=x[60_000:].to(device),
-        y_test=y[60_000:].to(device), num_classes=10, input_shape=(1, 28, 28),
-        content_hash="random", dataset="random-mnist-shaped", mean=(0.0,), std=(1.0,),
+        x_train=x[:60_000].to(device),
+        y_train=y[:60_000].to(device),
+        x_test=x[60_000:].to(device),
+        y_test=y[60_000:].to(device),
+        num_classes=10,
+        input_shape=(1, 28, 28),
+        content_hash="random",
+        dataset="random-mnist-shaped",
+        mean=(0.0,),
+        std=(1.0,),
     )
 
 
-def bare_loop(data: PreparedData, width: int, depth: int, batch: int, steps: int,
-              device: torch.device) -> float:
+def bare_loop(
+    data: PreparedData, width: int, depth: int, batch: int, steps: int, device: torch.device
+) -> float:
     """Steps per second of the minimal loop: randperm epochs, torch.optim.SGD, cross-entropy."""
     torch.manual_seed(0)
     model = build_model("fcn", width, depth, data.input_shape, data.num_classes).to(device)
@@ -70,12 +78,21 @@ def bare_loop(data: PreparedData, width: int, depth: int, batch: int, steps: int
     return steps / (time.perf_counter() - t0)
 
 
-def pipeline_loop(data: PreparedData, width: int, depth: int, batch: int, steps: int,
-                  device: torch.device) -> float:
+def pipeline_loop(
+    data: PreparedData, width: int, depth: int, batch: int, steps: int, device: torch.device
+) -> float:
     """Steps per second of train_sgd, wall time of the whole call (one checkpoint at the end)."""
     cfg = TrainConfig(
-        dataset="bench", arch="fcn", width=width, depth=depth, batch_size=batch, lr=0.1,
-        loss="cross_entropy", seed=0, iterations=steps, checkpoints=(steps,),
+        dataset="bench",
+        arch="fcn",
+        width=width,
+        depth=depth,
+        batch_size=batch,
+        lr=0.1,
+        loss="cross_entropy",
+        seed=0,
+        iterations=steps,
+        checkpoints=(steps,),
         resume_every=10**9,
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +117,7 @@ def bench_train(args: argparse.Namespace) -> dict:
         pipe.append(pipeline_loop(data, args.width, args.depth, args.batch, args.steps, device))
     result = {
         "case": f"FCN w{args.width} d{args.depth}, batch {args.batch}, {args.steps} steps, "
-                f"{device}, {torch.get_num_threads()} threads",
+        f"{device}, {torch.get_num_threads()} threads",
         "bare_steps_per_s": statistics.median(bare),
         "pipeline_steps_per_s": statistics.median(pipe),
     }
@@ -125,8 +142,14 @@ def measure_once(args: argparse.Namespace, what: str) -> dict:
             full_gradient(model, loss_fn, data.x_train, data.y_train, chunk=args.epoch_batch)
             passes = 1
         else:
-            res = measure_noise(model, loss_fn, data.x_train, data.y_train, args.batch,
-                                memory_budget_mb=args.budget_mb)
+            res = measure_noise(
+                model,
+                loss_fn,
+                data.x_train,
+                data.y_train,
+                args.batch,
+                memory_budget_mb=args.budget_mb,
+            )
             passes = res.passes
         sync(device)
         times.append(time.perf_counter() - t0)
@@ -149,7 +172,7 @@ def bench_noise(args: argparse.Namespace) -> dict:
     model_mb = 4 * noise["n_parameters"] / 2**20
     return {
         "case": f"FCN w{args.width} d{args.depth}, batch {args.batch}, {args.device}, "
-                f"budget {args.budget_mb} MB, plain epoch at batch {args.epoch_batch}",
+        f"budget {args.budget_mb} MB, plain epoch at batch {args.epoch_batch}",
         "epoch_seconds": epoch["seconds"],
         "measurement_seconds": noise["seconds"],
         "ratio_measurement_over_epoch": noise["seconds"] / epoch["seconds"],

@@ -51,9 +51,18 @@ def learnable_data(n_train: int, n_test: int, shape: tuple[int, int, int], devic
 
     x_tr, y_tr = split(n_train)
     x_te, y_te = split(n_test)
-    return PreparedData(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
-                        input_shape=shape, content_hash="learnable", dataset="learnable",
-                        mean=(0.0,) * shape[0], std=(1.0,) * shape[0])
+    return PreparedData(
+        x_train=x_tr,
+        y_train=y_tr,
+        x_test=x_te,
+        y_test=y_te,
+        num_classes=10,
+        input_shape=shape,
+        content_hash="learnable",
+        dataset="learnable",
+        mean=(0.0,) * shape[0],
+        std=(1.0,) * shape[0],
+    )
 
 
 def measure_alphas(arch, width, depth, shape, state, data, device) -> tuple[dict, float]:
@@ -61,21 +70,34 @@ def measure_alphas(arch, width, depth, shape, state, data, device) -> tuple[dict
     model = build_model(arch, width, depth, shape, 10).to(device)
     model.load_state_dict({k: v.to(device) for k, v in state.items()})
     t0 = time.perf_counter()
-    noise = measure_noise(model, get_loss("cross_entropy"), data.x_train, data.y_train, 100,
-                          memory_budget_mb=2048)
+    noise = measure_noise(
+        model, get_loss("cross_entropy"), data.x_train, data.y_train, 100, memory_budget_mb=2048
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
-    alphas = {r["estimator"]: r["alpha"] for r in noise.rows
-              if r["scope"] == "pooled" and r["order"] == "natural"
-              and r["estimator"] != "block_sweep"}
+    alphas = {
+        r["estimator"]: r["alpha"]
+        for r in noise.rows
+        if r["scope"] == "pooled" and r["order"] == "natural" and r["estimator"] != "block_sweep"
+    }
     return alphas, time.perf_counter() - t0
 
 
 def run_case(arch: str, width: int, depth: int, shape, steps: int, device: torch.device) -> dict:
     data = learnable_data(20_000, 4_000, shape, device)
-    cfg = TrainConfig(dataset="learnable", arch=arch, width=width, depth=depth, batch_size=100,
-                      lr=0.05, loss="cross_entropy", seed=0, iterations=steps,
-                      checkpoints=(0, EARLY_STEP, steps), eval_batch_size=2000)
+    cfg = TrainConfig(
+        dataset="learnable",
+        arch=arch,
+        width=width,
+        depth=depth,
+        batch_size=100,
+        lr=0.05,
+        loss="cross_entropy",
+        seed=0,
+        iterations=steps,
+        checkpoints=(0, EARLY_STEP, steps),
+        eval_batch_size=2000,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         info = train_sgd(cfg, data, tmp, device)
@@ -83,9 +105,15 @@ def run_case(arch: str, width: int, depth: int, shape, steps: int, device: torch
         ckpt = load_torch(Path(tmp) / "checkpoints.pt")
     state = ckpt["state_dicts"][str(steps)]
     alphas, noise_s = measure_alphas(arch, width, depth, shape, state, data, device)
-    return {"state": state, "early": ckpt["state_dicts"][str(EARLY_STEP)], "alphas": alphas,
-            "status": info["status"], "data": data,
-            "steps_per_s": steps / train_s, "noise_seconds": noise_s}
+    return {
+        "state": state,
+        "early": ckpt["state_dicts"][str(EARLY_STEP)],
+        "alphas": alphas,
+        "status": info["status"],
+        "data": data,
+        "steps_per_s": steps / train_s,
+        "noise_seconds": noise_s,
+    }
 
 
 def compare(cpu: dict, gpu: dict, check_weights: bool) -> dict:
@@ -95,15 +123,25 @@ def compare(cpu: dict, gpu: dict, check_weights: bool) -> dict:
     a, b = flat(cpu["state"]), flat(gpu["state"])
     rel_final = float((a - b).norm() / a.norm())
     dalpha = {k: abs(cpu["alphas"][k] - gpu["alphas"][k]) for k in cpu["alphas"]}
-    ok = not check_weights or (rel < WEIGHT_TOLERANCE and all(
-        d < ALPHA_TOLERANCE or (math.isnan(cpu["alphas"][k]) and math.isnan(gpu["alphas"][k]))
-        for k, d in dalpha.items()))
-    return {f"weights_relative_l2_step{EARLY_STEP}": rel,
-            "weights_relative_l2_final (reported, not checked)": rel_final,
-            "alpha_abs_diff": dalpha, "ok": ok,
-            "alphas_cpu": cpu["alphas"], "alphas_gpu": gpu["alphas"],
-            "steps_per_s_cpu": cpu["steps_per_s"], "steps_per_s_gpu": gpu["steps_per_s"],
-            "noise_seconds_cpu": cpu["noise_seconds"], "noise_seconds_gpu": gpu["noise_seconds"]}
+    ok = not check_weights or (
+        rel < WEIGHT_TOLERANCE
+        and all(
+            d < ALPHA_TOLERANCE or (math.isnan(cpu["alphas"][k]) and math.isnan(gpu["alphas"][k]))
+            for k, d in dalpha.items()
+        )
+    )
+    return {
+        f"weights_relative_l2_step{EARLY_STEP}": rel,
+        "weights_relative_l2_final (reported, not checked)": rel_final,
+        "alpha_abs_diff": dalpha,
+        "ok": ok,
+        "alphas_cpu": cpu["alphas"],
+        "alphas_gpu": gpu["alphas"],
+        "steps_per_s_cpu": cpu["steps_per_s"],
+        "steps_per_s_gpu": gpu["steps_per_s"],
+        "noise_seconds_cpu": cpu["noise_seconds"],
+        "noise_seconds_gpu": gpu["noise_seconds"],
+    }
 
 
 def resume_difference(device: torch.device, steps: int = 60) -> float:
@@ -115,9 +153,20 @@ def resume_difference(device: torch.device, steps: int = 60) -> float:
     import sgdtail.train as train_mod
 
     data = learnable_data(4_000, 1_000, (3, 32, 32), device)
-    cfg = TrainConfig(dataset="learnable", arch="alexnet", width=16, depth=8, batch_size=100,
-                      lr=0.05, loss="cross_entropy", seed=0, iterations=steps,
-                      checkpoints=(0, steps), eval_batch_size=1000, resume_every=20)
+    cfg = TrainConfig(
+        dataset="learnable",
+        arch="alexnet",
+        width=16,
+        depth=8,
+        batch_size=100,
+        lr=0.05,
+        loss="cross_entropy",
+        seed=0,
+        iterations=steps,
+        checkpoints=(0, steps),
+        eval_batch_size=1000,
+        resume_every=20,
+    )
     original = train_mod.lr_at
 
     def crash_at_35(step, c):
@@ -152,21 +201,27 @@ def main() -> int:
         return 2
     gpu = resolve_device(args.gpu)
     torch.set_num_threads(4)
-    report = {"torch": torch.__version__,
-              "gpu": torch.cuda.get_device_name(0) if gpu.type == "cuda" else str(gpu)}
-    cases = {"fcn_w128_d3": ("fcn", 128, 3, (1, 28, 28)),
-             "alexnet_ch16": ("alexnet", 16, 8, (3, 32, 32))}
+    report = {
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if gpu.type == "cuda" else str(gpu),
+    }
+    cases = {
+        "fcn_w128_d3": ("fcn", 128, 3, (1, 28, 28)),
+        "alexnet_ch16": ("alexnet", 16, 8, (3, 32, 32)),
+    }
     for name, (arch, width, depth, shape) in cases.items():
         cpu_res = run_case(arch, width, depth, shape, args.steps, torch.device("cpu"))
         gpu_res = run_case(arch, width, depth, shape, args.steps, gpu)
         report[name] = compare(cpu_res, gpu_res, check_weights=arch == "fcn")
         # the measurement alone: the CPU-trained weights measured on the GPU
-        same_weights, _ = measure_alphas(arch, width, depth, shape, cpu_res["state"],
-                                         gpu_res["data"], gpu)
+        same_weights, _ = measure_alphas(
+            arch, width, depth, shape, cpu_res["state"], gpu_res["data"], gpu
+        )
         diff = {k: abs(same_weights[k] - cpu_res["alphas"][k]) for k in same_weights}
         report[name]["same_weights_alpha_abs_diff"] = diff
         report[name]["ok"] = report[name]["ok"] and all(
-            d < MEASUREMENT_TOLERANCE for d in diff.values() if not math.isnan(d))
+            d < MEASUREMENT_TOLERANCE for d in diff.values() if not math.isnan(d)
+        )
         print(name, json.dumps(report[name], indent=1, default=float), flush=True)
     report["resume_max_abs_weight_difference"] = resume_difference(gpu)
     print("resume on", gpu, "max |Δw|:", report["resume_max_abs_weight_difference"])

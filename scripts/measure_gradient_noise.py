@@ -46,4 +46,6 @@ estimates, norms = measure_checkpoints(
     },
 )
 write_table(snakemake.output.estimates, pd.DataFrame(estimates))
-write_table(snakemake.output.norms, pd.DataFrame(norms, columns=["step", "split", "minibatch", "norm"]))
+write_table(
+    snakemake.output.norms, pd.DataFrame(norms, columns=["step", "split", "minibatch", "norm"])
+)

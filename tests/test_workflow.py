@@ -80,8 +80,9 @@ def test_full_dag_produces_figure_and_finite_alphas(workflow_run):
 def test_every_job_has_a_log(workflow_run):
     work, _, _ = workflow_run
     logs = list((work / "logs").rglob("*.log"))
-    # 1 download + 1 prepare + 4 train + 4 noise + 1 validation + 1 aggregate + 1 figure
-    assert len(logs) == 13
+    # 1 download + 1 prepare + 4 train + 4 noise + 1 validation + 1 aggregate
+    # + 7 figures (SMOKE_FIGURES) + 1 claims table
+    assert len(logs) == 13 + len(SMOKE_FIGURES)
 
 
 def test_nothing_left_to_do_after_a_full_run(workflow_run):
@@ -122,3 +123,73 @@ def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
     assert res.returncode != 0
     assert "['width']" in out and "minimum" in out, out[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+FIGURES = [
+    "noise_norm_histogram", "estimator_validation", "alpha_vs_width", "alpha_vs_depth",
+    "alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate",
+    "alpha_and_accuracy_over_training", "alpha_vs_block_size", "runtime_by_grid_axis",
+]
+SMOKE_FIGURES = [
+    "noise_norm_histogram", "estimator_validation", "alpha_vs_width", "alpha_vs_depth",
+    "alpha_and_accuracy_over_training", "alpha_vs_block_size", "runtime_by_grid_axis",
+]
+"""The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep."""
+
+
+def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
+    work, data_root, _ = workflow_run
+    for name in FIGURES:
+        for ext in ("pdf", "png"):
+            path = work / "figures" / f"{name}.{ext}"
+            assert path.exists() == (name in SMOKE_FIGURES), path
+    claims = pd.read_csv(work / "figures/claims.csv")
+    assert set(claims.claim) == {"C1", "C2", "C3"}
+    assert set(claims.verdict) <= {"supported", "not supported", "inconclusive"}
+    c2 = claims[claims.claim == "C2"]
+    assert (c2.verdict == "inconclusive").all() and c2.reason.str.contains("batch-size").all()
+    text = (work / "figures/claims.md").read_text()
+    assert "4 runs in the grid; none excluded" in text and "| C1 |" in text
+
+    t0 = time.perf_counter()
+    res = snakemake(work, "--report", str(work / "report.html"), *smoke_config(data_root))
+    assert res.returncode == 0, res.stderr[-3000:]
+    print(f"report: {time.perf_counter() - t0:.0f} s")
+    html = (work / "report.html").read_text()
+    for name in SMOKE_FIGURES:
+        assert f"figures/{name}.png" in html, name
+    assert "figures/claims.html" in html
+    assert "Euclidean norms" in html  # a caption
+    assert "Configuration of this run" in html and "smoke" in html
+    assert "measure_gradient_noise" in html  # runtimes per rule
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory) -> Path:
+    data_root = tmp_path_factory.mktemp("mnist_data")
+    write_mnist_folder(data_root, *load_real_digits())
+    return data_root
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_figure_is_a_target_of_its_own(name, tmp_path, smoke_data):
+    """From a clean folder, figures/<name>.pdf schedules its plot rule and what it needs; a
+    figure whose axis the grid lacks fails before any job, naming the runs to add."""
+    res = snakemake(tmp_path, "-n", "--cores", "2", f"figures/{name}.pdf",
+                    *smoke_config(smoke_data))
+    out = res.stdout + res.stderr
+    if name in SMOKE_FIGURES:
+        assert res.returncode == 0, out[-3000:]
+        assert f"plot_{name}" in out
+    else:
+        assert res.returncode != 0
+        assert f"figure {name} needs" in out and "to grids.smoke.runs" in out, out[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_one_figure_builds_alone_from_a_clean_folder(tmp_path, smoke_data):
+    res = snakemake(tmp_path, "--cores", "2", "figures/estimator_validation.png",
+                    *smoke_config(smoke_data))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "figures/estimator_validation.pdf").stat().st_size > 1000
+    assert not (tmp_path / "results/runs").exists()  # no training for this figure

@@ -46,8 +46,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
         raise OSError(
-            err.errno, f"could not write {target}: {err.strerror or err}; "
-            "free disk space or fix permissions on that folder, then rerun"
+            err.errno,
+            f"could not write {target}: {err.strerror or err}; "
+            "free disk space or fix permissions on that folder, then rerun",
         ) from err
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -69,7 +70,9 @@ def write_table(path: str | os.PathLike, df) -> None:
         elif suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
-            raise ValueError(f"unsupported table format {suffix!r} for {path}: use .csv or .parquet")
+            raise ValueError(
+                f"unsupported table format {suffix!r} for {path}: use .csv or .parquet"
+            )
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
@@ -92,12 +95,20 @@ def code_version() -> str:
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-            capture_output=True, text=True, check=True, timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -124,6 +135,8 @@ def setup_logging(log_path: str | os.PathLike | None) -> None:
 
     kwargs = {"filename": str(log_path), "filemode": "w"} if log_path else {}
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        force=True, **kwargs,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        force=True,
+        **kwargs,
     )

@@ -136,7 +136,9 @@ def measure_noise(
         gbar = full_gradient(model, loss_fn, x, y, chunk=max(batch_size * chunk, 1024))
     elif gbar is None:
         used = n_groups * batch_size
-        gbar = full_gradient(model, loss_fn, x[:used], y[:used], chunk=max(batch_size * chunk, 1024))
+        gbar = full_gradient(
+            model, loss_fn, x[:used], y[:used], chunk=max(batch_size * chunk, 1024)
+        )
 
     stats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
     norms = []
@@ -158,7 +160,6 @@ def measure_noise(
         seconds=time.perf_counter() - t0,
         passes=passes,
     )
-
 
 
 def measure_checkpoints(
@@ -195,12 +196,21 @@ def measure_checkpoints(
                 estimates.append({**base, "estimator": "none", "note": "weights not finite"})
                 continue
             res = measure_noise(
-                model, loss_fn, x, y, batch_size, remainder=remainder,
-                memory_budget_mb=memory_budget_mb, estimator_options=estimator_options,
+                model,
+                loss_fn,
+                x,
+                y,
+                batch_size,
+                remainder=remainder,
+                memory_budget_mb=memory_budget_mb,
+                estimator_options=estimator_options,
             )
             extra = {
-                "n_minibatches": res.n_minibatches, "n_parameters": res.n_parameters,
-                "gradient_norm": res.gradient_norm, "seconds": res.seconds, "note": "",
+                "n_minibatches": res.n_minibatches,
+                "n_parameters": res.n_parameters,
+                "gradient_norm": res.gradient_norm,
+                "seconds": res.seconds,
+                "note": "",
             }
             estimates.extend({**base, **row, **extra} for row in res.rows)
             norms.extend(

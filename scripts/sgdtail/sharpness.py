@@ -273,3 +273,61 @@ def claim_c6_verdict(rho_result: Mapping[str, Any], thresholds: Mapping[str, flo
         verdict, why = "inconclusive", f"CI straddles min_rho = {rmin:g}"
     return dict(verdict=verdict, statistic="Spearman rho between alpha and sharpness",
                 value=rho, detail=f"{head}: {why}")
+
+
+def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) -> Any:
+    """Join per-run sharpness records with each run's final α (train split).
+
+    ``sharpness``: one dict per run with the grid axes plus the fields of the
+    measure_sharpness output; ``summary``: the summary table. Runs whose
+    weights are not finite (diverged) get NaN sharpness and are dropped by
+    :func:`spearman_with_ci`'s caller. Returns a DataFrame with the axes,
+    ``step``, ``alpha_robust``, ``alpha_reference``, ``alpha_per_coordinate_median``,
+    ``top_hessian_eigenvalue`` and ``random_direction_sharpness``.
+    """
+    import pandas as pd
+
+    from sgdtail.grid import AXES
+
+    sharp = pd.DataFrame(list(sharpness))
+    for col in ("top_hessian_eigenvalue", "random_direction_sharpness"):
+        if col not in sharp:
+            sharp[col] = np.nan
+    train = summary[summary["split"] == "train"]
+    keys = list(AXES) + ["step"]
+    alpha_cols = ["alpha_robust", "alpha_reference", "alpha_per_coordinate_median"]
+    return sharp.merge(train[keys + alpha_cols], on=keys, how="left")
+
+
+def plot_sharpness_vs_alpha(df, rho: Mapping[str, Any], pdf, png) -> None:
+    """Top Hessian eigenvalue and random-direction sharpness against the final robust α."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from sgdtail.io import atomic_path
+
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, col, label in (
+        (axes[0], "top_hessian_eigenvalue", "top Hessian eigenvalue λ_max"),
+        (axes[1], "random_direction_sharpness", "loss increase along random directions"),
+    ):
+        sns.scatterplot(data=df, x="alpha_robust", y=col, hue="width", style="depth",
+                        palette="viridis", ax=ax, legend=ax is axes[1])
+        ax.set_xlabel("final tail index α̂ (pooled, robust; train noise)")
+        ax.set_ylabel(label)
+        if (df[col] > 0).all():
+            ax.set_yscale("log")
+    if axes[1].get_legend() is not None:
+        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(
+        f"Sharpness of the end point vs α: Spearman ρ(α, λ_max) = {rho['rho']:.2f} "
+        f"[{rho['ci_low']:.2f}, {rho['ci_high']:.2f}], n = {rho['n']}", y=1.02,
+    )
+    for path, kwargs in ((pdf, {}), (png, {"dpi": 150})):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **kwargs)
+    plt.close(fig)

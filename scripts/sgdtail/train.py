@@ -84,8 +84,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(
-                "training.device is 'cuda' but no CUDA device is visible; "
-                "set training.device: auto"
+                "training.device is 'cuda' but no CUDA device is visible; set training.device: auto"
             )
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -228,8 +227,12 @@ def train_sgd(
         state_dicts[str(step)] = _cpu_state_dict(model)
         metrics.append(
             {
-                "step": step, "lr": lr_at(step, cfg), "train_loss": train_loss,
-                "train_accuracy": train_acc, "test_loss": test_loss, "test_accuracy": test_acc,
+                "step": step,
+                "lr": lr_at(step, cfg),
+                "train_loss": train_loss,
+                "train_accuracy": train_acc,
+                "test_loss": test_loss,
+                "test_accuracy": test_acc,
             }
         )
         log.info("step %d: train acc %.4f, test acc %.4f", step, train_acc, test_acc)
@@ -271,7 +274,9 @@ def train_sgd(
         at_checkpoint = step in checkpoints
         at_resume = step % cfg.resume_every == 0
         if (
-            at_checkpoint or at_resume or step == cfg.iterations
+            at_checkpoint
+            or at_resume
+            or step == cfg.iterations
             or step % cfg.divergence_check_every == 0
         ):
             first_bad = flush_chunk()

@@ -1,0 +1,149 @@
+# Lévy- versus Brownian-driven dynamics (figures 2 and 3, claims C4 and C5), and the
+# sharpness of the minima the SGD runs reach (claim C6).
+
+
+rule simulate_exit_times:
+    output:
+        sweep="results/dynamics/exit_times.csv",
+        slopes="results/dynamics/exit_slopes.csv",
+        claim="results/dynamics/claim_C4.json",
+    params:
+        dynamics=DYNAMICS,
+    log:
+        "logs/simulate_exit_times.log",
+    benchmark:
+        "benchmarks/simulate_exit_times.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(60),
+    script:
+        "../scripts/simulate_exit_times.py"
+
+
+rule simulate_sample_paths:
+    output:
+        ratios="results/dynamics/jump_ratios.csv",
+        claim="results/dynamics/claim_C5.json",
+        paths="results/dynamics/sample_paths.npz",
+    params:
+        dynamics=DYNAMICS,
+    log:
+        "logs/simulate_sample_paths.log",
+    benchmark:
+        "benchmarks/simulate_sample_paths.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
+    script:
+        "../scripts/simulate_sample_paths.py"
+
+
+rule plot_dynamics:
+    input:
+        sweep="results/dynamics/exit_times.csv",
+        paths="results/dynamics/sample_paths.npz",
+    output:
+        height=report(
+            "figures/exit_time_vs_height.pdf",
+            category="Lévy vs Brownian dynamics",
+            caption="captions/exit_time_vs_height.rst",
+        ),
+        height_png="figures/exit_time_vs_height.png",
+        width=report(
+            "figures/exit_time_vs_width.pdf",
+            category="Lévy vs Brownian dynamics",
+            caption="captions/exit_time_vs_width.rst",
+        ),
+        width_png="figures/exit_time_vs_width.png",
+        paths=report(
+            "figures/levy_vs_brownian_paths.pdf",
+            category="Lévy vs Brownian dynamics",
+            caption="captions/levy_vs_brownian_paths.rst",
+        ),
+        paths_png="figures/levy_vs_brownian_paths.png",
+        densities=report(
+            "figures/stable_densities.pdf",
+            category="Lévy vs Brownian dynamics",
+            caption="captions/stable_densities.rst",
+        ),
+        densities_png="figures/stable_densities.png",
+        metastability=report(
+            "figures/metastability.pdf",
+            category="Lévy vs Brownian dynamics",
+            caption="captions/metastability.rst",
+        ),
+        metastability_png="figures/metastability.png",
+    params:
+        dynamics=DYNAMICS,
+    log:
+        "logs/plot_dynamics.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
+    script:
+        "../scripts/plot_dynamics.py"
+
+
+rule measure_sharpness:
+    input:
+        data="resources/datasets/{dataset}.pt",
+        checkpoints=f"{RUN_DIR}/checkpoints.pt",
+        info=f"{RUN_DIR}/run.json",
+    output:
+        f"{RUN_DIR}/sharpness.json",
+    params:
+        sharpness=SHARPNESS,
+        device=TRAINING["device"],
+    log:
+        f"logs/measure_sharpness/{RUN_DIR.removeprefix('results/runs/')}.log",
+    benchmark:
+        f"benchmarks/measure_sharpness/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+    group:
+        run_group
+    conda:
+        "../envs/torch.yaml"
+    threads: run_threads
+    resources:
+        mem_mb=sharpness_mem_mb,
+        runtime=sharpness_runtime,
+        gpu=run_gpus,
+        group_slot=1,
+    script:
+        "../scripts/measure_sharpness.py"
+
+
+rule plot_sharpness_vs_alpha:
+    input:
+        sharpness=run_files("sharpness.json"),
+        summary="results/tables/summary.csv",
+    output:
+        table="results/tables/sharpness.csv",
+        claim="results/sharpness/claim_C6.json",
+        pdf=report(
+            "figures/sharpness_vs_alpha.pdf",
+            category="Width of the minima",
+            caption="captions/sharpness_vs_alpha.rst",
+        ),
+        png="figures/sharpness_vs_alpha.png",
+    params:
+        runs=run_metadata(),
+        sharpness=SHARPNESS,
+    log:
+        "logs/plot_sharpness_vs_alpha.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_sharpness_vs_alpha.py"
