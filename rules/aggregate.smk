@@ -20,5 +20,9 @@ rule aggregate_results:
         "benchmarks/aggregate_results.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 4),
+        runtime=runs_runtime(10, 0.05),
     script:
         "../scripts/aggregate_results.py"

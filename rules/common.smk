@@ -10,11 +10,19 @@ from sgdtail.grid import (  # noqa: E402
     ConfigError,
     check_config,
     checkpoint_schedule,
+    describe_schema_error,
     resolved_section,
 )
 
-
-validate(config, "../config.schema.yaml")
+# Schema (types, enums, ranges, unknown keys), then the checks a schema cannot make; either
+# fails here, before any job or folder exists, with one line naming the key and allowed values.
+try:
+    validate(config, "../config.schema.yaml")
+except WorkflowError as err:
+    raise WorkflowError(
+        "Invalid config: "
+        + describe_schema_error(err, Path(workflow.basedir) / "config.schema.yaml")
+    ) from None
 try:
     RUNS = check_config(config)
 except ConfigError as err:
@@ -23,6 +31,8 @@ except ConfigError as err:
 TRAINING = resolved_section(config, "training")
 NOISE = resolved_section(config, "noise")
 VALIDATION = resolved_section(config, "validation")
+DYNAMICS = resolved_section(config, "dynamics")
+SHARPNESS = resolved_section(config, "sharpness")
 CHECKPOINTS = checkpoint_schedule(TRAINING["checkpoints"], TRAINING["iterations"])
 DATASETS = sorted({run.dataset for run in RUNS})
 RUN_DIR = "results/runs/{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
@@ -53,9 +63,22 @@ def all_targets():
     return [
         "results/tables/summary.csv",
         "results/validation/estimator_validation.csv",
-        "figures/alpha_vs_width.pdf",
-        "figures/alpha_vs_width.png",
+        *figure_targets(),
+        *dynamics_targets(),
     ]
+
+
+def dynamics_targets():
+    """Figures of the dynamics and sharpness stages (rules/dynamics.smk)."""
+    names = [
+        "exit_time_vs_height",
+        "exit_time_vs_width",
+        "levy_vs_brownian_paths",
+        "stable_densities",
+        "metastability",
+        "sharpness_vs_alpha",
+    ]
+    return [f"figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
 
 
 def dataset_setting(key):
@@ -70,3 +93,375 @@ def dataset_setting(key):
 def noise_mem_mb(wildcards, attempt):
     """Memory of a noise measurement: the budget plus the data and model, more on retries."""
     return (NOISE["memory_budget_mb"] + 1500) * attempt
+
+
+# --- figures
+
+
+def figure_settings():
+    """The `figures` config section with the selected grid's overrides merged in."""
+    return resolved_section(config, "figures")
+
+
+def showcase_runs():
+    """Run paths drawn by the per-run figures: figures.showcase, or the grid's first run."""
+    paths = figure_settings()["showcase"] or [RUNS[0].path]
+    known = {run.path for run in RUNS}
+    unknown = [path for path in paths if path not in known]
+    if unknown:
+        raise WorkflowError(
+            f"Invalid config: figures.showcase lists {unknown}, which are not runs of grid "
+            f"{config['grid']!r}; use run paths of that grid (as under results/runs/), "
+            f"e.g. {RUNS[0].path!r}, or [] for the first run"
+        )
+    return paths
+
+
+def showcase_files(name):
+    """One file per showcase run, e.g. showcase_files('train_log.csv')."""
+    return [f"results/runs/{path}/{name}" for path in showcase_runs()]
+
+
+def benchmark_files(rule):
+    """The benchmark file of every run of the grid for a per-run rule."""
+    return [f"benchmarks/{rule}/{run.path}.tsv" for run in RUNS]
+
+
+def sweep_figures():
+    """Figures that need a sweep: name -> (arch or None, axis, what is needed, example sub-grid)."""
+    example = (
+        "{{dataset: [mnist], arch: [fcn], width: [{width}], depth: [{depth}], "
+        "batch_size: [{batch}], lr: [{lr}], loss: [cross_entropy], seed: [0]}}"
+    )
+    alexnet = (
+        "{dataset: [cifar10, cifar100], arch: [alexnet], width: [16, 32, 64, 128], "
+        "depth: [8], batch_size: [500], lr: [0.1], loss: [cross_entropy], seed: [0]}"
+    )
+    fcn = dict(width="128", depth="3", batch="500", lr="0.1")
+    return {
+        "alpha_vs_width": (
+            "fcn",
+            "width",
+            "FCN runs at two or more widths",
+            example.format(**{**fcn, "width": "16, 32, 64, 128"}),
+        ),
+        "alpha_vs_depth": (
+            "fcn",
+            "depth",
+            "FCN runs at two or more depths",
+            example.format(**{**fcn, "depth": "2, 3, 4"}),
+        ),
+        "alpha_vs_filters": (
+            "alexnet",
+            "width",
+            "AlexNet runs at two or more filter counts ch (width)",
+            alexnet,
+        ),
+        "alpha_vs_batch_size": (
+            None,
+            "batch_size",
+            "runs at two or more batch sizes",
+            example.format(**{**fcn, "batch": "50, 100, 250, 500, 1000"}),
+        ),
+        "alpha_vs_learning_rate": (
+            None,
+            "lr",
+            "runs at two or more learning rates",
+            example.format(**{**fcn, "lr": "0.01, 0.05, 0.1, 0.2"}),
+        ),
+    }
+
+
+def figure_names():
+    """Every figure target name (figures/<name>.pdf and .png), in report order."""
+    return [
+        "noise_norm_histogram",
+        "estimator_validation",
+        "alpha_vs_width",
+        "alpha_vs_depth",
+        "alpha_vs_filters",
+        "alpha_vs_batch_size",
+        "alpha_vs_learning_rate",
+        "alpha_and_accuracy_over_training",
+        "alpha_vs_block_size",
+        "runtime_by_grid_axis",
+    ]
+
+
+def missing_figure_runs(name):
+    """Why the selected grid cannot draw figure `name` and which runs to add, or None."""
+    from dataclasses import asdict
+
+    from sgdtail.claims import axis_sweeps
+
+    grid = config["grid"]
+    if name == "alpha_and_accuracy_over_training" and len(CHECKPOINTS) < 2:
+        return (
+            f"figure {name} needs two or more checkpoints, and grid {grid!r} has "
+            f"{CHECKPOINTS}; set training.checkpoints (e.g. include_initial: true)"
+        )
+    if name not in sweep_figures():
+        return None
+    arch, axis, what, example = sweep_figures()[name]
+    points = [asdict(run) for run in RUNS if arch is None or run.arch == arch]
+    if axis_sweeps(points, axis):
+        return None
+    return (
+        f"figure {name} needs {what} with every other axis fixed, and grid {grid!r} has "
+        f"none; add a sub-grid such as {example} to grids.{grid}.runs"
+    )
+
+
+def figure_targets():
+    """The figures the selected grid can draw (PDF and PNG), and the claims table."""
+    drawable = [name for name in figure_names() if missing_figure_runs(name) is None]
+    return [
+        *(f"figures/{name}.{ext}" for name in drawable for ext in ("pdf", "png")),
+        "figures/claims.md",
+        "figures/claims.csv",
+        "figures/claims.html",
+    ]
+
+
+def figure_input(name, **files):
+    """Input function of plot_<name>: ``files``, or a WorkflowError naming the runs to add."""
+
+    def inputs(wildcards):
+        missing = missing_figure_runs(name)
+        if missing:
+            raise WorkflowError(missing)
+        return files
+
+    return inputs
+
+
+def extra_claim_files():
+    """JSON verdicts of the dynamics (C4, C5) and sharpness (C6) stages, for the claims table."""
+    return [
+        "results/dynamics/claim_C4.json",
+        "results/dynamics/claim_C5.json",
+        "results/sharpness/claim_C6.json",
+    ]
+
+
+# --- resources (cluster)
+# threads, mem_mb, runtime (minutes) and GPU requests of every rule, from the grid point: the
+# SLURM profile turns them into sbatch options (--cpus-per-task, --mem, -t, --gpus); locally
+# only threads count. They are generous estimates (about 2x what was measured on 2 CPU cores),
+# every retry (attempt 2, 3, ...) multiplies memory and runtime, and --set-resources /
+# --set-threads override any of them without editing the workflow (README, "SLURM").
+# Runs expected to finish within SMALL_RUN_MINUTES put their jobs in the job groups
+# "small_runs" (train_sgd -> measure_gradient_noise) and "small_sharpness"; profiles/slurm
+# (group-components) packs N such runs into one SLURM job. Grouped jobs take one
+# `group_slot`; the profile gives each group job one (a local-scope resource), which tells
+# Snakemake that a group job runs its jobs one after the other (as the plugin's slurm-jobstep
+# does), so that it asks for the sum of their runtimes and the CPUs of the largest one.
+
+import math
+
+SMALL_RUN_MINUTES = 30
+# (channels, height, width), classes, train images, test images (the full data sets)
+DATA_SIZES = {
+    "mnist": ((1, 28, 28), 10, 60_000, 10_000),
+    "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
+    "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
+}
+# sustained float32 FLOP/s per CPU thread (measured here: ~65e9 at width 1024)
+CPU_FLOPS_PER_THREAD = 30e9
+GPU_FLOPS = 2e12
+STEP_OVERHEAD_S = 2e-3  # Python and autograd per SGD step or minibatch gradient
+# streamed tail-index estimators, seconds per noise value (measured: ~130e-9)
+ESTIMATOR_S_PER_VALUE = 150e-9
+BASE_MEM_MB = 1000  # Python, torch, pandas
+
+
+def _on_gpu():
+    return TRAINING["device"] == "cuda"
+
+
+def net_size(wildcards):
+    """(parameters, forward FLOPs, activations) per image of the run's network.
+
+    Closed forms of sgdtail.models.FullyConnected and AlexNetCifar (no torch import: this
+    runs for every job when the DAG is built).
+    """
+    (c, h, w), classes, _, _ = DATA_SIZES[wildcards.dataset]
+    width, depth = int(wildcards.width), int(wildcards.depth)
+    if wildcards.arch == "fcn":
+        params = c * h * w * width + (depth - 2) * width * width + width * classes
+        return params, 2 * params, 2 * width * (depth - 1) + classes
+    conv = lambda n, k, s, p: (n + 2 * p - k) // s + 1
+    pool = lambda n: (n - 3) // 2 + 1
+    s1 = conv(h, 4, 2, 2)
+    p1 = pool(s1)
+    s2 = conv(p1, 5, 1, 2)
+    p2 = pool(s2)
+    p3 = pool(p2)
+    feat = width * p3 * p3
+    hidden = feat * math.floor(1 + math.log2(feat))
+    conv_params = [c * 16 * width, width * 25 * width] + [width * 9 * width] * 3
+    conv_sizes = [s1 * s1, s2 * s2] + [p2 * p2] * 3
+    linear = feat * hidden + hidden * hidden + hidden * classes
+    params = sum(conv_params) + 5 * width + linear + 2 * hidden + classes
+    flops = 2 * (sum(n * a for n, a in zip(conv_params, conv_sizes)) + linear)
+    maps = 2 * s1 * s1 + p1 * p1 + 2 * s2 * s2 + p2 * p2 + 6 * p2 * p2 + p3 * p3
+    acts = width * maps
+    return params, flops, acts + 4 * hidden + classes
+
+
+def _speed(threads):
+    return GPU_FLOPS if _on_gpu() else CPU_FLOPS_PER_THREAD * threads
+
+
+def run_threads(wildcards):
+    """CPU threads of a run's jobs (train, noise, sharpness): more for the large networks."""
+    if _on_gpu():
+        return 2
+    _, flops, _ = net_size(wildcards)
+    return 1 if flops < 2e6 else 2 if flops < 2e7 else 4
+
+
+def run_gpus(wildcards):
+    """GPUs of a run's jobs (train, noise, sharpness): 1 when training.device is cuda."""
+    return 1 if _on_gpu() else 0
+
+
+def _train_seconds(wildcards):
+    _, flops, _ = net_size(wildcards)
+    _, _, n_train, n_test = DATA_SIZES[wildcards.dataset]
+    steps = TRAINING["iterations"]
+    speed = _speed(run_threads(wildcards))
+    sgd = steps * (STEP_OVERHEAD_S + 3 * int(wildcards.batch_size) * flops / speed)
+    evaluation = len(CHECKPOINTS) * (n_train + n_test) * flops / speed
+    return sgd + evaluation
+
+
+def _noise_seconds(wildcards):
+    params, flops, _ = net_size(wildcards)
+    _, _, n_train, n_test = DATA_SIZES[wildcards.dataset]
+    images = {"train": n_train, "test": n_test}
+    n = sum(images[split] for split in NOISE["splits"])
+    minibatches = n // int(wildcards.batch_size)
+    speed = _speed(run_threads(wildcards))
+    # minibatch gradients twice (the full gradient pass, then the noise pass) + estimators
+    per_checkpoint = (
+        minibatches * STEP_OVERHEAD_S
+        + 2 * 3 * n * flops / speed
+        + minibatches * params * ESTIMATOR_S_PER_VALUE
+    )
+    return len(CHECKPOINTS) * per_checkpoint
+
+
+def _minutes(seconds, attempt, floor=5):
+    """Slurm walltime in minutes: twice the estimate + 3, at least `floor`, times the attempt."""
+    return int(max(floor, math.ceil(2 * seconds / 60) + 3) * attempt)
+
+
+def train_runtime(wildcards, attempt):
+    return _minutes(_train_seconds(wildcards), attempt)
+
+
+def noise_runtime(wildcards, attempt):
+    return _minutes(_noise_seconds(wildcards), attempt)
+
+
+def _data_mb(dataset):
+    """The prepared data set in memory: float32 images (and the uint8 file while loading)."""
+    (c, h, w), _, n_train, n_test = DATA_SIZES[dataset]
+    return 1.25 * 4 * c * h * w * (n_train + n_test) / 2**20
+
+
+def train_mem_mb(wildcards, attempt):
+    """Weights at every checkpoint, params/grads/resume copies, activations, the data."""
+    params, _, acts = net_size(wildcards)
+    batch = max(int(wildcards.batch_size), TRAINING["eval_batch_size"])
+    model_mb = 4 * params * (len(CHECKPOINTS) + 8) / 2**20
+    acts_mb = 2 * 4 * batch * acts / 2**20
+    mb = BASE_MEM_MB + _data_mb(wildcards.dataset) + model_mb + acts_mb
+    return int(1.5 * mb) * attempt
+
+
+def noise_run_mem_mb(wildcards, attempt):
+    """noise_mem_mb (budget + data + model) plus the checkpoints and estimator state of the net."""
+    params, _, acts = net_size(wildcards)
+    extra_mb = (
+        4 * params * len(CHECKPOINTS)  # checkpoints.pt, held in memory
+        + 128 * params  # gradient mean and the estimators' per-coordinate state
+        + 2 * 4 * int(wildcards.batch_size) * acts  # activations of one minibatch
+    ) / 2**20
+    # noise_mem_mb already counts 500 MB of data
+    extra_mb += max(0.0, _data_mb(wildcards.dataset) - 500)
+    return noise_mem_mb(wildcards, attempt) + int(1.5 * extra_mb) * attempt
+
+
+def _small_run(wildcards):
+    seconds = _train_seconds(wildcards) + _noise_seconds(wildcards)
+    return seconds + _sharpness_seconds(wildcards) <= SMALL_RUN_MINUTES * 60
+
+
+def run_group(wildcards):
+    """Group of a small run's train_sgd and measure_gradient_noise (None: a large run).
+
+    Only a chain of jobs may share a run's group: inside a group job the plugin runs each
+    run's jobs as one job step that asks for the threads of its jobs running side by side,
+    which a group job sized for one job at a time (group_slot) does not have.
+    """
+    return "small_runs" if _small_run(wildcards) else None
+
+
+def sharpness_group(wildcards):
+    """Group of a small run's measure_sharpness (a sibling of its noise job, so its own)."""
+    return "small_sharpness" if _small_run(wildcards) else None
+
+
+def _sharpness_seconds(wildcards):
+    _, flops, _ = net_size(wildcards)
+    images = SHARPNESS.get("train_subset", 2000)
+    # power iterations of Hessian-vector products (~4 passes each), then the directions
+    iterations = SHARPNESS.get("power_iterations", 20)
+    passes = 4 * iterations + 2 * SHARPNESS.get("directions", 5)
+    return passes * 3 * images * flops / _speed(run_threads(wildcards)) + passes * 0.05
+
+
+def sharpness_runtime(wildcards, attempt):
+    return _minutes(_sharpness_seconds(wildcards), attempt)
+
+
+def sharpness_mem_mb(wildcards, attempt):
+    """The data, every checkpoint, a few copies of the weights, double-backward activations."""
+    params, _, acts = net_size(wildcards)
+    images = SHARPNESS.get("train_subset", 2000)
+    mb = (
+        BASE_MEM_MB
+        + _data_mb(wildcards.dataset)
+        + 4 * params * (len(CHECKPOINTS) + 12) / 2**20
+        + 4 * 4 * images * acts / 2**20
+    )
+    return int(1.5 * mb) * attempt
+
+
+def runs_mem_mb(base_mb, per_run_mb):
+    """Memory of a rule that reads every run of the grid (aggregation, figures)."""
+
+    def mem_mb(wildcards, attempt):
+        return int(base_mb + per_run_mb * len(RUNS)) * attempt
+
+    return mem_mb
+
+
+def runs_runtime(base_min, per_run_min):
+    """Runtime (minutes) of a rule that reads every run of the grid."""
+
+    def runtime(wildcards, attempt):
+        return int(math.ceil(base_min + per_run_min * len(RUNS))) * attempt
+
+    return runtime
+
+
+def by_attempt(value):
+    """A resource that grows with the attempt: value, 2·value, 3·value, ..."""
+
+    def scaled(wildcards, attempt):
+        return value * attempt
+
+    return scaled

@@ -15,6 +15,10 @@ rule download_dataset:
         "logs/download_dataset/{dataset}.log",
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(60),
     script:
         "../scripts/download_dataset.py"
 
@@ -31,9 +35,11 @@ rule prepare_dataset:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
         "benchmarks/prepare_dataset/{dataset}.tsv"
-    resources:
-        mem_mb=4000,
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     script:
         "../scripts/prepare_dataset.py"

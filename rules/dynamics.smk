@@ -108,7 +108,7 @@ rule measure_sharpness:
     benchmark:
         f"benchmarks/measure_sharpness/{RUN_DIR.removeprefix('results/runs/')}.tsv"
     group:
-        run_group
+        sharpness_group
     conda:
         "../envs/torch.yaml"
     threads: run_threads

@@ -1,20 +1,365 @@
-# One rule per figure, drawn from the tidy tables.
+# One rule per figure, drawn from the tidy tables; the claims table; the report's front page.
+# rule all asks only for the figures the selected grid can draw (figure_targets() in
+# common.smk); asking for another one fails with a message naming the runs to add.
+
+
+report: "captions/workflow.rst"
+
+
+rule plot_noise_norm_histogram:
+    input:
+        norms="results/tables/noise_norms.parquet",
+        summary="results/tables/summary.csv",
+    output:
+        pdf=report(
+            "figures/noise_norm_histogram.pdf",
+            category="Noise and estimators",
+            caption="captions/noise_norm_histogram.rst",
+            labels={"figure": "noise_norm_histogram", "format": "PDF"},
+        ),
+        png=report(
+            "figures/noise_norm_histogram.png",
+            category="Noise and estimators",
+            caption="captions/noise_norm_histogram.rst",
+            labels={"figure": "noise_norm_histogram", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_noise_norm_histogram.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    params:
+        showcase=showcase_runs(),
+        seed=figure_settings()["seed"],
+        max_synthetic_values=figure_settings()["max_synthetic_values"],
+    script:
+        "../scripts/plot_noise_norm_histogram.py"
+
+
+rule plot_estimator_validation:
+    input:
+        table="results/validation/estimator_validation.csv",
+    output:
+        pdf=report(
+            "figures/estimator_validation.pdf",
+            category="Noise and estimators",
+            caption="captions/estimator_validation.rst",
+            labels={"figure": "estimator_validation", "format": "PDF"},
+        ),
+        png=report(
+            "figures/estimator_validation.png",
+            category="Noise and estimators",
+            caption="captions/estimator_validation.rst",
+            labels={"figure": "estimator_validation", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_estimator_validation.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_estimator_validation.py"
 
 
 rule plot_alpha_vs_width:
     input:
-        summary="results/tables/summary.csv",
-        runs="results/tables/runs.csv",
+        unpack(
+            figure_input(
+                "alpha_vs_width",
+                summary="results/tables/summary.csv",
+                runs="results/tables/runs.csv",
+            )
+        ),
     output:
         pdf=report(
             "figures/alpha_vs_width.pdf",
             category="Tail index vs network size",
             caption="captions/alpha_vs_width.rst",
+            labels={"figure": "alpha_vs_width", "format": "PDF"},
         ),
-        png="figures/alpha_vs_width.png",
+        png=report(
+            "figures/alpha_vs_width.png",
+            category="Tail index vs network size",
+            caption="captions/alpha_vs_width.rst",
+            labels={"figure": "alpha_vs_width", "format": "PNG"},
+        ),
     log:
         "logs/plot_alpha_vs_width.log",
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
     script:
         "../scripts/plot_alpha_vs_width.py"
+
+
+rule plot_alpha_vs_depth:
+    input:
+        unpack(
+            figure_input(
+                "alpha_vs_depth",
+                summary="results/tables/summary.csv",
+                runs="results/tables/runs.csv",
+            )
+        ),
+    output:
+        pdf=report(
+            "figures/alpha_vs_depth.pdf",
+            category="Tail index vs network size",
+            caption="captions/alpha_vs_depth.rst",
+            labels={"figure": "alpha_vs_depth", "format": "PDF"},
+        ),
+        png=report(
+            "figures/alpha_vs_depth.png",
+            category="Tail index vs network size",
+            caption="captions/alpha_vs_depth.rst",
+            labels={"figure": "alpha_vs_depth", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_alpha_vs_depth.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_alpha_vs_depth.py"
+
+
+rule plot_alpha_vs_filters:
+    input:
+        unpack(
+            figure_input(
+                "alpha_vs_filters",
+                summary="results/tables/summary.csv",
+                runs="results/tables/runs.csv",
+            )
+        ),
+    output:
+        pdf=report(
+            "figures/alpha_vs_filters.pdf",
+            category="Tail index vs network size",
+            caption="captions/alpha_vs_filters.rst",
+            labels={"figure": "alpha_vs_filters", "format": "PDF"},
+        ),
+        png=report(
+            "figures/alpha_vs_filters.png",
+            category="Tail index vs network size",
+            caption="captions/alpha_vs_filters.rst",
+            labels={"figure": "alpha_vs_filters", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_alpha_vs_filters.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_alpha_vs_filters.py"
+
+
+rule plot_alpha_vs_batch_size:
+    input:
+        unpack(
+            figure_input(
+                "alpha_vs_batch_size",
+                summary="results/tables/summary.csv",
+                runs="results/tables/runs.csv",
+            )
+        ),
+    output:
+        pdf=report(
+            "figures/alpha_vs_batch_size.pdf",
+            category="Tail index vs batch size and learning rate",
+            caption="captions/alpha_vs_batch_size.rst",
+            labels={"figure": "alpha_vs_batch_size", "format": "PDF"},
+        ),
+        png=report(
+            "figures/alpha_vs_batch_size.png",
+            category="Tail index vs batch size and learning rate",
+            caption="captions/alpha_vs_batch_size.rst",
+            labels={"figure": "alpha_vs_batch_size", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_alpha_vs_batch_size.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_alpha_vs_batch_size.py"
+
+
+rule plot_alpha_vs_learning_rate:
+    input:
+        unpack(
+            figure_input(
+                "alpha_vs_learning_rate",
+                summary="results/tables/summary.csv",
+                runs="results/tables/runs.csv",
+            )
+        ),
+    output:
+        pdf=report(
+            "figures/alpha_vs_learning_rate.pdf",
+            category="Tail index vs batch size and learning rate",
+            caption="captions/alpha_vs_learning_rate.rst",
+            labels={"figure": "alpha_vs_learning_rate", "format": "PDF"},
+        ),
+        png=report(
+            "figures/alpha_vs_learning_rate.png",
+            category="Tail index vs batch size and learning rate",
+            caption="captions/alpha_vs_learning_rate.rst",
+            labels={"figure": "alpha_vs_learning_rate", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_alpha_vs_learning_rate.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_alpha_vs_learning_rate.py"
+
+
+rule plot_alpha_and_accuracy_over_training:
+    input:
+        unpack(
+            figure_input(
+                "alpha_and_accuracy_over_training",
+                summary="results/tables/summary.csv",
+                train_logs=showcase_files("train_log.csv"),
+            )
+        ),
+    output:
+        pdf=report(
+            "figures/alpha_and_accuracy_over_training.pdf",
+            category="Training dynamics",
+            caption="captions/alpha_and_accuracy_over_training.rst",
+            labels={"figure": "alpha_and_accuracy_over_training", "format": "PDF"},
+        ),
+        png=report(
+            "figures/alpha_and_accuracy_over_training.png",
+            category="Training dynamics",
+            caption="captions/alpha_and_accuracy_over_training.rst",
+            labels={"figure": "alpha_and_accuracy_over_training", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_alpha_and_accuracy_over_training.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    params:
+        showcase=showcase_runs(),
+    script:
+        "../scripts/plot_alpha_and_accuracy_over_training.py"
+
+
+rule plot_alpha_vs_block_size:
+    input:
+        estimates="results/tables/estimates.parquet",
+        synthetic="results/validation/synthetic_block_sweep.csv",
+    output:
+        pdf=report(
+            "figures/alpha_vs_block_size.pdf",
+            category="Noise and estimators",
+            caption="captions/alpha_vs_block_size.rst",
+            labels={"figure": "alpha_vs_block_size", "format": "PDF"},
+        ),
+        png=report(
+            "figures/alpha_vs_block_size.png",
+            category="Noise and estimators",
+            caption="captions/alpha_vs_block_size.rst",
+            labels={"figure": "alpha_vs_block_size", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_alpha_vs_block_size.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    params:
+        showcase=showcase_runs(),
+    script:
+        "../scripts/plot_alpha_vs_block_size.py"
+
+
+rule plot_runtime_by_grid_axis:
+    input:
+        train=benchmark_files("train_sgd"),
+        noise=benchmark_files("measure_gradient_noise"),
+        runs="results/tables/runs.csv",
+    output:
+        pdf=report(
+            "figures/runtime_by_grid_axis.pdf",
+            category="Runtime",
+            caption="captions/runtime_by_grid_axis.rst",
+            labels={"figure": "runtime_by_grid_axis", "format": "PDF"},
+        ),
+        png=report(
+            "figures/runtime_by_grid_axis.png",
+            category="Runtime",
+            caption="captions/runtime_by_grid_axis.rst",
+            labels={"figure": "runtime_by_grid_axis", "format": "PNG"},
+        ),
+    log:
+        "logs/plot_runtime_by_grid_axis.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    script:
+        "../scripts/plot_runtime_by_grid_axis.py"
+
+
+rule make_claims_table:
+    input:
+        summary="results/tables/summary.csv",
+        estimates="results/tables/estimates.parquet",
+        runs="results/tables/runs.csv",
+        extra=extra_claim_files(),
+    output:
+        md="figures/claims.md",
+        csv="figures/claims.csv",
+        html=report(
+            "figures/claims.html",
+            category="Claims",
+            caption="captions/claims.rst",
+        ),
+    log:
+        "logs/make_claims_table.log",
+    benchmark:
+        "benchmarks/make_claims_table.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    params:
+        claims=resolved_section(config, "claims"),
+        ci_level=config["estimators"]["ci_level"],
+    script:
+        "../scripts/make_claims_table.py"

@@ -17,11 +17,16 @@ rule measure_gradient_noise:
         f"logs/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
         f"benchmarks/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.tsv"
-    threads: 1
-    resources:
-        mem_mb=noise_mem_mb,
+    group:
+        run_group
     conda:
         "../envs/torch.yaml"
+    threads: run_threads
+    resources:
+        mem_mb=noise_run_mem_mb,
+        runtime=noise_runtime,
+        gpu=run_gpus,
+        group_slot=1,
     script:
         "../scripts/measure_gradient_noise.py"
 
@@ -36,8 +41,11 @@ rule validate_estimators:
         "logs/validate_estimators.log",
     benchmark:
         "benchmarks/validate_estimators.tsv"
-    threads: 1
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     script:
         "../scripts/validate_estimators.py"

@@ -16,10 +16,15 @@ rule train_sgd:
         f"logs/train_sgd/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
         f"benchmarks/train_sgd/{RUN_DIR.removeprefix('results/runs/')}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
+    group:
+        run_group
     conda:
         "../envs/torch.yaml"
+    threads: run_threads
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=run_gpus,
+        group_slot=1,
     script:
         "../scripts/train_sgd.py"

@@ -13,5 +13,8 @@ plot_alpha_vs_axis(
     hue="depth",
     pdf=snakemake.output.pdf,
     png=snakemake.output.png,
+    arch="fcn",
+    log_base=2,
     axis_label="width (units per hidden layer)",
+    hue_label="depth (linear layers)",
 )

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from formats import load_real_digits, write_mnist_folder, write_npz
 
+from formats import load_real_digits, write_mnist_folder, write_npz
 from sgdtail import data
 
 N_TRAIN, N_TEST = 64, 32

@@ -12,8 +12,8 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import make_prepared
 
+from conftest import make_prepared
 from sgdtail import io
 from sgdtail.train import TrainConfig, lr_at, train_sgd
 

@@ -1,9 +1,11 @@
 """The experiment grid: expansion, run paths, checkpoint schedules and config checks.
 
 The JSON Schema (``config.schema.yaml``) checks types, ranges and allowed
-values; :func:`check_config` adds the checks a schema cannot express (a batch
-larger than the data set, checkpoints beyond the run, duplicate grid values,
-missing data files). Both run before Snakemake schedules any job.
+values, and :func:`describe_schema_error` turns its verdict into one line that
+names the key and the allowed values; :func:`check_config` adds the checks a
+schema cannot express (a batch larger than the data set, checkpoints beyond the
+run, duplicate grid values, missing data files, normalisation vectors that do
+not match the images' channels). Both run before Snakemake schedules any job.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ DATASET_SIZES: dict[str, tuple[int, int]] = {
 }
 """(train, test) sizes of the full data sets, for checks before any data is read."""
 
+DATASET_CHANNELS: dict[str, int] = {"mnist": 1, "cifar10": 3, "cifar100": 3}
+"""Image channels of each data set: the length of its ``mean`` and ``std``."""
+
 ALEXNET_DEPTH = 8
 """AlexNet has 5 conv + 3 linear weight layers; its ``depth`` axis must be 8."""
+
+INTEGER_AXES = ("width", "depth", "batch_size", "seed")
+"""Axes whose values are integers (``8.0`` in YAML is taken as ``8``)."""
 
 
 class ConfigError(ValueError):
@@ -73,16 +81,23 @@ def selected_grid(config: Mapping[str, Any]) -> Mapping[str, Any]:
     if name not in grids:
         raise ConfigError(
             f"config key 'grid' is {name!r}, but 'grids' defines only {sorted(grids)}; "
-            "set grid to one of those (e.g. --config grid=smoke)"
+            f"allowed: one of {', '.join(sorted(grids))} (e.g. --config grid=smoke)"
         )
     return grids[name]
 
 
 def resolved_section(config: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """A top-level section (``training``, ``noise``) with the selected grid's overrides merged in."""
+    """A top-level section (``training``, ``noise``) with the selected grid's overrides applied."""
     merged = dict(config.get(section, {}))
     merged.update(selected_grid(config).get(section, {}) or {})
     return merged
+
+
+def _as_integer(value: Any) -> Any:
+    """``8.0`` → ``8`` (YAML and JSON Schema accept both as integers); anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def expand_grid(subgrids: list[Mapping[str, Any]], where: str = "grid") -> list[RunPoint]:
@@ -91,25 +106,44 @@ def expand_grid(subgrids: list[Mapping[str, Any]], where: str = "grid") -> list[
     Each sub-grid maps every axis in :data:`AXES` to a list of values. A value
     repeated inside one list is an error (it is almost always a typo); the same
     point reached by two sub-grids (a batch-size sweep crossing the main grid)
-    is kept once.
+    is kept once. Two points that would share a run folder (learning rates equal
+    to 10 significant digits) are an error too.
     """
     if not subgrids:
         raise ConfigError(f"{where}.runs is empty: list at least one sub-grid")
     points: dict[RunPoint, None] = {}
     for i, sub in enumerate(subgrids):
+        axes = {}
         for axis in AXES:
-            values = sub[axis]
+            values = list(sub[axis])
+            if axis in INTEGER_AXES:
+                values = [_as_integer(v) for v in values]
+            if not values:
+                raise ConfigError(f"{where}.runs[{i}].{axis} is empty; list at least one value")
             if len(set(values)) != len(values):
                 raise ConfigError(
-                    f"{where}.runs[{i}].{axis} lists a value twice ({values}); remove the repeat"
+                    f"{where}.runs[{i}].{axis} lists a value twice ({values}); allowed: distinct "
+                    "values (remove the repeat)"
                 )
-        for combo in itertools.product(*(sub[axis] for axis in AXES)):
+            axes[axis] = values
+        for combo in itertools.product(*(axes[axis] for axis in AXES)):
             point = RunPoint(**dict(zip(AXES, combo, strict=True)))
             points.setdefault(point, None)
+    folders: dict[str, RunPoint] = {}
+    for point in points:
+        other = folders.setdefault(point.path, point)
+        if other != point:
+            raise ConfigError(
+                f"{where}.runs: lr {other.lr!r} and {point.lr!r} would share the run folder "
+                f"{point.path}; allowed: learning rates that differ within 10 significant "
+                "digits (remove one of them)"
+            )
     return list(points)
 
 
-def checkpoint_schedule(spec: Mapping[str, Any], iterations: int) -> list[int]:
+def checkpoint_schedule(
+    spec: Mapping[str, Any], iterations: int, key: str = "training.checkpoints"
+) -> list[int]:
     """Iterations at which weights are saved and noise is measured, sorted, unique.
 
     ``spec['schedule']``: ``log`` (``count`` points log-spaced from 1 to
@@ -129,12 +163,13 @@ def checkpoint_schedule(spec: Mapping[str, Any], iterations: int) -> list[int]:
         beyond = sorted(i for i in its if i > iterations or i < 0)
         if beyond:
             raise ConfigError(
-                f"training.checkpoints.at has iterations {beyond} outside 0..{iterations} "
-                "(training.iterations); remove them or raise training.iterations"
+                f"{key}.at has iterations {beyond} outside 0..{iterations} "
+                f"(training.iterations); allowed: steps 0..{iterations} (remove them or raise "
+                "training.iterations)"
             )
     else:  # the schema rules this out; kept for direct library use
         raise ConfigError(
-            f"training.checkpoints.schedule is {kind!r}; allowed: log, every, list"
+            f"{key}.schedule is {kind!r}; allowed: log, every, list"
         )
     its.add(iterations)
     if spec.get("include_initial", True):
@@ -143,37 +178,251 @@ def checkpoint_schedule(spec: Mapping[str, Any], iterations: int) -> list[int]:
 
 
 def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[RunPoint]:
-    """Checks a schema cannot make; returns the expanded grid of the selected grid."""
+    """Checks a schema cannot make; returns the expanded grid of the selected grid.
+
+    Run after the schema (which guarantees the keys and types used here).
+    Every :class:`ConfigError` names the key and the values it allows.
+    """
     name = config["grid"]
     grid = selected_grid(config)
-    points = expand_grid(grid["runs"], where=f"grids.{name}")
+    where = f"grids.{name}"
+    points = expand_grid(grid["runs"], where=where)
     training = resolved_section(config, "training")
-    checkpoint_schedule(training["checkpoints"], training["iterations"])
+    iterations = training["iterations"]
+    spec = training["checkpoints"]
+    overridden = "checkpoints" in (grid.get("training") or {})
+    ckpt_key = f"{where}.training.checkpoints" if overridden else "training.checkpoints"
+    checkpoint_schedule(spec, iterations, key=ckpt_key)
+    if spec["schedule"] == "every" and int(spec["every"]) > iterations:
+        raise ConfigError(
+            f"{ckpt_key}.every is {spec['every']}, more than training.iterations "
+            f"({iterations}) of grid {name!r}: no checkpoint would fall inside the run; "
+            f"allowed: 1..{iterations}"
+        )
     noise = resolved_section(config, "noise")
-    for point in points:
-        n_train, n_test = DATASET_SIZES[point.dataset]
-        source = config["datasets"][point.dataset]["source"]
-        smallest = min(n_train, n_test) if "test" in noise["splits"] else n_train
-        if source != "npz" and point.batch_size > smallest:
-            raise ConfigError(
-                f"grids.{name}: batch_size {point.batch_size} is larger than the "
-                f"{point.dataset} split it is measured on ({smallest} images); lower batch_size"
-            )
-        if point.arch == "alexnet" and point.depth != ALEXNET_DEPTH:
-            raise ConfigError(
-                f"grids.{name}: arch alexnet has a fixed depth of {ALEXNET_DEPTH} weight layers "
-                f"(5 conv + 3 linear), got depth {point.depth}; set depth: [{ALEXNET_DEPTH}] "
-                "in the alexnet sub-grid (its width is the number of filters ch)"
-            )
+    for i, sub in enumerate(grid["runs"]):
+        key = f"{where}.runs[{i}]"
+        for lr in sub["lr"]:
+            if not math.isfinite(lr):
+                raise ConfigError(f"{key}.lr holds {lr!r}; allowed: finite numbers > 0")
+        for dataset in sub["dataset"]:
+            n_train, n_test = DATASET_SIZES[dataset]
+            if config["datasets"][dataset]["source"] == "npz":
+                continue  # an .npz may hold any number of images: checked when it is read
+            if "test" in noise["splits"] and n_test < n_train:
+                smallest, split = n_test, "test"
+            else:
+                smallest, split = n_train, "train"
+            for batch_size in sub["batch_size"]:
+                if _as_integer(batch_size) > smallest:
+                    raise ConfigError(
+                        f"{key}.batch_size: batch_size {batch_size} is larger than the "
+                        f"{dataset} {split} split it is trained or measured on ({smallest} "
+                        f"images); allowed: 1..{smallest}"
+                    )
+        if "alexnet" in sub["arch"]:
+            depths = [_as_integer(d) for d in sub["depth"]]
+            if depths != [ALEXNET_DEPTH]:
+                raise ConfigError(
+                    f"{key}.depth: arch alexnet has a fixed depth of {ALEXNET_DEPTH} weight "
+                    f"layers (5 conv + 3 linear), got depth {depths}; allowed: "
+                    f"[{ALEXNET_DEPTH}] (put alexnet in its own sub-grid; its width is the "
+                    "number of filters ch)"
+                )
     for dataset in sorted({p.dataset for p in points}):
         ds = config["datasets"][dataset]
-        if ds["source"] in ("folder", "npz"):
-            path = Path(workdir, ds["path"])
-            if not path.exists():
+        channels = DATASET_CHANNELS[dataset]
+        for stat in ("mean", "std"):
+            values = ds[stat]
+            if len(values) != channels:
                 raise ConfigError(
-                    f"datasets.{dataset}.path is {ds['path']!r} (source {ds['source']}), "
-                    f"which does not exist; point it at the "
-                    f"{'torchvision data folder' if ds['source'] == 'folder' else '.npz file'}"
-                    f" or set datasets.{dataset}.source: download"
+                    f"datasets.{dataset}.{stat} has {len(values)} value(s) {values}, but "
+                    f"{dataset} images have {channels} channel(s); allowed: a list of "
+                    f"{channels} number(s)"
                 )
+            if not all(math.isfinite(v) for v in values):
+                raise ConfigError(f"datasets.{dataset}.{stat} is {values}; allowed: finite numbers")
+        _check_data_path(dataset, ds, workdir)
     return points
+
+
+def _check_data_path(dataset: str, ds: Mapping[str, Any], workdir: str | Path) -> None:
+    """A folder / .npz source must exist and be of the right kind; a download target a folder."""
+    path = Path(workdir, ds["path"]).expanduser()
+    source = ds["source"]
+    key = f"datasets.{dataset}.path"
+    what = {"folder": "torchvision data folder", "npz": ".npz file"}.get(source)
+    if what and not path.exists():
+        raise ConfigError(
+            f"{key} is {ds['path']!r} (source {source}), which does not exist; allowed: an "
+            f"existing {what}: point it there, or set datasets.{dataset}.source: download"
+        )
+    if source in ("folder", "download") and path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{key} is {ds['path']!r}, a file, but source {source} needs a folder; allowed: "
+            f"a folder (or set datasets.{dataset}.source: npz if it is an .npz file)"
+        )
+    if source == "npz" and path.is_dir():
+        raise ConfigError(
+            f"{key} is {ds['path']!r}, a folder, but source npz needs an .npz file; allowed: "
+            f"a file with x_train, y_train, x_test, y_test (or set "
+            f"datasets.{dataset}.source: folder for torchvision's layout)"
+        )
+
+
+# --------------------------------------------------------------------------- schema errors
+_TYPE_NAMES = {
+    "integer": "an integer", "number": "a number", "string": "a string",
+    "boolean": "true or false", "array": "a list", "object": "a mapping", "null": "null",
+}
+
+
+def _resolve(schema: Any, root: Mapping[str, Any] | None) -> Any:
+    """Follow a local ``$ref`` (``#/$defs/name``) and merge ``allOf`` members into one dict."""
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    if "$ref" in schema and root is not None:
+        node: Any = root
+        for part in str(schema["$ref"]).removeprefix("#/").split("/"):
+            node = node.get(part, {}) if isinstance(node, Mapping) else {}
+        out.update(_resolve(node, root))
+    for member in schema.get("allOf", []):
+        for k, v in _resolve(member, root).items():
+            if k == "properties" and "properties" in out:
+                out["properties"] = {**out["properties"], **v}
+            elif k == "required" and "required" in out:
+                out["required"] = [*out["required"], *v]
+            else:
+                out.setdefault(k, v)
+    out.update({k: v for k, v in schema.items() if k not in ("$ref", "allOf")})
+    return out
+
+
+def _schema_chain(root: Mapping[str, Any] | None, path: list) -> list[Mapping[str, Any]]:
+    """The (resolved) sub-schemas along an instance path, from the root down."""
+    if root is None:
+        return []
+    node = _resolve(root, root)
+    chain = [node]
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            extra = node.get("additionalProperties", {})
+            node = extra if isinstance(extra, Mapping) else {}
+        node = _resolve(node, root)
+        chain.append(node)
+    return chain
+
+
+def _bounds(schema: Mapping[str, Any]) -> str:
+    parts = []
+    for word, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
+                       ("exclusiveMaximum", "<")):
+        if word in schema:
+            parts.append(f"{sign} {schema[word]}")
+    return " and ".join(parts)
+
+
+def allowed_values(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> str:
+    """What a (sub-)schema accepts, in words: ``one of fcn, alexnet``, ``an integer ≥ 1``."""
+    schema = _resolve(schema, root)
+    if not isinstance(schema, Mapping):
+        return ""
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "array":
+        limits = []
+        if "minItems" in schema:
+            limits.append(f"at least {schema['minItems']}")
+        if "maxItems" in schema:
+            limits.append(f"at most {schema['maxItems']}")
+        size = f" of {' and '.join(limits)} item(s)" if limits else ""
+        unique = ", no repeats" if schema.get("uniqueItems") else ""
+        items = allowed_values(schema.get("items", {}), root)
+        return f"a list{size}{unique}, each {items}" if items else f"a list{size}{unique}"
+    if kind == "object" or "properties" in schema:
+        keys = sorted(schema.get("properties", {}))
+        if keys:
+            return "a mapping with keys " + ", ".join(keys)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, Mapping):
+            return "a mapping of names to " + allowed_values(extra, root)
+        return "a mapping"
+    if kind in _TYPE_NAMES:
+        text = _TYPE_NAMES[kind]
+        if kind == "string" and schema.get("minLength"):
+            text = "a non-empty string"
+        bounds = _bounds(schema)
+        return f"{text} {bounds}" if bounds else text
+    return ""
+
+
+def _dotted(path: list) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "the config"
+
+
+def describe_schema_error(error: Any, schema: Mapping[str, Any] | str | Path | None = None) -> str:
+    """One line for a JSON Schema ``ValidationError``: the key, what is wrong, what is allowed.
+
+    ``error`` may also be the ``WorkflowError`` that ``snakemake.utils.validate`` raises
+    (the ``ValidationError`` is its ``__context__``); ``schema`` (the schema or its file)
+    adds the key's description, and the allowed values where a key is missing. E.g.
+    ``grids.smoke.runs[0].arch[0] is 'resnet' ('resnet' is not one of ['fcn', 'alexnet']);
+    allowed: one of fcn, alexnet (architectures (fcn, alexnet))
+    [config['grids']['smoke']['runs'][0]['arch'][0]]``.
+    """
+    err = error
+    seen = 0
+    while err is not None and not hasattr(err, "validator") and seen < 10:
+        err, seen = (err.__cause__ or err.__context__), seen + 1
+    if err is None or not hasattr(err, "validator"):
+        return " ".join(str(error).split())
+    if isinstance(schema, (str, Path)):
+        import yaml  # only where Snakemake runs (PyYAML is one of its dependencies)
+
+        schema = yaml.safe_load(Path(schema).read_text())
+    path = list(err.absolute_path)
+    chain = _schema_chain(schema, path)
+    # the key's own description, or for a list item that of its list
+    own = [chain[-1]] + ([chain[-2]] if path and isinstance(path[-1], int) else [])
+    descriptions = [s["description"] for s in reversed(own) if "description" in s]
+    hint = ""
+    if err.validator == "additionalProperties":
+        known = sorted(err.schema.get("properties", {}))
+        unknown = sorted(str(k) for k in err.instance if k not in known)
+        text = f"{_dotted(path)} has unknown key(s) {', '.join(map(repr, unknown))}"
+        allowed = "keys " + ", ".join(known)
+        descriptions = descriptions if path else []
+    elif err.validator == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        sub = _schema_chain(schema, path + missing[:1])
+        text = f"{_dotted(path + missing[:1])} is missing ({err.message})"
+        allowed = allowed_values(sub[-1], schema) if sub else ""
+        descriptions = [sub[-1]["description"]] if sub and "description" in sub[-1] else []
+    else:
+        text = f"{_dotted(path)} is {err.instance!r} ({err.message})" if path else err.message
+        allowed = allowed_values(err.schema, schema)
+        if chain and (not allowed or err.validator in ("minItems", "maxItems", "uniqueItems")):
+            allowed = allowed_values(chain[-1], schema) or allowed
+        if err.validator == "type" and isinstance(err.instance, str):
+            try:
+                float(err.instance)
+            except ValueError:
+                pass
+            else:
+                hint = (f"; {err.instance!r} is text (YAML reads numbers such as 1e-3 as text: "
+                        "write 0.001 or 1.0e-3)")
+    text += f"; allowed: {allowed}" if allowed else ""
+    text += f" ({descriptions[-1]})" if descriptions else ""
+    text += hint
+    where = "".join(f"[{p!r}]" for p in path)
+    text += f" [config{where}]" if where else ""
+    return " ".join(text.split())

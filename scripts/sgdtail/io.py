@@ -19,6 +19,15 @@ from pathlib import Path
 from typing import Any
 
 
+def _write_error(target: Path, err: OSError) -> OSError:
+    """The OSError to raise when ``target`` cannot be written, saying what to do."""
+    return OSError(
+        err.errno,
+        f"could not write {target}: {err.strerror or err}; "
+        "free disk space or fix permissions on that folder, then rerun",
+    )
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -33,9 +42,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Errors such as a full disk are re-raised with the target named.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _write_error(target, err) from err
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -45,11 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
-        raise OSError(
-            err.errno,
-            f"could not write {target}: {err.strerror or err}; "
-            "free disk space or fix permissions on that folder, then rerun",
-        ) from err
+        raise _write_error(target, err) from err
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -140,3 +148,10 @@ def setup_logging(log_path: str | os.PathLike | None) -> None:
         force=True,
         **kwargs,
     )
+
+    def log_uncaught(kind, error, tb) -> None:
+        """Errors go to the job's log too (on a cluster stderr is elsewhere)."""
+        logging.getLogger("sgdtail").critical("%s", error, exc_info=(kind, error, tb))
+        sys.__excepthook__(kind, error, tb)
+
+    sys.excepthook = log_uncaught

@@ -310,7 +310,7 @@ def plot_sharpness_vs_alpha(df, rho: Mapping[str, Any], pdf, png) -> None:
     from sgdtail.io import atomic_path
 
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.35})
     for ax, col, label in (
         (axes[0], "top_hessian_eigenvalue", "top Hessian eigenvalue λ_max"),
         (axes[1], "random_direction_sharpness", "loss increase along random directions"),
