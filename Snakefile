@@ -20,6 +20,6 @@ include: "rules/dynamics.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

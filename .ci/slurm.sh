@@ -4,7 +4,7 @@
 #
 #   .ci/slurm.sh install      apt-get install slurmctld slurmd slurm-client munge (if missing)
 #   .ci/slurm.sh configure    write /etc/slurm/slurm.conf for this machine (idempotent)
-#   .ci/slurm.sh start        start munged, slurmctld, slurmd unless running; wait for an idle
+#   .ci/slurm.sh start        start munged, slurmctld, slurmd unless running; wait for a ready
 #                             node; the pid of each daemon it starts goes to $DIR/<name>.pid
 #   .ci/slurm.sh stop         stop the daemons listed in $DIR/*.pid (by pid, nothing else)
 #   .ci/slurm.sh up USER      install + configure + start, and register USER (a live pid, e.g.
@@ -288,7 +288,7 @@ case "${1:-}" in
     release) locked cmd_release "${2:-}" ;;
     status) cmd_status ;;
     *)
-        sed -n '2,23p' "$0" >&2
+        sed -n '2,20p' "$0" >&2
         exit 64
         ;;
 esac

@@ -12,8 +12,6 @@ rule aggregate_results:
         summary="results/tables/summary.csv",
         runs="results/tables/runs.csv",
         norms="results/tables/noise_norms.parquet",
-    params:
-        runs=run_metadata(),
     log:
         "logs/aggregate_results.log",
     benchmark:
@@ -24,5 +22,7 @@ rule aggregate_results:
     resources:
         mem_mb=runs_mem_mb(2000, 4),
         runtime=runs_runtime(10, 0.05),
+    params:
+        runs=run_metadata(),
     script:
         "../scripts/aggregate_results.py"

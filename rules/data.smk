@@ -8,9 +8,6 @@ localrules:
 rule download_dataset:
     output:
         "resources/datasets/{dataset}.manifest.json",
-    params:
-        source=dataset_setting("source"),
-        path=dataset_setting("path"),
     log:
         "logs/download_dataset/{dataset}.log",
     conda:
@@ -19,6 +16,9 @@ rule download_dataset:
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(60),
+    params:
+        source=dataset_setting("source"),
+        path=dataset_setting("path"),
     script:
         "../scripts/download_dataset.py"
 
@@ -28,9 +28,6 @@ rule prepare_dataset:
         "resources/datasets/{dataset}.manifest.json",
     output:
         "resources/datasets/{dataset}.pt",
-    params:
-        mean=dataset_setting("mean"),
-        std=dataset_setting("std"),
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
@@ -41,5 +38,8 @@ rule prepare_dataset:
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
+    params:
+        mean=dataset_setting("mean"),
+        std=dataset_setting("std"),
     script:
         "../scripts/prepare_dataset.py"

@@ -7,8 +7,6 @@ rule simulate_exit_times:
         sweep="results/dynamics/exit_times.csv",
         slopes="results/dynamics/exit_slopes.csv",
         claim="results/dynamics/claim_C4.json",
-    params:
-        dynamics=DYNAMICS,
     log:
         "logs/simulate_exit_times.log",
     benchmark:
@@ -19,6 +17,8 @@ rule simulate_exit_times:
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(60),
+    params:
+        dynamics=DYNAMICS,
     script:
         "../scripts/simulate_exit_times.py"
 
@@ -28,8 +28,6 @@ rule simulate_sample_paths:
         ratios="results/dynamics/jump_ratios.csv",
         claim="results/dynamics/claim_C5.json",
         paths="results/dynamics/sample_paths.npz",
-    params:
-        dynamics=DYNAMICS,
     log:
         "logs/simulate_sample_paths.log",
     benchmark:
@@ -40,6 +38,8 @@ rule simulate_sample_paths:
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(30),
+    params:
+        dynamics=DYNAMICS,
     script:
         "../scripts/simulate_sample_paths.py"
 
@@ -79,8 +79,6 @@ rule plot_dynamics:
             caption="captions/metastability.rst",
         ),
         metastability_png="figures/metastability.png",
-    params:
-        dynamics=DYNAMICS,
     log:
         "logs/plot_dynamics.log",
     conda:
@@ -89,6 +87,8 @@ rule plot_dynamics:
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
+    params:
+        dynamics=DYNAMICS,
     script:
         "../scripts/plot_dynamics.py"
 
@@ -100,9 +100,6 @@ rule measure_sharpness:
         info=f"{RUN_DIR}/run.json",
     output:
         f"{RUN_DIR}/sharpness.json",
-    params:
-        sharpness=SHARPNESS,
-        device=TRAINING["device"],
     log:
         f"logs/measure_sharpness/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
@@ -117,6 +114,9 @@ rule measure_sharpness:
         runtime=sharpness_runtime,
         gpu=run_gpus,
         group_slot=1,
+    params:
+        sharpness=SHARPNESS,
+        device=TRAINING["device"],
     script:
         "../scripts/measure_sharpness.py"
 
@@ -134,9 +134,6 @@ rule plot_sharpness_vs_alpha:
             caption="captions/sharpness_vs_alpha.rst",
         ),
         png="figures/sharpness_vs_alpha.png",
-    params:
-        runs=run_metadata(),
-        sharpness=SHARPNESS,
     log:
         "logs/plot_sharpness_vs_alpha.log",
     conda:
@@ -145,5 +142,8 @@ rule plot_sharpness_vs_alpha:
     resources:
         mem_mb=runs_mem_mb(2000, 2),
         runtime=runs_runtime(10, 0.02),
+    params:
+        runs=run_metadata(),
+        sharpness=SHARPNESS,
     script:
         "../scripts/plot_sharpness_vs_alpha.py"

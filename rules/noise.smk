@@ -9,10 +9,6 @@ rule measure_gradient_noise:
     output:
         estimates=f"{RUN_DIR}/tail_index.csv",
         norms=f"{RUN_DIR}/noise_norms.csv",
-    params:
-        noise=NOISE,
-        estimators=config["estimators"],
-        device=TRAINING["device"],
     log:
         f"logs/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
@@ -27,6 +23,10 @@ rule measure_gradient_noise:
         runtime=noise_runtime,
         gpu=run_gpus,
         group_slot=1,
+    params:
+        noise=NOISE,
+        estimators=config["estimators"],
+        device=TRAINING["device"],
     script:
         "../scripts/measure_gradient_noise.py"
 
@@ -35,8 +35,6 @@ rule validate_estimators:
     output:
         table="results/validation/estimator_validation.csv",
         sweep="results/validation/synthetic_block_sweep.csv",
-    params:
-        validation=VALIDATION,
     log:
         "logs/validate_estimators.log",
     benchmark:
@@ -47,5 +45,7 @@ rule validate_estimators:
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
+    params:
+        validation=VALIDATION,
     script:
         "../scripts/validate_estimators.py"

@@ -9,9 +9,6 @@ rule train_sgd:
         metrics=f"{RUN_DIR}/checkpoint_metrics.csv",
         train_log=f"{RUN_DIR}/train_log.csv",
         info=f"{RUN_DIR}/run.json",
-    params:
-        training=TRAINING,
-        checkpoints=CHECKPOINTS,
     log:
         f"logs/train_sgd/{RUN_DIR.removeprefix('results/runs/')}.log",
     benchmark:
@@ -26,5 +23,8 @@ rule train_sgd:
         runtime=train_runtime,
         gpu=run_gpus,
         group_slot=1,
+    params:
+        training=TRAINING,
+        checkpoints=CHECKPOINTS,
     script:
         "../scripts/train_sgd.py"

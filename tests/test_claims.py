@@ -63,7 +63,7 @@ def make_tables(
                     "alpha_robust_ci_low": a - half_width, "alpha_robust_ci_high": a + half_width,
                     "alpha_reference": other.get("reference", alpha_fn)(r, step),
                     "alpha_per_coordinate_median": other.get("per_coordinate", alpha_fn)(r, step),
-                    "n_minibatches": 20, "test_accuracy": acc_fn(r, step),
+                    "n_minibatches": 20, "zero_fraction": 0.0, "test_accuracy": acc_fn(r, step),
                     "train_accuracy": acc_fn(r, step), "status": st, "n_parameters": 1000,
                 })
                 for order in ("natural", "shuffled"):

@@ -217,10 +217,6 @@ def test_diverged_run_is_recorded_and_the_rest_completes(reference):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug: rule all asks for figures/alpha_vs_learning_rate (the grid has an lr sweep), "
-    "but once the diverged run is excluded sgdtail.plots.plot_alpha_vs_axis raises 'no runs "
-    "that differ only in lr' instead of drawing what is left with the excluded-runs note"))
 def test_lr_sweep_with_a_diverged_run_still_draws_its_figure(reference, mnist_root, tmp_path):
     """The issue's example grid, lr [0.1, 1000]: its lr figure must still be drawn."""
     config = write_config(tmp_path / "lr.yaml", {"runs": [dict(SUBGRID, lr=[0.1, 1000.0])]},

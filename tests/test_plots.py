@@ -34,6 +34,7 @@ def test_parse_run_path_inverts_the_run_path():
 def test_alpha_vs_width_draws_every_estimator_row(tmp_path):
     runs = widths(3) + [run(width=16 * 2**i, depth=3) for i in range(3)]
     summary, _, runs_table = make_tables(runs, alpha=lambda r, s: 1.2 + r["width"] / 1000)
+    summary["zero_fraction"] = 0.2  # annotated on the reference row
     pdf, png = outputs(tmp_path, "alpha_vs_width")
     P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", pdf, png, arch="fcn")
     assert_drawn(pdf, png)

@@ -149,7 +149,7 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
             path = work / "figures" / f"{name}.{ext}"
             assert path.exists() == (name in SMOKE_FIGURES), path
     claims = pd.read_csv(work / "figures/claims.csv")
-    assert set(claims.claim) == {"C1", "C2", "C3"}
+    assert {"C1", "C2", "C3"} <= set(claims.claim)  # plus C4-C6 from the dynamics stages
     assert set(claims.verdict) <= {"supported", "not supported", "inconclusive"}
     c2 = claims[claims.claim == "C2"]
     assert (c2.verdict == "inconclusive").all() and c2.reason.str.contains("batch-size").all()

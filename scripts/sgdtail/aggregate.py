@@ -33,6 +33,9 @@ def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
     frames = []
     for ax, path in zip(axes, paths, strict=True):
         df = pd.read_csv(path)
+        # a per-row column named like an axis (checkpoint_metrics' lr, the learning rate in
+        # force at that step under lr_schedule: halve) is kept as <name>_current
+        df = df.rename(columns={a: f"{a}_current" for a in AXES if a in df.columns})
         for axis, value in typed_axes(ax).items():
             df[axis] = value
         frames.append(df)

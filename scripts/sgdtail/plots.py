@@ -127,9 +127,14 @@ def run_label(run: Mapping) -> str:
     )
 
 
-def final_checkpoints(summary: pd.DataFrame, split: str = "train") -> pd.DataFrame:
-    """Rows of each run's last measured checkpoint on ``split``, runs that diverged left out."""
-    ok = summary[(summary.split == split) & (summary.status != "diverged")]
+def final_checkpoints(
+    summary: pd.DataFrame, split: str = "train", keep_diverged: bool = False
+) -> pd.DataFrame:
+    """Rows of each run's last measured checkpoint on ``split``; runs that diverged are left
+    out unless ``keep_diverged`` (then their last checkpoint before divergence is kept)."""
+    ok = summary[summary.split == split]
+    if not keep_diverged:
+        ok = ok[ok.status != "diverged"]
     last = ok.groupby(RUN_KEYS)["step"].transform("max")
     return ok[ok.step == last]
 
@@ -209,10 +214,13 @@ def plot_alpha_vs_axis(
     ``hue`` may be an axis or ``"network"`` (architecture, width × depth).
     """
     set_style()
-    df = final_checkpoints(summary)
+    # the sweep is found among all runs, then diverged ones are dropped: a sweep that lost
+    # runs to divergence is still drawn with what is left (the title counts the excluded)
+    df = final_checkpoints(summary, keep_diverged=True)
     if arch is not None:
         df = df[df.arch == arch]
     df = sweep_rows(df, axis)
+    df = df[df.status != "diverged"]
     if df.empty:
         what = f"{arch} runs" if arch else "runs"
         raise ValueError(
