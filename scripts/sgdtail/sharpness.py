@@ -301,15 +301,12 @@ def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) ->
 
 def plot_sharpness_vs_alpha(df, rho: Mapping[str, Any], pdf, png) -> None:
     """Top Hessian eigenvalue and random-direction sharpness against the final robust α."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from sgdtail.io import atomic_path
+    from sgdtail.plots import save_figure, set_style
 
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    set_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.35})
     for ax, col, label in (
         (axes[0], "top_hessian_eigenvalue", "top Hessian eigenvalue λ_max"),
@@ -327,7 +324,4 @@ def plot_sharpness_vs_alpha(df, rho: Mapping[str, Any], pdf, png) -> None:
         f"Sharpness of the end point vs α: Spearman ρ(α, λ_max) = {rho['rho']:.2f} "
         f"[{rho['ci_low']:.2f}, {rho['ci_high']:.2f}], n = {rho['n']}", y=1.02,
     )
-    for path, kwargs in ((pdf, {}), (png, {"dpi": 150})):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", **kwargs)
-    plt.close(fig)
+    save_figure(fig, pdf, png)
