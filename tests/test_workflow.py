@@ -198,3 +198,19 @@ def test_one_figure_builds_alone_from_a_clean_folder(tmp_path, smoke_data):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "figures/estimator_validation.pdf").stat().st_size > 1000
     assert not (tmp_path / "results/runs").exists()  # no training for this figure
+
+
+@pytest.mark.parametrize(
+    "name", ["alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate"]
+)
+def test_sweep_figure_builds_alone_on_the_sweep_grid(name, tmp_path, smoke_data):
+    """The figures the smoke grid cannot draw, each built alone from a clean folder on
+    ``smoke_sweeps`` (tiny AlexNet filter, batch-size and learning-rate sweeps)."""
+    config = smoke_config(smoke_data)
+    config[1] = "grid=smoke_sweeps"
+    res = snakemake(tmp_path, "--cores", "2", f"figures/{name}.pdf", *config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for ext in ("pdf", "png"):
+        assert (tmp_path / f"figures/{name}.{ext}").stat().st_size > 1000
+    runs = pd.read_csv(tmp_path / "results/tables/runs.csv")
+    assert set(runs.status) == {"completed"}
