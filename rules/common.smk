@@ -35,7 +35,8 @@ DYNAMICS = resolved_section(config, "dynamics")
 SHARPNESS = resolved_section(config, "sharpness")
 CHECKPOINTS = checkpoint_schedule(TRAINING["checkpoints"], TRAINING["iterations"])
 DATASETS = sorted({run.dataset for run in RUNS})
-RUN_DIR = "results/runs/{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
+RUN_PATH = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
+RUN_DIR = f"results/runs/{RUN_PATH}"  # logs/ and benchmarks/ mirror RUN_PATH per rule
 
 
 wildcard_constraints:

@@ -101,9 +101,9 @@ rule measure_sharpness:
     output:
         f"{RUN_DIR}/sharpness.json",
     log:
-        f"logs/measure_sharpness/{RUN_DIR.removeprefix('results/runs/')}.log",
+        f"logs/measure_sharpness/{RUN_PATH}.log",
     benchmark:
-        f"benchmarks/measure_sharpness/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+        f"benchmarks/measure_sharpness/{RUN_PATH}.tsv"
     group:
         sharpness_group
     conda:

@@ -10,9 +10,9 @@ rule measure_gradient_noise:
         estimates=f"{RUN_DIR}/tail_index.csv",
         norms=f"{RUN_DIR}/noise_norms.csv",
     log:
-        f"logs/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.log",
+        f"logs/measure_gradient_noise/{RUN_PATH}.log",
     benchmark:
-        f"benchmarks/measure_gradient_noise/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+        f"benchmarks/measure_gradient_noise/{RUN_PATH}.tsv"
     group:
         run_group
     conda:

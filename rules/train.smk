@@ -10,9 +10,9 @@ rule train_sgd:
         train_log=f"{RUN_DIR}/train_log.csv",
         info=f"{RUN_DIR}/run.json",
     log:
-        f"logs/train_sgd/{RUN_DIR.removeprefix('results/runs/')}.log",
+        f"logs/train_sgd/{RUN_PATH}.log",
     benchmark:
-        f"benchmarks/train_sgd/{RUN_DIR.removeprefix('results/runs/')}.tsv"
+        f"benchmarks/train_sgd/{RUN_PATH}.tsv"
     group:
         run_group
     conda:

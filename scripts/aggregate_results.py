@@ -5,9 +5,10 @@ from sgdtail.io import setup_logging, write_table
 
 setup_logging(snakemake.log[0])
 axes = snakemake.params.runs
-runs = runs_table(axes, snakemake.input.infos, snakemake.input.metrics)
+metrics = read_with_axes(axes, snakemake.input.metrics)  # each file read once
+runs = runs_table(axes, snakemake.input.infos, metrics)
 estimates = estimates_table(axes, snakemake.input.estimates)
-summary = summary_table(estimates, runs, snakemake.input.metrics, axes)
+summary = summary_table(estimates, runs, metrics)
 write_table(snakemake.output.runs, runs)
 write_table(snakemake.output.estimates, estimates)
 write_table(snakemake.output.summary, summary)

@@ -42,25 +42,27 @@ def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def runs_table(axes: Sequence[dict], infos: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-    """One row per run (see module docstring)."""
+def runs_table(axes: Sequence[dict], infos: Sequence[str], metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (see module docstring); ``metrics`` from :func:`read_with_axes`."""
+    last = metrics.sort_values("step").groupby(list(AXES)).tail(1).set_index(list(AXES))
     rows = []
-    for ax, info_path, metrics_path in zip(axes, infos, metrics, strict=True):
+    for ax, info_path in zip(axes, infos, strict=True):
         with open(info_path) as fh:
             info = json.load(fh)
-        m = pd.read_csv(metrics_path)
-        last = m.iloc[-1] if len(m) else {}
+        values = typed_axes(ax)
+        key = tuple(values[a] for a in AXES)
+        final = last.loc[key] if key in last.index else {}
         rows.append(
             {
-                **typed_axes(ax),
+                **values,
                 "status": info["status"],
                 "steps_done": info["steps_done"],
                 "diverged_at": info["diverged_at"],
                 "n_parameters": info["n_parameters"],
                 "train_seconds": info["seconds"],
                 "steps_per_second": info["steps_per_second"],
-                "final_train_accuracy": last.get("train_accuracy", np.nan),
-                "final_test_accuracy": last.get("test_accuracy", np.nan),
+                "final_train_accuracy": final.get("train_accuracy", np.nan),
+                "final_test_accuracy": final.get("test_accuracy", np.nan),
             }
         )
     return pd.DataFrame(rows)
@@ -79,7 +81,7 @@ def _pick(est: pd.DataFrame, estimator: str, scope: str = "pooled", order: str =
 
 
 def summary_table(
-    estimates: pd.DataFrame, runs: pd.DataFrame, metrics: Sequence[str], axes: Sequence[dict]
+    estimates: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame
 ) -> pd.DataFrame:
     """Run × checkpoint × split: main α estimates, block-sweep slope and accuracies."""
     keys = list(AXES) + ["step", "split"]
@@ -111,7 +113,6 @@ def summary_table(
         out[f"sweep_slope_{order}"] = slopes
     out = out.reset_index()
 
-    acc = read_with_axes(axes, metrics)
-    out = out.merge(acc, on=list(AXES) + ["step"], how="left")
+    out = out.merge(metrics, on=list(AXES) + ["step"], how="left")
     out = out.merge(runs[list(AXES) + ["status", "n_parameters"]], on=list(AXES), how="left")
     return out.sort_values(keys).reset_index(drop=True)
