@@ -310,6 +310,16 @@ def net_size(wildcards):
     return params, flops, acts + 4 * hidden + classes
 
 
+# Local scheduling order (Snakemake runs ready jobs of higher priority first; SLURM ignores it).
+# Serial steps of the study's chain, which everything after them waits for (download and
+# prepare a data set, aggregate the runs), go first. Next come the jobs that need nothing from
+# the chain (estimator validation, the dynamics simulations and their figure): they fill the
+# cores the chain leaves idle early on, instead of forming a serial tail at the end that
+# claims and figures wait for. The runs and the figures (priority 0) take the rest.
+PRIORITY_CHAIN_START = 2
+PRIORITY_SIDE = 1
+
+
 def _speed(threads):
     return GPU_FLOPS if _on_gpu() else CPU_FLOPS_PER_THREAD * threads
 

@@ -11,9 +11,10 @@ rule simulate_exit_times:
         "logs/simulate_exit_times.log",
     benchmark:
         "benchmarks/simulate_exit_times.tsv"
+    priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(60),
@@ -32,6 +33,7 @@ rule simulate_sample_paths:
         "logs/simulate_sample_paths.log",
     benchmark:
         "benchmarks/simulate_sample_paths.tsv"
+    priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -81,6 +83,7 @@ rule plot_dynamics:
         metastability_png="figures/metastability.png",
     log:
         "logs/plot_dynamics.log",
+    priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
     threads: 1

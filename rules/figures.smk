@@ -57,6 +57,7 @@ rule plot_estimator_validation:
         ),
     log:
         "logs/plot_estimator_validation.log",
+    priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -39,6 +39,7 @@ rule validate_estimators:
         "logs/validate_estimators.log",
     benchmark:
         "benchmarks/validate_estimators.tsv"
+    priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
     threads: 1

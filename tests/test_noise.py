@@ -93,3 +93,83 @@ def test_too_few_minibatches_is_clear(model_and_data):
     model, data = model_and_data
     with pytest.raises(ValueError, match="at least two"):
         measure_noise(model, get_loss("hinge"), data.x_test[:60], data.y_test[:60], 50)
+
+
+# ------------------------------------------- blocked (bmm) minibatch gradients
+
+
+def _biased_mlp() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 9), torch.nn.Tanh(), torch.nn.Linear(9, 10)
+    ).eval()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "hinge"])
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+@pytest.mark.parametrize("biases", [False, True])
+def test_blocked_gradients_equal_loop_and_autograd(model_and_data, loss, chunk, biases):
+    """One forward+backward per chunk and a bmm per layer give every minibatch gradient."""
+    model, data = model_and_data
+    if biases:
+        model = _biased_mlp()
+    loss_fn = get_loss(loss)
+    x, y, b = data.x_train, data.y_train, 40
+    blocked = torch.cat(list(minibatch_gradients(model, loss_fn, x, y, b, chunk, method="blocked")))
+    loop = torch.cat(list(minibatch_gradients(model, loss_fn, x, y, b, chunk, method="loop")))
+    assert blocked.shape == loop.shape == (250 // b, sum(p.numel() for p in model.parameters()))
+    torch.testing.assert_close(blocked, loop, rtol=1e-5, atol=1e-7)
+    for p in range(len(blocked)):
+        expected = autograd_gradient(model, loss_fn, x[p * b : (p + 1) * b], y[p * b : (p + 1) * b])
+        torch.testing.assert_close(blocked[p], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_auto_uses_the_loop_for_conv_and_shared_layers(model_and_data):
+    _, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    torch.manual_seed(2)
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 10)
+    ).eval()
+    x, y = data.x_train[:120], data.y_train[:120]
+    auto = torch.cat(list(minibatch_gradients(conv, loss_fn, x, y, 30, 2)))
+    for p in range(4):
+        sl = slice(p * 30, (p + 1) * 30)
+        expected = autograd_gradient(conv, loss_fn, x[sl], y[sl])
+        torch.testing.assert_close(auto[p], expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="nn.Linear"):
+        next(minibatch_gradients(conv, loss_fn, x, y, 30, 2, method="blocked"))
+    with pytest.raises(ValueError, match="allowed: auto, blocked, loop"):
+        next(minibatch_gradients(conv, loss_fn, x, y, 30, 2, method="vmap"))
+
+    class Twice(torch.nn.Module):  # one Linear applied twice: its gradient is not one bmm
+        def __init__(self):
+            super().__init__()
+            self.flat = torch.nn.Flatten()
+            self.a, self.b = torch.nn.Linear(64, 64), torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(torch.relu(self.a(self.flat(x))))))
+
+    twice = Twice().eval()
+    with pytest.raises(RuntimeError, match="method='loop'"):
+        next(minibatch_gradients(twice, loss_fn, x, y, 30, 2, method="blocked"))
+
+
+@pytest.mark.parametrize("method", ["blocked", "loop"])
+def test_gradients_written_into_the_given_buffer(model_and_data, method):
+    model, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    x, y = data.x_train, data.y_train  # 6 minibatches of 40
+    m = sum(p.numel() for p in model.parameters())
+    expected = torch.cat(list(minibatch_gradients(model, loss_fn, x, y, 40, 4, method=method)))
+    full = torch.full((6, m), float("nan"))
+    chunks = list(minibatch_gradients(model, loss_fn, x, y, 40, 4, method=method, out=full))
+    assert [c.data_ptr() for c in chunks] == [full.data_ptr(), full[4].data_ptr()]
+    torch.testing.assert_close(full, expected, rtol=0, atol=0)
+    ring = torch.empty(4, m)
+    gen = minibatch_gradients(model, loss_fn, x, y, 40, 4, method=method, out=ring)
+    seen = [c.clone() for c in gen]
+    torch.testing.assert_close(torch.cat(seen), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="R >= 4"):
+        next(minibatch_gradients(model, loss_fn, x, y, 40, 4, out=torch.empty(3, m)))

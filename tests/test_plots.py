@@ -144,3 +144,23 @@ def test_runtime_by_grid_axis_from_benchmark_files(tmp_path):
     assert_drawn(pdf, png)
     with pytest.raises(ValueError, match="benchmarks/<rule>"):
         P.read_benchmarks([tmp_path / "benchmarks" / "train_sgd.tsv"])
+
+
+def test_figure_aggregate_and_claims_jobs_do_not_import_torch():
+    """Importing torch costs ~1.7 s of CPU per job; a dozen figure, aggregation, claims,
+    validation and simulation jobs per grid do not need it (issue 7: jobs side by side)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.path.insert(0, 'scripts')\n"
+        "import sgdtail.plots, sgdtail.aggregate, sgdtail.claims, sgdtail.validation\n"
+        "import sgdtail.sharpness, sgdtail.dynamics, sgdtail.io, sgdtail.grid\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
