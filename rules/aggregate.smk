@@ -16,7 +16,7 @@ rule aggregate_results:
         "logs/aggregate_results.log",
     benchmark:
         "benchmarks/aggregate_results.tsv"
-    priority: PRIORITY_CHAIN_START
+    priority: PRIORITY_SERIAL
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -10,7 +10,7 @@ rule download_dataset:
         "resources/datasets/{dataset}.manifest.json",
     log:
         "logs/download_dataset/{dataset}.log",
-    priority: PRIORITY_CHAIN_START
+    priority: PRIORITY_SERIAL
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -33,7 +33,7 @@ rule prepare_dataset:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
         "benchmarks/prepare_dataset/{dataset}.tsv"
-    priority: PRIORITY_CHAIN_START
+    priority: PRIORITY_SERIAL
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -139,6 +139,7 @@ rule plot_sharpness_vs_alpha:
         png="figures/sharpness_vs_alpha.png",
     log:
         "logs/plot_sharpness_vs_alpha.log",
+    priority: PRIORITY_UNLOCKS
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -13,6 +13,7 @@ rule train_sgd:
         f"logs/train_sgd/{RUN_PATH}.log",
     benchmark:
         f"benchmarks/train_sgd/{RUN_PATH}.tsv"
+    priority: PRIORITY_UNLOCKS
     group:
         run_group
     conda:
