@@ -152,8 +152,13 @@ def test_auto_uses_the_loop_for_conv_and_shared_layers(model_and_data):
             return self.b(torch.relu(self.a(torch.relu(self.a(self.flat(x))))))
 
     twice = Twice().eval()
-    with pytest.raises(RuntimeError, match="method='loop'"):
+    with pytest.raises(ValueError, match="called once per forward pass"):
         next(minibatch_gradients(twice, loss_fn, x, y, 30, 2, method="blocked"))
+    auto = torch.cat(list(minibatch_gradients(twice, loss_fn, x, y, 30, 2)))  # falls back
+    for p in range(4):
+        sl = slice(p * 30, (p + 1) * 30)
+        expected = autograd_gradient(twice, loss_fn, x[sl], y[sl])
+        torch.testing.assert_close(auto[p], expected, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("method", ["blocked", "loop"])
