@@ -733,6 +733,9 @@ class _TopAbs:
 
     Once full, only values above its smallest entry (the running threshold)
     are looked at: one comparison pass per piece, no partition of the piece.
+    Candidates above the threshold wait in a pending list and are merged (one
+    partition) once they number ``keep``: until then the threshold lags, which
+    lets a few more candidates in but never drops one of the final top values.
     """
 
     def __init__(self, keep: int) -> None:
@@ -740,6 +743,8 @@ class _TopAbs:
         self.top = np.empty(0, dtype=np.float32)
         self.threshold = np.float32(0)
         self.n_values = 0
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
 
     def update(self, abs_values: np.ndarray, n_counted: int, drop_zeros: bool) -> None:
         """Feed |x| of a piece (any shape); ``n_counted`` values enter the count."""
@@ -757,7 +762,16 @@ class _TopAbs:
         the buffer is full (nonzero ones only when zeros are dropped)."""
         if cand.size == 0:
             return
-        merged = np.concatenate([self.top, cand.astype(np.float32, copy=False)])
+        self._pending.append(cand.astype(np.float32, copy=False))
+        self._n_pending += cand.size
+        if self.top.size < self.keep or self._n_pending >= self.keep:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        merged = np.concatenate([self.top, *self._pending])
+        self._pending, self._n_pending = [], 0
         if merged.size > self.keep:
             merged = np.partition(merged, merged.size - self.keep)[merged.size - self.keep :]
         self.top = merged.copy()
@@ -766,6 +780,7 @@ class _TopAbs:
 
     def alpha(self, k: int | None) -> float:
         """Hill α̂ with k order statistics (default :func:`default_hill_k` of the count)."""
+        self._merge()
         if self.n_values < 2:
             return math.nan
         k = default_hill_k(self.n_values) if k is None else k
@@ -774,7 +789,7 @@ class _TopAbs:
         return _hill_from_top(np.sort(self.top)[::-1][: k + 1], k)
 
     def nbytes(self) -> int:
-        return self.top.nbytes
+        return self.top.nbytes + sum(a.nbytes for a in self._pending)
 
 
 class _ColumnSums:
@@ -1334,7 +1349,13 @@ class StreamingTailStats:
         return rows
 
     def state_nbytes(self) -> int:
-        """Bytes of accumulated state; does not grow with the number of rows fed."""
+        """Bytes of accumulated state; does not grow with the number of rows fed.
+
+        Pending Hill candidates are merged first (between merges fewer than
+        ``keep`` plus one piece's candidates wait per Hill buffer, see
+        :class:`_TopAbs`)."""
+        for scope in [self._pooled, *self._layers]:
+            scope.hill._merge()
         total = sum(s.nbytes() for s in (self._reference, self._shuffled) if s is not None)
         total += sum(s.sums.nbytes() + s.hill.nbytes() for s in [self._pooled, *self._layers])
         if self._columns is not None:
