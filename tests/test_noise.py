@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import make_prepared
+from sgdtail import noise
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
 from sgdtail.noise import full_gradient, measure_noise, minibatch_gradients
@@ -108,8 +109,13 @@ def _biased_mlp() -> torch.nn.Module:
 @pytest.mark.parametrize("loss", ["cross_entropy", "hinge"])
 @pytest.mark.parametrize("chunk", [1, 2, 5])
 @pytest.mark.parametrize("biases", [False, True])
-def test_blocked_gradients_equal_loop_and_autograd(model_and_data, loss, chunk, biases):
-    """One forward+backward per chunk and a bmm per layer give every minibatch gradient."""
+@pytest.mark.parametrize("forward_images", [4096, 80])
+def test_blocked_gradients_equal_loop_and_autograd(
+    model_and_data, monkeypatch, loss, chunk, biases, forward_images
+):
+    """One forward+backward per chunk (or per 2 minibatches of 40 images with
+    FORWARD_IMAGES = 80) and a bmm per layer give every minibatch gradient."""
+    monkeypatch.setattr(noise, "FORWARD_IMAGES", forward_images)
     model, data = model_and_data
     if biases:
         model = _biased_mlp()

@@ -162,6 +162,10 @@ def _linear_plan(
     return plan if all(dims == [2] for dims in calls.values()) else None
 
 
+#: Images per forward+backward pass of the blocked minibatch gradients.
+FORWARD_IMAGES = 4096
+
+
 def _blocked_gradients(
     model: torch.nn.Module,
     loss_fn: Callable,
@@ -186,26 +190,32 @@ def _blocked_gradients(
     try:
         for start in range(0, n_groups, groups_per_chunk):
             stop = min(start + groups_per_chunk, n_groups)
-            g = stop - start
-            saved.clear()
-            with torch.enable_grad():
-                out = model(x[start * b : stop * b])  # each layer called once (_linear_plan)
-                # mean over G·b images × G = Σ_p (mean over minibatch p)
-                loss = loss_fn(out, y[start * b : stop * b]) * g
-                outputs = [saved[mod][0][1] for mod in layers]
-                deltas = dict(zip(layers, torch.autograd.grad(loss, outputs), strict=True))
             chunk = buffer(start, stop)
-            offset = 0
-            for mod, kind, numel in plan:
-                d = deltas[mod].reshape(g, b, -1)
-                block = chunk[:, offset : offset + numel]
-                if kind == "weight":  # written in place (strided out= of bmm, no copy)
-                    a = saved[mod][0][0].detach().reshape(g, b, -1)
-                    torch.bmm(d.transpose(1, 2), a, out=block.view(g, d.shape[2], a.shape[2]))
-                else:
-                    torch.sum(d, dim=1, out=block)
-                offset += numel
-            saved.clear()
+            # forward+backward over about FORWARD_IMAGES images at a time (measured
+            # 5-10% faster than one pass over a whole memory-budget chunk)
+            step = max(1, FORWARD_IMAGES // b)
+            for s0 in range(start, stop, step):
+                s1 = min(s0 + step, stop)
+                g = s1 - s0
+                saved.clear()
+                with torch.enable_grad():
+                    out = model(x[s0 * b : s1 * b])  # each layer called once (_linear_plan)
+                    # mean over g·b images × g = Σ_p (mean over minibatch p)
+                    loss = loss_fn(out, y[s0 * b : s1 * b]) * g
+                    outputs = [saved[mod][0][1] for mod in layers]
+                    deltas = dict(zip(layers, torch.autograd.grad(loss, outputs), strict=True))
+                rows = chunk[s0 - start : s1 - start]
+                offset = 0
+                for mod, kind, numel in plan:
+                    d = deltas[mod].reshape(g, b, -1)
+                    block = rows[:, offset : offset + numel]
+                    if kind == "weight":  # written in place (strided out= of bmm, no copy)
+                        a = saved[mod][0][0].detach().reshape(g, b, -1)
+                        torch.bmm(d.transpose(1, 2), a, out=block.view(g, d.shape[2], a.shape[2]))
+                    else:
+                        torch.sum(d, dim=1, out=block)
+                    offset += numel
+                saved.clear()
             yield chunk
     finally:
         for h in handles:
