@@ -310,15 +310,15 @@ def net_size(wildcards):
     return params, flops, acts + 4 * hidden + classes
 
 
-# Local scheduling order (Snakemake starts ready jobs of higher priority first; SLURM ignores
-# it). Serial steps that everything after them waits for (download and prepare a data set,
+# Scheduling order (Snakemake starts ready jobs of higher priority first; on a cluster this
+# only orders the submissions). Serial steps that everything after them waits for (download and prepare a data set,
 # aggregate the runs) go first; then jobs that unlock others (training runs unlock their
 # noise and sharpness jobs, the sharpness figure unlocks the claims table); then the jobs that
 # need nothing from the study's chain (estimator validation, the dynamics simulations and
 # their figure), which fill cores the chain leaves idle instead of forming a serial tail at
 # the end; noise, sharpness and figures (priority 0) take the rest. Measured on the smoke
 # grid (scripts/benchmark.py cores, 2 CPUs): --cores 2 ran 1.78x as fast as --cores 1 (jobs
-# alone 1.87x), against 1.55x with the same jobs and no priorities.
+# alone 1.87x), against 1.55x before (no priorities, and torch imported by every job).
 PRIORITY_SERIAL = 3
 PRIORITY_UNLOCKS = 2
 PRIORITY_SIDE = 1

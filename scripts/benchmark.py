@@ -180,8 +180,8 @@ def bench_noise(args: argparse.Namespace) -> dict:
     full gradient, noise, norms) and the estimator stage."""
 
     def child(what: str, batch: int) -> dict:
-        rest = [a for a in sys.argv[2:]]
-        cmd = [sys.executable, __file__, "_child", what, *rest, "--batch", str(batch)]
+        # the trailing --batch overrides one given on the command line
+        cmd = [sys.executable, __file__, "_child", what, *sys.argv[2:], "--batch", str(batch)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
