@@ -235,9 +235,11 @@ def _values(x: np.ndarray, exclude: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("exclude_zeros", [True, False])
 @pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (7, 1 << 20), (P, 1 << 20), (P, 120)])
+@pytest.mark.parametrize("level1_values", [1 << 20, 100])
 def test_streaming_equals_in_memory(
-    noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool
+    monkeypatch, noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool, level1_values
 ) -> None:
+    monkeypatch.setattr(E, "LEVEL1_VALUES", level1_values)  # 100: per-value passes row by row
     rows = _stream(noise, chunk, exclude_zeros=exclude_zeros, max_piece_values=max_piece)
     assert all(list(r) == KEYS for r in rows)
     assert {r["estimator"] for r in rows} == set(E.ESTIMATORS)
@@ -402,11 +404,15 @@ def _check_stream_vs_memory(u: np.ndarray, layers, rows: list[dict], s, exclude:
 @pytest.mark.parametrize("zero_rows", [False, True])
 @pytest.mark.parametrize("exclude_zeros", [True, False])
 @pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (3, 1 << 20), (40, 1 << 20), (40, 777)])
+@pytest.mark.parametrize("level1_values", [1 << 20, 3000])
 def test_streaming_fast_path_equals_in_memory(
-    chunk: int, max_piece: int, exclude_zeros: bool, zero_rows: bool
+    monkeypatch, chunk: int, max_piece: int, exclude_zeros: bool, zero_rows: bool, level1_values
 ) -> None:
     """Rows without zeros take the fast path (10/100-sums); rows with zeros the
-    general one; both, mixed in any chunking, equal the in-memory functions."""
+    general one; both, mixed in any chunking, equal the in-memory functions.
+    With LEVEL1_VALUES = 3000 the per-value passes run two rows at a time and a
+    run of fast rows spans several of them before its bookkeeping."""
+    monkeypatch.setattr(E, "LEVEL1_VALUES", level1_values)
     rng = np.random.default_rng(21)
     p, m = 40, 1234
     layers = [("a", 0, 1000), ("b", 1000, 1230), ("c", 1230, 1234)]

@@ -633,6 +633,10 @@ _AR10 = np.arange(10)
 #: (half an ulp of 2**-27 is 2**-51 > 2**-52): above it log(|x| + eps) is log|x|.
 _TINY = np.float32(2.0**-27)
 
+#: Values per sub-range of the per-value passes (4 MB of float32: about what stays
+#: in cache between one pass and the next).
+LEVEL1_VALUES = 1 << 20
+
 
 class _Prefix:
     """Prefix sums at any positions of one contiguous piece, from 10- and 100-sums.
@@ -647,13 +651,23 @@ class _Prefix:
     needed). Cost ≈ 0.4 ns per value instead of a float64 ``cumsum``'s 3-10.
     """
 
-    def __init__(self, w: np.ndarray, pad: int, n: int, s10: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        w: np.ndarray,
+        pad: int,
+        n: int,
+        s10: np.ndarray | None = None,
+        filled: bool = False,
+    ) -> None:
+        """``filled``: ``s10[:length // 10]`` already holds the 10-sums of ``w``."""
         length = w.size - 10  # a multiple of 100, >= pad + n; w[length:] is zero padding
         ones = _ONES64 if w.dtype == np.float64 else _ONES32
         if s10 is None:
             s10 = np.empty(length // 10 + 10)
         s10[length // 10 :] = 0.0
-        if w.dtype == np.float64:
+        if filled:
+            pass
+        elif w.dtype == np.float64:
             np.dot(w[:length].reshape(-1, 10), ones, out=s10[: length // 10])
         else:
             s10[: length // 10] = w[:length].reshape(-1, 10) @ ones
@@ -680,6 +694,53 @@ class _Prefix:
         return out
 
 
+class _Segment:
+    """One stream's values and logs for a run of rows, in zero-padded float32
+    buffers aligned to multiples of 100 of the whole stream (as :class:`_Prefix`
+    needs), with their 10-sums formed as the values arrive, while they are
+    still in cache. :meth:`prefixes` closes the segment."""
+
+    def __init__(self, ws: _Workspace, name: str, capacity: int, pad: int) -> None:
+        length = -(-(pad + capacity) // 100) * 100
+        self.w = ws.get(name + "_v", length + 10, np.float32)
+        self.wl = ws.get(name + "_l", length + 10, np.float32)
+        self.s10 = ws.get(name + "_s10v", length // 10 + 10, np.float64)
+        self.s10l = ws.get(name + "_s10l", length // 10 + 10, np.float64)
+        self.w[:pad] = 0
+        self.wl[:pad] = 0
+        self.pad, self.n, self.t_done = pad, 0, 0
+
+    def slots(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Buffer views for the next ``k`` values and their logs (then :meth:`advance`)."""
+        a = self.pad + self.n
+        return self.w[a : a + k], self.wl[a : a + k]
+
+    def advance(self, k: int) -> None:
+        """``k`` values and logs were written: form every 10-sum now complete."""
+        self.n += k
+        self._tens((self.pad + self.n) // 10)
+
+    def _tens(self, t1: int) -> None:
+        t0 = self.t_done
+        if t1 > t0:
+            self.s10[t0:t1] = self.w[10 * t0 : 10 * t1].reshape(-1, 10) @ _ONES32
+            self.s10l[t0:t1] = self.wl[10 * t0 : 10 * t1].reshape(-1, 10) @ _ONES32
+            self.t_done = t1
+
+    def prefixes(self) -> tuple[_Prefix, _Prefix]:
+        """Zero the padding after the last value, form the last 10-sums, and
+        return the :class:`_Prefix` of the values and of the logs."""
+        end = self.pad + self.n
+        length = -(-end // 100) * 100
+        self.w[end : length + 10] = 0
+        self.wl[end : length + 10] = 0
+        self._tens(length // 10)
+        size = length // 10 + 10
+        vp = _Prefix(self.w[: length + 10], self.pad, self.n, self.s10[:size], filled=True)
+        lp = _Prefix(self.wl[: length + 10], self.pad, self.n, self.s10l[:size], filled=True)
+        return vp, lp
+
+
 class _Workspace:
     """Reusable scratch arrays (fresh large arrays cost a page fault per 4 KiB)."""
 
@@ -693,15 +754,6 @@ class _Workspace:
             a = np.empty(size, dtype=dtype)
             self._arrays[name] = a
         return a[:size]
-
-    def padded(self, name: str, n: int, pad: int, dtype) -> np.ndarray:
-        """Buffer for :class:`_Prefix`: length a multiple of 100 ≥ pad + n, plus 10
-        zeros; entries before ``pad`` and after ``pad + n`` are zero."""
-        length = -(-(pad + n) // 100) * 100
-        w = self.get(name, length + 10, dtype)
-        w[:pad] = 0
-        w[pad + n :] = 0
-        return w
 
 
 def _layer_prefixes(pp, c: int, m: int, layers: Sequence[tuple[str, int, int]]) -> list:
@@ -928,13 +980,17 @@ class StreamingTailStats:
     Speed: rows with no exact zero take a fast path: one
     float32 log per value and one float32 copy; sums of 10 and 100
     consecutive values (matrix-vector products) and their cumulative sum give
-    the block sums at any boundary, for every block size and scope at once.
+    the block sums at any boundary, for every block size and scope at once
     (values below 2**-27, where log(|x| + eps) ≠ log|x|, get a correction
-    there). Rows with an exact zero take the general path (float64
-    cumsum, ~10× slower per value) one row at a time. Results agree to float
-    rounding either way. Small :meth:`update` chunks are collected into
-    pieces of up to ``max_piece_values`` values (the Python overhead is per
-    piece); a chunk of whole pieces is processed without a copy.
+    there). The per-value passes run on sub-ranges of :data:`LEVEL1_VALUES`
+    values, so that each finds its data in cache; the block bookkeeping, whose
+    cost is mostly per call, runs once per run of fast rows of a piece. Rows
+    with an exact zero take the general path (float64 cumsum, ~10× slower
+    per value) one row at a time. Results agree to float rounding either
+    way. Small :meth:`update` chunks are collected into pieces of up to
+    ``max_piece_values`` values; a chunk of whole pieces is processed without
+    a copy. Measured for 70.8 million values (MNIST FCN 128×3, b = 100, one
+    thread): ~0.37 s.
 
     ``zero_fraction`` is the fraction of exact zeros among the scope's values
     (all of U for pooled rows); ``n_values`` the number of values that entered
@@ -957,7 +1013,7 @@ class StreamingTailStats:
         shuffle_seed: int = 0,
         per_coordinate: bool = True,
         shuffled_sweep: bool = True,
-        max_piece_values: int = 1 << 20,
+        max_piece_values: int = 1 << 22,
     ) -> None:
         """
         Args:
@@ -980,8 +1036,8 @@ class StreamingTailStats:
             shuffled_sweep: also run the sweep on the shuffled stream (a gather
                 of S of the M columns per row: about a third of the time).
             max_piece_values: most values processed at once (rounded down to
-                whole rows, at least one; scratch buffers take about 30 bytes
-                per value, reused from piece to piece).
+                whole rows, at least one; scratch buffers take about 11 bytes
+                per value plus ~8 MB, reused from piece to piece).
         """
         self.n_rows = _positive_int(n_rows, "n_rows")
         self.n_cols = _positive_int(n_cols, "n_cols")
@@ -1087,70 +1143,74 @@ class StreamingTailStats:
         """One piece of whole rows, shape (c, M) float32, inside one CI group.
 
         Rows without an exact zero take the fast path; every row with one is
-        processed alone by the general path.
+        processed alone by the general path. The per-value passes run on
+        sub-ranges of about :data:`LEVEL1_VALUES` values (so that each pass
+        finds its data in cache); the block bookkeeping runs once per run of
+        fast rows (its cost is mostly per call).
         """
         piece = np.ascontiguousarray(piece, dtype=np.float32)
-        absval = self._work.get("abs", piece.size, np.float32).reshape(piece.shape)
-        np.abs(piece, out=absval)
-        row_min = absval.min(axis=1)
-        bad = row_min == 0  # rows with an exact zero
-        if not bad.any():
-            self._process_fast(piece, absval, group, row_min)
-            return
-        r = 0
-        c = piece.shape[0]
-        while r < c:
-            if bad[r]:
-                self._process_exact(piece[r : r + 1], group)
-                r += 1
-                continue
-            stop = r
-            while stop < c and not bad[stop]:
-                stop += 1
-            self._process_fast(piece[r:stop], absval[r:stop], group, row_min[r:stop])
-            r = stop
-
-    def _process_fast(
-        self, piece: np.ndarray, absval: np.ndarray, group: int, row_min: np.ndarray
-    ) -> None:
-        """Rows without exact zeros (nothing to drop); ``row_min``: min |x| per row.
-
-        One float32 log|x| per value, one float32 copy; every stream's block
-        sums and log sums come from :class:`_Prefix` objects of the pooled
-        piece. log(|x| + eps) differs from log|x| only for |x| < 2**-27: the
-        streams that use eps get those few differences added to their log
-        prefix sums.
-        """
         c, m = piece.shape
-        n = piece.size
-        n0 = self._pooled.sums.n_values  # pooled stream position (no zeros were dropped)
-        pad = n0 % 100
-        ws = self._work
-        w32 = ws.padded("w32", n, pad, np.float32)
-        np.copyto(w32[pad : pad + n], piece.reshape(-1))
-        wlog = ws.padded("wlog", n, pad, np.float32)
-        log_flat = wlog[pad : pad + n]
-        np.log(absval.reshape(-1), out=log_flat)
-        s10_len = w32.size // 10 + 9
-        vp = _Prefix(w32, pad, n, ws.get("s10v", s10_len, np.float64))
-        lp = _Prefix(wlog, pad, n, ws.get("s10l", s10_len, np.float64))
+        step = max(1, LEVEL1_VALUES // m)
+        seg = None
+        for r0 in range(0, c, step):
+            r1 = min(r0 + step, c)
+            absval = self._work.get("abs", (r1 - r0) * m, np.float32).reshape(r1 - r0, m)
+            np.abs(piece[r0:r1], out=absval)
+            row_min = absval.min(axis=1)
+            bad = row_min == 0  # rows with an exact zero
+            r = r0
+            while r < r1:
+                if bad[r - r0]:
+                    self._flush(seg, group)
+                    seg = None
+                    self._process_exact(piece[r : r + 1], group)
+                    r += 1
+                    continue
+                stop = r
+                while stop < r1 and not bad[stop - r0]:
+                    stop += 1
+                if seg is None:
+                    seg = self._new_segment(c - r, m)
+                sl = slice(r - r0, stop - r0)
+                self._fast_rows(seg, piece[r:stop], absval[sl], row_min[sl])
+                r = stop
+        self._flush(seg, group)
 
-        lp_eps = lp
-        if row_min.min() < _TINY:  # rare: add log(|x| + eps) - log|x| at tiny values
-            tiny_rows = np.flatnonzero(row_min < _TINY)  # scan only rows that hold one
+    def _new_segment(self, max_rows: int, m: int) -> dict:
+        """State of a run of fast rows (at most ``max_rows``) about to be fed."""
+        ws = self._work
+        seg = {
+            "rows": 0,
+            "pooled": _Segment(ws, "pooled", max_rows * m, self._pooled.sums.n_values % 100),
+            "tiny": [],  # (segment positions, log(|x| + eps) - log|x|) of values < 2**-27
+        }
+        if self._shuffled is not None:
+            ns = max_rows * self.shuffle_columns.size
+            seg["shuffled"] = _Segment(ws, "shuffled", ns, self._shuffled.n_values % 100)
+        return seg
+
+    def _fast_rows(
+        self, seg: dict, rows: np.ndarray, absval: np.ndarray, row_min: np.ndarray
+    ) -> None:
+        """Per-value passes over rows without exact zeros (``absval`` = |rows|,
+        ``row_min`` its row minima): values, logs and their 10-sums into the
+        segment; Hill candidates; per-coordinate sums; the shuffled stream."""
+        c, m = rows.shape
+        n = rows.size
+        pooled = seg["pooled"]
+        start = pooled.n  # segment position of these rows' first value
+        values, logs = pooled.slots(n)
+        np.copyto(values, rows.reshape(-1))
+        np.log(absval.reshape(-1), out=logs)
+        pooled.advance(n)
+        if row_min.min() < _TINY:  # rare: log(|x| + eps) - log|x| at values < 2**-27
+            tiny_rows = np.flatnonzero(row_min < _TINY)
             tiny = np.concatenate([r * m + np.flatnonzero(absval[r] < _TINY) for r in tiny_rows])
             t_abs = absval.reshape(-1)[tiny]
-            delta = np.log(t_abs + np.float32(REFERENCE_EPS)) - log_flat[tiny]
-            cum = np.zeros(tiny.size + 1)
-            np.cumsum(delta, dtype=np.float64, out=cum[1:])
+            delta = np.log(t_abs + np.float32(REFERENCE_EPS)) - logs[tiny]
+            seg["tiny"].append((start + tiny, delta))
+        seg["rows"] += c
 
-            def lp_eps(pos: np.ndarray) -> np.ndarray:
-                return lp(pos) + cum[np.searchsorted(tiny, pos)]
-
-        lp_used = lp_eps if self.eps else lp
-        if self._reference is not None:
-            self._reference.update_fast(n, vp, lp_eps)
-        self._pooled.sums.update_fast(n, vp, lp_used, group, tens=(vp.s10, pad))
         # Hill: one comparison pass; each layer's slice against the lower of
         # its own and the pooled running threshold (0 while a buffer fills)
         pooled_hill = self._pooled.hill
@@ -1158,49 +1218,74 @@ class StreamingTailStats:
         if not self._layers:
             pooled_hill.add(absval[absval > pooled_hill.threshold])
         pooled_cand = []
-        layer_vp = _layer_prefixes(vp, c, m, self.layers) if self.layers else []
-        layer_lp = _layer_prefixes(lp_used, c, m, self.layers) if self.layers else []
-        for scope, (_, start, stop), lvp, llp in zip(
-            self._layers, self.layers, layer_vp, layer_lp, strict=True
-        ):
-            width = stop - start
-            scope.sums.update_fast(c * width, lvp, llp, group)
-            part = absval[:, start:stop]
+        for scope, (_, lo, hi) in zip(self._layers, self.layers, strict=True):
+            part = absval[:, lo:hi]
             hill = scope.hill
-            hill.n_values += c * width
+            hill.n_values += c * (hi - lo)
             cand = part[part > min(hill.threshold, pooled_hill.threshold)]
             hill.add(cand[cand > hill.threshold] if hill.threshold > 0 else cand)
             pooled_cand.append(cand[cand > pooled_hill.threshold])
         if pooled_cand:
             pooled_hill.add(np.concatenate(pooled_cand))
 
+        if self._columns is not None:
+            self._columns.update(rows, logs.reshape(c, m), None)
+
         if self._shuffled is not None:
-            cols = self.shuffle_columns
-            ns = c * cols.size
-            spad = self._shuffled.n_values % 100
-            sw32 = ws.padded("sw32", ns, spad, np.float32)
-            shuffled = sw32[spad : spad + ns].reshape(c, -1)
-            # torch's index_select gathers ~1.4x faster than np.take(axis=1)
-            import torch
+            import torch  # its index_select gathers ~1.4x faster than np.take(axis=1)
 
             if self._shuffle_index is None:
                 self._shuffle_index = torch.from_numpy(self.shuffle_columns)
+            shuffled = seg["shuffled"]
+            ns = c * self.shuffle_columns.size
+            s_values, s_logs = shuffled.slots(ns)
             torch.index_select(
-                torch.from_numpy(piece), 1, self._shuffle_index, out=torch.from_numpy(shuffled)
+                torch.from_numpy(rows),
+                1,
+                self._shuffle_index,
+                out=torch.from_numpy(s_values).view(c, -1),
             )
-            gathered = self._work.get("gathered", ns, np.float32).reshape(c, -1)
-            np.abs(shuffled, out=gathered)
-            swlog = ws.padded("swlog", ns, spad, np.float32)
+            gathered = self._work.get("gathered", ns, np.float32)
+            np.abs(s_values, out=gathered)
             if self.eps:
                 gathered += np.float32(self.eps)
-            np.log(gathered, out=swlog[spad : spad + ns].reshape(c, -1))
-            s10_len = sw32.size // 10 + 9
-            svp = _Prefix(sw32, spad, ns, ws.get("s10sv", s10_len, np.float64))
-            slp = _Prefix(swlog, spad, ns, ws.get("s10sl", s10_len, np.float64))
-            self._shuffled.update_fast(ns, svp, slp, tens=(svp.s10, spad))
+            np.log(gathered, out=s_logs)
+            shuffled.advance(ns)
 
-        if self._columns is not None:
-            self._columns.update(piece, log_flat.reshape(c, m), None)
+    def _flush(self, seg: dict | None, group: int) -> None:
+        """Block bookkeeping of a run of fast rows, for every stream at once.
+
+        log(|x| + eps) differs from log|x| only for |x| < 2**-27: the streams
+        that use eps get those few differences added to their log prefix sums.
+        """
+        if seg is None or seg["rows"] == 0:
+            return
+        c, m = seg["rows"], self.n_cols
+        vp, lp = seg["pooled"].prefixes()
+        n = seg["pooled"].n
+        lp_eps = lp
+        if seg["tiny"]:
+            tiny = np.concatenate([t for t, _ in seg["tiny"]])
+            cum = np.zeros(tiny.size + 1)
+            np.cumsum(np.concatenate([d for _, d in seg["tiny"]]), dtype=np.float64, out=cum[1:])
+
+            def lp_eps(pos: np.ndarray) -> np.ndarray:
+                return lp(pos) + cum[np.searchsorted(tiny, pos)]
+
+        lp_used = lp_eps if self.eps else lp
+        if self._reference is not None:
+            self._reference.update_fast(n, vp, lp_eps)
+        self._pooled.sums.update_fast(n, vp, lp_used, group, tens=(vp.s10, vp.pad))
+        if self.layers:
+            layer_vp = _layer_prefixes(vp, c, m, self.layers)
+            layer_lp = _layer_prefixes(lp_used, c, m, self.layers)
+            for scope, (_, lo, hi), lvp, llp in zip(
+                self._layers, self.layers, layer_vp, layer_lp, strict=True
+            ):
+                scope.sums.update_fast(c * (hi - lo), lvp, llp, group)
+        if self._shuffled is not None:
+            svp, slp = seg["shuffled"].prefixes()
+            self._shuffled.update_fast(seg["shuffled"].n, svp, slp, tens=(svp.s10, svp.pad))
 
     def _process_exact(self, piece: np.ndarray, group: int) -> None:
         """One piece of whole rows, shape (c, M) float32, inside one CI group
