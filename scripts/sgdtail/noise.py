@@ -176,13 +176,15 @@ def _blocked_gradients(
     plan: list[tuple[torch.nn.Linear, str, int]],
     buffer: Callable[[int, int], torch.Tensor],
 ) -> Iterator[torch.Tensor]:
-    """Minibatch gradients of an all-``nn.Linear`` model, a chunk of G minibatches
-    per forward+backward pass (see :func:`minibatch_gradients`)."""
+    """Minibatch gradients of an all-``nn.Linear`` model (see
+    :func:`minibatch_gradients`): chunks of ``groups_per_chunk`` minibatches,
+    each filled by forward+backward passes over about :data:`FORWARD_IMAGES`
+    images and one ``bmm`` per layer."""
     layers = list(dict.fromkeys(mod for mod, _, _ in plan))
-    saved: dict[torch.nn.Linear, list] = {}
+    saved: dict[torch.nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def keep(mod, inputs, output):
-        saved.setdefault(mod, []).append((inputs[0], output))
+    def keep(mod, inputs, output):  # (input, output) of the layer's one call
+        saved[mod] = (inputs[0], output)
 
     n_groups = len(x) // batch_size
     b = batch_size
@@ -202,7 +204,7 @@ def _blocked_gradients(
                     out = model(x[s0 * b : s1 * b])  # each layer called once (_linear_plan)
                     # mean over g·b images × g = Σ_p (mean over minibatch p)
                     loss = loss_fn(out, y[s0 * b : s1 * b]) * g
-                    outputs = [saved[mod][0][1] for mod in layers]
+                    outputs = [saved[mod][1] for mod in layers]
                     deltas = dict(zip(layers, torch.autograd.grad(loss, outputs), strict=True))
                 rows = chunk[s0 - start : s1 - start]
                 offset = 0
@@ -210,7 +212,7 @@ def _blocked_gradients(
                     d = deltas[mod].reshape(g, b, -1)
                     block = rows[:, offset : offset + numel]
                     if kind == "weight":  # written in place (strided out= of bmm, no copy)
-                        a = saved[mod][0][0].detach().reshape(g, b, -1)
+                        a = saved[mod][0].detach().reshape(g, b, -1)
                         torch.bmm(d.transpose(1, 2), a, out=block.view(g, d.shape[2], a.shape[2]))
                     else:
                         torch.sum(d, dim=1, out=block)
@@ -264,7 +266,7 @@ def _workspace(rows: int, cols: int, device: torch.device) -> torch.Tensor:
     buf = _WORKSPACES.get(key)
     if buf is None or buf.numel() < rows * cols:
         _WORKSPACES.pop(key, None)
-        del buf
+        del buf  # free the old buffer before allocating the larger one
         buf = torch.empty(rows * cols, device=device)
         _WORKSPACES[key] = buf
     return buf[: rows * cols].view(rows, cols)
@@ -311,17 +313,16 @@ def measure_noise(
     held: list[torch.Tensor] = []
     # one reusable buffer per device: all P gradients when they fit, else one chunk
     out = _workspace(n_groups if fits else min(chunk, n_groups), n_params, x.device)
-    if fits:  # one pass: keep every gradient, ḡ is their mean
+    weighted = remainder == "weight" and len(x) % batch_size > 0
+    gbar = None
+    if fits:  # one pass: keep every gradient; ḡ is their mean unless the remainder counts
         held = list(minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out))
-        gbar = (sum(_column_sums(g) for g in held) / n_groups).float()
-        passes = 1
-    else:  # two passes: ḡ from a large-batch pass first, then recompute the g_p
-        passes = 2
-        gbar = None
-    if remainder == "weight" and len(x) % batch_size:
-        gbar = full_gradient(model, loss_fn, x, y, chunk=max(batch_size * chunk, 1024))
-    elif gbar is None:
-        used = n_groups * batch_size
+        if not weighted:
+            gbar = (sum(_column_sums(g) for g in held) / n_groups).float()
+    # else two passes: ḡ from a large-batch pass first, then recompute the g_p
+    passes = 1 if fits else 2
+    if gbar is None:
+        used = len(x) if weighted else n_groups * batch_size
         gbar = full_gradient(
             model, loss_fn, x[:used], y[:used], chunk=max(batch_size * chunk, 1024)
         )
