@@ -279,6 +279,56 @@ def test_streaming_equals_in_memory(
     assert len(_pick(rows, "block_sweep", order="shuffled")) == 4
 
 
+@pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (7, 1 << 20), (P, 120), (P, 1 << 20)])
+@pytest.mark.parametrize("level1_values", [1 << 20, 100])
+@pytest.mark.parametrize("zeros", [True, False])
+def test_streaming_with_center_equals_streaming_the_noise(
+    monkeypatch, noise: np.ndarray, chunk: int, max_piece: int, level1_values: int, zeros: bool
+) -> None:
+    """Feeding gradients g with center ḡ (the noise g - ḡ formed inside, in the
+    segment's buffer, copied aside around exact zeros) gives the same rows as
+    feeding g - ḡ, and the norms of g - ḡ; g itself is not modified."""
+    monkeypatch.setattr(E, "LEVEL1_VALUES", level1_values)
+    if not zeros:  # every row on the fast path, formed in place
+        noise = np.where(noise == 0, np.float32(0.5), noise)
+    rng = np.random.default_rng(21)
+    center = rng.standard_normal(M).astype(np.float32)
+    g = noise + center  # exact zeros of the noise survive g - center only where exact
+    u = g - center
+    expected = _stream(u, chunk, max_piece_values=max_piece)
+    s = E.StreamingTailStats(P, M, LAYERS, max_piece_values=max_piece)
+    g_before = g.copy()
+    norms = np.full(P, np.nan)
+    for i in range(0, P, chunk):
+        s.update(torch.from_numpy(g[i : i + chunk]), center=center, norms=norms[i : i + chunk])
+    assert np.array_equal(g, g_before)
+    got = s.finalize()
+    assert [r["estimator"] for r in got] == [r["estimator"] for r in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], float):
+                assert a[key] == pytest.approx(b[key], rel=1e-12, nan_ok=True), key
+            else:
+                assert a[key] == b[key], key
+    assert (u == 0).any() == zeros  # the exact-zero path was taken, or not
+    want = torch.linalg.vector_norm(torch.from_numpy(u), dim=1).double().numpy()
+    np.testing.assert_allclose(norms, want, rtol=1e-6)
+
+
+def test_streaming_with_center_input_errors() -> None:
+    s = E.StreamingTailStats(4, 3, [("a", 0, 3)])
+    with pytest.raises(ValueError, match="center must have 3"):
+        s.update(np.ones((1, 3), np.float32), center=np.zeros(2))
+    with pytest.raises(ValueError, match="norms must be"):
+        s.update(np.ones((2, 3), np.float32), norms=np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        s.update(np.array([[1.0, np.inf, 2.0]], np.float32), center=np.zeros(3))
+    assert s.rows_seen == 0
+    s.update(np.ones((4, 3), np.float32), center=np.full(3, 0.5))
+    assert s.rows_seen == 4
+
+
 def test_streaming_interval_does_not_depend_on_chunking(noise: np.ndarray) -> None:
     cis = []
     for chunk in (1, 7, P):

@@ -7,10 +7,12 @@ computed, for all-``nn.Linear`` models (the FCN), from one large-batch
 forward+backward pass per chunk of minibatches and one batched matrix
 product per layer, and otherwise by a plain autograd loop; either way the
 cost is close to one forward+backward pass over the split
-(``scripts/benchmark.py noise`` prints the ratio). The noise
-U_p = g_p − ḡ is streamed, chunk by chunk, into the estimators' running sums
-(:class:`sgdtail.estimators.StreamingTailStats`); the P×M noise matrix is never
-held unless it fits in the memory budget.
+(``scripts/benchmark.py noise`` prints the ratio). The gradients are
+streamed, chunk by chunk, with ḡ into the estimators' running sums
+(:class:`sgdtail.estimators.StreamingTailStats`), which form the noise
+U_p = g_p − ḡ and its norms a cache-sized piece at a time; the P×M gradient
+matrix is held only when it fits in the memory budget, and the noise matrix
+never.
 
 Remainder (b does not divide N):
 - ``drop``: the last N mod b images are ignored; ḡ is the mean of the P
@@ -41,7 +43,7 @@ class NoiseResult:
     n_parameters: int
     gradient_norm: float  # ‖ḡ‖₂
     seconds: float  # wall time of the whole measurement
-    estimator_seconds: float  # of which in the estimators (host copy included)
+    estimator_seconds: float  # of which in the estimators (host copy, g - ḡ and norms included)
     passes: int  # 1 when all gradients fit in the budget, else 2
 
 
@@ -329,15 +331,19 @@ def measure_noise(
 
     t_est = time.perf_counter()
     stats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
+    center = gbar.cpu().numpy()
     est_seconds = time.perf_counter() - t_est
-    norms = []
+    norms = torch.empty(n_groups, dtype=torch.float64)
     source = held if fits else minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out)
+    done = 0
     for g in source:
-        u = g.sub_(gbar)  # the gradient rows become noise rows, in place
-        norms.append(torch.linalg.vector_norm(u, dim=1).double().cpu())
         t_est = time.perf_counter()
-        stats.update(u.cpu())  # the estimators run on the host (numpy)
+        g = g.cpu()  # the estimators run on the host (numpy)
+        # the noise rows g - ḡ and their norms are formed inside the estimators'
+        # per-value passes, a cache-sized piece at a time (never written out whole)
+        stats.update(g, center=center, norms=norms[done : done + len(g)].numpy())
         est_seconds += time.perf_counter() - t_est
+        done += len(g)
     held.clear()
     del out
     t_est = time.perf_counter()
@@ -346,7 +352,7 @@ def measure_noise(
     model.train(was_training)
     return NoiseResult(
         rows=rows,
-        norms=torch.cat(norms),
+        norms=norms,
         n_minibatches=n_groups,
         n_parameters=n_params,
         gradient_norm=float(torch.linalg.vector_norm(gbar.double())),
