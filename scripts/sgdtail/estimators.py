@@ -27,9 +27,9 @@ for noise; the streaming class casts rows to float32), sums of logs are
 accumulated in float64 (the streaming class first adds at most 10 logs, or
 one piece's rows of one column, in float32), block sums Y are float64 (the
 streaming class takes them as differences of float64 prefix sums, built
-from float32 sums of 10 consecutive values -- the 2019 code summed its
-blocks in float32 throughout -- then float64 sums of those, or of a
-float64 cumsum on the general path; per-coordinate block sums add at most
+from float64 sums of 10 consecutive values, then of those: a block of real
+gradient noise can cancel to ~1e-7 of its terms, where float32 10-sums
+moved the reference's α̂ by 2e-4; per-coordinate block sums add at most
 one block's rows in float32). Torch tensors are accepted and
 converted to numpy (no copy on the CPU); the work itself is numpy: on the
 2-core machine single-threaded numpy was both faster and steadier than
@@ -40,6 +40,7 @@ was busy.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import sys
 from collections.abc import Sequence
@@ -392,9 +393,9 @@ def batch_means_interval(inv_alpha_groups: ArrayLike, level: float = 0.95) -> tu
 class _BlockSums:
     """Running Mohammadi sums of one ordered stream at several block sizes.
 
-    The stream arrives in pieces, each given as the float64 prefix sums of
-    its values (shape (n+1,), starting at 0) and the float32 logs
-    log(|x| + eps) of its values (shape (n,)). State per block size K1, all
+    The stream arrives in pieces, each given as functions returning the
+    float64 sums of its values and of their logs log(|x| + eps) before any
+    positions (:meth:`update_fast`). State per block size K1, all
     float64 scalars: the sum of the open (incomplete) block and of its logs
     (its < K1 values are never stored), Σ log(|Y| + eps) over completed blocks,
     and the block count. Σ log(|X| + eps) over the values of completed blocks
@@ -427,39 +428,6 @@ class _BlockSums:
         self.g_sum_log_x = np.zeros(n_groups)
         self.g_n_values = np.zeros(n_groups, dtype=np.int64)
 
-    def update(self, prefix: np.ndarray, log_abs: np.ndarray, group: int = -1) -> None:
-        """Feed one piece: prefix sums (n+1,) float64 and logs (n,) of its values."""
-        n = log_abs.size
-        if n == 0:
-            return
-        log_total = float(log_abs.sum(dtype=np.float64))
-        self.sum_log_all += log_total
-        if group >= 0 and self.g_n_values.size:
-            self.g_sum_log_x[group] += log_total
-            self.g_n_values[group] += n
-        for j, k1 in enumerate(self.k1):
-            filled = self.n_values % k1  # values already in the open block
-            first = (k1 - filled) % k1  # local index of the first block boundary
-            if first > n:  # the open block stays open
-                self.open_y[j] += prefix[n]
-                self.open_log[j] += log_total
-                continue
-            bounds = np.arange(first, n + 1, k1)
-            ys = np.diff(prefix[bounds])
-            if filled:
-                ys = np.concatenate(([self.open_y[j] + prefix[first]], ys))
-            last = int(bounds[-1])
-            self.open_y[j] = prefix[n] - prefix[last]
-            self.open_log[j] = float(log_abs[last:].sum(dtype=np.float64))
-            with np.errstate(divide="ignore"):
-                log_y = float(np.log(np.abs(ys) + self.eps).sum())
-            self.sum_log_y[j] += log_y
-            self.n_blocks[j] += ys.size
-            if j == self.ci_index and group >= 0:
-                self.g_sum_log_y[group] += log_y
-                self.g_n_blocks[group] += ys.size
-        self.n_values += n
-
     def update_fast(
         self,
         n: int,
@@ -476,7 +444,7 @@ class _BlockSums:
         values aligned to multiples of 10 of the whole stream (``s10[t]`` covers
         local positions 10t − pad .. 10t − pad + 9); with it, block sizes
         10·j (j < 10) take their block sums from ``s10`` instead of from
-        prefix sums. Same state updates as :meth:`update`.
+        prefix sums.
         """
         if n == 0:
             return
@@ -630,6 +598,9 @@ class _BlockSums:
 
 
 _ONES64 = np.ones(10)
+_EMPTY_INT = np.zeros(0, dtype=np.int64)
+#: log(0 + eps) of an exact zero the reference keeps, in float32 like every stored log.
+_LOG_EPS32 = np.log(np.float32(REFERENCE_EPS))
 _ONES32 = np.ones(10, dtype=np.float32)
 _AR10 = np.arange(10)
 #: Smallest |x| for which float32 |x| + REFERENCE_EPS rounds back to |x|
@@ -712,6 +683,7 @@ class _Segment:
         self.w[:pad] = 0
         self.wl[:pad] = 0
         self.pad, self.n, self.t_done = pad, 0, 0
+        self._ws, self._name = ws, name
 
     def slots(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Buffer views for the next ``k`` values and their logs (then :meth:`advance`)."""
@@ -726,7 +698,12 @@ class _Segment:
     def _tens(self, t1: int) -> None:
         t0 = self.t_done
         if t1 > t0:
-            self.s10[t0:t1] = self.w[10 * t0 : 10 * t1].reshape(-1, 10) @ _ONES32
+            # values: float64 sums (a block of values can cancel to ~1e-7 of its
+            # terms, real gradient noise does: float32 10-sums then moved the
+            # reference's α̂ by 2e-4); logs: float32 sums (no such cancellation)
+            wide = self._ws.get(self._name + "_f64", 10 * (t1 - t0), np.float64)
+            np.copyto(wide, self.w[10 * t0 : 10 * t1])
+            np.dot(wide.reshape(-1, 10), _ONES64, out=self.s10[t0:t1])
             self.s10l[t0:t1] = self.wl[10 * t0 : 10 * t1].reshape(-1, 10) @ _ONES32
             self.t_done = t1
 
@@ -759,28 +736,88 @@ class _Workspace:
         return a[:size]
 
 
-def _layer_prefixes(pp, c: int, m: int, layers: Sequence[tuple[str, int, int]]) -> list:
-    """Prefix functions of each layer's stream (rows' [start, stop) segments laid
-    end to end) from the pooled piece's prefix function ``pp``; the segment
+def _layer_prefixes(pp, lo: np.ndarray, hi: np.ndarray) -> list:
+    """Prefix functions of each layer's stream from the stored stream's prefix
+    function ``pp``: layer l's stream is the stored ranges [lo[l, r], hi[l, r])
+    of the piece's rows r laid end to end (lo, hi: int64 (L, c); a range is
+    shorter than the layer's width where exact zeros were dropped). The range
     sums of every layer come from one evaluation of ``pp`` (its cost is mostly
     per call)."""
-    rows = np.arange(c, dtype=np.int64) * m
-    edges = np.concatenate([rows + e for _, start, stop in layers for e in (start, stop)])
-    at = pp(edges).reshape(len(layers), 2, c)
+    n_layers, c = lo.shape
+    at = pp(np.concatenate([lo.reshape(-1), hi.reshape(-1)])).reshape(2, n_layers, c)
     out = []
-    for (_, start, stop), (seg_start, seg_stop) in zip(layers, at, strict=True):
-        width = stop - start
+    for seg_lo, seg_start, seg_stop, width in zip(lo, at[0], at[1], hi - lo, strict=True):
+        cum_width = np.zeros(c + 1, dtype=np.int64)
+        np.cumsum(width, out=cum_width[1:])
         before = np.zeros(c + 1)
         np.cumsum(seg_stop - seg_start, out=before[1:])
 
-        def prefix(pos: np.ndarray, start=start, width=width, seg_start=seg_start, before=before):
+        def prefix(
+            pos: np.ndarray,
+            seg_lo=seg_lo,
+            seg_start=seg_start,
+            cum_width=cum_width,
+            before=before,
+        ) -> np.ndarray:
             pos = np.asarray(pos, dtype=np.int64)
-            r = np.minimum(pos // width, c - 1)
-            flat = r * m + start + (pos - r * width)
-            return before[r] + (pp(flat) - seg_start[r])
+            r = np.minimum(np.searchsorted(cum_width, pos, side="right") - 1, c - 1)
+            return before[r] + (pp(seg_lo[r] + (pos - cum_width[r])) - seg_start[r])
 
         out.append(prefix)
     return out
+
+
+def _drop_positions(arr: np.ndarray, drop: np.ndarray, ws: _Workspace) -> None:
+    """Remove the entries at the sorted positions ``drop`` from the contiguous
+    1-D ``arr`` in place: its first ``arr.size - drop.size`` entries become the
+    kept ones, in order. A few positions: the runs between them are moved with
+    memmove (~memcpy speed; a boolean compress costs ~1.6 ns per value);
+    many: one compress through a scratch buffer."""
+    n, nd = arr.size, drop.size
+    if nd == 0:
+        return
+    if nd > max(64, n // 256):
+        keep = ws.get("keep", n, np.bool_)
+        keep[:] = True
+        keep[drop] = False
+        tmp = ws.get("compact", n - nd, arr.dtype)
+        np.compress(keep, arr, out=tmp)
+        arr[: n - nd] = tmp
+        return
+    base, size = arr.ctypes.data, arr.itemsize
+    ends = np.append(drop[1:], n).tolist()
+    dst = int(drop[0])
+    for start, stop in zip((drop + 1).tolist(), ends, strict=True):
+        if stop > start:
+            ctypes.memmove(base + dst * size, base + start * size, (stop - start) * size)
+            dst += stop - start
+
+
+def _through_zeros(vp, lp, zeros: np.ndarray, log_zero: float) -> tuple:
+    """Prefix functions (values, logs) of a stream with exact zeros at the sorted
+    positions ``zeros`` (in that stream), from those of the same stream without
+    them: a position maps to the stored values before it, and each zero before
+    it adds ``log_zero`` to the log sum. A block of zeros sums to exactly 0."""
+
+    def values(pos: np.ndarray) -> np.ndarray:
+        pos = np.asarray(pos, dtype=np.int64)
+        return vp(pos - np.searchsorted(zeros, pos))
+
+    def logs(pos: np.ndarray) -> np.ndarray:
+        pos = np.asarray(pos, dtype=np.int64)
+        before = np.searchsorted(zeros, pos)
+        return lp(pos - before) + before * log_zero
+
+    return values, logs
+
+
+def _above(a: np.ndarray, threshold, keep_zeros: bool) -> np.ndarray:
+    """Hill candidates of |x| values ``a``: those above ``threshold``, or all of
+    them (exact zeros included) while the buffer fills (threshold 0) and zeros
+    are kept."""
+    if keep_zeros and threshold == 0:
+        return a.reshape(-1)
+    return a[a > threshold]
 
 
 class _TopAbs:
@@ -800,17 +837,6 @@ class _TopAbs:
         self.n_values = 0
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
-
-    def update(self, abs_values: np.ndarray, n_counted: int, drop_zeros: bool) -> None:
-        """Feed |x| of a piece (any shape); ``n_counted`` values enter the count."""
-        self.n_values += n_counted
-        if self.top.size >= self.keep:
-            cand = abs_values[abs_values > self.threshold]
-        elif drop_zeros:
-            cand = abs_values[abs_values != 0]
-        else:
-            cand = abs_values.reshape(-1)
-        self.add(cand)
 
     def add(self, cand: np.ndarray) -> None:
         """Merge candidates: 1-D |x| values, all above :attr:`threshold` once
@@ -980,21 +1006,24 @@ class StreamingTailStats:
       column is used; for the MNIST FCN 128×3 (M = 118,016) 16,384 columns
       (13.9% of the values).
 
-    Speed: rows with no exact zero take a fast path: one
-    float32 log per value and one float32 copy; sums of 10 and 100
-    consecutive values (matrix-vector products) and their cumulative sum give
-    the block sums at any boundary, for every block size and scope at once
-    (values below 2**-27, where log(|x| + eps) ≠ log|x|, get a correction
-    there). The per-value passes run on sub-ranges of :data:`LEVEL1_VALUES`
-    values, so that each finds its data in cache; the block bookkeeping, whose
-    cost is mostly per call, runs once per run of fast rows of a piece. Rows
-    with an exact zero take the general path (float64 cumsum, ~10× slower
-    per value) one row at a time. Results agree to float rounding either
-    way. Small :meth:`update` chunks are collected into pieces of up to
-    ``max_piece_values`` values; a chunk of whole pieces is processed without
-    a copy. Measured for 70.8 million values (MNIST FCN 128×3, b = 100, one
-    thread), forming the noise from the gradients and ḡ (``center``)
-    included: 0.37–0.40 s (5.2–5.8 ns per value).
+    Speed: one float32 log per value and one float32 copy; sums of 10 and
+    100 consecutive values (matrix-vector products) and their cumulative sum
+    give the block sums at any boundary, for every block size and scope at
+    once (values below 2**-27, where log(|x| + eps) ≠ log|x|, get a
+    correction there). Exact zeros -- real checkpoints have them in every
+    row, e.g. the weights of a dead ReLU unit -- are removed from the stored
+    values in place (memmove of the runs between them) and their positions
+    kept; the streams that keep zeros read the stored ones through that
+    list, so that a block of zeros still sums to exactly 0. The per-value
+    passes run on sub-ranges of :data:`LEVEL1_VALUES` values, so that each
+    finds its data in cache; the block bookkeeping, whose cost is mostly per
+    call, runs once per piece. Small :meth:`update` chunks are collected
+    into pieces of up to ``max_piece_values`` values; a chunk of whole
+    pieces is processed without a copy. Measured for 70.8 million values
+    (MNIST FCN 128×3, b = 100, one thread, forming the noise from the
+    gradients and ḡ included): ~0.41 s at initialisation (2 rows with a
+    zero), ~0.45 s after 300 SGD steps (a zero in each of the 600 rows;
+    1.4 s when such rows took a float64-cumsum path of their own).
 
     ``zero_fraction`` is the fraction of exact zeros among the scope's values
     (all of U for pooled rows); ``n_values`` the number of values that entered
@@ -1187,26 +1216,21 @@ class StreamingTailStats:
         """One piece of whole rows, shape (c, M) float32, inside one CI group
         (the rows fed are ``piece - center`` with a center).
 
-        Rows without an exact zero take the fast path; every row with one is
-        processed alone by the general path. The per-value passes run on
-        sub-ranges of about :data:`LEVEL1_VALUES` values (so that each pass
-        finds its data in cache); the block bookkeeping runs once per run of
-        fast rows (its cost is mostly per call). With a center, each
-        sub-range's rows are formed straight into the segment's value buffer
-        (where the fast path would copy them), and copied aside only in a
-        sub-range holding an exact zero.
+        The per-value passes run on sub-ranges of about :data:`LEVEL1_VALUES`
+        values (so that each pass finds its data in cache); the block
+        bookkeeping runs once per piece (its cost is mostly per call). With a
+        center, each sub-range's rows are formed straight into the segment's
+        value buffer (where they would otherwise be copied).
         """
         piece = np.ascontiguousarray(piece, dtype=np.float32)
         c, m = piece.shape
         step = max(1, LEVEL1_VALUES // m)
-        seg = None
+        seg = self._new_segment(c, m)
         for r0 in range(0, c, step):
             r1 = min(r0 + step, c)
             if center is None:
                 x = piece[r0:r1]
             else:
-                if seg is None:
-                    seg = self._new_segment(c - r0, m)
                 x = seg["pooled"].slots((r1 - r0) * m)[0].reshape(r1 - r0, m)
                 np.subtract(piece[r0:r1], center, out=x)
             if norms is not None:
@@ -1214,43 +1238,28 @@ class StreamingTailStats:
             absval = self._work.get("abs", (r1 - r0) * m, np.float32).reshape(r1 - r0, m)
             np.abs(x, out=absval)
             row_min = absval.min(axis=1)
-            bad = row_min == 0  # rows with an exact zero
             if not np.isfinite(absval.max(axis=1)).all():
                 _check_finite(x)
-            in_slot = center is not None
-            if in_slot and bad.any():  # the segment may be flushed: keep the rows aside
-                aside = self._work.get("rows", x.size, np.float32).reshape(x.shape)
-                np.copyto(aside, x)
-                x, in_slot = aside, False
-            r = r0
-            while r < r1:
-                if bad[r - r0]:
-                    self._flush(seg, group)
-                    seg = None
-                    self._process_exact(x[r - r0 : r - r0 + 1], group)
-                    r += 1
-                    continue
-                stop = r
-                while stop < r1 and not bad[stop - r0]:
-                    stop += 1
-                if seg is None:
-                    seg = self._new_segment(c - r, m)
-                sl = slice(r - r0, stop - r0)
-                self._fast_rows(seg, x[sl], absval[sl], row_min[sl], in_slot)
-                r = stop
+            self._fast_rows(seg, x, absval, row_min, in_slot=center is not None)
         self._flush(seg, group)
 
     def _new_segment(self, max_rows: int, m: int) -> dict:
-        """State of a run of fast rows (at most ``max_rows``) about to be fed."""
+        """State of a piece of at most ``max_rows`` rows about to be fed."""
         ws = self._work
         seg = {
             "rows": 0,
             "pooled": _Segment(ws, "pooled", max_rows * m, self._pooled.sums.n_values % 100),
-            "tiny": [],  # (segment positions, log(|x| + eps) - log|x|) of values < 2**-27
+            # exact zeros: positions in the piece's row-major order (all M columns)
+            "zeros": [],
+            # values below 2**-27 (log(|x| + eps) != log|x|): (positions in the stored
+            # pooled stream, log(|x| + eps) - log|x|)
+            "tiny": [],
         }
         if self._shuffled is not None:
             ns = max_rows * self.shuffle_columns.size
             seg["shuffled"] = _Segment(ws, "shuffled", ns, self._shuffled.n_values % 100)
+            seg["s_zeros"] = []  # exact zeros of the shuffled stream (positions with them)
+            seg["s_rows_values"] = 0  # shuffled values of the rows fed, zeros included
         return seg
 
     def _fast_rows(
@@ -1261,79 +1270,141 @@ class StreamingTailStats:
         row_min: np.ndarray,
         in_slot: bool = False,
     ) -> None:
-        """Per-value passes over rows without exact zeros (``absval`` = |rows|,
-        ``row_min`` its row minima): values, logs and their 10-sums into the
-        segment; Hill candidates; per-coordinate sums; the shuffled stream.
-        ``in_slot``: the rows already sit in the segment's next value slots."""
+        """Per-value passes over rows (``absval`` = |rows|, ``row_min`` its row
+        minima): values, logs and their 10-sums into the segment; Hill
+        candidates; per-coordinate sums; the shuffled stream. ``in_slot``: the
+        rows already sit in the segment's next value slots (they may be
+        overwritten).
+
+        Exact zeros (found in the rows whose minimum is below 2**-27, with the
+        tiny values) are not stored: values and logs are compacted in place,
+        after the per-coordinate sums and the shuffled gather have read the
+        rows, and their positions kept. Streams that keep zeros (the
+        reference; every stream without ``exclude_zeros``) read the stored
+        stream through that list (:func:`_through_zeros`), so that a block of
+        zeros sums to exactly 0, as in the in-memory functions.
+        """
         c, m = rows.shape
         n = rows.size
         pooled = seg["pooled"]
-        start = pooled.n  # segment position of these rows' first value
+        u0 = seg["rows"] * m  # piece position of these rows' first value
         values, logs = pooled.slots(n)
         if not in_slot:
             np.copyto(values, rows.reshape(-1))
-        np.log(absval.reshape(-1), out=logs)
-        pooled.advance(n)
-        if row_min.min() < _TINY:  # rare: log(|x| + eps) - log|x| at values < 2**-27
-            tiny_rows = np.flatnonzero(row_min < _TINY)
-            tiny = np.concatenate([r * m + np.flatnonzero(absval[r] < _TINY) for r in tiny_rows])
-            t_abs = absval.reshape(-1)[tiny]
-            delta = np.log(t_abs + np.float32(REFERENCE_EPS)) - logs[tiny]
-            seg["tiny"].append((start + tiny, delta))
+        flat_abs = absval.reshape(-1)
+        with np.errstate(divide="ignore"):
+            np.log(flat_abs, out=logs)  # -inf at exact zeros (removed or replaced below)
+        zeros = tiny = _EMPTY_INT
+        if row_min.min() < _TINY:  # rare but for exact zeros: scan those rows only
+            low_rows = np.flatnonzero(row_min < _TINY)
+            low = np.concatenate([r * m + np.flatnonzero(absval[r] < _TINY) for r in low_rows])
+            is_zero = flat_abs[low] == 0
+            zeros, tiny = low[is_zero], low[~is_zero]
+        nz = zeros.size
+        has_zero = None
+        layer_zeros = np.zeros(len(self._layers), dtype=np.int64)
+        if nz:
+            seg["zeros"].append(u0 + zeros)
+            cols = zeros % m
+            has_zero = np.zeros(m, dtype=bool)
+            has_zero[cols] = True
+            self._pooled.n_zero += nz
+            if self._layers:
+                bounds = [stop for _, _, stop in self.layers]
+                layer_of = np.searchsorted(bounds, cols, side="right")
+                layer_zeros = np.bincount(layer_of, minlength=len(self._layers))
+                for scope, count in zip(self._layers, layer_zeros, strict=True):
+                    scope.n_zero += int(count)
+        if tiny.size:  # log(|x| + eps) - log|x|, before logs are moved or replaced
+            delta = np.log(flat_abs[tiny] + np.float32(REFERENCE_EPS)) - logs[tiny]
         seg["rows"] += c
 
         # Hill: one comparison pass; each layer's slice against the lower of
         # its own and the pooled running threshold (0 while a buffer fills)
+        keep_zeros = nz > 0 and not self.exclude_zeros
+        dropped = nz if self.exclude_zeros else 0
         pooled_hill = self._pooled.hill
-        pooled_hill.n_values += n
+        pooled_hill.n_values += n - dropped
         if not self._layers:
-            pooled_hill.add(absval[absval > pooled_hill.threshold])
+            pooled_hill.add(_above(flat_abs, pooled_hill.threshold, keep_zeros))
         pooled_cand = []
-        for scope, (_, lo, hi) in zip(self._layers, self.layers, strict=True):
+        for scope, (_, lo, hi), n_zero in zip(self._layers, self.layers, layer_zeros, strict=True):
             part = absval[:, lo:hi]
             hill = scope.hill
-            hill.n_values += c * (hi - lo)
-            cand = part[part > min(hill.threshold, pooled_hill.threshold)]
-            hill.add(cand[cand > hill.threshold] if hill.threshold > 0 else cand)
-            pooled_cand.append(cand[cand > pooled_hill.threshold])
+            hill.n_values += c * (hi - lo) - (int(n_zero) if self.exclude_zeros else 0)
+            cand = _above(part, min(hill.threshold, pooled_hill.threshold), keep_zeros)
+            hill.add(_above(cand, hill.threshold, keep_zeros))
+            pooled_cand.append(_above(cand, pooled_hill.threshold, keep_zeros))
         if pooled_cand:
             pooled_hill.add(np.concatenate(pooled_cand))
 
-        if self._columns is not None:
-            self._columns.update(rows, logs.reshape(c, m), None)
+        if self._columns is not None:  # logs of zeros are -inf: those columns become NaN
+            self._columns.update(rows, logs.reshape(c, m), has_zero)
 
         if self._shuffled is not None:
-            import torch  # its index_select gathers ~1.4x faster than np.take(axis=1)
+            self._shuffled_rows(seg, rows, nz > 0)
 
-            if self._shuffle_index is None:
-                self._shuffle_index = torch.from_numpy(self.shuffle_columns)
-            shuffled = seg["shuffled"]
-            ns = c * self.shuffle_columns.size
-            s_values, s_logs = shuffled.slots(ns)
-            torch.index_select(
-                torch.from_numpy(rows),
-                1,
-                self._shuffle_index,
-                out=torch.from_numpy(s_values).view(c, -1),
-            )
-            gathered = self._work.get("gathered", ns, np.float32)
-            np.abs(s_values, out=gathered)
-            if self.eps:
-                gathered += np.float32(self.eps)
-            np.log(gathered, out=s_logs)
-            shuffled.advance(ns)
+        kept = n - nz
+        if nz:  # compact values and logs in place (the zeros are in seg["zeros"])
+            for arr in (values, logs):
+                _drop_positions(arr, zeros, self._work)
+            tiny = tiny - np.searchsorted(zeros, tiny)  # positions among the kept values
+        if tiny.size:
+            seg["tiny"].append((pooled.n + tiny, delta))
+        pooled.advance(kept)
 
-    def _flush(self, seg: dict | None, group: int) -> None:
-        """Block bookkeeping of a run of fast rows, for every stream at once.
+    def _shuffled_rows(self, seg: dict, rows: np.ndarray, any_zero: bool) -> None:
+        """The shuffled stream's values and logs of these rows (a gather of the
+        ``shuffle_columns``), exact zeros dropped with ``exclude_zeros``."""
+        import torch  # its index_select gathers ~1.4x faster than np.take(axis=1)
+
+        if self._shuffle_index is None:
+            self._shuffle_index = torch.from_numpy(self.shuffle_columns)
+        c = rows.shape[0]
+        shuffled = seg["shuffled"]
+        ns = c * self.shuffle_columns.size
+        s_values, s_logs = shuffled.slots(ns)
+        torch.index_select(
+            torch.from_numpy(rows),
+            1,
+            self._shuffle_index,
+            out=torch.from_numpy(s_values).view(c, -1),
+        )
+        gathered = self._work.get("gathered", ns, np.float32)
+        np.abs(s_values, out=gathered)
+        if any_zero:  # compact, as the pooled stream (see _fast_rows)
+            zeros = np.flatnonzero(gathered == 0)
+            if zeros.size:
+                seg["s_zeros"].append(seg["s_rows_values"] + zeros)
+                nonzero = gathered != 0
+                kept = ns - zeros.size
+                s_values[:kept] = s_values[nonzero]
+                gathered[:kept] = gathered[nonzero]
+                seg["s_rows_values"] += ns
+                ns = kept
+            else:
+                seg["s_rows_values"] += ns
+        else:
+            seg["s_rows_values"] += ns
+        if self.eps:
+            gathered[:ns] += np.float32(self.eps)
+        np.log(gathered[:ns], out=s_logs[:ns])
+        shuffled.advance(ns)
+
+    def _flush(self, seg: dict, group: int) -> None:
+        """Block bookkeeping of a piece, for every stream at once.
 
         log(|x| + eps) differs from log|x| only for |x| < 2**-27: the streams
         that use eps get those few differences added to their log prefix sums.
+        The stored streams lack the exact zeros; the streams that keep them
+        (the reference; all without ``exclude_zeros``), with log(0 + eps) each,
+        are read through the zero lists.
         """
-        if seg is None or seg["rows"] == 0:
+        if seg["rows"] == 0:
             return
         c, m = seg["rows"], self.n_cols
         vp, lp = seg["pooled"].prefixes()
-        n = seg["pooled"].n
+        n = seg["pooled"].n  # values stored
         lp_eps = lp
         if seg["tiny"]:
             tiny = np.concatenate([t for t, _ in seg["tiny"]])
@@ -1343,74 +1414,46 @@ class StreamingTailStats:
             def lp_eps(pos: np.ndarray) -> np.ndarray:
                 return lp(pos) + cum[np.searchsorted(tiny, pos)]
 
-        lp_used = lp_eps if self.eps else lp
+        zeros = np.concatenate(seg["zeros"]) if seg["zeros"] else _EMPTY_INT
+        n_all = c * m  # values with the zeros
+        rows = np.arange(c, dtype=np.int64) * m
+        log_eps = float(_LOG_EPS32)
+        if zeros.size:  # the stream with its zeros (log(0 + eps) each)
+            vp_all, lp_all = _through_zeros(vp, lp_eps, zeros, log_eps)
+        else:
+            vp_all, lp_all = vp, lp_eps
         if self._reference is not None:
-            self._reference.update_fast(n, vp, lp_eps)
-        self._pooled.sums.update_fast(n, vp, lp_used, group, tens=(vp.s10, vp.pad))
+            self._reference.update_fast(n_all, vp_all, lp_all)
+        if self.exclude_zeros:  # the stored stream, eps = 0
+            tens = (vp.s10, vp.pad)
+            self._pooled.sums.update_fast(n, vp, lp, group, tens=tens)
+            starts = [rows + start - np.searchsorted(zeros, rows + start) for _, start, _ in
+                      self.layers]
+            stops = [rows + stop - np.searchsorted(zeros, rows + stop) for _, _, stop in
+                     self.layers]
+            layer_v, layer_l = vp, lp
+        else:  # every value, eps; 10-sums only where nothing was dropped
+            tens = None if zeros.size else (vp.s10, vp.pad)
+            self._pooled.sums.update_fast(n_all, vp_all, lp_all, group, tens=tens)
+            starts = [rows + start for _, start, _ in self.layers]
+            stops = [rows + stop for _, _, stop in self.layers]
+            layer_v, layer_l = vp_all, lp_all
         if self.layers:
-            layer_vp = _layer_prefixes(vp, c, m, self.layers)
-            layer_lp = _layer_prefixes(lp_used, c, m, self.layers)
-            for scope, (_, lo, hi), lvp, llp in zip(
-                self._layers, self.layers, layer_vp, layer_lp, strict=True
+            lo, hi = np.stack(starts), np.stack(stops)
+            layer_vp = _layer_prefixes(layer_v, lo, hi)
+            layer_lp = _layer_prefixes(layer_l, lo, hi)
+            for scope, lvp, llp, lo_l, hi_l in zip(
+                self._layers, layer_vp, layer_lp, lo, hi, strict=True
             ):
-                scope.sums.update_fast(c * (hi - lo), lvp, llp, group)
+                scope.sums.update_fast(int((hi_l - lo_l).sum()), lvp, llp, group)
         if self._shuffled is not None:
             svp, slp = seg["shuffled"].prefixes()
-            self._shuffled.update_fast(seg["shuffled"].n, svp, slp, tens=(svp.s10, svp.pad))
-
-    def _process_exact(self, piece: np.ndarray, group: int) -> None:
-        """One piece of whole rows, shape (c, M) float32, inside one CI group
-        (general path: exact zeros dropped or kept, tiny values, float64 cumsum)."""
-        c, m = piece.shape
-        n = piece.size
-        flat = piece.reshape(-1)
-        absval = np.abs(piece)
-        prefix = _prefix_sums(flat)  # all values, float64, shape (n+1,)
-        n_nonzero = int(np.count_nonzero(flat))
-        nonzero = (piece != 0) if n_nonzero < n else None
-        with np.errstate(divide="ignore"):
-            log_abs = np.log(absval)  # -inf at exact zeros (those columns become NaN)
-        log_ref = np.log(absval + np.float32(REFERENCE_EPS))
-        log_used = log_abs if self.exclude_zeros else log_ref
-        drop = self.exclude_zeros and nonzero is not None
-
-        if self._reference is not None:
-            self._reference.update(prefix, log_ref.reshape(-1))
-
-        # pooled: robust, natural sweep, Hill, shuffled sweep
-        self._pooled.n_zero += n - n_nonzero
-        keep = nonzero.reshape(-1) if drop else None
-        p_prefix, p_log = _kept(prefix, log_used.reshape(-1), keep)
-        self._pooled.sums.update(p_prefix, p_log, group)
-        self._pooled.hill.update(absval.reshape(-1), p_log.size, self.exclude_zeros)
-        if self._shuffled is not None:
-            v = piece[:, self.shuffle_columns].reshape(-1)
-            if drop:
-                v = v[v != 0]
-            with np.errstate(divide="ignore"):
-                v_log = np.log(np.abs(v) + np.float32(self.eps))
-            self._shuffled.update(_prefix_sums(v), v_log)
-
-        # layers: their row-major order is rows' segments, prefix sums built
-        # from the pooled ones (bit-identical for all-zero stretches)
-        for scope, (_, start, stop) in zip(self._layers, self.layers, strict=True):
-            width = stop - start
-            l_prefix = _segment_prefix(prefix, c, m, start, stop)
-            l_log = log_used[:, start:stop].reshape(-1)
-            l_keep = None
-            if nonzero is not None:
-                l_nonzero = nonzero[:, start:stop].reshape(-1)
-                l_count = int(np.count_nonzero(l_nonzero))
-                scope.n_zero += c * width - l_count
-                if drop and l_count < c * width:
-                    l_keep = l_nonzero
-            l_prefix, l_log = _kept(l_prefix, l_log, l_keep)
-            scope.sums.update(l_prefix, l_log, group)
-            scope.hill.update(absval[:, start:stop].reshape(-1), l_log.size, self.exclude_zeros)
-
-        if self._columns is not None:
-            has_zero = None if nonzero is None else ~nonzero.all(axis=0)
-            self._columns.update(piece, log_abs, has_zero)
+            s_zeros = np.concatenate(seg["s_zeros"]) if seg["s_zeros"] else _EMPTY_INT
+            if self.exclude_zeros or not s_zeros.size:
+                self._shuffled.update_fast(seg["shuffled"].n, svp, slp, tens=(svp.s10, svp.pad))
+            else:
+                svp, slp = _through_zeros(svp, slp, s_zeros, log_eps)
+                self._shuffled.update_fast(seg["s_rows_values"], svp, slp)
 
     # -- results -------------------------------------------------------------
 
@@ -1609,45 +1652,6 @@ def _column_alphas(
         alpha = 1.0 / inv
     alpha[has_zero] = np.nan
     return alpha
-
-
-def _prefix_sums(values: np.ndarray) -> np.ndarray:
-    """float64 prefix sums [0, x0, x0+x1, ...], shape (n+1,)."""
-    out = np.empty(values.size + 1)
-    out[0] = 0.0
-    np.cumsum(values, dtype=np.float64, out=out[1:])
-    return out
-
-
-def _segment_prefix(prefix: np.ndarray, c: int, m: int, start: int, stop: int) -> np.ndarray:
-    """Prefix sums of the rows' [start, stop) segments laid end to end.
-
-    Built from the prefix sums (c·m+1,) of the row-major values as
-    offset_r + (prefix within row r's segment), with the offsets a sequential
-    cumulative sum of the segment totals: a stretch of exact zeros, even one
-    that crosses rows, then has exactly constant prefix sums (block sum 0.0
-    exactly, as a direct sum would give). Shape (c·(stop−start)+1,).
-    """
-    if start == 0 and stop == m:
-        return prefix
-    ends = prefix[1:].reshape(c, m)[:, start:stop]
-    before = prefix[:-1].reshape(c, m)[:, start]  # sum before each row's segment
-    within = ends - before[:, None]
-    offset = np.concatenate(([0.0], np.cumsum(within[:, -1])[:-1]))
-    out = np.empty(c * (stop - start) + 1)
-    out[0] = 0.0
-    np.add(within, offset[:, None], out=out[1:].reshape(c, stop - start))
-    return out
-
-
-def _kept(
-    prefix: np.ndarray, log_abs: np.ndarray, keep: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Prefix sums and logs of the stream with the values where ``keep`` is
-    False removed (exact zeros: they leave the prefix sums unchanged)."""
-    if keep is None:
-        return prefix, log_abs
-    return np.concatenate(([0.0], prefix[1:][keep])), log_abs[keep]
 
 
 def _check_layers(
