@@ -240,6 +240,7 @@ def test_streaming_equals_in_memory(
     monkeypatch, noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool, level1_values
 ) -> None:
     monkeypatch.setattr(E, "LEVEL1_VALUES", level1_values)  # 100: per-value passes row by row
+    monkeypatch.setattr(E, "WIDE_TENS", 7)  # float64 10-sums in chunks of 70 values
     rows = _stream(noise, chunk, exclude_zeros=exclude_zeros, max_piece_values=max_piece)
     assert all(list(r) == KEYS for r in rows)
     assert {r["estimator"] for r in rows} == set(E.ESTIMATORS)

@@ -668,6 +668,10 @@ class _Prefix:
         return out
 
 
+#: 10-sums formed per float64 conversion (81,920 values: a 640 KB buffer).
+WIDE_TENS = 8192
+
+
 class _Segment:
     """One stream's values and logs for a run of rows, in zero-padded float32
     buffers aligned to multiples of 100 of the whole stream (as :class:`_Prefix`
@@ -701,9 +705,13 @@ class _Segment:
             # values: float64 sums (a block of values can cancel to ~1e-7 of its
             # terms, real gradient noise does: float32 10-sums then moved the
             # reference's α̂ by 2e-4); logs: float32 sums (no such cancellation)
-            wide = self._ws.get(self._name + "_f64", 10 * (t1 - t0), np.float64)
-            np.copyto(wide, self.w[10 * t0 : 10 * t1])
-            np.dot(wide.reshape(-1, 10), _ONES64, out=self.s10[t0:t1])
+            # (through a float64 copy of at most WIDE_TENS·10 values: stays in L2)
+            wide = self._ws.get(self._name + "_f64", 10 * min(t1 - t0, WIDE_TENS), np.float64)
+            for a in range(t0, t1, WIDE_TENS):
+                b = min(a + WIDE_TENS, t1)
+                part = wide[: 10 * (b - a)]
+                np.copyto(part, self.w[10 * a : 10 * b])
+                np.dot(part.reshape(-1, 10), _ONES64, out=self.s10[a:b])
             self.s10l[t0:t1] = self.wl[10 * t0 : 10 * t1].reshape(-1, 10) @ _ONES32
             self.t_done = t1
 
