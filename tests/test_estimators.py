@@ -340,6 +340,50 @@ def test_streaming_interval_does_not_depend_on_chunking(noise: np.ndarray) -> No
         assert ci == pytest.approx(cis[0], rel=1e-9)
 
 
+def _group_inverse_alphas(u: np.ndarray, start: int, stop: int, k1: int, groups: int,
+                          exclude: bool) -> np.ndarray:
+    """In memory: 1/α̂ per group of consecutive rows at block size k1, a block in the
+    group of its last value, a group's mean log|X| over all its values."""
+    p, width = u.shape[0], stop - start
+    bounds = [(g * p) // groups for g in range(groups + 1)]
+    x = u[:, start:stop].reshape(-1)
+    row = np.repeat(np.arange(p), width)
+    if exclude:
+        row, x = row[x != 0], x[x != 0]
+    eps = 0.0 if exclude else E.REFERENCE_EPS
+    value_group = np.searchsorted(bounds, row, side="right") - 1
+    log_x = np.log(np.abs(x) + eps).astype(np.float64)
+    nb = x.size // k1
+    y = x[: nb * k1].reshape(nb, k1).sum(axis=1, dtype=np.float64)
+    block_group = value_group[(np.arange(nb) + 1) * k1 - 1]
+    log_y = np.log(np.abs(y) + eps)
+    out = np.full(groups, np.nan)
+    for g in range(groups):
+        if (block_group == g).any():
+            gap = log_y[block_group == g].mean() - log_x[value_group == g].mean()
+            out[g] = gap / math.log(k1)
+    return out
+
+
+@pytest.mark.parametrize("exclude_zeros", [True, False])
+@pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (7, 1 << 20), (P, 1 << 20), (P, 120)])
+def test_streaming_group_sums_equal_in_memory(
+    noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool
+) -> None:
+    """The interval's per-group 1/α̂, with pieces spanning several groups (one piece of
+    all 60 rows), inside one group (2 rows a piece) or collected from small chunks."""
+    s = E.StreamingTailStats(P, M, LAYERS, ci_groups=6, exclude_zeros=exclude_zeros,
+                             max_piece_values=max_piece)
+    for i in range(0, P, chunk):
+        s.update(noise[i : i + chunk])
+    for scope, (start, stop) in [(s._pooled, (0, M))] + [
+        (sc, (a, b)) for sc, (_, a, b) in zip(s._layers, LAYERS, strict=True)
+    ]:
+        want = _group_inverse_alphas(noise, start, stop, scope.ci_k1, 6, exclude_zeros)
+        got = scope.sums.group_inverse_alphas()
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, err_msg=scope.name)
+
+
 def test_streaming_on_iid_sas_shuffled_matches_natural_and_ci_covers() -> None:
     rng = np.random.default_rng(12)
     alpha, p, m = 1.5, 200, 500
@@ -376,8 +420,10 @@ def test_shuffle_breaks_within_row_correlation() -> None:
 def test_streaming_state_does_not_grow_with_rows() -> None:
     rng = np.random.default_rng(14)
     u = rng.standard_normal((400, 30)).astype(np.float32)
-    s = E.StreamingTailStats(400, 30, [("a", 0, 10), ("b", 10, 30)])
+    # pieces of 20 rows (by default rows are collected into pieces of up to 4M values)
+    s = E.StreamingTailStats(400, 30, [("a", 0, 10), ("b", 10, 30)], max_piece_values=600)
     s.update(u[:100])
+    assert s._pooled.hill.top.size > 0  # the first 100 rows went in
     size_early = s.state_nbytes()
     s.update(u[100:])
     assert s.state_nbytes() == size_early

@@ -435,8 +435,14 @@ class _BlockSums:
         log_prefix,
         group: int = -1,
         tens: tuple[np.ndarray, int] | None = None,
+        cuts: np.ndarray | None = None,
     ) -> None:
         """Feed one piece of ``n`` values given as prefix-sum functions.
+
+        ``group``: the interval group current at the piece's first value (-1:
+        none); ``cuts``: sorted local positions where the groups ``group + 1``,
+        ``group + 2``, ... begin inside the piece (a block counts in the group
+        of its last value).
 
         ``value_prefix(pos)`` / ``log_prefix(pos)`` return the float64 sums of
         the piece's values / logs before the local positions ``pos`` (int64
@@ -494,12 +500,17 @@ class _BlockSums:
             prefix_all = np.concatenate(pieces)
         v_total = float(prefix_all[0])
         lasts = np.array([p[3] for p in plans if p is not None], dtype=np.int64)
-        log_at = log_prefix(np.concatenate(([n], lasts)))
+        grouped = group >= 0 and self.g_n_values.size > 0
+        cuts = _EMPTY_INT if cuts is None or not grouped else np.asarray(cuts, dtype=np.int64)
+        log_at = log_prefix(np.concatenate(([n], lasts, cuts)))
         log_total = float(log_at[0])
         self.sum_log_all += log_total
-        if group >= 0 and self.g_n_values.size:
-            self.g_sum_log_x[group] += log_total
-            self.g_n_values[group] += n
+        if grouped:  # every value counts in the group current when it is fed
+            edges = np.concatenate(([0], cuts, [n]))
+            at_edges = np.concatenate(([0.0], log_at[1 + lasts.size :], [log_total]))
+            last_group = group + cuts.size
+            self.g_sum_log_x[group : last_group + 1] += np.diff(at_edges)
+            self.g_n_values[group : last_group + 1] += np.diff(edges)
         # pass 2: all block sums at once. Plan j owns ys[a-1 : b-1]: slot a-1
         # holds its first block (open block + head) when one was open, slot
         # i >= a the block between positions i and i+1.
@@ -534,7 +545,7 @@ class _BlockSums:
                     y32 += np.float32(self.eps)
                 with np.errstate(divide="ignore"):
                     np.log(y32, out=y32)
-                tens_logs[j] = (float(y32.sum(dtype=np.float64)), count - 1)
+                tens_logs[j] = (float(y32.sum(dtype=np.float64)), count - 1, y32)
             self.open_y[j] = v_total - prefix_all[plans[j][6] - 1]
         np.abs(ys, out=ys)
         if self.eps:
@@ -549,15 +560,27 @@ class _BlockSums:
             log_y = float(log_y_all[i])
             nb = (b - a - 1) + (1 if filled else 0)
             if use_tens:
-                extra, nb_inner = tens_logs[j]
+                extra, nb_inner, _ = tens_logs[j]
                 log_y += extra
                 nb = nb_inner + (1 if filled else 0)
             self.open_log[j] = log_total - log_at[i + 1]
             self.sum_log_y[j] += log_y
             self.n_blocks[j] += nb
-            if j == self.ci_index and group >= 0:
-                self.g_sum_log_y[group] += log_y
-                self.g_n_blocks[group] += nb
+            if j == self.ci_index and grouped:
+                if not cuts.size:
+                    self.g_sum_log_y[group] += log_y
+                    self.g_n_blocks[group] += nb
+                    continue
+                # block t (t = 0 the open block, when one was open) ends before
+                # first + t·k1 and counts in the group of its last value
+                inner = tens_logs[j][2] if use_tens else ys[a : b - 1]
+                logs_t = np.concatenate(([ys[a - 1]], inner))
+                ends = first + np.arange(count, dtype=np.int64) * self.k1[j]
+                if not filled:
+                    logs_t, ends = logs_t[1:], ends[1:]
+                g = group + np.searchsorted(cuts, ends - 1, side="right")
+                self.g_sum_log_y += np.bincount(g, logs_t, minlength=self.g_sum_log_y.size)
+                self.g_n_blocks += np.bincount(g, minlength=self.g_n_blocks.size)
         for j in range(len(self.k1)):
             if plans[j] is None:
                 self.open_y[j] += v_total
@@ -1179,12 +1202,11 @@ class StreamingTailStats:
         r = 0
         while r < c:
             p = self.rows_seen
-            g = _group_of(self.group_bounds, p)
-            room = min(self.group_bounds[g + 1] - p, self.max_piece_rows - self._n_buffered)
+            room = min(self.n_rows - p, self.max_piece_rows - self._n_buffered)
             take = min(c - r, room)
             part_norms = None if norms is None else norms[r : r + take]
             if self._n_buffered == 0 and take == room:  # a whole piece: no copy
-                self._process(a[r : r + take], g, center, part_norms)
+                self._process(a[r : r + take], p, center, part_norms)
                 self.rows_seen += take
             else:  # collect small chunks into one piece (Python overhead is per piece)
                 if self._buffer is None:
@@ -1200,29 +1222,31 @@ class StreamingTailStats:
                 self._n_buffered += take
                 self.rows_seen += take
                 if take == room:
-                    self._process(self._buffer[: self._n_buffered], g, None, None)
+                    first = self.rows_seen - self._n_buffered
+                    self._process(self._buffer[: self._n_buffered], first, None, None)
                     self._n_buffered = 0
             r += take
 
     def _process(
         self,
         piece: np.ndarray,
-        group: int,
+        first_row: int,
         center: np.ndarray | None,
         norms: np.ndarray | None,
     ) -> None:
         with _one_blas_thread():
-            self._process_piece(piece, group, center, norms)
+            self._process_piece(piece, first_row, center, norms)
 
     def _process_piece(
         self,
         piece: np.ndarray,
-        group: int,
+        first_row: int,
         center: np.ndarray | None = None,
         norms: np.ndarray | None = None,
     ) -> None:
-        """One piece of whole rows, shape (c, M) float32, inside one CI group
-        (the rows fed are ``piece - center`` with a center).
+        """One piece of whole rows, shape (c, M) float32, rows ``first_row`` on
+        of U (the rows fed are ``piece - center`` with a center); it may span
+        several interval groups.
 
         The per-value passes run on sub-ranges of about :data:`LEVEL1_VALUES`
         values (so that each pass finds its data in cache); the block
@@ -1249,7 +1273,7 @@ class StreamingTailStats:
             if not np.isfinite(absval.max(axis=1)).all():
                 _check_finite(x)
             self._fast_rows(seg, x, absval, row_min, in_slot=center is not None)
-        self._flush(seg, group)
+        self._flush(seg, first_row)
 
     def _new_segment(self, max_rows: int, m: int) -> dict:
         """State of a piece of at most ``max_rows`` rows about to be fed."""
@@ -1399,7 +1423,7 @@ class StreamingTailStats:
         np.log(gathered[:ns], out=s_logs[:ns])
         shuffled.advance(ns)
 
-    def _flush(self, seg: dict, group: int) -> None:
+    def _flush(self, seg: dict, first_row: int) -> None:
         """Block bookkeeping of a piece, for every stream at once.
 
         log(|x| + eps) differs from log|x| only for |x| < 2**-27: the streams
@@ -1425,6 +1449,12 @@ class StreamingTailStats:
         zeros = np.concatenate(seg["zeros"]) if seg["zeros"] else _EMPTY_INT
         n_all = c * m  # values with the zeros
         rows = np.arange(c, dtype=np.int64) * m
+        # interval groups: the first one's index, the piece rows where the next ones begin
+        group = _group_of(self.group_bounds, first_row)
+        cut_rows = np.array(
+            [b - first_row for b in self.group_bounds if first_row < b < first_row + c],
+            dtype=np.int64,
+        )
         log_eps = float(_LOG_EPS32)
         if zeros.size:  # the stream with its zeros (log(0 + eps) each)
             vp_all, lp_all = _through_zeros(vp, lp_eps, zeros, log_eps)
@@ -1434,7 +1464,8 @@ class StreamingTailStats:
             self._reference.update_fast(n_all, vp_all, lp_all)
         if self.exclude_zeros:  # the stored stream, eps = 0
             tens = (vp.s10, vp.pad)
-            self._pooled.sums.update_fast(n, vp, lp, group, tens=tens)
+            cuts = cut_rows * m - np.searchsorted(zeros, cut_rows * m)
+            self._pooled.sums.update_fast(n, vp, lp, group, tens=tens, cuts=cuts)
             starts = [rows + start - np.searchsorted(zeros, rows + start) for _, start, _ in
                       self.layers]
             stops = [rows + stop - np.searchsorted(zeros, rows + stop) for _, _, stop in
@@ -1442,7 +1473,8 @@ class StreamingTailStats:
             layer_v, layer_l = vp, lp
         else:  # every value, eps; 10-sums only where nothing was dropped
             tens = None if zeros.size else (vp.s10, vp.pad)
-            self._pooled.sums.update_fast(n_all, vp_all, lp_all, group, tens=tens)
+            cuts = cut_rows * m
+            self._pooled.sums.update_fast(n_all, vp_all, lp_all, group, tens=tens, cuts=cuts)
             starts = [rows + start for _, start, _ in self.layers]
             stops = [rows + stop for _, _, stop in self.layers]
             layer_v, layer_l = vp_all, lp_all
@@ -1453,7 +1485,10 @@ class StreamingTailStats:
             for scope, lvp, llp, lo_l, hi_l in zip(
                 self._layers, layer_vp, layer_lp, lo, hi, strict=True
             ):
-                scope.sums.update_fast(int((hi_l - lo_l).sum()), lvp, llp, group)
+                before = np.concatenate(([0], np.cumsum(hi_l - lo_l)))  # layer position of row r
+                scope.sums.update_fast(
+                    int(before[-1]), lvp, llp, group, cuts=before[cut_rows]
+                )
         if self._shuffled is not None:
             svp, slp = seg["shuffled"].prefixes()
             s_zeros = np.concatenate(seg["s_zeros"]) if seg["s_zeros"] else _EMPTY_INT
