@@ -572,3 +572,26 @@ def test_streaming_block_sums_survive_cancellation() -> None:
     (row,) = _pick(s.finalize(), "block_sweep")
     expected = E.block_size_sweep(u.reshape(-1), [100], eps=0.0).alpha[0]
     assert row["alpha"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("k1", [50, 64])
+def test_blocks_of_zeros_sum_to_exactly_zero(k1: int) -> None:
+    """With zeros kept, a block made only of exact zeros gets Y = 0 (log eps, as in
+    memory) even when the prefix sums it is read from carry rounding (here a drift of
+    1e-12 per position); K1 = 64 puts a block of zeros across the two pieces."""
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal(2000).astype(np.float32)
+    x[300:900] = 0.0
+    eps = E.REFERENCE_EPS
+    prefix = np.concatenate([[0.0], np.cumsum(x.astype(np.float64))])
+    logs = np.concatenate([[0.0], np.cumsum(np.log(np.abs(x) + np.float32(eps)), dtype=np.float64)])
+    zeros = np.flatnonzero(x == 0)
+    sums = E._BlockSums([k1], eps)
+    for a, b in ((0, 700), (700, 2000)):
+        sums.update_fast(
+            b - a,
+            lambda p, a=a: prefix[a + p] - prefix[a] + 1e-12 * p,
+            lambda p, a=a: logs[a + p] - logs[a],
+            zeros=zeros[(zeros >= a) & (zeros < b)] - a,
+        )
+    assert sums.alpha(k1) == pytest.approx(E.mohammadi_alpha(x, k1, eps), rel=1e-6)

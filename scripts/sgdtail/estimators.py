@@ -422,6 +422,7 @@ class _BlockSums:
         self.open_log = np.zeros(nk)
         self.sum_log_y = np.zeros(nk)
         self.n_blocks = np.zeros(nk, dtype=np.int64)
+        self.open_zeros = np.zeros(nk, dtype=np.int64)  # exact zeros in the open block
         self.ci_index = self.k1.index(int(ci_k1)) if ci_k1 is not None else None
         self.g_sum_log_y = np.zeros(n_groups)
         self.g_n_blocks = np.zeros(n_groups, dtype=np.int64)
@@ -436,8 +437,14 @@ class _BlockSums:
         group: int = -1,
         tens: tuple[np.ndarray, int] | None = None,
         cuts: np.ndarray | None = None,
+        zeros: np.ndarray | None = None,
     ) -> None:
         """Feed one piece of ``n`` values given as prefix-sum functions.
+
+        ``zeros``: sorted local positions of the piece's exact zeros, when the
+        stream keeps them: a block made only of zeros then gets Y = 0 exactly
+        (a difference of prefix sums could leave rounding), as in
+        :func:`mohammadi_alpha`.
 
         ``group``: the interval group current at the piece's first value (-1:
         none); ``cuts``: sorted local positions where the groups ``group + 1``,
@@ -517,10 +524,12 @@ class _BlockSums:
         ys = np.empty(max(n_pos - 1, 1))
         np.subtract(prefix_all[1:], prefix_all[:-1], out=ys[: n_pos - 1])
         active = [j for j in range(len(self.k1)) if plans[j] is not None]
+        n_zeros = 0 if zeros is None else int(zeros.size)
         if not active:
             for j in range(len(self.k1)):
                 self.open_y[j] += v_total
                 self.open_log[j] += log_total
+                self.open_zeros[j] += n_zeros
             self.n_values += n
             return
         starts = np.array([plans[j][5] - 1 for j in active])
@@ -532,6 +541,16 @@ class _BlockSums:
                 ys[a - 1] = self.open_y[j] + prefix_all[a]
             else:
                 unused.append(a - 1)
+            if n_zeros:  # blocks made only of exact zeros sum to exactly 0
+                k1 = self.k1[j]
+                zb = np.searchsorted(zeros, first + k1 * np.arange(count, dtype=np.int64))
+                if filled and self.open_zeros[j] + zb[0] == filled + first:
+                    ys[a - 1] = 0.0
+                if not use_tens:  # (10-sums of zeros are exactly 0 already)
+                    ys[a + np.flatnonzero(np.diff(zb) == k1)] = 0.0
+                self.open_zeros[j] = n_zeros - zb[-1]
+            else:
+                self.open_zeros[j] = 0
             if use_tens:
                 unused.append(a)  # P[last] - P[first]: replaced by the 10j-sums
                 s10, pad = tens
@@ -585,6 +604,7 @@ class _BlockSums:
             if plans[j] is None:
                 self.open_y[j] += v_total
                 self.open_log[j] += log_total
+                self.open_zeros[j] += n_zeros
         self.n_values += n
 
     def alpha(self, k1: int) -> float:
@@ -610,6 +630,7 @@ class _BlockSums:
         arrays = (
             self.open_y,
             self.open_log,
+            self.open_zeros,
             self.sum_log_y,
             self.n_blocks,
             self.g_sum_log_y,
@@ -1290,8 +1311,7 @@ class StreamingTailStats:
         if self._shuffled is not None:
             ns = max_rows * self.shuffle_columns.size
             seg["shuffled"] = _Segment(ws, "shuffled", ns, self._shuffled.n_values % 100)
-            seg["s_zeros"] = []  # exact zeros of the shuffled stream (positions with them)
-            seg["s_rows_values"] = 0  # shuffled values of the rows fed, zeros included
+            seg["s_zeros"] = []  # exact zeros kept in the shuffled stream (positions)
         return seg
 
     def _fast_rows(
@@ -1308,13 +1328,14 @@ class StreamingTailStats:
         rows already sit in the segment's next value slots (they may be
         overwritten).
 
-        Exact zeros (found in the rows whose minimum is below 2**-27, with the
-        tiny values) are not stored: values and logs are compacted in place,
-        after the per-coordinate sums and the shuffled gather have read the
-        rows, and their positions kept. Streams that keep zeros (the
-        reference; every stream without ``exclude_zeros``) read the stored
-        stream through that list (:func:`_through_zeros`), so that a block of
-        zeros sums to exactly 0, as in the in-memory functions.
+        Exact zeros are found with the values below 2**-27 (in the rows whose
+        minimum is below it) and their positions kept. With ``exclude_zeros``
+        they are not stored: values and logs are compacted in place, after the
+        per-coordinate sums and the shuffled gather have read the rows, and
+        the reference, which keeps zeros, reads the stored stream through the
+        zero list (:func:`_through_zeros`). Without it they are stored with
+        log(0 + eps), and the zero list makes blocks of zeros sum to exactly 0
+        (``_BlockSums.update_fast``), as in the in-memory functions.
         """
         c, m = rows.shape
         n = rows.size
@@ -1376,11 +1397,14 @@ class StreamingTailStats:
         if self._shuffled is not None:
             self._shuffled_rows(seg, rows, nz > 0)
 
-        kept = n - nz
-        if nz:  # compact values and logs in place (the zeros are in seg["zeros"])
+        kept = n
+        if nz and self.exclude_zeros:  # compact values and logs in place
             for arr in (values, logs):
                 _drop_positions(arr, zeros, self._work)
             tiny = tiny - np.searchsorted(zeros, tiny)  # positions among the kept values
+            kept = n - nz
+        elif nz:  # kept: value 0, log(0 + eps)
+            logs[zeros] = _LOG_EPS32
         if tiny.size:
             seg["tiny"].append((pooled.n + tiny, delta))
         pooled.advance(kept)
@@ -1404,20 +1428,16 @@ class StreamingTailStats:
         )
         gathered = self._work.get("gathered", ns, np.float32)
         np.abs(s_values, out=gathered)
-        if any_zero:  # compact, as the pooled stream (see _fast_rows)
+        if any_zero:  # as the pooled stream (see _fast_rows)
             zeros = np.flatnonzero(gathered == 0)
-            if zeros.size:
-                seg["s_zeros"].append(seg["s_rows_values"] + zeros)
+            if zeros.size and self.exclude_zeros:
                 nonzero = gathered != 0
                 kept = ns - zeros.size
                 s_values[:kept] = s_values[nonzero]
                 gathered[:kept] = gathered[nonzero]
-                seg["s_rows_values"] += ns
                 ns = kept
-            else:
-                seg["s_rows_values"] += ns
-        else:
-            seg["s_rows_values"] += ns
+            elif zeros.size:
+                seg["s_zeros"].append(shuffled.n + zeros)
         if self.eps:
             gathered[:ns] += np.float32(self.eps)
         np.log(gathered[:ns], out=s_logs[:ns])
@@ -1428,9 +1448,10 @@ class StreamingTailStats:
 
         log(|x| + eps) differs from log|x| only for |x| < 2**-27: the streams
         that use eps get those few differences added to their log prefix sums.
-        The stored streams lack the exact zeros; the streams that keep them
-        (the reference; all without ``exclude_zeros``), with log(0 + eps) each,
-        are read through the zero lists.
+        With ``exclude_zeros`` the stored streams lack the exact zeros and the
+        reference, which keeps them (log(0 + eps) each), reads the stored
+        stream through the zero list; without it every stream keeps them and
+        the zero lists make blocks of zeros exact.
         """
         if seg["rows"] == 0:
             return
@@ -1447,7 +1468,6 @@ class StreamingTailStats:
                 return lp(pos) + cum[np.searchsorted(tiny, pos)]
 
         zeros = np.concatenate(seg["zeros"]) if seg["zeros"] else _EMPTY_INT
-        n_all = c * m  # values with the zeros
         rows = np.arange(c, dtype=np.int64) * m
         # interval groups: the first one's index, the piece rows where the next ones begin
         group = _group_of(self.group_bounds, first_row)
@@ -1455,48 +1475,50 @@ class StreamingTailStats:
             [b - first_row for b in self.group_bounds if first_row < b < first_row + c],
             dtype=np.int64,
         )
-        log_eps = float(_LOG_EPS32)
-        if zeros.size:  # the stream with its zeros (log(0 + eps) each)
-            vp_all, lp_all = _through_zeros(vp, lp_eps, zeros, log_eps)
-        else:
-            vp_all, lp_all = vp, lp_eps
-        if self._reference is not None:
-            self._reference.update_fast(n_all, vp_all, lp_all)
-        if self.exclude_zeros:  # the stored stream, eps = 0
-            tens = (vp.s10, vp.pad)
-            cuts = cut_rows * m - np.searchsorted(zeros, cut_rows * m)
-            self._pooled.sums.update_fast(n, vp, lp, group, tens=tens, cuts=cuts)
-            starts = [rows + start - np.searchsorted(zeros, rows + start) for _, start, _ in
-                      self.layers]
-            stops = [rows + stop - np.searchsorted(zeros, rows + stop) for _, _, stop in
-                     self.layers]
-            layer_v, layer_l = vp, lp
-        else:  # every value, eps; 10-sums only where nothing was dropped
-            tens = None if zeros.size else (vp.s10, vp.pad)
-            cuts = cut_rows * m
-            self._pooled.sums.update_fast(n_all, vp_all, lp_all, group, tens=tens, cuts=cuts)
-            starts = [rows + start for _, start, _ in self.layers]
-            stops = [rows + stop for _, _, stop in self.layers]
-            layer_v, layer_l = vp_all, lp_all
+        if self.exclude_zeros:  # stored: the values without zeros, eps = 0
+            if self._reference is not None:  # keeps zeros: read through their list
+                ref_vp, ref_lp = vp, lp_eps
+                if zeros.size:
+                    ref_vp, ref_lp = _through_zeros(vp, lp_eps, zeros, float(_LOG_EPS32))
+                self._reference.update_fast(c * m, ref_vp, ref_lp)
+            before = np.searchsorted(zeros, cut_rows * m)
+            cuts = cut_rows * m - before
+            self._pooled.sums.update_fast(n, vp, lp, group, tens=(vp.s10, vp.pad), cuts=cuts)
+            starts = [rows + a - np.searchsorted(zeros, rows + a) for _, a, _ in self.layers]
+            stops = [rows + b - np.searchsorted(zeros, rows + b) for _, _, b in self.layers]
+            layer_zeros = [None] * len(self.layers)
+            lp_used = lp
+        else:  # stored: every value, zeros with log(0 + eps); eps everywhere
+            if self._reference is not None:
+                self._reference.update_fast(n, vp, lp_eps, zeros=zeros)
+            self._pooled.sums.update_fast(
+                n, vp, lp_eps, group, tens=(vp.s10, vp.pad), cuts=cut_rows * m, zeros=zeros
+            )
+            starts = [rows + a for _, a, _ in self.layers]
+            stops = [rows + b for _, _, b in self.layers]
+            row, col = np.divmod(zeros, m)
+            layer_zeros = [
+                row[(col >= a) & (col < b)] * (b - a) + col[(col >= a) & (col < b)] - a
+                for _, a, b in self.layers
+            ]
+            lp_used = lp_eps
         if self.layers:
             lo, hi = np.stack(starts), np.stack(stops)
-            layer_vp = _layer_prefixes(layer_v, lo, hi)
-            layer_lp = _layer_prefixes(layer_l, lo, hi)
-            for scope, lvp, llp, lo_l, hi_l in zip(
-                self._layers, layer_vp, layer_lp, lo, hi, strict=True
+            layer_vp = _layer_prefixes(vp, lo, hi)
+            layer_lp = _layer_prefixes(lp_used, lo, hi)
+            for scope, lvp, llp, lo_l, hi_l, lz in zip(
+                self._layers, layer_vp, layer_lp, lo, hi, layer_zeros, strict=True
             ):
                 before = np.concatenate(([0], np.cumsum(hi_l - lo_l)))  # layer position of row r
                 scope.sums.update_fast(
-                    int(before[-1]), lvp, llp, group, cuts=before[cut_rows]
+                    int(before[-1]), lvp, llp, group, cuts=before[cut_rows], zeros=lz
                 )
         if self._shuffled is not None:
             svp, slp = seg["shuffled"].prefixes()
-            s_zeros = np.concatenate(seg["s_zeros"]) if seg["s_zeros"] else _EMPTY_INT
-            if self.exclude_zeros or not s_zeros.size:
-                self._shuffled.update_fast(seg["shuffled"].n, svp, slp, tens=(svp.s10, svp.pad))
-            else:
-                svp, slp = _through_zeros(svp, slp, s_zeros, log_eps)
-                self._shuffled.update_fast(seg["s_rows_values"], svp, slp)
+            s_zeros = np.concatenate(seg["s_zeros"]) if seg["s_zeros"] else None
+            self._shuffled.update_fast(
+                seg["shuffled"].n, svp, slp, tens=(svp.s10, svp.pad), zeros=s_zeros
+            )
 
     # -- results -------------------------------------------------------------
 
