@@ -661,34 +661,18 @@ class _Prefix:
 
     The piece's n values sit in a zero-padded buffer ``w`` at offset ``pad``
     (so that ``w[0]`` is at a multiple of 100 of the whole stream: block
-    boundaries at multiples of 100 then need no partial sums). One pass
-    forms the sums of 10 consecutive entries (``s10``, a matrix-vector
-    product: float64 for values, float32 for logs), the 100-sums and their
-    float64 cumulative sum; the sum before position p is then the 100-level
-    prefix plus at most 9 tens and 9 single values (gathered only where
-    needed). Cost ≈ 0.4 ns per value instead of a float64 ``cumsum``'s 3-10.
+    boundaries at multiples of 100 then need no partial sums), with the sums
+    of its 10 consecutive entries in ``s10`` (formed by :class:`_Segment` as
+    the values arrive); the 100-sums and their float64 cumulative sum are
+    formed here, and the sum before position p is the 100-level prefix plus
+    at most 9 tens and 9 single values (gathered only where needed). Cost ≈
+    0.4 ns per value instead of a float64 ``cumsum``'s 3-10.
     """
 
-    def __init__(
-        self,
-        w: np.ndarray,
-        pad: int,
-        n: int,
-        s10: np.ndarray | None = None,
-        filled: bool = False,
-    ) -> None:
-        """``filled``: ``s10[:length // 10]`` already holds the 10-sums of ``w``."""
+    def __init__(self, w: np.ndarray, pad: int, n: int, s10: np.ndarray) -> None:
+        """``s10[:length // 10]`` holds the 10-sums of ``w`` (``length = w.size - 10``)."""
         length = w.size - 10  # a multiple of 100, >= pad + n; w[length:] is zero padding
-        ones = _ONES64 if w.dtype == np.float64 else _ONES32
-        if s10 is None:
-            s10 = np.empty(length // 10 + 10)
         s10[length // 10 :] = 0.0
-        if filled:
-            pass
-        elif w.dtype == np.float64:
-            np.dot(w[:length].reshape(-1, 10), ones, out=s10[: length // 10])
-        else:
-            s10[: length // 10] = w[:length].reshape(-1, 10) @ ones
         p100 = np.empty(length // 100 + 1)
         p100[0] = 0.0
         np.cumsum(s10[: length // 10].reshape(-1, 10) @ _ONES64, out=p100[1:])
@@ -768,8 +752,8 @@ class _Segment:
         self.wl[end : length + 10] = 0
         self._tens(length // 10)
         size = length // 10 + 10
-        vp = _Prefix(self.w[: length + 10], self.pad, self.n, self.s10[:size], filled=True)
-        lp = _Prefix(self.wl[: length + 10], self.pad, self.n, self.s10l[:size], filled=True)
+        vp = _Prefix(self.w[: length + 10], self.pad, self.n, self.s10[:size])
+        lp = _Prefix(self.wl[: length + 10], self.pad, self.n, self.s10l[:size])
         return vp, lp
 
 
@@ -1483,8 +1467,7 @@ class StreamingTailStats:
                 if zeros.size:
                     ref_vp, ref_lp = _through_zeros(vp, lp_eps, zeros, float(_LOG_EPS32))
                 self._reference.update_fast(c * m, ref_vp, ref_lp)
-            before = np.searchsorted(zeros, cut_rows * m)
-            cuts = cut_rows * m - before
+            cuts = cut_rows * m - np.searchsorted(zeros, cut_rows * m)
             self._pooled.sums.update_fast(n, vp, lp, group, tens=(vp.s10, vp.pad), cuts=cuts)
             starts = [rows + a - np.searchsorted(zeros, rows + a) for _, a, _ in self.layers]
             stops = [rows + b - np.searchsorted(zeros, rows + b) for _, _, b in self.layers]
