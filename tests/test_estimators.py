@@ -287,10 +287,10 @@ def test_streaming_with_center_equals_streaming_the_noise(
     monkeypatch, noise: np.ndarray, chunk: int, max_piece: int, level1_values: int, zeros: bool
 ) -> None:
     """Feeding gradients g with center ḡ (the noise g - ḡ formed inside, in the
-    segment's buffer, copied aside around exact zeros) gives the same rows as
+    segment's buffer, exact zeros then removed in place) gives the same rows as
     feeding g - ḡ, and the norms of g - ḡ; g itself is not modified."""
     monkeypatch.setattr(E, "LEVEL1_VALUES", level1_values)
-    if not zeros:  # every row on the fast path, formed in place
+    if not zeros:  # no row with an exact zero: nothing to remove
         noise = np.where(noise == 0, np.float32(0.5), noise)
     rng = np.random.default_rng(21)
     center = rng.standard_normal(M).astype(np.float32)
@@ -312,7 +312,7 @@ def test_streaming_with_center_equals_streaming_the_noise(
                 assert a[key] == pytest.approx(b[key], rel=1e-12, nan_ok=True), key
             else:
                 assert a[key] == b[key], key
-    assert (u == 0).any() == zeros  # the exact-zero path was taken, or not
+    assert (u == 0).any() == zeros  # rows with exact zeros were fed, or not
     want = torch.linalg.vector_norm(torch.from_numpy(u), dim=1).double().numpy()
     np.testing.assert_allclose(norms, want, rtol=1e-6)
 

@@ -241,8 +241,9 @@ def full_gradient(
 
 
 def groups_per_chunk(n_parameters: int, budget_bytes: int) -> int:
-    """Minibatches per streamed chunk: a chunk of gradients and its noise use 1/8 of the budget."""
-    per_group = 4 * n_parameters * 2  # float32 gradient row and noise row
+    """Minibatches per streamed chunk: a chunk of gradients and the estimators' copy of
+    its noise (float32 values in their piece buffers) use 1/8 of the budget."""
+    per_group = 4 * n_parameters * 2  # float32 gradient row and the stored noise row
     return max(1, budget_bytes // 8 // per_group)
 
 
