@@ -17,6 +17,7 @@ include: "rules/noise.smk"
 include: "rules/aggregate.smk"
 include: "rules/figures.smk"
 include: "rules/dynamics.smk"
+include: "rules/sharpness.smk"
 
 
 rule all:

@@ -70,7 +70,7 @@ def all_targets():
 
 
 def dynamics_targets():
-    """Figures of the dynamics and sharpness stages (rules/dynamics.smk)."""
+    """Figures of the dynamics and sharpness stages (rules/dynamics.smk, rules/sharpness.smk)."""
     names = [
         "exit_time_vs_height",
         "exit_time_vs_width",
