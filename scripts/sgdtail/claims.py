@@ -97,6 +97,7 @@ class Thresholds:
     """Decision thresholds (config key ``claims``; config.yaml says why each value)."""
 
     split: str = "train"
+    min_train_accuracy: float = 0.5
     min_runs: int = 3
     min_share: float = 0.9
     z: float = 2.0
