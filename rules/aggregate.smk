@@ -25,5 +25,7 @@ rule aggregate_results:
         runtime=runs_runtime(10, 0.05),
     params:
         runs=run_metadata(),
+        min_train_accuracy=resolved_section(config, "claims")["min_train_accuracy"],
+        estimators=config["estimators"],
     script:
         "../scripts/aggregate_results.py"

@@ -12,6 +12,7 @@ from sgdtail.grid import (  # noqa: E402
     checkpoint_schedule,
     describe_schema_error,
     resolved_section,
+    run_training,
 )
 
 # Schema (types, enums, ranges, unknown keys), then the checks a schema cannot make; either
@@ -33,7 +34,12 @@ NOISE = resolved_section(config, "noise")
 VALIDATION = resolved_section(config, "validation")
 DYNAMICS = resolved_section(config, "dynamics")
 SHARPNESS = resolved_section(config, "sharpness")
-CHECKPOINTS = checkpoint_schedule(TRAINING["checkpoints"], TRAINING["iterations"])
+# training keys may differ between sub-grids (e.g. more steps for AlexNet): per run
+RUN_TRAINING = run_training(config, RUNS)
+RUN_CHECKPOINTS = {
+    path: checkpoint_schedule(t["checkpoints"], t["iterations"])
+    for path, t in RUN_TRAINING.items()
+}
 DATASETS = sorted({run.dataset for run in RUNS})
 RUN_PATH = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
 RUN_DIR = f"results/runs/{RUN_PATH}"  # logs/ and benchmarks/ mirror RUN_PATH per rule
@@ -48,6 +54,21 @@ wildcard_constraints:
     batch_size=r"\d+",
     lr=r"[0-9.eE+-]+",
     seed=r"\d+",
+
+
+def run_path(wildcards):
+    """The run path (as under results/runs/) of a job's wildcards."""
+    return RUN_PATH.format(**{axis: wildcards[axis] for axis in AXES})
+
+
+def run_training_of(wildcards):
+    """Params function: the resolved training section of the job's run."""
+    return RUN_TRAINING[run_path(wildcards)]
+
+
+def run_checkpoints_of(wildcards):
+    """Params function: the checkpoint steps of the job's run."""
+    return RUN_CHECKPOINTS[run_path(wildcards)]
 
 
 def run_files(name):
@@ -196,11 +217,15 @@ def missing_figure_runs(name):
     from sgdtail.claims import axis_sweeps
 
     grid = config["grid"]
-    if name == "alpha_and_accuracy_over_training" and len(CHECKPOINTS) < 2:
-        return (
-            f"figure {name} needs two or more checkpoints, and grid {grid!r} has "
-            f"{CHECKPOINTS}; set training.checkpoints (e.g. include_initial: true)"
-        )
+    if name == "alpha_and_accuracy_over_training":
+        few = {p: RUN_CHECKPOINTS[p] for p in showcase_runs() if len(RUN_CHECKPOINTS[p]) < 2}
+        if few:
+            path, steps = next(iter(few.items()))
+            return (
+                f"figure {name} needs two or more checkpoints, and showcase run {path} of "
+                f"grid {grid!r} has {steps}; set training.checkpoints (e.g. include_initial: "
+                "true)"
+            )
     if name not in sweep_figures():
         return None
     arch, axis, what, example = sweep_figures()[name]
@@ -344,10 +369,10 @@ def run_gpus(wildcards):
 def _train_seconds(wildcards):
     _, flops, _ = net_size(wildcards)
     _, _, n_train, n_test = DATA_SIZES[wildcards.dataset]
-    steps = TRAINING["iterations"]
+    steps = run_training_of(wildcards)["iterations"]
     speed = _speed(run_threads(wildcards))
     sgd = steps * (STEP_OVERHEAD_S + 3 * int(wildcards.batch_size) * flops / speed)
-    evaluation = len(CHECKPOINTS) * (n_train + n_test) * flops / speed
+    evaluation = len(run_checkpoints_of(wildcards)) * (n_train + n_test) * flops / speed
     return sgd + evaluation
 
 
@@ -364,7 +389,7 @@ def _noise_seconds(wildcards):
         + 2 * 3 * n * flops / speed
         + minibatches * params * ESTIMATOR_S_PER_VALUE
     )
-    return len(CHECKPOINTS) * per_checkpoint
+    return len(run_checkpoints_of(wildcards)) * per_checkpoint
 
 
 def _minutes(seconds, attempt, floor=5):
@@ -389,8 +414,8 @@ def _data_mb(dataset):
 def train_mem_mb(wildcards, attempt):
     """Weights at every checkpoint, params/grads/resume copies, activations, the data."""
     params, _, acts = net_size(wildcards)
-    batch = max(int(wildcards.batch_size), TRAINING["eval_batch_size"])
-    model_mb = 4 * params * (len(CHECKPOINTS) + 8) / 2**20
+    batch = max(int(wildcards.batch_size), run_training_of(wildcards)["eval_batch_size"])
+    model_mb = 4 * params * (len(run_checkpoints_of(wildcards)) + 8) / 2**20
     acts_mb = 2 * 4 * batch * acts / 2**20
     mb = BASE_MEM_MB + _data_mb(wildcards.dataset) + model_mb + acts_mb
     return int(1.5 * mb) * attempt
@@ -400,7 +425,7 @@ def noise_run_mem_mb(wildcards, attempt):
     """noise_mem_mb (budget + data + model) plus the checkpoints and estimator state of the net."""
     params, _, acts = net_size(wildcards)
     extra_mb = (
-        4 * params * len(CHECKPOINTS)  # checkpoints.pt, held in memory
+        4 * params * len(run_checkpoints_of(wildcards))  # checkpoints.pt, held in memory
         + 128 * params  # gradient mean and the estimators' per-coordinate state
         + 2 * 4 * int(wildcards.batch_size) * acts  # activations of one minibatch
     ) / 2**20
@@ -449,7 +474,7 @@ def sharpness_mem_mb(wildcards, attempt):
     mb = (
         BASE_MEM_MB
         + _data_mb(wildcards.dataset)
-        + 4 * params * (len(CHECKPOINTS) + 12) / 2**20
+        + 4 * params * (len(run_checkpoints_of(wildcards)) + 12) / 2**20
         + 4 * 4 * images * acts / 2**20
     )
     return int(1.5 * mb) * attempt

@@ -25,7 +25,7 @@ rule train_sgd:
         gpu=run_gpus,
         group_slot=1,
     params:
-        training=TRAINING,
-        checkpoints=CHECKPOINTS,
+        training=run_training_of,
+        checkpoints=run_checkpoints_of,
     script:
         "../scripts/train_sgd.py"

@@ -14,6 +14,7 @@ from sgdtail.grid import (
     checkpoint_schedule,
     expand_grid,
     format_lr,
+    run_training,
 )
 
 SUB = dict(dataset=["mnist"], arch=["fcn"], width=[4, 8], depth=[2, 3], batch_size=[50],
@@ -86,3 +87,35 @@ def test_semantic_errors_name_the_key(config):
     bad["datasets"]["mnist"].update(source="folder", path="/no/such/folder")
     with pytest.raises(ConfigError, match=r"datasets\.mnist\.path"):
         check_config(bad)
+
+
+def test_a_subgrid_may_set_its_own_training(config):
+    cfg = copy.deepcopy(config)
+    cfg["grid"] = "smoke"
+    runs = cfg["grids"]["smoke"]["runs"]
+    runs.append(dict(SUB, width=[16], training={"iterations": 40, "checkpoints": {
+        "schedule": "list", "at": [10, 30], "include_initial": False}}))
+    points = check_config(cfg)
+    training = run_training(cfg, points)
+    own = "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s0"
+    other = "mnist/fcn/w4_d2/cross_entropy_b50_lr0.1_s0"
+    assert training[own]["iterations"] == 40 and training[other]["iterations"] == 20
+    # keys the sub-grid does not set come from the grid, then the top level
+    assert training[own]["eval_batch_size"] == training[other]["eval_batch_size"] == 1000
+    assert training[own]["lr_schedule"] == cfg["training"]["lr_schedule"]
+    assert checkpoint_schedule(training[own]["checkpoints"], 40) == [10, 30, 40]
+
+
+def test_one_run_with_two_training_settings_fails(config):
+    cfg = copy.deepcopy(config)
+    cfg["grid"] = "smoke"
+    cfg["grids"]["smoke"]["runs"].append(dict(SUB, width=[8], depth=[2],
+                                              training={"iterations": 40}))
+    with pytest.raises(ConfigError, match=r"runs\[0\] and runs\[1\] both hold run "
+                       r"mnist/fcn/w8_d2/\S+ but give it different training settings"):
+        check_config(cfg)
+    cfg["grids"]["smoke"]["runs"][1]["training"] = {"iterations": 10, "checkpoints": {
+        "schedule": "list", "at": [15]}}
+    with pytest.raises(ConfigError, match=r"grids\.smoke\.runs\[1\]\.training\.checkpoints\.at "
+                       r"has iterations \[15\] outside 0\.\.10"):
+        check_config(cfg)

@@ -1,6 +1,7 @@
 """Tidy tables from the per-run files.
 
-- ``runs``: one row per run: every grid axis, status, steps done, divergence step,
+- ``runs``: one row per run: every grid axis, status (``not_trained`` when the final
+  training accuracy is below the trained gate), steps done, divergence step,
   parameter count, time, final accuracies.
 - ``estimates``: one row per run × checkpoint × split × estimator (× scope, block
   size and order where they apply): every row the estimators produced.
@@ -22,6 +23,30 @@ from sgdtail.validation import sweep_slope
 
 AXIS_TYPES = {"width": int, "depth": int, "batch_size": int, "lr": float, "seed": int}
 
+USABLE_STATUSES: tuple[str, ...] = ("completed", "converged")
+"""Run statuses whose noise enters α statistics, figures and claims."""
+
+EXCLUDED_STATUSES: dict[str, str] = {
+    "diverged": "diverged (loss not finite)",
+    "not_trained": "did not train (final training accuracy below claims.min_train_accuracy)",
+}
+"""Every other status a run can have, and why it is left out."""
+
+
+def usable(status: pd.Series) -> pd.Series:
+    """True where a run's status is one of :data:`USABLE_STATUSES`."""
+    return status.isin(USABLE_STATUSES)
+
+
+def run_status(info_status: str, final_train_accuracy: float, min_train_accuracy: float) -> str:
+    """Status of a run in the tables: ``run.json``'s status, or ``not_trained`` when a run that
+    did not diverge ended below ``min_train_accuracy`` (or has no training accuracy)."""
+    if info_status == "diverged":
+        return info_status
+    if not final_train_accuracy >= min_train_accuracy:  # NaN counts as not trained
+        return "not_trained"
+    return info_status
+
 
 def typed_axes(wildcards: dict[str, str]) -> dict:
     """Grid-axis values with their numeric types restored."""
@@ -42,8 +67,14 @@ def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def runs_table(axes: Sequence[dict], infos: Sequence[str], metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per run (see module docstring); ``metrics`` from :func:`read_with_axes`."""
+def runs_table(
+    axes: Sequence[dict], infos: Sequence[str], metrics: pd.DataFrame,
+    min_train_accuracy: float = 0.0,
+) -> pd.DataFrame:
+    """One row per run (see module docstring); ``metrics`` from :func:`read_with_axes`.
+
+    ``status`` is :func:`run_status` of ``run.json``'s status and the final training
+    accuracy; ``trained_status`` keeps ``run.json``'s own."""
     last = metrics.sort_values("step").groupby(list(AXES)).tail(1).set_index(list(AXES))
     rows = []
     for ax, info_path in zip(axes, infos, strict=True):
@@ -52,16 +83,18 @@ def runs_table(axes: Sequence[dict], infos: Sequence[str], metrics: pd.DataFrame
         values = typed_axes(ax)
         key = tuple(values[a] for a in AXES)
         final = last.loc[key] if key in last.index else {}
+        train_accuracy = final.get("train_accuracy", np.nan)
         rows.append(
             {
                 **values,
-                "status": info["status"],
+                "status": run_status(info["status"], train_accuracy, min_train_accuracy),
+                "trained_status": info["status"],
                 "steps_done": info["steps_done"],
                 "diverged_at": info["diverged_at"],
                 "n_parameters": info["n_parameters"],
                 "train_seconds": info["seconds"],
                 "steps_per_second": info["steps_per_second"],
-                "final_train_accuracy": final.get("train_accuracy", np.nan),
+                "final_train_accuracy": train_accuracy,
                 "final_test_accuracy": final.get("test_accuracy", np.nan),
             }
         )
@@ -81,9 +114,15 @@ def _pick(est: pd.DataFrame, estimator: str, scope: str = "pooled", order: str =
 
 
 def summary_table(
-    estimates: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame
+    estimates: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame,
+    min_pooled_values: int = 0, min_per_coordinate_minibatches: int = 0,
 ) -> pd.DataFrame:
-    """Run × checkpoint × split: main α estimates, block-sweep slope and accuracies."""
+    """Run × checkpoint × split: main α estimates, block-sweep slope and accuracies.
+
+    ``pooled_enough``: the pooled estimators saw at least ``min_pooled_values``
+    values; ``per_coordinate_enough``: the per-coordinate estimator saw at least
+    ``min_per_coordinate_minibatches`` minibatches (config ``estimators``).
+    Measurements without enough are kept in the table and flagged."""
     keys = list(AXES) + ["step", "split"]
     robust = _pick(estimates, "mohammadi_robust")
     out = pd.DataFrame(index=robust.index)
@@ -93,6 +132,8 @@ def summary_table(
     out["zero_fraction"] = robust["zero_fraction"]
     out["n_values"] = robust["n_values"]
     out["n_minibatches"] = robust["n_minibatches"]
+    out["pooled_enough"] = robust["n_values"] >= min_pooled_values
+    out["per_coordinate_enough"] = robust["n_minibatches"] >= min_per_coordinate_minibatches
     out["measure_seconds"] = robust["seconds"]
     out["alpha_reference"] = _pick(estimates, "mohammadi_reference")["alpha"]
     out["alpha_hill"] = _pick(estimates, "hill")["alpha"]

@@ -93,6 +93,35 @@ def resolved_section(config: Mapping[str, Any], section: str) -> dict[str, Any]:
     return merged
 
 
+def subgrid_training(config: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The training section of sub-grid ``index`` of the selected grid: the top level's keys,
+    then the grid's ``training`` block, then the sub-grid's own ``training`` block."""
+    merged = resolved_section(config, "training")
+    merged.update(selected_grid(config)["runs"][index].get("training") or {})
+    return merged
+
+
+def run_training(config: Mapping[str, Any], points: list[RunPoint]) -> dict[str, dict[str, Any]]:
+    """Run path → resolved training section, for every point of the selected grid.
+
+    A point reached by two sub-grids must get the same training settings from
+    both (else a ConfigError naming the two sub-grids).
+    """
+    name = config["grid"]
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    for i, sub in enumerate(selected_grid(config)["runs"]):
+        training = subgrid_training(config, i)
+        for point in expand_grid([sub], where=f"grids.{name}.runs[{i}]"):
+            j, other = found.setdefault(point.path, (i, training))
+            if other != training:
+                raise ConfigError(
+                    f"grids.{name}.runs[{j}] and runs[{i}] both hold run {point.path} but give "
+                    "it different training settings; allowed: the same training keys in both "
+                    "sub-grids (or remove the run from one of them)"
+                )
+    return {path: training for path, (_, training) in found.items()}
+
+
 def _as_integer(value: Any) -> Any:
     """``8.0`` → ``8`` (YAML and JSON Schema accept both as integers); anything else unchanged."""
     if isinstance(value, float) and value.is_integer():
@@ -187,18 +216,9 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[R
     grid = selected_grid(config)
     where = f"grids.{name}"
     points = expand_grid(grid["runs"], where=where)
-    training = resolved_section(config, "training")
-    iterations = training["iterations"]
-    spec = training["checkpoints"]
-    overridden = "checkpoints" in (grid.get("training") or {})
-    ckpt_key = f"{where}.training.checkpoints" if overridden else "training.checkpoints"
-    checkpoint_schedule(spec, iterations, key=ckpt_key)
-    if spec["schedule"] == "every" and int(spec["every"]) > iterations:
-        raise ConfigError(
-            f"{ckpt_key}.every is {spec['every']}, more than training.iterations "
-            f"({iterations}) of grid {name!r}: no checkpoint would fall inside the run; "
-            f"allowed: 1..{iterations}"
-        )
+    for i, sub in enumerate(grid["runs"]):
+        _check_subgrid_training(config, i, sub)
+    run_training(config, points)
     noise = resolved_section(config, "noise")
     for i, sub in enumerate(grid["runs"]):
         key = f"{where}.runs[{i}]"
@@ -244,6 +264,34 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[R
                 raise ConfigError(f"datasets.{dataset}.{stat} is {values}; allowed: finite numbers")
         _check_data_path(dataset, ds, workdir)
     return points
+
+
+def _check_subgrid_training(config: Mapping[str, Any], index: int, sub: Mapping[str, Any]) -> None:
+    """Sub-grid ``index`` sets no device of its own, and its checkpoints fall inside its runs."""
+    name = config["grid"]
+    where = f"grids.{name}"
+    if "device" in (sub.get("training") or {}):
+        raise ConfigError(
+            f"{where}.runs[{index}].training.device is set, but the device is chosen for the "
+            f"whole grid; allowed: training.device or {where}.training.device (remove it "
+            "from the sub-grid)"
+        )
+    training = subgrid_training(config, index)
+    iterations = training["iterations"]
+    spec = training["checkpoints"]
+    if "checkpoints" in (sub.get("training") or {}):
+        ckpt_key = f"{where}.runs[{index}].training.checkpoints"
+    elif "checkpoints" in (selected_grid(config).get("training") or {}):
+        ckpt_key = f"{where}.training.checkpoints"
+    else:
+        ckpt_key = "training.checkpoints"
+    checkpoint_schedule(spec, iterations, key=ckpt_key)
+    if spec["schedule"] == "every" and int(spec["every"]) > iterations:
+        raise ConfigError(
+            f"{ckpt_key}.every is {spec['every']}, more than training.iterations "
+            f"({iterations}) of grid {name!r}: no checkpoint would fall inside the run; "
+            f"allowed: 1..{iterations}"
+        )
 
 
 def _check_data_path(dataset: str, ds: Mapping[str, Any], workdir: str | Path) -> None:

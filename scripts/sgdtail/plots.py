@@ -2,8 +2,10 @@
 
 One function per figure; each takes tables (pandas DataFrames) and the output
 paths, and raises ``ValueError`` naming the runs to add when the tables cannot
-draw it (never an empty or made-up figure). Runs that diverged are left out of
-every α statistic and counted in the figure title.
+draw it (never an empty or made-up figure). Runs that diverged or did not train
+(see :data:`sgdtail.aggregate.EXCLUDED_STATUSES`) are left out of every α
+statistic and counted in the figure title; estimates from too few samples are
+left out and counted too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from sgdtail.aggregate import typed_axes  # noqa: E402
+from sgdtail.aggregate import EXCLUDED_STATUSES, typed_axes, usable  # noqa: E402
 from sgdtail.claims import sweep_rows  # noqa: E402
 from sgdtail.estimators import sample_sas  # noqa: E402
 from sgdtail.grid import AXES  # noqa: E402
@@ -128,25 +130,62 @@ def run_label(run: Mapping) -> str:
 
 
 def final_checkpoints(
-    summary: pd.DataFrame, split: str = "train", keep_diverged: bool = False
+    summary: pd.DataFrame, split: str = "train", keep_excluded: bool = False
 ) -> pd.DataFrame:
-    """Rows of each run's last measured checkpoint on ``split``; runs that diverged are left
-    out unless ``keep_diverged`` (then their last checkpoint before divergence is kept)."""
+    """Rows of each run's last measured checkpoint on ``split``; runs that diverged or did
+    not train are left out unless ``keep_excluded``."""
     ok = summary[summary.split == split]
-    if not keep_diverged:
-        ok = ok[ok.status != "diverged"]
+    if not keep_excluded:
+        ok = ok[usable(ok.status)]
     last = ok.groupby(RUN_KEYS)["step"].transform("max")
     return ok[ok.step == last]
 
 
 def excluded_note(runs: pd.DataFrame) -> str:
     """A sentence naming how many runs are left out of α statistics and why."""
-    diverged = runs[runs.status == "diverged"]
-    if diverged.empty:
+    parts = []
+    for status in EXCLUDED_STATUSES:
+        bad = runs[runs.status == status]
+        if bad.empty:
+            continue
+        if status == "diverged":
+            steps = sorted(int(s) for s in bad.diverged_at)
+            parts.append(f"{len(bad)} diverged (at steps {steps})")
+        else:
+            accuracies = ", ".join(f"{a:.0%}" for a in sorted(bad.final_train_accuracy))
+            parts.append(f"{len(bad)} did not train (final training accuracy {accuracies})")
+    if not parts:
         return f"{len(runs)} runs, none excluded"
+    return f"{len(runs)} runs; excluded: {'; '.join(parts)}"
+
+
+def enough_samples(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each α̂ set to NaN where its estimator saw too few samples (summary columns
+    ``pooled_enough`` and ``per_coordinate_enough``; absent columns mean enough)."""
+    out = df.copy()
+    pooled = out.get("pooled_enough", pd.Series(True, index=out.index)).astype(bool)
+    per_coord = out.get("per_coordinate_enough", pd.Series(True, index=out.index)).astype(bool)
+    for col in ("alpha_reference", "alpha_robust", "alpha_robust_ci_low", "alpha_robust_ci_high"):
+        if col in out:
+            out.loc[~pooled, col] = np.nan
+    for col in ("alpha_per_coordinate_median", "alpha_per_coordinate_q25",
+                "alpha_per_coordinate_q75"):
+        if col in out:
+            out.loc[~per_coord, col] = np.nan
+    return out
+
+
+def too_few_note(df: pd.DataFrame) -> str:
+    """``; per-coordinate α̂ left out of 4 measurements (too few minibatches: P = 4, 20)``, or ""."""
+    if "per_coordinate_enough" not in df:
+        return ""
+    few = df[~df["per_coordinate_enough"].astype(bool)]
+    if few.empty:
+        return ""
+    sizes = ", ".join(str(int(p)) for p in sorted(few["n_minibatches"].unique()))
     return (
-        f"{len(runs)} runs; {len(diverged)} excluded (diverged: loss not finite, "
-        f"at steps {sorted(int(s) for s in diverged.diverged_at)})"
+        f"; per-coordinate α̂ left out of {len(few)} measurement(s) "
+        f"(too few minibatches: P = {sizes})"
     )
 
 
@@ -216,18 +255,21 @@ def plot_alpha_vs_axis(
     set_style()
     # the sweep is found among all runs, then diverged ones are dropped: a sweep that lost
     # runs to divergence is still drawn with what is left (the title counts the excluded)
-    df = final_checkpoints(summary, keep_diverged=True)
+    df = final_checkpoints(summary, keep_excluded=True)
     if arch is not None:
         df = df[df.arch == arch]
     df = sweep_rows(df, axis)
-    df = df[df.status != "diverged"]
+    df = df[usable(df.status)]
     if df.empty:
         what = f"{arch} runs" if arch else "runs"
         raise ValueError(
-            f"no {what} that differ only in {axis} (and seed) among the measured, "
-            f"non-diverged runs; add {what} at two or more values of {axis} with every "
-            "other axis fixed to the selected grid to draw this figure"
+            f"no {what} that differ only in {axis} (and seed) among the measured runs that "
+            f"trained; add {what} at two or more values of {axis} with every other axis fixed "
+            "to the selected grid (and check their final training accuracy against "
+            "claims.min_train_accuracy) to draw this figure"
         )
+    few = too_few_note(df)
+    df = enough_samples(df)
     df = df.assign(network=[network_label(*v) for v in df[["arch", "width", "depth"]].to_numpy()])
     long = long_alpha(df)
     lines = line_labels(long, axis, hue)
@@ -289,7 +331,7 @@ def plot_alpha_vs_axis(
         fig,
         f"α̂ of the training-set gradient noise at each run's last checkpoint ({spread}; "
         f"bars: 95% batch-means interval of the robust α̂)\n{len(df)} runs drawn (those in "
-        f"a sweep over {axis}); grid: {excluded_note(runs)}",
+        f"a sweep over {axis}); grid: {excluded_note(runs)}{few}",
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
@@ -407,8 +449,8 @@ def plot_noise_norm_histogram(
             q10, q90 = np.quantile(x, [0.1, 0.9])
             title = f"{label}\n{len(x)} vectors, 90%/10% quantile ratio {q90 / q10:.3g}"
             if r == 0:
-                title = (f"{run_label(run)}\nstep {step}, training set, M = {dim:,} parameters"
-                         f"\n\n{title}")
+                title = (f"{run_label(run)}{_status_note(meas)}\nstep {step}, training set, "
+                         f"M = {dim:,} parameters\n\n{title}")
             ax.set_title(title, fontsize=8)
             ax.set_ylabel("% of vectors" if c == 0 else "")
             _plain_log_ticks(ax.xaxis)
@@ -518,6 +560,32 @@ def _pitfall_panel(ax: plt.Axes, pit: pd.DataFrame, y_max: float) -> None:
 # ----------------------------------------------------------------------------
 
 
+def _status_note(s: pd.DataFrame) -> str:
+    """`` — did not train: left out of every statistic`` for a run that is not usable, or ""."""
+    status = s["status"].iloc[0] if "status" in s else "completed"
+    if status not in EXCLUDED_STATUSES:
+        return ""
+    return f" — {EXCLUDED_STATUSES[status]}: left out of every statistic"
+
+
+def _alpha_over_steps(ax: plt.Axes, s: pd.DataFrame, column: str) -> None:
+    """α̂ in ``column`` against the step, one line per split; a split whose estimate saw too
+    few samples at every checkpoint is named instead of drawn."""
+    missing = []
+    for split, d in s.groupby("split"):
+        color = SPLIT_COLORS.get(split, "grey")
+        if d[column].isna().all():
+            missing.append(f"{split} set: too few minibatches (P = {int(d.n_minibatches.max())})")
+            continue
+        ax.plot(d.step, d[column], color=color, marker="o")
+        if column == "alpha_robust":
+            ax.fill_between(d.step, d.alpha_robust_ci_low, d.alpha_robust_ci_high,
+                            color=color, alpha=0.2, lw=0)
+    if missing:
+        ax.text(0.02, 0.04, "not drawn: " + "; ".join(missing), transform=ax.transAxes,
+                fontsize=7, color="grey")
+
+
 def plot_alpha_and_accuracy_over_training(
     summary: pd.DataFrame, train_logs: Sequence[pd.DataFrame], showcase: Sequence[Mapping],
     pdf: str | Path, png: str | Path, smooth_steps: int = 10,
@@ -538,21 +606,15 @@ def plot_alpha_and_accuracy_over_training(
         s = select_run(summary, run).sort_values("step")
         if s.empty:
             raise ValueError(f"no measurements of showcase run {run_label(run)}")
+        head = f"{run_label(run)}{_status_note(s)}\n{_minibatch_note(s)}"
+        s = enough_samples(s)
         last = float(s.step.max())
         for r, (column, label) in enumerate(ESTIMATOR_LABELS.items()):
             ax = axes[r, c]
-            for split, d in s.groupby("split"):
-                color = SPLIT_COLORS.get(split, "grey")
-                sns.lineplot(x=d.step, y=d[column], color=color, marker="o", ax=ax,
-                             label=f"{split} set noise")
-                if column == "alpha_robust":
-                    ax.fill_between(d.step, d.alpha_robust_ci_low, d.alpha_robust_ci_high,
-                                    color=color, alpha=0.2, lw=0)
+            _alpha_over_steps(ax, s, column)
             ax.axhline(GAUSSIAN_ALPHA, color="grey", lw=0.8, ls="--")
-            ax.set_title(label if r else f"{run_label(run)}\n{_minibatch_note(s)}\n{label}",
-                         fontsize=9)
+            ax.set_title(label if r else f"{head}\n{label}", fontsize=9)
             ax.set_ylabel("tail index α̂" if c == 0 else "")
-            ax.get_legend().remove()
             _symlog_steps(ax, last)
         alpha_axes = axes[: len(ESTIMATOR_LABELS), c]
         low = min(a.get_ylim()[0] for a in alpha_axes)
