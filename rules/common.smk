@@ -218,7 +218,11 @@ def missing_figure_runs(name):
 
     grid = config["grid"]
     if name == "alpha_and_accuracy_over_training":
-        few = {p: RUN_CHECKPOINTS[p] for p in showcase_runs() if len(RUN_CHECKPOINTS[p]) < 2}
+        few = {
+            p: RUN_CHECKPOINTS[p]
+            for p in showcase_runs()
+            if len(RUN_CHECKPOINTS[p]) < 2
+        }
         if few:
             path, steps = next(iter(few.items()))
             return (
@@ -262,10 +266,11 @@ def figure_input(name, **files):
 
 
 def extra_claim_files():
-    """JSON verdicts of the dynamics (C4, C5) and sharpness (C6) stages, for the claims table."""
+    """JSON verdicts of the dynamics (C4, C5, C5 on SGD noise) and sharpness (C6) stages."""
     return [
         "results/dynamics/claim_C4.json",
         "results/dynamics/claim_C5.json",
+        "results/dynamics/claim_C5_sgd.json",
         "results/sharpness/claim_C6.json",
     ]
 
@@ -414,7 +419,9 @@ def _data_mb(dataset):
 def train_mem_mb(wildcards, attempt):
     """Weights at every checkpoint, params/grads/resume copies, activations, the data."""
     params, _, acts = net_size(wildcards)
-    batch = max(int(wildcards.batch_size), run_training_of(wildcards)["eval_batch_size"])
+    batch = max(
+        int(wildcards.batch_size), run_training_of(wildcards)["eval_batch_size"]
+    )
     model_mb = 4 * params * (len(run_checkpoints_of(wildcards)) + 8) / 2**20
     acts_mb = 2 * 4 * batch * acts / 2**20
     mb = BASE_MEM_MB + _data_mb(wildcards.dataset) + model_mb + acts_mb
@@ -425,7 +432,9 @@ def noise_run_mem_mb(wildcards, attempt):
     """noise_mem_mb (budget + data + model) plus the checkpoints and estimator state of the net."""
     params, _, acts = net_size(wildcards)
     extra_mb = (
-        4 * params * len(run_checkpoints_of(wildcards))  # checkpoints.pt, held in memory
+        4
+        * params
+        * len(run_checkpoints_of(wildcards))  # checkpoints.pt, held in memory
         + 128 * params  # gradient mean and the estimators' per-coordinate state
         + 2 * 4 * int(wildcards.batch_size) * acts  # activations of one minibatch
     ) / 2**20

@@ -5,6 +5,7 @@ rule simulate_exit_times:
     output:
         sweep="results/dynamics/exit_times.csv",
         slopes="results/dynamics/exit_slopes.csv",
+        elasticity="results/dynamics/height_elasticity.csv",
         claim="results/dynamics/claim_C4.json",
     log:
         "logs/simulate_exit_times.log",
@@ -13,7 +14,7 @@ rule simulate_exit_times:
     priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(60),
@@ -25,7 +26,8 @@ rule simulate_exit_times:
 
 rule simulate_sample_paths:
     output:
-        ratios="results/dynamics/jump_ratios.csv",
+        shares="results/dynamics/jump_shares.csv",
+        slopes="results/dynamics/jump_share_slopes.csv",
         claim="results/dynamics/claim_C5.json",
         paths="results/dynamics/sample_paths.npz",
     log:
@@ -45,10 +47,36 @@ rule simulate_sample_paths:
         "../scripts/simulate_sample_paths.py"
 
 
+# The C5 statistic on the measured gradient-noise norms of the runs that trained.
+rule measure_sgd_jump_share:
+    input:
+        runs="results/tables/runs.csv",
+        norms="results/tables/noise_norms.parquet",
+    output:
+        table="results/dynamics/sgd_jump_share.csv",
+        claim="results/dynamics/claim_C5_sgd.json",
+    log:
+        "logs/measure_sgd_jump_share.log",
+    benchmark:
+        "benchmarks/measure_sgd_jump_share.tsv"
+    priority: PRIORITY_SIDE
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
+    params:
+        dynamics=DYNAMICS,
+    script:
+        "../scripts/measure_sgd_jump_share.py"
+
+
 rule plot_dynamics:
     input:
         sweep="results/dynamics/exit_times.csv",
         paths="results/dynamics/sample_paths.npz",
+        shares="results/dynamics/jump_shares.csv",
     output:
         height=report(
             "figures/exit_time_vs_height.pdf",

@@ -42,6 +42,8 @@ rule plot_noise_norm_histogram:
 rule plot_estimator_validation:
     input:
         table="results/validation/estimator_validation.csv",
+        gaussian="results/validation/gaussian_readings.csv",
+        minimums="results/validation/min_samples.csv",
     output:
         pdf=report(
             "figures/estimator_validation.pdf",
@@ -362,5 +364,6 @@ rule make_claims_table:
     params:
         claims=resolved_section(config, "claims"),
         ci_level=config["estimators"]["ci_level"],
+        robust_k1_factors=config["estimators"]["robust_k1_factors"],
     script:
         "../scripts/make_claims_table.py"

@@ -35,6 +35,8 @@ rule validate_estimators:
     output:
         table="results/validation/estimator_validation.csv",
         sweep="results/validation/synthetic_block_sweep.csv",
+        gaussian="results/validation/gaussian_readings.csv",
+        minimums="results/validation/min_samples.csv",
     log:
         "logs/validate_estimators.log",
     benchmark:
@@ -48,5 +50,6 @@ rule validate_estimators:
         runtime=by_attempt(30),
     params:
         validation=VALIDATION,
+        estimators=config["estimators"],
     script:
         "../scripts/validate_estimators.py"

@@ -22,6 +22,7 @@ computed = evaluate_claims(
     pd.read_parquet(snakemake.input.estimates),
     thresholds,
     ci_level=snakemake.params.ci_level,
+    k1_factors=snakemake.params.robust_k1_factors,
 )
 extra = []
 for path in snakemake.input.extra:

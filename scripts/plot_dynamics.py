@@ -19,6 +19,8 @@ sweep = pd.read_csv(snakemake.input.sweep)
 plot_exit_time_vs_height(sweep, out.height, out.height_png)
 plot_exit_time_vs_width(sweep, out.width, out.width_png)
 with np.load(snakemake.input.paths, allow_pickle=False) as z:
-    plot_levy_vs_brownian_paths(z["t"], z["paths"], list(z["alphas"]), out.paths, out.paths_png)
+    paths, labels = z["paths"], [str(x) for x in z["labels"]]
+shares = pd.read_csv(snakemake.input.shares)
+plot_levy_vs_brownian_paths(paths, labels, shares, out.paths, out.paths_png)
 plot_stable_densities([a for a in d["alphas"] if a < 2], out.densities, out.densities_png)
 plot_metastability(out.metastability, out.metastability_png, seed=d["seed"])

@@ -24,7 +24,7 @@ cfg = TrainConfig(
     iterations=training["iterations"],
     checkpoints=tuple(snakemake.params.checkpoints),
     lr_schedule=training["lr_schedule"],
-    stop_at_full_accuracy=training["stop_at_full_accuracy"],
+    stop_at_train_accuracy=training["stop_at_train_accuracy"],
     eval_batch_size=training["eval_batch_size"],
 )
 device = resolve_device(training["device"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ def make_tables(
     other: dict[str, AlphaFn] | None = None,
     sweep: Callable[[dict, int, int], float] | None = None,
     status: dict[int, str] | None = None,
+    flags: Callable[[dict, int], dict] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(summary, estimates, runs) tables shaped like sgdtail.aggregate's.
 
@@ -44,7 +46,10 @@ def make_tables(
     overrides the reference / per-coordinate α̂ (default: the robust one);
     ``sweep(run, step, k1)`` the block-sweep α̂ (default: the robust one, both
     orders); ``accuracy(run, step)`` the test accuracy (default: a sharp rise
-    between steps 1 and 4); ``status`` maps run index -> status.
+    between steps 1 and 4); ``status`` maps run index -> status (a
+    ``not_trained`` run ends at 12% training accuracy); ``flags(run, step)``
+    gives the summary columns pooled_enough / per_coordinate_enough (default:
+    no such columns, as before aggregate wrote them).
     """
     alpha_fn = alpha if callable(alpha) else (lambda r, s: alpha)
     acc_fn = accuracy or (lambda r, s: 0.1 if s <= 1 else 0.9)
@@ -54,7 +59,8 @@ def make_tables(
     for i, r in enumerate(runs):
         st = status.get(i, "completed")
         run_rows.append({**r, "status": st, "diverged_at": 50 if st == "diverged" else math.nan,
-                         "n_parameters": 1000})
+                         "n_parameters": 1000,
+                         "final_train_accuracy": 0.12 if st == "not_trained" else 0.95})
         for step in steps:
             a = alpha_fn(r, step)
             for split in ("train", "test"):
@@ -65,6 +71,7 @@ def make_tables(
                     "alpha_per_coordinate_median": other.get("per_coordinate", alpha_fn)(r, step),
                     "n_minibatches": 20, "zero_fraction": 0.0, "test_accuracy": acc_fn(r, step),
                     "train_accuracy": acc_fn(r, step), "status": st, "n_parameters": 1000,
+                    **(flags(r, step) if flags else {}),
                 })
                 for order in ("natural", "shuffled"):
                     for k1 in SWEEP_K1:
@@ -130,15 +137,75 @@ def test_c1_block_sweep_depends_on_k1():
     assert row.ci_low == 0.0 and row.ci_high == 1.0  # range of the share over block sizes
 
 
-def test_diverged_runs_are_excluded_and_reported():
-    runs = widths(4)
-    alpha = lambda r, s: 2.0 if r["width"] == 128 else 1.3  # noqa: E731
-    summary, estimates, runs_table = make_tables(runs, alpha=alpha, status={3: "diverged"})
+def test_c1_robust_interval_covers_the_spread_over_block_sizes():
+    """The robust α̂ is a median over K1 = f·√K (K = 20 × 1,000, members K1 = 35 ... 565);
+    its batch-means interval (± 0.02) belongs to one member. With α̂ rising 0.15 per decade of
+    K1 the members reach 0.15·log10(565/141) above the median: 1.85 + 0.02 + 0.09 > 1.9."""
+    drift = lambda r, s, k1: 1.85 + 0.15 * math.log10(k1 / 141)  # noqa: E731
+    summary, estimates, _ = make_tables(widths(), alpha=1.85, half_width=0.02, sweep=drift)
+    spread = C.k1_spread(summary, estimates)
+    assert len(spread) == len(summary)
+    assert spread.k1_up.to_numpy() == pytest.approx(0.15 * math.log10(565 / 141), abs=1e-3)
+    assert spread.k1_down.to_numpy() == pytest.approx(0.15 * math.log10(141 / 35), abs=1e-3)
+    row = judge(summary, estimates).loc[("C1", "robust")]
+    assert row.verdict == "inconclusive" and "5 undecided" in row.detail, row.detail
+    assert "widened by the K1 spread" in row.detail
+    # the same runs with a flat sweep: the batch-means interval alone decides (1.87 < 1.9)
+    flat = judge(*make_tables(widths(), alpha=1.85, half_width=0.02)[:2]).loc[("C1", "robust")]
+    assert flat.verdict == "supported"
+
+
+def test_c1_run_is_undecided_when_the_sweep_does_not_cover_the_robust_block_sizes():
+    summary, estimates, _ = make_tables(widths(), alpha=1.3)
+    estimates = estimates[estimates.k1 != 1000]  # the largest member, K1 = 565, is not reached
+    assert C.k1_spread(summary, estimates).empty
+    row = judge(summary, estimates).loc[("C1", "robust")]
+    assert row.verdict == "inconclusive" and "does not cover" in row.detail, row.detail
+
+
+def test_diverged_and_untrained_runs_are_excluded_and_reported():
+    runs = widths(5)
+    alpha = lambda r, s: 2.0 if r["width"] >= 128 else 1.3  # noqa: E731
+    summary, estimates, runs_table = make_tables(
+        runs, alpha=alpha, status={3: "diverged", 4: "not_trained"}
+    )
     table = judge(summary, estimates)
     assert table.loc[("C1", "robust"), "verdict"] == "supported"
     assert table.loc[("C1", "robust"), "n_runs"] == 3
-    note = C.excluded_runs_note(runs_table)
-    assert "4 runs" in note and "1 excluded" in note and "diverged" in note and "50" in note
+    note = C.excluded_runs_note(runs_table, 0.5)
+    assert note.startswith("5 runs in the grid; 2 excluded from every statistic"), note
+    assert "1 diverged (loss not finite; at steps 50)" in note
+    assert "1 did not train (final training accuracy 12% < claims.min_train_accuracy 50%)" in note
+    text = C.claims_markdown(C.evaluate_claims(summary, estimates, C.Thresholds()), runs_table,
+                             C.Thresholds())
+    assert "1 did not train" in text
+
+
+def test_measurements_with_too_few_minibatches_are_left_out_by_their_estimator():
+    """per_coordinate_enough false on the two widest nets (whose per-coordinate α̂ reads 1.98):
+    the per-coordinate choice leaves them out; the pooled choices keep them."""
+    small = lambda r, s: {"pooled_enough": True,  # noqa: E731
+                          "per_coordinate_enough": r["width"] < 128}
+    other = {"per_coordinate": lambda r, s: 1.98 if r["width"] >= 128 else 1.3}
+    tables = make_tables(widths(), alpha=1.3, other=other, flags=small)
+    table = judge(*tables[:2])
+    row = table.loc[("C1", "per_coordinate")]
+    assert row.verdict == "supported" and row.n_runs == 3
+    assert "14 measurements with too few minibatches" in row.detail  # 2 runs × 7 checkpoints
+    assert table.loc[("C1", "robust"), "n_runs"] == 5
+    assert "too few" not in table.loc[("C1", "robust"), "detail"]
+    without = judge(*make_tables(widths(), alpha=1.3, other=other)[:2])  # no flag columns
+    assert without.loc[("C1", "per_coordinate"), "verdict"] == "not supported"
+
+
+def test_measurements_with_too_few_values_are_left_out_by_the_pooled_estimators():
+    few = lambda r, s: {"pooled_enough": r["width"] != 16,  # noqa: E731
+                        "per_coordinate_enough": True}
+    table = judge(*make_tables(widths(), alpha=1.3, flags=few)[:2])
+    for estimator in ("robust", "reference", "block_sweep"):
+        row = table.loc[("C1", estimator)]
+        assert row.n_runs == 4 and "7 measurements with too few noise values" in row.detail
+    assert table.loc[("C1", "per_coordinate"), "n_runs"] == 5
 
 
 # ----------------------------------------------------------------------------
@@ -204,6 +271,49 @@ def test_c2_uses_the_seed_spread_when_there_are_several_seeds():
     assert row.verdict == "inconclusive", row  # seeds disagree by ±0.3: too much spread
 
 
+def test_c2_supported_with_replicate_seeds_that_agree():
+    runs = [{**r, "seed": s} for r in c2_runs() for s in (0, 1, 2)]
+    noisy = lambda r, s: c2_alpha(0.6, 0.05)(r, s) + 0.005 * (r["seed"] - 1)  # noqa: E731
+    summary, estimates, _ = make_tables(runs, alpha=noisy, half_width=0.001)
+    row = judge(summary, estimates).loc[("C2", "robust")]
+    assert row.verdict == "supported", row.detail
+
+
+def per_doubling(width: float, batch: float) -> AlphaFn:
+    """α̂ changing by ``width`` per doubling of the width, ``batch`` per doubling of b."""
+    return lambda r, s: (1.3 + width * math.log2(r["width"] / 64)
+                         + batch * math.log2(r["batch_size"] / 500))
+
+
+@pytest.mark.parametrize("axis", ["batch_size", "width"])
+def test_c2_does_not_change_when_levels_are_added(axis):
+    """Batch size changes α̂ more per doubling (0.05) than width (0.03): not supported, with
+    2 or 5 levels of either. (The range of seed means, C2's former statistic, read 0.05 / 0.12
+    = 0.42, supported, with batch sizes 250 and 500 against 5 widths.)"""
+    few = {"batch_size": [250, 500], "width": [32, 64]}
+    many = {"batch_size": [125, 250, 500, 1000, 2000], "width": [16, 32, 64, 128, 256]}
+    rows = []
+    for levels in (few[axis], many[axis]):
+        values = {**many, axis: levels}
+        runs = ([run(width=w) for w in values["width"]]
+                + [run(width=64, batch_size=b) for b in values["batch_size"] if b != 500])
+        summary, estimates, _ = make_tables(runs, alpha=per_doubling(0.03, 0.05),
+                                            half_width=0.01)
+        rows.append(judge(summary, estimates).loc[("C2", "robust")])
+    assert rows[0].value == pytest.approx(0.05 / 0.03) == rows[1].value
+    assert rows[0].verdict == rows[1].verdict == "not supported", [r.detail for r in rows]
+
+
+def test_log2_slope_and_its_standard_error():
+    x = np.array([16, 32, 64, 128])
+    slope, se = C.log2_slope(x, 1.0 + 0.1 * np.log2(x), np.full(4, 0.01))
+    assert slope == pytest.approx(0.1) and se == pytest.approx(0.01 / math.sqrt(5))
+    noisy = 1.0 + 0.1 * np.log2(x) + np.array([0.1, -0.1, -0.1, 0.1])
+    slope, se = C.log2_slope(x, noisy, np.full(4, 0.01))  # residual variance 0.04/2 > 0.01²
+    assert slope == pytest.approx(0.1) and se == pytest.approx(math.sqrt(0.02 / 5))
+    assert all(math.isnan(v) for v in C.log2_slope(np.array([8, 8]), np.ones(2), np.ones(2)))
+
+
 # ----------------------------------------------------------------------------
 # C3
 # ----------------------------------------------------------------------------
@@ -225,7 +335,50 @@ def test_c3_not_supported_when_accuracy_rises_late():
     )
     row = judge(summary, estimates).loc[("C3", "robust")]
     assert row.verdict == "not supported"
-    assert "steepest test-accuracy rise at 100.0%" in row.detail
+    assert "steepest test-accuracy rise at step 1000" in row.detail, row.detail
+
+
+def late_alpha(r: dict, step: int) -> float:
+    """α̂ moves 0.1 (above noise) between steps 0 and 1, then 0.5 between steps 251 and 1000."""
+    return 1.8 if step == 0 else 1.7 if step <= 251 else 1.2
+
+
+def accuracy_16_to_63(r: dict, step: int) -> float:
+    """Test accuracy rises 0.05 (above noise) between steps 0 and 1, then most between 16 and 63."""
+    return 0.10 if step == 0 else 0.15 if step <= 16 else 0.90
+
+
+def test_c3_not_supported_when_alpha_changes_late_at_log_spaced_checkpoints():
+    """The reviewer's case. Per SGD step the one-step interval [0, 1] has the steepest change of
+    both (0.1/1 vs 0.5/749; 0.05/1 vs 0.75/47), which put both "early, coinciding". Per unit of
+    log(step + 1) α̂ changes fastest from 251 to 1000 (0.1/0.69 vs 0.5/1.38), accuracy from 16
+    to 63 (0.05/0.69 vs 0.75/1.33): α̂ late, not early."""
+    steps = np.array(STEPS)
+    per_step = lambda f: np.abs(np.diff([f(run(), s) for s in steps])) / np.diff(steps)  # noqa: E731
+    assert np.argmax(per_step(late_alpha)) == np.argmax(per_step(accuracy_16_to_63)) == 0
+    summary, estimates, _ = make_tables(widths(), alpha=late_alpha, accuracy=accuracy_16_to_63)
+    table = judge(summary, estimates)
+    assert set(table.loc["C3"].verdict) == {"not supported"}, table.loc["C3"].detail.tolist()
+    detail = table.loc[("C3", "robust"), "detail"]
+    assert "α̂ change per log(step + 1) ends at a median step 1000, steepest test-accuracy " \
+        "rise at step 63" in detail, detail
+
+
+def test_c3_supported_when_both_change_mostly_between_16_and_63():
+    alpha = lambda r, s: 1.8 if s == 0 else 1.75 if s <= 16 else 1.3  # noqa: E731
+    summary, estimates, _ = make_tables(widths(), alpha=alpha, accuracy=accuracy_16_to_63)
+    table = judge(summary, estimates)
+    assert set(table.loc["C3"].verdict) == {"supported"}, table.loc["C3"].detail.tolist()
+
+
+def test_c3_inconclusive_when_the_timing_is_within_noise_of_the_early_limit():
+    """α̂ falls by 0.1 from step 16 to 63 and by 0.2 from 63 to 251 (early = by step 100): per
+    log(step + 1) the second is steeper, but with ±0.1 intervals not beyond noise."""
+    alpha = lambda r, s: {0: 1.8, 1: 1.8, 4: 1.8, 16: 1.8, 63: 1.7, 251: 1.5}.get(s, 1.5)  # noqa: E731
+    summary, estimates, _ = make_tables(widths(), alpha=alpha, half_width=0.1,
+                                        accuracy=accuracy_16_to_63)
+    row = judge(summary, estimates).loc[("C3", "robust")]
+    assert row.verdict == "inconclusive" and "too much spread" in row.reason, row.detail
 
 
 def test_c3_inconclusive_when_alpha_never_changes_beyond_noise():
@@ -240,13 +393,34 @@ def test_c3_inconclusive_with_too_few_checkpoints():
     assert row.verdict == "inconclusive" and "too few checkpoints" in row.reason
 
 
-def test_steepest_interval_ignores_changes_within_noise_and_falls():
-    steps = np.array([0, 1, 4, 16])
-    values = np.array([0.1, 0.11, 0.5, 0.2])
-    noise = np.full(4, 0.01)
-    assert C.steepest_interval(steps, values, noise, z=2.0, rise_only=True) == 1
-    assert C.steepest_interval(steps, values, noise, z=2.0, rise_only=False) == 1
-    assert C.steepest_interval(steps, values, np.full(4, 1.0), z=2.0, rise_only=False) == -1
+def test_steepest_intervals_per_log_step_and_their_noise():
+    steps = np.array([0.0, 1, 4, 16, 63])
+    u = np.log1p(steps)
+    values = np.array([0.10, 0.15, 0.20, 0.30, 0.90])  # per unit of u: 0.07, 0.05, 0.08, 0.45
+    assert list(C.steepest_intervals(u, values, np.full(5, 0.01), 2.0, True)) == [3]
+    # per SGD step the first interval would win: 0.05 / 1 > 0.6 / 47
+    assert np.argmax(np.diff(values) / np.diff(steps)) == 0
+    # with ±0.2 errors every interval is within noise of the steepest
+    assert list(C.steepest_intervals(u, values, np.full(5, 0.2), 2.0, True)) == [0, 1, 2, 3]
+    assert C.steepest_intervals(u, values, np.full(5, 0.5), 2.0, True).size == 0  # 0.6 < 2 × 0.71
+    falling = values[::-1]
+    assert C.steepest_intervals(u, falling, np.full(5, 0.01), 2.0, True).size == 0
+    assert list(C.steepest_intervals(u, falling, np.full(5, 0.01), 2.0, False)) == [0]
+    unknown = C.steepest_intervals(u, values, np.array([0.01, 0.01, np.nan, 0.01, 0.01]), 2.0,
+                                   True)
+    assert list(unknown) == [1, 2, 3]  # rates next to an unknown error are not ruled out
+
+
+def test_c3_run_rule():
+    steps = np.array([0.0, 1, 4, 16, 63, 251, 1000])
+    rule = lambda a, c: C.c3_run(np.array(a), np.array(c), steps, 100.0, 4.0)  # noqa: E731
+    assert rule([3], [3]) == "yes"
+    assert rule([2, 3], [2]) == "yes"  # centres √(5·17) and √(17·64): a factor 3.9
+    assert rule([1], [3]) == "no"  # centres √(2·5) and √(17·64): a factor 10.4
+    assert rule([1, 3], [3]) == "undecided"  # one candidate coincides, one does not
+    assert rule([5], [3]) == "no"  # α̂ changes after step 100
+    assert rule([3, 4], [3]) == "undecided"  # one candidate early, one late
+    assert rule([], [3]) == "undecided"
 
 
 # ----------------------------------------------------------------------------
@@ -307,6 +481,11 @@ def test_markdown_table_has_every_estimator_column_and_the_rules():
         assert label in text
     assert "5 runs in the grid; none excluded" in text
     assert "## Rules and thresholds" in text
+    rules = text.split("## Rules and thresholds")[1].split("## Details")[0]
+    for words in ("widened by the spread", "change of α̂ per doubling", "u = log(step + 1)",
+                  "divided by its length in u", "within a factor 4 in step + 1",
+                  "pooled_enough false", "per_coordinate_enough false", "below 50% (not_trained)"):
+        assert words in rules, words
     html = C.claims_html(text, C.wide_table(long))
     assert html.startswith("<!DOCTYPE html>") and "<table" in html
 
@@ -315,6 +494,10 @@ def test_config_claims_section_matches_the_thresholds():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     th = C.Thresholds.from_config(config["claims"])
     assert th == C.Thresholds()  # the dataclass defaults document the config's values
+    schema = yaml.safe_load((REPO / "config.schema.yaml").read_text())
+    fields = {f.name for f in dataclasses.fields(C.Thresholds)}
+    assert set(schema["$defs"]["claims"]["properties"]) == fields
+    assert set(schema["properties"]["claims"]["allOf"][1]["required"]) == fields
     with pytest.raises(ValueError, match="unknown claims keys"):
         C.Thresholds.from_config({"c1_alpha": 1.9})
 

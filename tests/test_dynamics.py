@@ -171,25 +171,46 @@ def test_mean_exit_time_errors():
 # ----------------------------------------------------------------------------- sweep + slopes
 
 
+def test_effective_noise_and_rescaling():
+    """Same sigma and same time unit W^2/H: the same exit-time law, whatever H, W, eps."""
+    assert D.effective_noise(1.5, 4.0, 1.0, 1.0) == pytest.approx(4.0 ** (-2 / 3))
+    assert D.effective_noise(2.0, 4.0, 3.0, 0.5) == pytest.approx(0.25)  # eps/sqrt(H)
+    a = dict(alpha=1.5, n_particles=400, horizon=1e3)
+    t1, c1 = D.simulate_exit_times(height=4.0, width=1.0, eps=1.0, dt=0.1 / 32,
+                                   rng=np.random.default_rng(1), **a)
+    eps2 = 1.0 / (2 ** (1 / 3) * 16 ** (-2 / 3)) * 4.0 ** (-2 / 3)
+    assert D.effective_noise(1.5, 16.0, 2.0, eps2) == pytest.approx(
+        D.effective_noise(1.5, 4.0, 1.0, 1.0))
+    t2, c2 = D.simulate_exit_times(height=16.0, width=2.0, eps=eps2, dt=0.1 / 32,
+                                   rng=np.random.default_rng(2), **a)
+    m1, m2 = D.mean_exit_time(t1, c1, 1e3), D.mean_exit_time(t2, c2, 1e3)
+    assert abs(math.log(m1["mean"] / m2["mean"])) < 2.5 * math.hypot(m1["log_se"], m2["log_se"])
+
+
 def test_small_sweep_shows_the_physics():
-    df = D.exit_time_sweep([1.2, 2.0], [2.0, 3.0, 4.0], [0.5, 1.0, 2.0], height_fixed=3.0,
-                           n_particles=300, dt_rel=0.05, seed=1)
-    for col in ["alpha", "height", "width", "eps", "mean", "ci_low", "ci_high", "n_particles",
-                "n_censored", "estimator", "sweep"]:
-        assert col in df.columns
-    assert set(df["sweep"]) == {"height", "width"} and len(df) == 12
+    df = D.exit_time_sweep([1.2, 2.0], [2.0, 3.0, 4.0], [0.5, 1.0, 2.0], levy_heights=[4, 16, 64],
+                           height_fixed=64.0, n_particles=300, dt_rel=0.1, seed=1)
+    assert list(df.columns) == D.SWEEP_COLUMNS
+    # alpha = 2: height sweep only; alpha < 2: its own heights and a width sweep
+    assert len(df) == 3 + 3 + 3
+    assert set(df.loc[df.alpha == 2.0, "sweep"]) == {"height"}
     assert (df["ci_low"] < df["mean"]).all() and (df["mean"] < df["ci_high"]).all()
+    np.testing.assert_allclose(df["rho"], df["mean"] / df["asymptote"])
     s = D.fit_exit_slopes(df).set_index("alpha")
     assert s.loc[2.0, "height_slope"] > 0.4
-    assert abs(s.loc[1.2, "height_slope"]) < 0.3 * s.loc[2.0, "height_slope"]
-    assert s.loc[2.0, "width_exponent"] == pytest.approx(2.0, abs=0.3)
-    assert s.loc[1.2, "width_exponent"] == pytest.approx(1.2, abs=0.3)
     assert s.loc[2.0, "height_slope_theory"] == pytest.approx(0.67, abs=0.05)
+    assert s.loc[2.0, "height_elasticity"] > 1.0  # Kramers: H/eps^2 - 1
+    assert abs(s.loc[1.2, "height_elasticity"]) < 0.3
+    assert s.loc[1.2, "width_exponent"] == pytest.approx(1.2, abs=0.25)
+    assert s.loc[1.2, "height_elasticity_sigma"] == pytest.approx(16 ** (-1 / 1.2))
+    assert 0.7 < s.loc[1.2, "rho_top"] < 1.3  # small sigma: close to the eps -> 0 asymptote
+    e = D.height_elasticities(df)
+    assert len(e) == 2 + 2 and (e["ci_low"] < e["elasticity"]).all()
 
 
 def test_sweep_is_reproducible():
     kw = dict(alphas=[1.5], heights=[2.0, 3.0], widths=[1.0, 2.0], n_particles=50,
-              dt_rel=0.1, seed=3)
+              dt_rel=0.1, seed=3, height_fixed=4.0)
     a, b = D.exit_time_sweep(**kw), D.exit_time_sweep(**kw)
     pd.testing.assert_frame_equal(a, b)
 
@@ -203,51 +224,63 @@ def test_wls_line_recovers_slope():
 
 # ----------------------------------------------------------------------------- C4 verdict
 
-C4_T = dict(brownian_min_height_slope=0.3, levy_max_height_slope_ratio=0.25,
-            width_exponent_tolerance=0.3)
+C4_T = dict(brownian_min_height_slope=0.3, levy_max_height_elasticity=0.2,
+            width_exponent_tolerance=0.15, max_sigma=0.15)
 
 
-def _slopes(b=(0.7, 0.6, 0.8), lh=(0.02, -0.03, 0.07), we=(1.15, 1.05, 1.25)):
-    rows = [
-        dict(alpha=1.2, height_slope=lh[0], height_slope_ci_low=lh[1],
-             height_slope_ci_high=lh[2], width_exponent=we[0], width_exponent_ci_low=we[1],
-             width_exponent_ci_high=we[2]),
-        dict(alpha=2.0, height_slope=b[0], height_slope_ci_low=b[1], height_slope_ci_high=b[2],
-             width_exponent=2.0, width_exponent_ci_low=1.9, width_exponent_ci_high=2.1),
-    ]
-    return pd.DataFrame(rows)
+def _sweep_table(levy_height_power=0.0, levy_width_power=None, se=0.02, brownian_rate=1.0,
+                 alpha=1.5, levy_heights=(2.0, 8.0, 32.0, 128.0), height_fixed=64.0):
+    """A synthetic exit-time table with a known law: tau = W^p H^q (alpha < 2), e^{rH} (2)."""
+    p = alpha if levy_width_power is None else levy_width_power
+    rows = [dict(alpha=2.0, height=h, width=1.0, sweep="height", mean=math.exp(brownian_rate * h))
+            for h in (2.0, 3.0, 4.0, 5.0, 6.0)]
+    rows += [dict(alpha=alpha, height=h, width=1.0, sweep="height",
+                  mean=h ** levy_height_power) for h in levy_heights]
+    rows += [dict(alpha=alpha, height=height_fixed, width=w, sweep="width",
+                  mean=w**p * height_fixed ** levy_height_power) for w in (0.5, 0.707, 1, 1.414, 2)]
+    df = pd.DataFrame(rows).assign(eps=1.0, log_se=se)
+    # a little deterministic scatter of one s.e., so that the fits have residuals
+    df["mean"] *= np.exp(se * np.where(np.arange(len(df)) % 2, 1.0, -1.0))
+    return df
 
 
-def test_c4_verdict_supported():
-    v = D.claim_c4_verdict(_slopes(), C4_T)
-    assert v["verdict"] == "supported"
-    assert v["value"] == pytest.approx(0.02 / 0.7)
+def _c4(**kw):
+    return D.claim_c4_verdict(D.fit_exit_slopes(_sweep_table(**kw)), C4_T)
+
+
+def test_c4_verdict_supported_on_the_asymptotic_law():
+    v = _c4()
+    assert v["verdict"] == "supported", v["detail"]
+    assert abs(v["value"]) < 0.05 and v["ci_low"] < v["value"] < v["ci_high"]
+    assert v["detail"].startswith("Statistic:")
 
 
 @pytest.mark.parametrize("kw", [
-    dict(b=(0.1, 0.05, 0.15)),              # Brownian barely grows with H
-    dict(lh=(0.5, 0.45, 0.55)),             # Levy depends on height as much as Brownian
-    dict(we=(2.0, 1.9, 2.1)),               # Levy width exponent is 2, not alpha
+    dict(brownian_rate=0.1),          # Brownian exit time barely grows with H
+    dict(levy_height_power=0.6),      # Lévy exit time grows like H^0.6
+    dict(levy_width_power=2.0),       # Lévy width exponent is Brownian's 2, not alpha
 ])
 def test_c4_verdict_not_supported(kw):
-    assert D.claim_c4_verdict(_slopes(**kw), C4_T)["verdict"] == "not supported"
+    assert _c4(**kw)["verdict"] == "not supported"
 
 
-@pytest.mark.parametrize("kw", [
-    dict(b=(0.3, 0.1, 0.5)),                # Brownian CI overlaps its threshold
-    dict(lh=(0.15, 0.05, 0.25)),            # ratio CI overlaps 0.25
-    dict(we=(1.45, 1.3, 1.6)),              # width CI overlaps alpha + tol
-])
-def test_c4_verdict_inconclusive(kw):
-    assert D.claim_c4_verdict(_slopes(**kw), C4_T)["verdict"] == "inconclusive"
+def test_c4_verdict_inconclusive_names_the_deciding_setting():
+    v = _c4(se=0.3)  # intervals straddle the thresholds
+    assert v["verdict"].startswith("inconclusive (intervals")
+    assert "dynamics.particles" in v["detail"]
+    v = _c4(levy_heights=(2.0, 3.0, 4.0))  # not in the small-noise regime
+    assert v["verdict"] == "inconclusive (not in the small-noise regime)"
+    assert "dynamics.levy_heights" in v["detail"]
+    v = _c4(height_fixed=4.0)
+    assert "dynamics.height_fixed" in v["detail"] and v["verdict"].startswith("inconclusive")
 
 
 def test_c4_verdict_errors():
-    with pytest.raises(KeyError, match="width_exponent_tolerance"):
-        D.claim_c4_verdict(_slopes(), {"brownian_min_height_slope": 1,
-                                       "levy_max_height_slope_ratio": 1})
+    slopes = D.fit_exit_slopes(_sweep_table())
+    with pytest.raises(KeyError, match="max_sigma"):
+        D.claim_c4_verdict(slopes, {k: v for k, v in C4_T.items() if k != "max_sigma"})
     with pytest.raises(ValueError, match="alpha = 2"):
-        D.claim_c4_verdict(_slopes().iloc[:1], C4_T)
+        D.claim_c4_verdict(slopes[slopes.alpha < 2], C4_T)
 
 
 # ----------------------------------------------------------------------------- paths, C5
@@ -264,56 +297,144 @@ def test_sample_paths_shapes_and_free_increments():
     assert np.all(np.isfinite(p))
 
 
-def test_jump_ratio_by_window():
-    rng = np.random.default_rng(9)
-    g = D.jump_ratio_by_window(rng.standard_normal((4, 4096)), [4, 64, 1024])
-    assert list(g.columns[:3]) == ["window", "ratio", "ratio_se"]
-    assert (g["ratio"] >= 1).all() and g["ratio"].is_monotonic_increasing
-    # Gaussian: median max|Z| over 1024 is ~ 3.3; median |Z| ~ 0.674
-    assert g["ratio"].iloc[-1] == pytest.approx(3.3 / 0.674, rel=0.1)
-    with pytest.raises(ValueError, match="window"):
-        D.jump_ratio_by_window(np.ones(10), [20])
+def test_largest_step_share_by_hand():
+    # walk 0, 1, -1, -0.5: range 2, largest step 2
+    assert D.largest_step_share(np.array([1.0, -2.0, 0.5]))[0] == pytest.approx(1.0)
+    # walk 0, 1, 2, 3, 4: range 4, largest step 1
+    assert D.largest_step_share(np.ones((2, 4))) == pytest.approx([0.25, 0.25])
+    # walk 0, -1, 0, 3: range 4, largest step 3
+    assert D.largest_step_share(np.array([-1.0, 1.0, 3.0]))[0] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="range"):
+        D.largest_step_share(np.zeros(3))
 
 
-def test_c5_on_simulated_paths():
-    tab = D.jump_ratio_table([1.2, 2.0], [4, 16, 64, 256, 1024], n_paths=8, n_steps=8192,
-                             rng=np.random.default_rng(10))
-    v = D.claim_c5_verdict(tab, dict(min_slope_excess=0.3, max_short_window_ratio=2.0))
-    assert v["verdict"] == "supported", v
-    v = D.claim_c5_verdict(tab, dict(min_slope_excess=3.0, max_short_window_ratio=2.0))
-    assert v["verdict"] == "not supported"
+def test_median_interval_and_auc():
+    v = np.arange(100.0)
+    med, lo, hi = D.median_interval(v, 0.95)
+    assert med == 49.5 and lo == v[40] and hi == v[60]  # k/2 -+ 1.96*sqrt(k)/2 = 40.2, 59.8
+    a, se = D.auc(np.arange(10.0), np.arange(10.0))
+    assert a == pytest.approx(0.5) and 0 < se < 0.2
+    a, _ = D.auc(np.arange(10.0) + 100, np.arange(10.0))
+    assert a == pytest.approx(1.0)
 
 
-def _ratio_table(levy_growth, levy_short=2.2, se=0.01):
-    windows = np.array([4, 16, 64, 256])
+def test_gaussian_t3_and_stable_walks_are_told_apart():
+    tab = D.jump_share_table([1.5, 2.0], [4, 64, 256, 1024, 4096], n_paths=150,
+                             rng=np.random.default_rng(10), student_df=3.0)
+    assert set(tab["noise"]) == {"SaS(1.5)", "Gaussian", "t(3)"}
+    s = D.fit_jump_share_slopes(tab, long_from=256).set_index("noise")
+    # SaS(1.5) flat, t(3) falling (-1/6 asymptotically), Gaussian falling faster (~ -1/2)
+    assert s.loc["SaS(1.5)", "slope_ci_low"] > -0.08
+    assert s.loc["t(3)", "slope_ci_high"] < -0.08
+    assert s.loc["Gaussian", "slope_ci_high"] < s.loc["t(3)", "slope_ci_low"]
+    long = tab[tab.window == 4096].set_index("noise")
+    assert long.loc["SaS(1.5)", "share_ci_low"] > long.loc["t(3)", "share_ci_high"]
+    assert long.loc["t(3)", "share_ci_low"] > long.loc["Gaussian", "share_ci_high"]
+    assert long.loc["SaS(1.5)", "auc_vs_gaussian"] > 0.95
+    v = D.claim_c5_verdict(tab, dict(max_decay=0.08, max_short_auc=0.7), long_from=256)
+    assert v["verdict"] == "supported", v["detail"]
+
+
+def _share_table(levy_slope=0.0, t_slope=-0.2, se=0.01, short_auc=0.56, auc_se=0.02):
     rows = []
-    for a, r0, g in ((1.5, levy_short, levy_growth), (2.0, 2.0, 0.15)):
-        for w in windows:
-            r = r0 * (w / 4) ** g
-            rows.append(dict(alpha=a, window=w, ratio=r, ratio_se=se * r))
+    for noise, fam, a, df, slope, auc in (
+        ("SaS(1.5)", "stable", 1.5, np.nan, levy_slope, short_auc),
+        ("Gaussian", "gaussian", 2.0, np.nan, -0.45, 0.5),
+        ("t(3)", "student_t", np.nan, 3.0, t_slope, 0.52),
+    ):
+        for i, w in enumerate([4, 64, 256, 1024, 4096]):
+            share = 0.6 * (w / 4) ** slope * math.exp(se * (-1) ** i)
+            rows.append(dict(noise=noise, family=fam, alpha=a, df=df, window=w, share=share,
+                             log_se=se, auc_vs_gaussian=auc, auc_se=auc_se))
     return pd.DataFrame(rows)
 
 
+C5_T = dict(max_decay=0.08, max_short_auc=0.7)
+
+
 def test_c5_verdict_three_ways():
-    t = dict(min_slope_excess=0.2, max_short_window_ratio=1.5)
-    assert D.claim_c5_verdict(_ratio_table(0.6), t)["verdict"] == "supported"
-    assert D.claim_c5_verdict(_ratio_table(0.2), t)["verdict"] == "not supported"
-    assert D.claim_c5_verdict(_ratio_table(0.6, levy_short=5.0), t)["verdict"] == "not supported"
-    noisy = _ratio_table(0.35, se=0.5)
-    noisy["ratio"] *= np.where(np.arange(len(noisy)) % 2, 1.3, 0.77)
-    assert D.claim_c5_verdict(noisy, t)["verdict"] == "inconclusive"
+    assert D.claim_c5_verdict(_share_table(), C5_T, 256)["verdict"] == "supported"
+    assert D.claim_c5_verdict(_share_table(levy_slope=-0.3), C5_T, 256)["verdict"] == (
+        "not supported")
+    assert D.claim_c5_verdict(_share_table(short_auc=0.9), C5_T, 256)["verdict"] == (
+        "not supported")
+    v = D.claim_c5_verdict(_share_table(levy_slope=-0.08, se=0.2), C5_T, 256)
+    assert v["verdict"].startswith("inconclusive (intervals")
+    assert "dynamics.paths.n_paths" in v["detail"]
+    # a control that looks flat: the statistic does not separate finite variance
+    v = D.claim_c5_verdict(_share_table(t_slope=0.0), C5_T, 256)
+    assert v["verdict"] == "inconclusive (statistic does not separate finite variance)"
+    assert "dynamics.paths.windows" in v["detail"]
+
+
+# ----------------------------------------------------------------------------- C5 on SGD
+
+
+def _norms_tables(status=("completed", "diverged", "not_trained", "converged"), p=128, seed=0):
+    rng = np.random.default_rng(seed)
+    runs = pd.DataFrame(dict(dataset="mnist", arch="fcn", width=[4, 8, 16, 32][: len(status)],
+                             depth=2, batch_size=50, lr=0.1, loss="cross_entropy", seed=0,
+                             status=list(status)))
+    rows = []
+    for _, r in runs.iterrows():
+        for step in (0, 5):
+            for split in ("train", "test"):
+                for mb, v in enumerate(rng.random(p)):
+                    rows.append({**r.drop("status").to_dict(), "step": step, "split": split,
+                                 "minibatch": mb, "norm": v})
+    return pd.DataFrame(rows), runs
+
+
+def test_norm_sequences_excludes_and_counts_runs():
+    norms, runs = _norms_tables()
+    seqs, counts = D.norm_sequences(norms, runs)
+    assert counts == {"runs": 4, "used": 2, "diverged": 1, "not_trained": 1}
+    assert len(seqs) == 2 * 2 and all(len(s) == 128 for s in seqs)  # 2 runs x 2 checkpoints
+    first = norms[(norms.width == 4) & (norms.step == 0) & (norms.split == "train")]
+    np.testing.assert_array_equal(seqs[0], first.sort_values("minibatch")["norm"])
+
+
+def _sgd_verdict(seqs, window=64, n_rep=40):
+    rng = np.random.default_rng(3)
+    sgd = D.sgd_jump_share(seqs, window, rng, n_boot=200)
+    bands = D.calibrate_jump_share([len(s) for s in seqs], window, rng, alphas=[1.5, 1.8, 2.0],
+                                   student_df=3.0, n_rep=n_rep)
+    counts = {"runs": len(seqs), "used": len(seqs), "diverged": 0, "not_trained": 0}
+    return D.claim_c5_sgd_verdict(sgd, bands, counts, window, min_windows=20), bands
+
+
+def test_c5_sgd_verdict_three_ways():
+    rng = np.random.default_rng(4)
+    heavy = [np.abs(D.sas_increments(1.2, 256, rng)) for _ in range(60)]
+    v, bands = _sgd_verdict(heavy)
+    assert v["verdict"] == "supported", v["detail"]
+    b = bands.set_index("noise")
+    assert b.loc["t(3)", "band_high"] < b.loc["SaS(1.5)", "band_low"]
+    assert b.loc["Gaussian", "band_high"] < b.loc["t(3)", "band_low"]
+    light = [10 + rng.standard_normal(256) for _ in range(60)]  # like chi norms: finite variance
+    assert _sgd_verdict(light)[0]["verdict"] == "not supported"
+    v = _sgd_verdict(light[:3])[0]  # 12 windows < 20
+    assert v["verdict"] == "inconclusive (too little SGD data)"
+    assert "dynamics.sgd.window" in v["detail"]
+    v = _sgd_verdict([s[:8] for s in heavy], window=8)[0]  # too short for t(3) vs SaS(1.8)
+    assert v["verdict"] == "inconclusive (sequences too short to separate)", v["detail"]
+    none = _sgd_verdict([np.ones(10)], window=64)[0]
+    assert none["value"] is None and none["verdict"].startswith("inconclusive")
 
 
 # ----------------------------------------------------------------------------- plots
 
 
 def test_plots_write_pdf_and_png(tmp_path):
-    df = D.exit_time_sweep([1.5, 2.0], [2.0, 3.0], [0.5, 1.0], height_fixed=2.0,
-                           n_particles=50, dt_rel=0.1)
+    df = D.exit_time_sweep([1.5, 2.0], [2.0, 3.0], [0.5, 1.0], levy_heights=[2.0, 8.0],
+                           height_fixed=4.0, n_particles=50, dt_rel=0.1)
     D.plot_exit_time_vs_height(df, tmp_path / "h.pdf", tmp_path / "h.png")
     D.plot_exit_time_vs_width(df, tmp_path / "w")
-    t, p = D.sample_paths([1.5, 2.0], 2000, 0.01, 1.0, np.random.default_rng(0))
-    D.plot_levy_vs_brownian_paths(t, p, [1.5, 2.0], tmp_path / "p.pdf", tmp_path / "p.png")
+    noises = D.noise_list([1.5, 2.0], 3.0)
+    walks = D.walk_paths(noises, 2000, np.random.default_rng(0))
+    shares = D.jump_share_table([1.5, 2.0], [4, 64, 256], 20, np.random.default_rng(1))
+    D.plot_levy_vs_brownian_paths(walks, [n["noise"] for n in noises], shares,
+                                  tmp_path / "p.pdf", tmp_path / "p.png")
     D.plot_stable_densities([1.5], tmp_path / "d.pdf", tmp_path / "d.png")
     info = D.plot_metastability(tmp_path / "m.pdf", tmp_path / "m.png", n_steps=4000,
                                 n_candidates=16)
@@ -326,5 +447,5 @@ def test_plots_write_pdf_and_png(tmp_path):
 
 def test_sweep_runs_in_two_processes():
     df = D.exit_time_sweep([1.5, 2.0], [2.0, 3.0], [1.0, 2.0], n_particles=40, dt_rel=0.1,
-                           n_jobs=2)
-    assert len(df) == 8 and df["mean"].notna().all()
+                           height_fixed=4.0, n_jobs=2)
+    assert len(df) == 2 + 4 and df["mean"].notna().all()

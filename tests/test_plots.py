@@ -164,3 +164,25 @@ def test_figure_aggregate_and_claims_jobs_do_not_import_torch():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_sweep_figure_leaves_out_untrained_runs_and_small_samples_and_says_so(
+    tmp_path, monkeypatch
+):
+    titles = []
+
+    def capture(fig, pdf, png):
+        titles.append(fig._suptitle.get_text())
+        P.plt.close(fig)
+
+    monkeypatch.setattr(P, "save_figure", capture)
+    few = {"pooled_enough": True, "per_coordinate_enough": False}
+    summary, _, runs_table = make_tables(widths(4), status={1: "not_trained", 3: "diverged"},
+                                         flags=lambda r, s: few)
+    P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *outputs(tmp_path, "w"),
+                         arch="fcn")
+    title = " ".join(titles[0].split())  # the title is wrapped
+    assert "2 runs drawn" in title, title
+    assert "excluded: 1 diverged" in title and "1 did not train (final training accuracy 12%)" \
+        in title, title
+    assert "per-coordinate α̂ left out of 2 measurement(s) (too few minibatches: P = 20)" in title

@@ -125,7 +125,7 @@ def test_divergence_is_recorded_not_raised(tmp_path, small_data):
 
 def test_stop_at_full_accuracy(tmp_path):
     easy = make_prepared(n_train=100, n_test=50)
-    cfg = config(iterations=2000, checkpoints=(0, 50, 100, 1000, 2000), stop_at_full_accuracy=True,
+    cfg = config(iterations=2000, checkpoints=(0, 50, 100, 1000, 2000), stop_at_train_accuracy=1.0,
                  lr=0.5, width=64)
     info = train_sgd(cfg, easy, tmp_path, CPU)
     assert info["status"] == "converged"
@@ -155,3 +155,14 @@ def test_alexnet_and_hinge_train(tmp_path, arch, width, depth, loss):
         data, tmp_path, CPU,
     )
     assert info["status"] == "completed"
+
+
+def test_stop_at_a_training_accuracy_target(tmp_path):
+    easy = make_prepared(n_train=100, n_test=50)
+    ckpts = (0, 5, 10, 20, 50, 100, 1000, 2000)
+    cfg = config(iterations=2000, checkpoints=ckpts, stop_at_train_accuracy=0.6, lr=0.5,
+                 width=64)
+    info = train_sgd(cfg, easy, tmp_path, CPU)
+    metrics = pd.read_csv(tmp_path / "checkpoint_metrics.csv")
+    assert info["status"] == "converged" and info["steps_done"] == metrics.step.iloc[-1] < 2000
+    assert metrics.train_accuracy.iloc[-1] >= 0.6 and (metrics.train_accuracy.iloc[:-1] < 0.6).all()

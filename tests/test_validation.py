@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sgdtail import validation as V
@@ -76,3 +77,31 @@ def test_sweep_slope() -> None:
 def test_time_streaming_small() -> None:
     out = V.time_streaming(n_rows=20, n_cols=300, chunk_rows=3)
     assert out["values"] == 6000 and out["values_per_second"] > 0
+
+
+def test_gaussian_readings_find_the_smallest_reliable_sizes():
+    readings = V.gaussian_readings([1000, 100_000], [4, 100], coordinates=2000, repeats=2)
+    assert set(readings.estimator) == {"mohammadi_reference", "mohammadi_robust", "hill",
+                                       "per_coordinate_median"}
+    assert len(readings) == 2 * (3 * 2 + 2)
+    means = readings.groupby(["estimator", "size"])["alpha_hat"].mean()
+    assert abs(means["mohammadi_robust", 100_000] - 2) < 0.05
+    assert means["per_coordinate_median", 4] < 1.2  # K1 = 2 of 4 centred values: far from 2
+    assert abs(means["per_coordinate_median", 100] - 2) < 0.1
+    assert means["hill", 100_000] > 5  # Hill is not bounded by 2
+    sizes = V.smallest_reliable_sizes(readings).set_index("estimator")["reliable_size"]
+    assert sizes["per_coordinate_median"] == 100 and sizes["mohammadi_robust"] <= 100_000
+    assert np.isnan(sizes["hill"])
+
+
+def test_smallest_reliable_size_needs_every_larger_size_to_read_2():
+    rows = [("mohammadi_robust", n, a) for n, a in [(10, 2.0), (100, 1.7), (1000, 1.95),
+                                                    (10_000, 2.02)]]
+    readings = pd.DataFrame([{"estimator": e, "kind": "pooled", "size": n, "repeat": 0,
+                              "alpha_hat": a} for e, n, a in rows])
+    out = V.minimum_sample_table(readings, min_pooled_values=100, min_per_coordinate_minibatches=50)
+    row = out.iloc[0]
+    assert row.reliable_size == 1000  # 10 reads 2 by chance, 100 does not: 1000 and up
+    assert not row.consistent  # configured 100 < 1000
+    assert V.minimum_sample_table(readings, 1000, 50).iloc[0].consistent
+    assert np.isnan(V.smallest_reliable_sizes(readings, tolerance=0.01).iloc[0].reliable_size)

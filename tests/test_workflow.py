@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -214,3 +215,29 @@ def test_sweep_figure_builds_alone_on_the_sweep_grid(name, tmp_path, smoke_data)
         assert (tmp_path / f"figures/{name}.{ext}").stat().st_size > 1000
     runs = pd.read_csv(tmp_path / "results/tables/runs.csv")
     assert set(runs.status) == {"completed"}
+
+
+def test_runs_below_the_trained_gate_are_excluded_and_counted(workflow_run, tmp_path):
+    """The smoke runs again with a gate most of them fail: only the aggregation, figures and
+    claims are redone; runs below the gate are not_trained, left out and counted."""
+    work, data_root, _ = workflow_run
+    gated = tmp_path / "gated"
+    shutil.copytree(work, gated, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    runs = pd.read_csv(gated / "results/tables/runs.csv")
+    gate = 0.5
+    below = runs.final_train_accuracy < gate
+    assert 0 < below.sum() < len(runs), runs.final_train_accuracy  # the smoke data's runs
+    res = snakemake(gated, "--cores", "2", *smoke_config(data_root),
+                    f"grids={{smoke: {{claims: {{min_train_accuracy: {gate}}}}}}}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ran = set(re.findall(r"^rule (\w+):", res.stdout + res.stderr, re.MULTILINE))
+    assert "train_sgd" not in ran and "measure_gradient_noise" not in ran, ran
+    assert {"aggregate_results", "plot_alpha_vs_width", "make_claims_table"} <= ran, ran
+    runs = pd.read_csv(gated / "results/tables/runs.csv")
+    assert list(runs.status == "not_trained") == list(below)
+    assert set(runs.trained_status) == {"completed"}
+    claims = pd.read_csv(gated / "figures/claims.csv")
+    c1 = claims[(claims.claim == "C1") & (claims.estimator == "robust")].iloc[0]
+    assert c1.n_runs == (~below).sum()
+    text = (gated / "figures/claims.md").read_text()
+    assert f"{below.sum()} did not train" in text, text[:600]

@@ -6,8 +6,9 @@ through :func:`external_claims`.
 
 Every claim is judged once per *estimator choice* (:data:`ESTIMATOR_CHOICES`):
 
-* ``robust``: the pooled robust α̂ (median over block sizes K1) with its
-  batch-means interval: the primary estimate;
+* ``robust``: the pooled robust α̂ (median over block sizes K1) with an
+  interval that covers both its sampling noise and its K1 spread (see
+  :func:`k1_spread`): the primary estimate;
 * ``reference``: the pooled α̂ of the 2019 code (no interval);
 * ``per_coordinate``: the median over coordinates of the per-coordinate α̂
   across minibatches (no interval);
@@ -17,6 +18,16 @@ Every claim is judged once per *estimator choice* (:data:`ESTIMATOR_CHOICES`):
   ``inconclusive`` (depends on K1) when the K1 values disagree.
 
 A verdict *survives every estimator* when all four choices give the same one.
+
+What enters the statistics:
+
+* runs with status ``completed`` or ``converged`` (:func:`usable_runs`);
+  ``diverged`` runs (loss not finite) and ``not_trained`` runs (final training
+  accuracy below ``min_train_accuracy``) enter none;
+* of those, the measurements (run × checkpoint × split) the estimator choice
+  has enough data for: summary column ``pooled_enough`` for the pooled choices
+  (robust, reference, block_sweep), ``per_coordinate_enough`` for the
+  per-coordinate one (:data:`ENOUGH_FLAG`; a missing column counts as true).
 
 Verdict rules (thresholds in :class:`Thresholds`, from config key ``claims``):
 
@@ -30,11 +41,11 @@ Verdict rules (thresholds in :class:`Thresholds`, from config key ``claims``):
   supported, else inconclusive (too much spread); no batch-size sweep or no
   width/depth sweep in the grid: inconclusive (too few runs).
 
-Uncertainty of one measurement: the robust estimate's batch-means interval
-(``se = (high - low) / (2 z_level)``). The other estimators have no interval
-of their own; they borrow the robust standard error of the same measurement.
-Across seeds (C2) the standard error of a mean over ≥ 2 seeds is the seeds'
-standard deviation / √n instead.
+Standard error of one measurement (C2, C3): the robust estimate's batch-means
+interval, ``se = (high - low) / (2 z_level)``; it measures sampling noise
+across minibatches, which is what differs between two measurements made with
+the same K1 rule. The other estimators have no interval of their own; they
+borrow the robust standard error of the same measurement.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
 from sgdtail.grid import AXES
 
 VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive")
@@ -63,6 +75,24 @@ ESTIMATOR_CHOICES: dict[str, str] = {
 """Estimator choices every claim is judged with, in table order; the first is primary."""
 
 PRIMARY = "robust"
+
+ENOUGH_FLAG: dict[str, str] = {
+    "robust": "pooled_enough",
+    "reference": "pooled_enough",
+    "per_coordinate": "per_coordinate_enough",
+    "block_sweep": "pooled_enough",
+}
+"""Summary column that says whether a measurement is large enough for each estimator choice."""
+
+TOO_SMALL: dict[str, str] = {
+    "pooled_enough": "too few noise values (n_values < estimators.min_pooled_values)",
+    "per_coordinate_enough": "too few minibatches "
+    "(n_minibatches < estimators.min_per_coordinate_minibatches)",
+}
+"""Why a measurement whose flag is false is left out."""
+
+EXCLUDED_STATUSES: tuple[str, ...] = ("diverged", "not_trained")
+"""Run statuses that enter no statistic."""
 
 CLAIM_TEXT: dict[str, str] = {
     "C1": "The gradient noise is not Gaussian: α̂ is well below 2 in every setting.",
@@ -104,7 +134,7 @@ class Thresholds:
     c1_alpha_max: float = 1.9
     c2_ratio_max: float = 1.0
     c3_early_fraction: float = 0.1
-    c3_max_gap: int = 1
+    c3_max_step_ratio: float = 4.0
     c3_min_checkpoints: int = 4
 
     @classmethod
@@ -174,75 +204,144 @@ def sweep_rows(df: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def usable_runs(summary: pd.DataFrame) -> pd.DataFrame:
-    """Summary rows of runs that did not diverge (diverged runs enter no statistic)."""
-    return summary[summary["status"] != "diverged"]
+    """Summary rows of runs whose status is not in :data:`EXCLUDED_STATUSES` (diverged, not
+    trained): only runs that trained enter a statistic."""
+    return summary[~summary["status"].isin(EXCLUDED_STATUSES)]
+
+
+def _flag(df: pd.DataFrame, column: str) -> pd.Series:
+    """Boolean column ``column`` of ``df``; all true when the table has no such column."""
+    if column not in df.columns:
+        return pd.Series(True, index=df.index)
+    return df[column].fillna(False).astype(bool)
+
+
+def k1_spread(
+    summary: pd.DataFrame,
+    estimates: pd.DataFrame,
+    factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
+) -> pd.DataFrame:
+    """How far the members of the robust α̂ lie below and above their median, per measurement.
+
+    The robust α̂ is the median of the pooled estimator at the block sizes
+    K1 = max(2, ⌊f·√K⌋), f in ``factors``, K = n_minibatches × n_parameters
+    (:func:`sgdtail.estimators.robust_k1_values`); its batch-means interval
+    belongs to the K1 = ⌊√K⌋ member only. The members are read off the
+    natural-order block sweep (the same values in the same order) by linear
+    interpolation in log K1. Columns: :data:`MEASUREMENT_KEYS`, ``k1_down``
+    (median member − smallest member) and ``k1_up`` (largest member − median
+    member). Measurements whose sweep does not reach from the smallest to the
+    largest member's K1 are left out.
+    """
+    none = summary[MEASUREMENT_KEYS].iloc[:0].assign(k1_down=[], k1_up=[])
+    needed = ["n_minibatches", "n_parameters"]
+    if estimates.empty or not set(needed) <= set(summary.columns):
+        return none
+    sweep = estimates[
+        (estimates["estimator"] == "block_sweep") & (estimates["scope"] == "pooled")
+        & (estimates["order"] == "natural") & np.isfinite(estimates["alpha"])
+    ]
+    sizes = summary[[*MEASUREMENT_KEYS, *needed]].drop_duplicates(MEASUREMENT_KEYS)
+    sweep = sweep[[*MEASUREMENT_KEYS, "k1", "alpha"]].merge(sizes, on=MEASUREMENT_KEYS)
+    sweep = sweep.sort_values([*MEASUREMENT_KEYS, "k1"], kind="stable")
+    rows = []
+    for key, g in sweep.groupby(MEASUREMENT_KEYS, sort=False):
+        k = float(g["n_minibatches"].iloc[0]) * float(g["n_parameters"].iloc[0])
+        if not (np.isfinite(k) and k >= 1):
+            continue
+        members = np.log(robust_k1_values(int(k), factors))
+        log_k1 = np.log(g["k1"].to_numpy(dtype=np.float64))
+        if log_k1[0] > members[0] or log_k1[-1] < members[-1]:
+            continue
+        a = np.interp(members, log_k1, g["alpha"].to_numpy(dtype=np.float64))
+        mid = float(np.median(a))
+        rows.append((*key, mid - float(a.min()), float(a.max()) - mid))
+    if not rows:
+        return none
+    return pd.DataFrame(rows, columns=list(none.columns)).astype(none.dtypes.to_dict())
 
 
 def alpha_measurements(
-    summary: pd.DataFrame, estimates: pd.DataFrame, ci_level: float = 0.95
+    summary: pd.DataFrame,
+    estimates: pd.DataFrame,
+    ci_level: float = 0.95,
+    k1_factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
+    split: str | None = None,
 ) -> pd.DataFrame:
-    """Long table of α̂ per measurement and estimator choice.
+    """Long table of α̂ per measurement and estimator choice (runs of :func:`usable_runs` only).
 
     Columns: the grid axes, step, split, estimator (a key of
-    :data:`ESTIMATOR_CHOICES`), variant (``""``, or ``"natural K1=100"`` for the
-    sweep), alpha, low, high (interval; equal to alpha where there is none), se
-    (standard error: see the module docstring). Diverged runs are left out.
+    :data:`ESTIMATOR_CHOICES`), variant (``""``, or ``"natural K1=100"`` for
+    the sweep), alpha; low, high: the interval (robust: the batch-means
+    interval widened by :func:`k1_spread`, ``[ci_low − k1_down, ci_high +
+    k1_up]``, NaN where the spread is unknown; the others: alpha itself); se
+    (standard error: see the module docstring); last (the run's last
+    checkpoint); enough (the measurement's :data:`ENOUGH_FLAG` column); k1_down,
+    k1_up (robust rows). ``split``: keep only that noise split.
     """
     s = usable_runs(summary)
+    if split is not None:
+        s = s[s["split"] == split]
+    spread = k1_spread(s, estimates, k1_factors)
+    s = s.merge(spread, on=MEASUREMENT_KEYS, how="left").reset_index(drop=True)
     z_level = statistics.NormalDist().inv_cdf(0.5 + ci_level / 2.0)
-    base = s[MEASUREMENT_KEYS].copy()
     robust_se = (s["alpha_robust_ci_high"] - s["alpha_robust_ci_low"]) / (2.0 * z_level)
-    robust_se = robust_se.where(np.isfinite(robust_se))
+    base = s[MEASUREMENT_KEYS].assign(
+        se=robust_se.where(np.isfinite(robust_se)),
+        last=s["step"] == s.groupby(RUN_KEYS)["step"].transform("max"),
+        pooled=_flag(s, "pooled_enough"), per_coordinate=_flag(s, "per_coordinate_enough"),
+    )
+
+    def point(estimator: str, column: str, flag: str) -> pd.DataFrame:
+        return base.assign(estimator=estimator, variant="", alpha=s[column], low=s[column],
+                           high=s[column], enough=base[flag])
+
     frames = [
         base.assign(
             estimator="robust", variant="", alpha=s["alpha_robust"],
-            low=s["alpha_robust_ci_low"], high=s["alpha_robust_ci_high"], se=robust_se,
+            low=s["alpha_robust_ci_low"] - s["k1_down"],
+            high=s["alpha_robust_ci_high"] + s["k1_up"], enough=base["pooled"],
+            k1_down=s["k1_down"], k1_up=s["k1_up"],
         ),
-        base.assign(
-            estimator="reference", variant="", alpha=s["alpha_reference"],
-            low=s["alpha_reference"], high=s["alpha_reference"], se=robust_se,
-        ),
-        base.assign(
-            estimator="per_coordinate", variant="", alpha=s["alpha_per_coordinate_median"],
-            low=s["alpha_per_coordinate_median"], high=s["alpha_per_coordinate_median"],
-            se=robust_se,
-        ),
+        point("reference", "alpha_reference", "pooled"),
+        point("per_coordinate", "alpha_per_coordinate_median", "per_coordinate"),
     ]
     sweep = estimates[(estimates["estimator"] == "block_sweep") & (estimates["scope"] == "pooled")]
     if not sweep.empty:
-        se_of = base.assign(se=robust_se)
-        sw = sweep[[*MEASUREMENT_KEYS, "order", "k1", "alpha"]].merge(se_of, on=MEASUREMENT_KEYS)
+        sw = sweep[[*MEASUREMENT_KEYS, "order", "k1", "alpha"]].merge(base, on=MEASUREMENT_KEYS)
         sw["k1"] = sw["k1"].astype(int)
         sw = sw.sort_values(["order", "k1"], kind="stable")
         frames.append(
             sw.assign(
-                estimator="block_sweep",
-                variant=sw["order"] + " K1=" + sw["k1"].astype(str),
-                low=sw["alpha"], high=sw["alpha"],
+                estimator="block_sweep", variant=sw["order"] + " K1=" + sw["k1"].astype(str),
+                low=sw["alpha"], high=sw["alpha"], enough=sw["pooled"],
             ).drop(columns=["order", "k1"])
         )
     out = pd.concat(frames, ignore_index=True)
-    return out[[*MEASUREMENT_KEYS, "estimator", "variant", "alpha", "low", "high", "se"]]
+    return out[[*MEASUREMENT_KEYS, "estimator", "variant", "alpha", "low", "high", "se", "last",
+                "enough", "k1_down", "k1_up"]]
 
 
-def common_variants(m: pd.DataFrame) -> list[str]:
-    """Sweep variants (order × K1) present and finite in every measurement of ``m``.
+def small_sample_note(m: pd.DataFrame, estimator: str) -> str:
+    """``N measurements with too few ... left out`` for the rows of ``m`` (one estimator
+    choice) whose ``enough`` is false; ``""`` when there are none."""
+    n = len(m.loc[~m["enough"].astype(bool), MEASUREMENT_KEYS].drop_duplicates())
+    if not n:
+        return ""
+    return f"{n} measurements with {TOO_SMALL[ENOUGH_FLAG[estimator]]} left out"
+
+
+def common_variants(sweep: pd.DataFrame, n_measurements: int) -> list[str]:
+    """Sweep variants (order × K1) present and finite in all ``n_measurements`` measurements.
 
     Block sizes depend on the number of values, so a small network's sweep stops
     at a smaller K1 than a large one's; only the common ones are comparable.
     """
-    sweep = m[(m["estimator"] == "block_sweep") & np.isfinite(m["alpha"])]
+    sweep = sweep[np.isfinite(sweep["alpha"])]
     if sweep.empty:
         return []
-    n_meas = m[m["estimator"] == PRIMARY].groupby(MEASUREMENT_KEYS).ngroups
     counts = sweep.groupby("variant", sort=False).size()
-    return [v for v, c in counts.items() if c == n_meas]
-
-
-def last_checkpoints(m: pd.DataFrame) -> pd.DataFrame:
-    """Rows of each run's last measured checkpoint."""
-    last = m.groupby(RUN_KEYS)["step"].transform("max")
-    return m[m["step"] == last]
+    return [v for v, c in counts.items() if c == n_measurements]
 
 
 # ----------------------------------------------------------------------------
@@ -299,14 +398,17 @@ def interval_verdict(value: float, low: float, high: float, threshold: float) ->
 
 
 def claim_c1(m: pd.DataFrame, th: Thresholds) -> Evaluation:
-    """C1: share of runs whose α̂ (upper interval bound, where there is one) is < c1_alpha_max.
+    """C1: share of runs whose α̂ interval lies below ``c1_alpha_max``.
 
     ``m``: measurements of one estimator variant (see :func:`alpha_measurements`).
-    Each run's last checkpoint on ``th.split``. A run is *yes* when its upper
-    bound is below the threshold, *no* when its lower bound is at or above it,
-    *undecided* otherwise (interval straddles it, or α̂ not finite).
+    Each run's last checkpoint. A run is *yes* when the upper end of its
+    interval (``high``) is below the threshold, *no* when the lower end
+    (``low``) is at or above it, *undecided* otherwise (the interval straddles
+    it, or is not known). The robust interval is the batch-means interval
+    widened by the K1 spread of the robust α̂; the other estimators have no
+    interval (low = high = α̂).
     """
-    last = last_checkpoints(m[m["split"] == th.split])
+    last = m[m["last"]]
     yes = int((last["high"] < th.c1_alpha_max).sum())
     no = int((last["low"] >= th.c1_alpha_max).sum())
     undecided = len(last) - yes - no
@@ -319,43 +421,78 @@ def claim_c1(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         if len(last)
         else "no measurements"
     )
+    if len(last) and (last["estimator"] == "robust").all():
+        detail += _k1_spread_note(last)
     return Evaluation(
-        statistic=f"share of runs with α̂ < {th.c1_alpha_max} (upper bound)",
+        statistic=f"share of runs whose α̂ interval lies below {th.c1_alpha_max}",
         value=share, ci_low=low, ci_high=high, threshold=f"≥ {th.min_share} of runs",
         verdict=verdict, reason=reason, n_runs=len(last), detail=detail,
     )
+
+
+def _k1_spread_note(last: pd.DataFrame) -> str:
+    """How much the K1 spread widened the robust intervals of C1, and where it is unknown."""
+    known = last["k1_up"].notna()
+    down, up = last.loc[known, "k1_down"], last.loc[known, "k1_up"]
+    text = ""
+    if known.any():
+        text += (
+            f"; intervals widened by the K1 spread of the robust α̂ (median −{down.median():.3f} "
+            f"/ +{up.median():.3f}, at most +{up.max():.3f})"
+        )
+    if not known.all():
+        text += (
+            f"; {int((~known).sum())} runs undecided because their block sweep does not cover "
+            "the robust block sizes"
+        )
+    return text
 
 
 SETTING_KEYS: list[str] = ["dataset", "arch", "loss", "lr"]
 """Axes a batch-size sweep and the width/depth sweeps it is compared with must share (C2)."""
 
 
-def _sweep_spreads(last: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
-    """One row per sweep over any of ``axes``: range of the seed-mean α̂ and its standard error,
+def log2_slope(x: np.ndarray, alpha: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope of α̂ against log2(x) (change of α̂ per doubling) and its standard error.
+
+    Every run is one point (seeds are replicates). Standard error: √(v / Sxx)
+    with Sxx = Σ (log2 x − mean)² and v the larger of the residual variance
+    RSS / (n − 2) (n > 2 points) and the mean squared measurement standard
+    error ``se`` (measurement noise is a floor the residuals of a few points
+    can fall below by chance). (NaN, NaN) when x takes one value.
+    """
+    u = np.log2(np.asarray(x, dtype=np.float64))
+    a = np.asarray(alpha, dtype=np.float64)
+    uc = u - u.mean()
+    sxx = float((uc**2).sum())
+    if sxx <= 0:
+        return math.nan, math.nan
+    slope = float((uc * a).sum() / sxx)
+    s2 = np.asarray(se, dtype=np.float64) ** 2
+    s2 = s2[~np.isnan(s2)]
+    v = float(s2.mean()) if s2.size else math.nan
+    if len(u) > 2:
+        resid = a - a.mean() - slope * uc
+        resid_var = float((resid**2).sum() / (len(u) - 2))
+        v = resid_var if math.isnan(v) else max(v, resid_var)
+    return slope, math.sqrt(v / sxx)
+
+
+def _sweep_slopes(last: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """One row per sweep over any of ``axes``: :func:`log2_slope` of α̂ over the swept values,
     with the sweep's :data:`SETTING_KEYS` and the batch sizes it covers."""
-    columns = ["axis", "sweep", "n_values", "n_runs", "spread", "se", *SETTING_KEYS, "batches"]
+    columns = ["axis", "sweep", "n_values", "n_runs", "slope", "effect", "se", *SETTING_KEYS,
+               "batches"]
     rows = []
     for axis in axes:
         sw = sweep_rows(last, axis)
-        if sw.empty:
-            continue
-        per_value = sw.groupby(["sweep", axis]).agg(
-            mean=("alpha", "mean"), sd=("alpha", "std"), n=("alpha", "size"),
-            se_borrowed=("se", "mean"),
-        )
-        per_value["se"] = np.where(
-            per_value["n"] >= 2, per_value["sd"] / np.sqrt(per_value["n"]),
-            per_value["se_borrowed"],
-        )
-        for label, group in per_value.groupby(level="sweep", sort=True):
-            means, se = group["mean"].to_numpy(), group["se"].to_numpy()
-            hi, lo = int(np.argmax(means)), int(np.argmin(means))
-            runs = sw[sw["sweep"] == label]
+        for label, runs in sw.groupby("sweep", sort=True):
+            slope, se = log2_slope(runs[axis].to_numpy(), runs["alpha"].to_numpy(),
+                                   runs["se"].to_numpy())
             rows.append(
                 {
-                    "axis": axis, "sweep": label, "n_values": len(group),
-                    "n_runs": int(group["n"].sum()), "spread": float(means[hi] - means[lo]),
-                    "se": float(math.hypot(se[hi], se[lo])),
+                    "axis": axis, "sweep": label, "n_values": int(runs[axis].nunique()),
+                    "n_runs": len(runs), "slope": slope, "effect": abs(slope), "se": se,
                     **runs.iloc[0][SETTING_KEYS].to_dict(),
                     "batches": frozenset(int(b) for b in runs["batch_size"]),
                 }
@@ -377,20 +514,21 @@ def _comparable(size: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
-    """C2: (α̂ spread over batch sizes) / (α̂ spread over widths and depths) < c2_ratio_max.
+    """C2: |slope of α̂ per doubling of batch size| / |slope per doubling of width or depth|.
 
-    Spread of one sweep (runs equal in every axis but one and the seed): range
-    over the swept values of the seed-mean α̂ at the last checkpoint. Each side
-    is the median over its sweeps. Interval: each side ± z standard errors
-    (standard error of a range = that of the difference of its two ends).
+    Each sweep (runs equal in every axis but one and the seed, at their last
+    checkpoint) gives :func:`log2_slope`; its size does not grow with the
+    number of levels. Each side is the median over its sweeps of |slope| (and
+    of its standard error); width and depth sweeps count only in a batch-size
+    sweep's data set, architecture, loss and learning rate. Interval: each
+    side ± z standard errors, the numerator's lower end clipped at 0.
     """
-    last = last_checkpoints(m[m["split"] == th.split])
-    last = last[np.isfinite(last["alpha"])]
-    batch = _sweep_spreads(last, ["batch_size"])
-    size = _sweep_spreads(last, ["width", "depth"])
+    last = m[m["last"] & np.isfinite(m["alpha"])]
+    batch = _sweep_slopes(last, ["batch_size"])
+    size = _sweep_slopes(last, ["width", "depth"])
     n_size_sweeps = len(size)
     size = _comparable(size, batch)
-    statistic = "α̂ spread over batch sizes / spread over widths and depths"
+    statistic = "|α̂ change per doubling of batch size| / |per doubling of width or depth|"
     threshold = f"< {th.c2_ratio_max}"
     missing = ["batch-size"] if batch.empty else []
     if not n_size_sweeps:
@@ -409,21 +547,22 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
             "learning rate and one of its batch sizes; add them to the grid (the paper grid has "
             "batch-size, width and depth sweeps)",
         )
-    s_b, se_b = float(batch["spread"].median()), float(batch["se"].median())
-    s_n, se_n = float(size["spread"].median()), float(size["se"].median())
-    ratio = _ratio(s_b, s_n)
-    low = _ratio(max(s_b - th.z * se_b, 0.0), s_n + th.z * se_n)
-    high = _ratio(s_b + th.z * se_b, s_n - th.z * se_n)
+    e_b, se_b = float(batch["effect"].median()), float(batch["se"].median())
+    e_n, se_n = float(size["effect"].median()), float(size["se"].median())
+    ratio = _ratio(e_b, e_n)
+    low = _ratio(max(e_b - th.z * se_b, 0.0), e_n + th.z * se_n)
+    high = _ratio(e_b + th.z * se_b, e_n - th.z * se_n)
     if not (np.isfinite(se_b) and np.isfinite(se_n)):
         low, high = -math.inf, math.inf
     verdict, reason = interval_verdict(ratio, low, high, th.c2_ratio_max)
     if n_runs < th.min_runs:
         verdict, reason = "inconclusive", f"too few runs ({n_runs} < min_runs {th.min_runs})"
     detail = (
-        f"batch-size spread {s_b:.3f} ± {se_b:.3f} (median of {len(batch)} sweeps); "
-        f"width/depth spread {s_n:.3f} ± {se_n:.3f} (median of {len(size)} sweeps: "
-        f"{int((size.axis == 'width').sum())} over width, {int((size.axis == 'depth').sum())} "
-        f"over depth, in the batch-size sweeps' data set, architecture, loss and learning rate; "
+        f"batch size: |slope| {e_b:.3f} ± {se_b:.3f} per doubling (median of {len(batch)} "
+        f"sweeps, {_levels(batch)}); width/depth: |slope| {e_n:.3f} ± {se_n:.3f} per doubling "
+        f"(median of {len(size)} sweeps: {int((size.axis == 'width').sum())} over width, "
+        f"{int((size.axis == 'depth').sum())} over depth, {_levels(size)}, in the batch-size "
+        f"sweeps' data set, architecture, loss and learning rate; "
         f"{n_size_sweeps - len(size)} other width/depth sweeps left out)"
     )
     return Evaluation(
@@ -432,80 +571,119 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     )
 
 
+def _levels(sweeps: pd.DataFrame) -> str:
+    """``3-5 levels, 9-15 runs each`` for rows of :func:`_sweep_slopes`."""
+    def span(col: str) -> str:
+        lo, hi = int(sweeps[col].min()), int(sweeps[col].max())
+        return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+    return f"{span('n_values')} levels, {span('n_runs')} runs each"
+
+
 def _ratio(num: float, den: float) -> float:
-    """num / den for spreads: +inf when only the denominator vanishes, NaN when both do."""
+    """num / den for effects: +inf when only the denominator vanishes, NaN when both do."""
     if den > 0:
         return num / den
     return math.inf if num > 0 else math.nan
 
 
-def steepest_interval(
-    steps: np.ndarray, values: np.ndarray, noise: np.ndarray, z: float, rise_only: bool
-) -> int:
-    """Index i of the checkpoint interval [steps[i], steps[i+1]] with the steepest change per step.
+def steepest_intervals(
+    u: np.ndarray, values: np.ndarray, noise: np.ndarray, z: float, rise_only: bool
+) -> np.ndarray:
+    """Checkpoint intervals [i, i+1] whose change per unit of ``u`` is within noise of the steepest.
 
-    A change smaller than ``z`` times its standard error ``√(noise_i² +
-    noise_{i+1}²)`` counts as none; ``rise_only`` ignores decreases. -1 when
-    no interval has a change that counts.
+    ``u``: checkpoint times (here log(step + 1)); ``values`` with standard
+    errors ``noise`` (NaN counts as unknown: infinite). Interval i changes by
+    c_i = |v_{i+1} − v_i| (``rise_only``: v_{i+1} − v_i) with standard error
+    e_i = √(se_i² + se_{i+1}²); its rate is r_i = c_i / Δu_i with standard
+    error e_i / Δu_i. With k the steepest interval, returns every i with
+    r_k − r_i ≤ z·√(se(r_k)² + se(r_i)²) (k included), in order; empty when
+    c_k is not above z·e_k (no change beyond noise).
     """
-    dv = np.diff(values)
-    dt = np.diff(steps).astype(np.float64)
-    se = np.hypot(noise[:-1], noise[1:])
-    change = dv if rise_only else np.abs(dv)
-    counts = np.isfinite(change) & (change > z * np.nan_to_num(se, nan=np.inf))
-    if not counts.any():
-        return -1
-    rate = np.where(counts, change / dt, -np.inf)
-    return int(np.argmax(rate))
+    se = np.nan_to_num(np.asarray(noise, dtype=np.float64), nan=np.inf)
+    dv = np.diff(np.asarray(values, dtype=np.float64))
+    du = np.diff(np.asarray(u, dtype=np.float64))
+    change = np.where(np.isfinite(dv), dv if rise_only else np.abs(dv), -np.inf)
+    change_se = np.hypot(se[:-1], se[1:])
+    rate, rate_se = change / du, change_se / du
+    k = int(np.argmax(rate))
+    if not change[k] > z * change_se[k]:
+        return np.zeros(0, dtype=int)
+    with np.errstate(invalid="ignore"):  # inf - inf: an unknown rate stays a candidate
+        below = rate[k] - rate
+    close = ~(below > z * np.hypot(rate_se[k], rate_se))
+    close[k] = True
+    return np.flatnonzero(close)
+
+
+def c3_run(
+    alpha: np.ndarray, acc: np.ndarray, steps: np.ndarray, early_step: float, max_ratio: float
+) -> str:
+    """*yes*, *no* or *undecided* for one run of C3, from the :func:`steepest_intervals` of α̂
+    (``alpha``) and of test accuracy (``acc``) at checkpoints ``steps``.
+
+    An interval [t_i, t_{i+1}] is *early* when t_{i+1} ≤ ``early_step``; two
+    intervals *coincide* when the geometric means of their (step + 1) ends are
+    within a factor ``max_ratio``. *yes*: every candidate interval of both is
+    early and every pair (α̂, accuracy) coincides. *no*: every candidate of α̂,
+    or every one of accuracy, ends after ``early_step``, or no pair coincides.
+    *undecided*: otherwise, or when α̂ or accuracy has no change beyond noise.
+    """
+    if alpha.size == 0 or acc.size == 0:
+        return "undecided"
+    ends = steps[1:]
+    mid = np.log1p(steps[:-1]) / 2 + np.log1p(steps[1:]) / 2
+    gaps = np.abs(mid[alpha][:, None] - mid[acc][None, :])
+    coincide = gaps <= math.log(max_ratio)
+    early_a, early_c = ends[alpha] <= early_step, ends[acc] <= early_step
+    if early_a.all() and early_c.all() and coincide.all():
+        return "yes"
+    if not early_a.any() or not early_c.any() or not coincide.any():
+        return "no"
+    return "undecided"
 
 
 def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluation:
     """C3: share of runs whose steepest α̂ change and steepest test-accuracy rise coincide early.
 
-    Per run, on ``th.split`` noise: the checkpoint interval with the steepest
-    α̂ change per SGD step (changes within ``z`` standard errors ignored) and
-    the one with the steepest rise of test accuracy per step (standard error
-    √(p(1 - p)/n_test)). *yes*: both intervals end within the first
-    ``c3_early_fraction`` of the run's steps and lie at most ``c3_max_gap``
-    intervals apart; *undecided*: no α̂ change or accuracy rise beyond noise;
-    *no* otherwise. Runs with fewer than ``c3_min_checkpoints`` checkpoints
-    cannot resolve the timing and make the claim inconclusive.
+    Per run, on the scale u = log(step + 1) (log-spaced checkpoints are evenly
+    spaced on it, so a one-step first interval gets no advantage): the
+    :func:`steepest_intervals` of α̂ (either direction) and of test accuracy
+    (a rise; standard error √(p(1 − p)/n_test)); judged by :func:`c3_run` with
+    "early" = ending by step ``c3_early_fraction`` × the run's last step and
+    "coincide" = within a factor ``c3_max_step_ratio`` in step + 1. Runs with
+    fewer than ``c3_min_checkpoints`` checkpoints cannot place a change in time
+    and make the claim inconclusive.
 
     ``accuracy``: columns grid axes, step, test_accuracy, n_test (images).
     """
-    sel = m[m["split"] == th.split]
     acc = accuracy.drop_duplicates([*RUN_KEYS, "step"])
-    merged = sel.merge(acc, on=[*RUN_KEYS, "step"], how="left")
+    merged = m[np.isfinite(m["alpha"])].merge(acc, on=[*RUN_KEYS, "step"], how="left")
     statistic = (
-        f"share of runs whose steepest α̂ change and test-accuracy rise coincide "
-        f"in the first {th.c3_early_fraction:.0%} of steps"
+        f"share of runs whose steepest α̂ change and test-accuracy rise per log(step + 1) end "
+        f"by {th.c3_early_fraction:.0%} of the run, within a factor {th.c3_max_step_ratio:g} "
+        "in step + 1"
     )
     threshold = f"≥ {th.min_share} of runs"
-    yes = no = undecided = 0
-    a_where: list[float] = []
-    acc_where: list[float] = []
+    counts = {"yes": 0, "no": 0, "undecided": 0, "flat": 0}
+    where: list[tuple[float, float]] = []
     n_checkpoints = []
     for _, run in merged.groupby(RUN_KEYS, sort=True):
         run = run.sort_values("step")
-        steps = run["step"].to_numpy()
+        steps = run["step"].to_numpy(dtype=np.float64)
         n_checkpoints.append(len(steps))
         if len(steps) < th.c3_min_checkpoints:
             continue
-        total = float(steps[-1])
+        u = np.log1p(steps)
         p = run["test_accuracy"].to_numpy(dtype=np.float64)
         acc_se = np.sqrt(p * (1 - p) / run["n_test"].to_numpy(dtype=np.float64))
-        i = steepest_interval(steps, run["alpha"].to_numpy(), run["se"].to_numpy(), th.z, False)
-        j = steepest_interval(steps, p, acc_se, th.z, True)
-        if i < 0 or j < 0:
-            undecided += 1
-            continue
-        a_where.append(steps[i + 1] / total)
-        acc_where.append(steps[j + 1] / total)
-        early = max(steps[i + 1], steps[j + 1]) <= th.c3_early_fraction * total
-        if early and abs(i - j) <= th.c3_max_gap:
-            yes += 1
-        else:
-            no += 1
+        a = steepest_intervals(u, run["alpha"].to_numpy(), run["se"].to_numpy(), th.z, False)
+        c = steepest_intervals(u, p, acc_se, th.z, True)
+        counts[c3_run(a, c, steps, th.c3_early_fraction * steps[-1], th.c3_max_step_ratio)] += 1
+        counts["flat"] += a.size == 0 or c.size == 0
+        if a.size and c.size:
+            where.append((_steepest_end(a, u, run["alpha"].to_numpy(), False, steps),
+                          _steepest_end(c, u, p, True, steps)))
     if n_checkpoints and min(n_checkpoints) < th.c3_min_checkpoints:
         return Evaluation(
             statistic=statistic, value=math.nan, ci_low=math.nan, ci_high=math.nan,
@@ -515,17 +693,40 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
             n_runs=len(n_checkpoints),
             detail="add checkpoints (training.checkpoints) to resolve when α̂ and accuracy change",
         )
-    share, low, high, verdict, reason = share_verdict(yes, no, undecided, th)
-    detail = f"{yes} runs yes, {no} no, {undecided} with no α̂ change or accuracy rise beyond noise"
-    if a_where:
-        detail += (
-            f"; steepest α̂ change ends at a median {np.median(a_where):.1%} of the run, "
-            f"steepest test-accuracy rise at {np.median(acc_where):.1%}"
-        )
+    share, low, high, verdict, reason = share_verdict(
+        counts["yes"], counts["no"], counts["undecided"], th
+    )
     return Evaluation(
         statistic=statistic, value=share, ci_low=low, ci_high=high, threshold=threshold,
-        verdict=verdict, reason=reason, n_runs=yes + no + undecided, detail=detail,
+        verdict=verdict, reason=reason, n_runs=counts["yes"] + counts["no"] + counts["undecided"],
+        detail=_c3_detail(counts, where),
     )
+
+
+def _steepest_end(
+    candidates: np.ndarray, u: np.ndarray, values: np.ndarray, rise_only: bool, steps: np.ndarray
+) -> float:
+    """End step of the steepest of the ``candidates`` intervals (change per unit of ``u``)."""
+    dv = np.diff(values.astype(np.float64))[candidates]
+    rate = (dv if rise_only else np.abs(dv)) / np.diff(u)[candidates]
+    return float(steps[candidates[int(np.argmax(rate))] + 1])
+
+
+def _c3_detail(counts: Mapping[str, int], where: Sequence[tuple[float, float]]) -> str:
+    """Counts of C3's run verdicts and the median end steps of the steepest intervals."""
+    text = (
+        f"{counts['yes']} runs yes, {counts['no']} no, {counts['undecided']} undecided "
+        f"({counts['flat']} with no α̂ change or accuracy rise beyond noise, "
+        f"{counts['undecided'] - counts['flat']} with candidate intervals on both sides of a "
+        "limit)"
+    )
+    if where:
+        a, c = np.median(np.array(where), axis=0)
+        text += (
+            f"; steepest α̂ change per log(step + 1) ends at a median step {a:.0f}, steepest "
+            f"test-accuracy rise at step {c:.0f}"
+        )
+    return text
 
 
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -600,26 +801,39 @@ def _describe_variants(variants: Sequence[str], all_variants: Sequence[str]) -> 
 
 
 def evaluate_claims(
-    summary: pd.DataFrame, estimates: pd.DataFrame, th: Thresholds, ci_level: float = 0.95
+    summary: pd.DataFrame,
+    estimates: pd.DataFrame,
+    th: Thresholds,
+    ci_level: float = 0.95,
+    k1_factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
 ) -> pd.DataFrame:
-    """C1-C3 judged with every estimator choice: the long claims table (:data:`COLUMNS`)."""
-    m = alpha_measurements(summary, estimates, ci_level)
-    m = m[m["split"] == th.split]
+    """C1-C3 judged with every estimator choice: the long claims table (:data:`COLUMNS`).
+
+    Each choice uses only the measurements it has enough data for
+    (:data:`ENOUGH_FLAG`); how many it left out is appended to the detail.
+    ``k1_factors``: config ``estimators.robust_k1_factors`` (see :func:`k1_spread`).
+    """
+    m = alpha_measurements(summary, estimates, ci_level, k1_factors, split=th.split)
     accuracy = accuracy_table(usable_runs(summary))
     judges = {
         "C1": lambda sub: claim_c1(sub, th),
         "C2": lambda sub: claim_c2(sub, th),
         "C3": lambda sub: claim_c3(sub, accuracy, th),
     }
-    variants = common_variants(m)
+    chosen = {e: m[m["estimator"] == e] for e in ESTIMATOR_CHOICES}
+    notes = {e: small_sample_note(sub, e) for e, sub in chosen.items()}
+    chosen = {e: sub[sub["enough"].astype(bool)] for e, sub in chosen.items()}
+    n_measurements = len(chosen[PRIMARY])
+    variants = common_variants(chosen["block_sweep"], n_measurements)
     rows = []
     for claim, judge in judges.items():
-        for estimator in ESTIMATOR_CHOICES:
+        for estimator, sub in chosen.items():
             if estimator == "block_sweep":
-                sweep = m[m["estimator"] == "block_sweep"]
-                ev = combine_sweep({v: judge(sweep[sweep["variant"] == v]) for v in variants})
+                ev = combine_sweep({v: judge(sub[sub["variant"] == v]) for v in variants})
             else:
-                ev = judge(m[m["estimator"] == estimator])
+                ev = judge(sub)
+            if notes[estimator]:
+                ev.detail = f"{ev.detail}; {notes[estimator]}"
             rows.append({"claim": claim, "estimator": estimator, **dataclasses.asdict(ev)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -667,19 +881,35 @@ def survives(group: pd.DataFrame) -> str:
     return "yes" if not differ else f"no ({', '.join(differ)} differ)"
 
 
-def excluded_runs_note(runs: pd.DataFrame) -> str:
-    """How many runs the statistics use, and which were excluded and why."""
+def excluded_runs_note(runs: pd.DataFrame, min_train_accuracy: float | None = None) -> str:
+    """How many runs the statistics use, and which were excluded and why.
+
+    Diverged runs are listed with the step they diverged at, ``not_trained``
+    runs with their final training accuracy (column ``final_train_accuracy``)
+    against ``min_train_accuracy`` (config ``claims.min_train_accuracy``).
+    """
     diverged = runs[runs["status"] == "diverged"]
+    not_trained = runs[runs["status"] == "not_trained"]
     converged = int((runs["status"] == "converged").sum())
+    reasons = []
+    if len(diverged):
+        steps = ", ".join(str(int(s)) for s in diverged["diverged_at"] if np.isfinite(s))
+        reasons.append(f"{len(diverged)} diverged (loss not finite; at steps {steps})")
+    if len(not_trained):
+        text = f"{len(not_trained)} did not train"
+        if "final_train_accuracy" in not_trained.columns:
+            accs = ", ".join(f"{a:.0%}" if np.isfinite(a) else "n/a"
+                             for a in sorted(not_trained["final_train_accuracy"]))
+            limit = (f" < claims.min_train_accuracy {min_train_accuracy:.0%}"
+                     if min_train_accuracy is not None else "")
+            text += f" (final training accuracy {accs}{limit})"
+        reasons.append(text)
     text = f"{len(runs)} runs in the grid; "
-    if diverged.empty:
-        text += "none excluded"
+    if reasons:
+        n = len(diverged) + len(not_trained)
+        text += f"{n} excluded from every statistic: " + "; ".join(reasons)
     else:
-        steps = ", ".join(str(int(s)) for s in diverged["diverged_at"])
-        text += (
-            f"{len(diverged)} excluded from every statistic because they diverged (loss not "
-            f"finite; at steps {steps})"
-        )
+        text += "none excluded"
     if converged:
         text += (
             f"; {converged} stopped early at 100% training accuracy (kept: their last "
@@ -723,6 +953,55 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rules_text(th: Thresholds) -> list[str]:
+    """The "Rules and thresholds" bullets of the claims Markdown: each statistic in words."""
+    return [
+        f"- Runs: only runs that trained count (status completed or converged); diverged runs "
+        f"and runs whose final training accuracy is below {th.min_train_accuracy:.0%} "
+        "(not_trained) enter no statistic. A measurement with too few noise values "
+        "(pooled_enough false) is not used by the pooled estimators (robust, reference, block "
+        "sweep), one with too few minibatches (per_coordinate_enough false) not by the "
+        "per-coordinate median; each claim's details say how many were left out.",
+        f"- Share claims (C1, C3): each run is yes, no or undecided; supported when ≥ "
+        f"{th.min_share} of the runs are yes, not supported when more than "
+        f"{1 - th.min_share:.2g} are no, otherwise inconclusive (too much spread); fewer than "
+        f"{th.min_runs} runs: inconclusive (too few runs). The value is the share of yes with "
+        "its Wilson 95% interval.",
+        f"- C1: at each run's last checkpoint, yes when the upper end of the α̂ interval is "
+        f"below {th.c1_alpha_max}, no when its lower end is at or above it. Robust estimate: "
+        "the interval is the batch-means interval (which belongs to K1 = ⌊√K⌋ only) widened "
+        "by the spread of the robust estimate's own members, the α̂ at K1 = f·√K for every "
+        "factor f (read off the natural-order block sweep, linear in log K1): lower end − "
+        "(median member − smallest), upper end + (largest − median member). The other "
+        "estimators have no interval: their point value is compared.",
+        f"- C2: for each sweep (runs equal in every axis but one and the seed, last "
+        "checkpoint) the least-squares slope of α̂ against log2 of the swept value, i.e. the "
+        "change of α̂ per doubling, every seed a point; it does not grow with the number of "
+        "levels. Its standard error is √(v / Σ(log2 x − mean)²), v the larger of the residual "
+        "variance and the mean squared batch-means standard error. The ratio is the median "
+        "|slope| over batch-size sweeps divided by the median |slope| over the width and depth "
+        "sweeps of the same data set, architecture, loss and learning rate; its interval uses "
+        f"each median ± {th.z} × the median standard error. Supported when the whole interval "
+        f"is below {th.c2_ratio_max}, not supported when it is at or above, inconclusive when "
+        "it straddles or when a sweep is missing.",
+        "- C3: time is measured as u = log(step + 1), on which log-spaced checkpoints are "
+        "evenly spaced. For α̂ (a change either way) and for test accuracy (a rise), each "
+        "checkpoint interval's change is divided by its length in u; the candidates are the "
+        f"steepest interval and every interval whose rate is within {th.z} standard errors of "
+        "it (standard error of a change: √(se₁² + se₂²); accuracy: √(p(1 − p)/n_test)). A run "
+        "is yes when every candidate of both ends by step "
+        f"{th.c3_early_fraction:.0%} × the run's last step (early) and every α̂ candidate lies "
+        f"within a factor {th.c3_max_step_ratio:g} in step + 1 of every accuracy candidate "
+        "(interval centres: geometric mean of step + 1 at its ends; coincide); no when all "
+        "candidates of α̂ or all of accuracy end after the early step, or no pair coincides; "
+        f"undecided otherwise, or when the steepest change is not above {th.z} standard errors. "
+        f"Fewer than {th.c3_min_checkpoints} checkpoints: inconclusive.",
+        "- Block-size sweep: the rule is applied at every block size K1 that every "
+        "measurement has, in natural and shuffled order; one verdict if all agree, "
+        "otherwise inconclusive (depends on K1).",
+    ]
+
+
 def claims_markdown(long: pd.DataFrame, runs: pd.DataFrame, th: Thresholds) -> str:
     """The claims table as Markdown: table, exclusions, rules and per-estimator details."""
     wide = wide_table(long)
@@ -735,7 +1014,7 @@ def claims_markdown(long: pd.DataFrame, runs: pd.DataFrame, th: Thresholds) -> s
     lines = [
         "# Claims and verdicts",
         "",
-        f"Runs: {excluded_runs_note(runs)} Noise split: {th.split}.",
+        f"Runs: {excluded_runs_note(runs, th.min_train_accuracy)} Noise split: {th.split}.",
         "",
         header, rule, *body,
         "",
@@ -750,22 +1029,7 @@ def claims_markdown(long: pd.DataFrame, runs: pd.DataFrame, th: Thresholds) -> s
         "",
         "## Rules and thresholds",
         "",
-        f"- share claims (C1, C3): supported when ≥ {th.min_share} of the runs agree, not "
-        f"supported when more than {1 - th.min_share:.2g} clearly disagree, otherwise "
-        f"inconclusive (too much spread); fewer than {th.min_runs} runs: inconclusive "
-        "(too few runs).",
-        f"- C1: a run counts when its α̂ is below {th.c1_alpha_max} (the upper end of the "
-        "batch-means interval for the robust estimate; the point value for the others).",
-        f"- C2: supported when the whole interval of the ratio is below {th.c2_ratio_max}; "
-        "not supported when it is at or above; inconclusive when it straddles, or when the "
-        "grid has no batch-size sweep or no width/depth sweep.",
-        f"- C3: changes smaller than {th.z} standard errors are ignored; early = within "
-        f"the first {th.c3_early_fraction:.0%} of a run's steps; coincide = at most "
-        f"{th.c3_max_gap} checkpoint interval(s) apart; fewer than {th.c3_min_checkpoints} "
-        "checkpoints: inconclusive.",
-        "- block-size sweep: the rule is applied at every block size K1 that every "
-        "measurement has, in natural and shuffled order; one verdict if all agree, "
-        "otherwise inconclusive (depends on K1).",
+        *rules_text(th),
         "",
         "## Details",
         "",

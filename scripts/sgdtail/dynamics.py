@@ -1,5 +1,8 @@
 """Lévy-driven versus Brownian dynamics in a 1-D double well (claims C4, C5; figures 2-3).
 
+Also the C5 check on SGD data: the largest-step share of walks built from the
+measured gradient-noise norms, calibrated against i.i.d. sequences.
+
 Everything here is dimensionless: positions ``x`` and times ``t`` are in the
 units of the model below ("position units", "time units"); there is no link
 to SGD iterations other than the analogy the papers draw.
@@ -40,6 +43,10 @@ Theory the simulations are compared with
     ``Γ(α) sin(πα/2)/π · r^{-α}``, so
     ``E τ ≈ π W^α / (Γ(α) sin(πα/2) eps^α)``, independent of ``H``
     (:func:`levy_mean_exit_time_asymptotic`).
+    Both are ``eps → 0`` asymptotes.  In the well's own units the noise scale
+    is ``σ = eps·W^{2/α-1}·H^{-1/α}`` (:func:`effective_noise`); the
+    asymptotes hold for ``σ ≪ 1``, which for α < 2 is reached cheaply by high
+    barriers, since the Lévy exit time does not grow with ``H``.
 
 Time stepping
     The default scheme ``"split"`` is a Lie–Trotter splitting: the drift is
@@ -77,21 +84,21 @@ BGK_BETA = 0.5825971579390106
 #: Left clamp of the explicit Euler scheme, in units of the basin width W.
 EULER_CLAMP = 3.0
 
-#: Defaults of :func:`exit_time_sweep` (see its docstring for the reasons).
+#: Defaults of :func:`exit_time_sweep` (those of config.yaml's ``dynamics``).
 DEFAULT_ALPHAS: tuple[float, ...] = (1.2, 1.5, 1.8, 2.0)
 DEFAULT_EPS = 1.0
 DEFAULT_HEIGHTS: tuple[float, ...] = (2.0, 3.0, 4.0, 5.0, 6.0)
 DEFAULT_WIDTHS: tuple[float, ...] = (0.5, 0.707, 1.0, 1.414, 2.0)
-DEFAULT_HEIGHT_FIXED = 4.0
+DEFAULT_HEIGHT_FIXED = 64.0
 DEFAULT_WIDTH_FIXED = 1.0
-DEFAULT_DT_REL = 0.02
-DEFAULT_N_PARTICLES = 2000
+DEFAULT_DT_REL = 0.05
+DEFAULT_N_PARTICLES = 1000
 DEFAULT_HORIZON = 1000.0
 
 SWEEP_COLUMNS = [
     "alpha", "height", "width", "eps", "mean", "ci_low", "ci_high", "n_particles",
     "n_censored", "estimator", "sweep", "n_exits", "log_se", "level", "dt", "horizon",
-    "scheme",
+    "scheme", "sigma", "asymptote", "rho", "rho_ci_low", "rho_ci_high",
 ]
 
 # --------------------------------------------------------------------------- noise
@@ -437,7 +444,33 @@ def levy_mean_exit_time_asymptotic(alpha: float, width: float, eps: float) -> fl
     return float((width / eps) ** alpha / levy_right_tail_constant(alpha))
 
 
-# --------------------------------------------------------------------------- sweep
+def effective_noise(
+    alpha: float, height: float | np.ndarray, width: float | np.ndarray, eps: float
+) -> np.ndarray | float:
+    """Noise scale ``σ = eps·W^{2/α-1}·H^{-1/α}`` of the well in its own units (dimensionless).
+
+    With ``x = W·z`` and ``t = (W²/H)·s`` the dynamics become
+    ``dz = -f'(z) ds + σ dL_s`` with ``f(z) = (z² - 1)²``, so the law of
+    ``τ·H/W²`` depends on ``(α, σ)`` only.  Both small-noise asymptotics
+    (Kramers for α = 2, Imkeller–Pavlyukevich for α < 2) are limits ``σ → 0``:
+    a smaller ``eps``, a higher barrier ``H`` or, for α < 2, a narrower basin.
+    """
+    alpha = _check_alpha(alpha)
+    h = np.asarray(height, dtype=float)
+    w = np.asarray(width, dtype=float)
+    out = eps * w ** (2.0 / alpha - 1.0) * h ** (-1.0 / alpha)
+    return float(out) if out.ndim == 0 else out
+
+
+def small_noise_asymptote(alpha: float, height: float, width: float, eps: float) -> float:
+    """The ``eps → 0`` asymptote of the mean exit time (time units).
+
+    α < 2: :func:`levy_mean_exit_time_asymptotic` (no ``H`` in it); α = 2:
+    :func:`kramers_mean_exit_time`.
+    """
+    if _check_alpha(alpha) == 2.0:
+        return kramers_mean_exit_time(height, width, eps)
+    return levy_mean_exit_time_asymptotic(alpha, width, eps)
 
 
 def _sweep_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -447,11 +480,82 @@ def _sweep_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def _sweep_configs(
+    alphas: Sequence[float], heights: Sequence[float], levy_heights: Sequence[float],
+    widths: Sequence[float], height_fixed: float, width_fixed: float,
+) -> list[tuple[float, float, float, str]]:
+    """``(alpha, height, width, sweep)`` of every configuration of :func:`exit_time_sweep`."""
+    configs: list[tuple[float, float, float, str]] = []
+    for a in alphas:
+        hs = heights if a == 2.0 else levy_heights
+        configs += [(a, h, width_fixed, "height") for h in hs]
+        if a < 2.0:
+            configs += [(a, height_fixed, w, "width") for w in widths]
+    return configs
+
+
+def _run_particles(
+    configs: Sequence[tuple[float, float, float, str]], cfg_dt: np.ndarray, eps: float,
+    n_particles: int, horizon: float, seed: int, scheme: str, n_jobs: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simulate ``n_particles`` per configuration; returns ``(config index, times, censored)``."""
+    cfg = np.repeat(np.arange(len(configs)), n_particles)
+    arr = np.array([c[:3] for c in configs], dtype=float)[cfg]
+    ep = np.full(cfg.size, float(eps))
+    dtp = cfg_dt[cfg]
+    n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1))
+    # interleaved chunks, so every process gets a share of every configuration
+    parts = [np.arange(j, cfg.size, n_jobs) for j in range(n_jobs)]
+    seeds = np.random.SeedSequence(seed).spawn(n_jobs)
+    jobs = [(arr[p, 0], arr[p, 1], arr[p, 2], ep[p], dtp[p], horizon, s, scheme)
+            for p, s in zip(parts, seeds, strict=True)]
+    if n_jobs == 1:
+        results = [_sweep_chunk(jobs[0])]
+    else:
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            results = list(pool.map(_sweep_chunk, jobs))
+    times = np.empty(cfg.size)
+    cens = np.empty(cfg.size, dtype=bool)
+    for p, (tt, cc) in zip(parts, results, strict=True):
+        times[p], cens[p] = tt, cc
+    return cfg, times, cens
+
+
+def _config_steps(configs: Sequence[tuple[float, float, float, str]], dt_rel: float,
+                  dt: float | None, horizon: float, scheme: str) -> np.ndarray:
+    """Time step of each configuration: ``dt_rel·W²/(8H)``, or ``dt`` when given."""
+    steps = np.array([relaxation_time(h, w) * dt_rel if dt is None else float(dt)
+                      for _, h, w, _ in configs])
+    for d in steps:
+        _validate_sim(float(d), horizon, scheme)
+    return steps
+
+
+def _check_positive(name: str, values: Iterable[float]) -> None:
+    bad = [v for v in values if not (np.isfinite(v) and v > 0)]
+    if bad:
+        raise ValueError(f"{name} must be > 0, got {bad[0]!r}")
+
+
+def _check_sweep_args(alphas: Sequence[float], heights: Sequence[float],
+                      widths: Sequence[float], eps: float, n_particles: int,
+                      dt_rel: float | None) -> None:
+    if not alphas or not heights or not widths:
+        raise ValueError("alphas, heights, levy_heights and widths must all be non-empty")
+    for name, values in (("barrier height", heights), ("basin width", widths), ("eps", [eps])):
+        _check_positive(name, values)
+    if n_particles < 1:
+        raise ValueError(f"n_particles must be >= 1, got {n_particles}")
+    if dt_rel is not None and not (np.isfinite(dt_rel) and 0 < dt_rel <= 1):
+        raise ValueError(f"dt_rel must lie in (0, 1], got {dt_rel!r}")
+
+
 def exit_time_sweep(
     alphas: Iterable[float] = DEFAULT_ALPHAS,
     heights: Iterable[float] = DEFAULT_HEIGHTS,
     widths: Iterable[float] = DEFAULT_WIDTHS,
     *,
+    levy_heights: Iterable[float] | None = None,
     height_fixed: float = DEFAULT_HEIGHT_FIXED,
     width_fixed: float = DEFAULT_WIDTH_FIXED,
     eps: float = DEFAULT_EPS,
@@ -464,111 +568,61 @@ def exit_time_sweep(
     scheme: str = "split",
     n_jobs: int = 1,
 ) -> pd.DataFrame:
-    """Mean exit time versus barrier height (width fixed) and versus width (height fixed).
+    """Mean exit time versus barrier height and, for α < 2, versus basin width.
 
-    For each α: ``sweep="height"`` rows vary ``H`` over ``heights`` at
-    ``W = width_fixed``; ``sweep="width"`` rows vary ``W`` over ``widths`` at
-    ``H = height_fixed``.  The two sweeps are simulated independently (the
-    shared point is simulated twice).  Each configuration gets ``n_particles``
-    particles; the mean and CI come from :func:`mean_exit_time`.
+    Configurations (all at noise scale ``eps``):
 
-    Time step: ``dt = dt_rel·W²/(8H)``, a fixed fraction of each basin's
-    relaxation time ``1/U''(-W)``, so every configuration is resolved equally
-    well and the discretisation error (for α = 2 the discrete-monitoring delay,
-    ``≈ 1.65·√(dt_rel/8)`` barrier widths ``eps·W/(2√H)``, i.e. ≈ 8 % at
-    ``dt_rel = 0.02``) is the same in every row and cancels in the slopes.
-    Pass ``dt`` (time units) to use one fixed step instead.
+    * α = 2: ``sweep="height"`` rows over ``heights`` at ``W = width_fixed``.
+      Brownian exit times grow like ``exp(H/eps²)``, so only moderate ``H/eps²``
+      can be simulated.
+    * α < 2: ``sweep="height"`` rows over ``levy_heights`` (default: ``heights``)
+      at ``W = width_fixed``, and ``sweep="width"`` rows over ``widths`` at
+      ``H = height_fixed``.  Lévy exit times stay of the order of the jump
+      asymptote however high the barrier, so the heights can be taken large
+      enough for the effective noise :func:`effective_noise` to be small,
+      which is where the Imkeller–Pavlyukevich asymptote applies.
 
-    Defaults and why:
-
-    * ``eps = 1`` so ``D = eps² = 1`` and ``H/eps² = H``.  ``H ∈ {2, …, 6}``:
-      exact Brownian mean exit times go from 2.3 to 40 time units, ``log τ``
-      rising with slope ≈ 0.72 per unit H (``1/eps² = 1`` minus the Kramers
-      prefactor's ``1/H``).  Below ``H/eps² ≈ 2`` the barrier is not a barrier;
-      above 6 the Brownian runs become too long for the time budget.
-    * Width sweep at ``H = 4`` over ``W ∈ {0.5, …, 2}`` (a factor 4).  Brownian
-      exit time scales exactly as ``W²`` there (``τ = (W²/H)·g(H/eps²)``).
-    * Lévy noise is "small" when ``eps·W^{2/α-1}·H^{-1/α} ≪ 1``; larger eps
-      at fixed ``H/eps²`` makes it smaller (for α < 2), which is why eps = 1
-      rather than a smaller value.  For α = 1.8 this number hardly moves with
-      eps (exponent ``1 - 2/α ≈ -0.1``), so its exit times stay a factor ≈ 2
-      below the jump asymptotic and keep some height dependence.
-    * ``dt_rel = 0.02``; ``n_particles = 2000`` (≈ ±4.5 % CI per mean);
-      ``horizon = 1000`` time units, > 20× every mean, so censoring is rare
-      and handled by the estimator when it happens.
-    * Measured (2-core VM): 56 s CPU in one process (``n_jobs = 1``); 73 s CPU
-      in all with ``n_jobs = 2`` (≈ 37 s per process, so ≈ 40 s wall when the
-      cores are free).
+    Each configuration gets ``n_particles`` particles; mean and interval from
+    :func:`mean_exit_time`.  Time step ``dt = dt_rel·W²/(8H)``, a fixed fraction
+    of the basin's relaxation time, so every configuration is resolved alike in
+    the well's own units (pass ``dt`` for one fixed step instead).  The cost is
+    ``Σ min(τ, horizon)/dt`` particle-steps, i.e. grows like ``1/(dt_rel·σ^α)``
+    per α < 2 particle.
 
     Seeds: one ``SeedSequence(seed)`` child per process chunk, so the result
     depends on ``seed`` and ``n_jobs`` only.
 
-    Returns a DataFrame with columns ``SWEEP_COLUMNS``: ``alpha, height, width,
-    eps, mean, ci_low, ci_high, n_particles, n_censored, estimator, sweep``
-    plus ``n_exits, log_se`` (s.e. of log mean), ``level, dt, horizon, scheme``.
+    Returns columns ``SWEEP_COLUMNS``: ``alpha, height, width, eps, mean, ci_low,
+    ci_high, n_particles, n_censored, estimator, sweep, n_exits, log_se``
+    (s.e. of log mean), ``level, dt, horizon, scheme``, ``sigma``
+    (:func:`effective_noise`), ``asymptote`` (:func:`small_noise_asymptote`)
+    and ``rho = mean/asymptote`` with ``rho_ci_low, rho_ci_high``.
     """
     alphas = [_check_alpha(a) for a in alphas]
     heights = [float(h) for h in heights]
+    levy_heights = heights if levy_heights is None else [float(h) for h in levy_heights]
     widths = [float(w) for w in widths]
-    if not alphas or not heights or not widths:
-        raise ValueError("alphas, heights and widths must all be non-empty")
-    for h in heights + [height_fixed]:
-        _check_well(h, 1.0)
-    for w in widths + [width_fixed]:
-        _check_well(1.0, w)
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be > 0, got {eps!r}")
     n_particles = int(n_particles)
-    if n_particles < 1:
-        raise ValueError(f"n_particles must be >= 1, got {n_particles}")
-    if dt is None:
-        if not (np.isfinite(dt_rel) and 0 < dt_rel <= 1):
-            raise ValueError(f"dt_rel must lie in (0, 1], got {dt_rel!r}")
-    else:
-        _validate_sim(dt, horizon, scheme)
-
-    configs: list[tuple[float, float, float, str]] = []
-    for a in alphas:
-        configs += [(a, h, width_fixed, "height") for h in heights]
-        configs += [(a, height_fixed, w, "width") for w in widths]
-    cfg = np.repeat(np.arange(len(configs)), n_particles)
-    arr = np.array([c[:3] for c in configs], dtype=float)[cfg]
-    al, he, wi = arr[:, 0], arr[:, 1], arr[:, 2]
-    ep = np.full(cfg.size, float(eps))
-    cfg_dt = np.array([
-        relaxation_time(h, w) * dt_rel if dt is None else float(dt) for _, h, w, _ in configs
-    ])
-    for d in cfg_dt:
-        _validate_sim(float(d), horizon, scheme)
-    dtp = cfg_dt[cfg]
-
-    n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1))
-    # interleaved chunks, so every process gets a share of every configuration
-    parts = [np.arange(j, cfg.size, n_jobs) for j in range(n_jobs)]
-    seeds = np.random.SeedSequence(seed).spawn(n_jobs)
-    jobs = [(al[p], he[p], wi[p], ep[p], dtp[p], horizon, s, scheme)
-            for p, s in zip(parts, seeds, strict=True)]
-    if n_jobs == 1:
-        results = [_sweep_chunk(jobs[0])]
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            results = list(pool.map(_sweep_chunk, jobs))
-    times = np.empty(cfg.size)
-    cens = np.empty(cfg.size, dtype=bool)
-    for p, (tt, cc) in zip(parts, results, strict=True):
-        times[p], cens[p] = tt, cc
-
+    _check_sweep_args(alphas, heights + levy_heights + [height_fixed], widths + [width_fixed],
+                      eps, n_particles, None if dt is not None else dt_rel)
+    configs = _sweep_configs(alphas, heights, levy_heights, widths, height_fixed, width_fixed)
+    cfg_dt = _config_steps(configs, dt_rel, dt, horizon, scheme)
+    cfg, times, cens = _run_particles(configs, cfg_dt, eps, n_particles, horizon, seed,
+                                      scheme, n_jobs)
     rows = []
     for i, (a, h, w, sweep) in enumerate(configs):
         sel = cfg == i
         horizon_grid = math.ceil(horizon / cfg_dt[i] - 1e-9) * cfg_dt[i]
         est = mean_exit_time(times[sel], cens[sel], horizon_grid, level)
+        asym = small_noise_asymptote(a, h, w, eps)
         rows.append(dict(
             alpha=a, height=h, width=w, eps=float(eps), mean=est["mean"],
             ci_low=est["ci_low"], ci_high=est["ci_high"], n_particles=n_particles,
             n_censored=est["n_censored"], estimator=est["estimator"], sweep=sweep,
             n_exits=est["n_exits"], log_se=est["log_se"], level=level, dt=cfg_dt[i],
-            horizon=horizon_grid, scheme=scheme,
+            horizon=horizon_grid, scheme=scheme, sigma=effective_noise(a, h, w, eps),
+            asymptote=asym, rho=est["mean"] / asym, rho_ci_low=est["ci_low"] / asym,
+            rho_ci_high=est["ci_high"] / asym,
         ))
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
@@ -579,10 +633,12 @@ def exit_time_sweep(
 def _wls_line(x: np.ndarray, y: np.ndarray, se: np.ndarray, level: float) -> dict[str, float]:
     """Weighted least squares ``y = b0 + b1 x`` with weights ``1/se²``.
 
-    The slope variance ``[(XᵀWX)⁻¹]₁₁`` is multiplied by the reduced χ² when it
-    exceeds 1 (scatter or curvature beyond the stated errors), and the interval
-    uses Student's t with ``n - 2`` degrees of freedom.  Fewer than 3 points:
-    slope only, NaN interval.
+    The points' standard errors are taken as known (each comes from hundreds
+    of independent samples), so the slope variance is ``1/Σ w(x - x̄)²``; it is
+    multiplied by the reduced χ² when that exceeds 1 (scatter or curvature
+    beyond the stated errors), and the interval is ``slope ± z·se`` with ``z``
+    the normal quantile of ``level``.  Fewer than 3 points: slope only, NaN
+    interval.
     """
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(se) & (se > 0)
     x, y, se = x[ok], y[ok], se[ok]
@@ -602,72 +658,140 @@ def _wls_line(x: np.ndarray, y: np.ndarray, se: np.ndarray, level: float) -> dic
                     red_chi2=nan, n=n, dof=0)
     red = float(np.sum(wts * (y - b0 - b1 * x) ** 2) / (n - 2))
     s = math.sqrt(max(1.0, red) / sxx)
-    q = float(stats.t.ppf(0.5 + level / 2.0, n - 2))
+    q = float(stats.norm.ppf(0.5 + level / 2.0))
     return dict(slope=b1, ci_low=b1 - q * s, ci_high=b1 + q * s, se=s, intercept=b0,
                 red_chi2=red, n=n, dof=n - 2)
 
 
+def _log_se(df: pd.DataFrame) -> np.ndarray:
+    """Standard error of ``log(mean)`` per row: ``log_se``, else from the interval."""
+    if "log_se" in df.columns:
+        return df["log_se"].to_numpy(float)
+    if {"ci_low", "ci_high", "level"} <= set(df.columns):
+        z = stats.norm.ppf(0.5 + df["level"].to_numpy(float) / 2.0)
+        return (np.log(df["ci_high"]) - np.log(df["ci_low"])).to_numpy(float) / (2 * z)
+    raise ValueError("exit-time table needs 'log_se' or 'ci_low', 'ci_high', 'level'")
+
+
+def _rows_sigma(rows: pd.DataFrame) -> np.ndarray:
+    if "sigma" in rows.columns:
+        return rows["sigma"].to_numpy(float)
+    return np.array([effective_noise(a, h, w, e) for a, h, w, e in
+                     zip(rows["alpha"], rows["height"], rows["width"], rows["eps"], strict=True)])
+
+
+def height_elasticities(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Local elasticity of the mean exit time in the barrier height, per consecutive pair.
+
+    For each α and each pair of consecutive heights ``H₁ < H₂`` of the height
+    sweep: ``e = (log τ₂ - log τ₁)/(log H₂ - log H₁)`` (dimensionless: the
+    percentage change of ``τ`` per percentage change of ``H``).  ``e = 0`` is
+    height independence (the α < 2 asymptote), Kramers gives ``e ≈ H/eps² - 1``.
+    The two means are independent simulations, so
+    ``se(e) = √(se₁² + se₂²)/(log H₂ - log H₁)`` with ``se = log_se``; the
+    interval is ``e ± z·se`` (normal, ``level``).  Pairs with an undefined mean
+    (all censored) are skipped.  ``sigma_max`` is the larger effective noise
+    of the pair (the one further from the asymptote).
+
+    Columns: ``alpha, height_low, height_high, sigma_max, elasticity, ci_low,
+    ci_high, se``; rows ordered by α then height.
+    """
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    d = df[df["sweep"] == "height"].assign(_se=_log_se(df[df["sweep"] == "height"]))
+    d = d.assign(_sigma=_rows_sigma(d))
+    rows = []
+    for alpha, g in d.groupby("alpha", sort=True):
+        g = g.sort_values("height")
+        g = g[np.isfinite(g["mean"].to_numpy(float)) & (g["mean"] > 0)]
+        h, m = g["height"].to_numpy(float), g["mean"].to_numpy(float)
+        se, sig = g["_se"].to_numpy(float), g["_sigma"].to_numpy(float)
+        for i in range(len(g) - 1):
+            dx = math.log(h[i + 1] / h[i])
+            e = math.log(m[i + 1] / m[i]) / dx
+            s = math.hypot(se[i], se[i + 1]) / dx
+            rows.append(dict(alpha=float(alpha), height_low=h[i], height_high=h[i + 1],
+                             sigma_max=float(max(sig[i], sig[i + 1])), elasticity=e,
+                             ci_low=e - z * s, ci_high=e + z * s, se=s))
+    cols = ["alpha", "height_low", "height_high", "sigma_max", "elasticity", "ci_low",
+            "ci_high", "se"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _fit_sweep(s: pd.DataFrame, log_x: bool, level: float) -> dict[str, float]:
+    mean = s["mean"].to_numpy(float)
+    good = np.isfinite(mean) & (mean > 0)
+    x = s["_x"].to_numpy(float)
+    x = np.log(x) if log_x else x
+    return _wls_line(x[good], np.log(mean[good]), s["_se"].to_numpy(float)[good], level)
+
+
+def _top_of_height_sweep(g: pd.DataFrame, elast: pd.DataFrame) -> dict[str, float]:
+    """Elasticity between the two largest heights and ``rho`` at the largest, NaN if absent."""
+    out = dict.fromkeys(["height_elasticity", "height_elasticity_ci_low",
+                         "height_elasticity_ci_high", "height_elasticity_sigma", "rho_top",
+                         "rho_top_ci_low", "rho_top_ci_high"], float("nan"))
+    if len(elast):
+        e = elast.iloc[-1]
+        out.update(height_elasticity=float(e["elasticity"]),
+                   height_elasticity_ci_low=float(e["ci_low"]),
+                   height_elasticity_ci_high=float(e["ci_high"]),
+                   height_elasticity_sigma=float(e["sigma_max"]))
+    top = g[g["sweep"] == "height"].sort_values("height").tail(1)
+    if len(top) and "rho" in top.columns:
+        t = top.iloc[0]
+        out.update(rho_top=float(t["rho"]), rho_top_ci_low=float(t["rho_ci_low"]),
+                   rho_top_ci_high=float(t["rho_ci_high"]))
+    return out
+
+
 def fit_exit_slopes(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per α: slope of ``log(mean)`` vs ``H`` and exponent of ``mean`` in ``W``.
+    """Per α: the height and width laws of the mean exit time ``τ``, with intervals.
 
-    Height sweep: ``log E τ = b0 + b1·H`` (``b1`` per energy unit; Kramers
-    predicts ``≈ 1/eps² - 1/H`` for α = 2, ≈ 0 for α < 2).  Width sweep:
-    ``log E τ = c0 + c1·log W`` (``c1`` dimensionless; ≈ α for every α,
-    2 for Brownian).  Fits are weighted least squares with weights
-    ``1/log_se²`` (``log_se = 1/√(exits)``, the exponential-MLE standard error of
-    ``log mean``), slope variance inflated by the reduced χ² when > 1, t-interval
-    with ``n - 2`` dof (see ``_wls_line``).  Rows whose mean is undefined (all
-    particles censored) are left out and counted in ``*_n_all_censored``.
+    * ``height_slope``: WLS slope of ``log τ`` on ``H`` over the height sweep
+      (per energy unit; Kramers: ``≈ 1/eps² - 1/H``).
+      ``height_slope_theory``: for α = 2 the same fit to the exact Brownian
+      mean exit time (:func:`brownian_mean_exit_time`), NaN for α < 2.
+    * ``height_elasticity``: the local elasticity ``d log τ/d log H`` between
+      the two largest heights (:func:`height_elasticities`; asymptote 0 for
+      α < 2), with ``height_elasticity_ci_low/high`` and
+      ``height_elasticity_sigma`` (the larger effective noise of the pair).
+    * ``width_exponent``: WLS slope of ``log τ`` on ``log W`` over the width
+      sweep (asymptote α for α < 2), with interval and ``width_sigma_max``,
+      the largest effective noise of the sweep; NaN without width rows.
+    * ``rho_top``: ``mean/asymptote`` at the largest height, with interval.
 
-    Columns: ``alpha, eps, height_slope, height_slope_ci_low, height_slope_ci_high,
-    height_slope_se, height_red_chi2, height_n, height_n_all_censored,
-    height_slope_theory, width_exponent, width_exponent_ci_low,
-    width_exponent_ci_high, width_exponent_se, width_red_chi2, width_n,
-    width_n_all_censored, width_exponent_theory, level``.
-    ``height_slope_theory`` is, for α = 2, the least-squares slope of the log
-    of the exact Brownian mean exit time (:func:`brownian_mean_exit_time`) over
-    the same heights (≈ ``1/eps² - 1/H``), and 0 for α < 2;
-    ``width_exponent_theory`` is α (exact for α = 2, small-noise limit for α < 2).
+    WLS fits weight each point by ``1/log_se²`` (``log_se = 1/√exits``),
+    inflate the slope variance by the reduced χ² when it exceeds 1 and use a
+    normal interval (``_wls_line``).  Rows whose mean is
+    undefined (all particles censored) are left out and counted in
+    ``*_n_all_censored``.
     """
     need = {"alpha", "height", "width", "eps", "mean", "sweep"}
     missing = need - set(df.columns)
     if missing:
         raise ValueError(f"exit-time table lacks columns {sorted(missing)}")
-    if "log_se" in df.columns:
-        se_all = df["log_se"].to_numpy(float)
-    elif {"ci_low", "ci_high", "level"} <= set(df.columns):
-        z = stats.norm.ppf(0.5 + df["level"].to_numpy(float) / 2.0)
-        se_all = (np.log(df["ci_high"]) - np.log(df["ci_low"])).to_numpy(float) / (2 * z)
-    else:
-        raise ValueError("exit-time table needs 'log_se' or 'ci_low', 'ci_high', 'level'")
-    df = df.assign(_se=se_all)
+    df = df.assign(_se=_log_se(df))
+    df = df.assign(_sigma=_rows_sigma(df))
+    elast = height_elasticities(df, level)
     rows = []
     for alpha, g in df.groupby("alpha", sort=True):
         eps_vals = g["eps"].unique()
         if eps_vals.size != 1:
             raise ValueError(f"alpha={alpha}: several eps values {eps_vals}; fit each eps apart")
         row: dict[str, Any] = dict(alpha=float(alpha), eps=float(eps_vals[0]))
-        for sweep, xcol, key, tkey in (
-            ("height", "height", "height_slope", "height"),
-            ("width", "width", "width_exponent", "width"),
-        ):
-            s = g[g["sweep"] == sweep]
-            mean = s["mean"].to_numpy(float)
-            good = np.isfinite(mean) & (mean > 0)
-            x = s[xcol].to_numpy(float)
-            if sweep == "width":
-                x = np.log(x)
-            fit = _wls_line(x[good], np.log(mean[good]), s["_se"].to_numpy(float)[good], level)
-            row[key] = fit["slope"]
-            row[f"{key}_ci_low"] = fit["ci_low"]
-            row[f"{key}_ci_high"] = fit["ci_high"]
-            row[f"{key}_se"] = fit["se"]
-            row[f"{tkey}_red_chi2"] = fit["red_chi2"]
-            row[f"{tkey}_n"] = fit["n"]
-            row[f"{tkey}_n_all_censored"] = int((~np.isfinite(mean)).sum())
-        row["height_slope_theory"] = 0.0
+        for sweep, key, log_x in (("height", "height_slope", False),
+                                  ("width", "width_exponent", True)):
+            s = g[g["sweep"] == sweep].sort_values(sweep)
+            fit = _fit_sweep(s.assign(_x=s[sweep]), log_x, level)
+            row.update({key: fit["slope"], f"{key}_ci_low": fit["ci_low"],
+                        f"{key}_ci_high": fit["ci_high"], f"{key}_se": fit["se"],
+                        f"{sweep}_red_chi2": fit["red_chi2"], f"{sweep}_n": fit["n"],
+                        f"{sweep}_n_all_censored": int((~np.isfinite(s["mean"])).sum()),
+                        f"{sweep}_sigma_max": float(s["_sigma"].max()) if len(s) else np.nan})
+        row.update(_top_of_height_sweep(g, elast[elast["alpha"] == alpha]))
+        row["height_slope_theory"] = np.nan
         hs = g[g["sweep"] == "height"]
-        if alpha == 2.0 and len(hs) >= 2 and hs["height"].nunique() >= 2:
+        if alpha == 2.0 and hs["height"].nunique() >= 2:
             exact = [brownian_mean_exit_time(h, w, row["eps"])
                      for h, w in zip(hs["height"], hs["width"], strict=True)]
             row["height_slope_theory"] = float(np.polyfit(hs["height"], np.log(exact), 1)[0])
@@ -698,31 +822,93 @@ def _combine(states: Sequence[str]) -> str:
     return "inconclusive"
 
 
+def _finish(states: Sequence[str], notes: Sequence[str], fixes: Sequence[str], what: str,
+            reason: str) -> tuple[str, str]:
+    """Verdict string and detail: the statistic sentence, the notes, what would decide."""
+    verdict = _combine(states)
+    detail = what + " " + "; ".join(notes) + "."
+    if verdict == "inconclusive":
+        verdict = f"inconclusive ({reason})"
+        todo = sorted(set(fixes))
+        detail += " To decide: " + "; ".join(todo) + "." if todo else ""
+    return verdict, detail
+
+
+def _num(x: float) -> float | None:
+    """``x`` as a float, or None (JSON null) when it is not finite."""
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def _interval_state(lo: float, hi: float, inside: tuple[float, float]) -> str:
+    """pass if ``[lo, hi]`` lies inside ``inside``, fail if disjoint from it, else unclear."""
+    if not np.isfinite([lo, hi]).all():
+        return "unclear"
+    a, b = inside
+    return _three_way(a <= lo and hi <= b, hi < a or lo > b)
+
+
+def _c4_levy_states(r: pd.Series, emax: float, tol: float, smax: float
+                    ) -> tuple[list[str], list[str], list[str]]:
+    """States, notes and fixes of one α < 2 row of the C4 slope table."""
+    a = float(r["alpha"])
+    states, notes, fixes = [], [], []
+    lo, hi = float(r["height_elasticity_ci_low"]), float(r["height_elasticity_ci_high"])
+    sig = float(r["height_elasticity_sigma"])
+    if not sig <= smax:
+        st = "unclear"
+        fixes.append("raise dynamics.levy_heights (effective noise above dynamics.c4.max_sigma)")
+    else:
+        st = _interval_state(lo, hi, (-emax, emax))
+        if st == "unclear":
+            fixes.append("raise dynamics.particles (narrower intervals)")
+    states.append(st)
+    notes.append(f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
+                 f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}")
+    lo, hi = float(r["width_exponent_ci_low"]), float(r["width_exponent_ci_high"])
+    sig = float(r["width_sigma_max"])
+    if not sig <= smax:
+        st = "unclear"
+        fixes.append("raise dynamics.height_fixed (effective noise above dynamics.c4.max_sigma)")
+    else:
+        st = _interval_state(lo, hi, (a - tol, a + tol))
+        if st == "unclear":
+            fixes.append("raise dynamics.particles (narrower intervals)")
+    states.append(st)
+    notes.append(f"alpha={a:g} width exponent {r['width_exponent']:.3g} [{lo:.3g}, {hi:.3g}] "
+                 f"at sigma<={sig:.3g} vs {a:g}±{tol:g}: {st}")
+    return states, notes, fixes
+
+
 def claim_c4_verdict(slopes: pd.DataFrame, thresholds: Mapping[str, float]) -> dict[str, Any]:
     """Verdict on C4 from the table of :func:`fit_exit_slopes`.
 
     Thresholds (all required): ``brownian_min_height_slope`` (per energy unit),
-    ``levy_max_height_slope_ratio`` (dimensionless), ``width_exponent_tolerance``.
-    Three conditions, each judged on confidence intervals:
+    ``levy_max_height_elasticity``, ``width_exponent_tolerance``, ``max_sigma``.
+    Conditions, each judged on an interval:
 
-    1. Brownian exponential growth: the α = 2 height slope CI lies above
-       ``brownian_min_height_slope`` (pass); its upper end below it (fail).
-    2. Lévy height independence, each α < 2: ``r = |slope_α|/slope_2``.  Its
-       interval is built from the two CIs conservatively
-       (``r_hi = max|CI_α| / CI_2,low``; ``r_lo = min|CI_α| / CI_2,high``, 0 if
-       CI_α contains 0).  Pass if ``r_hi < levy_max_height_slope_ratio``, fail
-       if ``r_lo`` exceeds it.
-    3. Lévy polynomial width law, each α < 2: the width-exponent CI lies inside
-       ``α ± width_exponent_tolerance`` (pass); entirely outside it (fail).
+    1. Brownian exponential growth: the α = 2 slope of ``log τ`` on ``H`` has
+       its interval above ``brownian_min_height_slope`` (pass) or below (fail).
+    2. Lévy height independence, each α < 2: the elasticity ``d log τ/d log H``
+       between the two largest heights has its interval inside
+       ``±levy_max_height_elasticity`` (pass) or entirely outside (fail).
+    3. Lévy polynomial width law, each α < 2: the interval of the exponent of
+       ``τ`` in ``W`` lies inside ``α ± width_exponent_tolerance`` (pass) or
+       entirely outside (fail).
 
-    Any fail → "not supported"; all pass → "supported"; otherwise (an interval
-    overlaps a threshold, or is missing) → "inconclusive".  ``statistic`` names
-    the largest Lévy/Brownian height-slope ratio, ``value`` is it.
+    Conditions 2 and 3 are statements about the small-noise limit: they are
+    judged only where the effective noise (:func:`effective_noise`) of every
+    point used is at most ``max_sigma``; elsewhere they are "unclear" and the
+    detail names the setting that lowers σ.  Any fail → "not supported", all
+    pass → "supported", otherwise "inconclusive (reason)".  ``value`` is the
+    α < 2 elasticity largest in absolute value, ``ci_low/ci_high`` its interval.
     """
-    keys = ["brownian_min_height_slope", "levy_max_height_slope_ratio", "width_exponent_tolerance"]
+    keys = ["brownian_min_height_slope", "levy_max_height_elasticity",
+            "width_exponent_tolerance", "max_sigma"]
     _need_keys(thresholds, keys, "C4")
     need = {"alpha", "height_slope", "height_slope_ci_low", "height_slope_ci_high",
-            "width_exponent", "width_exponent_ci_low", "width_exponent_ci_high"}
+            "height_elasticity", "height_elasticity_ci_low", "height_elasticity_ci_high",
+            "height_elasticity_sigma", "width_exponent", "width_exponent_ci_low",
+            "width_exponent_ci_high", "width_sigma_max"}
     if need - set(slopes.columns):
         raise ValueError(f"slope table lacks columns {sorted(need - set(slopes.columns))}")
     b = slopes[slopes["alpha"] == 2.0]
@@ -733,49 +919,36 @@ def claim_c4_verdict(slopes: pd.DataFrame, thresholds: Mapping[str, float]) -> d
         raise ValueError("C4 needs at least one alpha < 2 row")
     b = b.iloc[0]
     bmin = float(thresholds["brownian_min_height_slope"])
-    rmax = float(thresholds["levy_max_height_slope_ratio"])
-    tol = float(thresholds["width_exponent_tolerance"])
-    states: list[str] = []
-    notes: list[str] = []
-
     blo, bhi = float(b["height_slope_ci_low"]), float(b["height_slope_ci_high"])
-    st = _three_way(blo > bmin, bhi < bmin)
-    states.append(st)
-    notes.append(f"alpha=2 height slope {b['height_slope']:.3g} [{blo:.3g}, {bhi:.3g}] "
-                 f"vs min {bmin:g}: {st}")
-    ratios = []
+    st = _interval_state(blo, bhi, (bmin, math.inf))
+    states, fixes = [st], ["raise dynamics.particles (narrower intervals)"] * (st == "unclear")
+    notes = [f"alpha=2 height slope {b['height_slope']:.3g} [{blo:.3g}, {bhi:.3g}] "
+             f"vs min {bmin:g}: {st}"]
     for _, r in levy.iterrows():
-        a = float(r["alpha"])
-        lo, hi = float(r["height_slope_ci_low"]), float(r["height_slope_ci_high"])
-        ratio = abs(float(r["height_slope"])) / float(b["height_slope"])
-        ratios.append(ratio)
-        if not all(np.isfinite([lo, hi, blo, bhi])) or blo <= 0:
-            st = "unclear"
-            r_lo, r_hi = float("nan"), float("nan")
-        else:
-            r_hi = max(abs(lo), abs(hi)) / blo
-            r_lo = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi)) / bhi
-            st = _three_way(r_hi < rmax, r_lo > rmax)
-        states.append(st)
-        notes.append(f"alpha={a:g} height-slope ratio {ratio:.3g} [{r_lo:.3g}, {r_hi:.3g}] "
-                     f"vs max {rmax:g}: {st}")
-        elo, ehi = float(r["width_exponent_ci_low"]), float(r["width_exponent_ci_high"])
-        if not np.isfinite([elo, ehi]).all():
-            st = "unclear"
-        else:
-            st = _three_way(a - tol <= elo and ehi <= a + tol, ehi < a - tol or elo > a + tol)
-        states.append(st)
-        notes.append(f"alpha={a:g} width exponent {r['width_exponent']:.3g} [{elo:.3g}, "
-                     f"{ehi:.3g}] vs {a:g}±{tol:g}: {st}")
+        s, n, f = _c4_levy_states(r, float(thresholds["levy_max_height_elasticity"]),
+                                  float(thresholds["width_exponent_tolerance"]),
+                                  float(thresholds["max_sigma"]))
+        states, notes, fixes = states + s, notes + n, fixes + f
+    worst = levy.loc[levy["height_elasticity"].abs().idxmax()] if levy[
+        "height_elasticity"].notna().any() else levy.iloc[0]
+    regime = any("max_sigma" in f for f in fixes)
+    verdict, detail = _finish(
+        states, notes, fixes,
+        "Statistic: for alpha < 2, the elasticity d log(mean exit time)/d log(height) between "
+        "the two largest simulated heights (0 in the eps -> 0 limit), with the width exponent "
+        "and the Brownian slope of log(mean exit time) on height as further conditions.",
+        "not in the small-noise regime" if regime else "intervals overlap thresholds")
     return dict(
-        verdict=_combine(states),
-        statistic="max |height slope(alpha<2)| / height slope(alpha=2)",
-        value=float(max(ratios)),
-        detail="; ".join(notes),
+        verdict=verdict,
+        statistic="d log tau / d log H at the largest heights, the alpha < 2 value largest in size",
+        value=_num(worst["height_elasticity"]),
+        ci_low=_num(worst["height_elasticity_ci_low"]),
+        ci_high=_num(worst["height_elasticity_ci_high"]),
+        detail=detail,
     )
 
 
-# --------------------------------------------------------------------------- paths (C5)
+# --------------------------------------------------------------------------- paths
 
 
 def sample_paths(
@@ -831,186 +1004,425 @@ def sample_paths(
     return t, out
 
 
-def jump_ratio_by_window(
-    path_increments: np.ndarray,
-    windows: Iterable[int],
-    summary: str = "median",
-    level: float = 0.95,
-) -> pd.DataFrame:
-    """Largest over typical increment, as a function of the window length.
 
-    ``path_increments``: 1-D (one path) or 2-D (independent paths × steps).
-    Each path is cut into non-overlapping windows of ``n`` increments (a
-    trailing remainder is dropped); in each window the ratio
-    ``max|ΔX| / median|ΔX|`` is computed (dimensionless, scale-free).  For
-    Gaussian increments it grows like ``√(2 log n)``; for SαS like ``n^{1/α}``.
+# --------------------------------------------------------------------------- C5: jumps
 
-    The per-window ratios are then summarised over all windows of all paths by
-    ``summary``:
 
-    * ``"median"`` (default): for α < 2 the ratio itself has a power-law tail of
-      index α, so its mean has infinite variance and a standard error from the
-      sample s.d. is meaningless; the median is robust.  ``ratio_se`` is half
-      the distribution-free order-statistic ``level`` interval of the median
-      divided by ``z_{level}``.
-    * ``"mean"``: plain average, ``ratio_se = s.d./√(windows)`` (trustworthy
-      for α = 2 only).
+#: Run statuses (results/tables/runs.csv) whose noise does not count for C5 (SGD).
+EXCLUDED_STATUSES: tuple[str, ...] = ("diverged", "not_trained")
 
-    Returns columns ``window, ratio, ratio_se, ratio_mean, ratio_median,
-    n_windows, summary`` (``ratio`` is the chosen summary).
+SHARE_COLUMNS = [
+    "noise", "family", "alpha", "df", "window", "share", "share_ci_low", "share_ci_high",
+    "log_se", "n_paths", "auc_vs_gaussian", "auc_se",
+]
+
+
+def noise_list(alphas: Iterable[float], student_df: float | None) -> list[dict[str, Any]]:
+    """The noises of the C5 check: SαS for each α (α = 2: Gaussian), then Student t(df).
+
+    Each entry: ``noise`` (label), ``family`` (``stable``, ``gaussian`` or
+    ``student_t``), ``alpha`` (NaN for t) and ``df`` (NaN for SαS).
     """
-    if summary not in ("median", "mean"):
-        raise ValueError(f"summary must be 'median' or 'mean', got {summary!r}")
-    inc = np.abs(np.atleast_2d(np.asarray(path_increments, dtype=float)))
-    if inc.ndim != 2:
-        raise ValueError(f"path_increments must be 1-D or 2-D, got shape {inc.shape}")
+    out = []
+    for a in sorted({_check_alpha(a) for a in alphas}):
+        fam = "gaussian" if a == 2.0 else "stable"
+        out.append(dict(noise="Gaussian" if a == 2.0 else f"SaS({a:g})", family=fam,
+                        alpha=a, df=float("nan")))
+    if student_df is not None:
+        if not (np.isfinite(student_df) and student_df > 2):
+            raise ValueError(f"student_df must be > 2 (finite variance), got {student_df!r}")
+        out.append(dict(noise=f"t({student_df:g})", family="student_t", alpha=float("nan"),
+                        df=float(student_df)))
+    return out
+
+
+def draw_increments(size: int | tuple[int, ...], rng: np.random.Generator,
+                    noise: Mapping[str, Any]) -> np.ndarray:
+    """I.i.d. draws of one :func:`noise_list` entry: SαS(1) (:func:`sas_increments`) or t(df)."""
+    if noise["family"] == "student_t":
+        return rng.standard_t(float(noise["df"]), size)
+    return sas_increments(float(noise["alpha"]), size, rng)
+
+
+def largest_step_share(increments: np.ndarray) -> np.ndarray:
+    """Largest single step over the range of the walk, one value per row.
+
+    Row ``(ΔX_1, …, ΔX_n)`` defines the walk ``X_0 = 0``, ``X_k = ΔX_1 + … + ΔX_k``;
+    the statistic is ``max_k |ΔX_k| / (max_k X_k - min_k X_k)`` (``k = 0 … n``),
+    in ``[1/n, 1]`` and scale-free.  For a Lévy motion with α < 2 both the
+    largest jump and the range grow like ``n^{1/α}``, so its law tends to a
+    non-degenerate limit: flat in ``n``.  With finite variance the range
+    grows like ``√n`` and the largest step more slowly (``√(2 log n)`` for
+    Gaussian steps, ``n^{1/ν}`` for Student t(ν)), so it falls to 0.
+    """
+    inc = np.atleast_2d(np.asarray(increments, dtype=float))
+    if inc.ndim != 2 or inc.shape[1] < 1:
+        raise ValueError(f"increments must be 1-D or 2-D with >= 1 step, got {inc.shape}")
     if not np.isfinite(inc).all():
-        raise ValueError("path_increments contain NaN or inf")
-    n_steps = inc.shape[1]
+        raise ValueError("increments contain NaN or inf")
+    walk = np.cumsum(inc, axis=1)
+    span = np.maximum(walk.max(axis=1), 0.0) - np.minimum(walk.min(axis=1), 0.0)
+    if np.any(span == 0):
+        raise ValueError("a walk with all steps 0 has no range")
+    return np.abs(inc).max(axis=1) / span
+
+
+def median_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Median with its distribution-free order-statistic interval (normal approximation).
+
+    For ``k`` values sorted ``v_(0) ≤ … ≤ v_(k-1)`` the interval is
+    ``[v_(j), v_(u)]``, ``j = ⌊k/2 - z√k/2⌋``, ``u = ⌈k/2 + z√k/2⌉`` (clipped to
+    the sample), ``z`` the two-sided normal quantile of ``level``.
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    k = v.size
+    if k == 0:
+        raise ValueError("no values")
     z = float(stats.norm.ppf(0.5 + level / 2.0))
-    rows = []
-    for n in windows:
-        n = int(n)
-        if not (2 <= n <= n_steps):
-            raise ValueError(f"window {n} must lie in [2, {n_steps}] (the path length)")
-        m = n_steps // n
-        blocks = inc[:, : m * n].reshape(inc.shape[0] * m, n)
-        med = np.median(blocks, axis=1)
-        if np.any(med == 0):
-            raise ValueError(f"window {n}: median |increment| is 0 in some window")
-        ratio = blocks.max(axis=1) / med
-        k = ratio.size
-        mean = float(ratio.mean())
-        median = float(np.median(ratio))
-        if summary == "mean":
-            se = float(ratio.std(ddof=1) / math.sqrt(k)) if k > 1 else float("nan")
-        else:
-            srt = np.sort(ratio)
-            j = int(math.floor(k / 2 - z * math.sqrt(k) / 2))
-            u = int(math.ceil(k / 2 + z * math.sqrt(k) / 2))
-            se = float((srt[u] - srt[j]) / (2 * z)) if 0 <= j and u < k else float("nan")
-        rows.append(dict(window=n, ratio=median if summary == "median" else mean, ratio_se=se,
-                         ratio_mean=mean, ratio_median=median, n_windows=k, summary=summary))
-    return pd.DataFrame(rows)
+    j = max(int(math.floor(k / 2 - z * math.sqrt(k) / 2)), 0)
+    u = min(int(math.ceil(k / 2 + z * math.sqrt(k) / 2)), k - 1)
+    return float(np.median(v)), float(v[j]), float(v[u])
 
 
-def jump_ratio_table(
+def auc(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``A = P(X > Y) + P(X = Y)/2`` from two samples, with Hanley–McNeil (1982) s.e.
+
+    ``A = U/(m n)`` (Mann–Whitney U of ``x``);
+    ``se² = [A(1-A) + (m-1)(Q1-A²) + (n-1)(Q2-A²)]/(m n)``, ``Q1 = A/(2-A)``,
+    ``Q2 = 2A²/(1+A)``.  ``A = 0.5``: the two samples cannot be told apart.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    m, n = x.size, y.size
+    a = float(stats.mannwhitneyu(x, y).statistic / (m * n))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (m - 1) * (q1 - a * a) + (n - 1) * (q2 - a * a)) / (m * n)
+    return a, float(math.sqrt(max(var, 0.0)))
+
+
+def _shares_of(noise: Mapping[str, Any], n_paths: int, window: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """:func:`largest_step_share` of ``n_paths`` independent walks of ``window`` steps."""
+    rows = max(1, (1 << 22) // window)  # about 32 MiB of increments per draw
+    parts = []
+    for start in range(0, n_paths, rows):
+        k = min(rows, n_paths - start)
+        parts.append(largest_step_share(draw_increments((k, window), rng, noise)))
+    return np.concatenate(parts)
+
+
+def jump_share_table(
     alphas: Iterable[float],
     windows: Iterable[int],
     n_paths: int,
-    n_steps: int,
     rng: np.random.Generator,
-    summary: str = "median",
+    *,
+    student_df: float | None = 3.0,
+    level: float = 0.95,
 ) -> pd.DataFrame:
-    """:func:`jump_ratio_by_window` for free Lévy motion at several α, stacked.
+    """:func:`largest_step_share` against the window length, per noise of :func:`noise_list`.
 
-    Increments of free Lévy motion are i.i.d. ``eps·dt^{1/α}·S``; the ratio is
-    scale-free, so ``eps`` and ``dt`` drop out and plain ``S`` are used.
-    Columns: ``alpha`` then those of :func:`jump_ratio_by_window`.
+    Every (noise, window) gets its own ``n_paths`` independent walks of
+    ``window`` steps, so the rows are independent of one another.  Per row:
+    ``share`` = median over the walks with its order-statistic interval
+    (:func:`median_interval`), ``log_se = (log ci_high - log ci_low)/(2z)``,
+    and ``auc_vs_gaussian`` = :func:`auc` of the noise's values against the
+    Gaussian's at the same window (0.5: indistinguishable; needs α = 2 in
+    ``alphas``).  Columns: :data:`SHARE_COLUMNS`.
     """
-    windows = list(windows)
-    frames = []
-    for a in alphas:
-        inc = sas_increments(_check_alpha(a), (int(n_paths), int(n_steps)), rng)
-        frames.append(jump_ratio_by_window(inc, windows, summary).assign(alpha=float(a)))
-    out = pd.concat(frames, ignore_index=True)
-    return out[["alpha"] + [c for c in out.columns if c != "alpha"]]
-
-
-def fit_jump_ratio_slopes(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per α: slope of ``log ratio`` vs ``log window`` (WLS, as in :func:`fit_exit_slopes`).
-
-    Weights ``1/se²`` with ``se = ratio_se/ratio`` (delta method).  Also
-    reports the ratio at the shortest window.  Columns: ``alpha, slope,
-    slope_ci_low, slope_ci_high, slope_se, dof, short_window, short_ratio,
-    short_ratio_se``.
-    """
-    need = {"alpha", "window", "ratio", "ratio_se"}
-    if need - set(table.columns):
-        raise ValueError(f"jump-ratio table lacks columns {sorted(need - set(table.columns))}")
+    noises = noise_list(alphas, student_df)
+    if not any(nz["family"] == "gaussian" for nz in noises):
+        raise ValueError("alphas must include 2.0 (the Gaussian reference)")
+    n_paths = int(n_paths)
+    if n_paths < 10:
+        raise ValueError(f"n_paths must be >= 10, got {n_paths}")
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
     rows = []
-    for a, g in table.groupby("alpha", sort=True):
+    for n in sorted({int(w) for w in windows}):
+        if n < 2:
+            raise ValueError(f"windows must be >= 2 steps, got {n}")
+        shares = {nz["noise"]: _shares_of(nz, n_paths, n, rng) for nz in noises}
+        gauss = shares["Gaussian"]
+        for nz in noises:
+            v = shares[nz["noise"]]
+            med, lo, hi = median_interval(v, level)
+            a, a_se = auc(v, gauss)
+            rows.append(dict(nz, window=n, share=med, share_ci_low=lo, share_ci_high=hi,
+                             log_se=(math.log(hi) - math.log(lo)) / (2 * z), n_paths=n_paths,
+                             auc_vs_gaussian=a, auc_se=a_se))
+    return pd.DataFrame(rows, columns=SHARE_COLUMNS)
+
+
+def fit_jump_share_slopes(table: pd.DataFrame, long_from: int,
+                          level: float = 0.95) -> pd.DataFrame:
+    """Per noise: log-log slope of the median share on the window over windows ≥ ``long_from``.
+
+    WLS of ``log share`` on ``log window`` with weights ``1/log_se²`` (rows are
+    independent walks, see :func:`jump_share_table`), interval from
+    ``_wls_line``.  Asymptotes: 0 for SαS with α < 2, ``-1/2 + 1/ν`` for
+    t(ν), ``-1/2`` (up to a log) for Gaussian.  Also the shortest window's
+    ``auc_vs_gaussian`` with a normal ``level`` interval.
+    Columns: ``noise, family, alpha, df, slope, slope_ci_low, slope_ci_high,
+    slope_se, n_long, short_window, short_auc, short_auc_ci_low, short_auc_ci_high``.
+    """
+    need = {"noise", "family", "alpha", "df", "window", "share", "log_se", "auc_vs_gaussian",
+            "auc_se"}
+    if need - set(table.columns):
+        raise ValueError(f"jump-share table lacks columns {sorted(need - set(table.columns))}")
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    rows = []
+    for name, g in table.groupby("noise", sort=False):
         g = g.sort_values("window")
-        fit = _wls_line(
-            np.log(g["window"].to_numpy(float)),
-            np.log(g["ratio"].to_numpy(float)),
-            (g["ratio_se"] / g["ratio"]).to_numpy(float),
-            level,
-        )
+        long = g[g["window"] >= long_from]
+        fit = _wls_line(np.log(long["window"].to_numpy(float)),
+                        np.log(long["share"].to_numpy(float)),
+                        long["log_se"].to_numpy(float), level)
         first = g.iloc[0]
+        a, a_se = float(first["auc_vs_gaussian"]), float(first["auc_se"])
         rows.append(dict(
-            alpha=float(a), slope=fit["slope"], slope_ci_low=fit["ci_low"],
-            slope_ci_high=fit["ci_high"], slope_se=fit["se"], dof=fit["dof"],
-            short_window=int(first["window"]), short_ratio=float(first["ratio"]),
-            short_ratio_se=float(first["ratio_se"]),
+            noise=name, family=first["family"], alpha=first["alpha"], df=first["df"],
+            slope=fit["slope"], slope_ci_low=fit["ci_low"], slope_ci_high=fit["ci_high"],
+            slope_se=fit["se"], n_long=int(len(long)), short_window=int(first["window"]),
+            short_auc=a, short_auc_ci_low=a - z * a_se, short_auc_ci_high=a + z * a_se,
         ))
     return pd.DataFrame(rows)
 
 
+def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[str],
+                                                                 list[str]]:
+    """States, notes and fixes of one noise row of the C5 slope table."""
+    lo, hi = float(r["slope_ci_low"]), float(r["slope_ci_high"])
+    fix_n = "raise dynamics.paths.n_paths (narrower intervals)"
+    fix_w = "add longer dynamics.paths.windows"
+    if r["family"] != "stable":  # control: a finite-variance walk must show a falling share
+        st = _interval_state(lo, hi, (-math.inf, -dmax))
+        word = {"pass": "separates", "fail": "does not separate"}.get(st, "interval too wide")
+        fixes = {"pass": [], "fail": [fix_w]}.get(st, [fix_n])
+        note = (f"control {r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] must be "
+                f"< -{dmax:g}: {word}")
+        return ["pass" if st == "pass" else "unclear"], [note], fixes
+    st = _interval_state(lo, hi, (-dmax, math.inf))
+    states, fixes = [st], [fix_n] * (st == "unclear")
+    notes = [f"{r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] vs > -{dmax:g}: {st}"]
+    alo, ahi = float(r["short_auc_ci_low"]), float(r["short_auc_ci_high"])
+    st = _interval_state(alo, ahi, (-math.inf, amax))
+    states.append(st)
+    fixes += [fix_n] * (st == "unclear")
+    notes.append(f"{r['noise']} window-{int(r['short_window'])} AUC vs Gaussian "
+                 f"{r['short_auc']:.3g} [{alo:.3g}, {ahi:.3g}] vs < {amax:g}: {st}")
+    return states, notes, fixes
+
+
 def claim_c5_verdict(
-    table: pd.DataFrame, thresholds: Mapping[str, float], level: float = 0.95
+    table: pd.DataFrame, thresholds: Mapping[str, float], long_from: int, level: float = 0.95
 ) -> dict[str, Any]:
-    """Verdict on C5 from a :func:`jump_ratio_table` (must include α = 2).
+    """Verdict on C5 (simulated paths) from a :func:`jump_share_table`.
 
-    Thresholds (required): ``min_slope_excess`` — how much faster (in log-log
-    slope of ratio vs window) each α < 2 must grow than the Gaussian, whose
-    ``√(2 log n)`` growth has local slope ``1/(2 log n)`` ≈ 0.05–0.2;
-    ``max_short_window_ratio`` — "looks Gaussian over short windows": the α < 2
-    ratio at the shortest window divided by the Gaussian's must stay below it.
+    Thresholds (required): ``max_decay`` and ``max_short_auc``.  From
+    :func:`fit_jump_share_slopes` (windows ≥ ``long_from``):
 
-    Per α < 2: slope excess ``Δ = slope_α - slope_2`` with interval
-    ``Δ ± t·√(se_α² + se_2²)`` (t with the smaller dof): pass if the interval is
-    above ``min_slope_excess``, fail if below.  Short-window ratio
-    ``q = r_α/r_2`` with a delta-method normal interval: pass if its upper end
-    is below ``max_short_window_ratio``, fail if its lower end is above.  Any
-    fail → "not supported", all pass → "supported", else "inconclusive".
-    ``value`` is the smallest slope excess among α < 2.
+    1. Controls, Gaussian and t(ν): the slope interval must lie below
+       ``-max_decay`` (a finite-variance walk's share falls); otherwise the
+       statistic does not separate them at these windows → "unclear".
+    2. Long windows, each α < 2: slope interval above ``-max_decay`` (the
+       largest jump keeps its share of the range: pass), below (fail).
+    3. Short windows, each α < 2: the AUC of its shares against the
+       Gaussian's at the shortest window has its normal interval below
+       ``max_short_auc`` (hard to tell from Gaussian: pass) or above (fail).
+
+    Any fail → "not supported", all pass → "supported", else
+    "inconclusive (reason)".  ``value``: the smallest α < 2 slope, with its
+    interval.
     """
-    keys = ["min_slope_excess", "max_short_window_ratio"]
-    _need_keys(thresholds, keys, "C5")
-    s = fit_jump_ratio_slopes(table, level)
-    g = s[s["alpha"] == 2.0]
-    levy = s[s["alpha"] < 2.0]
-    if len(g) != 1 or levy.empty:
-        raise ValueError("C5 needs one alpha = 2 (Gaussian) entry and at least one alpha < 2")
-    g = g.iloc[0]
-    dmin = float(thresholds["min_slope_excess"])
-    qmax = float(thresholds["max_short_window_ratio"])
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
-    states, notes, excess = [], [], []
-    for _, r in levy.iterrows():
-        d = float(r["slope"] - g["slope"])
-        excess.append(d)
-        dof = min(int(r["dof"]), int(g["dof"]))
-        se = math.sqrt(float(r["slope_se"]) ** 2 + float(g["slope_se"]) ** 2)
-        if dof < 1 or not np.isfinite(se):
-            st, lo, hi = "unclear", float("nan"), float("nan")
-        else:
-            q = float(stats.t.ppf(0.5 + level / 2.0, dof))
-            lo, hi = d - q * se, d + q * se
-            st = _three_way(lo > dmin, hi < dmin)
-        states.append(st)
-        notes.append(f"alpha={r['alpha']:g} slope {r['slope']:.3g} vs Gaussian {g['slope']:.3g}:"
-                     f" excess {d:.3g} [{lo:.3g}, {hi:.3g}] vs min {dmin:g}: {st}")
-        if int(r["short_window"]) != int(g["short_window"]):
-            raise ValueError("alpha < 2 and alpha = 2 tables use different shortest windows")
-        qv = float(r["short_ratio"] / g["short_ratio"])
-        qse = qv * math.hypot(r["short_ratio_se"] / r["short_ratio"],
-                              g["short_ratio_se"] / g["short_ratio"])
-        if not np.isfinite(qse):
-            st = "unclear"
-        else:
-            st = _three_way(qv + z * qse < qmax, qv - z * qse > qmax)
-        states.append(st)
-        notes.append(f"alpha={r['alpha']:g} short-window ({int(r['short_window'])}) ratio vs "
-                     f"Gaussian {qv:.3g} ± {z * qse:.2g} vs max {qmax:g}: {st}")
+    _need_keys(thresholds, ["max_decay", "max_short_auc"], "C5")
+    dmax, amax = float(thresholds["max_decay"]), float(thresholds["max_short_auc"])
+    s = fit_jump_share_slopes(table, long_from, level)
+    fams = set(s["family"])
+    if not {"gaussian", "student_t", "stable"} <= fams:
+        raise ValueError("C5 needs Gaussian, Student-t and at least one alpha < 2 noise")
+    states, notes, fixes = [], [], []
+    for _, r in s.iterrows():
+        st, nt, fx = _c5_state(r, dmax, amax)
+        states, notes, fixes = states + st, notes + nt, fixes + fx
+    levy = s[s["family"] == "stable"]
+    worst = levy.loc[levy["slope"].idxmin()] if levy["slope"].notna().any() else levy.iloc[0]
+    ctrl_bad = any(n.startswith("control") and "does not" in n for n in notes)
+    verdict, detail = _finish(
+        states, notes, fixes,
+        f"Statistic: the log-log slope, over windows of {long_from} or more steps, of the "
+        "median share of the walk's range taken by its largest single step (0 for alpha < 2 "
+        "stable noise, negative with finite variance), each window from its own independent "
+        "walks, with the AUC against Gaussian walks at the shortest window.",
+        "statistic does not separate finite variance" if ctrl_bad
+        else "intervals overlap thresholds")
     return dict(
-        verdict=_combine(states),
-        statistic="min over alpha<2 of (log-log slope of max/median |increment| vs window "
-                  "minus the Gaussian's)",
-        value=float(min(excess)),
-        detail="; ".join(notes),
+        verdict=verdict,
+        statistic=f"smallest alpha<2 slope of log median(largest step / range) on log window "
+                  f"(windows >= {long_from})",
+        value=_num(worst["slope"]),
+        ci_low=_num(worst["slope_ci_low"]),
+        ci_high=_num(worst["slope_ci_high"]),
+        detail=detail,
     )
+
+
+def walk_paths(noises: Sequence[Mapping[str, Any]], n_steps: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """One walk ``X_0 = 0, X_k = ΔX_1 + … + ΔX_k`` per noise (unit scale), ``(len, n_steps+1)``.
+
+    For SαS this is the free Lévy motion of :func:`sample_paths` at ``dt = 1``,
+    ``eps = 1``.
+    """
+    out = np.zeros((len(noises), int(n_steps) + 1))
+    for i, nz in enumerate(noises):
+        out[i, 1:] = np.cumsum(draw_increments(int(n_steps), rng, nz))
+    return out
+
+
+# --------------------------------------------------------------------------- C5 on SGD
+
+
+def _window_shares(x: np.ndarray, window: int) -> np.ndarray:
+    """Shares of the non-overlapping windows of each row of 2-D ``x``, each window mean-centred."""
+    k = x.shape[1] // window
+    if k == 0:
+        return np.empty(0)
+    w = x[:, : k * window].reshape(-1, window)
+    return largest_step_share(w - w.mean(axis=1, keepdims=True))
+
+
+def sequence_shares(sequences: Sequence[np.ndarray], window: int) -> list[np.ndarray]:
+    """Per sequence: :func:`largest_step_share` of each of its non-overlapping windows.
+
+    Each window of ``window`` consecutive values, minus the window's own mean
+    (so that a slow drift of the level along the sequence does not become a
+    trend of the walk), is taken as the steps of a walk; a trailing remainder
+    shorter than ``window`` is dropped, and a sequence shorter than ``window``
+    gives no values.
+    """
+    window = int(window)
+    if window < 2:
+        raise ValueError(f"window must be >= 2, got {window}")
+    return [_window_shares(np.asarray(s, dtype=float)[None, :], window) for s in sequences]
+
+
+def sgd_jump_share(sequences: Sequence[np.ndarray], window: int, rng: np.random.Generator,
+                   *, n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+    """Pooled median share over every window of every sequence, with a bootstrap interval.
+
+    ``value``: median of all :func:`sequence_shares`.  Interval: percentile
+    bootstrap resampling whole sequences with replacement (windows of one
+    sequence stay together), ``n_boot`` replicates.
+    """
+    per = [v for v in sequence_shares(sequences, window) if v.size]
+    n_win = int(sum(v.size for v in per))
+    if not per:
+        return dict(value=float("nan"), ci_low=float("nan"), ci_high=float("nan"),
+                    n_sequences=0, n_windows=0)
+    reps = np.empty(int(n_boot))
+    for b in range(reps.size):
+        pick = rng.integers(0, len(per), len(per))
+        reps[b] = np.median(np.concatenate([per[i] for i in pick]))
+    lo, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5 + level / 2.0])
+    return dict(value=float(np.median(np.concatenate(per))), ci_low=float(lo),
+                ci_high=float(hi), n_sequences=len(per), n_windows=n_win)
+
+
+def calibrate_jump_share(
+    lengths: Sequence[int], window: int, rng: np.random.Generator, *,
+    alphas: Iterable[float], student_df: float, n_rep: int = 200, level: float = 0.95,
+) -> pd.DataFrame:
+    """What :func:`sgd_jump_share`'s value is for i.i.d. noise of the same lengths.
+
+    For each noise of :func:`noise_list` (absolute values, since noise norms
+    are positive): ``n_rep`` times, one sequence of ``|noise|`` per entry of
+    ``lengths``, pooled median share as in :func:`sgd_jump_share`.  Returns per
+    noise the central ``level`` band and median of those replicates:
+    ``noise, family, alpha, df, band_low, band_median, band_high, n_rep``
+    (NaN bands when no length reaches ``window``).
+    """
+    counts = pd.Series(np.asarray(lengths, dtype=int)).value_counts().sort_index()
+    counts = counts[counts.index >= window]
+    rows = []
+    for nz in noise_list(alphas, student_df):
+        reps = np.full(int(n_rep) if len(counts) else 1, np.nan)
+        for r in range(reps.size if len(counts) else 0):
+            vals = [_window_shares(np.abs(draw_increments((int(c), int(n)), rng, nz)), window)
+                    for n, c in counts.items()]
+            reps[r] = np.median(np.concatenate(vals))
+        lo, med, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5, 0.5 + level / 2.0])
+        rows.append(dict(nz, band_low=lo, band_median=med, band_high=hi, n_rep=int(n_rep)))
+    return pd.DataFrame(rows)
+
+
+def norm_sequences(norms: pd.DataFrame, runs: pd.DataFrame, split: str = "train",
+                   axes: Sequence[str] | None = None) -> tuple[list[np.ndarray], dict[str, int]]:
+    """Noise-norm sequences of the usable runs, one per run × checkpoint, in minibatch order.
+
+    ``norms``: ``results/tables/noise_norms.parquet`` (grid axes, ``step, split,
+    minibatch, norm``); ``runs``: ``results/tables/runs.csv`` (grid axes,
+    ``status``).  Runs with a status in :data:`EXCLUDED_STATUSES` are left out
+    and counted.  Returns the sequences (``split`` only) and counts
+    ``runs, used, diverged, not_trained``.
+    """
+    from .grid import AXES
+
+    axes = list(AXES if axes is None else axes)
+    bad = runs["status"].isin(EXCLUDED_STATUSES)
+    counts = {"runs": int(len(runs)), "used": int((~bad).sum())}
+    counts.update({s: int((runs["status"] == s).sum()) for s in EXCLUDED_STATUSES})
+    keep = runs.loc[~bad, axes]
+    d = norms[norms["split"] == split].merge(keep, on=axes, how="inner")
+    seqs = [g.sort_values("minibatch")["norm"].to_numpy(float)
+            for _, g in d.groupby(axes + ["step"], sort=True)]
+    return seqs, counts
+
+
+def claim_c5_sgd_verdict(sgd: Mapping[str, Any], bands: pd.DataFrame,
+                         counts: Mapping[str, int], window: int,
+                         min_windows: int) -> dict[str, Any]:
+    """Verdict on C5 for SGD: the SGD share against the calibration bands.
+
+    ``sgd`` from :func:`sgd_jump_share`, ``bands`` from
+    :func:`calibrate_jump_share`.  Let ``u_t`` be the upper end of the t(ν)
+    band and ``l_s`` the lower end of the band of the mildest stable noise
+    (largest α < 2).  Fewer than ``min_windows`` SGD windows → inconclusive.
+    Interval above ``u_t``: larger largest-step shares than finite-variance
+    t(ν) sequences of the same lengths give → "supported".  Interval below
+    ``l_s``: smaller than even the mildest stable noise → "not supported".
+    Otherwise inconclusive; when ``u_t ≥ l_s`` the sequences are too short for
+    the statistic to tell t(ν) from that stable noise.
+    """
+    t = bands[bands["family"] == "student_t"].iloc[0]
+    s = bands[bands["family"] == "stable"].sort_values("alpha").iloc[-1]
+    u_t, l_s = float(t["band_high"]), float(s["band_low"])
+    lo, hi, n_win = float(sgd["ci_low"]), float(sgd["ci_high"]), int(sgd["n_windows"])
+    what = (f"Statistic: median over windows of {window} consecutive minibatches (one "
+            "checkpoint of one usable run each) of the share of the walk's range taken by "
+            "its largest step, the walk's steps being the gradient-noise norms ||U_p|| minus "
+            f"their window mean; compared with |{t['noise']}| and |{s['noise']}| sequences of "
+            f"the same lengths ({t['noise']} band upper end {u_t:.3g}, {s['noise']} band lower end "
+            f"{l_s:.3g}).")
+    runs = (f"runs used {counts.get('used', 0)} of {counts.get('runs', 0)} (excluded: "
+            + ", ".join(f"{counts.get(k, 0)} {k}" for k in EXCLUDED_STATUSES) + ")")
+    note = f"SGD share {sgd['value']:.3g} [{lo:.3g}, {hi:.3g}] from {n_win} windows; {runs}"
+    if n_win < min_windows:
+        verdict = "inconclusive (too little SGD data)"
+        note += (f". To decide: more usable runs or checkpoints, or a smaller "
+                 f"dynamics.sgd.window (needs >= {min_windows} windows)")
+    elif lo > u_t:
+        verdict = "supported"
+    elif hi < l_s:
+        verdict = "not supported"
+    elif u_t >= l_s:
+        verdict = "inconclusive (sequences too short to separate)"
+        note += (". To decide: a larger dynamics.sgd.window, which needs more minibatches "
+                 "per checkpoint (a smaller batch size in the grid)")
+    else:
+        verdict = "inconclusive (between finite-variance and stable bands)"
+        note += ". To decide: more usable runs (a narrower SGD interval)"
+    return dict(verdict=verdict, statistic=f"median largest-step share, windows of {window}",
+                value=_num(sgd["value"]), ci_low=_num(lo), ci_high=_num(hi),
+                detail=f"{what} {note}.")
 
 
 # --------------------------------------------------------------------------- plots
@@ -1053,122 +1465,177 @@ def _alpha_palette(alphas: Sequence[float]) -> dict[float, Any]:
     return cols
 
 
-def _plot_exit(df: pd.DataFrame, sweep: str, pdf, png, theory: bool) -> None:
-    plt, _ = _plt()
-    d = df[df["sweep"] == sweep].sort_values(["alpha", sweep])
-    if d.empty:
-        raise ValueError(f"no rows with sweep == {sweep!r} in the exit-time table")
-    alphas = sorted(d["alpha"].unique())
-    pal = _alpha_palette(alphas)
-    fig, ax = plt.subplots(figsize=(5.0, 3.8))
-    for a in alphas:
-        g = d[d["alpha"] == a]
-        ok = np.isfinite(g["mean"].to_numpy(float))
-        x = g[sweep].to_numpy(float)
-        m = g["mean"].to_numpy(float)
-        err = np.vstack([m - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - m])
-        lab = "α = 2 (Brownian)" if a == 2.0 else f"α = {a:g}"
-        ax.errorbar(x[ok], m[ok], yerr=err[:, ok], color=pal[a], marker="o", ms=4,
-                    capsize=2, label=lab)
-        cens = ~ok
-        if cens.any():
-            ax.plot(x[cens], g["ci_low"].to_numpy(float)[cens], "^", color=pal[a], ms=6,
-                    label=f"α = {a:g}: all censored (lower bound)")
-        if theory:
-            eps = float(g["eps"].iloc[0])
-            xf = np.linspace(x.min(), x.max(), 60)
-            if a == 2.0:
-                if sweep == "height":
-                    th = [brownian_mean_exit_time(h, float(g["width"].iloc[0]), eps) for h in xf]
-                else:
-                    th = [brownian_mean_exit_time(float(g["height"].iloc[0]), w, eps) for w in xf]
-            else:
-                wv = xf if sweep == "width" else np.full_like(xf, float(g["width"].iloc[0]))
-                th = [levy_mean_exit_time_asymptotic(a, w, eps) for w in wv]
-            ax.plot(xf, th, ls="--", lw=0.9, color=pal[a], alpha=0.8)
-    ax.set_yscale("log")
-    if sweep == "width":
-        from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator(sorted(d["width"].unique())))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.set_xlabel("basin half-width W (position units, log scale)")
-        fixed = f"H = {d['height'].iloc[0]:g}"
-    else:
-        ax.set_xlabel("barrier height H (energy units)")
-        fixed = f"W = {d['width'].iloc[0]:g}"
-    ax.set_ylabel("mean exit time (time units, log scale)")
-    ax.set_title(f"Exit from a double well, {fixed}, ε = {d['eps'].iloc[0]:g}\n"
-                 f"(bars: {d['level'].iloc[0] * 100 if 'level' in d else 95:.0f} % CI; "
-                 "dashed: theory)" if theory else f"{fixed}, ε = {d['eps'].iloc[0]:g}",
-                 fontsize=9)
-    ax.legend(fontsize=7, frameon=True)
-    _save(fig, pdf, png)
+
+def _errorbar(ax, x, g: pd.DataFrame, col: str, color, label: str) -> None:
+    """Points of ``g[col]`` with ``col_ci_low/high`` bars; all-censored rows as ▲ lower bounds."""
+    m = g[col].to_numpy(float)
+    lo, hi = g[f"{col}_ci_low"].to_numpy(float), g[f"{col}_ci_high"].to_numpy(float)
+    ok = np.isfinite(m)
+    ax.errorbar(x[ok], m[ok], yerr=np.vstack([m - lo, hi - m])[:, ok], color=color, marker="o",
+                ms=4, capsize=2, label=label)
+    if (~ok).any():
+        ax.plot(x[~ok], lo[~ok], "^", color=color, ms=6, label=f"{label}: all censored")
+
+
+def _label(a: float) -> str:
+    return "α = 2 (Brownian)" if a == 2.0 else f"α = {a:g}"
+
+
+def _ci_columns(df: pd.DataFrame) -> pd.DataFrame:
+    return df.rename(columns={"ci_low": "mean_ci_low", "ci_high": "mean_ci_high"})
 
 
 def plot_exit_time_vs_height(
     df: pd.DataFrame, pdf: str | os.PathLike, png: str | os.PathLike | None = None,
-    theory: bool = True,
 ) -> None:
-    """Mean exit time (log axis) vs barrier height, one line per α, CI error bars.
+    """Mean exit time against barrier height, and its approach to the ε → 0 asymptote.
 
-    Dashed lines: exact Brownian mean exit time (α = 2) and the small-noise Lévy
-    asymptotic (α < 2).  ``png=None``: ``pdf`` is a stem, ``.pdf``/``.png`` added.
+    Left: mean exit time (log) against ``H`` (log), one line per α, interval
+    bars; dashed: the ``eps → 0`` asymptotes (Kramers for α = 2,
+    Imkeller–Pavlyukevich for α < 2, flat in ``H``); dotted (α = 2): the exact
+    Brownian mean exit time.  Right: ``mean/asymptote`` against the effective
+    noise ``σ`` (:func:`effective_noise`) of every simulated point; the claim
+    is about ``σ → 0``.  ``png=None``: ``pdf`` is a stem.
     """
-    _plot_exit(df, "height", pdf, png, theory)
+    plt, _ = _plt()
+    d = _ci_columns(df).sort_values(["alpha", "height"])
+    if d.empty:
+        raise ValueError("empty exit-time table")
+    pal = _alpha_palette(sorted(d["alpha"].unique()))
+    fig, (ax, ar) = plt.subplots(1, 2, figsize=(9.0, 3.9))
+    h = d[d["sweep"] == "height"]
+    for a, g in h.groupby("alpha"):
+        x = g["height"].to_numpy(float)
+        _errorbar(ax, x, g, "mean", pal[a], _label(a))
+        eps, w = float(g["eps"].iloc[0]), float(g["width"].iloc[0])
+        xf = np.geomspace(x.min(), x.max(), 60)
+        ax.plot(xf, [small_noise_asymptote(a, hh, w, eps) for hh in xf], ls="--", lw=0.9,
+                color=pal[a], alpha=0.8)
+        if a == 2.0:
+            ax.plot(xf, [brownian_mean_exit_time(hh, w, eps) for hh in xf], ls=":", lw=1.0,
+                    color=pal[a], label="α = 2: exact mean (quadrature)")
+    for a, g in d.groupby("alpha"):
+        _errorbar(ar, g["sigma"].to_numpy(float), g, "rho", pal[a], _label(a))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("barrier height H (energy units, log scale)")
+    ax.set_ylabel("mean exit time (time units, log scale)")
+    ax.set_title(f"W = {h['width'].iloc[0]:g}, ε = {h['eps'].iloc[0]:g}; bars: "
+                 f"{h['level'].iloc[0] * 100:.0f} % CI\ndashed: ε → 0 asymptotes", fontsize=9)
+    ax.legend(fontsize=7, frameon=True)
+    from matplotlib.ticker import NullFormatter
+
+    ar.axhline(1.0, color="0.4", lw=0.8, ls="--")
+    ar.set_xscale("log")
+    ar.set_yscale("log")
+    for axis in (ar.xaxis, ar.yaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ar.set_xlabel("effective noise σ = ε W^(2/α−1) H^(−1/α) (log scale)")
+    ar.set_ylabel("mean / ε → 0 asymptote (log scale)")
+    ar.set_title("approach to the asymptote as σ → 0\n(height and width sweeps)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, pdf, png)
 
 
 def plot_exit_time_vs_width(
     df: pd.DataFrame, pdf: str | os.PathLike, png: str | os.PathLike | None = None,
-    theory: bool = True,
 ) -> None:
-    """Mean exit time vs basin width on log-log axes, one line per α, CI error bars."""
-    _plot_exit(df, "width", pdf, png, theory)
+    """Mean exit time against basin width (log-log), α < 2, with the ε → 0 asymptotes dashed.
+
+    The asymptote ``π W^α/(Γ(α) sin(πα/2) eps^α)`` is a power law of exponent α.
+    """
+    plt, _ = _plt()
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    d = _ci_columns(df[df["sweep"] == "width"]).sort_values(["alpha", "width"])
+    if d.empty:
+        raise ValueError("no rows with sweep == 'width' in the exit-time table")
+    pal = _alpha_palette(sorted(d["alpha"].unique()))
+    fig, ax = plt.subplots(figsize=(5.0, 3.8))
+    for a, g in d.groupby("alpha"):
+        x = g["width"].to_numpy(float)
+        _errorbar(ax, x, g, "mean", pal[a], _label(a))
+        xf = np.geomspace(x.min(), x.max(), 40)
+        ax.plot(xf, [levy_mean_exit_time_asymptotic(a, w, float(g["eps"].iloc[0])) for w in xf],
+                ls="--", lw=0.9, color=pal[a], alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(sorted(d["width"].unique())))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("basin half-width W (position units, log scale)")
+    ax.set_ylabel("mean exit time (time units, log scale)")
+    ax.set_title(f"H = {d['height'].iloc[0]:g}, ε = {d['eps'].iloc[0]:g}, σ ≤ "
+                 f"{d['sigma'].max():.2g}; bars: {d['level'].iloc[0] * 100:.0f} % CI\n"
+                 "dashed: ε → 0 asymptote ∝ W^α", fontsize=9)
+    ax.legend(fontsize=7, frameon=True)
+    _save(fig, pdf, png)
+
+
+def _noise_colors(labels: Sequence[str]) -> dict[str, Any]:
+    _, sns = _plt()
+    levy = [lab for lab in labels if lab.startswith("SaS")]
+    cols = dict(zip(levy, sns.color_palette("flare", max(len(levy), 1)), strict=False))
+    cols["Gaussian"] = (0.1, 0.1, 0.1)
+    cols.update({lab: (0.15, 0.45, 0.75) for lab in labels if lab.startswith("t(")})
+    return cols
 
 
 def plot_levy_vs_brownian_paths(
-    t: np.ndarray,
     paths: np.ndarray,
-    alphas: Sequence[float],
+    labels: Sequence[str],
+    shares: pd.DataFrame,
     pdf: str | os.PathLike,
     png: str | os.PathLike | None = None,
-    zoom: tuple[float, float] | None = None,
+    zoom_steps: int | None = None,
 ) -> None:
-    """Figure 2 (right): one sample path per α over a long window and a zoomed short one.
+    """Figure 2 (right): one walk per noise, a zoom on its first steps, and the C5 statistic.
 
-    ``paths`` as returned by :func:`sample_paths` (the first path of each α is
-    drawn) or 2-D ``(len(alphas), len(t))``.  ``zoom`` is the short window in
-    time units (default: the first 1 % of ``t``), shaded in the long panels.
+    ``paths``: ``(len(labels), n+1)`` walks (:func:`walk_paths`); ``labels``
+    their :func:`noise_list` names; ``shares``: a :func:`jump_share_table`.
+    Left column: the whole walk, the zoomed steps shaded.  Middle: the first
+    ``zoom_steps`` steps (default ``n/100``) on the *same* y-axis as the whole
+    walk.  Right: median share of the range taken by the largest step against
+    the window (log-log), with intervals, for every noise.
     """
     plt, _ = _plt()
     p = np.asarray(paths, dtype=float)
-    if p.ndim == 3:
-        p = p[:, 0, :]
-    if p.shape != (len(alphas), len(t)):
-        raise ValueError(f"paths shape {p.shape} does not match ({len(alphas)}, {len(t)})")
-    if zoom is None:
-        zoom = (float(t[0]), float(t[0] + 0.01 * (t[-1] - t[0])))
-    pal = _alpha_palette(list(alphas))
-    fig, axes = plt.subplots(len(alphas), 2, figsize=(8.0, 1.6 * len(alphas) + 0.6),
-                             squeeze=False, gridspec_kw={"width_ratios": [2.2, 1]})
-    zsel = (t >= zoom[0]) & (t <= zoom[1])
-    for i, a in enumerate(alphas):
-        lab = "α = 2 (Brownian)" if a == 2.0 else f"α = {a:g}"
-        ax, az = axes[i]
-        ax.plot(t, p[i], lw=0.6, color=pal[a])
-        ax.axvspan(*zoom, color="0.85", zorder=0)
-        ax.set_ylabel(f"{lab}\nX(t)", fontsize=8)
-        az.plot(t[zsel], p[i][zsel], lw=0.8, color=pal[a])
+    if p.ndim != 2 or p.shape[0] != len(labels):
+        raise ValueError(f"paths shape {p.shape} does not match {len(labels)} labels")
+    n = p.shape[1] - 1
+    zoom = max(int(zoom_steps or n // 100), 2)
+    k = np.arange(n + 1)
+    cols = _noise_colors(list(labels))
+    fig = plt.figure(figsize=(10.0, 1.5 * len(labels) + 0.9))
+    gs = fig.add_gridspec(len(labels), 3, width_ratios=[2.0, 1.0, 1.6], wspace=0.45)
+    for i, lab in enumerate(labels):
+        ax = fig.add_subplot(gs[i, 0])
+        az = fig.add_subplot(gs[i, 1], sharey=ax)
+        ax.plot(k, p[i], lw=0.5, color=cols[lab])
+        ax.axvspan(0, zoom, color="0.85", zorder=0)
+        az.plot(k[: zoom + 1], p[i, : zoom + 1], lw=0.8, color=cols[lab])
+        ax.set_ylabel(f"{lab}\nX_k", fontsize=8)
         if i == 0:
-            ax.set_title("long window", fontsize=9)
-            az.set_title(f"short window t ∈ [{zoom[0]:g}, {zoom[1]:g}]", fontsize=9)
-    axes[-1, 0].set_xlabel("time t (time units)")
-    axes[-1, 1].set_xlabel("time t (time units)")
-    fig.suptitle("Lévy motion (α < 2) vs Brownian motion: jumps appear on long windows",
-                 fontsize=10)
-    fig.tight_layout()
+            ax.set_title(f"whole walk, {n} steps", fontsize=9)
+            az.set_title(f"first {zoom} steps, same y-scale", fontsize=9)
+        if i == len(labels) - 1:
+            ax.set_xlabel("step k")
+            az.set_xlabel("step k")
+    ar = fig.add_subplot(gs[:, 2])
+    for lab, g in shares.groupby("noise", sort=False):
+        g = g.sort_values("window")
+        m = g["share"].to_numpy(float)
+        err = np.vstack([m - g["share_ci_low"], g["share_ci_high"] - m])
+        ar.errorbar(g["window"], m, yerr=err, color=cols.get(lab, "0.5"), marker="o", ms=3,
+                    capsize=2, label=lab)
+    ar.set_xscale("log")
+    ar.set_yscale("log")
+    ar.set_xlabel("window (steps, log scale)")
+    ar.set_ylabel("median largest step / range (log scale)")
+    ar.set_title("C5 statistic: flat for α < 2,\nfalling with finite variance", fontsize=9)
+    ar.legend(fontsize=7)
+    fig.suptitle("Walks of i.i.d. SαS, Gaussian and Student-t steps (unit scale)", fontsize=10)
     _save(fig, pdf, png)
 
 

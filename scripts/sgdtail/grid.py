@@ -401,8 +401,12 @@ def allowed_values(schema: Mapping[str, Any], root: Mapping[str, Any] | None = N
         if isinstance(extra, Mapping):
             return "a mapping of names to " + allowed_values(extra, root)
         return "a mapping"
+    if isinstance(kind, list):  # e.g. [number, "null"]: each type in words, "or" between
+        return " or ".join(allowed_values({**schema, "type": k}, root) for k in kind)
     if kind in _TYPE_NAMES:
         text = _TYPE_NAMES[kind]
+        if kind == "null":
+            return text
         if kind == "string" and schema.get("minLength"):
             text = "a non-empty string"
         bounds = _bounds(schema)

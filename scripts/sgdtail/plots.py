@@ -53,6 +53,12 @@ VALIDATION_ESTIMATORS = {
     "hill": "Hill (k = √n)",
     "mohammadi_robust_zeros_kept": "robust, zeros kept",
 }
+GAUSSIAN_LABELS = {
+    "mohammadi_reference": "reference",
+    "mohammadi_robust": "robust",
+    "hill": "Hill (▲ capped)",
+    "per_coordinate_median": "per-coordinate median",
+}
 PITFALL_LABELS = {
     "gauss_zeros_1pct": "Gaussian,\n1% exact zeros",
     "gauss_zeros_10pct": "Gaussian,\n10% exact zeros",
@@ -471,10 +477,14 @@ def plot_noise_norm_histogram(
 
 
 def plot_estimator_validation(
-    table: pd.DataFrame, pdf: str | Path, png: str | Path, y_max: float = 2.6
+    table: pd.DataFrame, pdf: str | Path, png: str | Path, y_max: float = 2.6,
+    gaussian: pd.DataFrame | None = None, minimums: pd.DataFrame | None = None,
 ) -> None:
     """Estimated against true α on SαS samples (one panel per estimator, hue = sample size),
-    and the pitfall cases (Gaussian data, true α = 2) in a panel of their own.
+    the pitfall cases (Gaussian data, true α = 2) in a panel of their own, and, given
+    ``gaussian`` (:func:`sgdtail.validation.gaussian_readings`) and ``minimums``
+    (:func:`sgdtail.validation.minimum_sample_table`), what Gaussian data read at each
+    sample size beside the configured minimum sizes.
 
     Points: mean over repeats; bars/bands: range over repeats. Values above
     ``y_max`` (Hill on Gaussian data) are drawn as ▲ at the top edge with their value.
@@ -513,13 +523,54 @@ def plot_estimator_validation(
     sub_top.legend(handles=handles, title="sample size", loc="center left",
                    bbox_to_anchor=(1.0, 0.5), frameon=False)
     sub_top.suptitle("SαS samples of known α: mean over repeats, band = range", fontsize=10)
+    with_sizes = gaussian is not None and minimums is not None and not gaussian.empty
+    ratios = [2.2, 1.0, 1.0] if with_sizes else [1.0]
+    bottom = sub_bottom.subplots(1, len(ratios), width_ratios=ratios, squeeze=False)[0]
     if not pit.empty:
-        _pitfall_panel(sub_bottom.subplots(1, 1), pit, y_max)
-        sub_bottom.suptitle(
-            "Pitfalls of the pooled estimate (Gaussian data, true α = 2): mean over sizes and "
-            "repeats, bars = range", fontsize=10,
-        )
+        _pitfall_panel(bottom[0], pit, y_max)
+    if with_sizes:
+        _gaussian_size_panels(bottom[1], bottom[2], gaussian, minimums, y_max)
+    sub_bottom.suptitle(
+        "Gaussian data (true α = 2): the pitfalls of the pooled estimate (mean over sizes and "
+        "repeats, bars = range)" + ("; what each estimator reads at each sample size, and the "
+                                    "smallest samples the tables use" if with_sizes else ""),
+        fontsize=10,
+    )
     save_figure(fig, pdf, png)
+
+
+def _gaussian_size_panels(
+    ax_pooled: plt.Axes, ax_coord: plt.Axes, gaussian: pd.DataFrame, minimums: pd.DataFrame,
+    y_max: float,
+) -> None:
+    """α̂ of Gaussian data against the pooled sample size and against the number of minibatches
+    P of the per-coordinate estimator; band 2 ± tolerance, dotted line at the configured
+    minimum."""
+    tol = float(minimums["tolerance"].iloc[0])
+    configured = minimums.groupby("kind")["configured_minimum"].first()
+    panels = [(ax_pooled, "pooled", "values n (pooled)"),
+              (ax_coord, "per_coordinate", "minibatches P (per coordinate)")]
+    colors = dict(zip(GAUSSIAN_LABELS, sns.color_palette("colorblind", len(GAUSSIAN_LABELS)),
+                      strict=True))
+    for ax, kind, xlabel in panels:
+        d = gaussian[gaussian.kind == kind]
+        ax.axhspan(2 - tol, 2 + tol, color="grey", alpha=0.15, lw=0)
+        for name, g in d.groupby("estimator", sort=False):
+            means = g.groupby("size")["alpha_hat"].agg(["mean", "min", "max"])
+            shown = means["mean"].clip(upper=y_max * 0.98)
+            ax.plot(means.index, shown, marker="o", color=colors[name],
+                    label=GAUSSIAN_LABELS[name])
+            if (means["mean"] > y_max).any():
+                ax.text(means.index[-1], y_max * 0.9, f"{means['mean'].iloc[-1]:.1f}",
+                        ha="right", fontsize=7, color=colors[name])
+        if kind in configured.index:
+            ax.axvline(configured[kind], color="k", ls=":", lw=0.9,
+                       label=f"configured minimum ({int(configured[kind]):,})")
+        ax.set_xscale("log")
+        ax.set_ylim(0, y_max)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"Gaussian data, band 2 ± {tol:g}", fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
 
 
 def _pitfall_panel(ax: plt.Axes, pit: pd.DataFrame, y_max: float) -> None:

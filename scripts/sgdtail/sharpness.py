@@ -1,19 +1,29 @@
-"""Sharpness of the minima SGD reaches, and its correlation with the tail index (claim C6).
+"""Sharpness of the end points SGD reaches, and its relation to the tail index (claim C6).
 
 The review argues that heavier-tailed gradient noise (smaller α) makes SGD
 leave narrow minima quickly (see :mod:`sgdtail.dynamics`), so runs with smaller
-α should end in wider, flatter minima.  Here a run's end point is summarised by
-two sharpness measures of its mean training loss, and the claim becomes: across
-runs, sharpness increases with α (positive Spearman correlation).
+α should end in wider, flatter minima.  What is tested here is narrower: within
+families of comparable runs (same data set, architecture, loss and learning
+rate), flatter end points go with smaller final α̂, i.e. a positive rank
+correlation between α̂ and sharpness.  Only end points that are minima enter
+(:func:`exclusion_reasons`); families are combined by one correlation of
+within-family ranks (:func:`within_family_spearman`).
+
+Two sharpness measures of the mean training loss at a run's end point:
+:func:`random_direction_sharpness` (filter-normalised, Li et al. 2018; the
+primary one, invariant to the rescalings of ReLU layers that leave the network
+unchanged) and :func:`top_hessian_eigenvalue` (λ_max, not invariant to them).
 
 Units: losses in the loss function's own units (nats for cross-entropy);
 the top Hessian eigenvalue in loss units per squared parameter unit;
-:func:`random_direction_sharpness` in loss units.
+:func:`random_direction_sharpness` in loss units; gradient norms in loss units
+per parameter unit.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +31,29 @@ import numpy as np
 from scipy import stats
 
 if TYPE_CHECKING:  # torch is imported by the functions that compute on networks, so that
-    import torch  # the figure job (C6 verdict and plot only) starts ~1.7 s faster
+    import pandas as pd  # the figure job (C6 verdict and plot only) starts ~1.7 s faster
+    import torch
     from torch import nn
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+#: run statuses (``run.json``, ``summary.csv``) of runs that trained; any other status
+#: (``diverged``, ``not_trained``, ...) keeps a run out of C6
+TRAINED_STATUSES = ("completed", "converged")
+#: grid axes shared by the runs of one family of comparable runs (the learning rate is one:
+#: SGD settles where λ_max ≲ 2/η, so runs at different η are not compared)
+FAMILY_AXES = ("dataset", "arch", "loss", "lr")
+#: the sharpness measures as (column, label); the first is the primary one (the verdict's)
+MEASURES = (
+    ("random_direction_sharpness", "filter-normalised random-direction sharpness"),
+    ("top_hessian_eigenvalue", "top Hessian eigenvalue λ_max"),
+)
+#: per-run fields of sharpness.json that the C6 table needs (NaN where a run lacks them)
+SHARPNESS_FIELDS = (
+    "finite_weights", "top_hessian_eigenvalue", "power_converged", "power_iterations_used",
+    "power_relative_residual", "random_direction_sharpness", "gradient_norm",
+    "gradient_noise_norm", "gradient_to_noise",
+)
 
 
 def _params(model: nn.Module) -> list[torch.Tensor]:
@@ -44,25 +73,50 @@ def _mean_loss(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tens
     return loss
 
 
+def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((u * v).sum() for u, v in zip(a, b, strict=True))
+
+
+def _rayleigh(hv: Sequence[torch.Tensor], v: Sequence[torch.Tensor]) -> tuple[float, float, float]:
+    """``(θ, ‖Hv‖, ‖Hv − θv‖/|θ|)`` for a unit vector ``v`` and ``hv = Hv``."""
+    import torch
+
+    theta = float(_dot(hv, v))
+    hnorm = float(torch.sqrt(_dot(hv, hv)))
+    r = [h - theta * u for h, u in zip(hv, v, strict=True)]
+    residual = float(torch.sqrt(_dot(r, r)))
+    if not all(math.isfinite(t) for t in (theta, hnorm, residual)):
+        raise FloatingPointError("non-finite Hessian-vector product; check the loss")
+    if theta == 0:
+        return theta, hnorm, 0.0 if hnorm == 0 else math.inf
+    return theta, hnorm, residual / abs(theta)
+
+
 def top_hessian_eigenvalue(
     model: nn.Module,
     loss_fn: LossFn,
     x: torch.Tensor,
     y: torch.Tensor,
-    iters: int = 20,
+    iters: int = 50,
     seed: int = 0,
-    tol: float = 1e-4,
-) -> float:
+    tol: float = 1e-2,
+) -> dict[str, Any]:
     """Largest-magnitude eigenvalue of the Hessian of the mean training loss on ``(x, y)``.
 
     Power iteration on Hessian-vector products ``Hv = ∇(∇L·v)`` (double
     backward, no Hessian is formed), over all parameters with
     ``requires_grad``.  The start vector is Gaussian from ``torch.Generator``
-    seeded with ``seed``.  Stops after ``iters`` iterations or when the Rayleigh
-    quotient ``vᵀHv`` changes by less than ``tol`` relative.  Returns that
-    Rayleigh quotient (loss units per squared parameter unit); power iteration
-    finds the eigenvalue of largest modulus, which near a minimum is the top
-    (positive) one.  The model is put in eval mode (dropout off, batch-norm
+    seeded with ``seed``.  Iteration ``k`` computes, for its unit vector
+    ``v``, the Rayleigh quotient ``θ = vᵀHv`` and the residual
+    ``‖Hv − θv‖``; it stops, converged, at the first ``k`` where the residual
+    is at most ``tol·|θ|`` (H is symmetric, so an eigenvalue then lies within
+    ``tol·|θ|`` of ``θ``), or unconverged after ``iters`` iterations.  Power
+    iteration finds the eigenvalue of largest modulus, which near a minimum
+    is the top (positive) one.
+
+    Returns ``dict(eigenvalue=θ, converged, iterations=k,
+    relative_residual=‖Hv − θv‖/|θ|)`` (θ in loss units per squared
+    parameter unit).  The model is put in eval mode (dropout off, batch-norm
     running statistics) during the computation and its mode restored after.
     ``(x, y)`` is one batch: pass the whole training set or a fixed subset.
     """
@@ -70,32 +124,26 @@ def top_hessian_eigenvalue(
 
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be > 0, got {tol!r}")
     params = _params(model)
     was_training = model.training
     model.eval()
     try:
-        loss = _mean_loss(model, loss_fn, x, y)
-        grads = torch.autograd.grad(loss, params, create_graph=True)
+        grads = torch.autograd.grad(_mean_loss(model, loss_fn, x, y), params, create_graph=True)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
-        norm = torch.sqrt(sum((u * u).sum() for u in v))
-        v = [u / norm for u in v]
-        lam = None
-        for _ in range(int(iters)):
-            gv = sum((g * u).sum() for g, u in zip(grads, v, strict=True))
-            hv = torch.autograd.grad(gv, params, retain_graph=True)
-            new = float(sum((h * u).sum() for h, u in zip(hv, v, strict=True)))
-            hnorm = torch.sqrt(sum((h * h).sum() for h in hv))
-            if not math.isfinite(new) or not torch.isfinite(hnorm):
-                raise FloatingPointError("non-finite Hessian-vector product; check the loss")
-            if float(hnorm) == 0.0:
-                return 0.0
-            v = [h.detach() / hnorm for h in hv]
-            if lam is not None and abs(new - lam) <= tol * max(abs(lam), 1e-12):
-                lam = new
+        v = [u / torch.sqrt(_dot(v, v)) for u in v]
+        done = 0
+        while True:
+            done += 1
+            hv = torch.autograd.grad(_dot(grads, v), params, retain_graph=True)
+            theta, hnorm, rel = _rayleigh(hv, v)
+            if rel <= tol or done >= iters:
                 break
-            lam = new
-        return float(lam)
+            v = [h.detach() / hnorm for h in hv]
+        return dict(eigenvalue=theta, converged=bool(rel <= tol), iterations=done,
+                    relative_residual=rel)
     finally:
         model.train(was_training)
 
@@ -134,8 +182,9 @@ def random_direction_sharpness(
     average cancels the first-order (gradient) term, so the number measures
     curvature, ≈ ``r²·dᵀHd/2``; the normalisation makes it invariant to the
     rescalings of ReLU layers that leave the function unchanged.  Returns the
-    mean over directions.  Eval mode during the computation; parameters and
-    mode are restored afterwards, also on error.
+    mean over directions; it is negative where the loss curves down on
+    average, i.e. at a point that is not a minimum.  Eval mode during the
+    computation; parameters and mode are restored afterwards, also on error.
     """
     import torch
 
@@ -175,159 +224,372 @@ def random_direction_sharpness(
         model.train(was_training)
 
 
-def spearman_with_ci(
-    x: Sequence[float] | np.ndarray,
-    y: Sequence[float] | np.ndarray,
-    level: float = 0.95,
-    n_boot: int = 1000,
-    seed: int = 0,
-    method: str = "bootstrap",
+def gradient_to_noise(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int
 ) -> dict[str, Any]:
-    """Spearman rank correlation with a confidence interval.
+    """Full-batch gradient norm on ``(x, y)`` against SGD's minibatch noise at ``batch_size``.
 
-    ``method="bootstrap"`` (default): percentile interval from ``n_boot``
-    resamples of the ``(x, y)`` pairs (``numpy.random.default_rng(seed)``);
-    resamples with a constant column (undefined ρ) are skipped.
-    ``method="fisher"``: ``tanh(atanh ρ ± z·√(1.06/(n-3)))`` (Fieller, Hartley &
-    Pearson 1957 variance for Spearman's ρ), needs ``n ≥ 4``.
+    With ``N = len(x)``, ``m = min(batch_size, N // 2)`` and ``k = N // m ≥ 2``,
+    the first ``k·m`` examples are split into ``k`` disjoint minibatches; ``g_j``
+    is the gradient of the mean loss on minibatch ``j`` and ``ḡ = mean_j g_j``
+    the full-batch gradient on those ``k·m`` examples.
+    ``s_m² = Σ_j ‖g_j − ḡ‖²/(k − 1)`` estimates the squared norm of the noise
+    of one minibatch of ``m``; the noise at the run's batch size ``b`` is taken
+    as ``s_b = s_m·√(m/b)`` (its variance falls as 1/batch size).  ``‖ḡ‖/s_b ≤ 1``
+    says the deterministic drift of SGD is no larger than its noise there; SGD
+    with step η at rest in a quadratic basin whose top curvature is λ has
+    ``E‖ḡ‖² ≤ s_b²·ηλ/(2 − ηλ)``, while a run still descending has a larger ratio.
 
-    Returns ``dict(rho, ci_low, ci_high, n, method)``.  Needs ``n ≥ 3`` finite
-    pairs (NaN pairs are dropped and not counted); ρ is NaN if a column is
-    constant.
+    Returns ``dict(gradient_norm=‖ḡ‖, noise_norm=s_b, ratio=‖ḡ‖/s_b,
+    loss (mean over the k·m examples), examples=k·m, minibatch=m)``.  Eval
+    mode during the computation, mode restored after.
     """
-    xa = np.asarray(x, dtype=float).ravel()
-    ya = np.asarray(y, dtype=float).ravel()
-    if xa.shape != ya.shape:
-        raise ValueError(f"x and y must have the same length, got {xa.size} and {ya.size}")
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
-    ok = np.isfinite(xa) & np.isfinite(ya)
-    xa, ya = xa[ok], ya[ok]
-    n = int(xa.size)
-    if n < 3:
-        raise ValueError(f"need at least 3 finite (x, y) pairs for a rank correlation, got {n}")
-    nan = float("nan")
-    if np.ptp(xa) == 0 or np.ptp(ya) == 0:
-        return dict(rho=nan, ci_low=nan, ci_high=nan, n=n, method=method)
-    rho = float(stats.spearmanr(xa, ya).statistic)
-    if method == "fisher":
-        if n < 4:
-            return dict(rho=rho, ci_low=nan, ci_high=nan, n=n, method=method)
-        z = float(stats.norm.ppf(0.5 + level / 2.0))
-        half = z * math.sqrt(1.06 / (n - 3))
-        r = min(max(rho, -0.999999), 0.999999)
-        return dict(rho=rho, ci_low=math.tanh(math.atanh(r) - half),
-                    ci_high=math.tanh(math.atanh(r) + half), n=n, method=method)
-    if method != "bootstrap":
-        raise ValueError(f"method must be 'bootstrap' or 'fisher', got {method!r}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(int(n_boot), n))
-    rx = stats.rankdata(xa[idx], axis=1)
-    ry = stats.rankdata(ya[idx], axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
-    den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
-    good = den > 0
-    boots = (rx * ry).sum(axis=1)[good] / den[good]
-    if boots.size < 0.5 * n_boot:
-        return dict(rho=rho, ci_low=nan, ci_high=nan, n=n, method=method)
-    a = 1.0 - level
-    lo, hi = np.quantile(boots, [a / 2.0, 1.0 - a / 2.0])
-    return dict(rho=rho, ci_low=float(lo), ci_high=float(hi), n=n, method=method)
+    import torch
+
+    n = len(x)
+    if batch_size < 1 or n < 2:
+        raise ValueError(f"need batch_size >= 1 and >= 2 examples, got {batch_size} and {n}")
+    m = min(int(batch_size), n // 2)
+    k = n // m
+    params = _params(model)
+    was_training = model.training
+    model.eval()
+    try:
+        total = [torch.zeros_like(p) for p in params]
+        sq, losses = 0.0, []
+        for j in range(k):
+            loss = _mean_loss(model, loss_fn, x[j * m:(j + 1) * m], y[j * m:(j + 1) * m])
+            g = torch.autograd.grad(loss, params)
+            sq += float(_dot(g, g))
+            total = [t + u for t, u in zip(total, g, strict=True)]
+            losses.append(float(loss.detach()))
+        gbar = [t / k for t in total]
+        gnorm2 = float(_dot(gbar, gbar))
+    finally:
+        model.train(was_training)
+    noise_m2 = max(sq - k * gnorm2, 0.0) / (k - 1)  # Σ‖g_j − ḡ‖² = Σ‖g_j‖² − k‖ḡ‖²
+    noise = math.sqrt(noise_m2 * m / int(batch_size))
+    gnorm = math.sqrt(gnorm2)
+    ratio = gnorm / noise if noise > 0 else (0.0 if gnorm == 0 else math.inf)
+    if not all(math.isfinite(v) for v in (gnorm, noise, *losses)):
+        raise FloatingPointError("non-finite loss or gradient at the end point")
+    return dict(gradient_norm=gnorm, noise_norm=noise, ratio=ratio,
+                loss=float(np.mean(losses)), examples=k * m, minibatch=m)
 
 
-def claim_c6_verdict(rho_result: Mapping[str, Any], thresholds: Mapping[str, float]) -> dict:
-    """Verdict on C6 from the Spearman correlation of α with sharpness across runs.
-
-    The review's claim "heavier tails (smaller α) → wider (flatter) minima"
-    predicts a positive correlation between a run's α and the sharpness of
-    its end point.  Thresholds (required): ``min_rho`` (the correlation the
-    claim needs, e.g. 0.3), ``min_runs`` (fewest runs worth a verdict).
-
-    * ``n < min_runs`` or an undefined ρ/interval → "inconclusive";
-    * CI lower bound ``> min_rho`` → "supported";
-    * CI upper bound ``< 0`` (the sign is reversed) or ``< min_rho`` (the data
-      rule out a correlation as strong as the claim needs, e.g. a tight
-      interval around 0) → "not supported";
-    * otherwise (the interval straddles the threshold, e.g. a wide interval
-      around 0) → "inconclusive".
-
-    Returns ``dict(verdict, statistic, value, detail)``.
-    """
-    for k in ("min_rho", "min_runs"):
-        if k not in thresholds:
-            raise KeyError(f"C6 thresholds lack {k!r}; give min_rho and min_runs")
-    for k in ("rho", "ci_low", "ci_high", "n"):
-        if k not in rho_result:
-            raise KeyError(f"rho_result lacks {k!r}; pass the output of spearman_with_ci")
-    rmin = float(thresholds["min_rho"])
-    nmin = int(thresholds["min_runs"])
-    rho, lo, hi, n = (float(rho_result["rho"]), float(rho_result["ci_low"]),
-                      float(rho_result["ci_high"]), int(rho_result["n"]))
-    head = f"Spearman rho(alpha, sharpness) = {rho:.3g} [{lo:.3g}, {hi:.3g}], n = {n}"
-    if n < nmin:
-        verdict, why = "inconclusive", f"fewer than {nmin} runs"
-    elif not all(math.isfinite(v) for v in (rho, lo, hi)):
-        verdict, why = "inconclusive", "correlation or interval undefined"
-    elif lo > rmin:
-        verdict, why = "supported", f"CI above min_rho = {rmin:g}"
-    elif hi < 0:
-        verdict, why = "not supported", "CI below 0: sharper minima with heavier tails"
-    elif hi < rmin:
-        verdict, why = "not supported", f"CI below min_rho = {rmin:g}: correlation too weak"
-    else:
-        verdict, why = "inconclusive", f"CI straddles min_rho = {rmin:g}"
-    return dict(verdict=verdict, statistic="Spearman rho between alpha and sharpness",
-                value=rho, detail=f"{head}: {why}")
+def family_name(row: Mapping[str, Any]) -> str:
+    """The family of comparable runs a run belongs to: ``dataset/arch/loss/lr<η>``."""
+    return f"{row['dataset']}/{row['arch']}/{row['loss']}/lr{row['lr']:g}"
 
 
-def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) -> Any:
-    """Join per-run sharpness records with each run's final α (train split).
+def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) -> pd.DataFrame:
+    """Join per-run sharpness records with each run's status, final α̂ and family.
 
     ``sharpness``: one dict per run with the grid axes plus the fields of the
-    measure_sharpness output; ``summary``: the summary table. Runs whose
-    weights are not finite (diverged) get NaN sharpness and are dropped by
-    :func:`spearman_with_ci`'s caller. Returns a DataFrame with the axes,
-    ``step``, ``alpha_robust``, ``alpha_reference``, ``alpha_per_coordinate_median``,
-    ``top_hessian_eigenvalue`` and ``random_direction_sharpness``.
+    measure_sharpness output; ``summary``: the summary table (its ``status``
+    per run; its α̂ of the train split at the sharpness record's ``step``).
+    Fields of :data:`SHARPNESS_FIELDS` a record lacks are NaN.  Returns a
+    DataFrame with the axes, ``family`` (:func:`family_name`), ``step``,
+    ``status``, ``alpha_robust``, ``alpha_reference``,
+    ``alpha_per_coordinate_median`` and the sharpness fields.
     """
     import pandas as pd
 
     from sgdtail.grid import AXES
 
     sharp = pd.DataFrame(list(sharpness))
-    for col in ("top_hessian_eigenvalue", "random_direction_sharpness"):
+    for col in SHARPNESS_FIELDS:
         if col not in sharp:
             sharp[col] = np.nan
+    keys = list(AXES)
+    status = summary[keys + ["status"]].drop_duplicates(subset=keys)
     train = summary[summary["split"] == "train"]
-    keys = list(AXES) + ["step"]
     alpha_cols = ["alpha_robust", "alpha_reference", "alpha_per_coordinate_median"]
-    return sharp.merge(train[keys + alpha_cols], on=keys, how="left")
+    df = sharp.merge(status, on=keys, how="left")
+    df = df.merge(train[keys + ["step"] + alpha_cols], on=keys + ["step"], how="left")
+    df["family"] = [family_name(r) for r in df[list(FAMILY_AXES)].to_dict("records")]
+    first = keys + ["family", "step", "status"] + alpha_cols + list(SHARPNESS_FIELDS)
+    return df[first + [c for c in df.columns if c not in first]]
 
 
-def plot_sharpness_vs_alpha(df, rho: Mapping[str, Any], pdf, png) -> None:
-    """Top Hessian eigenvalue and random-direction sharpness against the final robust α."""
+def _is_true(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) and bool(value)
+
+
+def exclusion_reason(row: Mapping[str, Any], max_gradient_to_noise: float) -> str:
+    """Why a run's end point stays out of C6, or ``""`` when it enters.
+
+    The first that applies: the run did not train (status not in
+    :data:`TRAINED_STATUSES`), its weights are not finite, it has no α̂, power
+    iteration did not converge, the full-batch gradient exceeds
+    ``max_gradient_to_noise`` times the minibatch noise (:func:`gradient_to_noise`),
+    the random-direction sharpness is negative, or the largest-modulus Hessian
+    eigenvalue is not positive (the last three: not a minimum).
+    """
+    def bad(col: str) -> bool:
+        v = row.get(col)
+        return v is None or not np.isfinite(float(v))
+
+    status = row.get("status")
+    checks = (
+        (status not in TRAINED_STATUSES, f"not trained (status {status})"),
+        (not _is_true(row.get("finite_weights")), "non-finite weights"),
+        (bad("alpha_robust"), "no alpha estimate"),
+        (not _is_true(row.get("power_converged")), "power iteration not converged"),
+        (bad("gradient_to_noise") or row["gradient_to_noise"] > max_gradient_to_noise,
+         f"gradient not small (gradient/noise > {max_gradient_to_noise:g})"),
+        (bad("random_direction_sharpness") or row["random_direction_sharpness"] < 0,
+         "negative random-direction sharpness"),
+        (bad("top_hessian_eigenvalue") or row["top_hessian_eigenvalue"] <= 0,
+         "negative dominant Hessian eigenvalue"),
+    )
+    return next((why for failed, why in checks if failed), "")
+
+
+def exclusion_reasons(df: pd.DataFrame, max_gradient_to_noise: float) -> pd.Series:
+    """:func:`exclusion_reason` of every row of a :func:`sharpness_vs_alpha_table`."""
+    import pandas as pd
+
+    reasons = [exclusion_reason(r, max_gradient_to_noise) for r in df.to_dict("records")]
+    return pd.Series(reasons, index=df.index, dtype=object)
+
+
+def _centred_ranks(a: np.ndarray) -> np.ndarray:
+    """Ranks along axis 1 (ties averaged) minus their mean, divided by the row length."""
+    r = stats.rankdata(a, axis=1)
+    return (r - r.mean(axis=1, keepdims=True)) / a.shape[1]
+
+
+def _rank_sums(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(Σuv, Σu², Σv²) of the centred ranks of each row of x and y: shape (3, rows)."""
+    u, v = _centred_ranks(x), _centred_ranks(y)
+    return np.stack([(u * v).sum(axis=1), (u * u).sum(axis=1), (v * v).sum(axis=1)])
+
+
+def _rho(sums: np.ndarray) -> np.ndarray:
+    den = np.sqrt(sums[1] * sums[2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, sums[0] / np.where(den > 0, den, 1.0), np.nan)
+
+
+def within_family_spearman(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    family: Sequence[str] | np.ndarray,
+    min_family_runs: int = 3,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Rank correlation of ``x`` with ``y`` within families, combined across families.
+
+    In each family with ``n_f ≥ min_family_runs`` finite ``(x, y)`` pairs, ``x``
+    and ``y`` are ranked (ties averaged) and the ranks centred on the family's
+    mean rank and divided by ``n_f``.  ρ is the correlation of these centred
+    ranks over all runs of those families, ``Σuv/√(Σu²·Σv²)``; without ties it
+    is the mean of the families' Spearman ρ_f weighted by ``(n_f² − 1)/n_f``
+    (about the family's size).  Families below ``min_family_runs`` contribute
+    nothing.  The percentile interval at ``level`` comes from ``n_boot``
+    bootstrap resamples that draw ``n_f`` runs with replacement within each
+    family (``numpy.random.default_rng(seed)``); it is NaN when fewer than half
+    of the resamples define ρ.
+
+    Returns ``dict(rho, ci_low, ci_high, n, families, skipped)``: ``n`` runs in
+    the contributing ``families`` (list of ``dict(family, n, rho)``, ρ the
+    family's Spearman ρ), ``skipped`` the others (list of ``dict(family, n)``).
+    """
+    xa, ya = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    fa = np.asarray(family, dtype=object).ravel()
+    if not (xa.shape == ya.shape == fa.shape):
+        raise ValueError(f"x, y and family differ in length: {xa.size}, {ya.size}, {fa.size}")
+    if not (0.0 < level < 1.0):
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if min_family_runs < 2:
+        raise ValueError(f"min_family_runs must be >= 2, got {min_family_runs}")
+    ok = np.isfinite(xa) & np.isfinite(ya)
+    rng = np.random.default_rng(seed)
+    point, boot = np.zeros((3, 1)), np.zeros((3, int(n_boot)))
+    families, skipped = [], []
+    for fam in sorted(set(fa[ok])):
+        sel = ok & (fa == fam)
+        xf, yf, n_f = xa[sel], ya[sel], int(sel.sum())
+        if n_f < min_family_runs:
+            skipped.append(dict(family=fam, n=n_f))
+            continue
+        sums = _rank_sums(xf[None, :], yf[None, :])
+        point += sums
+        idx = rng.integers(0, n_f, size=(int(n_boot), n_f))
+        boot += _rank_sums(xf[idx], yf[idx])
+        families.append(dict(family=fam, n=n_f, rho=float(_rho(sums)[0])))
+    rho = float(_rho(point)[0])
+    boots = _rho(boot)
+    boots = boots[np.isfinite(boots)]
+    lo = hi = math.nan
+    if families and boots.size >= 0.5 * n_boot:
+        a = 1.0 - level
+        lo, hi = (float(q) for q in np.quantile(boots, [a / 2.0, 1.0 - a / 2.0]))
+    return dict(rho=rho, ci_low=lo, ci_high=hi, n=sum(f["n"] for f in families),
+                families=families, skipped=skipped)
+
+
+def claim_c6_verdict(result: Mapping[str, Any], thresholds: Mapping[str, float]) -> dict:
+    """Verdict on C6 from a :func:`within_family_spearman` of α̂ with sharpness.
+
+    "Heavier tails (smaller α) → flatter minima" predicts, within comparable
+    runs, a positive rank correlation between a run's α̂ and the sharpness of
+    its end point.  Thresholds (required): ``min_rho`` (the correlation the
+    claim needs), ``min_runs`` (fewest runs, in contributing families, worth
+    a verdict).
+
+    * ``n < min_runs`` or an undefined ρ/interval → "inconclusive (...)";
+    * CI lower bound ``> min_rho`` → "supported";
+    * CI upper bound ``< 0`` (the sign is reversed) or ``< min_rho`` (the data
+      rule out a correlation as strong as the claim needs) → "not supported";
+    * otherwise (the interval straddles ``min_rho``) → "inconclusive (...)".
+
+    Returns ``dict(verdict, value, ci_low, ci_high, reason)``.
+    """
+    for k in ("min_rho", "min_runs"):
+        if k not in thresholds:
+            raise KeyError(f"C6 thresholds lack {k!r}; give min_rho and min_runs")
+    for k in ("rho", "ci_low", "ci_high", "n"):
+        if k not in result:
+            raise KeyError(f"result lacks {k!r}; pass the output of within_family_spearman")
+    rmin, nmin = float(thresholds["min_rho"]), int(thresholds["min_runs"])
+    rho, lo, hi, n = (float(result["rho"]), float(result["ci_low"]),
+                      float(result["ci_high"]), int(result["n"]))
+    if n < nmin:
+        verdict, why = "inconclusive", f"fewer than {nmin} runs in families large enough"
+    elif not all(math.isfinite(v) for v in (rho, lo, hi)):
+        verdict, why = "inconclusive", "correlation or interval undefined"
+    elif lo > rmin:
+        verdict, why = "supported", f"CI above min_rho = {rmin:g}"
+    elif hi < 0:
+        verdict, why = "not supported", "CI below 0: sharper end points with heavier tails"
+    elif hi < rmin:
+        verdict, why = "not supported", f"CI below min_rho = {rmin:g}: correlation too weak"
+    else:
+        verdict, why = "inconclusive", f"CI straddles min_rho = {rmin:g}"
+    if verdict == "inconclusive":
+        verdict = f"inconclusive ({why})"
+    return dict(verdict=verdict, value=rho, ci_low=lo, ci_high=hi, reason=why)
+
+
+def _rho_text(res: Mapping[str, Any]) -> str:
+    return f"rho = {res['rho']:.3g} [{res['ci_low']:.3g}, {res['ci_high']:.3g}], n = {res['n']}"
+
+
+def _exclusion_text(df: pd.DataFrame, primary: Mapping[str, Any], min_family_runs: int) -> str:
+    counts = Counter(r for r in df["excluded"] if r)
+    out = f"{sum(counts.values())} of {len(df)} runs excluded"
+    if counts:
+        out += " (" + ", ".join(f"{c} {why}" for why, c in sorted(counts.items())) + ")"
+    small = primary["skipped"]
+    if small:
+        names = ", ".join(f"{s['family']} n = {s['n']}" for s in small)
+        out += (f"; {sum(s['n'] for s in small)} admitted run(s) in {len(small)} family(ies) "
+                f"with fewer than {min_family_runs} runs contribute nothing ({names})")
+    return out
+
+
+def claim_c6(df: pd.DataFrame, c6: Mapping[str, Any], n_boot: int = 1000,
+             seed: int = 0) -> tuple[dict, dict]:
+    """The C6 row for the claims table and the per-measure correlations behind it.
+
+    ``df``: a :func:`sharpness_vs_alpha_table` with an ``excluded`` column
+    (:func:`exclusion_reasons`; ``""`` = admitted).  ``c6``: ``min_rho``,
+    ``min_runs``, ``min_family_runs``, ``max_gradient_to_noise``.  For each of
+    :data:`MEASURES` it computes :func:`within_family_spearman` of the final
+    robust α̂ with that measure over the admitted runs; the verdict
+    (:func:`claim_c6_verdict`) is the primary measure's, the other is reported
+    in the detail.  Returns ``(claim, results)``: ``claim`` has the keys
+    claim, statistic, value, ci_low, ci_high, threshold, verdict, detail;
+    ``results`` maps each measure's column to its correlation.
+    """
+    ok = df[df["excluded"] == ""]
+    results = {
+        col: within_family_spearman(ok["alpha_robust"], ok[col], ok["family"],
+                                    int(c6["min_family_runs"]), n_boot=n_boot, seed=seed)
+        for col, _ in MEASURES
+    }
+    (pcol, plabel), (scol, slabel) = MEASURES
+    primary, secondary = results[pcol], results[scol]
+    v, v2 = claim_c6_verdict(primary, c6), claim_c6_verdict(secondary, c6)
+    per_family = "; ".join(f"{f['family']} rho = {f['rho']:.3g} (n = {f['n']})"
+                           for f in primary["families"]) or "none"
+    detail = (
+        f"Spearman rho between the final robust alpha (train noise) and the {plabel} of the end "
+        f"point, computed within families of comparable runs (same data set, architecture, loss "
+        f"and learning rate) and combined as one correlation of within-family centred ranks "
+        f"(the family rhos weighted by (n^2 - 1)/n) with a bootstrap that resamples runs within "
+        f"families, over {primary['n']} runs in {len(primary['families'])} families; "
+        f"{_exclusion_text(df, primary, int(c6['min_family_runs']))}. "
+        f"{_rho_text(primary)}: {v['reason']}. Per family: {per_family}. "
+        f"With the {slabel} instead (not invariant to reparametrisation): {_rho_text(secondary)}, "
+        f"which would read {v2['verdict']}. The claim's 'faster than Brownian theory predicts' "
+        f"is not tested by this statistic."
+    )
+    threshold = (
+        f"CI of the within-family rho above min_rho = {c6['min_rho']}; >= {c6['min_runs']} runs "
+        f"in families of >= {c6['min_family_runs']}; minima only (gradient/noise <= "
+        f"{c6['max_gradient_to_noise']}, sharpness >= 0, power iteration converged)"
+    )
+    claim = dict(
+        claim="C6",
+        statistic=("within comparable runs, flatter end points go with smaller alpha: "
+                   f"within-family Spearman rho(alpha, {plabel})"),
+        value=v["value"], ci_low=v["ci_low"], ci_high=v["ci_high"], threshold=threshold,
+        verdict=v["verdict"], detail=detail,
+    )
+    return claim, results
+
+
+def _y_scale(ax, values: np.ndarray) -> None:
+    """Log scale when every value is positive, symmetric log around the smallest one else."""
+    v = values[np.isfinite(values)]
+    if v.size and (v > 0).all():
+        ax.set_yscale("log")
+    elif v.size and (v != 0).any():
+        ax.set_yscale("symlog", linthresh=float(np.abs(v[v != 0]).min()))
+
+
+def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str, Any]],
+                            pdf, png) -> None:
+    """Each sharpness measure against the final robust α̂, one colour per family.
+
+    ``df``: a :func:`sharpness_vs_alpha_table` with ``excluded``; ``results``:
+    the second value of :func:`claim_c6`.  Admitted end points are filled dots
+    in their family's colour; excluded ones grey crosses (where their value
+    is finite), their number in the title.
+    """
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
-    from sgdtail.plots import save_figure, set_style
+    from sgdtail.plots import save_figure, set_style, suptitle
 
     set_style()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.35})
-    for ax, col, label in (
-        (axes[0], "top_hessian_eigenvalue", "top Hessian eigenvalue λ_max"),
-        (axes[1], "random_direction_sharpness", "loss increase along random directions"),
-    ):
-        sns.scatterplot(data=df, x="alpha_robust", y=col, hue="width", style="depth",
-                        palette="viridis", ax=ax, legend=ax is axes[1])
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(11, 4.2), gridspec_kw={"wspace": 0.3})
+    fams = sorted(set(df["family"]))
+    colours = dict(zip(fams, plt.get_cmap("tab10")(np.arange(len(fams)) % 10), strict=True))
+    admitted = df["excluded"] == ""
+    for i, (ax, (col, label)) in enumerate(zip(axes, MEASURES, strict=True)):
+        res = results[col]
+        rho_f = {f["family"]: f["rho"] for f in res["families"]}
+        for fam in fams:
+            sel = admitted & (df["family"] == fam)
+            extra = f", rho = {rho_f[fam]:.2f}" if fam in rho_f else " (too few runs)"
+            ax.scatter(df.loc[sel, "alpha_robust"], df.loc[sel, col], color=colours[fam],
+                       label=f"{fam}: n = {int(sel.sum())}{extra}", s=28)
+        ax.scatter(df.loc[~admitted, "alpha_robust"], df.loc[~admitted, col], marker="x",
+                   color="0.5", label=f"excluded: n = {int((~admitted).sum())}", s=28)
+        _y_scale(ax, df[col].to_numpy(dtype=float))
         ax.set_xlabel("final tail index α̂ (pooled, robust; train noise)")
         ax.set_ylabel(label)
-        if (df[col] > 0).all():
-            ax.set_yscale("log")
-    if axes[1].get_legend() is not None:
-        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle(
-        f"Sharpness of the end point vs α: Spearman ρ(α, λ_max) = {rho['rho']:.2f} "
-        f"[{rho['ci_low']:.2f}, {rho['ci_high']:.2f}], n = {rho['n']}", y=1.02,
-    )
+        role = "primary (the C6 verdict)" if i == 0 else "reported beside it"
+        ax.set_title(f"{role}: within-family ρ = {res['rho']:.2f} [{res['ci_low']:.2f}, "
+                     f"{res['ci_high']:.2f}], n = {res['n']}", fontsize=9)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    suptitle(fig, f"Sharpness of the end point vs α̂ within families (data set/arch/loss/lr); "
+                  f"{int((~admitted).sum())} of {len(df)} end points excluded (not trained or "
+                  f"not a minimum; grey ×, reasons in results/tables/sharpness.csv)")
+    fig.subplots_adjust(top=0.8)
     save_figure(fig, pdf, png)

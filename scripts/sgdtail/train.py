@@ -60,7 +60,7 @@ class TrainConfig:
     iterations: int
     checkpoints: tuple[int, ...]
     lr_schedule: str = "constant"
-    stop_at_full_accuracy: bool = False
+    stop_at_train_accuracy: float | None = None
     eval_batch_size: int = 5000
     resume_every: int = 1000
     divergence_check_every: int = 100
@@ -236,7 +236,8 @@ def train_sgd(
             }
         )
         log.info("step %d: train acc %.4f, test acc %.4f", step, train_acc, test_acc)
-        return cfg.stop_at_full_accuracy and train_acc >= 1.0
+        target = cfg.stop_at_train_accuracy
+        return target is not None and train_acc >= target
 
     x_train, y_train = data.x_train, data.y_train
     losses_dev = torch.empty(cfg.iterations, device=device)

@@ -7,6 +7,10 @@
   the baseline a real-noise sweep is compared with.
 * :func:`sweep_slope` -- one number per sweep curve: d α̂ / d log10 K1
   (≈ 0 for truly stable, independent data).
+* :func:`gaussian_readings` / :func:`smallest_reliable_sizes` -- what each
+  estimator reads on Gaussian data (true α = 2) of a given size, and the
+  smallest size from which it reads 2 within a tolerance: the evidence behind
+  the minimum sample sizes in config (``estimators.min_*``).
 * :func:`time_streaming` -- throughput of :class:`~sgdtail.estimators.StreamingTailStats`.
 """
 
@@ -28,11 +32,15 @@ from sgdtail.estimators import (
     mohammadi_alpha,
     mohammadi_reference,
     mohammadi_robust,
+    per_coordinate_alpha,
     sample_sas,
 )
 
 __all__ = [
     "PITFALL_CASES",
+    "gaussian_readings",
+    "minimum_sample_table",
+    "smallest_reliable_sizes",
     "synthetic_block_sweep",
     "sweep_slope",
     "time_streaming",
@@ -99,6 +107,105 @@ def validate_estimators(
                 for name, a in _pitfall_estimates(x, zero_p > 0).items():
                     rows.append(_vrow(case, 2.0, n, rep, name, a))
     return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+GAUSSIAN_ESTIMATORS: dict[str, str] = {
+    "mohammadi_reference": "pooled",
+    "mohammadi_robust": "pooled",
+    "hill": "pooled",
+    "per_coordinate_median": "per_coordinate",
+}
+"""Estimators of :func:`gaussian_readings` and the kind of sample size each is read at:
+``pooled`` (n values) or ``per_coordinate`` (P minibatches per coordinate)."""
+
+
+def gaussian_readings(
+    pooled_sizes: Sequence[int], minibatch_counts: Sequence[int], coordinates: int,
+    repeats: int, seed: int = 0,
+) -> pd.DataFrame:
+    """α̂ of Gaussian data (true α = 2) at each sample size, for every estimator.
+
+    Pooled estimators (reference, robust, Hill): float32 N(0, 1) samples of
+    each size in ``pooled_sizes``. Per-coordinate estimator: a P × ``coordinates``
+    Gaussian matrix for each P in ``minibatch_counts``, centred per coordinate
+    (as the noise g_p − ḡ is), read by
+    :func:`~sgdtail.estimators.per_coordinate_alpha` and summarised by the
+    median over coordinates (what the tables report).
+
+    Returns:
+        Long table with columns estimator, kind (``pooled`` or
+        ``per_coordinate``), size, repeat, alpha_hat.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be >= 1")
+    rows = []
+    for rep in range(int(repeats)):
+        for n in (int(v) for v in pooled_sizes):
+            x = np.random.default_rng([int(seed), 7, n, rep]).standard_normal(n)
+            x = x.astype(np.float32)
+            readings = {
+                "mohammadi_reference": mohammadi_reference(x),
+                "mohammadi_robust": mohammadi_robust(x),
+                "hill": hill_alpha(x, default_hill_k(n)),
+            }
+            rows += [_grow(name, n, rep, a) for name, a in readings.items()]
+        for p in (int(v) for v in minibatch_counts):
+            u = np.random.default_rng([int(seed), 8, p, rep]).standard_normal((p, coordinates))
+            u -= u.mean(axis=0)
+            a = float(np.nanmedian(per_coordinate_alpha(u.astype(np.float32))))
+            rows.append(_grow("per_coordinate_median", p, rep, a))
+    return pd.DataFrame(rows, columns=["estimator", "kind", "size", "repeat", "alpha_hat"])
+
+
+def smallest_reliable_sizes(readings: pd.DataFrame, tolerance: float = 0.1) -> pd.DataFrame:
+    """Per estimator: the smallest size from which Gaussian data read 2 ± ``tolerance``.
+
+    A size counts when the mean reading over repeats lies within the tolerance
+    of 2; the reliable size is the smallest one from which every larger size
+    in the table counts too (NaN when even the largest does not, as for Hill,
+    which is not bounded by 2).
+
+    Returns:
+        One row per estimator: estimator, kind, reliable_size, reading_at_largest.
+    """
+    rows = []
+    for name, d in readings.groupby("estimator", sort=False):
+        means = d.groupby("size")["alpha_hat"].mean().sort_index()
+        ok = (means - 2.0).abs() <= tolerance
+        reliable = math.nan
+        for size in means.index[::-1]:
+            if not ok[size]:
+                break
+            reliable = float(size)
+        rows.append({"estimator": name, "kind": GAUSSIAN_ESTIMATORS[name],
+                     "reliable_size": reliable, "reading_at_largest": float(means.iloc[-1])})
+    return pd.DataFrame(rows)
+
+
+def minimum_sample_table(
+    readings: pd.DataFrame, min_pooled_values: int, min_per_coordinate_minibatches: int,
+    tolerance: float = 0.1,
+) -> pd.DataFrame:
+    """:func:`smallest_reliable_sizes` beside the minimum sizes configured for the tables
+    (``estimators.min_pooled_values`` / ``min_per_coordinate_minibatches``).
+
+    ``consistent``: the configured minimum is at least the reliable size (Hill,
+    which never reads 2, has no reliable size and is not used by the claims).
+    """
+    out = smallest_reliable_sizes(readings, tolerance)
+    configured = {"pooled": min_pooled_values, "per_coordinate": min_per_coordinate_minibatches}
+    out["configured_minimum"] = out["kind"].map(configured)
+    out["tolerance"] = tolerance
+    out["consistent"] = out["reliable_size"].isna() | (
+        out["configured_minimum"] >= out["reliable_size"]
+    )
+    out.loc[out["estimator"] == "hill", "consistent"] = True
+    return out
+
+
+def _grow(estimator: str, size: int, rep: int, alpha: float) -> dict:
+    return {"estimator": estimator, "kind": GAUSSIAN_ESTIMATORS[estimator], "size": int(size),
+            "repeat": int(rep), "alpha_hat": float(alpha)}
 
 
 def synthetic_block_sweep(
