@@ -243,13 +243,14 @@ def missing_figure_runs(name):
 
 
 def figure_targets():
-    """The figures the selected grid can draw (PDF and PNG), and the claims table."""
+    """The figures the selected grid can draw (PDF and PNG), the claims table, the results page."""
     drawable = [name for name in figure_names() if missing_figure_runs(name) is None]
     return [
         *(f"figures/{name}.{ext}" for name in drawable for ext in ("pdf", "png")),
         "figures/claims.md",
         "figures/claims.csv",
         "figures/claims.html",
+        "figures/results.md",
     ]
 
 

@@ -367,3 +367,30 @@ rule make_claims_table:
         robust_k1_factors=config["estimators"]["robust_k1_factors"],
     script:
         "../scripts/make_claims_table.py"
+
+
+rule make_results_page:
+    input:
+        summary="results/tables/summary.csv",
+        estimates="results/tables/estimates.parquet",
+        runs="results/tables/runs.csv",
+        claims="figures/claims.csv",
+        validation="results/validation/estimator_validation.csv",
+    output:
+        md="figures/results.md",
+    log:
+        "logs/make_results_page.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=runs_mem_mb(2000, 2),
+        runtime=runs_runtime(10, 0.02),
+    params:
+        claims=resolved_section(config, "claims"),
+        ci_level=config["estimators"]["ci_level"],
+        robust_k1_factors=config["estimators"]["robust_k1_factors"],
+        tolerance=VALIDATION["gaussian_tolerance"],
+        grid=config["grid"],
+    script:
+        "../scripts/make_results_page.py"

@@ -10,7 +10,7 @@ import pytest
 
 from sgdtail import aggregate as A
 from sgdtail.grid import AXES
-from sgdtail.plots import enough_samples, excluded_note, too_few_note
+from sgdtail.plots import enough_samples, too_few_note
 
 AXES_OF = [
     dict(dataset="mnist", arch="fcn", width=str(w), depth="2", batch_size="50", lr="0.1",
@@ -57,12 +57,14 @@ def test_runs_below_the_gate_are_not_trained_and_keep_their_own_status(tmp_path)
     assert list(runs.status) == ["completed", "not_trained", "diverged", "converged"]
     assert list(runs.trained_status) == ["completed", "completed", "diverged", "converged"]
     assert list(A.usable(runs.status)) == [True, False, False, True]
-    note = excluded_note(runs)
-    assert "4 runs; excluded: 1 diverged" in note and "1 did not train" in note, note
-    assert "20%" in note and "at steps [10]" in note
+    note = A.excluded_runs_note(runs, 0.5)
+    assert note.startswith("4 runs in the grid; 2 excluded from every statistic: 1 diverged")
+    assert "1 did not train (final training accuracy 20% < claims.min_train_accuracy 50%)" in note
+    assert "at steps 10" in note and "1 stopped early" in note, note
     runs, _ = tables(tmp_path, min_train_accuracy=0.0)
     assert list(runs.status) == ["completed", "completed", "diverged", "converged"]
-    assert excluded_note(runs).startswith("4 runs; excluded: 1 diverged")
+    assert A.excluded_runs_note(runs).startswith("4 runs in the grid; 1 excluded from every "
+                                                 "statistic: 1 diverged")
 
 
 def test_summary_flags_estimates_from_too_few_samples(tmp_path):

@@ -509,3 +509,11 @@ def test_claim_rows_cover_every_claim_and_estimator():
     assert len(long) == 3 * len(C.ESTIMATOR_CHOICES)
     assert set(long.verdict) <= set(C.VERDICTS)
     assert set(AXES) <= set(summary.columns)
+
+
+def test_share_verdict_allows_one_outlier_in_ten_exactly():
+    th = C.Thresholds()  # min_share 0.9: "in every setting" with room for 1 outlier in 10
+    assert C.share_verdict(8, 1, 1, th)[3] == "inconclusive"
+    assert C.share_verdict(17, 2, 1, th)[3] == "inconclusive"
+    assert C.share_verdict(9, 1, 0, th)[3] == "supported"
+    assert C.share_verdict(8, 2, 0, th)[3] == "not supported"

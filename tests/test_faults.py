@@ -205,12 +205,12 @@ def test_diverged_run_is_recorded_and_the_rest_completes(reference):
     assert set(summary[summary.lr == 0.1].status) == {"completed"}
     assert np.isfinite(summary[summary.lr == 0.1].alpha_robust).all()
 
-    from sgdtail.plots import excluded_note
+    from sgdtail.aggregate import excluded_runs_note
 
-    note = excluded_note(runs)
-    assert note.startswith("3 runs; 1 excluded (diverged"), note
+    note = excluded_runs_note(runs)
+    assert note.startswith("3 runs in the grid; 1 excluded from every statistic: 1 diverged"), note
     text = pdf_text(reference / "figures/alpha_vs_width.pdf")
-    assert "3 runs; 1 excluded" in text and "diverged" in text, text[-2000:]
+    assert "3 runs in the grid; 1 excluded" in text and "diverged" in text, text[-2000:]
     claims = pytest.importorskip("sgdtail.claims")  # the claims table's "Runs:" sentence
     note = claims.excluded_runs_note(runs)
     assert note.startswith("3 runs in the grid; 1 excluded") and "diverged" in note, note
@@ -225,7 +225,7 @@ def test_lr_sweep_with_a_diverged_run_still_draws_its_figure(reference, mnist_ro
     shutil.rmtree(work / "results/tables")
     res = snakemake(work, config, "--cores", "2", "figures/alpha_vs_learning_rate.pdf")
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    assert "2 runs; 1 excluded" in pdf_text(work / "figures/alpha_vs_learning_rate.pdf")
+    assert "2 runs in the grid; 1 excluded" in pdf_text(work / "figures/alpha_vs_learning_rate.pdf")
 
 
 # --------------------------------------------------------------------------- Snakemake killed

@@ -183,6 +183,6 @@ def test_sweep_figure_leaves_out_untrained_runs_and_small_samples_and_says_so(
                          arch="fcn")
     title = " ".join(titles[0].split())  # the title is wrapped
     assert "2 runs drawn" in title, title
-    assert "excluded: 1 diverged" in title and "1 did not train (final training accuracy 12%)" \
-        in title, title
+    assert "2 excluded from every statistic: 1 diverged" in title, title
+    assert "1 did not train (final training accuracy 12%)" in title, title
     assert "per-coordinate α̂ left out of 2 measurement(s) (too few minibatches: P = 20)" in title

@@ -105,3 +105,10 @@ def test_smallest_reliable_size_needs_every_larger_size_to_read_2():
     assert not row.consistent  # configured 100 < 1000
     assert V.minimum_sample_table(readings, 1000, 50).iloc[0].consistent
     assert np.isnan(V.smallest_reliable_sizes(readings, tolerance=0.01).iloc[0].reliable_size)
+
+
+def test_an_estimator_that_never_reads_2_is_not_consistent_with_any_minimum():
+    readings = pd.DataFrame([{"estimator": "per_coordinate_median", "kind": "per_coordinate",
+                              "size": p, "repeat": 0, "alpha_hat": 1.8} for p in (4, 50, 600)])
+    row = V.minimum_sample_table(readings, 10_000, 50).iloc[0]
+    assert np.isnan(row.reliable_size) and not row.consistent

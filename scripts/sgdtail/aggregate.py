@@ -157,3 +157,40 @@ def summary_table(
     out = out.merge(metrics, on=list(AXES) + ["step"], how="left")
     out = out.merge(runs[list(AXES) + ["status", "n_parameters"]], on=list(AXES), how="left")
     return out.sort_values(keys).reset_index(drop=True)
+
+
+def excluded_runs_note(runs: pd.DataFrame, min_train_accuracy: float | None = None) -> str:
+    """How many runs the statistics use, and which were excluded and why.
+
+    Diverged runs are listed with the step they diverged at, ``not_trained``
+    runs with their final training accuracy (column ``final_train_accuracy``)
+    against ``min_train_accuracy`` (config ``claims.min_train_accuracy``).
+    """
+    diverged = runs[runs["status"] == "diverged"]
+    not_trained = runs[runs["status"] == "not_trained"]
+    converged = int((runs["status"] == "converged").sum())
+    reasons = []
+    if len(diverged):
+        steps = ", ".join(str(int(s)) for s in diverged["diverged_at"] if np.isfinite(s))
+        reasons.append(f"{len(diverged)} diverged (loss not finite; at steps {steps})")
+    if len(not_trained):
+        text = f"{len(not_trained)} did not train"
+        if "final_train_accuracy" in not_trained.columns:
+            accs = ", ".join(f"{a:.0%}" if np.isfinite(a) else "n/a"
+                             for a in sorted(not_trained["final_train_accuracy"]))
+            limit = (f" < claims.min_train_accuracy {min_train_accuracy:.0%}"
+                     if min_train_accuracy is not None else "")
+            text += f" (final training accuracy {accs}{limit})"
+        reasons.append(text)
+    text = f"{len(runs)} runs in the grid; "
+    if reasons:
+        n = len(diverged) + len(not_trained)
+        text += f"{n} excluded from every statistic: " + "; ".join(reasons)
+    else:
+        text += "none excluded"
+    if converged:
+        text += (
+            f"; {converged} stopped early at training.stop_at_train_accuracy (kept: their "
+            "last checkpoint is the one used)"
+        )
+    return text + "."

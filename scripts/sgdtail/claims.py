@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
+from sgdtail.aggregate import excluded_runs_note, usable
 from sgdtail.grid import AXES
 
 VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive")
@@ -91,9 +92,6 @@ TOO_SMALL: dict[str, str] = {
 }
 """Why a measurement whose flag is false is left out."""
 
-EXCLUDED_STATUSES: tuple[str, ...] = ("diverged", "not_trained")
-"""Run statuses that enter no statistic."""
-
 CLAIM_TEXT: dict[str, str] = {
     "C1": "The gradient noise is not Gaussian: α̂ is well below 2 in every setting.",
     "C2": "Batch size has a smaller effect on α than network size.",
@@ -105,7 +103,7 @@ CLAIM_TEXT: dict[str, str] = {
     "jumps over long ones.",
     "C6": "Training reaches wide minima more often and faster than Brownian theory predicts.",
 }
-"""The review's claims (PAPER.md)."""
+"""The review's claims, as the claims table states them."""
 
 EXTERNAL_KEYS: tuple[str, ...] = (
     "claim", "statistic", "value", "ci_low", "ci_high", "threshold", "verdict", "detail",
@@ -204,9 +202,9 @@ def sweep_rows(df: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def usable_runs(summary: pd.DataFrame) -> pd.DataFrame:
-    """Summary rows of runs whose status is not in :data:`EXCLUDED_STATUSES` (diverged, not
-    trained): only runs that trained enter a statistic."""
-    return summary[~summary["status"].isin(EXCLUDED_STATUSES)]
+    """Summary rows of runs that trained (:func:`sgdtail.aggregate.usable`): diverged and
+    not-trained runs, and any status not known to be usable, enter no statistic."""
+    return summary[usable(summary["status"])]
 
 
 def _flag(df: pd.DataFrame, column: str) -> pd.Series:
@@ -371,7 +369,7 @@ def share_verdict(
         return share, low, high, "inconclusive", f"too few runs ({n} < min_runs {th.min_runs})"
     if n_yes / n >= th.min_share:
         return share, low, high, "supported", ""
-    if n_no / n > 1.0 - th.min_share:
+    if (n - n_no) / n < th.min_share:  # more than 1 - min_share disagree (no float subtraction)
         return share, low, high, "not supported", ""
     return (
         share, low, high, "inconclusive",
@@ -478,7 +476,7 @@ def log2_slope(x: np.ndarray, alpha: np.ndarray, se: np.ndarray) -> tuple[float,
     return slope, math.sqrt(v / sxx)
 
 
-def _sweep_slopes(last: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+def sweep_slopes(last: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     """One row per sweep over any of ``axes``: :func:`log2_slope` of α̂ over the swept values,
     with the sweep's :data:`SETTING_KEYS` and the batch sizes it covers."""
     columns = ["axis", "sweep", "n_values", "n_runs", "slope", "effect", "se", *SETTING_KEYS,
@@ -524,8 +522,8 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     side ± z standard errors, the numerator's lower end clipped at 0.
     """
     last = m[m["last"] & np.isfinite(m["alpha"])]
-    batch = _sweep_slopes(last, ["batch_size"])
-    size = _sweep_slopes(last, ["width", "depth"])
+    batch = sweep_slopes(last, ["batch_size"])
+    size = sweep_slopes(last, ["width", "depth"])
     n_size_sweeps = len(size)
     size = _comparable(size, batch)
     statistic = "|α̂ change per doubling of batch size| / |per doubling of width or depth|"
@@ -535,7 +533,7 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         missing.append("width or depth")
     elif size.empty and not batch.empty:
         missing.append("width or depth (in a batch-size sweep's setting)")
-    n_runs = int(batch["n_runs"].sum() + size["n_runs"].sum())
+    n_runs = _distinct_runs(last, pd.concat([batch, size], ignore_index=True))
     if missing:
         return Evaluation(
             statistic=statistic, value=math.nan, ci_low=math.nan, ci_high=math.nan,
@@ -572,12 +570,23 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
 
 
 def _levels(sweeps: pd.DataFrame) -> str:
-    """``3-5 levels, 9-15 runs each`` for rows of :func:`_sweep_slopes`."""
+    """``3-5 levels, 9-15 runs each`` for rows of :func:`sweep_slopes`."""
     def span(col: str) -> str:
         lo, hi = int(sweeps[col].min()), int(sweeps[col].max())
         return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
     return f"{span('n_values')} levels, {span('n_runs')} runs each"
+
+
+def _distinct_runs(last: pd.DataFrame, sweeps: pd.DataFrame) -> int:
+    """Runs in any of ``sweeps`` (rows of :func:`sweep_slopes`), each counted once (a run at
+    the crossing of a batch-size and a width sweep is in both)."""
+    keys = set()
+    for axis, labels in sweeps.groupby("axis")["sweep"]:
+        rows = sweep_rows(last, axis)
+        rows = rows[rows["sweep"].isin(set(labels))]
+        keys.update(rows[RUN_KEYS].itertuples(index=False, name=None))
+    return len(keys)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -879,43 +888,6 @@ def survives(group: pd.DataFrame) -> str:
     verdicts = group.set_index("estimator")["verdict"]
     differ = [ESTIMATOR_CHOICES[e] for e, v in verdicts.items() if v != verdicts[PRIMARY]]
     return "yes" if not differ else f"no ({', '.join(differ)} differ)"
-
-
-def excluded_runs_note(runs: pd.DataFrame, min_train_accuracy: float | None = None) -> str:
-    """How many runs the statistics use, and which were excluded and why.
-
-    Diverged runs are listed with the step they diverged at, ``not_trained``
-    runs with their final training accuracy (column ``final_train_accuracy``)
-    against ``min_train_accuracy`` (config ``claims.min_train_accuracy``).
-    """
-    diverged = runs[runs["status"] == "diverged"]
-    not_trained = runs[runs["status"] == "not_trained"]
-    converged = int((runs["status"] == "converged").sum())
-    reasons = []
-    if len(diverged):
-        steps = ", ".join(str(int(s)) for s in diverged["diverged_at"] if np.isfinite(s))
-        reasons.append(f"{len(diverged)} diverged (loss not finite; at steps {steps})")
-    if len(not_trained):
-        text = f"{len(not_trained)} did not train"
-        if "final_train_accuracy" in not_trained.columns:
-            accs = ", ".join(f"{a:.0%}" if np.isfinite(a) else "n/a"
-                             for a in sorted(not_trained["final_train_accuracy"]))
-            limit = (f" < claims.min_train_accuracy {min_train_accuracy:.0%}"
-                     if min_train_accuracy is not None else "")
-            text += f" (final training accuracy {accs}{limit})"
-        reasons.append(text)
-    text = f"{len(runs)} runs in the grid; "
-    if reasons:
-        n = len(diverged) + len(not_trained)
-        text += f"{n} excluded from every statistic: " + "; ".join(reasons)
-    else:
-        text += "none excluded"
-    if converged:
-        text += (
-            f"; {converged} stopped early at 100% training accuracy (kept: their last "
-            "checkpoint is the one used)"
-        )
-    return text + "."
 
 
 def format_value(row: Mapping[str, Any]) -> str:

@@ -77,6 +77,9 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, special, stats
 
+from sgdtail.aggregate import EXCLUDED_STATUSES as AGGREGATE_EXCLUDED
+from sgdtail.aggregate import usable
+
 #: The Broadie–Glasserman–Kou constant −ζ(1/2)/√(2π): discrete monitoring of a
 #: Brownian path with step variance σ²dt acts like a barrier moved by β·σ·√dt.
 BGK_BETA = 0.5825971579390106
@@ -1008,8 +1011,10 @@ def sample_paths(
 # --------------------------------------------------------------------------- C5: jumps
 
 
-#: Run statuses (results/tables/runs.csv) whose noise does not count for C5 (SGD).
-EXCLUDED_STATUSES: tuple[str, ...] = ("diverged", "not_trained")
+#: Run statuses (results/tables/runs.csv) whose noise does not count for C5 (SGD): the
+#: statuses of :data:`sgdtail.aggregate.EXCLUDED_STATUSES` (any status not known to be usable
+#: is left out too).
+EXCLUDED_STATUSES: tuple[str, ...] = tuple(AGGREGATE_EXCLUDED)
 
 SHARE_COLUMNS = [
     "noise", "family", "alpha", "df", "window", "share", "share_ci_low", "share_ci_high",
@@ -1204,11 +1209,12 @@ def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[s
     states, fixes = [st], [fix_n] * (st == "unclear")
     notes = [f"{r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] vs > -{dmax:g}: {st}"]
     alo, ahi = float(r["short_auc_ci_low"]), float(r["short_auc_ci_high"])
-    st = _interval_state(alo, ahi, (-math.inf, amax))
+    st = _interval_state(alo, ahi, (1.0 - amax, amax))  # separable either way is not Gaussian
     states.append(st)
     fixes += [fix_n] * (st == "unclear")
     notes.append(f"{r['noise']} window-{int(r['short_window'])} AUC vs Gaussian "
-                 f"{r['short_auc']:.3g} [{alo:.3g}, {ahi:.3g}] vs < {amax:g}: {st}")
+                 f"{r['short_auc']:.3g} [{alo:.3g}, {ahi:.3g}] vs within [{1 - amax:.3g}, "
+                 f"{amax:g}]: {st}")
     return states, notes, fixes
 
 
@@ -1367,7 +1373,7 @@ def norm_sequences(norms: pd.DataFrame, runs: pd.DataFrame, split: str = "train"
     from .grid import AXES
 
     axes = list(AXES if axes is None else axes)
-    bad = runs["status"].isin(EXCLUDED_STATUSES)
+    bad = ~usable(runs["status"])
     counts = {"runs": int(len(runs)), "used": int((~bad).sum())}
     counts.update({s: int((runs["status"] == s).sum()) for s in EXCLUDED_STATUSES})
     keep = runs.loc[~bad, axes]

@@ -26,7 +26,12 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from sgdtail.aggregate import EXCLUDED_STATUSES, typed_axes, usable  # noqa: E402
+from sgdtail.aggregate import (  # noqa: E402
+    EXCLUDED_STATUSES,
+    excluded_runs_note,
+    typed_axes,
+    usable,
+)
 from sgdtail.claims import sweep_rows  # noqa: E402
 from sgdtail.estimators import sample_sas  # noqa: E402
 from sgdtail.grid import AXES  # noqa: E402
@@ -147,24 +152,6 @@ def final_checkpoints(
     return ok[ok.step == last]
 
 
-def excluded_note(runs: pd.DataFrame) -> str:
-    """A sentence naming how many runs are left out of α statistics and why."""
-    parts = []
-    for status in EXCLUDED_STATUSES:
-        bad = runs[runs.status == status]
-        if bad.empty:
-            continue
-        if status == "diverged":
-            steps = sorted(int(s) for s in bad.diverged_at)
-            parts.append(f"{len(bad)} diverged (at steps {steps})")
-        else:
-            accuracies = ", ".join(f"{a:.0%}" for a in sorted(bad.final_train_accuracy))
-            parts.append(f"{len(bad)} did not train (final training accuracy {accuracies})")
-    if not parts:
-        return f"{len(runs)} runs, none excluded"
-    return f"{len(runs)} runs; excluded: {'; '.join(parts)}"
-
-
 def enough_samples(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with each α̂ set to NaN where its estimator saw too few samples (summary columns
     ``pooled_enough`` and ``per_coordinate_enough``; absent columns mean enough)."""
@@ -182,17 +169,21 @@ def enough_samples(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def too_few_note(df: pd.DataFrame) -> str:
-    """``; per-coordinate α̂ left out of 4 measurements (too few minibatches: P = 4, 20)``, or ""."""
-    if "per_coordinate_enough" not in df:
-        return ""
-    few = df[~df["per_coordinate_enough"].astype(bool)]
-    if few.empty:
-        return ""
-    sizes = ", ".join(str(int(p)) for p in sorted(few["n_minibatches"].unique()))
-    return (
-        f"; per-coordinate α̂ left out of {len(few)} measurement(s) "
-        f"(too few minibatches: P = {sizes})"
-    )
+    """``; per-coordinate α̂ left out of 4 measurement(s) (too few minibatches: P = 4, 20)``
+    (and the same for pooled α̂ with too few values), or ""."""
+    text = ""
+    for flag, what, size, unit in (
+        ("per_coordinate_enough", "per-coordinate", "n_minibatches", "minibatches: P"),
+        ("pooled_enough", "pooled", "n_values", "noise values: K"),
+    ):
+        if flag not in df:
+            continue
+        few = df[~df[flag].astype(bool)]
+        if few.empty:
+            continue
+        sizes = ", ".join(f"{int(p):,}" for p in sorted(few[size].unique()))
+        text += f"; {what} α̂ left out of {len(few)} measurement(s) (too few {unit} = {sizes})"
+    return text
 
 
 def long_alpha(df: pd.DataFrame) -> pd.DataFrame:
@@ -337,7 +328,7 @@ def plot_alpha_vs_axis(
         fig,
         f"α̂ of the training-set gradient noise at each run's last checkpoint ({spread}; "
         f"bars: 95% batch-means interval of the robust α̂)\n{len(df)} runs drawn (those in "
-        f"a sweep over {axis}); grid: {excluded_note(runs)}{few}",
+        f"a sweep over {axis}); {excluded_runs_note(runs)[:-1]}{few}",
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
@@ -626,7 +617,8 @@ def _alpha_over_steps(ax: plt.Axes, s: pd.DataFrame, column: str) -> None:
     for split, d in s.groupby("split"):
         color = SPLIT_COLORS.get(split, "grey")
         if d[column].isna().all():
-            missing.append(f"{split} set: too few minibatches (P = {int(d.n_minibatches.max())})")
+            missing.append(f"{split} set: too few samples (P = {int(d.n_minibatches.max())} "
+                           f"minibatches, K = {int(d.n_values.max()):,} values)")
             continue
         ax.plot(d.step, d[column], color=color, marker="o")
         if column == "alpha_robust":

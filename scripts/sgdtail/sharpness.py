@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from sgdtail.aggregate import USABLE_STATUSES
+
 if TYPE_CHECKING:  # torch is imported by the functions that compute on networks, so that
     import pandas as pd  # the figure job (C6 verdict and plot only) starts ~1.7 s faster
     import torch
@@ -37,9 +39,9 @@ if TYPE_CHECKING:  # torch is imported by the functions that compute on networks
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
-#: run statuses (``run.json``, ``summary.csv``) of runs that trained; any other status
-#: (``diverged``, ``not_trained``, ...) keeps a run out of C6
-TRAINED_STATUSES = ("completed", "converged")
+#: run statuses (``summary.csv``) of runs that trained; any other status (``diverged``,
+#: ``not_trained``, ...) keeps a run out of C6
+TRAINED_STATUSES = USABLE_STATUSES
 #: grid axes shared by the runs of one family of comparable runs (the learning rate is one:
 #: SGD settles where λ_max ≲ 2/η, so runs at different η are not compared)
 FAMILY_AXES = ("dataset", "arch", "loss", "lr")
@@ -306,7 +308,8 @@ def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) ->
     train = summary[summary["split"] == "train"]
     alpha_cols = ["alpha_robust", "alpha_reference", "alpha_per_coordinate_median"]
     df = sharp.merge(status, on=keys, how="left")
-    df = df.merge(train[keys + ["step"] + alpha_cols], on=keys + ["step"], how="left")
+    flags = [c for c in ("pooled_enough",) if c in train.columns]
+    df = df.merge(train[keys + ["step"] + alpha_cols + flags], on=keys + ["step"], how="left")
     df["family"] = [family_name(r) for r in df[list(FAMILY_AXES)].to_dict("records")]
     first = keys + ["family", "step", "status"] + alpha_cols + list(SHARPNESS_FIELDS)
     return df[first + [c for c in df.columns if c not in first]]
@@ -335,6 +338,7 @@ def exclusion_reason(row: Mapping[str, Any], max_gradient_to_noise: float) -> st
         (status not in TRAINED_STATUSES, f"not trained (status {status})"),
         (not _is_true(row.get("finite_weights")), "non-finite weights"),
         (bad("alpha_robust"), "no alpha estimate"),
+        (not _is_true(row.get("pooled_enough", True)), "too few noise values for α̂"),
         (not _is_true(row.get("power_converged")), "power iteration not converged"),
         (bad("gradient_to_noise") or row["gradient_to_noise"] > max_gradient_to_noise,
          f"gradient not small (gradient/noise > {max_gradient_to_noise:g})"),
@@ -464,7 +468,7 @@ def claim_c6_verdict(result: Mapping[str, Any], thresholds: Mapping[str, float])
         verdict, why = "inconclusive", "correlation or interval undefined"
     elif lo > rmin:
         verdict, why = "supported", f"CI above min_rho = {rmin:g}"
-    elif hi < 0:
+    elif hi < min(0.0, rmin):
         verdict, why = "not supported", "CI below 0: sharper end points with heavier tails"
     elif hi < rmin:
         verdict, why = "not supported", f"CI below min_rho = {rmin:g}: correlation too weak"

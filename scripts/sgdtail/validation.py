@@ -189,16 +189,15 @@ def minimum_sample_table(
     """:func:`smallest_reliable_sizes` beside the minimum sizes configured for the tables
     (``estimators.min_pooled_values`` / ``min_per_coordinate_minibatches``).
 
-    ``consistent``: the configured minimum is at least the reliable size (Hill,
-    which never reads 2, has no reliable size and is not used by the claims).
+    ``consistent``: the configured minimum is at least the reliable size; false
+    when an estimator never reads 2 ± tolerance at the sizes tried (Hill, which is
+    not bounded by 2 and which no claim uses, is exempt).
     """
     out = smallest_reliable_sizes(readings, tolerance)
     configured = {"pooled": min_pooled_values, "per_coordinate": min_per_coordinate_minibatches}
     out["configured_minimum"] = out["kind"].map(configured)
     out["tolerance"] = tolerance
-    out["consistent"] = out["reliable_size"].isna() | (
-        out["configured_minimum"] >= out["reliable_size"]
-    )
+    out["consistent"] = out["configured_minimum"] >= out["reliable_size"]  # NaN: never reliable
     out.loc[out["estimator"] == "hill", "consistent"] = True
     return out
 
