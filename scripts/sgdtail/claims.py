@@ -60,8 +60,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
 from sgdtail.aggregate import excluded_runs_note, usable
+from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
 from sgdtail.grid import AXES
 
 VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive")
