@@ -97,7 +97,8 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
 }
 
-#: Per-channel mean / std of pixels in [0, 1] (the values of the 2019 code); the workflow takes them from config.
+#: Per-channel mean / std of pixels in [0, 1] (the values of the 2019 code); the workflow
+#: takes them from config.
 DEFAULT_NORMALISATION: dict[str, dict[str, tuple[float, ...]]] = {
     "mnist": {"mean": (0.1307,), "std": (0.3081,)},
     "cifar10": {"mean": (0.491, 0.482, 0.447), "std": (0.247, 0.243, 0.262)},
