@@ -1,4 +1,5 @@
 # Config validation, the grid, and input functions shared by every rule.
+import math
 import sys
 from pathlib import Path
 
@@ -14,6 +15,15 @@ from sgdtail.grid import (  # noqa: E402
     resolved_section,
     run_training,
 )
+from sgdtail.cost import (  # noqa: E402
+    BASE_MEM_MB,
+    DATA_SIZES,
+    noise_seconds,
+    sharpness_seconds,
+    train_seconds,
+)
+from sgdtail.cost import net_size as _net_size  # noqa: E402
+from sgdtail.cost import run_threads as _run_threads  # noqa: E402
 
 # Schema (types, enums, ranges, unknown keys), then the checks a schema cannot make; either
 # fails here, before any job or folder exists, with one line naming the key and allowed values.
@@ -289,56 +299,22 @@ def extra_claim_files():
 # Snakemake that a group job runs its jobs one after the other (as the plugin's slurm-jobstep
 # does), so that it asks for the sum of their runtimes and the CPUs of the largest one.
 
-import math
-
 SMALL_RUN_MINUTES = 30
-# (channels, height, width), classes, train images, test images (the full data sets)
-DATA_SIZES = {
-    "mnist": ((1, 28, 28), 10, 60_000, 10_000),
-    "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
-    "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
-}
-# sustained float32 FLOP/s per CPU thread (measured here: ~65e9 at width 1024)
-CPU_FLOPS_PER_THREAD = 30e9
-GPU_FLOPS = 2e12
-STEP_OVERHEAD_S = 2e-3  # Python and autograd per SGD step or minibatch gradient
-# streamed tail-index estimators, seconds per noise value (measured: ~130e-9)
-ESTIMATOR_S_PER_VALUE = 150e-9
-BASE_MEM_MB = 1000  # Python, torch, pandas
 
 
 def _on_gpu():
     return TRAINING["device"] == "cuda"
 
 
-def net_size(wildcards):
-    """(parameters, forward FLOPs, activations) per image of the run's network.
+def _point(wildcards):
+    return {axis: wildcards[axis] for axis in AXES}
 
-    Closed forms of sgdtail.models.FullyConnected and AlexNetCifar (no torch import: this
-    runs for every job when the DAG is built).
-    """
-    (c, h, w), classes, _, _ = DATA_SIZES[wildcards.dataset]
-    width, depth = int(wildcards.width), int(wildcards.depth)
-    if wildcards.arch == "fcn":
-        params = c * h * w * width + (depth - 2) * width * width + width * classes
-        return params, 2 * params, 2 * width * (depth - 1) + classes
-    conv = lambda n, k, s, p: (n + 2 * p - k) // s + 1
-    pool = lambda n: (n - 3) // 2 + 1
-    s1 = conv(h, 4, 2, 2)
-    p1 = pool(s1)
-    s2 = conv(p1, 5, 1, 2)
-    p2 = pool(s2)
-    p3 = pool(p2)
-    feat = width * p3 * p3
-    hidden = feat * math.floor(1 + math.log2(feat))
-    conv_params = [c * 16 * width, width * 25 * width] + [width * 9 * width] * 3
-    conv_sizes = [s1 * s1, s2 * s2] + [p2 * p2] * 3
-    linear = feat * hidden + hidden * hidden + hidden * classes
-    params = sum(conv_params) + 5 * width + linear + 2 * hidden + classes
-    flops = 2 * (sum(n * a for n, a in zip(conv_params, conv_sizes)) + linear)
-    maps = 2 * s1 * s1 + p1 * p1 + 2 * s2 * s2 + p2 * p2 + 6 * p2 * p2 + p3 * p3
-    acts = width * maps
-    return params, flops, acts + 4 * hidden + classes
+
+def net_size(wildcards):
+    """(parameters, forward FLOPs, activations) per image of the run's network."""
+    return _net_size(
+        wildcards.dataset, wildcards.arch, int(wildcards.width), int(wildcards.depth)
+    )
 
 
 # Scheduling order (Snakemake starts ready jobs of higher priority first; on a cluster this
@@ -355,16 +331,9 @@ PRIORITY_UNLOCKS = 2
 PRIORITY_SIDE = 1
 
 
-def _speed(threads):
-    return GPU_FLOPS if _on_gpu() else CPU_FLOPS_PER_THREAD * threads
-
-
 def run_threads(wildcards):
     """CPU threads of a run's jobs (train, noise, sharpness): more for the large networks."""
-    if _on_gpu():
-        return 2
-    _, flops, _ = net_size(wildcards)
-    return 1 if flops < 2e6 else 2 if flops < 2e7 else 4
+    return _run_threads(_point(wildcards), _on_gpu())
 
 
 def run_gpus(wildcards):
@@ -373,34 +342,22 @@ def run_gpus(wildcards):
 
 
 def _train_seconds(wildcards):
-    _, flops, _ = net_size(wildcards)
-    _, _, n_train, n_test = DATA_SIZES[wildcards.dataset]
-    steps = run_training_of(wildcards)["iterations"]
-    speed = _speed(run_threads(wildcards))
-    sgd = steps * (STEP_OVERHEAD_S + 3 * int(wildcards.batch_size) * flops / speed)
-    evaluation = len(run_checkpoints_of(wildcards)) * (n_train + n_test) * flops / speed
-    return sgd + evaluation
+    training = run_training_of(wildcards)
+    n_checkpoints = len(run_checkpoints_of(wildcards))
+    return train_seconds(
+        _point(wildcards), training["iterations"], n_checkpoints, _on_gpu()
+    )
 
 
 def _noise_seconds(wildcards):
-    params, flops, _ = net_size(wildcards)
-    _, _, n_train, n_test = DATA_SIZES[wildcards.dataset]
-    images = {"train": n_train, "test": n_test}
-    n = sum(images[split] for split in NOISE["splits"])
-    minibatches = n // int(wildcards.batch_size)
-    speed = _speed(run_threads(wildcards))
-    # minibatch gradients twice (the full gradient pass, then the noise pass) + estimators
-    per_checkpoint = (
-        minibatches * STEP_OVERHEAD_S
-        + 2 * 3 * n * flops / speed
-        + minibatches * params * ESTIMATOR_S_PER_VALUE
-    )
-    return len(run_checkpoints_of(wildcards)) * per_checkpoint
+    n_checkpoints = len(run_checkpoints_of(wildcards))
+    return noise_seconds(_point(wildcards), NOISE["splits"], n_checkpoints, _on_gpu())
 
 
 def _minutes(seconds, attempt, floor=5):
-    """Slurm walltime in minutes: twice the estimate + 3, at least `floor`, times the attempt."""
-    return int(max(floor, math.ceil(2 * seconds / 60) + 3) * attempt)
+    """Slurm walltime in minutes: 1.5 × the estimate + 2, at least `floor`, times the attempt
+    (the estimate is calibrated on measured runs: sgdtail.cost)."""
+    return int(max(floor, math.ceil(1.5 * seconds / 60) + 2) * attempt)
 
 
 def train_runtime(wildcards, attempt):
@@ -465,12 +422,7 @@ def sharpness_group(wildcards):
 
 
 def _sharpness_seconds(wildcards):
-    _, flops, _ = net_size(wildcards)
-    images = SHARPNESS.get("train_subset", 2000)
-    # power iterations of Hessian-vector products (~4 passes each), then the directions
-    iterations = SHARPNESS.get("power_iterations", 20)
-    passes = 4 * iterations + 2 * SHARPNESS.get("directions", 5)
-    return passes * 3 * images * flops / _speed(run_threads(wildcards)) + passes * 0.05
+    return sharpness_seconds(_point(wildcards), SHARPNESS, _on_gpu())
 
 
 def sharpness_runtime(wildcards, attempt):

@@ -1,0 +1,125 @@
+"""Expected time and memory of a run's jobs, from its grid point (no torch import).
+
+The workflow turns these into the SLURM requests of ``train_sgd``,
+``measure_gradient_noise`` and ``measure_sharpness`` (``rules/common.smk``),
+and :func:`grid_cost` adds them up over a grid (README, "The paper grid's
+cost"). The rates below were calibrated on the ``paper_sample`` grid's runs at
+full length (CPU time per SGD step and per noise measurement, README,
+"The paper grid's cost"); the GPU rate is an assumption until measured.
+
+Network sizes are the closed forms of :class:`sgdtail.models.FullyConnected`
+and :class:`sgdtail.models.AlexNetCifar` (checked against the models in the tests).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+DATA_SIZES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
+    "mnist": ((1, 28, 28), 10, 60_000, 10_000),
+    "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
+    "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
+}
+"""(channels, height, width), classes, train images, test images (the full data sets)."""
+
+CPU_FLOPS_PER_THREAD = 70e9
+"""Sustained float32 FLOP/s of one CPU thread in training (fitted on FCN 4×2 and 64×6)."""
+GPU_FLOPS = 2e12
+STEP_OVERHEAD_S = 1.5e-3
+"""Python and autograd per SGD step or minibatch gradient (fitted with the rate above)."""
+ESTIMATOR_S_PER_VALUE = 10e-9
+"""The streamed estimator suite, per noise value (README, "Benchmarks": 6-10 ns)."""
+BASE_MEM_MB = 1000
+"""Python, torch, pandas."""
+
+
+def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int, int]:
+    """(parameters, forward FLOPs, activations) per image of a network on ``dataset``."""
+    (c, h, w), classes, _, _ = DATA_SIZES[dataset]
+    if arch == "fcn":
+        params = c * h * w * width + (depth - 2) * width * width + width * classes
+        return params, 2 * params, 2 * width * (depth - 1) + classes
+    conv = lambda n, k, s, p: (n + 2 * p - k) // s + 1  # noqa: E731
+    pool = lambda n: (n - 3) // 2 + 1  # noqa: E731
+    s1 = conv(h, 4, 2, 2)
+    p1 = pool(s1)
+    s2 = conv(p1, 5, 1, 2)
+    p2 = pool(s2)
+    p3 = pool(p2)
+    feat = width * p3 * p3
+    hidden = feat * math.floor(1 + math.log2(feat))
+    conv_params = [c * 16 * width, width * 25 * width] + [width * 9 * width] * 3
+    conv_sizes = [s1 * s1, s2 * s2] + [p2 * p2] * 3
+    linear = feat * hidden + hidden * hidden + hidden * classes
+    params = sum(conv_params) + 5 * width + linear + 2 * hidden + classes
+    flops = 2 * (sum(n * a for n, a in zip(conv_params, conv_sizes, strict=True)) + linear)
+    maps = 2 * s1 * s1 + p1 * p1 + 2 * s2 * s2 + p2 * p2 + 6 * p2 * p2 + p3 * p3
+    return params, flops, width * maps + 4 * hidden + classes
+
+
+def run_threads(point: Mapping, gpu: bool = False) -> int:
+    """CPU threads of a run's jobs: more for the large networks (2 beside a GPU)."""
+    if gpu:
+        return 2
+    _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
+                           int(point["depth"]))
+    return 1 if flops < 2e6 else 2 if flops < 2e7 else 4
+
+
+def _speed(point: Mapping, gpu: bool) -> float:
+    return GPU_FLOPS if gpu else CPU_FLOPS_PER_THREAD * run_threads(point, gpu)
+
+
+def train_seconds(point: Mapping, iterations: int, n_checkpoints: int, gpu: bool = False) -> float:
+    """SGD steps (forward + backward: 3 × forward FLOPs per image) and the evaluations of the
+    whole train and test sets at each checkpoint."""
+    _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
+                           int(point["depth"]))
+    _, _, n_train, n_test = DATA_SIZES[point["dataset"]]
+    speed = _speed(point, gpu)
+    sgd = iterations * (STEP_OVERHEAD_S + 3 * int(point["batch_size"]) * flops / speed)
+    return sgd + n_checkpoints * (n_train + n_test) * flops / speed
+
+
+def noise_seconds(point: Mapping, splits: list[str], n_checkpoints: int,
+                  gpu: bool = False) -> float:
+    """Per checkpoint: every minibatch gradient of each split (about one forward + backward
+    epoch) and the estimator suite over the P·M noise values."""
+    params, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
+                                int(point["depth"]))
+    _, _, n_train, n_test = DATA_SIZES[point["dataset"]]
+    n = sum({"train": n_train, "test": n_test}[s] for s in splits)
+    minibatches = n // int(point["batch_size"])
+    per_checkpoint = (minibatches * STEP_OVERHEAD_S + 3 * n * flops / _speed(point, gpu)
+                      + minibatches * params * ESTIMATOR_S_PER_VALUE)
+    return n_checkpoints * per_checkpoint
+
+
+def sharpness_seconds(point: Mapping, sharpness: Mapping, gpu: bool = False) -> float:
+    """Power iterations on Hessian-vector products (~4 passes each) and the random
+    directions (2 passes each) on the ``train_subset`` images."""
+    _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
+                           int(point["depth"]))
+    images = sharpness.get("train_subset", 2000)
+    passes = 4 * sharpness.get("power_iterations", 20) + 2 * sharpness.get("directions", 5)
+    return passes * 3 * images * flops / _speed(point, gpu) + passes * 0.05
+
+
+def grid_cost(points: list[Mapping], training: Mapping[str, Mapping], n_checkpoints:
+              Mapping[str, int], splits: list[str], sharpness: Mapping,
+              gpu: bool = False) -> dict[str, float]:
+    """Expected CPU-hours (threads × seconds / 3600) of every run of a grid, by job kind;
+    with ``gpu``, GPU-hours (one GPU per job).
+
+    ``training`` and ``n_checkpoints`` map each run path (``point["path"]``) to its
+    training section and checkpoint count. Runs that stop early cost less.
+    """
+    out = {"train": 0.0, "noise": 0.0, "sharpness": 0.0}
+    for p in points:
+        threads = 1 if gpu else run_threads(p, gpu)
+        k = n_checkpoints[p["path"]]
+        out["train"] += threads * train_seconds(p, training[p["path"]]["iterations"], k, gpu)
+        out["noise"] += threads * noise_seconds(p, splits, k, gpu)
+        out["sharpness"] += threads * sharpness_seconds(p, sharpness, gpu)
+    return {key: value / 3600 for key, value in out.items()}

@@ -1,0 +1,55 @@
+"""The cost model behind the SLURM requests and the grid totals (no timing: closed forms)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgdtail import cost
+from sgdtail.models import build_model, count_parameters
+
+
+@pytest.mark.parametrize(
+    "dataset, arch, width, depth",
+    [("mnist", "fcn", 4, 2), ("mnist", "fcn", 128, 3), ("cifar10", "fcn", 64, 6),
+     ("cifar10", "alexnet", 16, 8), ("cifar100", "alexnet", 32, 8)],
+)
+def test_net_size_counts_the_models_parameters(dataset, arch, width, depth):
+    (c, h, w), classes, _, _ = cost.DATA_SIZES[dataset]
+    model = build_model(arch, width=width, depth=depth, input_shape=(c, h, w),
+                        num_classes=classes)
+    params, flops, acts = cost.net_size(dataset, arch, width, depth)
+    assert params == count_parameters(model)
+    assert flops >= 2 * params if arch == "fcn" else flops > 2 * params  # convs reuse weights
+    assert acts > 0
+
+
+def point(**axes):
+    base = dict(dataset="mnist", arch="fcn", width=64, depth=3, batch_size=500, lr=0.1,
+                loss="cross_entropy", seed=0)
+    return {**base, **axes}
+
+
+def test_costs_grow_with_steps_size_and_checkpoints():
+    small, large = point(width=4), point(width=1024, depth=10)
+    assert cost.train_seconds(large, 1000, 5) > 10 * cost.train_seconds(small, 1000, 5)
+    assert cost.train_seconds(small, 2000, 5) > 1.9 * cost.train_seconds(small, 1000, 5)
+    assert cost.noise_seconds(small, ["train", "test"], 10) == pytest.approx(
+        2 * cost.noise_seconds(small, ["train", "test"], 5))
+    assert cost.noise_seconds(small, ["train"], 5) < cost.noise_seconds(small, ["train", "test"], 5)
+    assert cost.run_threads(small) == 1 and cost.run_threads(large) == 2  # 17 MFLOP an image
+    assert cost.run_threads(point(dataset="cifar100", arch="alexnet", width=256, depth=8)) == 4
+    assert cost.run_threads(large, gpu=True) == 2
+    assert cost.train_seconds(large, 1000, 5, gpu=True) < cost.train_seconds(large, 1000, 5)
+
+
+def test_grid_cost_adds_threads_times_seconds_per_kind():
+    runs = [{**point(width=w), "path": f"r{w}"} for w in (4, 1024)]
+    training = {r["path"]: {"iterations": 100} for r in runs}
+    checkpoints = {r["path"]: 3 for r in runs}
+    sharp = {"train_subset": 100, "power_iterations": 5, "directions": 2}
+    hours = cost.grid_cost(runs, training, checkpoints, ["train"], sharp)
+    expected = sum(cost.run_threads(r) * cost.train_seconds(r, 100, 3) for r in runs) / 3600
+    assert hours["train"] == pytest.approx(expected)
+    gpu = cost.grid_cost(runs, training, checkpoints, ["train"], sharp, gpu=True)
+    assert gpu["train"] == pytest.approx(
+        sum(cost.train_seconds(r, 100, 3, gpu=True) for r in runs) / 3600)
