@@ -18,7 +18,7 @@ m = alpha_measurements(
 )
 table = results_table(
     m,
-    pd.read_csv(snakemake.input.claims),
+    pd.read_csv(snakemake.input.claims, keep_default_na=False, na_values=[""]),
     pd.read_csv(snakemake.input.validation),
     th,
     snakemake.params.tolerance,

@@ -563,10 +563,27 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         f"sweeps' data set, architecture, loss and learning rate; "
         f"{n_size_sweeps - len(size)} other width/depth sweeps left out)"
     )
+    if reason.startswith("too much spread"):
+        detail += "; " + _c2_decider(e_b, se_b, e_n, se_n, th, int(last["seed"].nunique()))
     return Evaluation(
         statistic=statistic, value=ratio, ci_low=low, ci_high=high, threshold=threshold,
         verdict=verdict, reason=reason, n_runs=n_runs, detail=detail,
     )
+
+
+def _c2_decider(e_b: float, se_b: float, e_n: float, se_n: float, th: Thresholds,
+                seeds: int) -> str:
+    """What would decide C2 at the measured slopes: the number of seeds per grid point at which
+    the interval (standard errors shrinking as 1/√seeds) would clear ``c2_ratio_max``."""
+    for factor in range(2, 65):
+        s = 1.0 / math.sqrt(factor)
+        low = _ratio(max(e_b - th.z * se_b * s, 0.0), e_n + th.z * se_n * s)
+        high = _ratio(e_b + th.z * se_b * s, e_n - th.z * se_n * s)
+        if high < th.c2_ratio_max or low >= th.c2_ratio_max:
+            return (f"at these slopes about {factor * seeds} seeds per grid point "
+                    f"(grids.<name>.runs[].seed; now {seeds}) would decide it")
+    return (f"at these slopes even {64 * seeds} seeds per grid point would not decide it: the "
+            "two effects are about equal")
 
 
 def _levels(sweeps: pd.DataFrame) -> str:

@@ -436,6 +436,22 @@ def within_family_spearman(
                 families=families, skipped=skipped)
 
 
+def _c6_decider(result: Mapping[str, Any], c6: Mapping[str, Any]) -> str:
+    """For an interval that straddles ``min_rho``: about how many runs (interval half-width
+    shrinking as 1/√n) would put it clear of ``min_rho`` at the measured ρ; "" otherwise."""
+    rho, lo, hi, n = (float(result["rho"]), float(result["ci_low"]), float(result["ci_high"]),
+                      int(result["n"]))
+    rmin = float(c6["min_rho"])
+    if not (all(math.isfinite(v) for v in (rho, lo, hi)) and lo <= rmin <= hi and n > 0):
+        return ""
+    gap = abs(rho - rmin)
+    if gap < 0.05:
+        return (f" (ρ is within 0.05 of min_rho = {rmin:g}: no number of runs separates them; "
+                "a positive verdict needs a correlation that is not there)")
+    needed = math.ceil(n * ((hi - lo) / 2.0 / gap) ** 2)
+    return f" (at this ρ about {needed} admitted runs, now {n}, would decide it)"
+
+
 def claim_c6_verdict(result: Mapping[str, Any], thresholds: Mapping[str, float]) -> dict:
     """Verdict on C6 from a :func:`within_family_spearman` of α̂ with sharpness.
 
@@ -528,7 +544,7 @@ def claim_c6(df: pd.DataFrame, c6: Mapping[str, Any], n_boot: int = 1000,
         f"(the family rhos weighted by (n^2 - 1)/n) with a bootstrap that resamples runs within "
         f"families, over {primary['n']} runs in {len(primary['families'])} families; "
         f"{_exclusion_text(df, primary, int(c6['min_family_runs']))}. "
-        f"{_rho_text(primary)}: {v['reason']}. Per family: {per_family}. "
+        f"{_rho_text(primary)}: {v['reason']}{_c6_decider(primary, c6)}. Per family: {per_family}. "
         f"With the {slabel} instead (not invariant to reparametrisation): {_rho_text(secondary)}, "
         f"which would read {v2['verdict']}. The claim's 'faster than Brownian theory predicts' "
         f"is not tested by this statistic."
