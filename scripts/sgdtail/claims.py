@@ -101,6 +101,8 @@ CLAIM_TEXT: dict[str, str] = {
     "depend on the height but grow polynomially with the width.",
     "C5": "A heavy-tailed path looks Gaussian over short windows but shows frequent large "
     "jumps over long ones.",
+    "C5 (SGD)": "The same holds for SGD: its measured gradient noise makes the jumps of an "
+    "α-stable sequence (C5's statistic on the noise norms of the trained runs).",
     "C6": "Training reaches wide minima more often and faster than Brownian theory predicts.",
 }
 """The review's claims, as the claims table states them."""

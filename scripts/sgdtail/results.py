@@ -213,7 +213,7 @@ def results_table(m: pd.DataFrame, claims: pd.DataFrame, validation: pd.DataFram
                      **finding_row(f, m, claims, validation, th, tolerance)})
     for claim in sorted(claims["claim"].unique()):
         text = claims.loc[claims["claim"] == claim, "statistic"].iloc[0]
-        said = CLAIM_TEXT.get(claim.split(" ")[0], "")
+        said = CLAIM_TEXT.get(claim, "")
         rows.append({"figure or claim": f"{claim}", "the papers report":
                      f"{said} ({REVIEW}); tested here as: {text}",
                      **claim_row(claim, claims)})
