@@ -190,7 +190,7 @@ CASES = [
          ("noise.splits", "no repeats")),
     # ---- what a schema cannot say (sgdtail.grid.check_config)
     Case("unknown-grid", {"grid": "nope"},
-         ("'grid' is 'nope'", "allowed: one of default, paper, smoke"), cli=True),
+         ("'grid' is 'nope'", "allowed: one of default, paper, paper_sample, smoke"), cli=True),
     Case("batch-larger-than-data", {f"{RUN0}.batch_size": [20000]},
          ("grids.smoke.runs[0].batch_size", "20000 is larger than the mnist test split",
           "allowed: 1..10000"), cli=True),

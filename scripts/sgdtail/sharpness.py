@@ -50,6 +50,7 @@ MEASURES = (
     ("random_direction_sharpness", "filter-normalised random-direction sharpness"),
     ("top_hessian_eigenvalue", "top Hessian eigenvalue λ_max"),
 )
+SHORT_NAMES = {"random_direction_sharpness": "sharpness", "top_hessian_eigenvalue": "λ_max"}
 #: per-run fields of sharpness.json that the C6 table needs (NaN where a run lacks them)
 SHARPNESS_FIELDS = (
     "finite_weights", "top_hessian_eigenvalue", "power_converged", "power_iterations_used",
@@ -573,6 +574,23 @@ def _y_scale(ax, values: np.ndarray) -> None:
         ax.set_yscale("symlog", linthresh=float(np.abs(v[v != 0]).min()))
 
 
+def _family_labels(df: pd.DataFrame, admitted: pd.Series, results: Mapping[str, Mapping],
+                   fams: Sequence[str]) -> dict[str, str]:
+    """Legend text per family: admitted runs and the family's ρ with each measure."""
+    out = {}
+    for fam in fams:
+        n = int((admitted & (df["family"] == fam)).sum())
+        rhos = []
+        for col, _ in MEASURES:
+            rho_f = {f["family"]: f["rho"] for f in results[col]["families"]}
+            if fam in rho_f:
+                rhos.append(f"{rho_f[fam]:.2f}")
+        name = " / ".join(SHORT_NAMES[c] for c, _ in MEASURES)
+        out[fam] = (f"{fam}: n = {n}, ρ ({name}) = {' / '.join(rhos)}" if rhos
+                    else f"{fam}: n = {n} (too few runs)")
+    return out
+
+
 def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str, Any]],
                             pdf, png) -> None:
     """Each sharpness measure against the final robust α̂, one colour per family.
@@ -591,14 +609,13 @@ def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str,
     fams = sorted(set(df["family"]))
     colours = dict(zip(fams, plt.get_cmap("tab10")(np.arange(len(fams)) % 10), strict=True))
     admitted = df["excluded"] == ""
+    labels = _family_labels(df, admitted, results, fams)
     for i, (ax, (col, label)) in enumerate(zip(axes, MEASURES, strict=True)):
         res = results[col]
-        rho_f = {f["family"]: f["rho"] for f in res["families"]}
         for fam in fams:
             sel = admitted & (df["family"] == fam)
-            extra = f", rho = {rho_f[fam]:.2f}" if fam in rho_f else " (too few runs)"
             ax.scatter(df.loc[sel, "alpha_robust"], df.loc[sel, col], color=colours[fam],
-                       label=f"{fam}: n = {int(sel.sum())}{extra}", s=28)
+                       label=labels[fam], s=28)
         ax.scatter(df.loc[~admitted, "alpha_robust"], df.loc[~admitted, col], marker="x",
                    color="0.5", label=f"excluded: n = {int((~admitted).sum())}", s=28)
         _y_scale(ax, df[col].to_numpy(dtype=float))
