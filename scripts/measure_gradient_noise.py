@@ -7,7 +7,7 @@ from sgdtail.data import load_prepared
 from sgdtail.io import load_torch, setup_logging, write_table
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
-from sgdtail.noise import measure_checkpoints
+from sgdtail.noise import measure_checkpoints, minibatch_order
 from sgdtail.train import resolve_device
 
 setup_logging(snakemake.log[0])
@@ -18,8 +18,8 @@ estimators = snakemake.params.estimators
 device = resolve_device(snakemake.params.device)
 data = load_prepared(snakemake.input.data, device=device)
 splits = {
-    "train": (data.x_train, data.y_train),
-    "test": (data.x_test, data.y_test),
+    "train": minibatch_order(data.x_train, data.y_train, noise["order"], noise["order_seed"]),
+    "test": minibatch_order(data.x_test, data.y_test, noise["order"], noise["order_seed"]),
 }
 
 

@@ -184,3 +184,30 @@ def test_gradients_written_into_the_given_buffer(model_and_data, method):
     torch.testing.assert_close(torch.cat(seen), expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match="R >= 4"):
         next(minibatch_gradients(model, loss_fn, x, y, 40, 4, out=torch.empty(3, m)))
+
+
+def test_a_class_sorted_split_is_measured_in_a_fixed_shuffled_order():
+    """In the stored order a class-sorted split makes every minibatch one class: each
+    coordinate's noise keeps its sign over consecutive minibatches and the per-coordinate
+    estimator reads α̂ ≈ 1 by construction; the fixed permutation removes that."""
+    from sgdtail.noise import minibatch_order
+
+    data = make_prepared(n_train=2000, n_test=100, shape=(1, 6, 6))
+    order = torch.argsort(data.y_train, stable=True)
+    x, y = data.x_train[order], data.y_train[order]
+    torch.manual_seed(0)
+    model = build_model("fcn", 16, 2, (1, 6, 6), 10)
+    loss = torch.nn.CrossEntropyLoss()
+    per_coord = {}
+    for kind in ("given", "shuffled"):
+        xs, ys = minibatch_order(x, y, kind, seed=0)
+        result = measure_noise(model, loss, xs, ys, 20)  # P = 100, K1 = 10
+        rows = [r for r in result.rows if r["estimator"] == "per_coordinate"]
+        per_coord[kind] = rows[0]["alpha"]
+    assert per_coord["given"] < 1.3 < 1.7 < per_coord["shuffled"], per_coord
+    xs, ys = minibatch_order(x, y, "shuffled", seed=0)
+    again = minibatch_order(x, y, "shuffled", seed=0)
+    assert torch.equal(xs, again[0]) and torch.equal(ys, again[1])  # a fixed permutation
+    assert sorted(ys.tolist()) == sorted(y.tolist())
+    with pytest.raises(ValueError, match="noise.order is 'random'; allowed: given, shuffled"):
+        minibatch_order(x, y, "random")

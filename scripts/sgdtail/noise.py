@@ -280,6 +280,23 @@ def release_workspaces() -> None:
     _WORKSPACES.clear()
 
 
+def minibatch_order(
+    x: torch.Tensor, y: torch.Tensor, order: str, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split in the order its minibatches are cut: ``"given"`` keeps the stored order (the
+    2019 procedure, which assumes the data set's order is random); ``"shuffled"`` applies one
+    fixed permutation drawn from ``seed``, so that a data set stored sorted by class (each
+    minibatch one class, a coordinate's noise keeping its sign over consecutive minibatches)
+    does not bias the block estimators."""
+    if order == "given":
+        return x, y
+    if order != "shuffled":
+        raise ValueError(f"noise.order is {order!r}; allowed: given, shuffled")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
+    perm = perm.to(x.device)
+    return x.index_select(0, perm), y.index_select(0, perm)
+
+
 def measure_noise(
     model: torch.nn.Module,
     loss_fn: Callable,
