@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sgdtail.claims import CLAIM_TEXT, Thresholds, sweep_slopes
+from sgdtail.claims import CLAIM_TEXT, Thresholds, sweep_rows, sweep_slopes
 
 PAPER_2019 = "Şimşekli, Sagun & Gürbüzbalaban (ICML 2019)"
 REVIEW = "Şimşekli et al. (2019 review)"
@@ -130,7 +130,8 @@ def trend_row(f: Finding, m: pd.DataFrame, th: Thresholds) -> dict[str, str]:
     ref, rob = last_alphas(m, "reference", f.arch), last_alphas(m, "robust", f.arch)
     t_ref, t_rob = trend(ref, f.axis, th.z), trend(rob, f.axis, th.z)
     measured = (f"{_trend_text(t_ref, 'reference (the papers’ estimator)')}; "
-                f"{_trend_text(t_rob, 'robust')}; {_range_text(ref)} (reference)")
+                f"{_trend_text(t_rob, 'robust')}; {_range_text(sweep_rows(ref, f.axis))} "
+                f"(reference, runs in the sweeps)")
     if f.expect == "none":
         return {"measured": measured, "agreement": "— (the papers give no direction)"}
     agree, agree_rob = trend_agreement(t_ref, f.expect), trend_agreement(t_rob, f.expect)
