@@ -1,4 +1,4 @@
-"""Shared fixtures: small in-memory data sets (no network, no ../shared)."""
+"""Shared fixtures: small in-memory data sets (no network, no data from outside the repository)."""
 
 from __future__ import annotations
 
