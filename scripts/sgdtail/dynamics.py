@@ -850,6 +850,19 @@ def _interval_state(lo: float, hi: float, inside: tuple[float, float]) -> str:
     return _three_way(a <= lo and hi <= b, hi < a or lo > b)
 
 
+def _small_noise_state(lo: float, hi: float, inside: tuple[float, float], sigma: float,
+                       max_sigma: float, key: str, fixes: list[str]) -> str:
+    """:func:`_interval_state` of ``[lo, hi]`` where the effective noise ``sigma`` is within
+    ``max_sigma`` (else unclear); appends to ``fixes`` the setting that would decide it."""
+    if not sigma <= max_sigma:
+        fixes.append(f"raise {key} (effective noise above dynamics.c4.max_sigma)")
+        return "unclear"
+    st = _interval_state(lo, hi, inside)
+    if st == "unclear":
+        fixes.append("raise dynamics.particles (narrower intervals)")
+    return st
+
+
 def _c4_levy_states(r: pd.Series, emax: float, tol: float, smax: float
                     ) -> tuple[list[str], list[str], list[str]]:
     """States, notes and fixes of one α < 2 row of the C4 slope table."""
@@ -857,25 +870,13 @@ def _c4_levy_states(r: pd.Series, emax: float, tol: float, smax: float
     states, notes, fixes = [], [], []
     lo, hi = float(r["height_elasticity_ci_low"]), float(r["height_elasticity_ci_high"])
     sig = float(r["height_elasticity_sigma"])
-    if not sig <= smax:
-        st = "unclear"
-        fixes.append("raise dynamics.levy_heights (effective noise above dynamics.c4.max_sigma)")
-    else:
-        st = _interval_state(lo, hi, (-emax, emax))
-        if st == "unclear":
-            fixes.append("raise dynamics.particles (narrower intervals)")
+    st = _small_noise_state(lo, hi, (-emax, emax), sig, smax, "dynamics.levy_heights", fixes)
     states.append(st)
     notes.append(f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
                  f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}")
     lo, hi = float(r["width_exponent_ci_low"]), float(r["width_exponent_ci_high"])
     sig = float(r["width_sigma_max"])
-    if not sig <= smax:
-        st = "unclear"
-        fixes.append("raise dynamics.height_fixed (effective noise above dynamics.c4.max_sigma)")
-    else:
-        st = _interval_state(lo, hi, (a - tol, a + tol))
-        if st == "unclear":
-            fixes.append("raise dynamics.particles (narrower intervals)")
+    st = _small_noise_state(lo, hi, (a - tol, a + tol), sig, smax, "dynamics.height_fixed", fixes)
     states.append(st)
     notes.append(f"alpha={a:g} width exponent {r['width_exponent']:.3g} [{lo:.3g}, {hi:.3g}] "
                  f"at sigma<={sig:.3g} vs {a:g}±{tol:g}: {st}")

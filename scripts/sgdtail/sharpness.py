@@ -39,9 +39,6 @@ if TYPE_CHECKING:  # torch is imported by the functions that compute on networks
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
-#: run statuses (``summary.csv``) of runs that trained; any other status (``diverged``,
-#: ``not_trained``, ...) keeps a run out of C6
-TRAINED_STATUSES = USABLE_STATUSES
 #: grid axes shared by the runs of one family of comparable runs (the learning rate is one:
 #: SGD settles where λ_max ≲ 2/η, so runs at different η are not compared)
 FAMILY_AXES = ("dataset", "arch", "loss", "lr")
@@ -324,7 +321,7 @@ def exclusion_reason(row: Mapping[str, Any], max_gradient_to_noise: float) -> st
     """Why a run's end point stays out of C6, or ``""`` when it enters.
 
     The first that applies: the run did not train (status not in
-    :data:`TRAINED_STATUSES`), its weights are not finite, it has no α̂, power
+    :data:`sgdtail.aggregate.USABLE_STATUSES`), its weights are not finite, it has no α̂, power
     iteration did not converge, the full-batch gradient exceeds
     ``max_gradient_to_noise`` times the minibatch noise (:func:`gradient_to_noise`),
     the random-direction sharpness is negative, or the largest-modulus Hessian
@@ -336,7 +333,7 @@ def exclusion_reason(row: Mapping[str, Any], max_gradient_to_noise: float) -> st
 
     status = row.get("status")
     checks = (
-        (status not in TRAINED_STATUSES, f"not trained (status {status})"),
+        (status not in USABLE_STATUSES, f"not trained (status {status})"),
         (not _is_true(row.get("finite_weights")), "non-finite weights"),
         (bad("alpha_robust"), "no alpha estimate"),
         (not _is_true(row.get("pooled_enough", True)), "too few noise values for α̂"),
