@@ -289,7 +289,8 @@ def extra_claim_files():
 # --- resources (cluster)
 # threads, mem_mb, runtime (minutes) and GPU requests of every rule, from the grid point: the
 # SLURM profile turns them into sbatch options (--cpus-per-task, --mem, -t, --gpus); locally
-# only threads count. They are generous estimates (about 2x what was measured on 2 CPU cores),
+# only threads count. Time comes from sgdtail.cost (calibrated on measured runs; requests are
+# 1.5x the estimate + 2 min, at least 5), memory is about 1.5x the estimate below;
 # every retry (attempt 2, 3, ...) multiplies memory and runtime, and --set-resources /
 # --set-threads override any of them without editing the workflow (README, "SLURM").
 # Runs expected to finish within SMALL_RUN_MINUTES put their jobs in the job groups
