@@ -71,7 +71,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -79,6 +79,9 @@ from scipy import integrate, special, stats
 
 from sgdtail.aggregate import EXCLUDED_STATUSES as AGGREGATE_EXCLUDED
 from sgdtail.aggregate import usable
+
+if TYPE_CHECKING:  # matplotlib is imported by the figure functions only
+    from matplotlib.figure import Figure
 
 #: The Broadie–Glasserman–Kou constant −ζ(1/2)/√(2π): discrete monitoring of a
 #: Brownian path with step variance σ²dt acts like a barrier moved by β·σ·√dt.
@@ -1495,7 +1498,7 @@ def _ci_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot_exit_time_vs_height(
     df: pd.DataFrame, pdf: str | os.PathLike, png: str | os.PathLike | None = None,
-) -> None:
+) -> Figure:
     """Mean exit time against barrier height, and its approach to the ε → 0 asymptote.
 
     Left: mean exit time (log) against ``H`` (log), one line per α, interval
@@ -1543,11 +1546,12 @@ def plot_exit_time_vs_height(
     ar.set_title("approach to the asymptote as σ → 0\n(height and width sweeps)", fontsize=9)
     fig.tight_layout()
     _save(fig, pdf, png)
+    return fig
 
 
 def plot_exit_time_vs_width(
     df: pd.DataFrame, pdf: str | os.PathLike, png: str | os.PathLike | None = None,
-) -> None:
+) -> Figure:
     """Mean exit time against basin width (log-log), α < 2, with the ε → 0 asymptotes dashed.
 
     The asymptote ``π W^α/(Γ(α) sin(πα/2) eps^α)`` is a power law of exponent α.
@@ -1578,6 +1582,7 @@ def plot_exit_time_vs_width(
                  "dashed: ε → 0 asymptote ∝ W^α", fontsize=9)
     ax.legend(fontsize=7, frameon=True)
     _save(fig, pdf, png)
+    return fig
 
 
 def _noise_colors(labels: Sequence[str]) -> dict[str, Any]:
@@ -1596,7 +1601,7 @@ def plot_levy_vs_brownian_paths(
     pdf: str | os.PathLike,
     png: str | os.PathLike | None = None,
     zoom_steps: int | None = None,
-) -> None:
+) -> Figure:
     """Figure 2 (right): one walk per noise, a zoom on its first steps, and the C5 statistic.
 
     ``paths``: ``(len(labels), n+1)`` walks (:func:`walk_paths`); ``labels``
@@ -1644,11 +1649,12 @@ def plot_levy_vs_brownian_paths(
     ar.legend(fontsize=7)
     fig.suptitle("Walks of i.i.d. SαS, Gaussian and Student-t steps (unit scale)", fontsize=10)
     _save(fig, pdf, png)
+    return fig
 
 
 def plot_stable_densities(
     alphas: Sequence[float], pdf: str | os.PathLike, png: str | os.PathLike | None = None
-) -> None:
+) -> Figure:
     """Figure 2 (left): SαS(1) densities, linear panel and log-log tail panel.
 
     Densities from ``scipy.stats.levy_stable(alpha, 0).pdf``; α = 2 (Gaussian,
@@ -1680,11 +1686,20 @@ def plot_stable_densities(
     a2.set_title("tails: power law x^(-1-α) vs Gaussian", fontsize=9)
     fig.tight_layout()
     _save(fig, pdf, png)
+    return fig
 
 
 def plot_metastability(
-    pdf: str | os.PathLike,
-    png: str | os.PathLike | None = None,
+    pdf: str | os.PathLike, png: str | os.PathLike | None = None, **kwargs: Any,
+) -> dict[str, Any]:
+    """Figure 3 (:func:`metastability_figure`, keyword arguments its own) saved to ``pdf``
+    and ``png``; returns its summary dict."""
+    fig, info = metastability_figure(**kwargs)
+    _save(fig, pdf, png)
+    return info
+
+
+def metastability_figure(
     *,
     alpha: float = 1.2,
     height: float = 1.0,
@@ -1695,7 +1710,7 @@ def plot_metastability(
     n_steps: int = 20000,
     n_candidates: int = 64,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> tuple[Figure, dict[str, Any]]:
     """Figure 3: narrow versus wide basin, escape by a jump (Lévy) vs staying (Brownian).
 
     Potential ``U = H((x/W)² - 1)²`` with ``W = width_narrow`` for ``x < 0`` and
@@ -1709,8 +1724,8 @@ def plot_metastability(
     lands beyond ``W_wide/4`` is preferred, any crossing jump otherwise; if no
     candidate escapes by a jump, path 0 is shown and ``jump_time`` is None.
 
-    Returns a summary dict (fraction of time in the wide basin per noise, index
-    and time of the jump shown).
+    Returns the Figure (not saved) and a summary dict (fraction of time in the
+    wide basin per noise, index and time of the jump shown).
     """
     plt, _ = _plt()
     rng = np.random.default_rng(seed)
@@ -1766,6 +1781,5 @@ def plot_metastability(
     ax_f.set_title(f"{n_candidates} paths each, start in narrow basin", fontsize=8)
     fig.suptitle(f"Metastability: H = {height:g}, W = {width_narrow:g} vs {width_wide:g}, "
                  f"ε = {eps:g}", fontsize=10)
-    _save(fig, pdf, png)
-    return dict(frac_time_wide=frac, levy_path=pick,
-                jump_time=None if jump_k is None else float(t[jump_k]))
+    return fig, dict(frac_time_wide=frac, levy_path=pick,
+                     jump_time=None if jump_k is None else float(t[jump_k]))

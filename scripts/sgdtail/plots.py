@@ -2,10 +2,11 @@
 
 One function per figure; each takes tables (pandas DataFrames) and the output
 paths, and raises ``ValueError`` naming the runs to add when the tables cannot
-draw it (never an empty or made-up figure). Runs that diverged or did not train
-(see :data:`sgdtail.aggregate.EXCLUDED_STATUSES`) are left out of every α
-statistic and counted in the figure title; estimates from too few samples are
-left out and counted too.
+draw it (never an empty or made-up figure). Each returns the Figure it saved
+(closed; its axes and artists stay readable, which the tests check). Runs that
+diverged or did not train (see :data:`sgdtail.aggregate.EXCLUDED_STATUSES`) are
+left out of every α statistic and counted in the figure title; estimates from
+too few samples are left out and counted too.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def plot_alpha_vs_axis(
     summary: pd.DataFrame, runs: pd.DataFrame, axis: str, hue: str, pdf: str | Path,
     png: str | Path, arch: str | None = None, log_base: float | None = 2,
     axis_label: str | None = None, hue_label: str | None = None,
-) -> None:
+) -> plt.Figure:
     """α at the end of training against ``axis``, one line per ``hue``, bands over seeds.
 
     Only runs in a sweep over ``axis`` are drawn (every other axis fixed, ≥ 2
@@ -332,6 +333,7 @@ def plot_alpha_vs_axis(
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
+    return fig
 
 
 _MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
@@ -396,7 +398,7 @@ def synthetic_norms(
 def plot_noise_norm_histogram(
     norms: pd.DataFrame, summary: pd.DataFrame, showcase: Sequence[Mapping], pdf: str | Path,
     png: str | Path, seed: int = 0, max_synthetic_values: int = 50_000_000,
-) -> None:
+) -> plt.Figure:
     """Histogram of ‖U_p‖ (showcase runs, last checkpoint, train split) beside Gaussian and SαS.
 
     Synthetic vectors have the noise's dimension M (trainable parameters) and
@@ -460,6 +462,7 @@ def plot_noise_norm_histogram(
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
+    return fig
 
 
 # ----------------------------------------------------------------------------
@@ -470,7 +473,7 @@ def plot_noise_norm_histogram(
 def plot_estimator_validation(
     table: pd.DataFrame, pdf: str | Path, png: str | Path, y_max: float = 2.6,
     gaussian: pd.DataFrame | None = None, minimums: pd.DataFrame | None = None,
-) -> None:
+) -> plt.Figure:
     """Estimated against true α on SαS samples (one panel per estimator, hue = sample size),
     the pitfall cases (Gaussian data, true α = 2) in a panel of their own, and, given
     ``gaussian`` (:func:`sgdtail.validation.gaussian_readings`) and ``minimums``
@@ -528,6 +531,7 @@ def plot_estimator_validation(
         fontsize=10,
     )
     save_figure(fig, pdf, png)
+    return fig
 
 
 def _gaussian_size_panels(
@@ -632,7 +636,7 @@ def _alpha_over_steps(ax: plt.Axes, s: pd.DataFrame, column: str) -> None:
 def plot_alpha_and_accuracy_over_training(
     summary: pd.DataFrame, train_logs: Sequence[pd.DataFrame], showcase: Sequence[Mapping],
     pdf: str | Path, png: str | Path, smooth_steps: int = 10,
-) -> None:
+) -> plt.Figure:
     """α̂ of the train- and test-set noise and train/test accuracy against the SGD step.
 
     Columns: showcase runs; rows: the three estimators, then accuracy. The
@@ -691,6 +695,7 @@ def plot_alpha_and_accuracy_over_training(
              "and accuracy during training")
     fig.tight_layout()
     save_figure(fig, pdf, png)
+    return fig
 
 
 # ----------------------------------------------------------------------------
@@ -701,7 +706,7 @@ def plot_alpha_and_accuracy_over_training(
 def plot_alpha_vs_block_size(
     estimates: pd.DataFrame, synthetic: pd.DataFrame, showcase: Sequence[Mapping],
     pdf: str | Path, png: str | Path,
-) -> None:
+) -> plt.Figure:
     """Pooled α̂ against block size K1 for the showcase runs (last checkpoint, training set),
     natural and shuffled order, beside i.i.d. SαS and Gaussian sweeps. Legend: slopes
     d α̂ / d log10 K1 (0 for i.i.d. stable data)."""
@@ -755,6 +760,7 @@ def plot_alpha_vs_block_size(
     suptitle(fig, "Pooled α̂ as a function of the estimator's block size")
     fig.tight_layout()
     save_figure(fig, pdf, png)
+    return fig
 
 
 # ----------------------------------------------------------------------------
@@ -784,7 +790,7 @@ def read_benchmarks(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def plot_runtime_by_grid_axis(
     bench: pd.DataFrame, runs: pd.DataFrame, pdf: str | Path, png: str | Path
-) -> None:
+) -> plt.Figure:
     """Wall-clock seconds and peak memory of each job kind against width, depth and the
     number of parameters (one point per job; log scales)."""
     set_style()
@@ -832,6 +838,7 @@ def plot_runtime_by_grid_axis(
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
+    return fig
 
 
 def _decades(values: pd.Series) -> float:

@@ -35,6 +35,7 @@ from sgdtail.aggregate import USABLE_STATUSES
 if TYPE_CHECKING:  # torch is imported by the functions that compute on networks, so that
     import pandas as pd  # the figure job (C6 verdict and plot only) starts ~1.7 s faster
     import torch
+    from matplotlib.figure import Figure
     from torch import nn
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -589,13 +590,13 @@ def _family_labels(df: pd.DataFrame, admitted: pd.Series, results: Mapping[str, 
 
 
 def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str, Any]],
-                            pdf, png) -> None:
+                            pdf, png) -> Figure:
     """Each sharpness measure against the final robust α̂, one colour per family.
 
     ``df``: a :func:`sharpness_vs_alpha_table` with ``excluded``; ``results``:
     the second value of :func:`claim_c6`.  Admitted end points are filled dots
     in their family's colour; excluded ones grey crosses (where their value
-    is finite), their number in the title.
+    is finite), their number in the title.  Returns the Figure (saved and closed).
     """
     import matplotlib.pyplot as plt
 
@@ -627,3 +628,4 @@ def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str,
                   f"not a minimum; grey ×, reasons in results/tables/sharpness.csv)")
     fig.subplots_adjust(top=0.8)
     save_figure(fig, pdf, png)
+    return fig
