@@ -263,6 +263,8 @@ def test_cases_are_many_and_distinct():
 
 
 def test_shipped_config_passes(base_config, tmp_path):
+    assert {"smoke", "smoke_sweeps", "default", "paper_sample", "paper"} <= set(
+        base_config["grids"])
     for grid in base_config["grids"]:
         assert in_process_message(dict(base_config, grid=grid), tmp_path) == "", grid
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from sgdtail import cost
 from sgdtail.models import build_model, count_parameters
@@ -19,8 +20,17 @@ def test_net_size_counts_the_models_parameters(dataset, arch, width, depth):
                         num_classes=classes)
     params, flops, acts = cost.net_size(dataset, arch, width, depth)
     assert params == count_parameters(model)
-    assert flops >= 2 * params if arch == "fcn" else flops > 2 * params  # convs reuse weights
-    assert acts > 0
+    assert flops == 2 * params if arch == "fcn" else flops > 2 * params  # convs reuse weights
+    # activations per image: the outputs of every layer (Flatten and Dropout copy none)
+    sizes = {}
+    copies = (torch.nn.Flatten, torch.nn.Dropout)
+    for name, layer in model.named_modules():
+        if not list(layer.children()) and not isinstance(layer, copies):
+            layer.register_forward_hook(
+                lambda _m, _i, out, name=name: sizes.__setitem__(name, out[0].numel()))
+    model(torch.zeros(2, c, h, w))
+    assert len(sizes) >= 2 * (depth - 1) + 1  # a linear and an activation per hidden layer
+    assert acts == sum(sizes.values())
 
 
 def point(**axes):

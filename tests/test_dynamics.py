@@ -445,7 +445,56 @@ def test_plots_write_pdf_and_png(tmp_path):
             assert f.exists() and f.stat().st_size > 1000, f
 
 
-def test_sweep_runs_in_two_processes():
-    df = D.exit_time_sweep([1.5, 2.0], [2.0, 3.0], [1.0, 2.0], n_particles=40, dt_rel=0.1,
-                           height_fixed=4.0, n_jobs=2)
-    assert len(df) == 2 + 4 and df["mean"].notna().all()
+class _InProcessPool:
+    """Stands in for ProcessPoolExecutor: the same jobs, one after the other, in this process."""
+
+    def __init__(self, max_workers):
+        self.max_workers = max_workers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, jobs):
+        return map(fn, jobs)
+
+
+def test_sweep_in_two_processes_equals_the_serial_run_of_its_chunks(monkeypatch):
+    """n_jobs = 2: two worker processes give exactly what the same two seeded chunks give when
+    run serially; each chunk is interleaved configurations seeded by SeedSequence(seed).spawn."""
+    monkeypatch.setattr(D.os, "cpu_count", lambda: 2)  # n_jobs is capped at the CPU count
+    kw = dict(alphas=[1.5, 2.0], heights=[2.0, 3.0], widths=[1.0, 2.0], n_particles=40,
+              dt_rel=0.1, height_fixed=4.0, seed=5)
+    parallel = D.exit_time_sweep(**kw, n_jobs=2)
+    assert len(parallel) == 2 + 4 and parallel["mean"].notna().all()
+
+    with monkeypatch.context() as m:
+        m.setattr(D, "ProcessPoolExecutor", _InProcessPool)
+        serial = D.exit_time_sweep(**kw, n_jobs=2)
+    pd.testing.assert_frame_equal(parallel, serial, check_exact=True)
+
+    # the chunks by hand: particle i of the flattened (configuration x particle) list goes to
+    # chunk i mod 2, simulated with that chunk's child seed
+    configs = D._sweep_configs(kw["alphas"], kw["heights"], kw["heights"], kw["widths"],
+                               kw["height_fixed"], D.DEFAULT_WIDTH_FIXED)
+    cfg_dt = D._config_steps(configs, kw["dt_rel"], None, D.DEFAULT_HORIZON, "split")
+    cfg, times, cens = D._run_particles(configs, cfg_dt, D.DEFAULT_EPS, 40, D.DEFAULT_HORIZON,
+                                        5, "split", 2)
+    arr = np.array([c[:3] for c in configs])[cfg]
+    for j, child in enumerate(np.random.SeedSequence(5).spawn(2)):
+        p = np.arange(j, cfg.size, 2)
+        tt, cc = D._sweep_chunk((arr[p, 0], arr[p, 1], arr[p, 2],
+                                 np.full(p.size, D.DEFAULT_EPS), cfg_dt[cfg[p]],
+                                 D.DEFAULT_HORIZON, child, "split"))
+        np.testing.assert_array_equal(times[p], tt)
+        np.testing.assert_array_equal(cens[p], cc)
+
+    # one process draws other random numbers (one seed, not two), but estimates the same means
+    one = D.exit_time_sweep(**kw, n_jobs=1)
+    drawn = ["mean", "ci_low", "ci_high", "n_censored", "n_exits", "log_se", "rho",
+             "rho_ci_low", "rho_ci_high", "estimator"]
+    pd.testing.assert_frame_equal(one.drop(columns=drawn), parallel.drop(columns=drawn))
+    z = np.log(one["mean"] / parallel["mean"]) / np.hypot(one["log_se"], parallel["log_se"])
+    assert (np.abs(z) < 4).all(), z

@@ -59,12 +59,18 @@ def config():
 
 
 def test_shipped_grids_pass_the_checks(config):
+    sizes = {}
     for name in config["grids"]:
         cfg = copy.deepcopy(config)
         cfg["grid"] = name
-        assert check_config(cfg)
-    cfg = dict(config, grid="paper")
-    assert len(check_config(cfg)) > 1000
+        points = check_config(cfg)
+        assert points == expand_grid(config["grids"][name]["runs"]), name
+        sizes[name] = len(points)
+    assert set(sizes) >= {"smoke", "smoke_sweeps", "default", "paper"}
+    # smoke: widths {4, 8} x depths {2, 3}; smoke_sweeps: 2 AlexNets, 2 batch sizes and
+    # 2 learning rates at w4_d2, one run (b50, lr 0.1) shared by the last two
+    assert (sizes["smoke"], sizes["smoke_sweeps"]) == (4, 5)
+    assert sizes["paper"] > 1000
 
 
 def test_semantic_errors_name_the_key(config):

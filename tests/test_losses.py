@@ -54,20 +54,34 @@ def test_hinge_shape_errors():
         losses.multiclass_hinge(torch.zeros(3, 2), torch.zeros(2, dtype=torch.long))
 
 
-def test_cross_entropy_sanity():
-    assert losses.cross_entropy is F.cross_entropy
-    # uniform logits over C classes: loss = log C
-    out = torch.zeros(4, 10)
-    target = torch.tensor([0, 3, 5, 9])
-    assert losses.cross_entropy(out, target).item() == pytest.approx(math.log(10))
-    # hand example: logits [0, log 3] with target 1 -> p = 3/4 -> loss = -log(3/4)
-    out = torch.tensor([[0.0, math.log(3.0)]])
-    assert losses.cross_entropy(out, torch.tensor([1])).item() == pytest.approx(-math.log(0.75))
+def test_cross_entropy_of_the_study_by_hand():
+    """The loss the config's ``cross_entropy`` names: softmax cross-entropy of the logits,
+    averaged (not summed) over the batch, as the gradient-noise definition assumes."""
+    ce = losses.get_loss("cross_entropy")
+    # row 0: logits [0, log 3], target 1 -> p = 3/4 -> -log(3/4)
+    # row 1: logits [log 4, 0], target 1 -> p = 1/5 -> -log(1/5) = log 5
+    out = torch.tensor([[0.0, math.log(3.0)], [math.log(4.0), 0.0]])
+    target = torch.tensor([1, 1])
+    assert ce(out, target).item() == pytest.approx((-math.log(0.75) + math.log(5.0)) / 2)
+    # uniform logits over C classes: log C whatever the batch size and labels
+    assert ce(torch.zeros(4, 10), torch.tensor([0, 3, 5, 9])).item() == pytest.approx(
+        math.log(10))
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "hinge"])
+def test_loss_is_the_mean_of_per_example_losses(name):
+    """Both losses return the batch mean: the loss of a batch is the mean of its examples'."""
+    torch.manual_seed(1)
+    out, target = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    fn = losses.get_loss(name)
+    each = torch.stack([fn(out[i : i + 1], target[i : i + 1]) for i in range(6)])
+    assert fn(out, target).item() == pytest.approx(each.mean().item(), rel=1e-6)
 
 
 def test_get_loss():
-    assert losses.get_loss("cross_entropy") is F.cross_entropy
+    assert losses.get_loss("cross_entropy") is losses.cross_entropy
     assert losses.get_loss("hinge") is losses.multiclass_hinge
+    assert list(losses.LOSSES) == ["cross_entropy", "hinge"]
     with pytest.raises(ValueError, match="'cross_entropy', 'hinge'"):
         losses.get_loss("mse")
 

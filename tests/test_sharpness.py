@@ -327,5 +327,15 @@ def test_plot_sharpness_vs_alpha(tmp_path):
             assert len(fh.read()) > 5000
 
 
-def test_axes_cover_the_family():
+def test_family_is_data_set_architecture_loss_and_learning_rate():
+    """Comparable runs (one C6 family) share data set, architecture, loss and learning rate;
+    width, depth, batch size and seed vary within a family."""
+    assert S.FAMILY_AXES == ("dataset", "arch", "loss", "lr")
     assert set(S.FAMILY_AXES) <= set(AXES)
+    base = dict(dataset="mnist", arch="fcn", width=16, depth=2, batch_size=500, lr=0.1,
+                loss="cross_entropy", seed=0)
+    within = [dict(base, width=64), dict(base, depth=5), dict(base, batch_size=50),
+              dict(base, seed=2)]
+    assert {S.family_name(r) for r in [base, *within]} == {"mnist/fcn/cross_entropy/lr0.1"}
+    for axis, value in dict(dataset="cifar10", arch="alexnet", loss="hinge", lr=0.02).items():
+        assert S.family_name({**base, axis: value}) != S.family_name(base), axis

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from formats import load_real_digits, write_mnist_folder
+from sgdtail.grid import expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -75,8 +76,16 @@ def test_full_dag_produces_figure_and_finite_alphas(workflow_run):
     estimates = pd.read_parquet(work / "results/tables/estimates.parquet")
     assert {"mohammadi_reference", "mohammadi_robust", "hill", "per_coordinate",
             "block_sweep"} <= set(estimates.estimator)
-    for folder in (work / "benchmarks" / "train_sgd").rglob("*.tsv"):
-        assert folder.stat().st_size > 0
+    # one benchmark file per run of the grid, at the run's own path, each one timed job
+    bench_dir = work / "benchmarks" / "train_sgd"
+    bench = sorted(bench_dir.rglob("*.tsv"))
+    run_dirs = sorted(p.parent for p in (work / "results/runs").rglob("run.json"))
+    assert len(bench) == len(run_dirs) == len(runs), (bench, run_dirs)
+    assert ({str(p.relative_to(bench_dir))[: -len(".tsv")] for p in bench}
+            == {str(d.relative_to(work / "results/runs")) for d in run_dirs})
+    for path in bench:
+        timing = pd.read_csv(path, sep="\t")
+        assert len(timing) == 1 and (timing["s"] > 0).all(), (path, timing)
 
 
 def test_every_job_has_a_log(workflow_run):
@@ -98,6 +107,16 @@ def test_nothing_left_to_do_after_a_full_run(workflow_run):
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
+def job_counts(out: str) -> dict[str, int]:
+    """Jobs per rule from the first "Job stats" table of Snakemake's output (total checked)."""
+    assert "Job stats:" in out, out[-3000:]
+    table = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+    total = counts.pop("total")
+    assert total == sum(counts.values()), table
+    return counts
+
+
 def test_single_figure_target_builds_only_what_it_needs(tmp_path):
     data_root = tmp_path / "mnist_data"
     write_mnist_folder(data_root, *load_real_digits())
@@ -105,8 +124,11 @@ def test_single_figure_target_builds_only_what_it_needs(tmp_path):
         tmp_path, "-n", "--cores", "2", "figures/alpha_vs_width.pdf", *smoke_config(data_root)
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    out = res.stdout + res.stderr
-    assert "plot_alpha_vs_width" in out and "train_sgd" in out
+    # the 4 smoke runs and their tables; no other figure, no dynamics, sharpness or claims
+    assert job_counts(res.stdout + res.stderr) == {
+        "download_dataset": 1, "prepare_dataset": 1, "train_sgd": 4,
+        "measure_gradient_noise": 4, "aggregate_results": 1, "plot_alpha_vs_width": 1,
+    }
 
 
 def test_paper_grid_dry_run_builds_its_dag(tmp_path):
@@ -114,8 +136,19 @@ def test_paper_grid_dry_run_builds_its_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules", "--cores", "2", "--config", "grid=paper")
     seconds = time.perf_counter() - t0
     assert res.returncode == 0, res.stderr[-3000:]
-    out = res.stdout + res.stderr
-    assert "train_sgd" in out and "measure_gradient_noise" in out
+    counts = job_counts(res.stdout + res.stderr)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    runs = expand_grid(config["grids"]["paper"]["runs"])
+    datasets = {run.dataset for run in runs}
+    per_run = {"train_sgd", "measure_gradient_noise", "measure_sharpness"}
+    per_dataset = {"download_dataset", "prepare_dataset"}
+    assert {rule: counts[rule] for rule in per_run} == dict.fromkeys(per_run, len(runs))
+    assert {rule: counts[rule] for rule in per_dataset} == dict.fromkeys(per_dataset,
+                                                                         len(datasets))
+    # every figure and table of the whole grid once; the paper grid draws all of them
+    once = {rule: n for rule, n in counts.items() if rule not in per_run | per_dataset}
+    assert once == dict.fromkeys(once, 1)
+    assert {f"plot_{name}" for name in FIGURES} | {"make_claims_table", "all"} <= set(once)
     print(f"paper grid dry run: {seconds:.1f} s")
 
 
@@ -149,9 +182,31 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
         for ext in ("pdf", "png"):
             path = work / "figures" / f"{name}.{ext}"
             assert path.exists() == (name in SMOKE_FIGURES), path
-    claims = pd.read_csv(work / "figures/claims.csv")
-    assert {"C1", "C2", "C3"} <= set(claims.claim)  # plus C4-C6 from the dynamics stages
+    claims = pd.read_csv(work / "figures/claims.csv", keep_default_na=False,
+                         na_values={c: [""] for c in ("value", "ci_low", "ci_high")})
+    external = ["C4", "C5", "C5 (SGD)", "C6"]  # from the dynamics and sharpness stages
+    assert set(claims.claim) == {"C1", "C2", "C3", *external}
     assert set(claims.verdict) <= {"supported", "not supported", "inconclusive"}
+    # a reason exactly when inconclusive
+    assert ((claims.verdict == "inconclusive") == (claims.reason != "")).all(), claims
+    ext = claims[claims.claim.isin(external)].set_index("claim")
+    assert sorted(ext.index) == sorted(external)  # one row each: not alpha estimates
+    assert (ext.estimator == "n/a").all() and (ext.n_runs == 0).all()
+    for name, row in ext.iterrows():
+        assert row.statistic and row.threshold and row.detail, name
+        if np.isfinite(row.ci_low) and np.isfinite(row.ci_high):
+            assert row.ci_low <= row.ci_high, (name, row)
+    for name in ("C4", "C5"):  # simulations: always a statistic, with a symmetric interval
+        row = ext.loc[name]
+        assert np.isfinite([row.value, row.ci_low, row.ci_high]).all(), (name, row)
+        assert row.ci_low <= row.value <= row.ci_high, (name, row)
+    sgd = ext.loc["C5 (SGD)"]  # a median share of the walk's range, from the smoke runs' noise
+    assert 0 < sgd.value <= 1 and np.isfinite([sgd.ci_low, sgd.ci_high]).all(), sgd
+    assert "runs used 4 of 4" in sgd.detail, sgd.detail
+    c6 = ext.loc["C6"]  # 4 runs < the smoke grid's c6.min_runs = 8
+    assert (c6.verdict, c6.reason) == ("inconclusive",
+                                       "fewer than 8 runs in families large enough"), c6
+    assert np.isnan(c6.value) or -1 <= c6.value <= 1, c6
     c2 = claims[claims.claim == "C2"]
     assert (c2.verdict == "inconclusive").all() and c2.reason.str.contains("batch-size").all()
     text = (work / "figures/claims.md").read_text()
