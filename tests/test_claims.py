@@ -517,3 +517,126 @@ def test_share_verdict_allows_one_outlier_in_ten_exactly():
     assert C.share_verdict(17, 2, 1, th)[3] == "inconclusive"
     assert C.share_verdict(9, 1, 0, th)[3] == "supported"
     assert C.share_verdict(8, 2, 0, th)[3] == "not supported"
+
+
+# ----------------------------------------------------------------------------
+# Which checkpoints each claim reads (α changing over training)
+# ----------------------------------------------------------------------------
+
+
+def at_last(late: AlphaFn, early: AlphaFn | float, last: int = STEPS[-1]) -> AlphaFn:
+    """α̂ ``late(run, step)`` at the run's last checkpoint ``last``, ``early`` before it."""
+    early_fn = early if callable(early) else (lambda r, s: early)
+    return lambda r, s: late(r, s) if s == last else early_fn(r, s)
+
+
+def concat_tables(*tables) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(summary, estimates, runs) of several :func:`make_tables` calls, one grid."""
+    return tuple(pd.concat(parts, ignore_index=True) for parts in zip(*tables, strict=True))
+
+
+def same_row(a: pd.Series, b: pd.Series) -> None:
+    for column in ("verdict", "reason", "n_runs"):
+        assert a[column] == b[column], column
+    for column in ("value", "ci_low", "ci_high"):
+        assert a[column] == pytest.approx(b[column], nan_ok=True), column
+
+
+@pytest.mark.parametrize("late, early, verdict", [(1.3, 1.98, "supported"),
+                                                  (1.98, 1.3, "not supported")])
+def test_c1_reads_each_runs_last_checkpoint(late, early, verdict):
+    """α̂ differs between the last checkpoint and every earlier one: C1 gives the verdict of
+    the last one, with every estimator, and states its α̂ (the first checkpoint's would give the
+    opposite verdict)."""
+    alpha = at_last(lambda r, s: late, early)
+    summary, estimates, _ = make_tables(widths(), alpha=alpha)
+    table = judge(summary, estimates)
+    assert set(table.loc["C1"].verdict) == {verdict}, table.loc["C1"].detail.tolist()
+    detail = table.loc[("C1", "robust"), "detail"]
+    assert f"from {late:.2f} to {late:.2f}, median {late:.2f}" in detail, detail
+    constant = judge(*make_tables(widths(), alpha=late)[:2])
+    for estimator in C.ESTIMATOR_CHOICES:
+        same_row(table.loc[("C1", estimator)], constant.loc[("C1", estimator)])
+
+
+def test_c1_last_checkpoint_is_per_run_when_runs_stop_early():
+    """Two runs stopped at step 63 (converged): their last checkpoint is 63, not the grid's
+    last step 1000, and it is the only one that counts; before it α̂ reads 1.98."""
+    early_steps = (0, 1, 4, 16, 63)
+    long = make_tables(widths(3), alpha=at_last(lambda r, s: 1.3, 1.98))
+    short = make_tables([run(width=w) for w in (256, 512)], steps=early_steps,
+                        alpha=at_last(lambda r, s: 1.3 if r["width"] == 256 else 1.2, 1.98,
+                                      last=63))
+    summary, estimates, _ = concat_tables(long, short)
+    m = C.alpha_measurements(summary, estimates, split="train")
+    last = m[(m.estimator == "robust") & m["last"]]
+    ends = sorted(zip(last.width, last.step, strict=True))
+    assert ends == [(16, 1000), (32, 1000), (64, 1000), (256, 63), (512, 63)]
+    row = judge(summary, estimates).loc[("C1", "robust")]
+    assert row.verdict == "supported" and row.n_runs == 5 and row.value == 1.0, row.detail
+    assert "from 1.20 to 1.30, median 1.30" in row.detail, row.detail
+
+
+def test_claims_do_not_depend_on_the_order_of_the_table_rows():
+    """The summary sorted by descending step (last checkpoint first), the estimates
+    shuffled: every claim, every estimator, the same numbers."""
+    alpha = lambda r, s: (c2_alpha(0.6, 0.05)(r, s) if s >= 16  # noqa: E731
+                          else c2_alpha(0.05, 0.6)(r, s) + 0.5)
+    summary, estimates, _ = make_tables(c2_runs(), alpha=alpha, half_width=0.01)
+    expected = judge(summary, estimates)
+    got = judge(summary.sort_values("step", ascending=False, kind="stable"),
+                estimates.sample(frac=1.0, random_state=4))
+    for key in expected.index:
+        same_row(got.loc[key], expected.loc[key])
+
+
+def test_c2_reads_each_runs_last_checkpoint():
+    """At the last checkpoint width changes α̂ far more than batch size (supported); at every
+    earlier checkpoint the reverse (which would be not supported). C2 gives the last
+    checkpoint's verdict and numbers: slope per doubling 0.05·log10 2 over batch size against
+    the median of 0.2 (width) and 0 (depth)."""
+    late, early = c2_alpha(0.6, 0.05), c2_alpha(0.05, 0.6)
+    summary, estimates, _ = make_tables(c2_runs(), alpha=at_last(late, early), half_width=0.01)
+    table = judge(summary, estimates)
+    row = table.loc[("C2", "robust")]
+    assert row.verdict == "supported", row.detail
+    assert row.value == pytest.approx(0.05 * math.log10(2) / 0.1)
+    assert "batch size: |slope| 0.015" in row.detail and "|slope| 0.100" in row.detail, row.detail
+    constant = judge(*make_tables(c2_runs(), alpha=late, half_width=0.01)[:2])
+    for estimator in C.ESTIMATOR_CHOICES:
+        same_row(table.loc[("C2", estimator)], constant.loc[("C2", estimator)])
+    reverse, _, _ = make_tables(c2_runs(), alpha=at_last(early, late), half_width=0.01)
+    assert judge(reverse, estimates).loc[("C2", "robust"), "verdict"] == "not supported"
+
+
+def test_c3_early_limit_is_a_fraction_of_each_runs_last_step():
+    """α̂ and test accuracy both change most between steps 16 and 63 in every run. For the
+    three runs that reach step 1000 that is early (63 ≤ 10% × 1000); for the two that stop
+    at step 251 it is not (63 > 25.1): 3 yes, 2 no, not supported."""
+    alpha = lambda r, s: 1.8 if s == 0 else 1.75 if s <= 16 else 1.3  # noqa: E731
+    long = make_tables(widths(3), alpha=alpha, accuracy=accuracy_16_to_63)
+    short = make_tables([run(width=w) for w in (256, 512)], alpha=alpha,
+                        accuracy=accuracy_16_to_63, steps=STEPS[:-1])
+    table = judge(*concat_tables(long, short)[:2])
+    row = table.loc[("C3", "robust")]
+    assert row.verdict == "not supported", row.detail
+    assert row.value == pytest.approx(0.6) and row.n_runs == 5
+    assert row.detail.startswith("3 runs yes, 2 no, 0 undecided"), row.detail
+    only_long = judge(*long[:2]).loc[("C3", "robust")]
+    assert only_long.verdict == "supported" and only_long.detail.startswith("3 runs yes")
+
+
+def test_c3_follows_alpha_over_every_checkpoint_not_one():
+    """C3 reads α̂ at every checkpoint of a run: the same runs, once with α̂ falling between
+    steps 16 and 63 (with the accuracy rise: yes) and once between 251 and 1000 (late: no);
+    the first and last checkpoints hold the same α̂ in both."""
+    early = lambda r, s: 1.8 if s <= 16 else 1.3  # noqa: E731
+    late = lambda r, s: 1.8 if s <= 251 else 1.3  # noqa: E731
+    rows = {}
+    for name, alpha in (("early", early), ("late", late)):
+        summary, estimates, _ = make_tables(widths(), alpha=alpha, accuracy=accuracy_16_to_63)
+        rows[name] = judge(summary, estimates).loc[("C3", "robust")]
+    assert rows["early"].verdict == "supported", rows["early"].detail
+    assert "α̂ change per log(step + 1) ends at a median step 63" in rows["early"].detail
+    assert rows["late"].verdict == "not supported", rows["late"].detail
+    assert "α̂ change per log(step + 1) ends at a median step 1000" in rows["late"].detail

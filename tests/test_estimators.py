@@ -595,3 +595,82 @@ def test_blocks_of_zeros_sum_to_exactly_zero(k1: int) -> None:
             zeros=zeros[(zeros >= a) & (zeros < b)] - a,
         )
     assert sums.alpha(k1) == pytest.approx(E.mohammadi_alpha(x, k1, eps), rel=1e-6)
+
+
+# ------------------------------------- the robust estimate and its interval, by definition
+
+
+def _alpha_by_formula(x: np.ndarray, k1: int) -> float:
+    """Mohammadi et al. (2015), Cor. 2.4, written out: blocks of k1 consecutive values."""
+    x = np.asarray(x, dtype=np.float64)
+    k2 = x.size // k1
+    used = x[: k2 * k1]
+    y = used.reshape(k2, k1).sum(axis=1)
+    return math.log(k1) / (np.log(np.abs(y)).mean() - np.log(np.abs(used)).mean())
+
+
+@pytest.fixture(scope="module")
+def repeated() -> np.ndarray:
+    """(40, 1000): each row 100 Gaussian values, each repeated 10 times in a row. Blocks of
+    K1 values hold K1/10 independent values times 10, so α̂ rises with K1 (1 at K1 = 10,
+    towards 2 for K1 ≫ 10): the robust block sizes give clearly different estimates."""
+    rng = np.random.default_rng(51)
+    return np.repeat(rng.standard_normal((40, 100)), 10, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("factors", [E.DEFAULT_ROBUST_FACTORS, (0.5, 1.0, 2.0, 4.0)])
+def test_robust_alpha_is_the_median_over_block_sizes_in_memory_and_streamed(
+    repeated: np.ndarray, factors
+) -> None:
+    """The robust α̂ is the median of the per-K1 estimates (with an even number of block
+    sizes the mean of the middle two), not any other member: the members here differ by
+    ~0.2, and the in-memory function and the streamed estimator (pooled and per layer) both
+    give the median of the estimates computed from the formula."""
+    p, m = repeated.shape
+    layers = [("a", 0, 600), ("b", 600, 1000)]
+    s = E.StreamingTailStats(p, m, layers, robust_factors=factors, sweep_k1=[])
+    for i in range(0, p, 7):
+        s.update(repeated[i : i + 7])
+    rows = s.finalize()
+    for name, start, stop in [("pooled", 0, m), *layers]:
+        x = repeated[:, start:stop].reshape(-1)
+        k1s = E.robust_k1_values(x.size, factors)
+        assert len(k1s) == len(factors)
+        members = sorted(_alpha_by_formula(x, k1) for k1 in k1s)
+        assert members[-1] - members[0] > 0.1, members  # the block sizes disagree
+        middle = len(members) // 2
+        median = members[middle] if len(members) % 2 else (members[middle - 1]
+                                                              + members[middle]) / 2
+        assert min(median - members[0], members[-1] - median) > 0.03, members
+        assert E.mohammadi_robust(x, factors) == pytest.approx(median, rel=1e-6), name
+        (rob,) = _pick(rows, "mohammadi_robust", name)
+        assert rob["alpha"] == pytest.approx(median, rel=1e-6), name
+
+
+@pytest.mark.parametrize("level", [0.8, 0.99])
+def test_streamed_interval_is_the_batch_means_interval_at_ci_level(noise: np.ndarray, level):
+    """The streamed robust interval (pooled and per layer) is batch_means_interval of the
+    per-group 1/α̂ at the configured ci_level, not at the default 0.95."""
+    s = E.StreamingTailStats(P, M, LAYERS, ci_groups=6, ci_level=level)
+    for i in range(0, P, 7):
+        s.update(noise[i : i + 7])
+    rows = s.finalize()
+    for name, start, stop in [("pooled", 0, M), *LAYERS]:
+        k1 = max(2, math.isqrt(P * (stop - start)))
+        groups = _group_inverse_alphas(noise, start, stop, k1, 6, exclude=True)
+        low, high = E.batch_means_interval(groups, level)
+        low95, high95 = E.batch_means_interval(groups, 0.95)
+        (rob,) = _pick(rows, "mohammadi_robust", name)
+        assert (rob["ci_low"], rob["ci_high"]) == pytest.approx((low, high), rel=1e-6), name
+        assert (rob["ci_low"], rob["ci_high"]) != pytest.approx((low95, high95), rel=1e-3), name
+
+
+def test_streamed_interval_widens_with_ci_level(noise: np.ndarray) -> None:
+    """0.8 ⊂ 0.95 ⊂ 0.99: each level gives its own interval around the same estimate."""
+    ends = {}
+    for level in (0.8, 0.95, 0.99):
+        (rob,) = _pick(_stream(noise, P, ci_groups=6, ci_level=level), "mohammadi_robust")
+        ends[level] = (rob["ci_low"], rob["ci_high"])
+    assert np.all(np.isfinite(list(ends.values())))
+    assert ends[0.99][0] < ends[0.95][0] < ends[0.8][0] < ends[0.8][1] < ends[0.95][1] \
+        < ends[0.99][1], ends

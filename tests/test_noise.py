@@ -211,3 +211,58 @@ def test_a_class_sorted_split_is_measured_in_a_fixed_shuffled_order():
     assert sorted(ys.tolist()) == sorted(y.tolist())
     with pytest.raises(ValueError, match="noise.order is 'random'; allowed: given, shuffled"):
         minibatch_order(x, y, "random")
+
+
+# ------------------------------------------- eval mode (dropout off) during the measurement
+
+
+def _dropout_mlp() -> torch.nn.Module:
+    """All-Linear (blocked gradients) with dropout between the layers, in train mode."""
+    torch.manual_seed(3)
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+        torch.nn.Linear(16, 10),
+    ).train()
+
+
+def _tiny_alexnet() -> torch.nn.Module:
+    """AlexNet (conv layers: the autograd loop) with its two dropout layers, in train mode."""
+    torch.manual_seed(4)
+    return build_model("alexnet", 2, 8, (1, 28, 28), 10).train()
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: tiny convolutions run ~10× faster than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("make_model, shape", [(_dropout_mlp, (1, 8, 8)),
+                                               (_tiny_alexnet, (1, 28, 28))])
+def test_noise_is_measured_in_eval_mode_and_the_mode_restored(make_model, shape, one_thread):
+    """A model handed over in train mode is measured with dropout off: the noise norms and
+    ‖ḡ‖ equal those of autograd gradients in eval mode, and the model is back in train mode
+    afterwards (its dropout layers included)."""
+    data = make_prepared(n_train=120, n_test=20, shape=shape)
+    x, y, b = data.x_train, data.y_train, 20
+    model = make_model()
+    loss_fn = get_loss("cross_entropy")
+    res = measure_noise(model, loss_fn, x, y, b)
+    assert model.training and all(m.training for m in model.modules())
+
+    model.eval()
+    grads = torch.stack([autograd_gradient(model, loss_fn, x[p * b : (p + 1) * b],
+                                           y[p * b : (p + 1) * b]) for p in range(len(x) // b)])
+    model.train()
+    gbar = grads.double().mean(0)
+    want = torch.linalg.vector_norm(grads.double() - gbar, dim=1)
+    torch.testing.assert_close(res.norms, want, rtol=1e-4, atol=1e-7)
+    assert res.gradient_norm == pytest.approx(float(gbar.norm()), rel=1e-5)
+    # with dropout on, the same minibatches give other gradients: the check can tell
+    model.zero_grad()
+    loss_fn(model(x[:b]), y[:b]).backward()
+    on = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert not torch.allclose(on, grads[0], rtol=1e-3, atol=1e-5)

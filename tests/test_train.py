@@ -166,3 +166,52 @@ def test_stop_at_a_training_accuracy_target(tmp_path):
     metrics = pd.read_csv(tmp_path / "checkpoint_metrics.csv")
     assert info["status"] == "converged" and info["steps_done"] == metrics.step.iloc[-1] < 2000
     assert metrics.train_accuracy.iloc[-1] >= 0.6 and (metrics.train_accuracy.iloc[:-1] < 0.6).all()
+
+
+class Interrupted(Exception):
+    """Stands for a kill: raised inside the training loop."""
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: tiny convolutions run ~10× faster than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_interrupted_alexnet_resumes_bit_identical_dropout_included(tmp_path, monkeypatch,
+                                                                    one_thread):
+    """AlexNet draws dropout masks from torch's global generator at every step: a run stopped
+    after its step-4 checkpoint (the last resume file) and restarted must draw the same masks
+    as one that ran through, and end with the same weights, metrics and log."""
+    import sgdtail.train as train_mod
+    from sgdtail.models import build_model
+
+    data = make_prepared(n_train=60, n_test=20, shape=(1, 28, 28))  # AlexNet's smallest input
+    cfg = config(arch="alexnet", width=2, depth=8, batch_size=10, iterations=12,
+                 checkpoints=(0, 4, 12), resume_every=1000)
+    model = build_model("alexnet", 2, 8, data.input_shape, data.num_classes)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
+    train_sgd(cfg, data, tmp_path / "uninterrupted", CPU)
+
+    original = train_mod.lr_at
+
+    def stop_at_7(step, c):
+        if step == 7:
+            raise Interrupted
+        return original(step, c)
+
+    folder = tmp_path / "interrupted"
+    monkeypatch.setattr(train_mod, "lr_at", stop_at_7)
+    with pytest.raises(Interrupted):
+        train_sgd(cfg, data, folder, CPU)
+    monkeypatch.setattr(train_mod, "lr_at", original)
+    assert not (folder / "run.json").exists()
+    assert io.load_torch(folder / "resume.pt")["step"] == 4
+    torch.manual_seed(1234)  # whatever the process drew in between does not matter
+    torch.rand(100)
+    info = train_sgd(cfg, data, folder, CPU)
+    assert info["resumed_from"] == 4 and info["steps_done"] == 12
+    assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(folder))
