@@ -78,36 +78,41 @@ rule plot_dynamics:
         paths="results/dynamics/sample_paths.npz",
         shares="results/dynamics/jump_shares.csv",
     output:
-        height=report(
-            "figures/exit_time_vs_height.pdf",
+        height="figures/exit_time_vs_height.pdf",
+        height_png=report(
+            "figures/exit_time_vs_height.png",
             category="Lévy vs Brownian dynamics",
             caption="captions/exit_time_vs_height.rst",
+            labels={"figure": "exit_time_vs_height"},
         ),
-        height_png="figures/exit_time_vs_height.png",
-        width=report(
-            "figures/exit_time_vs_width.pdf",
+        width="figures/exit_time_vs_width.pdf",
+        width_png=report(
+            "figures/exit_time_vs_width.png",
             category="Lévy vs Brownian dynamics",
             caption="captions/exit_time_vs_width.rst",
+            labels={"figure": "exit_time_vs_width"},
         ),
-        width_png="figures/exit_time_vs_width.png",
-        paths=report(
-            "figures/levy_vs_brownian_paths.pdf",
+        paths="figures/levy_vs_brownian_paths.pdf",
+        paths_png=report(
+            "figures/levy_vs_brownian_paths.png",
             category="Lévy vs Brownian dynamics",
             caption="captions/levy_vs_brownian_paths.rst",
+            labels={"figure": "levy_vs_brownian_paths"},
         ),
-        paths_png="figures/levy_vs_brownian_paths.png",
-        densities=report(
-            "figures/stable_densities.pdf",
+        densities="figures/stable_densities.pdf",
+        densities_png=report(
+            "figures/stable_densities.png",
             category="Lévy vs Brownian dynamics",
             caption="captions/stable_densities.rst",
+            labels={"figure": "stable_densities"},
         ),
-        densities_png="figures/stable_densities.png",
-        metastability=report(
-            "figures/metastability.pdf",
+        metastability="figures/metastability.pdf",
+        metastability_png=report(
+            "figures/metastability.png",
             category="Lévy vs Brownian dynamics",
             caption="captions/metastability.rst",
+            labels={"figure": "metastability"},
         ),
-        metastability_png="figures/metastability.png",
     log:
         "logs/plot_dynamics.log",
     priority: PRIORITY_SIDE

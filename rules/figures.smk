@@ -1,4 +1,6 @@
 # One rule per figure, drawn from the tidy tables; the claims table; the report's front page.
+# Each figure is written as PDF and PNG; only the PNG is registered with report() (it renders
+# inline in the HTML report), so `snakemake --report` lists every figure once.
 # rule all asks only for the figures the selected grid can draw (figure_targets() in
 # common.smk); asking for another one fails with a message naming the runs to add.
 
@@ -11,17 +13,12 @@ rule plot_noise_norm_histogram:
         norms="results/tables/noise_norms.parquet",
         summary="results/tables/summary.csv",
     output:
-        pdf=report(
-            "figures/noise_norm_histogram.pdf",
-            category="Noise and estimators",
-            caption="captions/noise_norm_histogram.rst",
-            labels={"figure": "noise_norm_histogram", "format": "PDF"},
-        ),
+        pdf="figures/noise_norm_histogram.pdf",
         png=report(
             "figures/noise_norm_histogram.png",
             category="Noise and estimators",
             caption="captions/noise_norm_histogram.rst",
-            labels={"figure": "noise_norm_histogram", "format": "PNG"},
+            labels={"figure": "noise_norm_histogram"},
         ),
     log:
         "logs/plot_noise_norm_histogram.log",
@@ -45,17 +42,12 @@ rule plot_estimator_validation:
         gaussian="results/validation/gaussian_readings.csv",
         minimums="results/validation/min_samples.csv",
     output:
-        pdf=report(
-            "figures/estimator_validation.pdf",
-            category="Noise and estimators",
-            caption="captions/estimator_validation.rst",
-            labels={"figure": "estimator_validation", "format": "PDF"},
-        ),
+        pdf="figures/estimator_validation.pdf",
         png=report(
             "figures/estimator_validation.png",
             category="Noise and estimators",
             caption="captions/estimator_validation.rst",
-            labels={"figure": "estimator_validation", "format": "PNG"},
+            labels={"figure": "estimator_validation"},
         ),
     log:
         "logs/plot_estimator_validation.log",
@@ -80,17 +72,12 @@ rule plot_alpha_vs_width:
             )
         ),
     output:
-        pdf=report(
-            "figures/alpha_vs_width.pdf",
-            category="Tail index vs network size",
-            caption="captions/alpha_vs_width.rst",
-            labels={"figure": "alpha_vs_width", "format": "PDF"},
-        ),
+        pdf="figures/alpha_vs_width.pdf",
         png=report(
             "figures/alpha_vs_width.png",
             category="Tail index vs network size",
             caption="captions/alpha_vs_width.rst",
-            labels={"figure": "alpha_vs_width", "format": "PNG"},
+            labels={"figure": "alpha_vs_width"},
         ),
     log:
         "logs/plot_alpha_vs_width.log",
@@ -114,17 +101,12 @@ rule plot_alpha_vs_depth:
             )
         ),
     output:
-        pdf=report(
-            "figures/alpha_vs_depth.pdf",
-            category="Tail index vs network size",
-            caption="captions/alpha_vs_depth.rst",
-            labels={"figure": "alpha_vs_depth", "format": "PDF"},
-        ),
+        pdf="figures/alpha_vs_depth.pdf",
         png=report(
             "figures/alpha_vs_depth.png",
             category="Tail index vs network size",
             caption="captions/alpha_vs_depth.rst",
-            labels={"figure": "alpha_vs_depth", "format": "PNG"},
+            labels={"figure": "alpha_vs_depth"},
         ),
     log:
         "logs/plot_alpha_vs_depth.log",
@@ -148,17 +130,12 @@ rule plot_alpha_vs_filters:
             )
         ),
     output:
-        pdf=report(
-            "figures/alpha_vs_filters.pdf",
-            category="Tail index vs network size",
-            caption="captions/alpha_vs_filters.rst",
-            labels={"figure": "alpha_vs_filters", "format": "PDF"},
-        ),
+        pdf="figures/alpha_vs_filters.pdf",
         png=report(
             "figures/alpha_vs_filters.png",
             category="Tail index vs network size",
             caption="captions/alpha_vs_filters.rst",
-            labels={"figure": "alpha_vs_filters", "format": "PNG"},
+            labels={"figure": "alpha_vs_filters"},
         ),
     log:
         "logs/plot_alpha_vs_filters.log",
@@ -182,17 +159,12 @@ rule plot_alpha_vs_batch_size:
             )
         ),
     output:
-        pdf=report(
-            "figures/alpha_vs_batch_size.pdf",
-            category="Tail index vs batch size and learning rate",
-            caption="captions/alpha_vs_batch_size.rst",
-            labels={"figure": "alpha_vs_batch_size", "format": "PDF"},
-        ),
+        pdf="figures/alpha_vs_batch_size.pdf",
         png=report(
             "figures/alpha_vs_batch_size.png",
             category="Tail index vs batch size and learning rate",
             caption="captions/alpha_vs_batch_size.rst",
-            labels={"figure": "alpha_vs_batch_size", "format": "PNG"},
+            labels={"figure": "alpha_vs_batch_size"},
         ),
     log:
         "logs/plot_alpha_vs_batch_size.log",
@@ -216,17 +188,12 @@ rule plot_alpha_vs_learning_rate:
             )
         ),
     output:
-        pdf=report(
-            "figures/alpha_vs_learning_rate.pdf",
-            category="Tail index vs batch size and learning rate",
-            caption="captions/alpha_vs_learning_rate.rst",
-            labels={"figure": "alpha_vs_learning_rate", "format": "PDF"},
-        ),
+        pdf="figures/alpha_vs_learning_rate.pdf",
         png=report(
             "figures/alpha_vs_learning_rate.png",
             category="Tail index vs batch size and learning rate",
             caption="captions/alpha_vs_learning_rate.rst",
-            labels={"figure": "alpha_vs_learning_rate", "format": "PNG"},
+            labels={"figure": "alpha_vs_learning_rate"},
         ),
     log:
         "logs/plot_alpha_vs_learning_rate.log",
@@ -250,17 +217,12 @@ rule plot_alpha_and_accuracy_over_training:
             )
         ),
     output:
-        pdf=report(
-            "figures/alpha_and_accuracy_over_training.pdf",
-            category="Training dynamics",
-            caption="captions/alpha_and_accuracy_over_training.rst",
-            labels={"figure": "alpha_and_accuracy_over_training", "format": "PDF"},
-        ),
+        pdf="figures/alpha_and_accuracy_over_training.pdf",
         png=report(
             "figures/alpha_and_accuracy_over_training.png",
             category="Training dynamics",
             caption="captions/alpha_and_accuracy_over_training.rst",
-            labels={"figure": "alpha_and_accuracy_over_training", "format": "PNG"},
+            labels={"figure": "alpha_and_accuracy_over_training"},
         ),
     log:
         "logs/plot_alpha_and_accuracy_over_training.log",
@@ -281,17 +243,12 @@ rule plot_alpha_vs_block_size:
         estimates="results/tables/estimates.parquet",
         synthetic="results/validation/synthetic_block_sweep.csv",
     output:
-        pdf=report(
-            "figures/alpha_vs_block_size.pdf",
-            category="Noise and estimators",
-            caption="captions/alpha_vs_block_size.rst",
-            labels={"figure": "alpha_vs_block_size", "format": "PDF"},
-        ),
+        pdf="figures/alpha_vs_block_size.pdf",
         png=report(
             "figures/alpha_vs_block_size.png",
             category="Noise and estimators",
             caption="captions/alpha_vs_block_size.rst",
-            labels={"figure": "alpha_vs_block_size", "format": "PNG"},
+            labels={"figure": "alpha_vs_block_size"},
         ),
     log:
         "logs/plot_alpha_vs_block_size.log",
@@ -313,17 +270,12 @@ rule plot_runtime_by_grid_axis:
         noise=benchmark_files("measure_gradient_noise"),
         runs="results/tables/runs.csv",
     output:
-        pdf=report(
-            "figures/runtime_by_grid_axis.pdf",
-            category="Runtime",
-            caption="captions/runtime_by_grid_axis.rst",
-            labels={"figure": "runtime_by_grid_axis", "format": "PDF"},
-        ),
+        pdf="figures/runtime_by_grid_axis.pdf",
         png=report(
             "figures/runtime_by_grid_axis.png",
             category="Runtime",
             caption="captions/runtime_by_grid_axis.rst",
-            labels={"figure": "runtime_by_grid_axis", "format": "PNG"},
+            labels={"figure": "runtime_by_grid_axis"},
         ),
     log:
         "logs/plot_runtime_by_grid_axis.log",

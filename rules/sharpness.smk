@@ -36,12 +36,13 @@ rule plot_sharpness_vs_alpha:
     output:
         table="results/tables/sharpness.csv",
         claim="results/sharpness/claim_C6.json",
-        pdf=report(
-            "figures/sharpness_vs_alpha.pdf",
+        pdf="figures/sharpness_vs_alpha.pdf",
+        png=report(
+            "figures/sharpness_vs_alpha.png",
             category="Width of the minima",
             caption="captions/sharpness_vs_alpha.rst",
+            labels={"figure": "sharpness_vs_alpha"},
         ),
-        png="figures/sharpness_vs_alpha.png",
     log:
         "logs/plot_sharpness_vs_alpha.log",
     priority: PRIORITY_UNLOCKS
