@@ -123,17 +123,70 @@ def code_version() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def provenance() -> dict[str, str]:
-    """Versions of the code, Python and the main libraries, to store beside results."""
+#: Distributions whose versions a result can depend on, recorded in every run.json and data
+#: manifest (``None`` where one is not installed; snakemake is absent outside a rule).
+PROVENANCE_PACKAGES: tuple[str, ...] = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "seaborn",
+    "threadpoolctl",
+    "snakemake",
+)
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name`` (without importing it), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cuda_provenance(device: Any = None) -> dict[str, Any] | None:
+    """CUDA, cuDNN and the GPU model when ``device`` is a CUDA device, else None.
+
+    ``cuda`` is the CUDA version torch was built with, ``cudnn`` cuDNN's version as torch
+    reports it (e.g. 90100 for 9.1.0), ``gpu`` the device's name, ``capability`` its compute
+    capability and ``memory_mib`` its memory."""
+    import torch
+
+    if device is None or torch.device(device).type != "cuda":
+        return None
+    device = torch.device(device)
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "gpu": torch.cuda.get_device_name(device),
+        "capability": f"{props.major}.{props.minor}",
+        "memory_mib": int(props.total_memory // 2**20),
+        "device_count": torch.cuda.device_count(),
+    }
+
+
+def provenance(device: Any = None) -> dict[str, Any]:
+    """Versions of the code, Python and every package a result depends on, to store beside
+    results; with a CUDA ``device``, also CUDA, cuDNN and the GPU model (``cuda``: None on the
+    CPU)."""
     import numpy
     import torch
 
+    versions = {name: package_version(name) for name in PROVENANCE_PACKAGES}
+    # the imported modules' own versions (a local build's may differ from its metadata)
+    versions["torch"], versions["numpy"] = torch.__version__, numpy.__version__
     return {
         "code_version": code_version(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        **versions,
+        "cuda": cuda_provenance(device),
     }
 
 

@@ -12,7 +12,8 @@ Files written into the run folder (all atomically):
 - ``checkpoint_metrics.csv``: step, lr, train/test loss and accuracy over the full splits
 - ``train_log.csv``: step, lr, minibatch loss and accuracy, every SGD step
 - ``run.json``: status (completed, converged, diverged), steps done, the step of
-  divergence, the resolved configuration, data hash, provenance and timings
+  divergence, the resolved configuration, data hash, provenance (package versions; CUDA,
+  cuDNN and the GPU model on a GPU) and timings
 - ``resume.pt`` (not an output): the full training state, saved every
   ``resume_every`` steps and at each checkpoint, and removed on success. A run
   killed at any point restarts from it and ends bit-identical (on CPU) to an
@@ -326,7 +327,7 @@ def train_sgd(
         "threads": torch.get_num_threads(),
         "seconds": elapsed,
         "steps_per_second": (last / elapsed) if elapsed > 0 and last else math.nan,
-        "provenance": io.provenance(),
+        "provenance": io.provenance(device),
     }
     io.write_json(out / "run.json", info)
     resume_path.unlink(missing_ok=True)
