@@ -1,0 +1,131 @@
+"""Mutation testing of the science core with mutmut; not part of the default test run.
+
+    .venv/bin/python tests/mutation/run.py [--modules estimators claims ...] [--fresh]
+
+mutmut changes one thing at a time in the library (an operator, a constant, a call's
+argument), runs the tests that cover the changed function, and records whether a test failed
+("killed") or all passed ("survived"). The score of a module is killed / all mutants, where a
+mutant that no selected test reaches counts as survived.
+
+mutmut names a module by its file path and strips only a leading ``src.``, so the tracked files
+are copied to a staging folder (``.mutation/`` by default, ignored by git) with
+``scripts/sgdtail/`` moved to ``src/sgdtail/``; the tests then import ``sgdtail.*`` from the
+mutated copy (the rule scripts stay in ``scripts/`` and import it too). A second run
+reuses the staging folder's results for functions that did not change (``--fresh`` starts over).
+
+The run fails (exit 1) when a module scores below ``--min-score`` or when a survivor is neither
+killed nor listed, with the reason it is equivalent, in ``tests/mutation/equivalent.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EQUIVALENT = Path(__file__).with_name("equivalent.txt")
+
+# module of scripts/sgdtail -> the fast test files that cover it
+MODULES: dict[str, list[str]] = {
+    "estimators": ["tests/test_estimators.py"],
+    "noise": ["tests/test_noise.py"],
+    "claims": ["tests/test_claims.py"],
+    "aggregate": ["tests/test_aggregate.py", "tests/test_claims.py"],
+    "train": ["tests/test_train.py"],
+    "dynamics": ["tests/test_dynamics.py"],
+}
+# what tests read besides the library and the tests (mutmut runs them in <folder>/mutants)
+ALSO_COPY = ["config.yaml", "config.schema.yaml", "Snakefile", "rules", "profiles", "envs",
+             "scripts"]
+KILLED = {"killed", "timeout"}
+RESULT = re.compile(r"^\s*(sgdtail\.(\w+)\.\S+): (.+?)\s*$")
+
+
+def tracked_files() -> list[str]:
+    """The repository's files as git sees them (tracked, and untracked but not ignored)."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=REPO, check=True, capture_output=True, text=True).stdout
+    return [f for f in out.splitlines() if (REPO / f).is_file()]
+
+
+def stage(folder: Path, modules: list[str], fresh: bool) -> None:
+    """Copy the repository to ``folder`` (library in src/) with mutmut's config for ``modules``."""
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    for name in tracked_files():
+        target = folder / re.sub(r"^scripts/sgdtail/", "src/sgdtail/", name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != (REPO / name).read_bytes():
+            shutil.copy2(REPO / name, target)
+    tests = sorted({t for m in modules for t in MODULES[m]})
+    pyproject = (REPO / "pyproject.toml").read_text().replace(
+        'pythonpath = ["scripts"]', 'pythonpath = ["src"]')
+    pyproject += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["src/sgdtail"]\n'
+        f"also_copy = {ALSO_COPY}\n"
+        f"only_mutate = {[f'src/sgdtail/{m}.py' for m in modules]}\n"
+        f"pytest_add_cli_args_test_selection = {tests + ['-m', 'not slow and not slurm']}\n"
+    ).replace("'", '"')
+    (folder / "pyproject.toml").write_text(pyproject)
+
+
+def results(folder: Path) -> dict[str, str]:
+    """mutant name -> mutmut's status, for every mutant of the last run."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                         cwd=folder, check=True, capture_output=True, text=True).stdout
+    return {m.group(1): m.group(3) for m in map(RESULT.match, out.splitlines()) if m}
+
+
+def listed_equivalent() -> dict[str, str]:
+    """mutant name -> reason, from equivalent.txt (``name: reason`` lines, ``#`` comments)."""
+    if not EQUIVALENT.exists():
+        return {}
+    lines = [ln.split("#", 1)[0].strip() for ln in EQUIVALENT.read_text().splitlines()]
+    return dict(ln.split(":", 1) for ln in lines if ln)
+
+
+def report(status: dict[str, str], modules: list[str], min_score: float) -> bool:
+    """Print killed/survived per module and the unlisted survivors; True when all pass."""
+    equivalent = listed_equivalent()
+    ok = True
+    for module in modules:
+        mine = {k: v for k, v in status.items() if k.startswith(f"sgdtail.{module}.")}
+        counts = Counter("killed" if v in KILLED else v for v in mine.values())
+        killed = counts["killed"]
+        score = killed / max(len(mine), 1)
+        unlisted = sorted(k for k, v in mine.items() if v not in KILLED and k not in equivalent)
+        listed = sum(1 for k, v in mine.items() if v not in KILLED and k in equivalent)
+        print(f"{module:11s} {len(mine):5d} mutants  {killed:5d} killed  "
+              f"{len(mine) - killed:4d} not ({dict(counts - Counter(killed=killed))})  "
+              f"score {score:.1%}  listed equivalent {listed}  unlisted {len(unlisted)}")
+        for name in unlisted:
+            print(f"    {name}: {mine[name]}")
+        ok &= score >= min_score and not unlisted
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modules", nargs="+", choices=sorted(MODULES), default=list(MODULES))
+    ap.add_argument("--folder", type=Path, default=REPO / ".mutation")
+    ap.add_argument("--fresh", action="store_true", help="forget earlier results")
+    ap.add_argument("--min-score", type=float, default=0.85)
+    ap.add_argument("--max-children", type=int, default=2)
+    ap.add_argument("--report-only", action="store_true", help="print the last run's results")
+    args = ap.parse_args(argv)
+    if not args.report_only:
+        stage(args.folder, args.modules, args.fresh)
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
+                        str(args.max_children)], cwd=args.folder, check=True,
+                       stdout=subprocess.DEVNULL)
+    return 0 if report(results(args.folder), args.modules, args.min_score) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
