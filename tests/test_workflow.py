@@ -223,6 +223,13 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
     assert "Euclidean norms" in html  # a caption
     assert "Configuration of this run" in html and "smoke" in html
     assert "measure_gradient_noise" in html  # runtimes per rule
+    # every figure once (its PNG; the PDF is not registered), dynamics and sharpness included
+    added = re.findall(r"^Adding (\S+) \(", res.stderr, flags=re.M)
+    shown = SMOKE_FIGURES + ["sharpness_vs_alpha", "exit_time_vs_height", "exit_time_vs_width",
+                             "levy_vs_brownian_paths", "stable_densities", "metastability"]
+    assert sorted(added) == sorted([f"{n}.png" for n in shown] + ["claims.html"]), added
+    for name in shown:  # each with its figure label
+        assert f'"figure": "{name}"' in html or f'"figure":"{name}"' in html, name
 
 
 @pytest.fixture(scope="module")
