@@ -18,6 +18,7 @@ from sgdtail.grid import (  # noqa: E402
 from sgdtail.cost import (  # noqa: E402
     BASE_MEM_MB,
     DATA_SIZES,
+    LANCZOS_VECTORS,
     noise_seconds,
     sharpness_seconds,
     train_seconds,
@@ -431,13 +432,17 @@ def sharpness_runtime(wildcards, attempt):
 
 
 def sharpness_mem_mb(wildcards, attempt):
-    """The data, every checkpoint, a few copies of the weights, double-backward activations."""
+    """The data, every checkpoint, a few copies of the weights, the Lanczos vectors (float64),
+    double-backward activations."""
     params, _, acts = net_size(wildcards)
     images = SHARPNESS.get("train_subset", 2000)
     mb = (
         BASE_MEM_MB
         + _data_mb(wildcards.dataset)
-        + 4 * params * (len(run_checkpoints_of(wildcards)) + 12) / 2**20
+        + 4
+        * params
+        * (len(run_checkpoints_of(wildcards)) + 12 + 2 * LANCZOS_VECTORS)
+        / 2**20
         + 4 * 4 * images * acts / 2**20
     )
     return int(1.5 * mb) * attempt

@@ -1,10 +1,10 @@
 """Rule measure_sharpness: sharpness, Hessian top eigenvalue and gradient size at the end point.
 
 Writes sharpness.json: the end step, the training subset used, whether the weights are finite
-and, if they are, the top Hessian eigenvalue with power iteration's convergence (flag,
-iterations used, relative residual), the filter-normalised random-direction sharpness, and the
-full-batch gradient norm against the minibatch noise at the run's batch size (all on the same
-subset), plus the seconds the measurements took.
+and, if they are, the top Hessian eigenvalue with the Lanczos solve's convergence (flag,
+Hessian-vector products made, relative residual), the filter-normalised random-direction
+sharpness, and the full-batch gradient norm against the minibatch noise at the run's batch
+size (all on the same subset), plus the seconds the measurements took.
 """
 
 import time
@@ -36,14 +36,14 @@ result = {"step": step, "train_subset": len(x), "finite_weights": bool(finite)}
 if finite:
     start = time.perf_counter()
     eig = top_hessian_eigenvalue(
-        model, loss_fn, x, y, iters=s["power_iterations"], tol=s["tolerance"]
+        model, loss_fn, x, y, max_products=s["max_hessian_products"], tol=s["tolerance"]
     )
     grad = gradient_to_noise(model, loss_fn, x, y, int(w.batch_size))
     result.update(
         top_hessian_eigenvalue=eig["eigenvalue"],
-        power_converged=eig["converged"],
-        power_iterations_used=eig["iterations"],
-        power_relative_residual=eig["relative_residual"],
+        hessian_converged=eig["converged"],
+        hessian_products=eig["products"],
+        hessian_relative_residual=eig["relative_residual"],
         random_direction_sharpness=random_direction_sharpness(
             model, loss_fn, x, y, n_dirs=s["directions"], radius=s["radius"]
         ),

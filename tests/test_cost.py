@@ -56,7 +56,7 @@ def test_grid_cost_adds_threads_times_seconds_per_kind():
     runs = [{**point(width=w), "path": f"r{w}"} for w in (4, 1024)]
     training = {r["path"]: {"iterations": 100} for r in runs}
     checkpoints = {r["path"]: 3 for r in runs}
-    sharp = {"train_subset": 100, "power_iterations": 5, "directions": 2}
+    sharp = {"train_subset": 100, "max_hessian_products": 5, "directions": 2}
     hours = cost.grid_cost(runs, training, checkpoints, ["train"], sharp)
     expected = sum(cost.run_threads(r) * cost.train_seconds(r, 100, 3) for r in runs) / 3600
     assert hours["train"] == pytest.approx(expected)

@@ -1,5 +1,5 @@
-"""Tests of sgdtail.sharpness: Hessian power iteration, random-direction sharpness, the gradient
-against the minibatch noise, the minimum filter and the within-family C6 verdict."""
+"""Tests of sgdtail.sharpness: the top Hessian eigenvalue by Lanczos, random-direction sharpness,
+the gradient against the minibatch noise, the minimum filter and the within-family C6 verdict."""
 
 from __future__ import annotations
 
@@ -42,26 +42,83 @@ def _spd(eigs, seed=0):
 def test_top_eigenvalue_of_quadratic_loss():
     a = _spd([5.0, 2.0, 1.0, 0.5, 0.1])
     model = Quadratic(torch.ones(5, dtype=torch.float64)).train()
-    eig = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, iters=200, tol=1e-8)
+    eig = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=200,
+                                   tol=1e-8)
     assert eig["eigenvalue"] == pytest.approx(5.0, rel=1e-8)
-    assert eig["converged"] and eig["iterations"] < 200 and eig["relative_residual"] <= 1e-8
+    assert eig["converged"] and eig["products"] < 200 and eig["relative_residual"] <= 1e-8
     assert model.training  # mode restored
 
 
-def test_power_iteration_convergence_flag():
-    # eigenvalues 5 and 4.9: the residual shrinks by 0.98 per iteration, so 5 iterations
-    # cannot meet tol = 1e-3 and the flag says so; enough iterations do, within the bound
-    a = _spd([5.0, 4.9, 1.0, 0.5], seed=2)
-    model = Quadratic(torch.ones(4, dtype=torch.float64))
-    short = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, iters=5, tol=1e-3)
-    assert not short["converged"] and short["iterations"] == 5
-    assert short["relative_residual"] > 1e-3
-    long = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, iters=5000, tol=1e-3)
-    assert long["converged"] and 5 < long["iterations"] < 5000
-    # some eigenvalue lies within residual = tol·|θ| of θ: here the top one, 5
-    assert abs(long["eigenvalue"] - 5.0) <= 1e-3 * long["eigenvalue"]
+@pytest.mark.parametrize("eigs", [
+    [3.0, 1.0, 0.2, -0.5, -8.0, -7.5, -6.0],  # the most negative one dominates in magnitude
+    [2.0, 0.1],  # two parameters: too few for ARPACK, solved densely
+    [-4.0, -1.0, -0.5],  # a maximum: the top eigenvalue is negative
+])
+def test_top_eigenvalue_is_the_largest_not_the_largest_in_magnitude(eigs):
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((len(eigs), len(eigs))))
+    a = torch.tensor(q @ np.diag(eigs) @ q.T, dtype=torch.float64)
+    model = Quadratic(torch.ones(len(eigs), dtype=torch.float64))
+    eig = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, tol=1e-8)
+    assert eig["converged"] and eig["eigenvalue"] == pytest.approx(max(eigs), rel=1e-7)
+
+
+def _dense_hessian(net, loss_fn, x, y):
+    """The Hessian of the mean loss in the flattened parameters, by torch.autograd.functional."""
+    from torch.func import functional_call
+
+    named = [(n, p.shape) for n, p in net.named_parameters()]
+
+    def loss_of(flat):
+        params, i = {}, 0
+        for name, shape in named:
+            k = math.prod(shape)
+            params[name] = flat[i:i + k].view(shape)
+            i += k
+        return loss_fn(functional_call(net, params, (x,)), y)
+
+    flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    return torch.autograd.functional.hessian(loss_of, flat).numpy()
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_lanczos_agrees_with_a_dense_eigendecomposition_on_a_small_net(sign):
+    # sign -1 (a loss to maximise): the most negative eigenvalue outweighs the largest one,
+    # where power iteration would return the negative one
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+    x, y = torch.randn(30, 3, dtype=torch.float64), torch.randn(30, 2, dtype=torch.float64)
+
+    def loss(out, target):
+        return sign * nn.functional.mse_loss(out, target)
+
+    evals = np.linalg.eigvalsh(_dense_hessian(net, loss, x, y))
+    if sign < 0:
+        assert -evals[0] > 2 * evals[-1] > 0
+    eig = S.top_hessian_eigenvalue(net, loss, x, y, tol=1e-8)
+    assert eig["converged"] and eig["eigenvalue"] == pytest.approx(evals[-1], rel=1e-7)
+    assert 0 < eig["products"] <= 200 and eig["relative_residual"] <= 1e-8
+
+
+def test_lanczos_convergence_flag_and_budget():
+    # 300 evenly spaced eigenvalues in [1, 5]: the top one is poorly separated, so 50 products
+    # cannot reach tol = 1e-6; the solve stops at the budget and says so, NaN for λ_max
+    a = torch.diag(torch.linspace(1.0, 5.0, 300, dtype=torch.float64))
+    model = Quadratic(torch.ones(300, dtype=torch.float64))
+    short = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=50,
+                                     tol=1e-6)
+    assert not short["converged"] and short["products"] == 50
+    assert math.isnan(short["eigenvalue"]) and math.isnan(short["relative_residual"])
+    long = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=1000,
+                                    tol=1e-6)
+    assert long["converged"] and 50 < long["products"] < 1000
+    assert abs(long["eigenvalue"] - 5.0) <= 1e-6 * 5.0
+    again = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=1000,
+                                     tol=1e-6)
+    assert again == long  # the seeded start vector makes the solve reproducible
     with pytest.raises(ValueError, match="tol"):
         S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, tol=0.0)
+    with pytest.raises(ValueError, match="max_products"):
+        S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=0)
 
 
 def test_top_eigenvalue_of_linear_regression():
@@ -70,7 +127,7 @@ def test_top_eigenvalue_of_linear_regression():
                                                                  dtype=torch.float64)
     y = torch.randn(200, 1, dtype=torch.float64)
     model = nn.Linear(6, 1, bias=False).double()
-    eig = S.top_hessian_eigenvalue(model, nn.MSELoss(), x, y, iters=300, tol=1e-8)
+    eig = S.top_hessian_eigenvalue(model, nn.MSELoss(), x, y, max_products=300, tol=1e-8)
     expected = np.linalg.eigvalsh((2 * x.T @ x / 200).numpy()).max()  # Hessian of mean sq. err.
     assert eig["converged"] and eig["eigenvalue"] == pytest.approx(expected, rel=1e-6)
 
@@ -168,7 +225,7 @@ def test_gradient_to_noise_small_at_the_minimum_large_far_from_it():
 
 
 # --------------------------------------------------------------------------- minimum filter
-GOOD = dict(status="completed", finite_weights=True, alpha_robust=1.5, power_converged=True,
+GOOD = dict(status="completed", finite_weights=True, alpha_robust=1.5, hessian_converged=True,
             gradient_to_noise=0.4, random_direction_sharpness=1e-3, top_hessian_eigenvalue=5.0)
 
 
@@ -180,12 +237,13 @@ GOOD = dict(status="completed", finite_weights=True, alpha_robust=1.5, power_con
     ({"status": float("nan")}, "not trained"),
     ({"finite_weights": False}, "non-finite weights"),
     ({"alpha_robust": float("nan")}, "no alpha estimate"),
-    ({"power_converged": False}, "power iteration not converged"),
-    ({"power_converged": float("nan")}, "power iteration not converged"),
+    ({"hessian_converged": False}, "Lanczos (λ_max) not converged"),
+    ({"hessian_converged": float("nan")}, "Lanczos (λ_max) not converged"),
     ({"gradient_to_noise": 1.5}, "gradient not small"),
     ({"gradient_to_noise": float("inf")}, "gradient not small"),
     ({"random_direction_sharpness": -0.0013}, "negative random-direction sharpness"),
-    ({"top_hessian_eigenvalue": -2.0}, "negative dominant Hessian eigenvalue"),
+    ({"top_hessian_eigenvalue": -2.0}, "non-positive top Hessian eigenvalue"),
+    ({"top_hessian_eigenvalue": float("nan")}, "non-positive top Hessian eigenvalue"),
 ])
 def test_minimum_filter(change, reason):
     got = S.exclusion_reason({**GOOD, **change}, max_gradient_to_noise=1.0)

@@ -34,6 +34,12 @@ BASE_MEM_MB = 1000
 """Python, torch, pandas."""
 
 
+#: Lanczos vectors ARPACK keeps in the sharpness job (eigsh's ncv; sgdtail.sharpness): each
+#: restart costs this many Hessian-vector products less one, and the job holds this many
+#: float64 copies of the weights
+LANCZOS_VECTORS = 10
+
+
 def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int, int]:
     """(parameters, forward FLOPs, activations) per image of a network on ``dataset``."""
     (c, h, w), classes, _, _ = DATA_SIZES[dataset]
@@ -97,12 +103,12 @@ def noise_seconds(point: Mapping, splits: list[str], n_checkpoints: int,
 
 
 def sharpness_seconds(point: Mapping, sharpness: Mapping, gpu: bool = False) -> float:
-    """Power iterations on Hessian-vector products (~4 passes each) and the random
-    directions (2 passes each) on the ``train_subset`` images."""
+    """At most ``max_hessian_products`` Hessian-vector products of the Lanczos solve (~4 passes
+    each) and the random directions (2 passes each) on the ``train_subset`` images."""
     _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
                            int(point["depth"]))
     images = sharpness.get("train_subset", 2000)
-    passes = 4 * sharpness.get("power_iterations", 20) + 2 * sharpness.get("directions", 5)
+    passes = 4 * sharpness.get("max_hessian_products", 20) + 2 * sharpness.get("directions", 5)
     return passes * 3 * images * flops / _speed(point, gpu) + passes * 0.05
 
 
