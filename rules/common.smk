@@ -22,6 +22,7 @@ from sgdtail.cost import (  # noqa: E402
     noise_seconds,
     sharpness_seconds,
     train_seconds,
+    visible_gpus,
 )
 from sgdtail.cost import net_size as _net_size  # noqa: E402
 from sgdtail.cost import run_threads as _run_threads  # noqa: E402
@@ -121,11 +122,6 @@ def dataset_setting(key):
         return config["datasets"][wildcards.dataset][key]
 
     return setting
-
-
-def noise_mem_mb(wildcards, attempt):
-    """Memory of a noise measurement: the budget plus the data and model, more on retries."""
-    return (NOISE["memory_budget_mb"] + 1500) * attempt
 
 
 # --- figures
@@ -304,8 +300,21 @@ def extra_claim_files():
 SMALL_RUN_MINUTES = 30
 
 
+# GPUs. A run's jobs ask for one `gpu` when they will use CUDA: training.device cuda, or auto
+# on a machine that runs the jobs itself and shows GPUs. Local runs (no --jobs, i.e. not a
+# cluster executor) are limited to as many concurrent `gpu` jobs as this machine shows GPUs
+# (sgdtail.cost.visible_gpus; SGDTAIL_GPUS fakes a count), unless --resources gpu=N says
+# otherwise, so --cores N never stacks several runs on one GPU. On SLURM each job gets its own.
+LOCAL_RUN = workflow.global_resources["_nodes"].value is None
+LOCAL_GPUS = visible_gpus() if LOCAL_RUN else 0
+if LOCAL_RUN and LOCAL_GPUS > 0 and "gpu" not in workflow.global_resources:
+    workflow.global_resources["gpu"] = LOCAL_GPUS
+
+
 def _on_gpu():
-    return TRAINING["device"] == "cuda"
+    """Whether a run's jobs use CUDA: device cuda, or auto where local GPUs are visible."""
+    device = TRAINING["device"]
+    return device == "cuda" or (device == "auto" and LOCAL_GPUS > 0)
 
 
 def _point(wildcards):
@@ -339,7 +348,7 @@ def run_threads(wildcards):
 
 
 def run_gpus(wildcards):
-    """GPUs of a run's jobs (train, noise, sharpness): 1 when training.device is cuda."""
+    """GPUs of a run's jobs (train, noise, sharpness): 1 when they will use CUDA (_on_gpu)."""
     return 1 if _on_gpu() else 0
 
 
@@ -388,8 +397,9 @@ def train_mem_mb(wildcards, attempt):
     return int(1.5 * mb) * attempt
 
 
-def noise_run_mem_mb(wildcards, attempt):
-    """noise_mem_mb (budget + data + model) plus the checkpoints and estimator state of the net."""
+def noise_overhead_mb(wildcards):
+    """Memory of a noise job besides its gradient budget: Python and torch with 500 MB of
+    data, the rest of the data, the checkpoints, the estimators' state, activations."""
     params, _, acts = net_size(wildcards)
     extra_mb = (
         4
@@ -398,9 +408,29 @@ def noise_run_mem_mb(wildcards, attempt):
         + 128 * params  # gradient mean and the estimators' per-coordinate state
         + 2 * 4 * int(wildcards.batch_size) * acts  # activations of one minibatch
     ) / 2**20
-    # noise_mem_mb already counts 500 MB of data
-    extra_mb += max(0.0, _data_mb(wildcards.dataset) - 500)
-    return noise_mem_mb(wildcards, attempt) + int(1.5 * extra_mb) * attempt
+    extra_mb += max(0.0, _data_mb(wildcards.dataset) - 500)  # 1500 below counts 500 MB
+    return 1500 + int(1.5 * extra_mb)
+
+
+def noise_run_mem_mb(wildcards, attempt):
+    """mem_mb of a noise job: noise.memory_budget_mb plus noise_overhead_mb, times the attempt."""
+    return (NOISE["memory_budget_mb"] + noise_overhead_mb(wildcards)) * attempt
+
+
+def noise_budget_mb(wildcards, resources):
+    """Params function: the gradient budget the noise job uses, derived from its mem_mb.
+
+    noise.memory_budget_mb, lowered to what mem_mb leaves after noise_overhead_mb (when
+    --set-resources asks for less memory), so the job never uses more than it asked for.
+    """
+    left = int(resources.mem_mb) - noise_overhead_mb(wildcards)
+    if left < 16:
+        raise WorkflowError(
+            f"measure_gradient_noise: mem_mb={resources.mem_mb} leaves {left} MB for the "
+            f"gradients after {noise_overhead_mb(wildcards)} MB of data, model and estimator "
+            f"state; ask for at least {noise_overhead_mb(wildcards) + 16} MB"
+        )
+    return min(NOISE["memory_budget_mb"], left)
 
 
 def _small_run(wildcards):

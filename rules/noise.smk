@@ -25,6 +25,7 @@ rule measure_gradient_noise:
         group_slot=1,
     params:
         noise=NOISE,
+        memory_budget_mb=noise_budget_mb,
         estimators=config["estimators"],
         device=TRAINING["device"],
     script:

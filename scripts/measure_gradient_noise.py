@@ -1,5 +1,7 @@
 """Rule measure_gradient_noise: noise and tail index at every checkpoint of one run."""
 
+import logging
+
 import pandas as pd
 import torch
 
@@ -14,6 +16,10 @@ setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 w = snakemake.wildcards
 noise = snakemake.params.noise
+logging.getLogger("sgdtail.noise").info(
+    "gradient memory budget %s MB (noise.memory_budget_mb %s, job mem_mb %s)",
+    snakemake.params.memory_budget_mb, noise["memory_budget_mb"], snakemake.resources.mem_mb,
+)
 estimators = snakemake.params.estimators
 device = resolve_device(snakemake.params.device)
 data = load_prepared(snakemake.input.data, device=device)
@@ -36,7 +42,7 @@ estimates, norms = measure_checkpoints(
     {split: splits[split] for split in noise["splits"]},
     int(w.batch_size),
     remainder=noise["remainder"],
-    memory_budget_mb=noise["memory_budget_mb"],
+    memory_budget_mb=snakemake.params.memory_budget_mb,
     estimator_options={
         "exclude_zeros": estimators["exclude_zeros"],
         "robust_factors": tuple(estimators["robust_k1_factors"]),

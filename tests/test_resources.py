@@ -7,7 +7,10 @@ job groups (``Group job small_runs ...``):
 * memory, runtime and threads follow the grid point (a small FCN on MNIST, a large FCN on
   CIFAR10, AlexNet on CIFAR100, with the paper grid's training settings);
 * a retry (``--attempt 2``) doubles the memory and runtime of every job and nothing else;
-* GPU requests follow ``training.device``;
+* GPU requests follow ``training.device`` (and ``auto`` where the machine shows GPUs); a local
+  run never runs more GPU jobs at once than the machine has GPUs (a fake count, slow test);
+* the noise job's gradient budget and its mem_mb agree (slow test: a lowered mem_mb lowers
+  the budget the job logs);
 * the job groups: a small run's train and noise jobs share ``small_runs``, its sharpness job is
   in ``small_sharpness``, a large run is in no group; with the SLURM profile's
   ``group-components`` the smoke grid's 4 small runs become one group job of each kind.
@@ -18,6 +21,7 @@ Every dry run uses a temporary working folder and a config file written there (n
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -58,15 +62,22 @@ def write_config(folder: Path, device: str = "auto") -> Path:
     return path
 
 
-def dry_run(workdir: Path, *args: str) -> str:
-    """`snakemake -n` in workdir (the default workflow profile unless args name another)."""
+def snakemake_env(gpus: int) -> dict[str, str]:
+    """The environment with a fake count of local GPUs (sgdtail.cost.visible_gpus)."""
+    return dict(os.environ, SGDTAIL_GPUS=str(gpus), PYTHONHASHSEED="0")
+
+
+def dry_run(workdir: Path, *args: str, gpus: int = 0) -> str:
+    """`snakemake -n` in workdir (the default workflow profile unless args name another), on a
+    machine that shows ``gpus`` GPUs."""
     cmd = [
         "timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-n",
         "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--cores", "8",  # the most threads a rule asks for: keeps them uncapped on a small host
         *args,
     ]
-    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                         env=snakemake_env(gpus))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     return out
@@ -181,6 +192,102 @@ def test_gpu_request_follows_training_device(dry_runs):
     # a GPU is faster: the large run asks for less time than on CPUs
     assert (of_run(dry_runs["cuda"], "train_sgd", LARGE)["runtime"]
             < of_run(dry_runs["cpu"], "train_sgd", LARGE)["runtime"])
+
+
+def test_device_auto_asks_for_a_gpu_where_the_machine_shows_one(work):
+    cpu = write_config(work, "auto")
+    base = ("--configfile", str(REPO / "config.yaml"), str(cpu))
+    local = jobs(dry_run(work, *base, gpus=2))
+    for rule in PER_RUN:
+        for run in (SMALL, LARGE, ALEXNET):
+            info = of_run(local, rule, run)
+            assert info["gpu"] == 1 and info["threads"] == 2, (rule, run, info)
+    # on SLURM the submitting host's GPUs say nothing about the nodes: auto asks for none
+    slurm = jobs(dry_run(work, "--workflow-profile", str(REPO / "profiles" / "slurm"), *base,
+                         gpus=2))
+    assert {of_run(slurm, rule, SMALL)["gpu"] for rule in PER_RUN} == {0}
+
+
+def test_visible_gpus_reads_the_fake_count_cuda_visible_devices_and_nvidia_smi():
+    from sgdtail.cost import visible_gpus
+
+    assert visible_gpus({"SGDTAIL_GPUS": "3", "CUDA_VISIBLE_DEVICES": "0"}) == 3
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == 2
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == 0
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == 0
+    assert visible_gpus({"PATH": ""}) == 0  # no nvidia-smi to ask
+
+
+def events(output: str) -> list[tuple[str, str, str]]:
+    """("start" | "end", rule, job id) in the order Snakemake printed them."""
+    found, rule = [], None
+    for line in output.splitlines():
+        started = re.match(r"\s*(?:local)?rule (\w+):", line)
+        if started:
+            rule = started[1]
+        jobid = re.match(r"\s+jobid: (\d+)", line)
+        if jobid and rule:
+            found.append(("start", rule, jobid[1]))
+            rule = None
+        done = re.search(r"Finished jobid: (\d+) \(Rule: (\w+)\)", line)
+        if done:
+            found.append(("end", done[2], done[1]))
+    return found
+
+
+def most_at_once(output: str, rules: set[str]) -> int:
+    """The most jobs of ``rules`` running at the same time, from Snakemake's output."""
+    running: set[str] = set()
+    most = 0
+    for kind, rule, jobid in events(output):
+        if rule in rules:
+            (running.add if kind == "start" else running.discard)(jobid)
+            most = max(most, len(running))
+    return most
+
+
+def run_smoke(work: Path, data: Path, gpus: int, targets: list[str], *args: str) -> str:
+    """Make ``targets`` of the smoke grid's workflow in ``work`` (local MNIST digits,
+    --cores 4) on a machine that shows ``gpus`` GPUs."""
+    cmd = [
+        "timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", *targets,
+        "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+        "--configfile", str(REPO / "config.yaml"), "--cores", "4", *args, "--config",
+        "grid=smoke", f"datasets={{mnist: {{source: folder, path: {data}}}}}",
+    ]
+    res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=snakemake_env(gpus))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.mark.slow
+def test_local_gpu_jobs_never_share_a_gpu_and_noise_budget_follows_mem_mb(tmp_path):
+    """With --cores 4, the smoke grid's 4 training runs run side by side on a machine without
+    GPUs, one at a time (train and noise jobs alike) on one that shows 1 GPU (device: auto).
+    The noise jobs get mem_mb lowered by 400 MB: their gradient budget drops from 512 to 112."""
+    from formats import load_real_digits, write_mnist_folder
+
+    data = tmp_path / "mnist_data"
+    write_mnist_folder(data, *load_real_digits())
+    runs = [f"results/runs/mnist/fcn/w{w}_d{d}/cross_entropy_b50_lr0.1_s0"
+            for w in (4, 8) for d in (2, 3)]
+    gpu_rules = {"train_sgd", "measure_gradient_noise"}
+    free = run_smoke(tmp_path, data, 0, [f"{r}/checkpoints.pt" for r in runs])
+    assert most_at_once(free, {"train_sgd"}) >= 2  # nothing holds CPU jobs back
+    table = jobs(dry_run(tmp_path, f"{runs[0]}/tail_index.csv", "--configfile",
+                         str(REPO / "config.yaml"), "--config", "grid=smoke",
+                         f"datasets={{mnist: {{source: folder, path: {data}}}}}", gpus=1))
+    mem = table[("measure_gradient_noise", f"{runs[0]}/tail_index.csv")]["mem_mb"]
+    one_gpu = run_smoke(tmp_path, data, 1, [f"{r}/tail_index.csv" for r in runs],
+                        "--forcerun", "train_sgd", "--set-resources",
+                        f"measure_gradient_noise:mem_mb={mem - 400}")
+    assert sum(kind == "start" and rule in gpu_rules for kind, rule, _ in events(one_gpu)) == 8
+    assert most_at_once(one_gpu, gpu_rules) == 1
+    run_path = runs[0].removeprefix("results/runs/")
+    log = (tmp_path / "logs/measure_gradient_noise" / f"{run_path}.log").read_text()
+    assert f"gradient memory budget 112 MB (noise.memory_budget_mb 512, job mem_mb {mem - 400})" \
+        in log, log
 
 
 def test_small_runs_are_grouped_and_large_ones_are_not(dry_runs):

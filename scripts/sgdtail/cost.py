@@ -129,3 +129,29 @@ def grid_cost(points: list[Mapping], training: Mapping[str, Mapping], n_checkpoi
         out["noise"] += threads * noise_seconds(p, splits, k, gpu)
         out["sharpness"] += threads * sharpness_seconds(p, sharpness, gpu)
     return {key: value / 3600 for key, value in out.items()}
+
+
+def visible_gpus(env: Mapping[str, str] | None = None) -> int:
+    """How many CUDA GPUs this machine shows jobs, without importing torch.
+
+    ``SGDTAIL_GPUS`` (a count; the tests fake one with it) wins; else ``CUDA_VISIBLE_DEVICES``
+    when set (its comma-separated entries; empty or ``-1``: none); else the ``GPU n:`` lines
+    of ``nvidia-smi -L`` (0 without nvidia-smi or when it fails).
+    """
+    import os
+    import subprocess
+
+    env = os.environ if env is None else env
+    if env.get("SGDTAIL_GPUS", "").strip():
+        return max(0, int(env["SGDTAIL_GPUS"]))
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [v for v in visible.split(",") if v.strip()]
+        return 0 if not entries or entries[0].strip() == "-1" else len(entries)
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    if out.returncode != 0:
+        return 0
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
