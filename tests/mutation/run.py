@@ -20,6 +20,8 @@ killed nor listed, with the reason it is equivalent, in ``tests/mutation/equival
 from __future__ import annotations
 
 import argparse
+import ast
+import os
 import re
 import shutil
 import subprocess
@@ -42,6 +44,21 @@ MODULES: dict[str, list[str]] = {
 # what tests read besides the library and the tests (mutmut runs them in <folder>/mutants)
 ALSO_COPY = ["config.yaml", "config.schema.yaml", "Snakefile", "rules", "profiles", "envs",
              "scripts"]
+# dynamics: only the statistics and verdicts of C4 and C5 are mutated, not the simulators and
+# figures (their own tests check them against exact results and by content)
+NOT_VERDICTS = [
+    "_check_alpha", "sas_increments", "levy_right_tail_constant", "potential",
+    "potential_gradient", "_check_well", "_drift_flow", "_validate_sim", "_simulate_batch",
+    "simulate_exit_times", "mean_exit_time", "brownian_mean_exit_time", "relaxation_time",
+    "kramers_mean_exit_time", "levy_mean_exit_time_asymptotic", "effective_noise",
+    "small_noise_asymptote", "_sweep_chunk", "_sweep_configs", "_run_particles", "_config_steps",
+    "_check_positive", "_check_sweep_args", "exit_time_sweep", "sample_paths", "noise_list",
+    "draw_increments", "walk_paths", "_plt", "_save", "_alpha_palette", "_errorbar", "_label",
+    "_ci_columns", "_noise_colors", "metastability_figure", r"plot_\w+",
+]
+# a kill-and-resume of a subprocess (about a minute); test_train's in-process resume tests
+# cover the same path for the mutants
+DESELECT = ["tests/test_train.py::test_killed_run_resumes_bit_identical"]
 KILLED = {"killed", "timeout"}
 RESULT = re.compile(r"^\s*(sgdtail\.(\w+)\.\S+): (.+?)\s*$")
 
@@ -63,16 +80,36 @@ def stage(folder: Path, modules: list[str], fresh: bool) -> None:
         if not target.exists() or target.read_bytes() != (REPO / name).read_bytes():
             shutil.copy2(REPO / name, target)
     tests = sorted({t for m in modules for t in MODULES[m]})
+    selection = tests + ["-m", "not slow and not slurm"] + [f"--deselect={t}" for t in DESELECT]
     pyproject = (REPO / "pyproject.toml").read_text().replace(
         'pythonpath = ["scripts"]', 'pythonpath = ["src"]')
     pyproject += (
         "\n[tool.mutmut]\n"
         'source_paths = ["src/sgdtail"]\n'
         f"also_copy = {ALSO_COPY}\n"
+        # torch's thread pools do not survive a fork from a process that has used them
+        'process_isolation = "forkserver"\n'
         f"only_mutate = {[f'src/sgdtail/{m}.py' for m in modules]}\n"
-        f"pytest_add_cli_args_test_selection = {tests + ['-m', 'not slow and not slurm']}\n"
+        f"pytest_add_cli_args_test_selection = {selection}\n"
     ).replace("'", '"')
     (folder / "pyproject.toml").write_text(pyproject)
+    exclude_functions(folder / "src/sgdtail/dynamics.py", NOT_VERDICTS)
+
+
+def exclude_functions(path: Path, names: list[str]) -> None:
+    """Put the module-level functions called ``names`` (regexes) of the staged file between
+    mutmut's ``# pragma: no mutate start`` / ``end`` comments (the repository's file is not
+    changed; a ``pass`` after each ``end`` gives the comment a statement to belong to)."""
+    source = path.read_text()
+    pattern = re.compile("|".join(names))
+    spans = [(min([f.lineno] + [d.lineno for d in f.decorator_list]), f.end_lineno)
+             for f in ast.parse(source).body
+             if isinstance(f, ast.FunctionDef) and pattern.fullmatch(f.name)]
+    lines = source.splitlines(keepends=True)
+    for first, last in sorted(spans, reverse=True):
+        lines.insert(last, "# pragma: no mutate end\npass\n")
+        lines.insert(first - 1, "# pragma: no mutate start\n")
+    path.write_text("".join(lines))
 
 
 def results(folder: Path) -> dict[str, str]:
@@ -121,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.report_only:
         stage(args.folder, args.modules, args.fresh)
+        one_thread = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                        str(args.max_children)], cwd=args.folder, check=True,
+                        str(args.max_children)], cwd=args.folder, check=True, env=one_thread,
                        stdout=subprocess.DEVNULL)
     return 0 if report(results(args.folder), args.modules, args.min_score) else 1
 
