@@ -6,7 +6,7 @@ import torch
 
 from sgdtail.data import load_prepared
 from sgdtail.io import setup_logging
-from sgdtail.train import TrainConfig, resolve_device, train_sgd
+from sgdtail.train import Progress, TrainConfig, resolve_device, train_sgd
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -29,4 +29,10 @@ cfg = TrainConfig(
 )
 device = resolve_device(training["device"])
 data = load_prepared(snakemake.input.data, device=device)
-train_sgd(cfg, data, Path(snakemake.output.info).parent, device)
+progress = Progress(
+    seconds=snakemake.params.progress.get("seconds", 30),
+    every=snakemake.params.progress.get("steps", 0),
+)
+# SIGTERM/SIGUSR1 (walltime): resume.pt is saved at the current step and the job fails with
+# "training interrupted ..."; Snakemake's retry resumes from there
+train_sgd(cfg, data, Path(snakemake.output.info).parent, device, progress=progress)

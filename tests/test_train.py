@@ -6,6 +6,7 @@ import dataclasses
 import json
 import multiprocessing as mp
 import os
+import re
 import signal
 import time
 
@@ -15,7 +16,7 @@ import torch
 
 from conftest import make_prepared
 from sgdtail import io
-from sgdtail.train import TrainConfig, lr_at, train_sgd
+from sgdtail.train import Progress, TrainConfig, lr_at, train_sgd
 
 CPU = torch.device("cpu")
 
@@ -214,4 +215,75 @@ def test_interrupted_alexnet_resumes_bit_identical_dropout_included(tmp_path, mo
     torch.rand(100)
     info = train_sgd(cfg, data, folder, CPU)
     assert info["resumed_from"] == 4 and info["steps_done"] == 12
+    assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(folder))
+
+
+def test_progress_lines_at_the_configured_interval(tmp_path, small_data, caplog):
+    """Every 25 steps (and never by time here): step / total, loss, accuracy, rate, ETA."""
+    cfg = config(iterations=100, checkpoints=(0, 100))
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        train_sgd(cfg, small_data, tmp_path, CPU, progress=Progress(seconds=1e9, every=25))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
+    assert [int(line.split()[2].split("/")[0]) for line in lines] == [25, 50, 75, 100]
+    assert all(line.split()[2].endswith("/100") for line in lines)
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    loss_50 = float(log.loc[log["step"] == 50, "loss"].iloc[0])
+    assert f"minibatch loss {loss_50:.4g}," in lines[1]
+    assert all(re.search(r"accuracy [\d.]+, [\d.]+ steps/s, ETA \d+", ln) for ln in lines)
+    # by time: an interval of 0 s reports every step
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        caplog.clear()
+        train_sgd(config(iterations=30, checkpoints=(30,)), small_data, tmp_path / "t", CPU,
+                  progress=Progress(seconds=0.0))
+    assert sum(r.getMessage().startswith("progress:") for r in caplog.records) == 30
+
+
+def _train_logged_in_child(cfg, folder) -> None:
+    """Slowed-down training (5 ms a step) that logs to folder/train.log every 50 steps."""
+    import sgdtail.train as train_mod
+    from sgdtail.io import setup_logging
+
+    folder.mkdir(parents=True, exist_ok=True)
+    setup_logging(folder / "train.log")
+    original = train_mod.lr_at
+
+    def slow_lr(step, c):
+        time.sleep(0.005)
+        return original(step, c)
+
+    train_mod.lr_at = slow_lr
+    train_sgd(cfg, make_prepared(), folder, CPU, progress=Progress(seconds=1e9, every=50))
+
+
+def _interrupt_mid_run(cfg, folder, signum) -> int:
+    """Start training in a child, send ``signum`` after its first progress line; exit code."""
+    ctx = mp.get_context("spawn")
+    child = ctx.Process(target=_train_logged_in_child, args=(cfg, folder))
+    child.start()
+    log, deadline = folder / "train.log", time.time() + 60
+    while time.time() < deadline and not (
+            log.exists() and "progress: step" in log.read_text()):
+        time.sleep(0.02)
+    os.kill(child.pid, signum)
+    child.join(60)
+    return child.exitcode
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
+def test_signal_saves_resume_state_at_the_current_step_and_resumes_bit_identical(tmp_path,
+                                                                               signum):
+    # no resume point before the end: the only resume.pt is the one written on the signal
+    cfg = config(iterations=400, checkpoints=(0, 400), resume_every=10_000)
+    train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
+    folder = tmp_path / "interrupted"
+    assert _interrupt_mid_run(cfg, folder, signum) == 1  # non-zero, not killed by the signal
+    text = (folder / "train.log").read_text()
+    assert not (folder / "run.json").exists(), "the signal came too late to test resumption"
+    partial = io.load_torch(folder / "resume.pt")
+    assert 0 < partial["step"] < 400
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name} at step {partial['step']}/400" in text
+    assert f"resume from step {partial['step']}" in text
+    info = train_sgd(cfg, make_prepared(), folder, CPU)
+    assert info["resumed_from"] == partial["step"] and info["steps_done"] == 400
     assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(folder))

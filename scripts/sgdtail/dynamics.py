@@ -67,8 +67,10 @@ Time stepping
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -79,6 +81,8 @@ from scipy import integrate, special, stats
 
 from sgdtail.aggregate import EXCLUDED_STATUSES as AGGREGATE_EXCLUDED
 from sgdtail.aggregate import usable
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # matplotlib is imported by the figure functions only
     from matplotlib.figure import Figure
@@ -613,8 +617,11 @@ def exit_time_sweep(
                       eps, n_particles, None if dt is not None else dt_rel)
     configs = _sweep_configs(alphas, heights, levy_heights, widths, height_fixed, width_fixed)
     cfg_dt = _config_steps(configs, dt_rel, dt, horizon, scheme)
+    log.info("progress: simulating %d sweep points x %d particles", len(configs), n_particles)
+    t0 = time.perf_counter()
     cfg, times, cens = _run_particles(configs, cfg_dt, eps, n_particles, horizon, seed,
                                       scheme, n_jobs)
+    log.info("progress: particles simulated in %.1f s", time.perf_counter() - t0)
     rows = []
     for i, (a, h, w, sweep) in enumerate(configs):
         sel = cfg == i
@@ -630,6 +637,9 @@ def exit_time_sweep(
             asymptote=asym, rho=est["mean"] / asym, rho_ci_low=est["ci_low"] / asym,
             rho_ci_high=est["ci_high"] / asym,
         ))
+        log.info("progress: sweep point %d/%d (%s: alpha %g, height %g, width %g): mean exit "
+                 "time %.4g, %d censored", i + 1, len(configs), sweep, a, h, w, est["mean"],
+                 est["n_censored"])
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 

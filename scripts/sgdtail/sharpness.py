@@ -22,7 +22,9 @@ per parameter unit.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,8 @@ if TYPE_CHECKING:  # torch is imported by the functions that compute on networks
     import torch
     from matplotlib.figure import Figure
     from torch import nn
+
+log = logging.getLogger(__name__)
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
@@ -92,6 +96,7 @@ class _HessianOperator:
         self.grads, self.params, self.limit = grads, params, limit
         self.n = sum(p.numel() for p in params)
         self.products = 0
+        self.t0 = time.perf_counter()
 
     def __call__(self, vec: np.ndarray) -> np.ndarray:
         import torch
@@ -106,6 +111,8 @@ class _HessianOperator:
             start += p.numel()
         hv = torch.autograd.grad(_dot(self.grads, v), self.params, retain_graph=True)
         self.products += 1
+        log.info("progress: Hessian-vector product %d (at most %s), %.2f s", self.products,
+                 self.limit, time.perf_counter() - self.t0)
         out = np.concatenate([h.detach().reshape(-1).double().cpu().numpy() for h in hv])
         if not np.all(np.isfinite(out)):
             raise FloatingPointError("non-finite Hessian-vector product; check the loss")

@@ -15,9 +15,13 @@ Files written into the run folder (all atomically):
   divergence, the resolved configuration, data hash, provenance (package versions; CUDA,
   cuDNN and the GPU model on a GPU) and timings
 - ``resume.pt`` (not an output): the full training state, saved every
-  ``resume_every`` steps and at each checkpoint, and removed on success. A run
+  ``resume_every`` steps, at each checkpoint and on SIGTERM/SIGUSR1 (then the
+  run stops with :class:`TrainingInterrupted`), and removed on success. A run
   killed at any point restarts from it and ends bit-identical (on CPU) to an
   uninterrupted run.
+
+Progress lines (step / total, minibatch loss and accuracy, steps per second,
+ETA) go to the log every ``progress.seconds`` or ``progress.steps``.
 """
 
 from __future__ import annotations
@@ -155,78 +159,150 @@ def _cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def train_sgd(
-    cfg: TrainConfig, data: PreparedData, out_dir: str | Path, device: torch.device
-) -> dict:
-    """Run plain SGD for ``cfg`` on ``data``; write the run folder; return run.json's content."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    resume_path = out / "resume.pt"
-    loss_fn = get_loss(cfg.loss)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape, data.num_classes)
-    model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    sampler = MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, device)
-    checkpoints = set(cfg.checkpoints)
-    step = 0
-    state_dicts: dict[str, dict[str, torch.Tensor]] = {}
-    metrics: list[dict] = []
-    step_loss = torch.full((cfg.iterations,), float("nan"), dtype=torch.float32)
-    step_acc = torch.full((cfg.iterations,), float("nan"), dtype=torch.float32)
-    status, diverged_at, resumed_from = STATUS_COMPLETED, None, None
-    elapsed_before = 0.0
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on SIGTERM or SIGUSR1 after saving its resume state."""
 
-    if resume_path.exists():
-        state = io.load_torch(resume_path)
-        if state.get("fingerprint") == cfg.fingerprint() and state.get("data") == data.content_hash:
-            model.load_state_dict(state["model"])
-            sampler.load_state(state["sampler"])
-            torch.set_rng_state(state["torch_rng"])
-            if device.type == "cuda" and "cuda_rng" in state:  # dropout masks on the GPU
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            step = int(state["step"])
-            state_dicts = state["state_dicts"]
-            metrics = json.loads(state["metrics"])
-            step_loss[:step] = state["step_loss"][:step]
-            step_acc[:step] = state["step_acc"][:step]
-            elapsed_before = float(state["elapsed"])
-            resumed_from = step
-            log.info("resuming from step %d (%s)", step, resume_path)
-        else:
-            log.warning("ignoring %s: written by a different configuration or data", resume_path)
 
-    def save_resume() -> None:
+def _format_seconds(seconds: float) -> str:
+    """``1h02m03s``, ``4m05s`` or ``6s``."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    h, m = s // 3600, s // 60 % 60
+    return f"{h}h{m:02d}m{s % 60:02d}s" if h else (f"{m}m{s % 60:02d}s" if m else f"{s}s")
+
+
+class Progress:
+    """When to write a progress line: every ``seconds`` of wall time, or every ``every``
+    items (steps, products, sweep points) when ``every`` > 0, whichever comes first."""
+
+    def __init__(self, seconds: float = 30.0, every: int = 0):
+        self.seconds, self.every = float(seconds), int(every)
+        self.last = time.perf_counter()
+
+    def due(self, count: int) -> bool:
+        """True (and the clock restarted) when item ``count`` should be reported."""
+        now = time.perf_counter()
+        if (self.every > 0 and count % self.every == 0) or now - self.last >= self.seconds:
+            self.last = now
+            return True
+        return False
+
+
+class _StopSignals:
+    """Records SIGTERM/SIGUSR1 while installed (main thread only) instead of dying at once."""
+
+    SIGNALS = ("SIGTERM", "SIGUSR1")
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self.previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum, frame) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class _Trainer:
+    """The state of one SGD run and the steps of :func:`train_sgd` (one method each)."""
+
+    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path, device: torch.device,
+                 progress: Progress):
+        self.cfg, self.data, self.out, self.device, self.progress = cfg, data, out, device, progress
+        self.resume_path = out / "resume.pt"
+        self.loss_fn = get_loss(cfg.loss)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape,
+                                 data.num_classes)
+        self.model.to(device).train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.sampler = MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, device)
+        self.checkpoints = set(cfg.checkpoints)
+        self.step = 0
+        self.state_dicts: dict[str, dict[str, torch.Tensor]] = {}
+        self.metrics: list[dict] = []
+        self.step_loss = torch.full((cfg.iterations,), float("nan"), dtype=torch.float32)
+        self.step_acc = torch.full((cfg.iterations,), float("nan"), dtype=torch.float32)
+        self.status, self.diverged_at, self.resumed_from = STATUS_COMPLETED, None, None
+        self.elapsed_before = 0.0
+        self.losses_dev = torch.empty(cfg.iterations, device=device)
+        self.accs_dev = torch.empty(cfg.iterations, device=device)
+        self.t0 = time.perf_counter()
+
+    def load_resume(self) -> None:
+        """Continue from ``resume.pt`` when it was written by this configuration and data."""
+        if not self.resume_path.exists():
+            return
+        state = io.load_torch(self.resume_path)
+        cfg, data = self.cfg, self.data
+        if state.get("fingerprint") != cfg.fingerprint() or state.get("data") != data.content_hash:
+            log.warning("ignoring %s: written by a different configuration or data",
+                        self.resume_path)
+            return
+        self.model.load_state_dict(state["model"])
+        self.sampler.load_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:  # dropout masks on the GPU
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        step = self.step = int(state["step"])
+        self.state_dicts = state["state_dicts"]
+        self.metrics = json.loads(state["metrics"])
+        self.step_loss[:step] = state["step_loss"][:step]
+        self.step_acc[:step] = state["step_acc"][:step]
+        self.elapsed_before = float(state["elapsed"])
+        self.resumed_from = step
+        log.info("resuming from step %d (%s)", step, self.resume_path)
+
+    def save_resume(self) -> None:
+        """Write the full training state at the current step (atomically)."""
+        step, device = self.step, self.device
         io.save_torch(
-            resume_path,
+            self.resume_path,
             {
-                "fingerprint": cfg.fingerprint(),
-                "data": data.content_hash,
+                "fingerprint": self.cfg.fingerprint(),
+                "data": self.data.content_hash,
                 "step": step,
-                "model": _cpu_state_dict(model),
-                "sampler": sampler.state(),
+                "model": _cpu_state_dict(self.model),
+                "sampler": self.sampler.state(),
                 "torch_rng": torch.get_rng_state(),
                 **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                "state_dicts": state_dicts,
-                "metrics": json.dumps(metrics),
-                "step_loss": step_loss[:step].clone(),
-                "step_acc": step_acc[:step].clone(),
-                "elapsed": elapsed_before + time.perf_counter() - t0,
+                "state_dicts": self.state_dicts,
+                "metrics": json.dumps(self.metrics),
+                "step_loss": self.step_loss[:step].clone(),
+                "step_acc": self.step_acc[:step].clone(),
+                "elapsed": self.elapsed_before + time.perf_counter() - self.t0,
             },
         )
 
-    def checkpoint() -> bool:
+    def checkpoint(self) -> bool:
         """Evaluate and save the weights at ``step``; True when training should stop."""
+        model, data, cfg, step = self.model, self.data, self.cfg, self.step
         model.eval()
         train_loss, train_acc = evaluate(
-            model, loss_fn, data.x_train, data.y_train, cfg.eval_batch_size
+            model, self.loss_fn, data.x_train, data.y_train, cfg.eval_batch_size
         )
         test_loss, test_acc = evaluate(
-            model, loss_fn, data.x_test, data.y_test, cfg.eval_batch_size
+            model, self.loss_fn, data.x_test, data.y_test, cfg.eval_batch_size
         )
         model.train()
-        state_dicts[str(step)] = _cpu_state_dict(model)
-        metrics.append(
+        self.state_dicts[str(step)] = _cpu_state_dict(model)
+        self.metrics.append(
             {
                 "step": step,
                 "lr": lr_at(step, cfg),
@@ -240,95 +316,158 @@ def train_sgd(
         target = cfg.stop_at_train_accuracy
         return target is not None and train_acc >= target
 
-    x_train, y_train = data.x_train, data.y_train
-    losses_dev = torch.empty(cfg.iterations, device=device)
-    accs_dev = torch.empty(cfg.iterations, device=device)
-    chunk_start = step
-    t0 = time.perf_counter()
+    def flush_chunk(self) -> bool:
+        """Copy logged losses to the CPU; on a non-finite one mark the run diverged (True)."""
+        start, step = self.chunk_start, self.step
+        if step <= start:
+            return False
+        self.step_loss[start:step] = self.losses_dev[start:step].cpu()
+        self.step_acc[start:step] = self.accs_dev[start:step].cpu()
+        bad = (~torch.isfinite(self.step_loss[start:step])).nonzero()
+        self.chunk_start = step
+        if not len(bad):
+            return False
+        self.status, self.diverged_at = STATUS_DIVERGED, start + int(bad[0]) + 1
+        log.warning("loss is not finite at step %d: run diverged", self.diverged_at)
+        return True
 
-    def flush_chunk() -> int | None:
-        """Copy logged losses to the CPU; the first non-finite step, if any."""
-        nonlocal chunk_start
-        if step > chunk_start:
-            step_loss[chunk_start:step] = losses_dev[chunk_start:step].cpu()
-            step_acc[chunk_start:step] = accs_dev[chunk_start:step].cpu()
-            bad = (~torch.isfinite(step_loss[chunk_start:step])).nonzero()
-            first_bad = chunk_start + int(bad[0]) if len(bad) else None
-            chunk_start = step
-            return first_bad
-        return None
-
-    stop = step in checkpoints and resumed_from is None and checkpoint()
-    while step < cfg.iterations and not stop:
-        lr = lr_at(step, cfg)
-        idx = sampler.next()
-        xb, yb = x_train[idx], y_train[idx]
-        logits = model(xb)
-        loss = loss_fn(logits, yb)
+    def sgd_step(self) -> None:
+        """One plain-SGD update; the minibatch loss and accuracy stay on the device."""
+        step, params = self.step, self.params
+        lr = lr_at(step, self.cfg)
+        idx = self.sampler.next()
+        xb, yb = self.data.x_train[idx], self.data.y_train[idx]
+        logits = self.model(xb)
+        loss = self.loss_fn(logits, yb)
         for p in params:
             p.grad = None
         loss.backward()
         with torch.no_grad():
             torch._foreach_add_(params, [p.grad for p in params], alpha=-lr)
-            losses_dev[step] = loss.detach()
-            accs_dev[step] = (logits.argmax(1) == yb).float().mean()
-        step += 1
-        at_checkpoint = step in checkpoints
+            self.losses_dev[step] = loss.detach()
+            self.accs_dev[step] = (logits.argmax(1) == yb).float().mean()
+        self.step += 1
+
+    def report(self, start_step: int) -> None:
+        """One progress line: step / total, minibatch loss and accuracy, steps/s, ETA."""
+        step, total = self.step, self.cfg.iterations
+        rate = (step - start_step) / max(time.perf_counter() - self.t0, 1e-9)
+        eta = (total - step) / rate if rate > 0 else math.inf
+        log.info(
+            "progress: step %d/%d (%.1f%%), minibatch loss %.4g, accuracy %.3f, %.1f steps/s, "
+            "ETA %s", step, total, 100 * step / total, float(self.losses_dev[step - 1]),
+            float(self.accs_dev[step - 1]), rate, _format_seconds(eta),
+        )
+
+    def interrupt(self, signum: int) -> None:
+        """Save the resume state at the current step and raise :class:`TrainingInterrupted`."""
+        import signal
+
+        if self.flush_chunk():
+            return  # diverged: the run ends normally, recording it
+        self.save_resume()
+        name = signal.Signals(signum).name
+        log.error("interrupted by %s at step %d/%d: resume state saved to %s; rerun to "
+                  "resume from step %d", name, self.step, self.cfg.iterations,
+                  self.resume_path, self.step)
+        raise TrainingInterrupted(
+            f"training interrupted by {name} at step {self.step}; {self.resume_path} holds "
+            f"the state: rerun (Snakemake retries it) to resume from step {self.step}"
+        )
+
+    def after_step(self) -> bool:
+        """Divergence check, checkpoint and resume file after a step; True to stop."""
+        cfg, step = self.cfg, self.step
+        at_checkpoint = step in self.checkpoints
         at_resume = step % cfg.resume_every == 0
-        if (
-            at_checkpoint
-            or at_resume
-            or step == cfg.iterations
-            or step % cfg.divergence_check_every == 0
-        ):
-            first_bad = flush_chunk()
-            if first_bad is not None:
-                status, diverged_at = STATUS_DIVERGED, first_bad + 1
-                log.warning("loss is not finite at step %d: run diverged", diverged_at)
-                break
-        if at_checkpoint and checkpoint():
-            status = STATUS_CONVERGED
+        periodic = step == cfg.iterations or step % cfg.divergence_check_every == 0
+        if (at_checkpoint or at_resume or periodic) and self.flush_chunk():
+            return True
+        stop = False
+        if at_checkpoint and self.checkpoint():
+            self.status = STATUS_CONVERGED
             stop = True
         if at_checkpoint or at_resume:
-            save_resume()
-    if status != STATUS_DIVERGED and stop and step == 0:
-        status = STATUS_CONVERGED
-    elapsed = elapsed_before + time.perf_counter() - t0
+            self.save_resume()
+        return stop
 
-    last = step if status != STATUS_DIVERGED else diverged_at - 1
-    steps = sorted(int(s) for s in state_dicts)
-    io.save_torch(
-        out / "checkpoints.pt",
-        {"steps": torch.tensor(steps, dtype=torch.int64), "state_dicts": state_dicts},
-    )
-    io.write_table(out / "checkpoint_metrics.csv", pd.DataFrame(metrics))
-    n_logged = cfg.iterations if status != STATUS_DIVERGED else diverged_at
-    io.write_table(
-        out / "train_log.csv",
-        pd.DataFrame(
-            {
-                "step": range(1, n_logged + 1),
-                "lr": [lr_at(s, cfg) for s in range(n_logged)],
-                "loss": step_loss[:n_logged].numpy(),
-                "accuracy": step_acc[:n_logged].numpy(),
-            }
-        ).dropna(subset=["accuracy"]),
-    )
-    info = {
-        "status": status,
-        "steps_done": last,
-        "diverged_at": diverged_at,
-        "resumed_from": resumed_from,
-        "checkpoints_saved": steps,
-        "n_parameters": count_parameters(model),
-        "config": dataclasses.asdict(cfg),
-        "data_hash": data.content_hash,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "seconds": elapsed,
-        "steps_per_second": (last / elapsed) if elapsed > 0 and last else math.nan,
-        "provenance": io.provenance(device),
-    }
-    io.write_json(out / "run.json", info)
-    resume_path.unlink(missing_ok=True)
-    return info
+    def loop(self, signals: _StopSignals) -> None:
+        """SGD steps until the last one, divergence, the accuracy target or a stop signal."""
+        self.chunk_start = start_step = self.step
+        self.t0 = time.perf_counter()
+        stop = self.step in self.checkpoints and self.resumed_from is None and self.checkpoint()
+        while self.step < self.cfg.iterations and not stop:
+            self.sgd_step()
+            stop = self.after_step()
+            if self.status == STATUS_DIVERGED:
+                break
+            if signals.received is not None:
+                self.interrupt(signals.received)
+                break
+            if self.progress.due(self.step):
+                self.report(start_step)
+        if self.status != STATUS_DIVERGED and stop and self.step == 0:
+            self.status = STATUS_CONVERGED
+
+    def finish(self) -> dict:
+        """Write checkpoints.pt, checkpoint_metrics.csv, train_log.csv and run.json."""
+        cfg, out, status, diverged_at = self.cfg, self.out, self.status, self.diverged_at
+        elapsed = self.elapsed_before + time.perf_counter() - self.t0
+        last = self.step if status != STATUS_DIVERGED else diverged_at - 1
+        steps = sorted(int(s) for s in self.state_dicts)
+        io.save_torch(
+            out / "checkpoints.pt",
+            {"steps": torch.tensor(steps, dtype=torch.int64), "state_dicts": self.state_dicts},
+        )
+        io.write_table(out / "checkpoint_metrics.csv", pd.DataFrame(self.metrics))
+        n_logged = cfg.iterations if status != STATUS_DIVERGED else diverged_at
+        io.write_table(
+            out / "train_log.csv",
+            pd.DataFrame(
+                {
+                    "step": range(1, n_logged + 1),
+                    "lr": [lr_at(s, cfg) for s in range(n_logged)],
+                    "loss": self.step_loss[:n_logged].numpy(),
+                    "accuracy": self.step_acc[:n_logged].numpy(),
+                }
+            ).dropna(subset=["accuracy"]),
+        )
+        info = {
+            "status": status,
+            "steps_done": last,
+            "diverged_at": diverged_at,
+            "resumed_from": self.resumed_from,
+            "checkpoints_saved": steps,
+            "n_parameters": count_parameters(self.model),
+            "config": dataclasses.asdict(cfg),
+            "data_hash": self.data.content_hash,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "seconds": elapsed,
+            "steps_per_second": (last / elapsed) if elapsed > 0 and last else math.nan,
+            "provenance": io.provenance(self.device),
+        }
+        io.write_json(out / "run.json", info)
+        self.resume_path.unlink(missing_ok=True)
+        return info
+
+
+def train_sgd(
+    cfg: TrainConfig, data: PreparedData, out_dir: str | Path, device: torch.device,
+    progress: Progress | None = None,
+) -> dict:
+    """Run plain SGD for ``cfg`` on ``data``; write the run folder; return run.json's content.
+
+    Resumes from ``resume.pt`` when present.  ``progress`` (default: every 30 s) says when to
+    log a progress line (step / total, minibatch loss and accuracy, steps per second, ETA).
+    SIGTERM or SIGUSR1 (the SLURM profile asks for one before the walltime) makes it save
+    ``resume.pt`` at the current step and raise :class:`TrainingInterrupted`: a rerun resumes
+    from that step and ends bit-identical (on CPU) to an uninterrupted run.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Trainer(cfg, data, out, device, progress or Progress())
+    with _StopSignals() as signals:
+        run.load_resume()
+        run.loop(signals)
+    return run.finish()

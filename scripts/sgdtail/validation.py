@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ from sgdtail.estimators import (
     per_coordinate_alpha,
     sample_sas,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PITFALL_CASES",
@@ -94,8 +97,12 @@ def validate_estimators(
     if any(int(n) < 100 for n in sizes):
         raise ValueError(f"sizes={list(sizes)} must all be >= 100 samples")
     rows: list[dict] = []
+    t0, points, done = time.perf_counter(), len(sizes) * repeats, 0
     for n in (int(s) for s in sizes):
         for rep in range(repeats):
+            done += 1
+            log.info("progress: sweep point %d/%d (size %d, repeat %d), %.1f s so far", done,
+                     points, n, rep, time.perf_counter() - t0)
             for alpha in alphas:
                 rng = _rng(seed, "sas", alpha, n, rep)
                 x = sample_sas(float(alpha), n, rng).astype(np.float32)
