@@ -1,6 +1,13 @@
-"""Rule measure_gradient_noise: noise and tail index at every checkpoint of one run."""
+"""Rule measure_gradient_noise: noise and tail index at every checkpoint of one run.
+
+Each checkpoint × split is saved under noise_parts/ in the run folder as it completes; a job
+restarted after a kill or a walltime measures only the missing ones. The folder is removed
+once the tables are written.
+"""
 
 import logging
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -35,6 +42,7 @@ def build():
     )
 
 
+parts = Path(snakemake.output.estimates).parent / "noise_parts"
 estimates, norms = measure_checkpoints(
     load_torch(snakemake.input.checkpoints),
     build,
@@ -50,8 +58,10 @@ estimates, norms = measure_checkpoints(
         "ci_level": estimators["ci_level"],
         "shuffle_seed": estimators["shuffle_seed"],
     },
+    parts_dir=parts,
 )
 write_table(snakemake.output.estimates, pd.DataFrame(estimates))
 write_table(
     snakemake.output.norms, pd.DataFrame(norms, columns=["step", "split", "minibatch", "norm"])
 )
+shutil.rmtree(parts, ignore_errors=True)

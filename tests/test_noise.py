@@ -1,9 +1,11 @@
 """Noise measurement: minibatch gradients against autograd, the full gradient, the remainder
-rule, and one pass (gradients held) against two passes (streamed) giving the same estimates."""
+rule, one pass (gradients held) against two passes (streamed) giving the same estimates, and a
+killed job that keeps its finished checkpoint × split parts."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -94,6 +96,130 @@ def test_too_few_minibatches_is_clear(model_and_data):
     model, data = model_and_data
     with pytest.raises(ValueError, match="at least two"):
         measure_noise(model, get_loss("hinge"), data.x_test[:60], data.y_test[:60], 50)
+
+
+# ------------------------------------------- chunk size, float64 sums, reused buffers
+
+
+def test_groups_per_chunk_uses_an_eighth_of_the_budget():
+    """Per minibatch: a float32 gradient row and a float32 noise row (8 bytes a parameter);
+    a chunk gets budget / 8, and at least one minibatch."""
+    assert noise.groups_per_chunk(100, 64_000) == 10  # 8000 B / 800 B
+    assert noise.groups_per_chunk(100, 64_000 + 8 * 799) == 10  # floors
+    assert noise.groups_per_chunk(100, 64_000 + 8 * 800) == 11
+    assert noise.groups_per_chunk(1000, 8 * 8000) == 1
+    assert noise.groups_per_chunk(1000, 100) == 1  # budget below one row: still one
+
+
+def test_column_sums_are_float64_and_exact_where_float32_is_not(one_thread):
+    """33 rows of 2**19 and one of 1: every partial sum of a few rows is exact in float32,
+    the total 33·2**19 + 1 (above 2**24) is not, so it must be added up in float64."""
+    g = torch.full((34, 3), 2.0**19)
+    g[33] = torch.tensor([1.0, 0.0, 2.0])
+    total = noise._column_sums(g)
+    assert total.dtype == torch.float64
+    assert total.tolist() == [33 * 2**19 + 1, 33 * 2**19, 33 * 2**19 + 2]
+    assert float(g.sum(0)[0]) != 33 * 2**19 + 1  # the float32 sum loses the 1
+    assert noise._column_sums(torch.ones(40, 2)).tolist() == [40.0, 40.0]
+    assert noise._column_sums(g.to("meta")).device.type == "meta"  # on the data's device
+
+
+def test_workspace_is_one_buffer_per_device_reused_and_grown():
+    cpu, meta = torch.device("cpu"), torch.device("meta")
+    noise.release_workspaces()
+    try:
+        a = noise._workspace(4, 3, cpu)
+        assert a.shape == (4, 3) and a.dtype == torch.float32 and a.device == cpu
+        same = noise._workspace(2, 6, cpu)  # exactly the size held: the same memory
+        assert same.shape == (2, 6) and same.data_ptr() == a.data_ptr()
+        other = noise._workspace(4, 3, meta)  # another device: its own buffer
+        assert other.device == meta and other.shape == (4, 3)
+        smaller = noise._workspace(2, 5, cpu)  # still the cpu buffer, not the meta one
+        assert smaller.device == cpu and smaller.data_ptr() == a.data_ptr()
+        grown = noise._workspace(5, 3, cpu)  # too small: replaced by a larger one
+        assert grown.shape == (5, 3) and grown.device == cpu
+        grown.fill_(7.0)
+        assert noise._workspace(3, 5, cpu).data_ptr() == grown.data_ptr()
+        assert noise._workspace(1, 2, meta).device == meta
+        noise.release_workspaces()
+        assert noise._workspace(5, 3, cpu).data_ptr() != 0
+    finally:
+        noise.release_workspaces()
+
+
+# ------------------------------------------- measure_checkpoints
+
+
+def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weights(
+    model_and_data, one_thread
+):
+    """Each checkpoint × split gives measure_noise's rows (with the remainder, budget and
+    estimator options handed over) plus step, split, sizes, ‖ḡ‖ and an empty note; a
+    checkpoint with a NaN weight gives one 'weights not finite' row per split and no norms."""
+    import pandas as pd
+
+    from sgdtail.noise import measure_checkpoints
+
+    model, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    states = {}
+    for step in (0, 5, 10):
+        torch.manual_seed(10 + step)
+        states[str(step)] = build_model("fcn", 12, 3, data.input_shape, 10).state_dict()
+    first = next(iter(states["5"]))
+    states["5"][first][0, 0] = float("nan")
+    checkpoints = {"steps": torch.tensor([0, 5, 10]), "state_dicts": states}
+    splits = {"train": (data.x_train[:230], data.y_train[:230]),  # 11 minibatches, 10 left
+              "test": (data.x_test, data.y_test)}  # 3 minibatches
+    options = {"hill_k": 7, "ci_groups": 3, "sweep_k1": [2, 4], "shuffled_sweep": False}
+
+    def build():
+        torch.manual_seed(99)
+        return build_model("fcn", 12, 3, data.input_shape, 10)
+
+    estimates, norms = measure_checkpoints(
+        checkpoints, build, loss_fn, splits, 20, remainder="weight", memory_budget_mb=0.01,
+        estimator_options=options)
+
+    want_est, want_norms = [], []
+    for step in (0, 5, 10):
+        for split, (x, y) in splits.items():
+            base = {"step": step, "split": split}
+            if step == 5:
+                want_est.append({**base, "estimator": "none", "note": "weights not finite"})
+                continue
+            model.load_state_dict(states[str(step)])
+            res = measure_noise(model, loss_fn, x, y, 20, remainder="weight",
+                                memory_budget_mb=0.01, estimator_options=options)
+            assert res.passes == 2
+            extra = {"n_minibatches": res.n_minibatches, "n_parameters": res.n_parameters,
+                     "gradient_norm": res.gradient_norm, "note": ""}
+            want_est.extend({**base, **row, **extra} for row in res.rows)
+            want_norms.extend({**base, "minibatch": p, "norm": float(v)}
+                              for p, v in enumerate(res.norms))
+    got = pd.DataFrame(estimates)
+    assert got["seconds"].notna().sum() == len(got) - 2  # wall time: not compared
+    want = pd.DataFrame(want_est)
+    pd.testing.assert_frame_equal(got.drop(columns="seconds")[list(want.columns)], want,
+                                  check_exact=True)
+    assert list(got.columns) == list(want.columns[:-1]) + ["seconds", "note"]
+    assert [r for r in estimates if r["step"] == 5] == [
+        {"step": 5, "split": "train", "estimator": "none", "note": "weights not finite"},
+        {"step": 5, "split": "test", "estimator": "none", "note": "weights not finite"},
+    ]
+    assert norms == want_norms
+    assert [(r["step"], r["split"]) for r in norms].count((0, "train")) == 11
+    assert [(r["step"], r["split"]) for r in norms].count((10, "test")) == 3
+    assert {r["step"] for r in norms} == {0, 10}
+    # the settings matter on this fixture (else the comparison could not tell them apart)
+    model.load_state_dict(states["0"])
+    x, y = splits["train"]
+    dropped = measure_noise(model, loss_fn, x, y, 20, remainder="drop", memory_budget_mb=0.01,
+                            estimator_options=options)
+    assert dropped.gradient_norm != pytest.approx(want_est[0]["gradient_norm"], rel=1e-3)
+    default = measure_noise(model, loss_fn, x, y, 20, remainder="weight", memory_budget_mb=0.01)
+    assert len(default.rows) != len([r for r in want_est if (r["step"], r["split"]) == (0,
+                                                                                      "train")])
 
 
 # ------------------------------------------- blocked (bmm) minibatch gradients
@@ -266,3 +392,89 @@ def test_noise_is_measured_in_eval_mode_and_the_mode_restored(make_model, shape,
     loss_fn(model(x[:b]), y[:b]).backward()
     on = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
     assert not torch.allclose(on, grads[0], rtol=1e-3, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- restartable job
+NOISE_OPTIONS = dict(remainder="drop", memory_budget_mb=64,
+                     estimator_options={"ci_groups": 4, "shuffle_seed": 0})
+
+
+def _checkpoints_file(path) -> None:
+    """checkpoints.pt of a small FCN: three different weight states (steps 0, 10, 20)."""
+    from sgdtail import io
+
+    states = {}
+    for step in (0, 10, 20):
+        torch.manual_seed(step)
+        states[str(step)] = build_model("fcn", 8, 2, (1, 8, 8), 10).state_dict()
+    io.save_torch(path, {"steps": torch.tensor([0, 10, 20]), "state_dicts": states})
+
+
+def _measure_file(path, parts_dir, delay: float = 0.0):
+    """measure_checkpoints on the checkpoints in ``path``, each measurement ``delay`` s slower."""
+    from sgdtail import io
+
+    if delay:
+        original = noise.measure_noise
+
+        def slow(*args, **kwargs):
+            time.sleep(delay)
+            return original(*args, **kwargs)
+
+        noise.measure_noise = slow
+    data = make_prepared(n_train=200, n_test=100)
+    splits = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
+    return noise.measure_checkpoints(
+        io.load_torch(path), lambda: build_model("fcn", 8, 2, (1, 8, 8), 10),
+        get_loss("cross_entropy"), splits, 20, parts_dir=parts_dir, **NOISE_OPTIONS)
+
+
+def test_killed_noise_job_keeps_finished_parts_and_completes_identically(tmp_path, monkeypatch,
+                                                                          caplog):
+    import multiprocessing as mp
+    import os
+    import signal
+
+    import pandas as pd
+
+    ckpt = tmp_path / "checkpoints.pt"
+    _checkpoints_file(ckpt)
+    want_est, want_norms = _measure_file(ckpt, None)
+    parts = tmp_path / "noise_parts"
+    child = mp.get_context("spawn").Process(target=_measure_file, args=(ckpt, parts, 0.5))
+    child.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.pt"))) < 2:
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    kept = len(list(parts.glob("*.pt")))
+    assert 2 <= kept < 6, "the kill came too late (or too early) to test the restart"
+
+    calls = []
+    original = noise.measure_noise
+    monkeypatch.setattr(noise, "measure_noise",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    with caplog.at_level("INFO", logger="sgdtail.noise"):
+        got_est, got_norms = _measure_file(ckpt, parts)
+    assert len(calls) == 6 - kept  # only what was missing is measured
+    got, want = pd.DataFrame(got_est), pd.DataFrame(want_est)
+    assert "seconds" in got and "seconds" in want  # wall time: the one column that may differ
+    pd.testing.assert_frame_equal(got.drop(columns="seconds"), want.drop(columns="seconds"),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(pd.DataFrame(got_norms), pd.DataFrame(want_norms),
+                                  check_exact=True)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
+    assert len(lines) == 6 and sum("kept from an earlier attempt" in ln for ln in lines) == kept
+    assert lines[-1].startswith("progress: 6/6 checkpoint step 20, split test: ")
+    assert "pooled alpha reference" in lines[0] and "zero fraction" in lines[0]
+    # parts of other weights are not taken: a changed checkpoint is measured again
+    from sgdtail import io
+
+    calls.clear()
+    other = tmp_path / "other.pt"
+    content = io.load_torch(ckpt)
+    content["state_dicts"]["0"] = {k: v + 1 for k, v in content["state_dicts"]["0"].items()}
+    io.save_torch(other, content)
+    _measure_file(other, parts)
+    assert len(calls) == 2  # step 0 on both splits

@@ -23,6 +23,7 @@ Remainder (b does not divide N):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ import torch
 
 from sgdtail.estimators import StreamingTailStats
 from sgdtail.models import layer_slices
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -380,6 +383,72 @@ def measure_noise(
     )
 
 
+def _pooled_alpha(rows: list[dict], estimator: str) -> float:
+    """α̂ of ``estimator`` on the pooled noise in natural order (NaN when absent)."""
+    for row in rows:
+        if (row.get("estimator"), row.get("scope"), row.get("order")) == (
+                estimator, "pooled", "natural"):
+            return float(row["alpha"])
+    return float("nan")
+
+
+def _report(item: int, total: int, step: int, split: str, rows: list[dict], seconds: float,
+            kept: bool) -> None:
+    """One progress line per checkpoint × split: seconds, pooled α̂ (reference, robust), zeros."""
+    zeros = next((float(r["zero_fraction"]) for r in rows if r.get("scope") == "pooled"
+                  and "zero_fraction" in r), float("nan"))
+    log.info(
+        "progress: %d/%d checkpoint step %d, split %s: %s; pooled alpha reference %.4g, "
+        "robust %.4g; zero fraction %.4g", item, total, step, split,
+        "kept from an earlier attempt" if kept else f"{seconds:.2f} s",
+        _pooled_alpha(rows, "mohammadi_reference"), _pooled_alpha(rows, "mohammadi_robust"),
+        zeros,
+    )
+
+
+def _state_key(state: dict, settings: dict) -> str:
+    """SHA-256 of a checkpoint's tensors and the measurement settings: what a part is of."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load_part(path, key: str) -> dict | None:
+    """A finished checkpoint × split written by an earlier attempt, if it is this one's."""
+    from sgdtail import io
+
+    if path is None or not path.exists():
+        return None
+    part = io.load_torch(path)
+    return part if part.get("key") == key else None
+
+
+def _measure_one(model, loss_fn, x, y, batch_size: int, base: dict, finite: bool,
+                 options: dict) -> dict:
+    """Estimate rows and norm rows of one checkpoint × split (the part file's content)."""
+    if not finite:
+        return {"estimates": [{**base, "estimator": "none", "note": "weights not finite"}],
+                "norms": [], "seconds": 0.0}
+    res = measure_noise(model, loss_fn, x, y, batch_size, **options)
+    extra = {
+        "n_minibatches": res.n_minibatches,
+        "n_parameters": res.n_parameters,
+        "gradient_norm": res.gradient_norm,
+        "seconds": res.seconds,
+        "note": "",
+    }
+    return {
+        "estimates": [{**base, **row, **extra} for row in res.rows],
+        "norms": [{**base, "minibatch": p, "norm": float(v)} for p, v in enumerate(res.norms)],
+        "seconds": res.seconds,
+    }
+
+
 def measure_checkpoints(
     checkpoints: dict,
     build: Callable[[], torch.nn.Module],
@@ -390,6 +459,7 @@ def measure_checkpoints(
     remainder: str,
     memory_budget_mb: float,
     estimator_options: dict,
+    parts_dir=None,
 ) -> tuple[list[dict], list[dict]]:
     """Measure every saved checkpoint of a run on every split.
 
@@ -399,40 +469,47 @@ def measure_checkpoints(
     ``split``, ``n_minibatches``, ``n_parameters``, ``gradient_norm``,
     ``seconds`` and ``note``; each norm row is (step, split, minibatch, norm).
     A checkpoint whose weights are not finite is skipped with a row saying so.
+
+    With ``parts_dir`` (a folder), each checkpoint × split's rows are written there
+    (atomically) as soon as they are measured, keyed by a hash of the checkpoint's weights
+    and the settings; a rerun after the job was killed loads the parts that match and
+    measures only the rest, so its tables equal an uninterrupted job's. A progress line per
+    checkpoint × split goes to the log.
     """
+    from pathlib import Path
+
+    from sgdtail import io
+
+    options = {"remainder": remainder, "memory_budget_mb": memory_budget_mb,
+               "estimator_options": estimator_options}
+    settings = {**options, "batch_size": batch_size,
+                "splits": {s: [int(len(x)), str(x.dtype)] for s, (x, _) in splits.items()}}
+    folder = Path(parts_dir) if parts_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     estimates: list[dict] = []
     norms: list[dict] = []
     model = build()
     device = next(model.parameters()).device
-    for step in (int(s) for s in checkpoints["steps"]):
+    steps = [int(s) for s in checkpoints["steps"]]
+    total, item = len(steps) * len(splits), 0
+    for step in steps:
         state = checkpoints["state_dicts"][str(step)]
         finite = all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
         model.load_state_dict({k: v.to(device) for k, v in state.items()})
+        key = _state_key(state, settings) if folder is not None else ""
         for split, (x, y) in splits.items():
-            base = {"step": step, "split": split}
-            if not finite:
-                estimates.append({**base, "estimator": "none", "note": "weights not finite"})
-                continue
-            res = measure_noise(
-                model,
-                loss_fn,
-                x,
-                y,
-                batch_size,
-                remainder=remainder,
-                memory_budget_mb=memory_budget_mb,
-                estimator_options=estimator_options,
-            )
-            extra = {
-                "n_minibatches": res.n_minibatches,
-                "n_parameters": res.n_parameters,
-                "gradient_norm": res.gradient_norm,
-                "seconds": res.seconds,
-                "note": "",
-            }
-            estimates.extend({**base, **row, **extra} for row in res.rows)
-            norms.extend(
-                {**base, "minibatch": p, "norm": float(v)} for p, v in enumerate(res.norms)
-            )
+            item += 1
+            path = folder / f"step{step}_{split}.pt" if folder is not None else None
+            part = _load_part(path, key + split)
+            kept = part is not None
+            if part is None:
+                part = _measure_one(model, loss_fn, x, y, batch_size,
+                                    {"step": step, "split": split}, finite, options)
+                if path is not None:
+                    io.save_torch(path, {**part, "key": key + split})
+            _report(item, total, step, split, part["estimates"], part["seconds"], kept)
+            estimates.extend(part["estimates"])
+            norms.extend(part["norms"])
     release_workspaces()  # the gradient buffer is only reused within one run
     return estimates, norms
