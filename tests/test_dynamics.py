@@ -498,3 +498,287 @@ def test_sweep_in_two_processes_equals_the_serial_run_of_its_chunks(monkeypatch)
     pd.testing.assert_frame_equal(one.drop(columns=drawn), parallel.drop(columns=drawn))
     z = np.log(one["mean"] / parallel["mean"]) / np.hypot(one["log_se"], parallel["log_se"])
     assert (np.abs(z) < 4).all(), z
+
+
+# ----------------------------------------------------------------------------- C4 verdict, exact
+
+# thresholds and intervals exact in binary, so that intervals can touch the thresholds
+C4_EXACT_T = dict(brownian_min_height_slope=0.5, levy_max_height_elasticity=0.25,
+                  width_exponent_tolerance=0.25, max_sigma=0.125)
+C4_STATISTIC = "d log tau / d log H at the largest heights, the alpha < 2 value largest in size"
+C4_WHAT = ("Statistic: for alpha < 2, the elasticity d log(mean exit time)/d log(height) between "
+           "the two largest simulated heights (0 in the eps -> 0 limit), with the width exponent "
+           "and the Brownian slope of log(mean exit time) on height as further conditions. ")
+NAN2 = (math.nan, math.nan)
+
+
+def _slope_row(alpha, slope=math.nan, slope_ci=NAN2, elast=math.nan, elast_ci=NAN2,
+               elast_sigma=math.nan, width=math.nan, width_ci=NAN2, width_sigma=math.nan):
+    """One row of a fit_exit_slopes table, with the columns claim_c4_verdict reads."""
+    return dict(alpha=alpha, height_slope=slope, height_slope_ci_low=slope_ci[0],
+                height_slope_ci_high=slope_ci[1], height_elasticity=elast,
+                height_elasticity_ci_low=elast_ci[0], height_elasticity_ci_high=elast_ci[1],
+                height_elasticity_sigma=elast_sigma, width_exponent=width,
+                width_exponent_ci_low=width_ci[0], width_exponent_ci_high=width_ci[1],
+                width_sigma_max=width_sigma)
+
+
+def _c4_exact(*rows):
+    return D.claim_c4_verdict(pd.DataFrame(rows), C4_EXACT_T)
+
+
+def test_c4_verdict_intervals_touching_the_thresholds_from_inside_pass():
+    """Inclusive bounds: an interval ending on a threshold (and sigma = max_sigma) passes;
+    value is the alpha < 2 elasticity largest in size, here in the second Lévy row."""
+    v = _c4_exact(
+        _slope_row(2.0, 0.7, (0.5, 0.9), 3.0, (2.0, 4.0), 0.5),
+        _slope_row(1.5, elast=0.1, elast_ci=(-0.25, 0.25), elast_sigma=0.125, width=1.5,
+                   width_ci=(1.25, 1.75), width_sigma=0.125),
+        _slope_row(1.2, elast=-0.2, elast_ci=(-0.25, -0.15), elast_sigma=0.05, width=1.2,
+                   width_ci=(1.0, 1.4), width_sigma=0.05))
+    assert v == dict(
+        verdict="supported", statistic=C4_STATISTIC, value=-0.2, ci_low=-0.25, ci_high=-0.15,
+        detail=C4_WHAT + "alpha=2 height slope 0.7 [0.5, 0.9] vs min 0.5: pass; "
+        "alpha=1.5 height elasticity 0.1 [-0.25, 0.25] at sigma<=0.125 vs |e|<=0.25: pass; "
+        "alpha=1.5 width exponent 1.5 [1.25, 1.75] at sigma<=0.125 vs 1.5±0.25: pass; "
+        "alpha=1.2 height elasticity -0.2 [-0.25, -0.15] at sigma<=0.05 vs |e|<=0.25: pass; "
+        "alpha=1.2 width exponent 1.2 [1, 1.4] at sigma<=0.05 vs 1.2±0.25: pass.")
+
+
+def test_c4_verdict_intervals_touching_the_thresholds_from_outside_are_unclear():
+    """An interval that only touches a threshold from outside is neither pass nor fail."""
+    v = _c4_exact(
+        _slope_row(2.0, 0.3, (0.1, 0.5)),
+        _slope_row(1.5, elast=0.4, elast_ci=(0.25, 0.6), elast_sigma=0.1, width=1.9,
+                   width_ci=(1.75, 2.0), width_sigma=0.1))
+    assert v == dict(
+        verdict="inconclusive (intervals overlap thresholds)", statistic=C4_STATISTIC,
+        value=0.4, ci_low=0.25, ci_high=0.6,
+        detail=C4_WHAT + "alpha=2 height slope 0.3 [0.1, 0.5] vs min 0.5: unclear; "
+        "alpha=1.5 height elasticity 0.4 [0.25, 0.6] at sigma<=0.1 vs |e|<=0.25: unclear; "
+        "alpha=1.5 width exponent 1.9 [1.75, 2] at sigma<=0.1 vs 1.5±0.25: unclear. "
+        "To decide: raise dynamics.particles (narrower intervals).")
+
+
+def test_c4_verdict_undefined_brownian_interval_alone_asks_for_particles():
+    v = _c4_exact(
+        _slope_row(2.0, 0.8),  # fewer than 3 heights: slope without an interval
+        _slope_row(1.5, elast=0.0, elast_ci=(-0.1, 0.1), elast_sigma=0.1, width=1.5,
+                   width_ci=(1.4, 1.6), width_sigma=0.1))
+    assert v == dict(
+        verdict="inconclusive (intervals overlap thresholds)", statistic=C4_STATISTIC,
+        value=0.0, ci_low=-0.1, ci_high=0.1,
+        detail=C4_WHAT + "alpha=2 height slope 0.8 [nan, nan] vs min 0.5: unclear; "
+        "alpha=1.5 height elasticity 0 [-0.1, 0.1] at sigma<=0.1 vs |e|<=0.25: pass; "
+        "alpha=1.5 width exponent 1.5 [1.4, 1.6] at sigma<=0.1 vs 1.5±0.25: pass. "
+        "To decide: raise dynamics.particles (narrower intervals).")
+
+
+def test_c4_verdict_large_noise_names_only_the_settings_that_lower_it():
+    """Brownian passes, both Lévy conditions are outside the small-noise regime: the fixes are
+    the two settings that lower sigma, not more particles."""
+    v = _c4_exact(
+        _slope_row(2.0, 0.7, (0.6, 0.8)),
+        _slope_row(1.5, elast=0.0, elast_ci=(-0.1, 0.1), elast_sigma=0.2, width=1.5,
+                   width_ci=(1.4, 1.6), width_sigma=0.5))
+    assert v == dict(
+        verdict="inconclusive (not in the small-noise regime)", statistic=C4_STATISTIC,
+        value=0.0, ci_low=-0.1, ci_high=0.1,
+        detail=C4_WHAT + "alpha=2 height slope 0.7 [0.6, 0.8] vs min 0.5: pass; "
+        "alpha=1.5 height elasticity 0 [-0.1, 0.1] at sigma<=0.2 vs |e|<=0.25: unclear; "
+        "alpha=1.5 width exponent 1.5 [1.4, 1.6] at sigma<=0.5 vs 1.5±0.25: unclear. "
+        "To decide: raise dynamics.height_fixed (effective noise above dynamics.c4.max_sigma); "
+        "raise dynamics.levy_heights (effective noise above dynamics.c4.max_sigma).")
+
+
+def test_c4_verdict_without_any_levy_elasticity_has_null_value():
+    """All top heights censored: no elasticity; the verdict still comes, value null."""
+    v = _c4_exact(
+        _slope_row(2.0, 0.7, (0.6, 0.8)),
+        _slope_row(1.5, elast_sigma=0.1, width=1.5, width_ci=(1.4, 1.6), width_sigma=0.1))
+    assert v == dict(
+        verdict="inconclusive (intervals overlap thresholds)", statistic=C4_STATISTIC,
+        value=None, ci_low=None, ci_high=None,
+        detail=C4_WHAT + "alpha=2 height slope 0.7 [0.6, 0.8] vs min 0.5: pass; "
+        "alpha=1.5 height elasticity nan [nan, nan] at sigma<=0.1 vs |e|<=0.25: unclear; "
+        "alpha=1.5 width exponent 1.5 [1.4, 1.6] at sigma<=0.1 vs 1.5±0.25: pass. "
+        "To decide: raise dynamics.particles (narrower intervals).")
+
+
+def test_c4_verdict_error_messages():
+    brown = _slope_row(2.0, 0.7, (0.6, 0.8))
+    levy = _slope_row(1.5, 0.0, (-0.1, 0.1), 0.0, (-0.1, 0.1), 0.1, 1.5, (1.4, 1.6), 0.1)
+    slopes = pd.DataFrame([brown, levy])
+    with pytest.raises(KeyError, match=r"C4 thresholds lack \['max_sigma'\]; give all of"):
+        D.claim_c4_verdict(slopes, {k: v for k, v in C4_EXACT_T.items() if k != "max_sigma"})
+    with pytest.raises(ValueError, match=r"slope table lacks columns \['width_sigma_max'\]"):
+        D.claim_c4_verdict(slopes.drop(columns="width_sigma_max"), C4_EXACT_T)
+    with pytest.raises(ValueError, match="C4 needs at least one alpha < 2 row"):
+        D.claim_c4_verdict(pd.DataFrame([brown]), C4_EXACT_T)
+    with pytest.raises(ValueError, match=r"exactly one alpha = 2 \(Brownian\) row, found 2"):
+        D.claim_c4_verdict(pd.DataFrame([brown, brown, levy]), C4_EXACT_T)
+
+
+# ----------------------------------------------------------------------------- C5 on SGD, exact
+
+SGDV_WHAT = ("Statistic: median over windows of 64 consecutive minibatches (one checkpoint of one "
+             "usable run each) of the share of the walk's range taken by its largest step, the "
+             "walk's steps being the gradient-noise norms ||U_p|| minus their window mean; "
+             "compared with |t(3)| and |SaS(1.8)| sequences of the same lengths (t(3) band upper "
+             "end {u_t}, SaS(1.8) band lower end {l_s}).")
+SGDV_COUNTS = {"runs": 9, "used": 5, "diverged": 3, "not_trained": 1}
+SGDV_RUNS = "runs used 5 of 9 (excluded: 3 diverged, 1 not_trained)"
+
+
+def _sgdv_bands(u_t=0.4, l_s=0.5):
+    """Calibration bands, the t(3) row not first and the mildest stable noise (SaS(1.8)) neither
+    first nor last of the stable rows, nor last when sorted with the other families."""
+    rows = [("Gaussian", "gaussian", 2.0, math.nan, 0.1, 0.2),
+            ("SaS(1.8)", "stable", 1.8, math.nan, l_s, 0.7),
+            ("t(3)", "student_t", math.nan, 3.0, 0.3, u_t),
+            ("SaS(1.2)", "stable", 1.2, math.nan, 0.8, 0.95),
+            ("SaS(1.5)", "stable", 1.5, math.nan, 0.6, 0.9)]
+    return pd.DataFrame([dict(noise=n, family=f, alpha=a, df=d, band_low=lo,
+                              band_median=(lo + hi) / 2, band_high=hi, n_rep=200)
+                         for n, f, a, d, lo, hi in rows])
+
+
+def _sgdv(value, lo, hi, n_windows=40, bands=None, counts=SGDV_COUNTS):
+    sgd = dict(value=value, ci_low=lo, ci_high=hi, n_sequences=10, n_windows=n_windows)
+    return D.claim_c5_sgd_verdict(sgd, _sgdv_bands() if bands is None else bands, counts,
+                                  window=64, min_windows=20)
+
+
+def _sgdv_expect(verdict, value, lo, hi, note, u_t="0.4", l_s="0.5"):
+    return dict(verdict=verdict, statistic="median largest-step share, windows of 64",
+                value=value, ci_low=lo, ci_high=hi,
+                detail=SGDV_WHAT.format(u_t=u_t, l_s=l_s) + " " + note + ".")
+
+
+def test_c5_sgd_verdict_exact_supported_at_exactly_min_windows():
+    assert _sgdv(0.45, 0.41, 0.5, n_windows=20) == _sgdv_expect(
+        "supported", 0.45, 0.41, 0.5, f"SGD share 0.45 [0.41, 0.5] from 20 windows; {SGDV_RUNS}")
+
+
+def test_c5_sgd_verdict_exact_boundaries_are_strict():
+    """lo == u_t is not above the t band; hi == l_s is not below the stable band."""
+    assert _sgdv(0.42, 0.4, 0.45) == _sgdv_expect(
+        "not supported", 0.42, 0.4, 0.45,
+        f"SGD share 0.42 [0.4, 0.45] from 40 windows; {SGDV_RUNS}")
+    assert _sgdv(0.4, 0.3, 0.5) == _sgdv_expect(
+        "inconclusive (between finite-variance and stable bands)", 0.4, 0.3, 0.5,
+        f"SGD share 0.4 [0.3, 0.5] from 40 windows; {SGDV_RUNS}. To decide: more usable runs "
+        "(a narrower SGD interval)")
+
+
+def test_c5_sgd_verdict_exact_touching_bands_are_too_short_to_separate():
+    """u_t == l_s: the statistic cannot tell t(3) from SaS(1.8); counts missing read as 0."""
+    v = _sgdv(0.5, 0.45, 0.55, bands=_sgdv_bands(0.5, 0.5), counts={})
+    assert v == _sgdv_expect(
+        "inconclusive (sequences too short to separate)", 0.5, 0.45, 0.55,
+        "SGD share 0.5 [0.45, 0.55] from 40 windows; runs used 0 of 0 (excluded: 0 diverged, 0 "
+        "not_trained). To decide: a larger dynamics.sgd.window, which needs more minibatches "
+        "per checkpoint (a smaller batch size in the grid)", u_t="0.5")
+
+
+def test_c5_sgd_verdict_exact_too_little_data():
+    assert _sgdv(0.5, 0.45, 0.55, n_windows=19) == _sgdv_expect(
+        "inconclusive (too little SGD data)", 0.5, 0.45, 0.55,
+        f"SGD share 0.5 [0.45, 0.55] from 19 windows; {SGDV_RUNS}. To decide: more usable runs "
+        "or checkpoints, or a smaller dynamics.sgd.window (needs >= 20 windows)")
+    assert _sgdv(math.nan, math.nan, math.nan, n_windows=0) == _sgdv_expect(
+        "inconclusive (too little SGD data)", None, None, None,
+        f"SGD share nan [nan, nan] from 0 windows; {SGDV_RUNS}. To decide: more usable runs "
+        "or checkpoints, or a smaller dynamics.sgd.window (needs >= 20 windows)")
+
+
+# two one-window sequences: [0, 0, 0, 4] (centred steps -1, -1, -1, 3: share 3/3 = 1) and
+# [0, 1, 2, 3] (centred -1.5, -0.5, 0.5, 1.5: walk down to -2 and back to 0, share 1.5/2)
+SGDV_SEQS = [[0.0, 0.0, 0.0, 4.0], [0.0, 1.0, 2.0, 3.0]]
+
+
+def test_sequence_shares_by_hand():
+    got = D.sequence_shares(SGDV_SEQS + [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0, 4.0, 9.0, 1.0]], 4)
+    assert [g.tolist() for g in got] == [[1.0], [0.75], [], [1.0]]  # remainders dropped
+    # the smallest window, 2 steps (-d, d), always gives 1
+    assert [g.tolist() for g in D.sequence_shares([[0.0, 1.0, 5.0, 7.0, 9.0]], 2)] == [[1.0, 1.0]]
+    with pytest.raises(ValueError, match="^window must be >= 2, got 1$"):
+        D.sequence_shares(SGDV_SEQS, 1)
+
+
+def test_sequence_shares_are_computed_in_double_precision():
+    """float32 norms (as stored) give exactly the shares of the same values in float64."""
+    x = np.random.default_rng(0).random(4096).astype(np.float32) + np.float32(3.0)
+    single, double = D.sequence_shares([x], 64)[0], D.sequence_shares([x.astype(float)], 64)[0]
+    assert single.dtype == np.float64
+    np.testing.assert_array_equal(single, double)
+
+
+def test_sgd_jump_share_bootstrap_of_whole_sequences_by_hand():
+    """Resampling the two sequences gives the medians 0.75 (B, B), 0.875 (A, B) and 1 (A, A) with
+    probabilities 1/4, 1/2, 1/4: the central 60 % and 95 % intervals are both [0.75, 1]."""
+    for level in (0.6, 0.95):
+        got = D.sgd_jump_share(SGDV_SEQS, 4, np.random.default_rng(0), n_boot=400, level=level)
+        assert got == dict(value=0.875, ci_low=0.75, ci_high=1.0, n_sequences=2, n_windows=2)
+    # a sequence too short for one window counts for nothing
+    got = D.sgd_jump_share(SGDV_SEQS + [[1.0, 2.0]], 4, np.random.default_rng(0), n_boot=400)
+    assert (got["n_sequences"], got["n_windows"]) == (2, 2)
+    # the default is 1000 replicates
+    a = D.sgd_jump_share([np.arange(64.0) ** 1.5 % 7 for _ in range(5)] + SGDV_SEQS * 3, 4,
+                         np.random.default_rng(1))
+    b = D.sgd_jump_share([np.arange(64.0) ** 1.5 % 7 for _ in range(5)] + SGDV_SEQS * 3, 4,
+                         np.random.default_rng(1), n_boot=1000)
+    assert a == b
+
+
+def test_sgd_jump_share_without_any_window():
+    got = D.sgd_jump_share([[1.0, 2.0], []], 4, np.random.default_rng(0))
+    assert set(got) == {"value", "ci_low", "ci_high", "n_sequences", "n_windows"}
+    assert (got["n_sequences"], got["n_windows"]) == (0, 0)
+    assert all(math.isnan(got[k]) for k in ("value", "ci_low", "ci_high"))
+
+
+def test_calibrate_jump_share_bands_are_central_quantiles():
+    """Two replicates r1 < r2: numpy's interpolated quantiles make the central band symmetric
+    about the median, level * (r2 - r1) wide; the same seed draws the same replicates."""
+    kw = dict(alphas=[1.5, 2.0], student_df=3.0, n_rep=2)
+    full = D.calibrate_jump_share([16, 16, 40], 8, np.random.default_rng(2), level=1.0, **kw)
+    half = D.calibrate_jump_share([16, 16, 40], 8, np.random.default_rng(2), level=0.5, **kw)
+    assert list(full.columns) == ["noise", "family", "alpha", "df", "band_low", "band_median",
+                                  "band_high", "n_rep"]
+    assert full["noise"].tolist() == ["SaS(1.5)", "Gaussian", "t(3)"]
+    assert (full["n_rep"] == 2).all()
+    width = full["band_high"] - full["band_low"]
+    assert (width > 0).all()
+    np.testing.assert_allclose(half["band_median"], full["band_median"])
+    np.testing.assert_allclose(half["band_high"] - half["band_median"], width / 4)
+    np.testing.assert_allclose(half["band_median"] - half["band_low"], width / 4)
+    # no sequence reaches the window: NaN bands, still n_rep as asked; default n_rep = 200
+    none = D.calibrate_jump_share([4, 7], 8, np.random.default_rng(2), alphas=[2.0],
+                                  student_df=3.0)
+    assert none["n_rep"].tolist() == [200, 200]
+    assert none[["band_low", "band_median", "band_high"]].isna().all().all()
+    assert D.calibrate_jump_share([8], 8, np.random.default_rng(2), alphas=[2.0],
+                                  student_df=3.0)["n_rep"].tolist() == [200, 200]
+
+
+def test_norm_sequences_order_counts_dtype_and_axes():
+    """Sequences come in (axes, step) order whatever the row order of the table, as float64;
+    'used' counts the usable runs; axes may be any subset of columns."""
+    norms, runs = _norms_tables(status=("completed", "converged", "diverged", "completed"), p=16)
+    norms = norms.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    norms["norm"] = norms["norm"].astype(np.float32)
+    seqs, counts = D.norm_sequences(norms, runs)
+    assert counts == {"runs": 4, "used": 3, "diverged": 1, "not_trained": 0}
+    assert len(seqs) == 3 * 2 and all(s.dtype == np.float64 for s in seqs)
+    want = [norms[(norms.width == w) & (norms.step == st) & (norms.split == "train")]
+            .sort_values("minibatch")["norm"].to_numpy(float)
+            for w in (4, 8, 32) for st in (0, 5)]
+    for s, w in zip(seqs, want, strict=True):
+        np.testing.assert_array_equal(s, w)
+    small = norms[["width", "step", "split", "minibatch", "norm"]]
+    seqs2, counts2 = D.norm_sequences(small, runs[["width", "status"]], split="test",
+                                      axes=["width"])
+    assert counts2 == counts and len(seqs2) == 6
+    first = small[(small.width == 4) & (small.step == 0) & (small.split == "test")]
+    np.testing.assert_array_equal(seqs2[0], first.sort_values("minibatch")["norm"])
