@@ -782,3 +782,162 @@ def test_norm_sequences_order_counts_dtype_and_axes():
     assert counts2 == counts and len(seqs2) == 6
     first = small[(small.width == 4) & (small.step == 0) & (small.split == "test")]
     np.testing.assert_array_equal(seqs2[0], first.sort_values("minibatch")["norm"])
+
+
+# ----------------------------------------------------------------------------- C5 verdict, exact
+
+C5V_WHAT = ("Statistic: the log-log slope, over windows of {w} or more steps, of the median share "
+            "of the walk's range taken by its largest single step (0 for alpha < 2 stable noise, "
+            "negative with finite variance), each window from its own independent walks, with the "
+            "AUC against Gaussian walks at the shortest window.")
+C5V_STAT = ("smallest alpha<2 slope of log median(largest step / range) on log window "
+            "(windows >= {w})")
+C5V_FIX_N = "raise dynamics.paths.n_paths (narrower intervals)"
+C5V_FIX_W = "add longer dynamics.paths.windows"
+C5V_WINDOWS = (4, 64, 256, 1024, 4096)
+# noise: (slope, log_se, auc at every window, auc_se); two stable noises, the second one with
+# the smaller slope, and the noises not in alphabetical order
+C5V_BASE = {"SaS(1.2)": (0.0, 0.01, 0.55, 0.02), "Gaussian": (-0.45, 0.01, 0.5, 0.02),
+            "SaS(1.5)": (-0.02, 0.01, 0.6, 0.02), "t(3)": (-0.2, 0.01, 0.52, 0.02)}
+
+
+def _c5v_table(**change):
+    """Shares exactly 0.6 (w/4)^slope (no scatter) at every window of C5V_WINDOWS."""
+    rows = []
+    for noise, (slope, se, auc, auc_se) in {**C5V_BASE, **change}.items():
+        fam = {"G": "gaussian", "t": "student_t"}.get(noise[0], "stable")
+        alpha = {"gaussian": 2.0, "student_t": math.nan}.get(fam, float(noise[4:-1]) if
+                                                              fam == "stable" else 0.0)
+        for w in C5V_WINDOWS:
+            rows.append(dict(noise=noise, family=fam, alpha=alpha,
+                             df=3.0 if fam == "student_t" else math.nan, window=w,
+                             share=0.6 * (w / 4) ** slope, log_se=se, auc_vs_gaussian=auc,
+                             auc_se=auc_se))
+    return pd.DataFrame(rows)
+
+
+def _c5v_notes(change=None, t_word="separates", sas15=("pass", "pass")):
+    """The six notes of C5V_BASE (95 % intervals: slope +- se, auc +- 1.96 auc_se)."""
+    return [
+        "SaS(1.2) slope 0 [-0.01, 0.01] vs > -0.08: pass",
+        "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.511, 0.589] vs within [0.3, 0.7]: pass",
+        "control Gaussian slope -0.45 [-0.46, -0.44] must be < -0.08: separates",
+        (change or {}).get("slope", "SaS(1.5) slope -0.02 [-0.03, -0.01] vs > -0.08: ")
+        + sas15[0],
+        (change or {}).get("auc", "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.561, 0.639] vs "
+                                  "within [0.3, 0.7]: ") + sas15[1],
+        (change or {}).get("t", "control t(3) slope -0.2 [-0.21, -0.19] must be < -0.08: ")
+        + t_word,
+    ]
+
+
+def _c5v_expect(verdict, notes, slope, log_se=0.01, todo=(), w=256, level=0.95):
+    """Value and interval: the slope +- z log_se / (sqrt(2) log 4) (three long windows)."""
+    detail = C5V_WHAT.format(w=w) + " " + "; ".join(notes) + "."
+    if todo:
+        detail += " To decide: " + "; ".join(todo) + "."
+    half = stats.norm.ppf(0.5 + level / 2) * log_se / (math.sqrt(2) * math.log(4))
+    lo, hi = (None, None) if slope is None else (round(slope - half, 9), round(slope + half, 9))
+    return dict(verdict=verdict, statistic=C5V_STAT.format(w=w), value=slope, ci_low=lo,
+                ci_high=hi, detail=detail)
+
+
+def _c5v(table, long_from=256, level=0.95):
+    v = D.claim_c5_verdict(table, C5_T, long_from, level)
+    return {k: round(x, 9) if isinstance(x, float) else x for k, x in v.items()}
+
+
+def test_fit_jump_share_slopes_exact():
+    """Exact power laws: the slope, its s.e. log_se / sqrt(sum (x - mean x)^2) with x = log of
+    the three long windows (spaced log 4), and the normal AUC interval; rows in table order."""
+    table = _c5v_table()
+    z = stats.norm.ppf(0.95)
+    got = D.fit_jump_share_slopes(table.astype({"window": object, "share": object,
+                                                "log_se": object}), 256, 0.9)
+    se = 0.01 / (math.sqrt(2) * math.log(4))
+    names = list(C5V_BASE)
+    want = pd.DataFrame(dict(
+        noise=names, family=["stable", "gaussian", "stable", "student_t"],
+        alpha=[1.2, 2.0, 1.5, math.nan], df=[math.nan, math.nan, math.nan, 3.0],
+        slope=[C5V_BASE[n][0] for n in names],
+        slope_ci_low=[C5V_BASE[n][0] - z * se for n in names],
+        slope_ci_high=[C5V_BASE[n][0] + z * se for n in names],
+        slope_se=[se] * 4, n_long=[3] * 4, short_window=[4] * 4,
+        short_auc=[C5V_BASE[n][2] for n in names],
+        short_auc_ci_low=[C5V_BASE[n][2] - z * 0.02 for n in names],
+        short_auc_ci_high=[C5V_BASE[n][2] + z * 0.02 for n in names]))
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^jump-share table lacks columns \['auc_se'\]$"):
+        D.fit_jump_share_slopes(table.drop(columns="auc_se"), 256)
+
+
+def test_c5_verdict_exact_supported_value_is_the_smallest_stable_slope():
+    v = _c5v(_c5v_table(), level=0.9)  # 90 %: slope +- 0.839 se
+    assert v == _c5v_expect("supported", [
+        "SaS(1.2) slope 0 [-0.00839, 0.00839] vs > -0.08: pass",
+        "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.517, 0.583] vs within [0.3, 0.7]: pass",
+        "control Gaussian slope -0.45 [-0.458, -0.442] must be < -0.08: separates",
+        "SaS(1.5) slope -0.02 [-0.0284, -0.0116] vs > -0.08: pass",
+        "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.567, 0.633] vs within [0.3, 0.7]: pass",
+        "control t(3) slope -0.2 [-0.208, -0.192] must be < -0.08: separates",
+    ], -0.02, level=0.9)
+
+
+def test_c5_verdict_exact_control_that_does_not_separate():
+    v = _c5v(_c5v_table(**{"t(3)": (-0.05, 0.01, 0.52, 0.02)}))
+    assert v == _c5v_expect(
+        "inconclusive (statistic does not separate finite variance)",
+        _c5v_notes({"t": "control t(3) slope -0.05 [-0.06, -0.04] must be < -0.08: "},
+                   t_word="does not separate"),
+        -0.02, todo=[C5V_FIX_W])
+
+
+def test_c5_verdict_exact_control_interval_too_wide():
+    v = _c5v(_c5v_table(**{"t(3)": (-0.08, 0.02, 0.52, 0.02)}))
+    assert v == _c5v_expect(
+        "inconclusive (intervals overlap thresholds)",
+        _c5v_notes({"t": "control t(3) slope -0.08 [-0.1, -0.06] must be < -0.08: "},
+                   t_word="interval too wide"),
+        -0.02, todo=[C5V_FIX_N])
+
+
+def test_c5_verdict_exact_unclear_slope_or_auc_asks_for_more_paths():
+    v = _c5v(_c5v_table(**{"SaS(1.5)": (-0.08, 0.02, 0.6, 0.02)}))
+    assert v == _c5v_expect(
+        "inconclusive (intervals overlap thresholds)",
+        _c5v_notes({"slope": "SaS(1.5) slope -0.08 [-0.1, -0.06] vs > -0.08: "},
+                   sas15=("unclear", "pass")),
+        -0.08, log_se=0.02, todo=[C5V_FIX_N])
+    v = _c5v(_c5v_table(**{"SaS(1.5)": (-0.02, 0.01, 0.7, 0.02)}))
+    assert v == _c5v_expect(
+        "inconclusive (intervals overlap thresholds)",
+        _c5v_notes({"auc": "SaS(1.5) window-4 AUC vs Gaussian 0.7 [0.661, 0.739] vs within "
+                           "[0.3, 0.7]: "}, sas15=("pass", "unclear")),
+        -0.02, todo=[C5V_FIX_N])
+
+
+def test_c5_verdict_exact_not_supported_and_no_long_windows():
+    v = _c5v(_c5v_table(**{"SaS(1.5)": (-0.3, 0.01, 0.9, 0.02)}))
+    assert v == _c5v_expect("not supported", _c5v_notes(
+        {"slope": "SaS(1.5) slope -0.3 [-0.31, -0.29] vs > -0.08: ",
+         "auc": "SaS(1.5) window-4 AUC vs Gaussian 0.9 [0.861, 0.939] vs within [0.3, 0.7]: "},
+        sas15=("fail", "fail")), -0.3)
+    # no window reaches long_from: no slopes, value null
+    v = _c5v(_c5v_table(), long_from=8192)
+    assert v == _c5v_expect("inconclusive (intervals overlap thresholds)", [
+        "SaS(1.2) slope nan [nan, nan] vs > -0.08: unclear",
+        "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.511, 0.589] vs within [0.3, 0.7]: pass",
+        "control Gaussian slope nan [nan, nan] must be < -0.08: interval too wide",
+        "SaS(1.5) slope nan [nan, nan] vs > -0.08: unclear",
+        "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.561, 0.639] vs within [0.3, 0.7]: pass",
+        "control t(3) slope nan [nan, nan] must be < -0.08: interval too wide",
+    ], None, todo=[C5V_FIX_N], w=8192)
+
+
+def test_c5_verdict_error_messages():
+    table = _c5v_table()
+    with pytest.raises(KeyError, match=r"C5 thresholds lack \['max_short_auc'\]; give all of"):
+        D.claim_c5_verdict(table, dict(max_decay=0.08), 256)
+    with pytest.raises(ValueError, match="^C5 needs Gaussian, Student-t and at least one alpha "
+                                         "< 2 noise$"):
+        D.claim_c5_verdict(table[table.noise != "t(3)"], C5_T, 256)
