@@ -147,6 +147,70 @@ def test_workspace_is_one_buffer_per_device_reused_and_grown():
         noise.release_workspaces()
 
 
+def test_measure_noise_two_minibatches_and_the_budget_boundary(model_and_data, one_thread):
+    """Two minibatches are enough (U = ±(g₁ − g₂)/2); the gradients are held (one pass) when
+    P·M float32 values fit in the budget exactly, and streamed (two passes) one byte below."""
+    model, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    x, y = data.x_train[:100], data.y_train[:100]
+    need = 4 * sum(p.numel() for p in model.parameters()) * 2
+    at = measure_noise(model, loss_fn, x, y, 50, memory_budget_mb=need / 2**20)
+    below = measure_noise(model, loss_fn, x, y, 50, memory_budget_mb=(need - 1) / 2**20)
+    assert (at.passes, below.passes) == (1, 2)
+    assert at.n_minibatches == below.n_minibatches == 2
+    g1, g2 = (autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50]).double()
+              for s in (0, 50))
+    half = float((g1 - g2).norm() / 2)
+    for res in (at, below):
+        torch.testing.assert_close(res.norms, torch.tensor([half, half], dtype=torch.float64),
+                                   rtol=1e-5, atol=0)
+        assert res.gradient_norm == pytest.approx(float(((g1 + g2) / 2).norm()), rel=1e-5)
+    with pytest.raises(ValueError, match=r"^the split has 99 images, fewer than two minibatches "
+                       r"of 50; the noise needs at least two: lower batch_size or use a larger "
+                       r"split$"):
+        measure_noise(model, loss_fn, x[:99], y[:99], 50)
+
+
+def test_measure_noise_writes_the_gradients_into_the_kept_workspace(model_and_data, one_thread):
+    """The P × M gradients go into the device's buffer kept between measurements (no fresh
+    P·M allocation per checkpoint and split)."""
+    model, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    x, y = data.x_train, data.y_train  # 5 minibatches of 50
+    m = sum(p.numel() for p in model.parameters())
+    noise.release_workspaces()
+    try:
+        kept = noise._workspace(5, m, x.device)
+        kept.fill_(float("nan"))
+        measure_noise(model, loss_fn, x, y, 50, memory_budget_mb=64)
+        want = torch.stack([autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50])
+                            for s in range(0, 250, 50)])
+        torch.testing.assert_close(kept, want, rtol=1e-5, atol=1e-7)
+    finally:
+        noise.release_workspaces()
+
+
+def test_shuffled_order_indexes_on_the_data_device():
+    """The permutation is moved to the data's device before indexing (a CUDA tensor rejects
+    a CPU index): checked on meta tensors whose index_select records both devices."""
+    from sgdtail.noise import minibatch_order
+
+    seen = []
+
+    class Recording(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.index_select:
+                seen.append((args[0].device.type, args[2].device.type))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    x = torch.zeros(6, 2, device="meta").as_subclass(Recording)
+    y = torch.zeros(6, device="meta").as_subclass(Recording)
+    xs, ys = minibatch_order(x, y, "shuffled", seed=3)
+    assert seen == [("meta", "meta"), ("meta", "meta")]
+    assert xs.device.type == ys.device.type == "meta" and xs.shape == (6, 2)
+
+
 # ------------------------------------------- measure_checkpoints
 
 
