@@ -9,7 +9,9 @@ metrics = read_with_axes(axes, snakemake.input.metrics)  # each file read once
 runs = runs_table(axes, snakemake.input.infos, metrics, snakemake.params.min_train_accuracy)
 estimates = estimates_table(axes, snakemake.input.estimates)
 summary = summary_table(
-    estimates, runs, metrics,
+    estimates,
+    runs,
+    metrics,
     min_pooled_values=snakemake.params.estimators["min_pooled_values"],
     min_per_coordinate_minibatches=snakemake.params.estimators["min_per_coordinate_minibatches"],
 )

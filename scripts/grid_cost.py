@@ -35,8 +35,14 @@ def main() -> None:
         for path, t in training.items()
     }
     rows = [{**p.wildcards(), "path": p.path} for p in points]
-    cost = grid_cost(rows, training, checkpoints, resolved_section(config, "noise")["splits"],
-                     resolved_section(config, "sharpness"), gpu=args.gpu)
+    cost = grid_cost(
+        rows,
+        training,
+        checkpoints,
+        resolved_section(config, "noise")["splits"],
+        resolved_section(config, "sharpness"),
+        gpu=args.gpu,
+    )
     unit = "GPU-hours" if args.gpu else "CPU-hours"
     print(f"grid {args.grid}: {len(points)} runs, full length, expected {unit}:")
     for kind, hours in cost.items():

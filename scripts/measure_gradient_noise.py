@@ -25,7 +25,9 @@ w = snakemake.wildcards
 noise = snakemake.params.noise
 logging.getLogger("sgdtail.noise").info(
     "gradient memory budget %s MB (noise.memory_budget_mb %s, job mem_mb %s)",
-    snakemake.params.memory_budget_mb, noise["memory_budget_mb"], snakemake.resources.mem_mb,
+    snakemake.params.memory_budget_mb,
+    noise["memory_budget_mb"],
+    snakemake.resources.mem_mb,
 )
 estimators = snakemake.params.estimators
 device = resolve_device(snakemake.params.device)

@@ -7,6 +7,9 @@ from sgdtail.plots import plot_estimator_validation
 
 setup_logging(snakemake.log[0])
 plot_estimator_validation(
-    pd.read_csv(snakemake.input.table), pdf=snakemake.output.pdf, png=snakemake.output.png,
-    gaussian=pd.read_csv(snakemake.input.gaussian), minimums=pd.read_csv(snakemake.input.minimums),
+    pd.read_csv(snakemake.input.table),
+    pdf=snakemake.output.pdf,
+    png=snakemake.output.png,
+    gaussian=pd.read_csv(snakemake.input.gaussian),
+    minimums=pd.read_csv(snakemake.input.minimums),
 )

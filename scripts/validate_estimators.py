@@ -30,20 +30,28 @@ sweep = sweep.drop_duplicates(subset=["case", "true_alpha", "size", "k1"])
 write_table(snakemake.output.sweep, sweep)
 
 readings = gaussian_readings(
-    v["sizes"], v["gaussian_minibatches"], v["gaussian_coordinates"], v["repeats"],
+    v["sizes"],
+    v["gaussian_minibatches"],
+    v["gaussian_coordinates"],
+    v["repeats"],
     seed=v["seed"],
 )
 write_table(snakemake.output.gaussian, readings)
 est = snakemake.params.estimators
 minimums = minimum_sample_table(
-    readings, est["min_pooled_values"], est["min_per_coordinate_minibatches"],
+    readings,
+    est["min_pooled_values"],
+    est["min_per_coordinate_minibatches"],
     v["gaussian_tolerance"],
 )
 write_table(snakemake.output.minimums, minimums)
 for row in minimums[~minimums.consistent].itertuples():
     logging.getLogger(__name__).warning(
         "%s reads Gaussian data as 2 ± %g only from %g samples, but the configured minimum is "
-        "%g: raise estimators.min_%s", row.estimator, row.tolerance, row.reliable_size,
+        "%g: raise estimators.min_%s",
+        row.estimator,
+        row.tolerance,
+        row.reliable_size,
         row.configured_minimum,
         "pooled_values" if row.kind == "pooled" else "per_coordinate_minibatches",
     )

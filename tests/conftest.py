@@ -11,8 +11,9 @@ import torch
 from sgdtail.data import PreparedData
 
 
-def make_prepared(n_train: int = 600, n_test: int = 200, shape=(1, 8, 8), classes: int = 10,
-                  seed: int = 0) -> PreparedData:
+def make_prepared(
+    n_train: int = 600, n_test: int = 200, shape=(1, 8, 8), classes: int = 10, seed: int = 0
+) -> PreparedData:
     """Random but learnable images: each class has its own mean pattern plus noise."""
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(classes, *shape, generator=g)
@@ -24,9 +25,16 @@ def make_prepared(n_train: int = 600, n_test: int = 200, shape=(1, 8, 8), classe
     x_train, y_train = split(n_train)
     x_test, y_test = split(n_test)
     return PreparedData(
-        x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, num_classes=classes,
-        input_shape=tuple(shape), content_hash=f"synthetic-{seed}", dataset="synthetic",
-        mean=(0.0,) * shape[0], std=(1.0,) * shape[0],
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=classes,
+        input_shape=tuple(shape),
+        content_hash=f"synthetic-{seed}",
+        dataset="synthetic",
+        mean=(0.0,) * shape[0],
+        std=(1.0,) * shape[0],
     )
 
 
@@ -68,8 +76,7 @@ def read_allowed_skips(path: Path = ALLOWED_SKIPS_FILE) -> dict[str, str]:
 
 def _allowed(nodeid: str, allowed: dict[str, str]) -> bool:
     return any(
-        nodeid == entry or nodeid.startswith((f"{entry}::", f"{entry}["))
-        for entry in allowed
+        nodeid == entry or nodeid.startswith((f"{entry}::", f"{entry}[")) for entry in allowed
     )
 
 

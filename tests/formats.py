@@ -51,5 +51,3 @@ def load_real_digits():
     y = y.astype(np.int64)
     test = np.arange(len(y)) % 5 == 4  # the digits come sorted by class: every 5th is test
     return x[~test], y[~test], x[test], y[test]
-
-

@@ -11,13 +11,17 @@ from sgdtail.models import build_model, count_parameters
 
 @pytest.mark.parametrize(
     "dataset, arch, width, depth",
-    [("mnist", "fcn", 4, 2), ("mnist", "fcn", 128, 3), ("cifar10", "fcn", 64, 6),
-     ("cifar10", "alexnet", 16, 8), ("cifar100", "alexnet", 32, 8)],
+    [
+        ("mnist", "fcn", 4, 2),
+        ("mnist", "fcn", 128, 3),
+        ("cifar10", "fcn", 64, 6),
+        ("cifar10", "alexnet", 16, 8),
+        ("cifar100", "alexnet", 32, 8),
+    ],
 )
 def test_net_size_counts_the_models_parameters(dataset, arch, width, depth):
     (c, h, w), classes, _, _ = cost.DATA_SIZES[dataset]
-    model = build_model(arch, width=width, depth=depth, input_shape=(c, h, w),
-                        num_classes=classes)
+    model = build_model(arch, width=width, depth=depth, input_shape=(c, h, w), num_classes=classes)
     params, flops, acts = cost.net_size(dataset, arch, width, depth)
     assert params == count_parameters(model)
     assert flops == 2 * params if arch == "fcn" else flops > 2 * params  # convs reuse weights
@@ -27,15 +31,24 @@ def test_net_size_counts_the_models_parameters(dataset, arch, width, depth):
     for name, layer in model.named_modules():
         if not list(layer.children()) and not isinstance(layer, copies):
             layer.register_forward_hook(
-                lambda _m, _i, out, name=name: sizes.__setitem__(name, out[0].numel()))
+                lambda _m, _i, out, name=name: sizes.__setitem__(name, out[0].numel())
+            )
     model(torch.zeros(2, c, h, w))
     assert len(sizes) >= 2 * (depth - 1) + 1  # a linear and an activation per hidden layer
     assert acts == sum(sizes.values())
 
 
 def point(**axes):
-    base = dict(dataset="mnist", arch="fcn", width=64, depth=3, batch_size=500, lr=0.1,
-                loss="cross_entropy", seed=0)
+    base = dict(
+        dataset="mnist",
+        arch="fcn",
+        width=64,
+        depth=3,
+        batch_size=500,
+        lr=0.1,
+        loss="cross_entropy",
+        seed=0,
+    )
     return {**base, **axes}
 
 
@@ -44,7 +57,8 @@ def test_costs_grow_with_steps_size_and_checkpoints():
     assert cost.train_seconds(large, 1000, 5) > 10 * cost.train_seconds(small, 1000, 5)
     assert cost.train_seconds(small, 2000, 5) > 1.9 * cost.train_seconds(small, 1000, 5)
     assert cost.noise_seconds(small, ["train", "test"], 10) == pytest.approx(
-        2 * cost.noise_seconds(small, ["train", "test"], 5))
+        2 * cost.noise_seconds(small, ["train", "test"], 5)
+    )
     assert cost.noise_seconds(small, ["train"], 5) < cost.noise_seconds(small, ["train", "test"], 5)
     assert cost.run_threads(small) == 1 and cost.run_threads(large) == 2  # 17 MFLOP an image
     assert cost.run_threads(point(dataset="cifar100", arch="alexnet", width=256, depth=8)) == 4
@@ -62,4 +76,5 @@ def test_grid_cost_adds_threads_times_seconds_per_kind():
     assert hours["train"] == pytest.approx(expected)
     gpu = cost.grid_cost(runs, training, checkpoints, ["train"], sharp, gpu=True)
     assert gpu["train"] == pytest.approx(
-        sum(cost.train_seconds(r, 100, 3, gpu=True) for r in runs) / 3600)
+        sum(cost.train_seconds(r, 100, 3, gpu=True) for r in runs) / 3600
+    )

@@ -44,8 +44,10 @@ def random_labels(rng, n, classes):
 def mnist_arrays():
     rng = np.random.default_rng(0)
     return (
-        random_images(rng, N_TRAIN, (28, 28)), random_labels(rng, N_TRAIN, 10),
-        random_images(rng, N_TEST, (28, 28)), random_labels(rng, N_TEST, 10),
+        random_images(rng, N_TRAIN, (28, 28)),
+        random_labels(rng, N_TRAIN, 10),
+        random_images(rng, N_TEST, (28, 28)),
+        random_labels(rng, N_TEST, 10),
     )
 
 
@@ -77,8 +79,12 @@ def write_cifar_folder(root: Path, name: str, rng, per_file: int = 8) -> dict[st
         for fn, _ in files:
             rows = random_images(rng, per_file, (3072,))
             labels = random_labels(rng, per_file, spec.num_classes)
-            entry = {"batch_label": fn, "data": rows, label_key: labels.tolist(),
-                     "filenames": [f"{i}.png" for i in range(per_file)]}
+            entry = {
+                "batch_label": fn,
+                "data": rows,
+                label_key: labels.tolist(),
+                "filenames": [f"{i}.png" for i in range(per_file)],
+            }
             if name == "cifar100":
                 entry["coarse_labels"] = (labels // 5).tolist()
             _pickle(folder / fn, entry)
@@ -172,7 +178,8 @@ def test_mnist_folder_roundtrip(tmp_path, mnist_root, mnist_arrays):
     assert "provenance" in manifest
     rels = [f["relpath"] for f in manifest["files"]]
     assert sorted(rels) == sorted(
-        f"MNIST/raw/{p}-{k}" for p in ("train", "t10k")
+        f"MNIST/raw/{p}-{k}"
+        for p in ("train", "t10k")
         for k in ("images-idx3-ubyte", "labels-idx1-ubyte")
     )
     for entry in manifest["files"]:
@@ -321,8 +328,9 @@ def test_mnist_file_changed_after_manifest(tmp_path, mnist_root):
 
 
 # --------------------------------------------------------------------------- CIFAR folder
-@pytest.mark.parametrize(("name", "first_file"), [("cifar10", "data_batch_1"),
-                                                  ("cifar100", "train")])
+@pytest.mark.parametrize(
+    ("name", "first_file"), [("cifar10", "data_batch_1"), ("cifar100", "train")]
+)
 def test_handmade_cifar_folder_fails_torchvision_md5(tmp_path, name, first_file):
     root = tmp_path / "tv"
     write_cifar_folder(root, name, np.random.default_rng(1))
@@ -364,8 +372,9 @@ def test_cifar_folder_roundtrip_with_checksums_of_these_files(tmp_path, monkeypa
 
 
 # --------------------------------------------------------------------------- npz
-@pytest.mark.parametrize(("name", "classes", "keras_labels"),
-                         [("cifar10", 10, False), ("cifar100", 100, True)])
+@pytest.mark.parametrize(
+    ("name", "classes", "keras_labels"), [("cifar10", 10, False), ("cifar100", 100, True)]
+)
 def test_cifar_npz_roundtrip(tmp_path, name, classes, keras_labels):
     rng = np.random.default_rng(4)
     arrays = cifar_npz_arrays(rng, classes)
@@ -407,8 +416,13 @@ def test_mnist_npz_matches_folder(tmp_path, mnist_root, mnist_arrays, layout):
     x_train, y_train, x_test, y_test = mnist_arrays
     if layout == "NHWC":
         x_train, x_test = x_train[..., None], x_test[..., None]
-    npz = write_npz(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train.astype(np.uint8),
-                    x_test=x_test, y_test=y_test)
+    npz = write_npz(
+        tmp_path / "mnist.npz",
+        x_train=x_train,
+        y_train=y_train.astype(np.uint8),
+        x_test=x_test,
+        y_test=y_test,
+    )
     _, _, from_npz = run_pipeline(tmp_path, "mnist", "npz", npz, tag="npz")
     _, _, from_folder = run_pipeline(tmp_path, "mnist", "folder", mnist_root, tag="folder")
     a, b = data.load_prepared(str(from_npz)), data.load_prepared(str(from_folder))
@@ -424,22 +438,46 @@ def _good_cifar10_npz_arrays():
     ("mutate", "key", "pattern"),
     [
         (lambda a: a.pop("y_test"), "y_test", "missing"),
-        (lambda a: a.update(x_train=a["x_train"].astype(np.float32) / 255), "x_train",
-         "dtype is float32, expected uint8"),
+        (
+            lambda a: a.update(x_train=a["x_train"].astype(np.float32) / 255),
+            "x_train",
+            "dtype is float32, expected uint8",
+        ),
         (lambda a: a["y_train"].__setitem__(2, 10), "y_train", r"labels span \d+\.\.10, outside"),
         (lambda a: a["y_test"].__setitem__(0, -1), "y_test", r"labels span -1\.\."),
         (lambda a: a.update(y_test=a["y_test"][:-1]), "y_test", "5 labels but x_test holds 6"),
-        (lambda a: a.update(x_train=a["x_train"][:, :28, :28]), "x_train",
-         r"shape \(12, 28, 28, 3\) does not fit cifar10"),
-        (lambda a: a.update(x_test=np.ascontiguousarray(a["x_test"].transpose(0, 3, 1, 2))),
-         "x_test", "looks channels-first"),
-        (lambda a: a.update(y_train=a["y_train"].astype(np.float64)), "y_train",
-         "dtype is float64, expected integer"),
-        (lambda a: a.update(y_train=np.eye(10, dtype=np.int64)[a["y_train"]]), "y_train",
-         "not one-hot"),
+        (
+            lambda a: a.update(x_train=a["x_train"][:, :28, :28]),
+            "x_train",
+            r"shape \(12, 28, 28, 3\) does not fit cifar10",
+        ),
+        (
+            lambda a: a.update(x_test=np.ascontiguousarray(a["x_test"].transpose(0, 3, 1, 2))),
+            "x_test",
+            "looks channels-first",
+        ),
+        (
+            lambda a: a.update(y_train=a["y_train"].astype(np.float64)),
+            "y_train",
+            "dtype is float64, expected integer",
+        ),
+        (
+            lambda a: a.update(y_train=np.eye(10, dtype=np.int64)[a["y_train"]]),
+            "y_train",
+            "not one-hot",
+        ),
     ],
-    ids=["missing-key", "float-images", "label-too-big", "label-negative", "length-mismatch",
-         "wrong-shape", "channels-first", "float-labels", "one-hot"],
+    ids=[
+        "missing-key",
+        "float-images",
+        "label-too-big",
+        "label-negative",
+        "length-mismatch",
+        "wrong-shape",
+        "channels-first",
+        "float-labels",
+        "one-hot",
+    ],
 )
 def test_bad_npz(tmp_path, mutate, key, pattern):
     arrays = _good_cifar10_npz_arrays()
@@ -454,8 +492,13 @@ def test_bad_npz(tmp_path, mutate, key, pattern):
 
 def test_npz_wrong_channels_for_mnist(tmp_path, mnist_arrays):
     x_train, y_train, x_test, y_test = mnist_arrays
-    npz = write_npz(tmp_path / "m.npz", x_train=np.repeat(x_train[..., None], 3, axis=3),
-                    y_train=y_train, x_test=x_test, y_test=y_test)
+    npz = write_npz(
+        tmp_path / "m.npz",
+        x_train=np.repeat(x_train[..., None], 3, axis=3),
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+    )
     with pytest.raises(ValueError, match=r"key 'x_train': shape \(64, 28, 28, 3\)"):
         data.fetch_dataset("mnist", "npz", str(npz), str(tmp_path / "m.json"))
 
@@ -483,8 +526,9 @@ def test_npz_changed_after_manifest(tmp_path):
     arrays["y_train"] = (arrays["y_train"] + 1) % 10
     write_npz(npz, **arrays)
     with pytest.raises(data.SourceChangedError, match=r"c\.npz .*rerun download_dataset"):
-        data.prepare_dataset("cifar10", str(manifest_path), str(tmp_path / "p.pt"),
-                             [0.5] * 3, [0.25] * 3)
+        data.prepare_dataset(
+            "cifar10", str(manifest_path), str(tmp_path / "p.pt"), [0.5] * 3, [0.25] * 3
+        )
 
 
 # --------------------------------------------------------------------------- prepare / load
@@ -554,8 +598,9 @@ def test_real_digits_through_idx_and_npz(tmp_path, real_digits):
     x_train, y_train, x_test, y_test = real_digits
     root = tmp_path / "tv"
     write_mnist_folder(root, x_train, y_train, x_test, y_test)
-    npz = write_npz(tmp_path / "digits.npz", x_train=x_train, y_train=y_train,
-                    x_test=x_test, y_test=y_test)
+    npz = write_npz(
+        tmp_path / "digits.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test
+    )
 
     m_folder, _, p_folder = run_pipeline(tmp_path, "mnist", "folder", root, tag="folder")
     m_npz, _, p_npz = run_pipeline(tmp_path, "mnist", "npz", npz, tag="npz")
@@ -732,9 +777,11 @@ def test_corrupted_download_fails_with_one_clear_line(tmp_path, monkeypatch, ser
     assert not (root / "MNIST" / "raw" / "train-labels-idx1-ubyte").exists()  # not extracted
 
     # once the server sends the right file, a rerun downloads it again and succeeds
-    archive.write_bytes(gzip.compress(
-        (served / "staging" / "MNIST" / "raw" / "train-labels-idx1-ubyte").read_bytes(), mtime=0
-    ))
+    archive.write_bytes(
+        gzip.compress(
+            (served / "staging" / "MNIST" / "raw" / "train-labels-idx1-ubyte").read_bytes(), mtime=0
+        )
+    )
     assert md5(archive) == expected
     manifest = data.fetch_dataset("mnist", "download", str(root), str(tmp_path / "m.json"))
     assert manifest["n_train"] == 4000

@@ -340,8 +340,9 @@ def test_streaming_interval_does_not_depend_on_chunking(noise: np.ndarray) -> No
         assert ci == pytest.approx(cis[0], rel=1e-9)
 
 
-def _group_inverse_alphas(u: np.ndarray, start: int, stop: int, k1: int, groups: int,
-                          exclude: bool) -> np.ndarray:
+def _group_inverse_alphas(
+    u: np.ndarray, start: int, stop: int, k1: int, groups: int, exclude: bool
+) -> np.ndarray:
     """In memory: 1/α̂ per group of consecutive rows at block size k1, a block in the
     group of its last value, a group's mean log|X| over all its values."""
     p, width = u.shape[0], stop - start
@@ -372,8 +373,9 @@ def test_streaming_group_sums_equal_in_memory(
 ) -> None:
     """The interval's per-group 1/α̂, with pieces spanning several groups (one piece of
     all 60 rows), inside one group (2 rows a piece) or collected from small chunks."""
-    s = E.StreamingTailStats(P, M, LAYERS, ci_groups=6, exclude_zeros=exclude_zeros,
-                             max_piece_values=max_piece)
+    s = E.StreamingTailStats(
+        P, M, LAYERS, ci_groups=6, exclude_zeros=exclude_zeros, max_piece_values=max_piece
+    )
     for i in range(0, P, chunk):
         s.update(noise[i : i + chunk])
     for scope, (start, stop) in [(s._pooled, (0, M))] + [
@@ -639,8 +641,9 @@ def test_robust_alpha_is_the_median_over_block_sizes_in_memory_and_streamed(
         members = sorted(_alpha_by_formula(x, k1) for k1 in k1s)
         assert members[-1] - members[0] > 0.1, members  # the block sizes disagree
         middle = len(members) // 2
-        median = members[middle] if len(members) % 2 else (members[middle - 1]
-                                                              + members[middle]) / 2
+        median = (
+            members[middle] if len(members) % 2 else (members[middle - 1] + members[middle]) / 2
+        )
         assert min(median - members[0], members[-1] - median) > 0.03, members
         assert E.mohammadi_robust(x, factors) == pytest.approx(median, rel=1e-6), name
         (rob,) = _pick(rows, "mohammadi_robust", name)
@@ -672,5 +675,6 @@ def test_streamed_interval_widens_with_ci_level(noise: np.ndarray) -> None:
         (rob,) = _pick(_stream(noise, P, ci_groups=6, ci_level=level), "mohammadi_robust")
         ends[level] = (rob["ci_low"], rob["ci_high"])
     assert np.all(np.isfinite(list(ends.values())))
-    assert ends[0.99][0] < ends[0.95][0] < ends[0.8][0] < ends[0.8][1] < ends[0.95][1] \
-        < ends[0.99][1], ends
+    assert (
+        ends[0.99][0] < ends[0.95][0] < ends[0.8][0] < ends[0.8][1] < ends[0.95][1] < ends[0.99][1]
+    ), ends

@@ -42,8 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 RUN = "results/runs/mnist/fcn/w{width}_d2/cross_entropy_b50_lr{lr}_s0"
-RUNS = [RUN.format(width=4, lr="0.1"), RUN.format(width=8, lr="0.1"),
-        RUN.format(width=4, lr="1000")]
+RUNS = [
+    RUN.format(width=4, lr="0.1"),
+    RUN.format(width=8, lr="0.1"),
+    RUN.format(width=4, lr="1000"),
+]
 DIVERGED = RUNS[2]
 TABLES = ("summary.csv", "runs.csv", "estimates.parquet", "noise_norms.parquet")
 TARGETS = ["results/tables/summary.csv", "figures/alpha_vs_width.pdf"]
@@ -54,29 +57,47 @@ excluded-runs sentence is checked on the reference run's runs table instead."""
 # --------------------------------------------------------------------------- helpers
 def snakemake_cmd(work: Path, configfile: Path, *args: str) -> list[str]:
     return [
-        *SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-        "--configfile", str(configfile), *args,
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(configfile),
+        *args,
     ]
 
 
 ENV = dict(os.environ, PYTHONHASHSEED="0")
 
 
-def snakemake(work: Path, configfile: Path, *args: str,
-              timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_cmd(work, configfile, *args), capture_output=True, text=True,
-                          timeout=timeout, env=ENV)
+def snakemake(
+    work: Path, configfile: Path, *args: str, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        snakemake_cmd(work, configfile, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
 
 
 def start_snakemake(work: Path, configfile: Path, log: Path, *args: str) -> subprocess.Popen:
     """Snakemake in its own process group (so the whole group can be killed), output in log."""
     with open(log, "w") as fh:
-        return subprocess.Popen(snakemake_cmd(work, configfile, *args), stdout=fh,
-                                stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+        return subprocess.Popen(
+            snakemake_cmd(work, configfile, *args),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            start_new_session=True,
+        )
 
 
-def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str,
-             timeout: float = 300) -> None:
+def wait_for(
+    condition: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 300
+) -> None:
     """Poll ``condition`` every 20 ms while ``proc`` runs."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -108,8 +129,9 @@ def finished(output: str, rule: str) -> int:
 
 def copy_workdir(src: Path, dst: Path) -> Path:
     """The working folder with its outputs and Snakemake metadata, modification times kept."""
-    shutil.copytree(src, dst, symlinks=True,
-                    ignore=shutil.ignore_patterns("locks", "log", "incomplete"))
+    shutil.copytree(
+        src, dst, symlinks=True, ignore=shutil.ignore_patterns("locks", "log", "incomplete")
+    )
     return dst
 
 
@@ -137,7 +159,8 @@ def assert_tables_equal(work: Path, reference: Path) -> None:
         pd.testing.assert_frame_equal(
             read_table(work / "results/tables" / name),
             read_table(reference / "results/tables" / name),
-            check_exact=True, obj=name,
+            check_exact=True,
+            obj=name,
         )
 
 
@@ -172,8 +195,16 @@ def write_config(path: Path, grid: dict, datasets: dict[str, dict]) -> Path:
     return path
 
 
-SUBGRID = dict(dataset=["mnist"], arch=["fcn"], width=[4], depth=[2], batch_size=[50],
-               lr=[0.1], loss=["cross_entropy"], seed=[0])
+SUBGRID = dict(
+    dataset=["mnist"],
+    arch=["fcn"],
+    width=[4],
+    depth=[2],
+    batch_size=[50],
+    lr=[0.1],
+    loss=["cross_entropy"],
+    seed=[0],
+)
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +220,11 @@ def mnist_root(tmp_path_factory) -> Path:
 def grid_config(mnist_root, tmp_path_factory) -> Path:
     """Widths 4 and 8 at lr 0.1, and width 4 at lr 1000 (diverges at about step 10)."""
     runs = [dict(SUBGRID, width=[4, 8]), dict(SUBGRID, lr=[1000.0])]
-    return write_config(tmp_path_factory.mktemp("cfg") / "faults.yaml", {"runs": runs},
-                        {"mnist": {"source": "folder", "path": str(mnist_root)}})
+    return write_config(
+        tmp_path_factory.mktemp("cfg") / "faults.yaml",
+        {"runs": runs},
+        {"mnist": {"source": "folder", "path": str(mnist_root)}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +268,11 @@ def test_diverged_run_is_recorded_and_the_rest_completes(reference):
 @pytest.mark.slow
 def test_lr_sweep_with_a_diverged_run_still_draws_its_figure(reference, mnist_root, tmp_path):
     """The issue's example grid, lr [0.1, 1000]: its lr figure must still be drawn."""
-    config = write_config(tmp_path / "lr.yaml", {"runs": [dict(SUBGRID, lr=[0.1, 1000.0])]},
-                          {"mnist": {"source": "folder", "path": str(mnist_root)}})
+    config = write_config(
+        tmp_path / "lr.yaml",
+        {"runs": [dict(SUBGRID, lr=[0.1, 1000.0])]},
+        {"mnist": {"source": "folder", "path": str(mnist_root)}},
+    )
     work = copy_workdir(reference, tmp_path / "work")  # reuses both runs' training
     shutil.rmtree(work / "results/tables")
     res = snakemake(work, config, "--cores", "2", "figures/alpha_vs_learning_rate.pdf")
@@ -246,8 +283,7 @@ def test_lr_sweep_with_a_diverged_run_still_draws_its_figure(reference, mnist_ro
 
 # --------------------------------------------------------------------------- Snakemake killed
 @pytest.mark.slow
-def test_snakemake_killed_mid_grid_finishes_without_redoing_jobs(reference, grid_config,
-                                                                  tmp_path):
+def test_snakemake_killed_mid_grid_finishes_without_redoing_jobs(reference, grid_config, tmp_path):
     """SIGKILL to Snakemake (and its jobs) after the first noise job; then --unlock, rerun."""
     work = copy_workdir(reference, tmp_path / "work")
     for run in RUNS:
@@ -256,8 +292,11 @@ def test_snakemake_killed_mid_grid_finishes_without_redoing_jobs(reference, grid
     shutil.rmtree(work / "results/tables")
     log = tmp_path / "killed.log"
     proc = start_snakemake(work, grid_config, log, "--cores", "1", "results/tables/summary.csv")
-    wait_for(lambda: finished(log.read_text(), "measure_gradient_noise") >= 1, proc,
-             "the first noise job finished")
+    wait_for(
+        lambda: finished(log.read_text(), "measure_gradient_noise") >= 1,
+        proc,
+        "the first noise job finished",
+    )
     kill_group(proc)
     n_done = finished(log.read_text(), "measure_gradient_noise")
     assert not (work / "results/tables").exists()
@@ -267,13 +306,15 @@ def test_snakemake_killed_mid_grid_finishes_without_redoing_jobs(reference, grid
     # a killed Snakemake leaves its lock behind: the next run must be told to --unlock
     assert list((work / ".snakemake/locks").iterdir())
     assert snakemake(work, grid_config, "--unlock").returncode == 0
-    res = snakemake(work, grid_config, "--cores", "2", "--rerun-incomplete",
-                    "results/tables/summary.csv")
+    res = snakemake(
+        work, grid_config, "--cores", "2", "--rerun-incomplete", "results/tables/summary.csv"
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
     ran = jobs_run(out)
-    assert sorted(ran) == sorted(["aggregate_results"]
-                                 + ["measure_gradient_noise"] * (len(RUNS) - n_done)), ran
+    assert sorted(ran) == sorted(
+        ["aggregate_results"] + ["measure_gradient_noise"] * (len(RUNS) - n_done)
+    ), ran
     unchanged = [p for p, t in kept.items() if p.exists() and p.stat().st_mtime_ns == t]
     noise_kept = [p for p in unchanged if p.name == "tail_index.csv"]
     assert len(noise_kept) == n_done  # the finished noise jobs were not redone
@@ -288,11 +329,16 @@ LONG_RUN = RUN.format(width=4, lr="0.1")
 @pytest.fixture(scope="module")
 def long_config(mnist_root, tmp_path_factory) -> Path:
     """One run of 8,000 SGD steps (a few seconds), a checkpoint (and resume.pt) at step 10."""
-    training = {"iterations": 8000, "eval_batch_size": 1000,
-                "checkpoints": {"schedule": "list", "at": [10], "include_initial": True}}
-    return write_config(tmp_path_factory.mktemp("cfg") / "long.yaml",
-                        {"training": training, "runs": [SUBGRID]},
-                        {"mnist": {"source": "folder", "path": str(mnist_root)}})
+    training = {
+        "iterations": 8000,
+        "eval_batch_size": 1000,
+        "checkpoints": {"schedule": "list", "at": [10], "include_initial": True},
+    }
+    return write_config(
+        tmp_path_factory.mktemp("cfg") / "long.yaml",
+        {"training": training, "runs": [SUBGRID]},
+        {"mnist": {"source": "folder", "path": str(mnist_root)}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -324,21 +370,22 @@ def test_second_snakemake_on_same_folder_is_refused(uninterrupted_long_run):
 
 
 @pytest.mark.slow
-def test_training_killed_mid_run_resumes_from_its_checkpoint(reference, long_config,
-                                                             uninterrupted_long_run, tmp_path):
+def test_training_killed_mid_run_resumes_from_its_checkpoint(
+    reference, long_config, uninterrupted_long_run, tmp_path
+):
     complete = uninterrupted_long_run[0]
     work = copy_workdir(reference, tmp_path / "work")
     shutil.rmtree(work / "results")
     resume = work / LONG_RUN / "resume.pt"
-    proc = start_snakemake(work, long_config, tmp_path / "killed.log", "--cores", "1",
-                           f"{LONG_RUN}/run.json")
+    proc = start_snakemake(
+        work, long_config, tmp_path / "killed.log", "--cores", "1", f"{LONG_RUN}/run.json"
+    )
     wait_for(resume.exists, proc, "resume.pt was written")
     kill_group(proc)
     assert resume.exists() and not (work / LONG_RUN / "run.json").exists()
 
     assert snakemake(work, long_config, "--unlock").returncode == 0
-    res = snakemake(work, long_config, "--cores", "1", "--rerun-incomplete",
-                    f"{LONG_RUN}/run.json")
+    res = snakemake(work, long_config, "--cores", "1", "--rerun-incomplete", f"{LONG_RUN}/run.json")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
     assert jobs_run(out) == ["train_sgd"]
@@ -368,8 +415,11 @@ def _fill_tmpfs(folder: Path) -> Callable[[], None] | None:
     """Mount a 1 MiB tmpfs on ``folder`` and fill it; returns the cleanup, or None."""
     if os.geteuid() != 0 or not shutil.which("mount"):
         return None
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         return None
     try:
@@ -399,6 +449,7 @@ def test_full_disk_fails_clearly_and_leaves_no_partial_file(reference, grid_conf
 
         def cleanup() -> None:
             tables.chmod(0o755)
+
     if cleanup is None:
         pytest.skip("root without permission to mount a tmpfs: cannot make a folder unwritable")
     try:
@@ -409,8 +460,11 @@ def test_full_disk_fails_clearly_and_leaves_no_partial_file(reference, grid_conf
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "Error in rule aggregate_results" in out, out[-3000:]
-    wrapped = re.search(r"could not write \S*results/tables/\w+\.(csv|parquet): .+; free "
-                        r"disk space or fix permissions on that folder, then rerun", out)
+    wrapped = re.search(
+        r"could not write \S*results/tables/\w+\.(csv|parquet): .+; free "
+        r"disk space or fix permissions on that folder, then rerun",
+        out,
+    )
     if full_disk:
         assert "No space left on device" in out and wrapped, out[-3000:]
     else:  # sgdtail.io.atomic_path creates its temporary file outside its OSError wrapper
@@ -428,10 +482,14 @@ def test_full_disk_before_the_first_byte_names_the_target(tmp_path):
 
     folder = tmp_path / "no_inodes"
     folder.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=1", "tmpfs", str(folder)],
-        capture_output=True,
-    ).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=1", "tmpfs", str(folder)],
+            capture_output=True,
+        ).returncode
+        != 0
+    ):
         pytest.skip("needs root and tmpfs to make a folder without free inodes")
     try:
         with pytest.raises(OSError, match=r"could not write \S*table\.csv: .*free disk space"):
@@ -460,8 +518,10 @@ def images(name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     shape = (n, 28, 28) if name == "mnist" else (n, 32, 32, 3)
     classes = 100 if name == "cifar100" else 10
-    return (rng.integers(0, 256, shape, dtype=np.uint8),
-            rng.integers(0, classes, n).astype(np.int64))
+    return (
+        rng.integers(0, 256, shape, dtype=np.uint8),
+        rng.integers(0, classes, n).astype(np.int64),
+    )
 
 
 def good_npz(path: Path, name: str, seed: int = 0, **override) -> Path:
@@ -473,15 +533,18 @@ def good_npz(path: Path, name: str, seed: int = 0, **override) -> Path:
 
 def npz_missing_key(root, name):
     path = good_npz(root / "missing_key.npz", name, y_test=None)
-    return {"source": "npz", "path": str(path)}, [str(path), "'y_test'", "missing",
-                                                  "np.savez"]
+    return {"source": "npz", "path": str(path)}, [str(path), "'y_test'", "missing", "np.savez"]
 
 
 def npz_wrong_dtype(root, name):
     x, _ = images(name, 100)
     path = good_npz(root / "float_images.npz", name, x_train=x.astype(np.float32) / 255)
-    return {"source": "npz", "path": str(path)}, [str(path), "'x_train'", "dtype is float32",
-                                                  "astype(np.uint8)"]
+    return {"source": "npz", "path": str(path)}, [
+        str(path),
+        "'x_train'",
+        "dtype is float32",
+        "astype(np.uint8)",
+    ]
 
 
 def npz_labels_out_of_range(root, name):
@@ -489,29 +552,42 @@ def npz_labels_out_of_range(root, name):
     y[7] = 100 if name == "cifar100" else 10
     path = good_npz(root / "labels.npz", name, y_train=y)
     top = 99 if name == "cifar100" else 9
-    return {"source": "npz", "path": str(path)}, [str(path), "'y_train'", f"outside 0..{top}",
-                                                  "class indices"]
+    return {"source": "npz", "path": str(path)}, [
+        str(path),
+        "'y_train'",
+        f"outside 0..{top}",
+        "class indices",
+    ]
 
 
 def npz_mismatched_lengths(root, name):
     _, y = images(name, 90)
     path = good_npz(root / "lengths.npz", name, y_train=y)
-    return {"source": "npz", "path": str(path)}, [str(path), "'y_train'",
-                                                  "90 labels but x_train holds 100 images"]
+    return {"source": "npz", "path": str(path)}, [
+        str(path),
+        "'y_train'",
+        "90 labels but x_train holds 100 images",
+    ]
 
 
 def npz_truncated(root, name):
     path = good_npz(root / "truncated.npz", name)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    return {"source": "npz", "path": str(path)}, [str(path), "not a readable .npz file",
-                                                  "write it with np.savez"]
+    return {"source": "npz", "path": str(path)}, [
+        str(path),
+        "not a readable .npz file",
+        "write it with np.savez",
+    ]
 
 
 def folder_missing_file(root, name):
     cls_folder = cifar_folder(root, name, skip="test" if name == "cifar100" else "test_batch")
     missing = "test" if name == "cifar100" else "test_batch"
     return {"source": "folder", "path": str(root)}, [
-        f"missing file(s) in {root}", f"{cls_folder.name}/{missing}", "source: download"]
+        f"missing file(s) in {root}",
+        f"{cls_folder.name}/{missing}",
+        "source: download",
+    ]
 
 
 def folder_truncated_idx(root, name):
@@ -520,14 +596,20 @@ def folder_truncated_idx(root, name):
     raw = write_mnist_folder(root, x[:800], y[:800], xt[:200], yt[:200])
     images_file = raw / "train-images-idx3-ubyte"
     images_file.write_bytes(images_file.read_bytes()[:100_000])
-    return {"source": "folder", "path": str(root)}, [str(images_file), "truncated",
-                                                     "copy the file again"]
+    return {"source": "folder", "path": str(root)}, [
+        str(images_file),
+        "truncated",
+        "copy the file again",
+    ]
 
 
 def folder_wrong_checksum(root, name):
     folder = cifar_folder(root, name)
     return {"source": "folder", "path": str(root)}, [
-        str(folder / "data_batch_1"), "is corrupted: its MD5 differs", "source: download"]
+        str(folder / "data_batch_1"),
+        "is corrupted: its MD5 differs",
+        "source: download",
+    ]
 
 
 def npz_changed_after_manifest(root, name, work: Path):
@@ -541,8 +623,11 @@ def npz_changed_after_manifest(root, name, work: Path):
     good_npz(path, name, seed=1)  # same keys, shapes and size; other pixels
     assert hashlib.sha256(path.read_bytes()).hexdigest() != before
     return {"source": "npz", "path": str(path)}, [
-        f"{path} has SHA-256", "changed since", "rerun download_dataset",
-        f"delete {manifest.relative_to(work)}"]
+        f"{path} has SHA-256",
+        "changed since",
+        "rerun download_dataset",
+        f"delete {manifest.relative_to(work)}",
+    ]
 
 
 BAD_DATA = {
@@ -555,8 +640,7 @@ BAD_DATA = {
     "folder-missing-one-file": ("b", "cifar100", folder_missing_file, "download_dataset"),
     "mnist-truncated-idx": ("c", "mnist", folder_truncated_idx, "download_dataset"),
     "cifar-wrong-md5": ("c", "cifar10", folder_wrong_checksum, "download_dataset"),
-    "npz-changed-after-manifest": ("c", "cifar100", npz_changed_after_manifest,
-                                   "prepare_dataset"),
+    "npz-changed-after-manifest": ("c", "cifar100", npz_changed_after_manifest, "prepare_dataset"),
 }
 
 
@@ -580,8 +664,9 @@ def bad_data_runs(tmp_path_factory) -> Callable[[str], tuple]:
                 sources[name], expected[case] = writer(*args)
             runs = [dict(SUBGRID, dataset=["mnist", "cifar10", "cifar100"])]
             config = write_config(root / "config.yaml", {"runs": runs}, sources)
-            res = snakemake(work, config, "--cores", "2", "--keep-going",
-                            "results/tables/summary.csv")
+            res = snakemake(
+                work, config, "--cores", "2", "--keep-going", "results/tables/summary.csv"
+            )
             done[batch] = (res, work, expected)
         return done[batch]
 
@@ -595,8 +680,12 @@ def test_bad_data_fails_in_the_data_stage(case, bad_data_runs):
     res, work, expected = bad_data_runs(batch)
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    errors = re.findall(r"^Error in rule (\w+):\n(?:.*\n){0,4}?\s+output: resources/datasets/"
-                        r"(\w+)\.", out, flags=re.M)
+    errors = re.findall(
+        r"^Error in rule (\w+):\n(?:.*\n){0,4}?\s+output: resources/datasets/"
+        r"(\w+)\.",
+        out,
+        flags=re.M,
+    )
     assert (rule, name) in errors, (errors, out[-4000:])
     for fragment in expected[case]:
         assert fragment in out, f"{fragment!r} not in the output:\n{out[-4000:]}"
@@ -620,8 +709,11 @@ def _calls(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            name = (f"{func.value.id}.{func.attr}" if isinstance(func, ast.Attribute)
-                    and isinstance(func.value, ast.Name) else getattr(func, "id", ""))
+            name = (
+                f"{func.value.id}.{func.attr}"
+                if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                else getattr(func, "id", "")
+            )
             yield name, {kw.arg: kw.value for kw in node.keywords}, node
 
 
@@ -648,12 +740,18 @@ def test_no_shell_and_only_safe_loads():
                 loads += 1
                 value = kwargs.get("allow_pickle")
                 assert isinstance(value, ast.Constant) and value.value is False, where
-            assert name not in ("pickle.load", "pickle.loads", "pd.read_pickle", "os.system",
-                                "os.popen", "eval", "exec"), where
+            assert name not in (
+                "pickle.load",
+                "pickle.loads",
+                "pd.read_pickle",
+                "os.system",
+                "os.popen",
+                "eval",
+                "exec",
+            ), where
             if name.startswith("subprocess."):
                 value = kwargs.get("shell")
-                assert value is None or (isinstance(value, ast.Constant) and not value.value), \
-                    where
+                assert value is None or (isinstance(value, ast.Constant) and not value.value), where
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module in ("torch", "numpy", "pickle"):
                 assert all(a.name not in ("load", "loads") for a in node.names), path

@@ -53,8 +53,7 @@ def curves(ax, n: int) -> list:
 
 def curve_data(ax, n: int) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
     """(x, y) of the ``n``-point lines of ``ax``, rounded and sorted (order-free comparison)."""
-    return sorted((tuple(np.round(x, 9)), tuple(np.round(y, 9)))
-                  for x, y in map(xy, curves(ax, n)))
+    return sorted((tuple(np.round(x, 9)), tuple(np.round(y, 9))) for x, y in map(xy, curves(ax, n)))
 
 
 def errorbar_points(ax) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -64,8 +63,11 @@ def errorbar_points(ax) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def horizontal_at(ax, y: float) -> int:
     """Number of axhline-style lines of ``ax`` at height ``y``."""
-    return sum(1 for line in ax.lines
-               if list(line.get_xdata()) == [0, 1] and np.allclose(line.get_ydata(), y))
+    return sum(
+        1
+        for line in ax.lines
+        if list(line.get_xdata()) == [0, 1] and np.allclose(line.get_ydata(), y)
+    )
 
 
 def legend_texts(legend) -> list[str]:
@@ -90,16 +92,23 @@ def test_alpha_vs_width_draws_every_estimator_s_alpha_per_depth_line(out):
         return lambda r, s: 1.2 + offsets[kind] + r["width"] / 1000 + 0.05 * r["depth"]
 
     summary, _, runs_table = make_tables(
-        runs, alpha=alpha("robust"), half_width=0.02,
-        other={"reference": alpha("reference"), "per_coordinate": alpha("per_coordinate")})
-    fig = P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *out("w"), arch="fcn",
-                               axis_label="FCN width")
+        runs,
+        alpha=alpha("robust"),
+        half_width=0.02,
+        other={"reference": alpha("reference"), "per_coordinate": alpha("per_coordinate")},
+    )
+    fig = P.plot_alpha_vs_axis(
+        summary, runs_table, "width", "depth", *out("w"), arch="fcn", axis_label="FCN width"
+    )
     assert len(fig.axes) == 3
     for r, (kind, ax) in enumerate(zip(offsets, fig.axes, strict=True)):
         expected = sorted(
-            ((16.0, 32.0, 64.0),
-             tuple(round(1.2 + offsets[kind] + w / 1000 + 0.05 * d, 9) for w in (16, 32, 64)))
-            for d in (2, 3))
+            (
+                (16.0, 32.0, 64.0),
+                tuple(round(1.2 + offsets[kind] + w / 1000 + 0.05 * d, 9) for w in (16, 32, 64)),
+            )
+            for d in (2, 3)
+        )
         assert curve_data(ax, 3) == expected, (kind, curve_data(ax, 3))
         assert len(ax.collections) >= 2  # the seed bands, one per line
         assert horizontal_at(ax, 2.0) == 1  # the Gaussian reference
@@ -123,7 +132,8 @@ def test_alpha_vs_batch_size_draws_one_line_per_network_with_the_seed_range(out)
     others = [run(width=16), run(width=64, depth=3)]  # in no batch-size sweep
     runs = [{**r, "seed": s} for r in batch + others for s in (0, 1)]
     summary, _, runs_table = make_tables(
-        runs, alpha=lambda r, s: 1.3 + 0.1 * math.log10(r["batch_size"]) + 0.04 * r["seed"])
+        runs, alpha=lambda r, s: 1.3 + 0.1 * math.log10(r["batch_size"]) + 0.04 * r["seed"]
+    )
     fig = P.plot_alpha_vs_axis(summary, runs_table, "batch_size", "network", *out("b"))
     assert len(fig.axes) == 3
     means = tuple(round(1.3 + 0.1 * math.log10(b) + 0.02, 9) for b in (100, 250, 1000))
@@ -142,9 +152,19 @@ def test_alpha_vs_batch_size_draws_one_line_per_network_with_the_seed_range(out)
 def norms_table(showcase: list[dict], n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     return pd.concat(
-        [pd.DataFrame({**r, "step": 1000, "split": split, "minibatch": np.arange(n),
-                       "norm": rng.lognormal(0, 0.3, n)})
-         for r in showcase for split in ("train", "test")],
+        [
+            pd.DataFrame(
+                {
+                    **r,
+                    "step": 1000,
+                    "split": split,
+                    "minibatch": np.arange(n),
+                    "norm": rng.lognormal(0, 0.3, n),
+                }
+            )
+            for r in showcase
+            for split in ("train", "test")
+        ],
         ignore_index=True,
     )
 
@@ -155,8 +175,9 @@ def test_noise_norm_histogram_bars_count_the_measured_norms(out):
     showcase = [run(width=16), run(width=32)]
     summary, _, _ = make_tables(showcase, alpha=1.4)
     norms = norms_table(showcase)
-    fig = P.plot_noise_norm_histogram(norms, summary, showcase, *out("n"),
-                                      max_synthetic_values=30_000)
+    fig = P.plot_noise_norm_histogram(
+        norms, summary, showcase, *out("n"), max_synthetic_values=30_000
+    )
     axes = np.array(fig.axes).reshape(3, 2)
     for c, r in enumerate(showcase):
         measured = P.select_run(norms, r).query("split == 'train'")["norm"].to_numpy()
@@ -186,20 +207,34 @@ def validation_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ``0.9 α + shift[e] + n/10⁵ + 0.02·repeat`` on SαS data; Hill reads 5 on the pitfalls."""
     shift = {"mohammadi_reference": -0.1, "mohammadi_robust": 0.0, "hill": 0.1}
     rows = []
-    for case, trues in (("sas", [1.0, 1.5, 2.0]), ("gauss_zeros_1pct", [2.0]),
-                        ("gauss_lognormal_scales", [2.0])):
-        for est, ta, n, rep in ((e, t, n, r) for e in shift for t in trues
-                                for n in (2000, 5000) for r in (0, 1)):
+    for case, trues in (
+        ("sas", [1.0, 1.5, 2.0]),
+        ("gauss_zeros_1pct", [2.0]),
+        ("gauss_lognormal_scales", [2.0]),
+    ):
+        for est, ta, n, rep in (
+            (e, t, n, r) for e in shift for t in trues for n in (2000, 5000) for r in (0, 1)
+        ):
             a = 0.9 * ta + shift[est] + n / 1e5 + 0.02 * rep
             if case != "sas":
                 a = 5.0 if est == "hill" else 1.8 + shift[est]
-            rows.append(dict(case=case, true_alpha=ta, size=n, repeat=rep, estimator=est,
-                             alpha_hat=a))
-    kinds = {"mohammadi_reference": "pooled", "mohammadi_robust": "pooled", "hill": "pooled",
-             "per_coordinate_median": "per_coordinate"}
-    gaussian = pd.DataFrame([dict(estimator=e, kind=k, size=n, repeat=r, alpha_hat=2.0 - 10 / n)
-                             for e, k in kinds.items() for n in (100, 1000, 10000)
-                             for r in (0, 1)])
+            rows.append(
+                dict(case=case, true_alpha=ta, size=n, repeat=rep, estimator=est, alpha_hat=a)
+            )
+    kinds = {
+        "mohammadi_reference": "pooled",
+        "mohammadi_robust": "pooled",
+        "hill": "pooled",
+        "per_coordinate_median": "per_coordinate",
+    }
+    gaussian = pd.DataFrame(
+        [
+            dict(estimator=e, kind=k, size=n, repeat=r, alpha_hat=2.0 - 10 / n)
+            for e, k in kinds.items()
+            for n in (100, 1000, 10000)
+            for r in (0, 1)
+        ]
+    )
     return pd.DataFrame(rows), gaussian, minimum_sample_table(gaussian, 1000, 100)
 
 
@@ -211,11 +246,16 @@ def test_estimator_validation_draws_each_estimator_s_means_per_size(out):
     assert len(fig.axes) == 3 + 3
     top, (pit, pooled, coord) = fig.axes[:3], fig.axes[3:]
     shift = (-0.1, 0.0, 0.1)
-    for ax, name, s in zip(top, ("mohammadi_reference", "mohammadi_robust", "hill"), shift,
-                           strict=True):
-        expected = sorted(((1.0, 1.5, 2.0), tuple(round(0.9 * t + s + n / 1e5 + 0.01, 9)
-                                                  for t in (1.0, 1.5, 2.0)))
-                          for n in (2000, 5000))
+    for ax, name, s in zip(
+        top, ("mohammadi_reference", "mohammadi_robust", "hill"), shift, strict=True
+    ):
+        expected = sorted(
+            (
+                (1.0, 1.5, 2.0),
+                tuple(round(0.9 * t + s + n / 1e5 + 0.01, 9) for t in (1.0, 1.5, 2.0)),
+            )
+            for n in (2000, 5000)
+        )
         assert curve_data(ax, 3) == expected, name
         assert curve_data(ax, 2) == [((0.0, 2.6), (0.0, 2.6))]  # α̂ = α
         assert ax.get_title() == P.VALIDATION_ESTIMATORS[name]
@@ -226,15 +266,21 @@ def test_estimator_validation_draws_each_estimator_s_means_per_size(out):
     assert sorted(round(float(y[0]), 9) for _, y in bars) == [1.7, 1.7, 1.8, 1.8]
     assert len([line for line in pit.lines if line.get_marker() == "^"]) == 2
     assert [t.get_text() for t in pit.get_xticklabels()] == [
-        P.PITFALL_LABELS["gauss_zeros_1pct"], P.PITFALL_LABELS["gauss_lognormal_scales"]]
-    assert legend_texts(pit.get_legend()) == [P.VALIDATION_ESTIMATORS[n] for n in
-                                              ("mohammadi_reference", "mohammadi_robust", "hill")]
+        P.PITFALL_LABELS["gauss_zeros_1pct"],
+        P.PITFALL_LABELS["gauss_lognormal_scales"],
+    ]
+    assert legend_texts(pit.get_legend()) == [
+        P.VALIDATION_ESTIMATORS[n] for n in ("mohammadi_reference", "mohammadi_robust", "hill")
+    ]
     readings = ((100.0, 1000.0, 10000.0), (1.9, 1.99, 1.999))
     assert curve_data(pooled, 3) == [readings] * 3 and curve_data(coord, 3) == [readings]
-    assert legend_texts(pooled.get_legend()) == ["reference", "robust", "Hill (▲ capped)",
-                                                 "configured minimum (1,000)"]
-    assert legend_texts(coord.get_legend()) == ["per-coordinate median",
-                                                "configured minimum (100)"]
+    assert legend_texts(pooled.get_legend()) == [
+        "reference",
+        "robust",
+        "Hill (▲ capped)",
+        "configured minimum (1,000)",
+    ]
+    assert legend_texts(coord.get_legend()) == ["per-coordinate median", "configured minimum (100)"]
     assert pooled.get_xlabel() == "values n (pooled)"
     assert coord.get_xlabel() == "minibatches P (per coordinate)"
 
@@ -252,8 +298,14 @@ def test_alpha_and_accuracy_over_training_draws_both_splits_and_the_accuracies(o
     summary.loc[test, ESTIMATOR_COLUMNS] += 0.05
     summary.loc[test, ["alpha_robust_ci_low", "alpha_robust_ci_high"]] += 0.05
     summary["train_accuracy"] = np.where(summary.step <= 1, 0.1, 0.95)
-    log = pd.DataFrame({"step": np.arange(1, 1001), "lr": 0.1, "loss": 1.0,
-                        "accuracy": np.linspace(0.1, 0.95, 1000)})
+    log = pd.DataFrame(
+        {
+            "step": np.arange(1, 1001),
+            "lr": 0.1,
+            "loss": 1.0,
+            "accuracy": np.linspace(0.1, 0.95, 1000),
+        }
+    )
     fig = P.plot_alpha_and_accuracy_over_training(summary, [log], showcase, *out("t"))
     assert len(fig.axes) == 4
     steps = tuple(float(s) for s in STEPS)
@@ -268,17 +320,23 @@ def test_alpha_and_accuracy_over_training_draws_both_splits_and_the_accuracies(o
     assert "noise from P = 20 training / 20 test minibatches" in fig.axes[0].get_title()
     acc = fig.axes[3]
     lines = {line.get_label(): xy(line) for line in acc.lines}
-    assert set(lines) == {"training minibatch (10-step mean)", "train set (at checkpoints)",
-                          "test set (at checkpoints)"}
+    assert set(lines) == {
+        "training minibatch (10-step mean)",
+        "train set (at checkpoints)",
+        "test set (at checkpoints)",
+    }
     x, y = lines["training minibatch (10-step mean)"]
     assert len(x) == 1000 and y[0] == pytest.approx(10) and y[-1] == pytest.approx(94.617, 1e-3)
-    assert lines["train set (at checkpoints)"][1] == pytest.approx(
-        [10, 10, 95, 95, 95, 95, 95])
+    assert lines["train set (at checkpoints)"][1] == pytest.approx([10, 10, 95, 95, 95, 95, 95])
     assert lines["test set (at checkpoints)"][1] == pytest.approx([10, 10, 90, 90, 90, 90, 90])
     assert (acc.get_title(), acc.get_ylabel()) == ("accuracy", "accuracy (%)")
     assert legend_texts(fig.legends[0]) == [
-        "training set", "test set", "training minibatch accuracy\n(10-step running mean)",
-        "Gaussian, α = 2", "95% batch-means interval"]
+        "training set",
+        "test set",
+        "training minibatch accuracy\n(10-step running mean)",
+        "Gaussian, α = 2",
+        "95% batch-means interval",
+    ]
 
 
 # ----------------------------------------------------------------------------- block size
@@ -289,16 +347,39 @@ def test_alpha_vs_block_size_draws_measured_and_synthetic_sweeps(out):
     in both orders (x = K1, y = the α̂ given), the reference ★ and the robust ◇ with its bar."""
     showcase = [run()]
     summary, estimates, _ = make_tables(
-        showcase, sweep=lambda r, s, k1: 1.1 + 0.1 * np.log10(k1) + (0.05 if s == 1000 else 0))
+        showcase, sweep=lambda r, s, k1: 1.1 + 0.1 * np.log10(k1) + (0.05 if s == 1000 else 0)
+    )
     estimates["n_values"] = 100_000
-    extra = pd.DataFrame([
-        {**run(), "step": 1000, "split": "train", "estimator": "mohammadi_reference",
-         "scope": "pooled", "order": "natural", "k1": 250, "alpha": 1.31, "ci_low": np.nan,
-         "ci_high": np.nan, "n_values": 100_000},
-        {**run(), "step": 1000, "split": "train", "estimator": "mohammadi_robust",
-         "scope": "pooled", "order": "natural", "k1": 316, "alpha": 1.3, "ci_low": 1.25,
-         "ci_high": 1.36, "n_values": 100_000},
-    ])
+    extra = pd.DataFrame(
+        [
+            {
+                **run(),
+                "step": 1000,
+                "split": "train",
+                "estimator": "mohammadi_reference",
+                "scope": "pooled",
+                "order": "natural",
+                "k1": 250,
+                "alpha": 1.31,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "n_values": 100_000,
+            },
+            {
+                **run(),
+                "step": 1000,
+                "split": "train",
+                "estimator": "mohammadi_robust",
+                "scope": "pooled",
+                "order": "natural",
+                "k1": 316,
+                "alpha": 1.3,
+                "ci_low": 1.25,
+                "ci_high": 1.36,
+                "n_values": 100_000,
+            },
+        ]
+    )
     estimates = pd.concat([estimates, extra], ignore_index=True)
     synthetic = synthetic_block_sweep(20_000, 1.5, [10, 30, 100, 300, 1000])
     fig = P.plot_alpha_vs_block_size(estimates, synthetic, showcase, *out("k"))
@@ -333,9 +414,19 @@ def test_runtime_by_grid_axis_draws_one_point_per_job_in_every_panel(out):
     _, _, runs_table = make_tables(runs)
     runs_table["n_parameters"] = [1000, 4000, 16000, 2000]
     rules = (("train_sgd", 10.0), ("measure_gradient_noise", 30.0))
-    bench = pd.DataFrame([{"rule": rule, **r, "s": sec * r["width"] / 16 * r["depth"],
-                           "max_rss": 800.0 + r["width"], "cpu_time": 9.0}
-                          for rule, sec in rules for r in runs])
+    bench = pd.DataFrame(
+        [
+            {
+                "rule": rule,
+                **r,
+                "s": sec * r["width"] / 16 * r["depth"],
+                "max_rss": 800.0 + r["width"],
+                "cpu_time": 9.0,
+            }
+            for rule, sec in rules
+            for r in runs
+        ]
+    )
     fig = P.plot_runtime_by_grid_axis(bench, runs_table, *out("r"))
     assert len(fig.axes) == 6
     jobs = bench.merge(runs_table[[*P.RUN_KEYS, "n_parameters"]], on=P.RUN_KEYS)
@@ -344,13 +435,18 @@ def test_runtime_by_grid_axis_draws_one_point_per_job_in_every_panel(out):
         x_col = ("width", "depth", "n_parameters")[i % 3]
         (points,) = ax.collections
         got = sorted(map(tuple, np.round(np.asarray(points.get_offsets(), float), 6)))
-        assert got == sorted(zip(jobs[x_col].astype(float), jobs[y_col].astype(float),
-                                 strict=True)), (x_col, y_col)
+        assert got == sorted(
+            zip(jobs[x_col].astype(float), jobs[y_col].astype(float), strict=True)
+        ), (x_col, y_col)
     assert [ax.get_xlabel() for ax in fig.axes[3:]] == [
-        "width (FCN units / AlexNet filters ch)", "depth (weight layers)",
-        "trainable parameters M"]
+        "width (FCN units / AlexNet filters ch)",
+        "depth (weight layers)",
+        "trainable parameters M",
+    ]
     assert [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == [
-        "wall-clock time (s)", "peak memory, max RSS (MB)"]
+        "wall-clock time (s)",
+        "peak memory, max RSS (MB)",
+    ]
     legend = fig.axes[2].get_legend()
     assert legend_texts(legend) == ["measure_gradient_noise", "train_sgd"]
     hours = bench[bench.rule == "train_sgd"].s.sum() / 3600
@@ -362,17 +458,36 @@ def test_runtime_by_grid_axis_draws_one_point_per_job_in_every_panel(out):
 
 def sharpness_runs() -> pd.DataFrame:
     """Two families of 5 admitted end points with known values and two excluded ones."""
-    rows = [dict(family=fam, alpha_robust=lo + 0.1 * i, random_direction_sharpness=scale * (i + 1),
-                 top_hessian_eigenvalue=100 * scale * (i + 1), excluded="")
-            for fam, lo, scale in (("mnist/fcn/cross_entropy/lr0.1", 1.0, 1.0),
-                                   ("cifar10/alexnet/cross_entropy/lr0.1", 1.5, 0.1))
-            for i in range(5)]
-    rows += [dict(family="mnist/fcn/cross_entropy/lr0.1", alpha_robust=1.9,
-                  random_direction_sharpness=0.5, top_hessian_eigenvalue=7.0,
-                  excluded="not a minimum"),
-             dict(family="mnist/fcn/cross_entropy/lr0.1", alpha_robust=1.8,
-                  random_direction_sharpness=np.nan, top_hessian_eigenvalue=np.nan,
-                  excluded="not trained (status diverged)")]
+    rows = [
+        dict(
+            family=fam,
+            alpha_robust=lo + 0.1 * i,
+            random_direction_sharpness=scale * (i + 1),
+            top_hessian_eigenvalue=100 * scale * (i + 1),
+            excluded="",
+        )
+        for fam, lo, scale in (
+            ("mnist/fcn/cross_entropy/lr0.1", 1.0, 1.0),
+            ("cifar10/alexnet/cross_entropy/lr0.1", 1.5, 0.1),
+        )
+        for i in range(5)
+    ]
+    rows += [
+        dict(
+            family="mnist/fcn/cross_entropy/lr0.1",
+            alpha_robust=1.9,
+            random_direction_sharpness=0.5,
+            top_hessian_eigenvalue=7.0,
+            excluded="not a minimum",
+        ),
+        dict(
+            family="mnist/fcn/cross_entropy/lr0.1",
+            alpha_robust=1.8,
+            random_direction_sharpness=np.nan,
+            top_hessian_eigenvalue=np.nan,
+            excluded="not trained (status diverged)",
+        ),
+    ]
     return pd.DataFrame(rows)
 
 
@@ -380,8 +495,9 @@ def test_sharpness_vs_alpha_draws_each_family_s_points_in_both_panels(out):
     """One panel per sharpness measure: a point per admitted end point at (α̂, measure) in its
     family's colour, excluded end points as grey crosses; the legend counts them."""
     df = sharpness_runs()
-    _, results = S.claim_c6(df, dict(min_rho=0.0, min_runs=8, min_family_runs=3,
-                                     max_gradient_to_noise=1.0), n_boot=200)
+    _, results = S.claim_c6(
+        df, dict(min_rho=0.0, min_runs=8, min_family_runs=3, max_gradient_to_noise=1.0), n_boot=200
+    )
     fig = S.plot_sharpness_vs_alpha(df, results, *out("s"))
     assert len(fig.axes) == len(S.MEASURES) == 2
     fams = sorted(set(df.family))
@@ -391,7 +507,8 @@ def test_sharpness_vs_alpha_draws_each_family_s_points_in_both_panels(out):
         for fam, points in zip(fams, admitted, strict=True):
             d = df[(df.family == fam) & (df.excluded == "")]
             assert np.asarray(points.get_offsets(), float) == pytest.approx(
-                d[["alpha_robust", col]].to_numpy(float))
+                d[["alpha_robust", col]].to_numpy(float)
+            )
         crosses = np.asarray(excluded.get_offsets(), float)
         assert len(crosses) == 2 and crosses[0] == pytest.approx([1.9, df[col].iloc[10]])
         assert ax.get_ylabel() == label
@@ -411,15 +528,31 @@ def exit_table() -> pd.DataFrame:
     """An exit-time table (columns of :func:`sgdtail.dynamics.exit_time_sweep`) with known
     values: mean 10·H·W·α, interval ±20 %, σ = 0.1·H·W, ρ = 1 + σ."""
     rows = []
-    for a, sweep, heights, half_widths in ((1.5, "height", [2.0, 4.0, 8.0], [1.0]),
-                                           (1.5, "width", [4.0], [0.5, 1.0, 2.0]),
-                                           (2.0, "height", [2.0, 3.0, 4.0], [1.0])):
+    for a, sweep, heights, half_widths in (
+        (1.5, "height", [2.0, 4.0, 8.0], [1.0]),
+        (1.5, "width", [4.0], [0.5, 1.0, 2.0]),
+        (2.0, "height", [2.0, 3.0, 4.0], [1.0]),
+    ):
         for h in heights:
             for w in half_widths:
                 m, sigma = 10 * h * w * a, 0.1 * h * w
-                rows.append(dict(alpha=a, height=h, width=w, eps=1.0, mean=m, ci_low=0.8 * m,
-                                 ci_high=1.2 * m, sweep=sweep, level=0.95, sigma=sigma,
-                                 rho=1 + sigma, rho_ci_low=0.9 + sigma, rho_ci_high=1.1 + sigma))
+                rows.append(
+                    dict(
+                        alpha=a,
+                        height=h,
+                        width=w,
+                        eps=1.0,
+                        mean=m,
+                        ci_low=0.8 * m,
+                        ci_high=1.2 * m,
+                        sweep=sweep,
+                        level=0.95,
+                        sigma=sigma,
+                        rho=1 + sigma,
+                        rho_ci_low=0.9 + sigma,
+                        rho_ci_high=1.1 + sigma,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -439,8 +572,11 @@ def test_exit_time_vs_height_draws_means_asymptotes_and_ratios(tmp_path):
     (exact,) = [line for line in left.lines if line.get_label().startswith("α = 2: exact")]
     x, y = xy(exact)
     assert y[[0, -1]] == pytest.approx([D.brownian_mean_exit_time(h, 1.0, 1.0) for h in (2, 4)])
-    assert legend_texts(left.get_legend()) == ["α = 2: exact mean (quadrature)", "α = 1.5",
-                                               "α = 2 (Brownian)"]
+    assert legend_texts(left.get_legend()) == [
+        "α = 2: exact mean (quadrature)",
+        "α = 1.5",
+        "α = 2 (Brownian)",
+    ]
     ratios = errorbar_points(right)  # one set of points per α: every row of the table
     assert [sorted(x) for x, _ in ratios] == [sorted(df[df.alpha == a].sigma) for a in (1.5, 2)]
     assert all(y == pytest.approx(1 + x) for x, y in ratios)
@@ -468,12 +604,22 @@ def test_levy_vs_brownian_paths_draws_every_walk_its_zoom_and_the_shares(tmp_pat
     the median share against the window for every noise, with its interval."""
     labels = [n["noise"] for n in D.noise_list([1.5, 2.0], 3.0)]
     walks = np.cumsum(np.random.default_rng(0).standard_normal((3, 501)), axis=1)
-    shares = pd.DataFrame([dict(noise=lab, window=w, share=(i + 1) / np.log(w),
-                                share_ci_low=0.8 * (i + 1) / np.log(w),
-                                share_ci_high=1.2 * (i + 1) / np.log(w))
-                           for i, lab in enumerate(labels) for w in (4, 64, 256)])
-    fig = D.plot_levy_vs_brownian_paths(walks, labels, shares, tmp_path / "p.pdf",
-                                        tmp_path / "p.png", zoom_steps=50)
+    shares = pd.DataFrame(
+        [
+            dict(
+                noise=lab,
+                window=w,
+                share=(i + 1) / np.log(w),
+                share_ci_low=0.8 * (i + 1) / np.log(w),
+                share_ci_high=1.2 * (i + 1) / np.log(w),
+            )
+            for i, lab in enumerate(labels)
+            for w in (4, 64, 256)
+        ]
+    )
+    fig = D.plot_levy_vs_brownian_paths(
+        walks, labels, shares, tmp_path / "p.pdf", tmp_path / "p.png", zoom_steps=50
+    )
     assert len(fig.axes) == 2 * len(labels) + 1
     for i, lab in enumerate(labels):
         whole, zoom = fig.axes[2 * i], fig.axes[2 * i + 1]
@@ -522,6 +668,7 @@ def test_metastability_draws_the_potential_both_paths_and_the_fractions():
     assert any(xy(line)[0][-1] == pytest.approx(info["jump_time"]) for line in levy.lines)
     assert [t.get_text() for t in levy.texts] == ["escape from the narrow basin in one jump"]
     assert [p.get_height() for p in bars.patches] == pytest.approx(
-        list(info["frac_time_wide"].values()))
+        list(info["frac_time_wide"].values())
+    )
     assert [t.get_text() for t in bars.get_xticklabels()] == ["α = 1.2", "α = 2"]
     assert fig._suptitle.get_text().startswith("Metastability: H = 1, W = 0.5 vs 2")

@@ -17,8 +17,16 @@ from sgdtail.grid import (
     run_training,
 )
 
-SUB = dict(dataset=["mnist"], arch=["fcn"], width=[4, 8], depth=[2, 3], batch_size=[50],
-           lr=[0.1], loss=["cross_entropy"], seed=[0])
+SUB = dict(
+    dataset=["mnist"],
+    arch=["fcn"],
+    width=[4, 8],
+    depth=[2, 3],
+    batch_size=[50],
+    lr=[0.1],
+    loss=["cross_entropy"],
+    seed=[0],
+)
 
 
 def test_expand_is_product_and_union_without_repeats():
@@ -43,11 +51,19 @@ def test_run_path_encodes_every_axis():
 
 def test_checkpoint_schedules():
     assert checkpoint_schedule({"schedule": "log", "count": 4, "include_initial": True}, 1000) == [
-        0, 1, 10, 100, 1000]
-    assert checkpoint_schedule({"schedule": "every", "every": 250, "include_initial": False},
-                               1000) == [250, 500, 750, 1000]
+        0,
+        1,
+        10,
+        100,
+        1000,
+    ]
+    assert checkpoint_schedule(
+        {"schedule": "every", "every": 250, "include_initial": False}, 1000
+    ) == [250, 500, 750, 1000]
     assert checkpoint_schedule({"schedule": "list", "at": [5], "include_initial": False}, 20) == [
-        5, 20]
+        5,
+        20,
+    ]
     with pytest.raises(ConfigError, match=r"outside 0\.\.20"):
         checkpoint_schedule({"schedule": "list", "at": [30]}, 20)
 
@@ -99,8 +115,16 @@ def test_a_subgrid_may_set_its_own_training(config):
     cfg = copy.deepcopy(config)
     cfg["grid"] = "smoke"
     runs = cfg["grids"]["smoke"]["runs"]
-    runs.append(dict(SUB, width=[16], training={"iterations": 40, "checkpoints": {
-        "schedule": "list", "at": [10, 30], "include_initial": False}}))
+    runs.append(
+        dict(
+            SUB,
+            width=[16],
+            training={
+                "iterations": 40,
+                "checkpoints": {"schedule": "list", "at": [10, 30], "include_initial": False},
+            },
+        )
+    )
     points = check_config(cfg)
     training = run_training(cfg, points)
     own = "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s0"
@@ -115,13 +139,22 @@ def test_a_subgrid_may_set_its_own_training(config):
 def test_one_run_with_two_training_settings_fails(config):
     cfg = copy.deepcopy(config)
     cfg["grid"] = "smoke"
-    cfg["grids"]["smoke"]["runs"].append(dict(SUB, width=[8], depth=[2],
-                                              training={"iterations": 40}))
-    with pytest.raises(ConfigError, match=r"runs\[0\] and runs\[1\] both hold run "
-                       r"mnist/fcn/w8_d2/\S+ but give it different training settings"):
+    cfg["grids"]["smoke"]["runs"].append(
+        dict(SUB, width=[8], depth=[2], training={"iterations": 40})
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"runs\[0\] and runs\[1\] both hold run "
+        r"mnist/fcn/w8_d2/\S+ but give it different training settings",
+    ):
         check_config(cfg)
-    cfg["grids"]["smoke"]["runs"][1]["training"] = {"iterations": 10, "checkpoints": {
-        "schedule": "list", "at": [15]}}
-    with pytest.raises(ConfigError, match=r"grids\.smoke\.runs\[1\]\.training\.checkpoints\.at "
-                       r"has iterations \[15\] outside 0\.\.10"):
+    cfg["grids"]["smoke"]["runs"][1]["training"] = {
+        "iterations": 10,
+        "checkpoints": {"schedule": "list", "at": [15]},
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"grids\.smoke\.runs\[1\]\.training\.checkpoints\.at "
+        r"has iterations \[15\] outside 0\.\.10",
+    ):
         check_config(cfg)

@@ -1,5 +1,6 @@
-"""Linters that CI enforces: ruff on the Python code, snakefmt and `snakemake --lint` on the
-workflow. Each runs on the repository as it is and fails with the linter's findings."""
+"""Linters that CI enforces: ruff (lint and format) on the Python code, snakefmt and
+`snakemake --lint` on the workflow. Each runs on the repository as it is and fails with the
+linter's findings."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["timeout", "-k", "10", "300", sys.executable, "-m", *args],
-        cwd=cwd, capture_output=True, text=True,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -21,6 +24,14 @@ def test_ruff_check():
     # settings from pyproject.toml (line length 100, rules E F W I B UP NPY)
     res = run("ruff", "check", "--no-cache", "--output-format", "concise", str(REPO))
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
+
+
+def test_ruff_format_check():
+    res = run("ruff", "format", "--check", "--no-cache", str(REPO))
+    assert res.returncode == 0, (
+        "ruff format would reformat (run `.venv/bin/ruff format .`):\n"
+        + (res.stdout + res.stderr)[-6000:]
+    )
 
 
 def test_snakefmt_check():
@@ -34,8 +45,15 @@ def test_snakefmt_check():
 def test_snakemake_lint(tmp_path):
     """Snakemake's own lints (exit code 1 when it has findings) with the default config."""
     res = run(
-        "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(tmp_path), "--configfile", str(REPO / "config.yaml"), cwd=tmp_path,
+        "snakemake",
+        "--lint",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        cwd=tmp_path,
     )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]

@@ -64,8 +64,7 @@ def test_cross_entropy_of_the_study_by_hand():
     target = torch.tensor([1, 1])
     assert ce(out, target).item() == pytest.approx((-math.log(0.75) + math.log(5.0)) / 2)
     # uniform logits over C classes: log C whatever the batch size and labels
-    assert ce(torch.zeros(4, 10), torch.tensor([0, 3, 5, 9])).item() == pytest.approx(
-        math.log(10))
+    assert ce(torch.zeros(4, 10), torch.tensor([0, 3, 5, 9])).item() == pytest.approx(math.log(10))
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "hinge"])

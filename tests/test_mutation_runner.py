@@ -24,7 +24,8 @@ def test_staged_copy_has_the_library_under_src_and_mutmuts_config(runner, tmp_pa
     folder = tmp_path / "stage"
     runner.stage(folder, ["claims", "dynamics"], fresh=True)
     assert (folder / "src/sgdtail/claims.py").read_text() == (
-        runner.REPO / "scripts/sgdtail/claims.py").read_text()
+        runner.REPO / "scripts/sgdtail/claims.py"
+    ).read_text()
     assert not (folder / "scripts/sgdtail").exists()
     assert (folder / "scripts/aggregate_results.py").is_file()  # rule scripts stay in place
     config = tomllib.loads((folder / "pyproject.toml").read_text())
@@ -39,8 +40,10 @@ def test_staged_copy_has_the_library_under_src_and_mutmuts_config(runner, tmp_pa
 
 def test_only_the_named_functions_are_fenced_off(runner, tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("def keep(x):\n    return x + 1\n\n\n@decorator\ndef plot_a(x):\n"
-                    "    return x - 1\n\n\ndef sim(x):\n    return x * 2\n")
+    path.write_text(
+        "def keep(x):\n    return x + 1\n\n\n@decorator\ndef plot_a(x):\n"
+        "    return x - 1\n\n\ndef sim(x):\n    return x * 2\n"
+    )
     runner.exclude_functions(path, ["sim", r"plot_\w+"])
     text = path.read_text()
     ast.parse(text)

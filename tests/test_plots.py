@@ -42,8 +42,9 @@ def test_alpha_vs_width_draws_every_estimator_row(tmp_path):
 
 def test_alpha_vs_batch_size_draws_one_line_per_network_with_seed_bands(tmp_path):
     runs = [{**r, "seed": s} for r in c2_runs() for s in (0, 1)]
-    summary, _, runs_table = make_tables(runs, alpha=lambda r, s: 1.3 + 0.05 * r["seed"],
-                                         status={0: "diverged"})
+    summary, _, runs_table = make_tables(
+        runs, alpha=lambda r, s: 1.3 + 0.05 * r["seed"], status={0: "diverged"}
+    )
     pdf, png = outputs(tmp_path, "alpha_vs_batch_size")
     P.plot_alpha_vs_axis(summary, runs_table, "batch_size", "network", pdf, png)
     assert_drawn(pdf, png)
@@ -52,8 +53,9 @@ def test_alpha_vs_batch_size_draws_one_line_per_network_with_seed_bands(tmp_path
 def test_a_figure_without_its_sweep_fails_naming_the_runs_to_add(tmp_path):
     summary, _, runs_table = make_tables(widths(3))
     with pytest.raises(ValueError, match="add alexnet runs at two or more values of width"):
-        P.plot_alpha_vs_axis(summary, runs_table, "width", "batch_size",
-                             *outputs(tmp_path, "f"), arch="alexnet")
+        P.plot_alpha_vs_axis(
+            summary, runs_table, "width", "batch_size", *outputs(tmp_path, "f"), arch="alexnet"
+        )
     with pytest.raises(ValueError, match="two or more values of lr"):
         P.plot_alpha_vs_axis(summary, runs_table, "lr", "network", *outputs(tmp_path, "g"))
     assert not (tmp_path / "f.pdf").exists()
@@ -73,9 +75,19 @@ def test_noise_norm_histogram(tmp_path):
     summary, _, _ = make_tables(showcase)
     rng = np.random.default_rng(1)
     norms = pd.concat(
-        [pd.DataFrame({**r, "step": 1000, "split": split, "minibatch": np.arange(60),
-                       "norm": rng.lognormal(0, 0.3, 60)})
-         for r in showcase for split in ("train", "test")],
+        [
+            pd.DataFrame(
+                {
+                    **r,
+                    "step": 1000,
+                    "split": split,
+                    "minibatch": np.arange(60),
+                    "norm": rng.lognormal(0, 0.3, 60),
+                }
+            )
+            for r in showcase
+            for split in ("train", "test")
+        ],
         ignore_index=True,
     )
     pdf, png = outputs(tmp_path, "noise_norm_histogram")
@@ -95,8 +107,14 @@ def test_estimator_validation(tmp_path):
 def test_alpha_and_accuracy_over_training(tmp_path):
     showcase = [run()]
     summary, _, _ = make_tables(showcase, alpha=lambda r, s: 1.8 - 0.1 * np.log1p(s))
-    log = pd.DataFrame({"step": np.arange(1, 1001), "lr": 0.1, "loss": 1.0,
-                        "accuracy": np.linspace(0.1, 0.95, 1000)})
+    log = pd.DataFrame(
+        {
+            "step": np.arange(1, 1001),
+            "lr": 0.1,
+            "loss": 1.0,
+            "accuracy": np.linspace(0.1, 0.95, 1000),
+        }
+    )
     pdf, png = outputs(tmp_path, "alpha_and_accuracy_over_training")
     P.plot_alpha_and_accuracy_over_training(summary, [log], showcase, pdf, png)
     assert_drawn(pdf, png)
@@ -107,15 +125,36 @@ def test_alpha_vs_block_size(tmp_path):
     summary, estimates, _ = make_tables(showcase, sweep=lambda r, s, k1: 1.1 + 0.1 * np.log10(k1))
     estimates["n_values"] = 100_000
     last = summary[(summary.step == 1000) & (summary.split == "train")]
-    extra = pd.DataFrame([
-        {**run(), "step": 1000, "split": "train", "estimator": "mohammadi_reference",
-         "scope": "pooled", "order": "natural", "k1": 250,
-         "alpha": float(last.alpha_reference.iloc[0]),
-         "ci_low": np.nan, "ci_high": np.nan, "n_values": 100_000},
-        {**run(), "step": 1000, "split": "train", "estimator": "mohammadi_robust",
-         "scope": "pooled", "order": "natural", "k1": 316, "alpha": 1.3, "ci_low": 1.25,
-         "ci_high": 1.36, "n_values": 100_000},
-    ])
+    extra = pd.DataFrame(
+        [
+            {
+                **run(),
+                "step": 1000,
+                "split": "train",
+                "estimator": "mohammadi_reference",
+                "scope": "pooled",
+                "order": "natural",
+                "k1": 250,
+                "alpha": float(last.alpha_reference.iloc[0]),
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "n_values": 100_000,
+            },
+            {
+                **run(),
+                "step": 1000,
+                "split": "train",
+                "estimator": "mohammadi_robust",
+                "scope": "pooled",
+                "order": "natural",
+                "k1": 316,
+                "alpha": 1.3,
+                "ci_low": 1.25,
+                "ci_high": 1.36,
+                "n_values": 100_000,
+            },
+        ]
+    )
     estimates = pd.concat([estimates, extra], ignore_index=True)
     synthetic = synthetic_block_sweep(20_000, 1.5, [10, 30, 100, 300, 1000])
     pdf, png = outputs(tmp_path, "alpha_vs_block_size")
@@ -132,8 +171,9 @@ def test_runtime_by_grid_axis_from_benchmark_files(tmp_path):
             point = RunPoint(**r)
             path = tmp_path / "benchmarks" / rule / f"{point.path}.tsv"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("s\th:m:s\tmax_rss\tcpu_time\n"
-                            f"{seconds * r['width'] / 16}\t0:00:10\t800.5\t9.0\n")
+            path.write_text(
+                f"s\th:m:s\tmax_rss\tcpu_time\n{seconds * r['width'] / 16}\t0:00:10\t800.5\t9.0\n"
+            )
             paths.append(path)
     bench = P.read_benchmarks(paths)
     assert set(bench.rule) == {"train_sgd", "measure_gradient_noise"}
@@ -177,10 +217,10 @@ def test_sweep_figure_leaves_out_untrained_runs_and_small_samples_and_says_so(
 
     monkeypatch.setattr(P, "save_figure", capture)
     few = {"pooled_enough": True, "per_coordinate_enough": False}
-    summary, _, runs_table = make_tables(widths(4), status={1: "not_trained", 3: "diverged"},
-                                         flags=lambda r, s: few)
-    P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *outputs(tmp_path, "w"),
-                         arch="fcn")
+    summary, _, runs_table = make_tables(
+        widths(4), status={1: "not_trained", 3: "diverged"}, flags=lambda r, s: few
+    )
+    P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *outputs(tmp_path, "w"), arch="fcn")
     title = " ".join(titles[0].split())  # the title is wrapped
     assert "2 runs drawn" in title, title
     assert "2 excluded from every statistic: 1 diverged" in title, title

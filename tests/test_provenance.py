@@ -16,8 +16,16 @@ from sgdtail import io
 from sgdtail.train import TrainConfig, train_sgd
 
 #: What run.json must name, whatever else it records.
-REQUIRED = ("torch", "torchvision", "numpy", "scipy", "pandas", "snakemake", "matplotlib",
-            "seaborn")
+REQUIRED = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "pandas",
+    "snakemake",
+    "matplotlib",
+    "seaborn",
+)
 
 
 def installed(name: str) -> str | None:
@@ -51,17 +59,33 @@ def test_provenance_on_a_cuda_device_records_cuda_cudnn_and_the_gpu(monkeypatch)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     prov = io.provenance(torch.device("cuda", 0))
-    assert prov["cuda"] == {"cuda": "12.6", "cudnn": 90501, "gpu": "NVIDIA H200",
-                            "capability": "9.0", "memory_mib": 143771, "device_count": 1}
+    assert prov["cuda"] == {
+        "cuda": "12.6",
+        "cudnn": 90501,
+        "gpu": "NVIDIA H200",
+        "capability": "9.0",
+        "memory_mib": 143771,
+        "device_count": 1,
+    }
     assert io.provenance("cuda")["cuda"]["gpu"] == "NVIDIA H200"  # a device name works too
     assert io.provenance(torch.device("cpu"))["cuda"] is None
     json.dumps(prov)  # stored as JSON
 
 
 def test_run_json_records_versions_device_and_data_hash(tmp_path, small_data):
-    cfg = TrainConfig(dataset="synthetic", arch="fcn", width=8, depth=2, batch_size=20, lr=0.1,
-                      loss="cross_entropy", seed=0, iterations=10, checkpoints=(0, 10),
-                      eval_batch_size=128)
+    cfg = TrainConfig(
+        dataset="synthetic",
+        arch="fcn",
+        width=8,
+        depth=2,
+        batch_size=20,
+        lr=0.1,
+        loss="cross_entropy",
+        seed=0,
+        iterations=10,
+        checkpoints=(0, 10),
+        eval_batch_size=128,
+    )
     train_sgd(cfg, small_data, tmp_path, torch.device("cpu"))
     info = json.loads((tmp_path / "run.json").read_text())
     prov = info["provenance"]

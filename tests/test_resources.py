@@ -42,8 +42,16 @@ def point(path: str) -> dict[str, list]:
     dataset, arch, wd, rest = path.split("/")
     width, depth = wd[1:].split("_d")
     loss, batch, lr, seed = re.fullmatch(r"(\w+?)_b(\d+)_lr([\d.]+)_s(\d+)", rest).groups()
-    return dict(dataset=[dataset], arch=[arch], width=[int(width)], depth=[int(depth)],
-                batch_size=[int(batch)], lr=[float(lr)], loss=[loss], seed=[int(seed)])
+    return dict(
+        dataset=[dataset],
+        arch=[arch],
+        width=[int(width)],
+        depth=[int(depth)],
+        batch_size=[int(batch)],
+        lr=[float(lr)],
+        loss=[loss],
+        seed=[int(seed)],
+    )
 
 
 def write_config(folder: Path, device: str = "auto") -> Path:
@@ -52,10 +60,12 @@ def write_config(folder: Path, device: str = "auto") -> Path:
     config = {
         "grid": "resources_test",
         "training": {"device": device},
-        "grids": {"resources_test": {
-            "training": paper["training"],
-            "runs": [point(SMALL), point(LARGE), point(ALEXNET)],
-        }},
+        "grids": {
+            "resources_test": {
+                "training": paper["training"],
+                "runs": [point(SMALL), point(LARGE), point(ALEXNET)],
+            }
+        },
     }
     path = folder / f"resources_{device}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -71,13 +81,23 @@ def dry_run(workdir: Path, *args: str, gpus: int = 0) -> str:
     """`snakemake -n` in workdir (the default workflow profile unless args name another), on a
     machine that shows ``gpus`` GPUs."""
     cmd = [
-        "timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-n",
-        "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--cores", "8",  # the most threads a rule asks for: keeps them uncapped on a small host
+        "timeout",
+        "-k",
+        "10",
+        "300",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "8",  # the most threads a rule asks for: keeps them uncapped on a small host
         *args,
     ]
-    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                         env=snakemake_env(gpus))
+    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=snakemake_env(gpus))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     return out
@@ -104,8 +124,10 @@ def jobs(output: str) -> dict[tuple[str, str], dict]:
         outputs = re.search(r"^\s+output: ([^,\n]+)", block, re.M)
         resources = re.search(r"^\s+resources: (.*)", block, re.M)
         threads = re.search(r"^\s+threads: (\d+)", block, re.M)
-        info = {"threads": int(threads[1]) if threads else 1,
-                "group": (group, group_no) if group else None}
+        info = {
+            "threads": int(threads[1]) if threads else 1,
+            "group": (group, group_no) if group else None,
+        }
         for kv in resources[1].split(", ") if resources else ():
             key, value = kv.split("=", 1)
             info[key] = int(value) if value.isdigit() else value
@@ -190,8 +212,10 @@ def test_gpu_request_follows_training_device(dry_runs):
         if rule not in PER_RUN:
             assert "gpu" not in info, (rule, out, info)
     # a GPU is faster: the large run asks for less time than on CPUs
-    assert (of_run(dry_runs["cuda"], "train_sgd", LARGE)["runtime"]
-            < of_run(dry_runs["cpu"], "train_sgd", LARGE)["runtime"])
+    assert (
+        of_run(dry_runs["cuda"], "train_sgd", LARGE)["runtime"]
+        < of_run(dry_runs["cpu"], "train_sgd", LARGE)["runtime"]
+    )
 
 
 def test_device_auto_asks_for_a_gpu_where_the_machine_shows_one(work):
@@ -203,8 +227,9 @@ def test_device_auto_asks_for_a_gpu_where_the_machine_shows_one(work):
             info = of_run(local, rule, run)
             assert info["gpu"] == 1 and info["threads"] == 2, (rule, run, info)
     # on SLURM the submitting host's GPUs say nothing about the nodes: auto asks for none
-    slurm = jobs(dry_run(work, "--workflow-profile", str(REPO / "profiles" / "slurm"), *base,
-                         gpus=2))
+    slurm = jobs(
+        dry_run(work, "--workflow-profile", str(REPO / "profiles" / "slurm"), *base, gpus=2)
+    )
     assert {of_run(slurm, rule, SMALL)["gpu"] for rule in PER_RUN} == {0}
 
 
@@ -250,10 +275,26 @@ def run_smoke(work: Path, data: Path, gpus: int, targets: list[str], *args: str)
     """Make ``targets`` of the smoke grid's workflow in ``work`` (local MNIST digits,
     --cores 4) on a machine that shows ``gpus`` GPUs."""
     cmd = [
-        "timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", *targets,
-        "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-        "--configfile", str(REPO / "config.yaml"), "--cores", "4", *args, "--config",
-        "grid=smoke", f"datasets={{mnist: {{source: folder, path: {data}}}}}",
+        "timeout",
+        "-k",
+        "10",
+        "900",
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "--cores",
+        "4",
+        *args,
+        "--config",
+        "grid=smoke",
+        f"datasets={{mnist: {{source: folder, path: {data}}}}}",
     ]
     res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=snakemake_env(gpus))
     out = res.stdout + res.stderr
@@ -270,24 +311,44 @@ def test_local_gpu_jobs_never_share_a_gpu_and_noise_budget_follows_mem_mb(tmp_pa
 
     data = tmp_path / "mnist_data"
     write_mnist_folder(data, *load_real_digits())
-    runs = [f"results/runs/mnist/fcn/w{w}_d{d}/cross_entropy_b50_lr0.1_s0"
-            for w in (4, 8) for d in (2, 3)]
+    runs = [
+        f"results/runs/mnist/fcn/w{w}_d{d}/cross_entropy_b50_lr0.1_s0"
+        for w in (4, 8)
+        for d in (2, 3)
+    ]
     gpu_rules = {"train_sgd", "measure_gradient_noise"}
     free = run_smoke(tmp_path, data, 0, [f"{r}/checkpoints.pt" for r in runs])
     assert most_at_once(free, {"train_sgd"}) >= 2  # nothing holds CPU jobs back
-    table = jobs(dry_run(tmp_path, f"{runs[0]}/tail_index.csv", "--configfile",
-                         str(REPO / "config.yaml"), "--config", "grid=smoke",
-                         f"datasets={{mnist: {{source: folder, path: {data}}}}}", gpus=1))
+    table = jobs(
+        dry_run(
+            tmp_path,
+            f"{runs[0]}/tail_index.csv",
+            "--configfile",
+            str(REPO / "config.yaml"),
+            "--config",
+            "grid=smoke",
+            f"datasets={{mnist: {{source: folder, path: {data}}}}}",
+            gpus=1,
+        )
+    )
     mem = table[("measure_gradient_noise", f"{runs[0]}/tail_index.csv")]["mem_mb"]
-    one_gpu = run_smoke(tmp_path, data, 1, [f"{r}/tail_index.csv" for r in runs],
-                        "--forcerun", "train_sgd", "--set-resources",
-                        f"measure_gradient_noise:mem_mb={mem - 400}")
+    one_gpu = run_smoke(
+        tmp_path,
+        data,
+        1,
+        [f"{r}/tail_index.csv" for r in runs],
+        "--forcerun",
+        "train_sgd",
+        "--set-resources",
+        f"measure_gradient_noise:mem_mb={mem - 400}",
+    )
     assert sum(kind == "start" and rule in gpu_rules for kind, rule, _ in events(one_gpu)) == 8
     assert most_at_once(one_gpu, gpu_rules) == 1
     run_path = runs[0].removeprefix("results/runs/")
     log = (tmp_path / "logs/measure_gradient_noise" / f"{run_path}.log").read_text()
-    assert f"gradient memory budget 112 MB (noise.memory_budget_mb 512, job mem_mb {mem - 400})" \
-        in log, log
+    assert (
+        f"gradient memory budget 112 MB (noise.memory_budget_mb 512, job mem_mb {mem - 400})" in log
+    ), log
 
 
 def test_small_runs_are_grouped_and_large_ones_are_not(dry_runs):
@@ -311,10 +372,17 @@ def test_slurm_profile_packs_small_runs_into_few_group_jobs(work):
     profile = yaml.safe_load((REPO / "profiles/slurm/config.v8+.yaml").read_text())
     assert "group_slot=1" in profile["resources"]
     assert "group_slot=local" in profile["set-resource-scopes"]
-    table = jobs(dry_run(
-        work, "--workflow-profile", str(REPO / "profiles" / "slurm"),
-        "--configfile", str(REPO / "config.yaml"), "--config", "grid=smoke",
-    ))
+    table = jobs(
+        dry_run(
+            work,
+            "--workflow-profile",
+            str(REPO / "profiles" / "slurm"),
+            "--configfile",
+            str(REPO / "config.yaml"),
+            "--config",
+            "grid=smoke",
+        )
+    )
     groups: dict[tuple, list[str]] = {}
     for (rule, _), info in table.items():
         if info["group"]:

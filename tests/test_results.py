@@ -40,10 +40,12 @@ def test_a_width_trend_agrees_disagrees_or_is_unclear(effect, agreement):
 def test_trend_agreement_follows_the_interval():
     assert R.trend_agreement({"slope": 0.1, "low": 0.05, "high": 0.15}, "rises") == "agrees"
     assert R.trend_agreement({"slope": 0.1, "low": 0.05, "high": 0.15}, "falls") == "disagrees"
-    assert R.trend_agreement({"slope": 0.1, "low": -0.05, "high": 0.15}, "falls") == \
-        "no clear trend"
-    assert R.trend_agreement({"slope": math.nan, "low": math.nan, "high": math.nan},
-                             "falls").startswith("not measured")
+    assert (
+        R.trend_agreement({"slope": 0.1, "low": -0.05, "high": 0.15}, "falls") == "no clear trend"
+    )
+    assert R.trend_agreement(
+        {"slope": math.nan, "low": math.nan, "high": math.nan}, "falls"
+    ).startswith("not measured")
 
 
 def test_alexnet_level_below_2_and_untrained_runs_left_out():
@@ -60,17 +62,49 @@ def test_alexnet_level_below_2_and_untrained_runs_left_out():
 
 def test_results_page_has_a_row_per_figure_and_claim():
     m, runs_table = measurements(lambda r, s: 1.4 - 0.03 * math.log2(r["width"] / 16))
-    claims = pd.DataFrame([
-        {"claim": "C1", "estimator": "robust", "statistic": "share", "value": 1.0,
-         "ci_low": 0.7, "ci_high": 1.0, "verdict": "supported", "reason": ""},
-        {"claim": "C1", "estimator": "per_coordinate", "statistic": "share", "value": 0.0,
-         "ci_low": 0.0, "ci_high": 0.3, "verdict": "not supported", "reason": ""},
-        {"claim": "C4", "estimator": "n/a", "statistic": "elasticity", "value": 0.04,
-         "ci_low": np.nan, "ci_high": np.nan, "verdict": "inconclusive",
-         "reason": "not in the small-noise regime"},
-    ])
-    validation = pd.DataFrame({"case": "sas", "estimator": "mohammadi_robust", "size": 1000,
-                               "true_alpha": [1.0, 2.0], "alpha_hat": [1.02, 1.97]})
+    claims = pd.DataFrame(
+        [
+            {
+                "claim": "C1",
+                "estimator": "robust",
+                "statistic": "share",
+                "value": 1.0,
+                "ci_low": 0.7,
+                "ci_high": 1.0,
+                "verdict": "supported",
+                "reason": "",
+            },
+            {
+                "claim": "C1",
+                "estimator": "per_coordinate",
+                "statistic": "share",
+                "value": 0.0,
+                "ci_low": 0.0,
+                "ci_high": 0.3,
+                "verdict": "not supported",
+                "reason": "",
+            },
+            {
+                "claim": "C4",
+                "estimator": "n/a",
+                "statistic": "elasticity",
+                "value": 0.04,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "verdict": "inconclusive",
+                "reason": "not in the small-noise regime",
+            },
+        ]
+    )
+    validation = pd.DataFrame(
+        {
+            "case": "sas",
+            "estimator": "mohammadi_robust",
+            "size": 1000,
+            "true_alpha": [1.0, 2.0],
+            "alpha_hat": [1.02, 1.97],
+        }
+    )
     table = R.results_table(m, claims, validation, C.Thresholds(), tolerance=0.1)
     assert len(table) == len(R.FINDINGS) + 2
     by = table.set_index("figure or claim")["agree?"]

@@ -42,18 +42,20 @@ def _spd(eigs, seed=0):
 def test_top_eigenvalue_of_quadratic_loss():
     a = _spd([5.0, 2.0, 1.0, 0.5, 0.1])
     model = Quadratic(torch.ones(5, dtype=torch.float64)).train()
-    eig = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=200,
-                                   tol=1e-8)
+    eig = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=200, tol=1e-8)
     assert eig["eigenvalue"] == pytest.approx(5.0, rel=1e-8)
     assert eig["converged"] and eig["products"] < 200 and eig["relative_residual"] <= 1e-8
     assert model.training  # mode restored
 
 
-@pytest.mark.parametrize("eigs", [
-    [3.0, 1.0, 0.2, -0.5, -8.0, -7.5, -6.0],  # the most negative one dominates in magnitude
-    [2.0, 0.1],  # two parameters: too few for ARPACK, solved densely
-    [-4.0, -1.0, -0.5],  # a maximum: the top eigenvalue is negative
-])
+@pytest.mark.parametrize(
+    "eigs",
+    [
+        [3.0, 1.0, 0.2, -0.5, -8.0, -7.5, -6.0],  # the most negative one dominates in magnitude
+        [2.0, 0.1],  # two parameters: too few for ARPACK, solved densely
+        [-4.0, -1.0, -0.5],  # a maximum: the top eigenvalue is negative
+    ],
+)
 def test_top_eigenvalue_is_the_largest_not_the_largest_in_magnitude(eigs):
     q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((len(eigs), len(eigs))))
     a = torch.tensor(q @ np.diag(eigs) @ q.T, dtype=torch.float64)
@@ -72,7 +74,7 @@ def _dense_hessian(net, loss_fn, x, y):
         params, i = {}, 0
         for name, shape in named:
             k = math.prod(shape)
-            params[name] = flat[i:i + k].view(shape)
+            params[name] = flat[i : i + k].view(shape)
             i += k
         return loss_fn(functional_call(net, params, (x,)), y)
 
@@ -104,16 +106,17 @@ def test_lanczos_convergence_flag_and_budget():
     # cannot reach tol = 1e-6; the solve stops at the budget and says so, NaN for λ_max
     a = torch.diag(torch.linspace(1.0, 5.0, 300, dtype=torch.float64))
     model = Quadratic(torch.ones(300, dtype=torch.float64))
-    short = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=50,
-                                     tol=1e-6)
+    short = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=50, tol=1e-6)
     assert not short["converged"] and short["products"] == 50
     assert math.isnan(short["eigenvalue"]) and math.isnan(short["relative_residual"])
-    long = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=1000,
-                                    tol=1e-6)
+    long = S.top_hessian_eigenvalue(
+        model, quad_loss, torch.zeros(1), a, max_products=1000, tol=1e-6
+    )
     assert long["converged"] and 50 < long["products"] < 1000
     assert abs(long["eigenvalue"] - 5.0) <= 1e-6 * 5.0
-    again = S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, max_products=1000,
-                                     tol=1e-6)
+    again = S.top_hessian_eigenvalue(
+        model, quad_loss, torch.zeros(1), a, max_products=1000, tol=1e-6
+    )
     assert again == long  # the seeded start vector makes the solve reproducible
     with pytest.raises(ValueError, match="tol"):
         S.top_hessian_eigenvalue(model, quad_loss, torch.zeros(1), a, tol=0.0)
@@ -123,8 +126,9 @@ def test_lanczos_convergence_flag_and_budget():
 
 def test_top_eigenvalue_of_linear_regression():
     torch.manual_seed(0)
-    x = torch.randn(200, 6, dtype=torch.float64) * torch.tensor([3.0, 1, 1, 1, 1, 0.5],
-                                                                 dtype=torch.float64)
+    x = torch.randn(200, 6, dtype=torch.float64) * torch.tensor(
+        [3.0, 1, 1, 1, 1, 0.5], dtype=torch.float64
+    )
     y = torch.randn(200, 1, dtype=torch.float64)
     model = nn.Linear(6, 1, bias=False).double()
     eig = S.top_hessian_eigenvalue(model, nn.MSELoss(), x, y, max_products=300, tol=1e-8)
@@ -143,8 +147,9 @@ def test_random_direction_sharpness_exact_for_quadratic():
     w0 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     model = Quadratic(w0).train()
     r, seed, n = 0.1, 3, 4
-    got = S.random_direction_sharpness(model, quad_loss, torch.zeros(1), a, n_dirs=n,
-                                       radius=r, seed=seed)
+    got = S.random_direction_sharpness(
+        model, quad_loss, torch.zeros(1), a, n_dirs=n, radius=r, seed=seed
+    )
     gen = torch.Generator().manual_seed(seed)
     want = []
     for _ in range(n):
@@ -153,12 +158,17 @@ def test_random_direction_sharpness_exact_for_quadratic():
         want.append(0.5 * r**2 * float(d @ a @ d))  # two-sided average cancels the gradient
     assert got == pytest.approx(np.mean(want), rel=1e-9)
     assert torch.equal(model.w.detach(), w0) and model.training  # restored
-    sharper = S.random_direction_sharpness(model, lambda o, m: quad_loss(o, 2 * m),
-                                           torch.zeros(1), a, n_dirs=n, radius=r, seed=seed)
+    sharper = S.random_direction_sharpness(
+        model, lambda o, m: quad_loss(o, 2 * m), torch.zeros(1), a, n_dirs=n, radius=r, seed=seed
+    )
     assert sharper == pytest.approx(2 * got, rel=1e-9)
     # a maximum (negative-definite Hessian) reads negative: not a minimum
-    assert S.random_direction_sharpness(model, lambda o, m: -quad_loss(o, m), torch.zeros(1),
-                                        a, n_dirs=n, radius=r, seed=seed) < 0
+    assert (
+        S.random_direction_sharpness(
+            model, lambda o, m: -quad_loss(o, m), torch.zeros(1), a, n_dirs=n, radius=r, seed=seed
+        )
+        < 0
+    )
 
 
 def test_random_direction_sharpness_filter_normalised_on_a_net():
@@ -197,8 +207,10 @@ def test_gradient_to_noise_against_hand_computed_minibatch_gradients():
     model, x, y = _regression()
     got = S.gradient_to_noise(model, nn.MSELoss(), x, y, batch_size=10)
     w = model.weight.detach().T
-    gs = [(2 * xb.T @ (xb @ w - yb) / 10).ravel() for xb, yb in zip(x.split(10), y.split(10),
-                                                                     strict=True)]
+    gs = [
+        (2 * xb.T @ (xb @ w - yb) / 10).ravel()
+        for xb, yb in zip(x.split(10), y.split(10), strict=True)
+    ]
     gs = torch.stack(gs).numpy()
     gbar = gs.mean(axis=0)
     noise = math.sqrt(((gs - gbar) ** 2).sum() / 3)
@@ -225,39 +237,66 @@ def test_gradient_to_noise_small_at_the_minimum_large_far_from_it():
 
 
 # --------------------------------------------------------------------------- minimum filter
-GOOD = dict(status="completed", finite_weights=True, alpha_robust=1.5, hessian_converged=True,
-            gradient_to_noise=0.4, random_direction_sharpness=1e-3, top_hessian_eigenvalue=5.0)
+GOOD = dict(
+    status="completed",
+    finite_weights=True,
+    alpha_robust=1.5,
+    hessian_converged=True,
+    gradient_to_noise=0.4,
+    random_direction_sharpness=1e-3,
+    top_hessian_eigenvalue=5.0,
+)
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({}, ""),
-    ({"status": "converged"}, ""),
-    ({"status": "diverged"}, "not trained (status diverged)"),
-    ({"status": "not_trained"}, "not trained (status not_trained)"),
-    ({"status": float("nan")}, "not trained"),
-    ({"finite_weights": False}, "non-finite weights"),
-    ({"alpha_robust": float("nan")}, "no alpha estimate"),
-    ({"hessian_converged": False}, "Lanczos (λ_max) not converged"),
-    ({"hessian_converged": float("nan")}, "Lanczos (λ_max) not converged"),
-    ({"gradient_to_noise": 1.5}, "gradient not small"),
-    ({"gradient_to_noise": float("inf")}, "gradient not small"),
-    ({"random_direction_sharpness": -0.0013}, "negative random-direction sharpness"),
-    ({"top_hessian_eigenvalue": -2.0}, "non-positive top Hessian eigenvalue"),
-    ({"top_hessian_eigenvalue": float("nan")}, "non-positive top Hessian eigenvalue"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({}, ""),
+        ({"status": "converged"}, ""),
+        ({"status": "diverged"}, "not trained (status diverged)"),
+        ({"status": "not_trained"}, "not trained (status not_trained)"),
+        ({"status": float("nan")}, "not trained"),
+        ({"finite_weights": False}, "non-finite weights"),
+        ({"alpha_robust": float("nan")}, "no alpha estimate"),
+        ({"hessian_converged": False}, "Lanczos (λ_max) not converged"),
+        ({"hessian_converged": float("nan")}, "Lanczos (λ_max) not converged"),
+        ({"gradient_to_noise": 1.5}, "gradient not small"),
+        ({"gradient_to_noise": float("inf")}, "gradient not small"),
+        ({"random_direction_sharpness": -0.0013}, "negative random-direction sharpness"),
+        ({"top_hessian_eigenvalue": -2.0}, "non-positive top Hessian eigenvalue"),
+        ({"top_hessian_eigenvalue": float("nan")}, "non-positive top Hessian eigenvalue"),
+    ],
+)
 def test_minimum_filter(change, reason):
     got = S.exclusion_reason({**GOOD, **change}, max_gradient_to_noise=1.0)
     assert got.startswith(reason) and bool(got) == bool(reason)
 
 
 def test_table_joins_status_alpha_and_family():
-    axes = dict(dataset="mnist", arch="fcn", width=16, depth=2, batch_size=500, lr=0.1,
-                loss="cross_entropy", seed=0)
-    summary = pd.DataFrame([
-        {**axes, "step": s, "split": sp, "status": "diverged", "alpha_robust": a,
-         "alpha_reference": a, "alpha_per_coordinate_median": a}
-        for s, sp, a in ((0, "train", 1.9), (400, "train", 1.4), (400, "test", 1.6))
-    ])
+    axes = dict(
+        dataset="mnist",
+        arch="fcn",
+        width=16,
+        depth=2,
+        batch_size=500,
+        lr=0.1,
+        loss="cross_entropy",
+        seed=0,
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                **axes,
+                "step": s,
+                "split": sp,
+                "status": "diverged",
+                "alpha_robust": a,
+                "alpha_reference": a,
+                "alpha_per_coordinate_median": a,
+            }
+            for s, sp, a in ((0, "train", 1.9), (400, "train", 1.4), (400, "test", 1.6))
+        ]
+    )
     df = S.sharpness_vs_alpha_table([{**axes, "step": 400, "finite_weights": True}], summary)
     row = df.iloc[0]
     assert row["family"] == "mnist/fcn/cross_entropy/lr0.1" and row["status"] == "diverged"
@@ -312,22 +351,28 @@ def test_within_family_spearman_without_usable_families():
 T6 = dict(min_rho=0.0, min_runs=8, min_family_runs=3, max_gradient_to_noise=1.0)
 
 
-@pytest.mark.parametrize("res, verdict", [
-    (dict(rho=0.8, ci_low=0.5, ci_high=0.95, n=20), "supported"),
-    (dict(rho=-0.6, ci_low=-0.85, ci_high=-0.2, n=20), "not supported"),
-    (dict(rho=0.2, ci_low=-0.3, ci_high=0.6, n=20), "inconclusive (CI straddles"),
-    (dict(rho=0.9, ci_low=0.6, ci_high=0.99, n=5), "inconclusive (fewer than 8"),
-    (dict(rho=float("nan"), ci_low=float("nan"), ci_high=float("nan"), n=20),
-     "inconclusive (correlation"),
-])
+@pytest.mark.parametrize(
+    "res, verdict",
+    [
+        (dict(rho=0.8, ci_low=0.5, ci_high=0.95, n=20), "supported"),
+        (dict(rho=-0.6, ci_low=-0.85, ci_high=-0.2, n=20), "not supported"),
+        (dict(rho=0.2, ci_low=-0.3, ci_high=0.6, n=20), "inconclusive (CI straddles"),
+        (dict(rho=0.9, ci_low=0.6, ci_high=0.99, n=5), "inconclusive (fewer than 8"),
+        (
+            dict(rho=float("nan"), ci_low=float("nan"), ci_high=float("nan"), n=20),
+            "inconclusive (correlation",
+        ),
+    ],
+)
 def test_c6_verdicts(res, verdict):
     v = S.claim_c6_verdict(res, T6)
     assert v["verdict"].startswith(verdict), v
 
 
 def test_c6_verdict_too_weak_and_missing_thresholds():
-    weak = S.claim_c6_verdict(dict(rho=0.02, ci_low=-0.1, ci_high=0.15, n=200),
-                              {**T6, "min_rho": 0.3})
+    weak = S.claim_c6_verdict(
+        dict(rho=0.02, ci_low=-0.1, ci_high=0.15, n=200), {**T6, "min_rho": 0.3}
+    )
     assert weak["verdict"] == "not supported" and "too weak" in weak["reason"]
     with pytest.raises(KeyError, match="min_runs"):
         S.claim_c6_verdict(dict(rho=0.1, ci_low=0, ci_high=0.2, n=10), {"min_rho": 0.3})
@@ -338,32 +383,62 @@ def synthetic_runs(slope: float, seed: int = 0, noise: float = 0.1) -> pd.DataFr
     a family of 1 run, and end points that must be excluded."""
     rng = np.random.default_rng(seed)
     rows = []
-    for fam, lo, scale, n in (("mnist/fcn/cross_entropy/lr0.1", 1.0, 10.0, 10),
-                              ("cifar10/alexnet/cross_entropy/lr0.1", 1.6, 0.01, 10),
-                              ("mnist/fcn/cross_entropy/lr0.02", 1.3, 1.0, 1)):
+    for fam, lo, scale, n in (
+        ("mnist/fcn/cross_entropy/lr0.1", 1.0, 10.0, 10),
+        ("cifar10/alexnet/cross_entropy/lr0.1", 1.6, 0.01, 10),
+        ("mnist/fcn/cross_entropy/lr0.02", 1.3, 1.0, 1),
+    ):
         for a in rng.uniform(lo, lo + 0.4, n):
             sharp = scale * math.exp(slope * a + rng.normal(0, noise))
-            rows.append(dict(family=fam, alpha_robust=a, random_direction_sharpness=sharp,
-                             top_hessian_eigenvalue=1e3 * sharp, excluded=""))
-    rows += [dict(family="cifar10/alexnet/cross_entropy/lr0.1", alpha_robust=1.2,
-                  random_direction_sharpness=-0.0013, top_hessian_eigenvalue=3.0,
-                  excluded="negative random-direction sharpness"),
-             dict(family="mnist/fcn/cross_entropy/lr0.1", alpha_robust=1.9,
-                  random_direction_sharpness=np.nan, top_hessian_eigenvalue=np.nan,
-                  excluded="not trained (status diverged)")]
+            rows.append(
+                dict(
+                    family=fam,
+                    alpha_robust=a,
+                    random_direction_sharpness=sharp,
+                    top_hessian_eigenvalue=1e3 * sharp,
+                    excluded="",
+                )
+            )
+    rows += [
+        dict(
+            family="cifar10/alexnet/cross_entropy/lr0.1",
+            alpha_robust=1.2,
+            random_direction_sharpness=-0.0013,
+            top_hessian_eigenvalue=3.0,
+            excluded="negative random-direction sharpness",
+        ),
+        dict(
+            family="mnist/fcn/cross_entropy/lr0.1",
+            alpha_robust=1.9,
+            random_direction_sharpness=np.nan,
+            top_hessian_eigenvalue=np.nan,
+            excluded="not trained (status diverged)",
+        ),
+    ]
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("slope, noise, verdict", [
-    (3.0, 0.1, "supported"),  # the claim is true: flatter end points with smaller α
-    (-3.0, 0.1, "not supported"),  # false: sharper with smaller α
-    (0.0, 1.0, "inconclusive (CI straddles"),  # no relation: undecidable at 20 runs
-])
+@pytest.mark.parametrize(
+    "slope, noise, verdict",
+    [
+        (3.0, 0.1, "supported"),  # the claim is true: flatter end points with smaller α
+        (-3.0, 0.1, "not supported"),  # false: sharper with smaller α
+        (0.0, 1.0, "inconclusive (CI straddles"),  # no relation: undecidable at 20 runs
+    ],
+)
 def test_claim_c6_end_to_end(slope, noise, verdict):
     claim, results = S.claim_c6(synthetic_runs(slope, noise=noise), T6)
     assert claim["verdict"].startswith(verdict), claim
-    assert set(claim) == {"claim", "statistic", "value", "ci_low", "ci_high", "threshold",
-                          "verdict", "detail"}
+    assert set(claim) == {
+        "claim",
+        "statistic",
+        "value",
+        "ci_low",
+        "ci_high",
+        "threshold",
+        "verdict",
+        "detail",
+    }
     json.loads(json.dumps(claim))  # what the claims table reads
     primary = results["random_direction_sharpness"]
     assert claim["value"] == primary["rho"] and primary["n"] == 20
@@ -390,10 +465,22 @@ def test_family_is_data_set_architecture_loss_and_learning_rate():
     width, depth, batch size and seed vary within a family."""
     assert S.FAMILY_AXES == ("dataset", "arch", "loss", "lr")
     assert set(S.FAMILY_AXES) <= set(AXES)
-    base = dict(dataset="mnist", arch="fcn", width=16, depth=2, batch_size=500, lr=0.1,
-                loss="cross_entropy", seed=0)
-    within = [dict(base, width=64), dict(base, depth=5), dict(base, batch_size=50),
-              dict(base, seed=2)]
+    base = dict(
+        dataset="mnist",
+        arch="fcn",
+        width=16,
+        depth=2,
+        batch_size=500,
+        lr=0.1,
+        loss="cross_entropy",
+        seed=0,
+    )
+    within = [
+        dict(base, width=64),
+        dict(base, depth=5),
+        dict(base, batch_size=50),
+        dict(base, seed=2),
+    ]
     assert {S.family_name(r) for r in [base, *within]} == {"mnist/fcn/cross_entropy/lr0.1"}
     for axis, value in dict(dataset="cifar10", arch="alexnet", loss="hinge", lr=0.02).items():
         assert S.family_name({**base, axis: value}) != S.family_name(base), axis

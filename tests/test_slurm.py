@@ -43,9 +43,7 @@ from formats import load_real_digits, write_mnist_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_SH = REPO / ".ci" / "slurm.sh"
-SUBMITTED = re.compile(
-    r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\."
-)
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 DAEMONS = ("slurmd", "slurmctld", "munged")
 STATE_DIR = Path(os.environ.get("SLURM_CI_DIR", "/run/sgdtail-slurm"))  # as in slurm.sh
 USERS_DIR = STATE_DIR / "users"
@@ -95,7 +93,8 @@ def slurm_cluster():
     try:
         res = subprocess.run(
             ["timeout", "-k", "10", "600", str(SLURM_SH), "up", me],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         print(res.stderr.strip())
         if res.returncode != 0:
@@ -104,7 +103,8 @@ def slurm_cluster():
     finally:
         res = subprocess.run(
             ["timeout", "-k", "10", "120", str(SLURM_SH), "release", me],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         print(res.stderr.strip())
         users = [u.name for u in USERS_DIR.glob("*") if Path(f"/proc/{u.name}").exists()]
@@ -115,22 +115,39 @@ def slurm_cluster():
 def run_snakemake(workdir: Path, *args: str, targets=(), timeout: int = 600):
     """Snakemake with the SLURM profile in workdir; targets first (not after --config)."""
     cmd = [
-        "timeout", "-k", "15", str(timeout),
-        sys.executable, "-m", "snakemake", *targets,
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--workflow-profile", str(REPO / "profiles" / "slurm"),
+        "timeout",
+        "-k",
+        "15",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        str(REPO / "profiles" / "slurm"),
         # no accounting database here: sacct fails, squeue works (MinJobAge=600)
-        "--slurm-status-command", "squeue",
-        "--slurm-init-seconds-before-status-checks", "2",
-        "--cores", "2",  # the node has 2 CPUs: no job or group job may ask for more
-        "--latency-wait", "10",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--cores",
+        "2",  # the node has 2 CPUs: no job or group job may ask for more
+        "--latency-wait",
+        "10",
         *args,
-        "--configfile", str(REPO / "config.yaml"),
+        "--configfile",
+        str(REPO / "config.yaml"),
     ]
     t0 = time.perf_counter()
     res = subprocess.run(
-        cmd, cwd=workdir, capture_output=True, text=True,
+        cmd,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
         env=dict(os.environ, PYTHONHASHSEED="0"),
     )
     return res, time.perf_counter() - t0
@@ -148,9 +165,21 @@ def submissions(output: str) -> dict[str, tuple[str, Path]]:
 def squeue(job_ids) -> dict[str, dict[str, str]]:
     """State, CPUs, memory, time limit and comment (rule) of finished or running jobs."""
     res = subprocess.run(
-        ["timeout", "-k", "5", "30", "squeue", "--states=all", "--noheader",
-         "--jobs", ",".join(job_ids), "--format=%i|%T|%C|%m|%l|%k"],
-        capture_output=True, text=True, check=True,
+        [
+            "timeout",
+            "-k",
+            "5",
+            "30",
+            "squeue",
+            "--states=all",
+            "--noheader",
+            "--jobs",
+            ",".join(job_ids),
+            "--format=%i|%T|%C|%m|%l|%k",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = (line.split("|") for line in res.stdout.splitlines() if line.strip())
     keys = ("state", "cpus", "mem", "time", "comment")
@@ -172,7 +201,12 @@ def smoke_run(slurm_cluster, tmp_path_factory):
     data_root = work / "mnist_data"
     write_mnist_folder(data_root, *load_real_digits())
     res, seconds = run_snakemake(
-        work, "--group-components", "small_runs=2", "small_sharpness=4", "--retries", "0",
+        work,
+        "--group-components",
+        "small_runs=2",
+        "small_sharpness=4",
+        "--retries",
+        "0",
         *smoke_config(data_root),
     )
     out = res.stdout + res.stderr
@@ -192,10 +226,28 @@ def test_smoke_grid_outputs_exist(smoke_run):
         assert len(list((work / "logs" / name).rglob("*.log"))) == 4, name
     # every target of `all` is there and up to date (a local dry run, default profile)
     res = subprocess.run(
-        ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-n",
-         "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "1",
-         *smoke_config(data_root), "--configfile", str(REPO / "config.yaml")],
-        capture_output=True, text=True, cwd=work,
+        [
+            "timeout",
+            "-k",
+            "10",
+            "300",
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(work),
+            "--cores",
+            "1",
+            *smoke_config(data_root),
+            "--configfile",
+            str(REPO / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
@@ -234,9 +286,7 @@ def test_small_runs_are_grouped_into_few_slurm_jobs(smoke_run):
     for job_id, info in groups.items():
         # the group job's SLURM log: its jobs run one after the other, as job steps (srun)
         log = jobs[job_id][1].read_text()
-        members = re.findall(
-            r"^localrule (\w+):\n(?:.*\n)*?\s+resources: (.*)", log, re.M
-        )
+        members = re.findall(r"^localrule (\w+):\n(?:.*\n)*?\s+resources: (.*)", log, re.M)
         rules = [rule for rule, _ in members]
         # every job of 2 runs: train and noise (and whatever else runs per run), twice each
         assert {"train_sgd", "measure_gradient_noise"} <= set(rules), log[-3000:]
@@ -265,7 +315,10 @@ def test_failing_job_is_reported_and_the_workflow_fails(slurm_cluster, tmp_path)
     images.write_bytes(bytes(blob))
     # 3. prepare_dataset runs on SLURM, fails, is retried once with more memory, fails again
     res, seconds = run_snakemake(
-        tmp_path, "--retries", "1", *smoke_config(data_root),
+        tmp_path,
+        "--retries",
+        "1",
+        *smoke_config(data_root),
         targets=["resources/datasets/mnist.pt"],
     )
     out = res.stdout + res.stderr

@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-DEMO = '''
+DEMO = """
 import pytest
 
 
@@ -58,9 +58,9 @@ def test_allowed_cases(case):
 @pytest.mark.xfail(reason="known bug", strict=True)
 def test_expected_failure():
     raise AssertionError
-'''
+"""
 
-MODULE_SKIP = '''
+MODULE_SKIP = """
 import pytest
 
 pytest.importorskip("no_such_module_sgdtail_demo")
@@ -68,7 +68,7 @@ pytest.importorskip("no_such_module_sgdtail_demo")
 
 def test_never_collected():
     pass
-'''
+"""
 
 ALLOWED = """# comment lines and blank lines are ignored
 
@@ -91,9 +91,23 @@ def run_demo(tmp_path: Path, ci: str | None, allowed: str = ALLOWED, module_skip
         env["CI"] = ci
     junit = tmp_path / "junit.xml"
     res = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--rootdir",
-         str(tmp_path), f"--junitxml={junit}", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            "--rootdir",
+            str(tmp_path),
+            f"--junitxml={junit}",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     outcomes = {}
     if junit.exists():
@@ -108,8 +122,14 @@ def test_without_ci_skips_stay_skips(tmp_path):
     code, out, outcomes = run_demo(tmp_path, ci=None, module_skip=True)
     assert code == 0, out[-3000:]
     assert outcomes["test_demo::test_passes"] == "passed"
-    for name in ("test_plain_skip", "test_marker_skip", "test_importorskip",
-                 "test_fixture_skip", "test_allowed", "test_allowed_cases[a]"):
+    for name in (
+        "test_plain_skip",
+        "test_marker_skip",
+        "test_importorskip",
+        "test_fixture_skip",
+        "test_allowed",
+        "test_allowed_cases[a]",
+    ):
         assert outcomes[f"test_demo::{name}"] == "skipped", (name, outcomes)
     # 7 skips in test_demo.py and the module that skips itself
     assert "1 passed, 8 skipped, 1 xfailed in" in out, out[-3000:]
@@ -144,8 +164,10 @@ def test_in_ci_a_module_that_skips_itself_fails(tmp_path):
     assert "no_such_module_sgdtail_demo" in out
 
 
-@pytest.mark.parametrize(("value", "strict"), [("true", True), ("1", True), ("YES", True),
-                                               ("false", False), ("", False), (None, False)])
+@pytest.mark.parametrize(
+    ("value", "strict"),
+    [("true", True), ("1", True), ("YES", True), ("false", False), ("", False), (None, False)],
+)
 def test_the_setting(monkeypatch, value, strict):
     from conftest import strict_skips
 

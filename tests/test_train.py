@@ -23,9 +23,18 @@ CPU = torch.device("cpu")
 
 def config(**overrides) -> TrainConfig:
     base = dict(
-        dataset="synthetic", arch="fcn", width=16, depth=3, batch_size=20, lr=0.1,
-        loss="cross_entropy", seed=0, iterations=200, checkpoints=(0, 10, 50, 200),
-        eval_batch_size=128, resume_every=25,
+        dataset="synthetic",
+        arch="fcn",
+        width=16,
+        depth=3,
+        batch_size=20,
+        lr=0.1,
+        loss="cross_entropy",
+        seed=0,
+        iterations=200,
+        checkpoints=(0, 10, 50, 200),
+        eval_batch_size=128,
+        resume_every=25,
     )
     base.update(overrides)
     return TrainConfig(**base)
@@ -126,8 +135,13 @@ def test_divergence_is_recorded_not_raised(tmp_path, small_data):
 
 def test_stop_at_full_accuracy(tmp_path):
     easy = make_prepared(n_train=100, n_test=50)
-    cfg = config(iterations=2000, checkpoints=(0, 50, 100, 1000, 2000), stop_at_train_accuracy=1.0,
-                 lr=0.5, width=64)
+    cfg = config(
+        iterations=2000,
+        checkpoints=(0, 50, 100, 1000, 2000),
+        stop_at_train_accuracy=1.0,
+        lr=0.5,
+        width=64,
+    )
     info = train_sgd(cfg, easy, tmp_path, CPU)
     assert info["status"] == "converged"
     assert info["steps_done"] < 2000
@@ -138,7 +152,13 @@ def test_stop_at_full_accuracy(tmp_path):
 def test_halving_schedule():
     cfg = config(iterations=300, lr_schedule="halve")
     assert [lr_at(s, cfg) for s in (0, 99, 100, 199, 200, 299)] == [
-        0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+        0.1,
+        0.1,
+        0.05,
+        0.05,
+        0.025,
+        0.025,
+    ]
     assert lr_at(250, dataclasses.replace(cfg, lr_schedule="constant")) == 0.1
 
 
@@ -151,9 +171,10 @@ def test_batch_larger_than_data_is_clear(tmp_path):
 def test_alexnet_and_hinge_train(tmp_path, arch, width, depth, loss):
     data = make_prepared(n_train=120, n_test=40, shape=(3, 32, 32))
     info = train_sgd(
-        config(arch=arch, width=width, depth=depth, loss=loss, iterations=20,
-               checkpoints=(0, 20)),
-        data, tmp_path, CPU,
+        config(arch=arch, width=width, depth=depth, loss=loss, iterations=20, checkpoints=(0, 20)),
+        data,
+        tmp_path,
+        CPU,
     )
     assert info["status"] == "completed"
 
@@ -161,8 +182,7 @@ def test_alexnet_and_hinge_train(tmp_path, arch, width, depth, loss):
 def test_stop_at_a_training_accuracy_target(tmp_path):
     easy = make_prepared(n_train=100, n_test=50)
     ckpts = (0, 5, 10, 20, 50, 100, 1000, 2000)
-    cfg = config(iterations=2000, checkpoints=ckpts, stop_at_train_accuracy=0.6, lr=0.5,
-                 width=64)
+    cfg = config(iterations=2000, checkpoints=ckpts, stop_at_train_accuracy=0.6, lr=0.5, width=64)
     info = train_sgd(cfg, easy, tmp_path, CPU)
     metrics = pd.read_csv(tmp_path / "checkpoint_metrics.csv")
     assert info["status"] == "converged" and info["steps_done"] == metrics.step.iloc[-1] < 2000
@@ -182,8 +202,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_interrupted_alexnet_resumes_bit_identical_dropout_included(tmp_path, monkeypatch,
-                                                                    one_thread):
+def test_interrupted_alexnet_resumes_bit_identical_dropout_included(
+    tmp_path, monkeypatch, one_thread
+):
     """AlexNet draws dropout masks from torch's global generator at every step: a run stopped
     after its step-4 checkpoint (the last resume file) and restarted must draw the same masks
     as one that ran through, and end with the same weights, metrics and log."""
@@ -191,8 +212,15 @@ def test_interrupted_alexnet_resumes_bit_identical_dropout_included(tmp_path, mo
     from sgdtail.models import build_model
 
     data = make_prepared(n_train=60, n_test=20, shape=(1, 28, 28))  # AlexNet's smallest input
-    cfg = config(arch="alexnet", width=2, depth=8, batch_size=10, iterations=12,
-                 checkpoints=(0, 4, 12), resume_every=1000)
+    cfg = config(
+        arch="alexnet",
+        width=2,
+        depth=8,
+        batch_size=10,
+        iterations=12,
+        checkpoints=(0, 4, 12),
+        resume_every=1000,
+    )
     model = build_model("alexnet", 2, 8, data.input_shape, data.num_classes)
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
     train_sgd(cfg, data, tmp_path / "uninterrupted", CPU)
@@ -233,8 +261,13 @@ def test_progress_lines_at_the_configured_interval(tmp_path, small_data, caplog)
     # by time: an interval of 0 s reports every step
     with caplog.at_level("INFO", logger="sgdtail.train"):
         caplog.clear()
-        train_sgd(config(iterations=30, checkpoints=(30,)), small_data, tmp_path / "t", CPU,
-                  progress=Progress(seconds=0.0))
+        train_sgd(
+            config(iterations=30, checkpoints=(30,)),
+            small_data,
+            tmp_path / "t",
+            CPU,
+            progress=Progress(seconds=0.0),
+        )
     assert sum(r.getMessage().startswith("progress:") for r in caplog.records) == 30
 
 
@@ -261,8 +294,7 @@ def _interrupt_mid_run(cfg, folder, signum) -> int:
     child = ctx.Process(target=_train_logged_in_child, args=(cfg, folder))
     child.start()
     log, deadline = folder / "train.log", time.time() + 60
-    while time.time() < deadline and not (
-            log.exists() and "progress: step" in log.read_text()):
+    while time.time() < deadline and not (log.exists() and "progress: step" in log.read_text()):
         time.sleep(0.02)
     os.kill(child.pid, signum)
     child.join(60)
@@ -270,8 +302,7 @@ def _interrupt_mid_run(cfg, folder, signum) -> int:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
-def test_signal_saves_resume_state_at_the_current_step_and_resumes_bit_identical(tmp_path,
-                                                                               signum):
+def test_signal_saves_resume_state_at_the_current_step_and_resumes_bit_identical(tmp_path, signum):
     # no resume point before the end: the only resume.pt is the one written on the signal
     cfg = config(iterations=400, checkpoints=(0, 400), resume_every=10_000)
     train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)

@@ -81,8 +81,12 @@ def test_time_streaming_small() -> None:
 
 def test_gaussian_readings_find_the_smallest_reliable_sizes():
     readings = V.gaussian_readings([1000, 100_000], [4, 100], coordinates=2000, repeats=2)
-    assert set(readings.estimator) == {"mohammadi_reference", "mohammadi_robust", "hill",
-                                       "per_coordinate_median"}
+    assert set(readings.estimator) == {
+        "mohammadi_reference",
+        "mohammadi_robust",
+        "hill",
+        "per_coordinate_median",
+    }
     assert len(readings) == 2 * (3 * 2 + 2)
     means = readings.groupby(["estimator", "size"])["alpha_hat"].mean()
     assert abs(means["mohammadi_robust", 100_000] - 2) < 0.05
@@ -95,10 +99,15 @@ def test_gaussian_readings_find_the_smallest_reliable_sizes():
 
 
 def test_smallest_reliable_size_needs_every_larger_size_to_read_2():
-    rows = [("mohammadi_robust", n, a) for n, a in [(10, 2.0), (100, 1.7), (1000, 1.95),
-                                                    (10_000, 2.02)]]
-    readings = pd.DataFrame([{"estimator": e, "kind": "pooled", "size": n, "repeat": 0,
-                              "alpha_hat": a} for e, n, a in rows])
+    rows = [
+        ("mohammadi_robust", n, a) for n, a in [(10, 2.0), (100, 1.7), (1000, 1.95), (10_000, 2.02)]
+    ]
+    readings = pd.DataFrame(
+        [
+            {"estimator": e, "kind": "pooled", "size": n, "repeat": 0, "alpha_hat": a}
+            for e, n, a in rows
+        ]
+    )
     out = V.minimum_sample_table(readings, min_pooled_values=100, min_per_coordinate_minibatches=50)
     row = out.iloc[0]
     assert row.reliable_size == 1000  # 10 reads 2 by chance, 100 does not: 1000 and up
@@ -108,7 +117,17 @@ def test_smallest_reliable_size_needs_every_larger_size_to_read_2():
 
 
 def test_an_estimator_that_never_reads_2_is_not_consistent_with_any_minimum():
-    readings = pd.DataFrame([{"estimator": "per_coordinate_median", "kind": "per_coordinate",
-                              "size": p, "repeat": 0, "alpha_hat": 1.8} for p in (4, 50, 600)])
+    readings = pd.DataFrame(
+        [
+            {
+                "estimator": "per_coordinate_median",
+                "kind": "per_coordinate",
+                "size": p,
+                "repeat": 0,
+                "alpha_hat": 1.8,
+            }
+            for p in (4, 50, 600)
+        ]
+    )
     row = V.minimum_sample_table(readings, 10_000, 50).iloc[0]
     assert np.isnan(row.reliable_size) and not row.consistent

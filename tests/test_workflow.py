@@ -32,8 +32,14 @@ pytestmark = pytest.mark.slow
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with the smoke grid and local MNIST."""
     cmd = [
-        *SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(REPO / "config.yaml"), *args,
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        *args,
     ]
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -41,7 +47,8 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 
 def smoke_config(data_root: Path) -> list[str]:
     return [
-        "--config", "grid=smoke",
+        "--config",
+        "grid=smoke",
         f"datasets={{mnist: {{source: folder, path: {data_root}}}}}",
     ]
 
@@ -74,15 +81,21 @@ def test_full_dag_produces_figure_and_finite_alphas(workflow_run):
     assert ((summary.alpha_robust > 0) & (summary.alpha_robust < 2.5)).all()
     assert summary.train_accuracy.notna().all()
     estimates = pd.read_parquet(work / "results/tables/estimates.parquet")
-    assert {"mohammadi_reference", "mohammadi_robust", "hill", "per_coordinate",
-            "block_sweep"} <= set(estimates.estimator)
+    assert {
+        "mohammadi_reference",
+        "mohammadi_robust",
+        "hill",
+        "per_coordinate",
+        "block_sweep",
+    } <= set(estimates.estimator)
     # one benchmark file per run of the grid, at the run's own path, each one timed job
     bench_dir = work / "benchmarks" / "train_sgd"
     bench = sorted(bench_dir.rglob("*.tsv"))
     run_dirs = sorted(p.parent for p in (work / "results/runs").rglob("run.json"))
     assert len(bench) == len(run_dirs) == len(runs), (bench, run_dirs)
-    assert ({str(p.relative_to(bench_dir))[: -len(".tsv")] for p in bench}
-            == {str(d.relative_to(work / "results/runs")) for d in run_dirs})
+    assert {str(p.relative_to(bench_dir))[: -len(".tsv")] for p in bench} == {
+        str(d.relative_to(work / "results/runs")) for d in run_dirs
+    }
     for path in bench:
         timing = pd.read_csv(path, sep="\t")
         assert len(timing) == 1 and (timing["s"] > 0).all(), (path, timing)
@@ -91,8 +104,9 @@ def test_full_dag_produces_figure_and_finite_alphas(workflow_run):
 def test_every_job_has_a_log(workflow_run):
     work, data_root, _ = workflow_run
     logs = list((work / "logs").rglob("*.log"))
-    res = snakemake(work, "-n", "--forceall", "--quiet", "rules", "--cores", "2",
-                    *smoke_config(data_root))
+    res = snakemake(
+        work, "-n", "--forceall", "--quiet", "rules", "--cores", "2", *smoke_config(data_root)
+    )
     total = re.search(r"^total\s+(\d+)$", res.stdout + res.stderr, re.MULTILINE)
     assert res.returncode == 0 and total, (res.stdout + res.stderr)[-3000:]
     assert len(logs) == int(total.group(1)) - 1  # every job but `all`
@@ -126,8 +140,12 @@ def test_single_figure_target_builds_only_what_it_needs(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     # the 4 smoke runs and their tables; no other figure, no dynamics, sharpness or claims
     assert job_counts(res.stdout + res.stderr) == {
-        "download_dataset": 1, "prepare_dataset": 1, "train_sgd": 4,
-        "measure_gradient_noise": 4, "aggregate_results": 1, "plot_alpha_vs_width": 1,
+        "download_dataset": 1,
+        "prepare_dataset": 1,
+        "train_sgd": 4,
+        "measure_gradient_noise": 4,
+        "aggregate_results": 1,
+        "plot_alpha_vs_width": 1,
     }
 
 
@@ -143,8 +161,7 @@ def test_paper_grid_dry_run_builds_its_dag(tmp_path):
     per_run = {"train_sgd", "measure_gradient_noise", "measure_sharpness"}
     per_dataset = {"download_dataset", "prepare_dataset"}
     assert {rule: counts[rule] for rule in per_run} == dict.fromkeys(per_run, len(runs))
-    assert {rule: counts[rule] for rule in per_dataset} == dict.fromkeys(per_dataset,
-                                                                         len(datasets))
+    assert {rule: counts[rule] for rule in per_dataset} == dict.fromkeys(per_dataset, len(datasets))
     # every figure and table of the whole grid once; the paper grid draws all of them
     once = {rule: n for rule, n in counts.items() if rule not in per_run | per_dataset}
     assert once == dict.fromkeys(once, 1)
@@ -156,8 +173,16 @@ def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
     bad = yaml.safe_load((REPO / "config.yaml").read_text())
     bad["grids"]["smoke"]["runs"][0]["width"] = [-3]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml"),
-                    "--config", "grid=smoke")
+    res = snakemake(
+        tmp_path,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        str(tmp_path / "bad.yaml"),
+        "--config",
+        "grid=smoke",
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "['width']" in out and "minimum" in out, out[-3000:]
@@ -165,13 +190,25 @@ def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
 
 
 FIGURES = [
-    "noise_norm_histogram", "estimator_validation", "alpha_vs_width", "alpha_vs_depth",
-    "alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate",
-    "alpha_and_accuracy_over_training", "alpha_vs_block_size", "runtime_by_grid_axis",
+    "noise_norm_histogram",
+    "estimator_validation",
+    "alpha_vs_width",
+    "alpha_vs_depth",
+    "alpha_vs_filters",
+    "alpha_vs_batch_size",
+    "alpha_vs_learning_rate",
+    "alpha_and_accuracy_over_training",
+    "alpha_vs_block_size",
+    "runtime_by_grid_axis",
 ]
 SMOKE_FIGURES = [
-    "noise_norm_histogram", "estimator_validation", "alpha_vs_width", "alpha_vs_depth",
-    "alpha_and_accuracy_over_training", "alpha_vs_block_size", "runtime_by_grid_axis",
+    "noise_norm_histogram",
+    "estimator_validation",
+    "alpha_vs_width",
+    "alpha_vs_depth",
+    "alpha_and_accuracy_over_training",
+    "alpha_vs_block_size",
+    "runtime_by_grid_axis",
 ]
 """The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep."""
 
@@ -182,8 +219,11 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
         for ext in ("pdf", "png"):
             path = work / "figures" / f"{name}.{ext}"
             assert path.exists() == (name in SMOKE_FIGURES), path
-    claims = pd.read_csv(work / "figures/claims.csv", keep_default_na=False,
-                         na_values={c: [""] for c in ("value", "ci_low", "ci_high")})
+    claims = pd.read_csv(
+        work / "figures/claims.csv",
+        keep_default_na=False,
+        na_values={c: [""] for c in ("value", "ci_low", "ci_high")},
+    )
     external = ["C4", "C5", "C5 (SGD)", "C6"]  # from the dynamics and sharpness stages
     assert set(claims.claim) == {"C1", "C2", "C3", *external}
     assert set(claims.verdict) <= {"supported", "not supported", "inconclusive"}
@@ -204,8 +244,10 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
     assert 0 < sgd.value <= 1 and np.isfinite([sgd.ci_low, sgd.ci_high]).all(), sgd
     assert "runs used 4 of 4" in sgd.detail, sgd.detail
     c6 = ext.loc["C6"]  # 4 runs < the smoke grid's c6.min_runs = 8
-    assert (c6.verdict, c6.reason) == ("inconclusive",
-                                       "fewer than 8 runs in families large enough"), c6
+    assert (c6.verdict, c6.reason) == (
+        "inconclusive",
+        "fewer than 8 runs in families large enough",
+    ), c6
     assert np.isnan(c6.value) or -1 <= c6.value <= 1, c6
     c2 = claims[claims.claim == "C2"]
     assert (c2.verdict == "inconclusive").all() and c2.reason.str.contains("batch-size").all()
@@ -225,8 +267,14 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
     assert "measure_gradient_noise" in html  # runtimes per rule
     # every figure once (its PNG; the PDF is not registered), dynamics and sharpness included
     added = re.findall(r"^Adding (\S+) \(", res.stderr, flags=re.M)
-    shown = SMOKE_FIGURES + ["sharpness_vs_alpha", "exit_time_vs_height", "exit_time_vs_width",
-                             "levy_vs_brownian_paths", "stable_densities", "metastability"]
+    shown = SMOKE_FIGURES + [
+        "sharpness_vs_alpha",
+        "exit_time_vs_height",
+        "exit_time_vs_width",
+        "levy_vs_brownian_paths",
+        "stable_densities",
+        "metastability",
+    ]
     assert sorted(added) == sorted([f"{n}.png" for n in shown] + ["claims.html"]), added
     for name in shown:  # each with its figure label
         assert f'"figure": "{name}"' in html or f'"figure":"{name}"' in html, name
@@ -243,8 +291,9 @@ def smoke_data(tmp_path_factory) -> Path:
 def test_each_figure_is_a_target_of_its_own(name, tmp_path, smoke_data):
     """From a clean folder, figures/<name>.pdf schedules its plot rule and what it needs; a
     figure whose axis the grid lacks fails before any job, naming the runs to add."""
-    res = snakemake(tmp_path, "-n", "--cores", "2", f"figures/{name}.pdf",
-                    *smoke_config(smoke_data))
+    res = snakemake(
+        tmp_path, "-n", "--cores", "2", f"figures/{name}.pdf", *smoke_config(smoke_data)
+    )
     out = res.stdout + res.stderr
     if name in SMOKE_FIGURES:
         assert res.returncode == 0, out[-3000:]
@@ -256,8 +305,9 @@ def test_each_figure_is_a_target_of_its_own(name, tmp_path, smoke_data):
 
 
 def test_one_figure_builds_alone_from_a_clean_folder(tmp_path, smoke_data):
-    res = snakemake(tmp_path, "--cores", "2", "figures/estimator_validation.png",
-                    *smoke_config(smoke_data))
+    res = snakemake(
+        tmp_path, "--cores", "2", "figures/estimator_validation.png", *smoke_config(smoke_data)
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "figures/estimator_validation.pdf").stat().st_size > 1000
     assert not (tmp_path / "results/runs").exists()  # no training for this figure
@@ -290,10 +340,18 @@ def test_runs_below_the_trained_gate_are_excluded_and_counted(workflow_run, tmp_
     below = runs.final_train_accuracy < gate
     assert 0 < below.sum() < len(runs), runs.final_train_accuracy  # the smoke data's runs
     gate_file = tmp_path / "gate.yaml"  # nested --config values would be read as text
-    gate_file.write_text(yaml.safe_dump({"grids": {"smoke": {"claims": {
-        "min_train_accuracy": gate}}}}))
-    res = snakemake(gated, "--cores", "2", *smoke_config(data_root),
-                    "--configfile", str(REPO / "config.yaml"), str(gate_file))
+    gate_file.write_text(
+        yaml.safe_dump({"grids": {"smoke": {"claims": {"min_train_accuracy": gate}}}})
+    )
+    res = snakemake(
+        gated,
+        "--cores",
+        "2",
+        *smoke_config(data_root),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        str(gate_file),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     ran = set(re.findall(r"^(?:local)?rule (\w+):", res.stdout + res.stderr, re.MULTILINE))
     assert "train_sgd" not in ran and "measure_gradient_noise" not in ran, ran

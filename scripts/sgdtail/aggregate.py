@@ -68,7 +68,9 @@ def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
 
 
 def runs_table(
-    axes: Sequence[dict], infos: Sequence[str], metrics: pd.DataFrame,
+    axes: Sequence[dict],
+    infos: Sequence[str],
+    metrics: pd.DataFrame,
     min_train_accuracy: float = 0.0,
 ) -> pd.DataFrame:
     """One row per run (see module docstring); ``metrics`` from :func:`read_with_axes`.
@@ -114,8 +116,11 @@ def _pick(est: pd.DataFrame, estimator: str, scope: str = "pooled", order: str =
 
 
 def summary_table(
-    estimates: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame,
-    min_pooled_values: int = 0, min_per_coordinate_minibatches: int = 0,
+    estimates: pd.DataFrame,
+    runs: pd.DataFrame,
+    metrics: pd.DataFrame,
+    min_pooled_values: int = 0,
+    min_per_coordinate_minibatches: int = 0,
 ) -> pd.DataFrame:
     """Run × checkpoint × split: main α estimates, block-sweep slope and accuracies.
 
@@ -176,10 +181,15 @@ def excluded_runs_note(runs: pd.DataFrame, min_train_accuracy: float | None = No
     if len(not_trained):
         text = f"{len(not_trained)} did not train"
         if "final_train_accuracy" in not_trained.columns:
-            accs = ", ".join(f"{a:.0%}" if np.isfinite(a) else "n/a"
-                             for a in sorted(not_trained["final_train_accuracy"]))
-            limit = (f" < claims.min_train_accuracy {min_train_accuracy:.0%}"
-                     if min_train_accuracy is not None else "")
+            accs = ", ".join(
+                f"{a:.0%}" if np.isfinite(a) else "n/a"
+                for a in sorted(not_trained["final_train_accuracy"])
+            )
+            limit = (
+                f" < claims.min_train_accuracy {min_train_accuracy:.0%}"
+                if min_train_accuracy is not None
+                else ""
+            )
             text += f" (final training accuracy {accs}{limit})"
         reasons.append(text)
     text = f"{len(runs)} runs in the grid; "

@@ -108,7 +108,14 @@ CLAIM_TEXT: dict[str, str] = {
 """The review's claims, as the claims table states them."""
 
 EXTERNAL_KEYS: tuple[str, ...] = (
-    "claim", "statistic", "value", "ci_low", "ci_high", "threshold", "verdict", "detail",
+    "claim",
+    "statistic",
+    "value",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "verdict",
+    "detail",
 )
 """Keys of a claim dict written by another stage (C4-C6)."""
 
@@ -116,8 +123,17 @@ RUN_KEYS: list[str] = list(AXES)
 MEASUREMENT_KEYS: list[str] = [*AXES, "step", "split"]
 
 COLUMNS: list[str] = [
-    "claim", "estimator", "statistic", "value", "ci_low", "ci_high", "threshold", "verdict",
-    "reason", "n_runs", "detail",
+    "claim",
+    "estimator",
+    "statistic",
+    "value",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "verdict",
+    "reason",
+    "n_runs",
+    "detail",
 ]
 """Columns of the long claims table (one row per claim × estimator choice)."""
 
@@ -238,8 +254,10 @@ def k1_spread(
     if estimates.empty or not set(needed) <= set(summary.columns):
         return none
     sweep = estimates[
-        (estimates["estimator"] == "block_sweep") & (estimates["scope"] == "pooled")
-        & (estimates["order"] == "natural") & np.isfinite(estimates["alpha"])
+        (estimates["estimator"] == "block_sweep")
+        & (estimates["scope"] == "pooled")
+        & (estimates["order"] == "natural")
+        & np.isfinite(estimates["alpha"])
     ]
     sizes = summary[[*MEASUREMENT_KEYS, *needed]].drop_duplicates(MEASUREMENT_KEYS)
     sweep = sweep[[*MEASUREMENT_KEYS, "k1", "alpha"]].merge(sizes, on=MEASUREMENT_KEYS)
@@ -289,19 +307,30 @@ def alpha_measurements(
     base = s[MEASUREMENT_KEYS].assign(
         se=robust_se.where(np.isfinite(robust_se)),
         last=s["step"] == s.groupby(RUN_KEYS)["step"].transform("max"),
-        pooled=_flag(s, "pooled_enough"), per_coordinate=_flag(s, "per_coordinate_enough"),
+        pooled=_flag(s, "pooled_enough"),
+        per_coordinate=_flag(s, "per_coordinate_enough"),
     )
 
     def point(estimator: str, column: str, flag: str) -> pd.DataFrame:
-        return base.assign(estimator=estimator, variant="", alpha=s[column], low=s[column],
-                           high=s[column], enough=base[flag])
+        return base.assign(
+            estimator=estimator,
+            variant="",
+            alpha=s[column],
+            low=s[column],
+            high=s[column],
+            enough=base[flag],
+        )
 
     frames = [
         base.assign(
-            estimator="robust", variant="", alpha=s["alpha_robust"],
+            estimator="robust",
+            variant="",
+            alpha=s["alpha_robust"],
             low=s["alpha_robust_ci_low"] - s["k1_down"],
-            high=s["alpha_robust_ci_high"] + s["k1_up"], enough=base["pooled"],
-            k1_down=s["k1_down"], k1_up=s["k1_up"],
+            high=s["alpha_robust_ci_high"] + s["k1_up"],
+            enough=base["pooled"],
+            k1_down=s["k1_down"],
+            k1_up=s["k1_up"],
         ),
         point("reference", "alpha_reference", "pooled"),
         point("per_coordinate", "alpha_per_coordinate_median", "per_coordinate"),
@@ -313,13 +342,29 @@ def alpha_measurements(
         sw = sw.sort_values(["order", "k1"], kind="stable")
         frames.append(
             sw.assign(
-                estimator="block_sweep", variant=sw["order"] + " K1=" + sw["k1"].astype(str),
-                low=sw["alpha"], high=sw["alpha"], enough=sw["pooled"],
+                estimator="block_sweep",
+                variant=sw["order"] + " K1=" + sw["k1"].astype(str),
+                low=sw["alpha"],
+                high=sw["alpha"],
+                enough=sw["pooled"],
             ).drop(columns=["order", "k1"])
         )
     out = pd.concat(frames, ignore_index=True)
-    return out[[*MEASUREMENT_KEYS, "estimator", "variant", "alpha", "low", "high", "se", "last",
-                "enough", "k1_down", "k1_up"]]
+    return out[
+        [
+            *MEASUREMENT_KEYS,
+            "estimator",
+            "variant",
+            "alpha",
+            "low",
+            "high",
+            "se",
+            "last",
+            "enough",
+            "k1_down",
+            "k1_up",
+        ]
+    ]
 
 
 def small_sample_note(m: pd.DataFrame, estimator: str) -> str:
@@ -374,7 +419,10 @@ def share_verdict(
     if (n - n_no) / n < th.min_share:  # more than 1 - min_share disagree (no float subtraction)
         return share, low, high, "not supported", ""
     return (
-        share, low, high, "inconclusive",
+        share,
+        low,
+        high,
+        "inconclusive",
         f"too much spread ({n_undecided} of {n} runs undecided)",
     )
 
@@ -425,8 +473,14 @@ def claim_c1(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         detail += _k1_spread_note(last)
     return Evaluation(
         statistic=f"share of runs whose α̂ interval lies below {th.c1_alpha_max}",
-        value=share, ci_low=low, ci_high=high, threshold=f"≥ {th.min_share} of runs",
-        verdict=verdict, reason=reason, n_runs=len(last), detail=detail,
+        value=share,
+        ci_low=low,
+        ci_high=high,
+        threshold=f"≥ {th.min_share} of runs",
+        verdict=verdict,
+        reason=reason,
+        n_runs=len(last),
+        detail=detail,
     )
 
 
@@ -481,18 +535,33 @@ def log2_slope(x: np.ndarray, alpha: np.ndarray, se: np.ndarray) -> tuple[float,
 def sweep_slopes(last: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     """One row per sweep over any of ``axes``: :func:`log2_slope` of α̂ over the swept values,
     with the sweep's :data:`SETTING_KEYS` and the batch sizes it covers."""
-    columns = ["axis", "sweep", "n_values", "n_runs", "slope", "effect", "se", *SETTING_KEYS,
-               "batches"]
+    columns = [
+        "axis",
+        "sweep",
+        "n_values",
+        "n_runs",
+        "slope",
+        "effect",
+        "se",
+        *SETTING_KEYS,
+        "batches",
+    ]
     rows = []
     for axis in axes:
         sw = sweep_rows(last, axis)
         for label, runs in sw.groupby("sweep", sort=True):
-            slope, se = log2_slope(runs[axis].to_numpy(), runs["alpha"].to_numpy(),
-                                   runs["se"].to_numpy())
+            slope, se = log2_slope(
+                runs[axis].to_numpy(), runs["alpha"].to_numpy(), runs["se"].to_numpy()
+            )
             rows.append(
                 {
-                    "axis": axis, "sweep": label, "n_values": int(runs[axis].nunique()),
-                    "n_runs": len(runs), "slope": slope, "effect": abs(slope), "se": se,
+                    "axis": axis,
+                    "sweep": label,
+                    "n_values": int(runs[axis].nunique()),
+                    "n_runs": len(runs),
+                    "slope": slope,
+                    "effect": abs(slope),
+                    "se": se,
                     **runs.iloc[0][SETTING_KEYS].to_dict(),
                     "batches": frozenset(int(b) for b in runs["batch_size"]),
                 }
@@ -538,8 +607,12 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     n_runs = _distinct_runs(last, pd.concat([batch, size], ignore_index=True))
     if missing:
         return Evaluation(
-            statistic=statistic, value=math.nan, ci_low=math.nan, ci_high=math.nan,
-            threshold=threshold, verdict="inconclusive",
+            statistic=statistic,
+            value=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            threshold=threshold,
+            verdict="inconclusive",
             reason=f"too few runs (no {' and no '.join(missing)} sweep in the grid)",
             n_runs=n_runs,
             detail="a sweep is ≥ 2 values of one axis with every other axis fixed; the "
@@ -568,13 +641,21 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     if reason.startswith("too much spread"):
         detail += "; " + _c2_decider(e_b, se_b, e_n, se_n, th, int(last["seed"].nunique()))
     return Evaluation(
-        statistic=statistic, value=ratio, ci_low=low, ci_high=high, threshold=threshold,
-        verdict=verdict, reason=reason, n_runs=n_runs, detail=detail,
+        statistic=statistic,
+        value=ratio,
+        ci_low=low,
+        ci_high=high,
+        threshold=threshold,
+        verdict=verdict,
+        reason=reason,
+        n_runs=n_runs,
+        detail=detail,
     )
 
 
-def _c2_decider(e_b: float, se_b: float, e_n: float, se_n: float, th: Thresholds,
-                seeds: int) -> str:
+def _c2_decider(
+    e_b: float, se_b: float, e_n: float, se_n: float, th: Thresholds, seeds: int
+) -> str:
     """What would decide C2 at the measured slopes: the number of seeds per grid point at which
     the interval (standard errors shrinking as 1/√seeds) would clear ``c2_ratio_max``."""
     for factor in range(2, 65):
@@ -582,14 +663,19 @@ def _c2_decider(e_b: float, se_b: float, e_n: float, se_n: float, th: Thresholds
         low = _ratio(max(e_b - th.z * se_b * s, 0.0), e_n + th.z * se_n * s)
         high = _ratio(e_b + th.z * se_b * s, e_n - th.z * se_n * s)
         if high < th.c2_ratio_max or low >= th.c2_ratio_max:
-            return (f"at these slopes about {factor * seeds} seeds per grid point "
-                    f"(grids.<name>.runs[].seed; now {seeds}) would decide it")
-    return (f"at these slopes even {64 * seeds} seeds per grid point would not decide it: the "
-            "two effects are about equal")
+            return (
+                f"at these slopes about {factor * seeds} seeds per grid point "
+                f"(grids.<name>.runs[].seed; now {seeds}) would decide it"
+            )
+    return (
+        f"at these slopes even {64 * seeds} seeds per grid point would not decide it: the "
+        "two effects are about equal"
+    )
 
 
 def _levels(sweeps: pd.DataFrame) -> str:
     """``3-5 levels, 9-15 runs each`` for rows of :func:`sweep_slopes`."""
+
     def span(col: str) -> str:
         lo, hi = int(sweeps[col].min()), int(sweeps[col].max())
         return f"{lo}" if lo == hi else f"{lo}-{hi}"
@@ -710,12 +796,20 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
         counts[c3_run(a, c, steps, th.c3_early_fraction * steps[-1], th.c3_max_step_ratio)] += 1
         counts["flat"] += a.size == 0 or c.size == 0
         if a.size and c.size:
-            where.append((_steepest_end(a, u, run["alpha"].to_numpy(), False, steps),
-                          _steepest_end(c, u, p, True, steps)))
+            where.append(
+                (
+                    _steepest_end(a, u, run["alpha"].to_numpy(), False, steps),
+                    _steepest_end(c, u, p, True, steps),
+                )
+            )
     if n_checkpoints and min(n_checkpoints) < th.c3_min_checkpoints:
         return Evaluation(
-            statistic=statistic, value=math.nan, ci_low=math.nan, ci_high=math.nan,
-            threshold=threshold, verdict="inconclusive",
+            statistic=statistic,
+            value=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            threshold=threshold,
+            verdict="inconclusive",
             reason=f"too few checkpoints ({min(n_checkpoints)} < c3_min_checkpoints "
             f"{th.c3_min_checkpoints})",
             n_runs=len(n_checkpoints),
@@ -725,8 +819,14 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
         counts["yes"], counts["no"], counts["undecided"], th
     )
     return Evaluation(
-        statistic=statistic, value=share, ci_low=low, ci_high=high, threshold=threshold,
-        verdict=verdict, reason=reason, n_runs=counts["yes"] + counts["no"] + counts["undecided"],
+        statistic=statistic,
+        value=share,
+        ci_low=low,
+        ci_high=high,
+        threshold=threshold,
+        verdict=verdict,
+        reason=reason,
+        n_runs=counts["yes"] + counts["no"] + counts["undecided"],
         detail=_c3_detail(counts, where),
     )
 
@@ -781,8 +881,13 @@ def combine_sweep(evaluations: Mapping[str, Evaluation]) -> Evaluation:
     inconclusive (depends on K1) when they disagree."""
     if not evaluations:
         return Evaluation(
-            statistic="", value=math.nan, ci_low=math.nan, ci_high=math.nan, threshold="",
-            verdict="inconclusive", reason="no block size common to every measurement",
+            statistic="",
+            value=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            threshold="",
+            verdict="inconclusive",
+            reason="no block size common to every measurement",
         )
     evs = list(evaluations.values())
     values = np.array([e.value for e in evs], dtype=np.float64)
@@ -804,7 +909,9 @@ def combine_sweep(evaluations: Mapping[str, Evaluation]) -> Evaluation:
         value=float(np.median(finite)) if finite.size else math.nan,
         ci_low=float(finite.min()) if finite.size else math.nan,
         ci_high=float(finite.max()) if finite.size else math.nan,
-        threshold=evs[0].threshold, verdict=verdict, reason=reason,
+        threshold=evs[0].threshold,
+        verdict=verdict,
+        reason=reason,
         n_runs=max(e.n_runs for e in evs),
         detail=f"value: median over {len(evs)} block sizes × orders (K1 = {k1s[0]:,} to "
         f"{k1s[-1]:,}), interval: their range; " + detail,
@@ -813,6 +920,7 @@ def combine_sweep(evaluations: Mapping[str, Evaluation]) -> Evaluation:
 
 def _describe_variants(variants: Sequence[str], all_variants: Sequence[str]) -> str:
     """``natural order at every K1, shuffled order at K1 = 10, 30`` from ``"<order> K1=<k>"``."""
+
     def split(vs: Sequence[str]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for v in vs:
@@ -822,7 +930,8 @@ def _describe_variants(variants: Sequence[str], all_variants: Sequence[str]) -> 
 
     totals = {order: len(ks) for order, ks in split(all_variants).items()}
     return ", ".join(
-        f"{order} order at every K1" if len(ks) == totals[order]
+        f"{order} order at every K1"
+        if len(ks) == totals[order]
         else f"{order} order at K1 = {', '.join(f'{k:,}' for k in ks)}"
         for order, ks in split(variants).items()
     )
@@ -885,10 +994,16 @@ def external_claims(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             )
         rows.append(
             {
-                "claim": str(c["claim"]), "estimator": "n/a", "statistic": str(c["statistic"]),
-                "value": _float(c["value"]), "ci_low": _float(c["ci_low"]),
-                "ci_high": _float(c["ci_high"]), "threshold": str(c["threshold"]),
-                "verdict": verdict, "reason": reason.rstrip(")"), "n_runs": 0,
+                "claim": str(c["claim"]),
+                "estimator": "n/a",
+                "statistic": str(c["statistic"]),
+                "value": _float(c["value"]),
+                "ci_low": _float(c["ci_low"]),
+                "ci_high": _float(c["ci_high"]),
+                "threshold": str(c["threshold"]),
+                "verdict": verdict,
+                "reason": reason.rstrip(")"),
+                "n_runs": 0,
                 "detail": str(c["detail"]),
             }
         )
@@ -931,8 +1046,10 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
     for claim, group in long.groupby("claim", sort=True):
         primary = group[group["estimator"].isin([PRIMARY, "n/a"])].iloc[0]
         row = {
-            "claim": claim, "statistic": primary["statistic"],
-            "value [interval]": format_value(primary), "threshold": primary["threshold"],
+            "claim": claim,
+            "statistic": primary["statistic"],
+            "value [interval]": format_value(primary),
+            "threshold": primary["threshold"],
         }
         for estimator, label in ESTIMATOR_CHOICES.items():
             sel = group[group["estimator"] == estimator]
@@ -1007,7 +1124,9 @@ def claims_markdown(long: pd.DataFrame, runs: pd.DataFrame, th: Thresholds) -> s
         "",
         f"Runs: {excluded_runs_note(runs, th.min_train_accuracy)} Noise split: {th.split}.",
         "",
-        header, rule, *body,
+        header,
+        rule,
+        *body,
         "",
         f"Value: the primary estimate ({ESTIMATOR_CHOICES[PRIMARY]}) with its interval "
         "(share claims: Wilson 95% interval over runs; C2: ± z standard errors). Each "

@@ -68,8 +68,9 @@ def run_threads(point: Mapping, gpu: bool = False) -> int:
     """CPU threads of a run's jobs: more for the large networks (2 beside a GPU)."""
     if gpu:
         return 2
-    _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
-                           int(point["depth"]))
+    _, flops, _ = net_size(
+        point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
+    )
     return 1 if flops < 2e6 else 2 if flops < 2e7 else 4
 
 
@@ -80,41 +81,53 @@ def _speed(point: Mapping, gpu: bool) -> float:
 def train_seconds(point: Mapping, iterations: int, n_checkpoints: int, gpu: bool = False) -> float:
     """SGD steps (forward + backward: 3 × forward FLOPs per image) and the evaluations of the
     whole train and test sets at each checkpoint."""
-    _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
-                           int(point["depth"]))
+    _, flops, _ = net_size(
+        point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
+    )
     _, _, n_train, n_test = DATA_SIZES[point["dataset"]]
     speed = _speed(point, gpu)
     sgd = iterations * (STEP_OVERHEAD_S + 3 * int(point["batch_size"]) * flops / speed)
     return sgd + n_checkpoints * (n_train + n_test) * flops / speed
 
 
-def noise_seconds(point: Mapping, splits: list[str], n_checkpoints: int,
-                  gpu: bool = False) -> float:
+def noise_seconds(
+    point: Mapping, splits: list[str], n_checkpoints: int, gpu: bool = False
+) -> float:
     """Per checkpoint: every minibatch gradient of each split (about one forward + backward
     epoch) and the estimator suite over the P·M noise values."""
-    params, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
-                                int(point["depth"]))
+    params, flops, _ = net_size(
+        point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
+    )
     _, _, n_train, n_test = DATA_SIZES[point["dataset"]]
     n = sum({"train": n_train, "test": n_test}[s] for s in splits)
     minibatches = n // int(point["batch_size"])
-    per_checkpoint = (minibatches * STEP_OVERHEAD_S + 3 * n * flops / _speed(point, gpu)
-                      + minibatches * params * ESTIMATOR_S_PER_VALUE)
+    per_checkpoint = (
+        minibatches * STEP_OVERHEAD_S
+        + 3 * n * flops / _speed(point, gpu)
+        + minibatches * params * ESTIMATOR_S_PER_VALUE
+    )
     return n_checkpoints * per_checkpoint
 
 
 def sharpness_seconds(point: Mapping, sharpness: Mapping, gpu: bool = False) -> float:
     """At most ``max_hessian_products`` Hessian-vector products of the Lanczos solve (~4 passes
     each) and the random directions (2 passes each) on the ``train_subset`` images."""
-    _, flops, _ = net_size(point["dataset"], point["arch"], int(point["width"]),
-                           int(point["depth"]))
+    _, flops, _ = net_size(
+        point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
+    )
     images = sharpness.get("train_subset", 2000)
     passes = 4 * sharpness.get("max_hessian_products", 20) + 2 * sharpness.get("directions", 5)
     return passes * 3 * images * flops / _speed(point, gpu) + passes * 0.05
 
 
-def grid_cost(points: list[Mapping], training: Mapping[str, Mapping], n_checkpoints:
-              Mapping[str, int], splits: list[str], sharpness: Mapping,
-              gpu: bool = False) -> dict[str, float]:
+def grid_cost(
+    points: list[Mapping],
+    training: Mapping[str, Mapping],
+    n_checkpoints: Mapping[str, int],
+    splits: list[str],
+    sharpness: Mapping,
+    gpu: bool = False,
+) -> dict[str, float]:
     """Expected CPU-hours (threads × seconds / 3600) of every run of a grid, by job kind;
     with ``gpu``, GPU-hours (one GPU per job).
 

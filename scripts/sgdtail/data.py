@@ -110,8 +110,16 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MANIFEST_VERSION = 1
 PREPARED_VERSION = 1
 PREPARED_KEYS = (
-    "x_train", "y_train", "x_test", "y_test", "mean", "std", "num_classes", "content_hash",
-    "dataset", "format_version",
+    "x_train",
+    "y_train",
+    "x_test",
+    "y_test",
+    "mean",
+    "std",
+    "num_classes",
+    "content_hash",
+    "dataset",
+    "format_version",
 )
 
 # MD5 of the four *uncompressed* official MNIST files (torchvision only lists those of the
@@ -127,7 +135,11 @@ IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 # What a failed download raises (torchvision wraps some of these in RuntimeError itself).
 _NETWORK_ERRORS = (
-    urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, OSError,
+    urllib.error.URLError,
+    http.client.HTTPException,
+    socket.timeout,
+    ConnectionError,
+    OSError,
     RuntimeError,
 )
 
@@ -235,7 +247,7 @@ def _read_idx_header(path: Path, magic: int, ndim: int) -> list[int]:
             f"({'images' if magic == IDX_IMAGES_MAGIC else 'labels'}, unsigned bytes); "
             "not an MNIST file of this kind"
         )
-    dims = [int.from_bytes(raw[4 * (i + 1): 4 * (i + 2)], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(ndim)]
     expected = header + int(np.prod(dims, dtype=np.int64))
     if size != expected:
         what = "truncated" if size < expected else "has trailing bytes"
@@ -357,23 +369,30 @@ def _load_npz(spec: DatasetSpec, path: Path) -> dict[str, np.ndarray]:
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err}); write it with np.savez") \
-            from err
+        raise ValueError(
+            f"{path}: not a readable .npz file ({err}); write it with np.savez"
+        ) from err
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: holds a single array, not an .npz archive; use np.savez("
-                         f"path, {'=..., '.join(NPZ_KEYS)}=...)")
+        raise ValueError(
+            f"{path}: holds a single array, not an .npz archive; use np.savez("
+            f"path, {'=..., '.join(NPZ_KEYS)}=...)"
+        )
     with npz:
         for key in NPZ_KEYS:
             if key not in npz.files:
                 raise _npz_error(
-                    path, key, f"missing (keys found: {', '.join(npz.files) or 'none'})",
+                    path,
+                    key,
+                    f"missing (keys found: {', '.join(npz.files) or 'none'})",
                     f"save it with np.savez(path, {'=..., '.join(NPZ_KEYS)}=...)",
                 )
         try:
             arrays = {key: npz[key] for key in NPZ_KEYS}
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-            raise ValueError(f"{path}: could not read its arrays ({err}); write it again with "
-                             "np.savez (object arrays are not allowed)") from err
+            raise ValueError(
+                f"{path}: could not read its arrays ({err}); write it again with "
+                "np.savez (object arrays are not allowed)"
+            ) from err
 
     c, h, w = spec.image_shape
     out = {}
@@ -382,7 +401,9 @@ def _load_npz(spec: DatasetSpec, path: Path) -> dict[str, np.ndarray]:
         x, y = arrays[xk], arrays[yk]
         if x.dtype != np.uint8:
             raise _npz_error(
-                path, xk, f"dtype is {x.dtype}, expected uint8 pixels 0..255",
+                path,
+                xk,
+                f"dtype is {x.dtype}, expected uint8 pixels 0..255",
                 "convert with np.clip(np.round(x), 0, 255).astype(np.uint8) "
                 "(multiply by 255 first if the images are scaled to [0, 1])",
             )
@@ -404,23 +425,30 @@ def _load_npz(spec: DatasetSpec, path: Path) -> dict[str, np.ndarray]:
             y = y[:, 0]
         if not np.issubdtype(y.dtype, np.integer):
             raise _npz_error(
-                path, yk, f"dtype is {y.dtype}, expected integer class labels",
+                path,
+                yk,
+                f"dtype is {y.dtype}, expected integer class labels",
                 "save the labels with .astype(np.int64) (class indices, not one-hot)",
             )
         if y.ndim != 1:
             raise _npz_error(
-                path, yk, f"shape {y.shape}, expected (N,) class indices",
+                path,
+                yk,
+                f"shape {y.shape}, expected (N,) class indices",
                 "save class indices, not one-hot rows (y.argmax(1))",
             )
         if len(y) != len(x):
             raise _npz_error(
-                path, yk, f"{len(y)} labels but {xk} holds {len(x)} images",
+                path,
+                yk,
+                f"{len(y)} labels but {xk} holds {len(x)} images",
                 "save one label per image",
             )
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= spec.num_classes:
             raise _npz_error(
-                path, yk,
+                path,
+                yk,
                 f"labels span {lo}..{hi}, outside 0..{spec.num_classes - 1} for {spec.name}",
                 "use class indices 0..num_classes-1 (or check the dataset name)",
             )
@@ -471,8 +499,9 @@ def fetch_dataset(name: str, source: str, path: str, manifest_path: str) -> dict
         files = [_file_entry(root / rel, root) for rel, _ in _expected_files(spec)]
         if name == "mnist":
             for entry in files:
-                entry["official"] = MNIST_OFFICIAL_MD5.get(Path(entry["relpath"]).name) \
-                    == entry["md5"]
+                entry["official"] = (
+                    MNIST_OFFICIAL_MD5.get(Path(entry["relpath"]).name) == entry["md5"]
+                )
 
     import torchvision
 
@@ -505,8 +534,9 @@ def _read_manifest(name: str, manifest_path: str | os.PathLike) -> dict:
             f"manifest {mpath} not found: run the download_dataset rule for {name} first"
         ) from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"manifest {mpath} is not valid JSON ({err}); rerun download_dataset") \
-            from err
+        raise ValueError(
+            f"manifest {mpath} is not valid JSON ({err}); rerun download_dataset"
+        ) from err
     for key in ("dataset", "source", "path", "files", "n_train", "n_test"):
         if key not in manifest:
             raise ValueError(f"manifest {mpath} lacks {key!r}; rerun download_dataset for {name}")
@@ -689,18 +719,23 @@ def load_prepared(path: str, device: Any = "cpu", verify: bool = True) -> Prepar
     if missing:
         raise ValueError(f"{fpath}: missing key(s) {', '.join(missing)}; {redo}")
     if blob["format_version"] != PREPARED_VERSION:
-        raise ValueError(f"{fpath}: format {blob['format_version']}, expected "
-                         f"{PREPARED_VERSION}; {redo}")
+        raise ValueError(
+            f"{fpath}: format {blob['format_version']}, expected {PREPARED_VERSION}; {redo}"
+        )
     mean, std = blob["mean"], blob["std"]
     channels = mean.numel()
     for split in ("train", "test"):
         x, y = blob[f"x_{split}"], blob[f"y_{split}"]
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != channels:
-            raise ValueError(f"{fpath}: x_{split} is {x.dtype} {tuple(x.shape)}, expected uint8 "
-                             f"N×{channels}×H×W; {redo}")
+            raise ValueError(
+                f"{fpath}: x_{split} is {x.dtype} {tuple(x.shape)}, expected uint8 "
+                f"N×{channels}×H×W; {redo}"
+            )
         if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-            raise ValueError(f"{fpath}: y_{split} is {y.dtype} {tuple(y.shape)}, expected int64 "
-                             f"({x.shape[0]},); {redo}")
+            raise ValueError(
+                f"{fpath}: y_{split} is {y.dtype} {tuple(y.shape)}, expected int64 "
+                f"({x.shape[0]},); {redo}"
+            )
     if blob["x_train"].shape[1:] != blob["x_test"].shape[1:]:
         raise ValueError(f"{fpath}: train and test images differ in shape; {redo}")
     num_classes = int(blob["num_classes"])
@@ -711,8 +746,10 @@ def load_prepared(path: str, device: Any = "cpu", verify: bool = True) -> Prepar
     if verify:
         found = content_hash(blob, blob["dataset"])
         if found != blob["content_hash"]:
-            raise ValueError(f"{fpath}: content hash {found} differs from the stored "
-                             f"{blob['content_hash']}: the file is corrupted; {redo}")
+            raise ValueError(
+                f"{fpath}: content hash {found} differs from the stored "
+                f"{blob['content_hash']}: the file is corrupted; {redo}"
+            )
 
     device = torch.device(device)
     scale_mean = mean.to(device=device, dtype=torch.float32).view(1, -1, 1, 1)

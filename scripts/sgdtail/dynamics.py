@@ -106,9 +106,28 @@ DEFAULT_N_PARTICLES = 1000
 DEFAULT_HORIZON = 1000.0
 
 SWEEP_COLUMNS = [
-    "alpha", "height", "width", "eps", "mean", "ci_low", "ci_high", "n_particles",
-    "n_censored", "estimator", "sweep", "n_exits", "log_se", "level", "dt", "horizon",
-    "scheme", "sigma", "asymptote", "rho", "rho_ci_low", "rho_ci_high",
+    "alpha",
+    "height",
+    "width",
+    "eps",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n_particles",
+    "n_censored",
+    "estimator",
+    "sweep",
+    "n_exits",
+    "log_se",
+    "level",
+    "dt",
+    "horizon",
+    "scheme",
+    "sigma",
+    "asymptote",
+    "rho",
+    "rho_ci_low",
+    "rho_ci_high",
 ]
 
 # --------------------------------------------------------------------------- noise
@@ -291,8 +310,15 @@ def _simulate_batch(
         if drop.any():
             keep = ~drop
             x, a, h, w, scale, decay, idx, dtp, kmax = (
-                x[keep], a[keep], h[keep], w[keep], scale[keep], decay[keep], idx[keep],
-                dtp[keep], kmax[keep],
+                x[keep],
+                a[keep],
+                h[keep],
+                w[keep],
+                scale[keep],
+                decay[keep],
+                idx[keep],
+                dtp[keep],
+                kmax[keep],
             )
     inv = np.empty(n, dtype=int)
     inv[order] = np.arange(n)
@@ -389,19 +415,28 @@ def mean_exit_time(
     if d == 0:
         low = 2.0 * total / stats.chi2.ppf(level, 2)
         return dict(
-            mean=float("nan"), ci_low=float(low), ci_high=float("inf"), n_censored=n_cens,
+            mean=float("nan"),
+            ci_low=float(low),
+            ci_high=float("inf"),
+            n_censored=n_cens,
             estimator=(
                 f"exponential-MLE; all {n_cens} censored: mean undefined, ci_low is a "
                 f"one-sided {level:g} lower bound"
             ),
-            n_exits=0, log_se=float("nan"),
+            n_exits=0,
+            log_se=float("nan"),
         )
     mean = total / d
     low = 2.0 * total / stats.chi2.ppf(1.0 - a / 2.0, 2 * d + 2)
     high = 2.0 * total / stats.chi2.ppf(a / 2.0, 2 * d)
     return dict(
-        mean=float(mean), ci_low=float(low), ci_high=float(high), n_censored=n_cens,
-        estimator="exponential-MLE", n_exits=d, log_se=float(1.0 / math.sqrt(d)),
+        mean=float(mean),
+        ci_low=float(low),
+        ci_high=float(high),
+        n_censored=n_cens,
+        estimator="exponential-MLE",
+        n_exits=d,
+        log_se=float(1.0 / math.sqrt(d)),
     )
 
 
@@ -491,8 +526,12 @@ def _sweep_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sweep_configs(
-    alphas: Sequence[float], heights: Sequence[float], levy_heights: Sequence[float],
-    widths: Sequence[float], height_fixed: float, width_fixed: float,
+    alphas: Sequence[float],
+    heights: Sequence[float],
+    levy_heights: Sequence[float],
+    widths: Sequence[float],
+    height_fixed: float,
+    width_fixed: float,
 ) -> list[tuple[float, float, float, str]]:
     """``(alpha, height, width, sweep)`` of every configuration of :func:`exit_time_sweep`."""
     configs: list[tuple[float, float, float, str]] = []
@@ -505,8 +544,14 @@ def _sweep_configs(
 
 
 def _run_particles(
-    configs: Sequence[tuple[float, float, float, str]], cfg_dt: np.ndarray, eps: float,
-    n_particles: int, horizon: float, seed: int, scheme: str, n_jobs: int,
+    configs: Sequence[tuple[float, float, float, str]],
+    cfg_dt: np.ndarray,
+    eps: float,
+    n_particles: int,
+    horizon: float,
+    seed: int,
+    scheme: str,
+    n_jobs: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Simulate ``n_particles`` per configuration; returns ``(config index, times, censored)``."""
     cfg = np.repeat(np.arange(len(configs)), n_particles)
@@ -517,8 +562,10 @@ def _run_particles(
     # interleaved chunks, so every process gets a share of every configuration
     parts = [np.arange(j, cfg.size, n_jobs) for j in range(n_jobs)]
     seeds = np.random.SeedSequence(seed).spawn(n_jobs)
-    jobs = [(arr[p, 0], arr[p, 1], arr[p, 2], ep[p], dtp[p], horizon, s, scheme)
-            for p, s in zip(parts, seeds, strict=True)]
+    jobs = [
+        (arr[p, 0], arr[p, 1], arr[p, 2], ep[p], dtp[p], horizon, s, scheme)
+        for p, s in zip(parts, seeds, strict=True)
+    ]
     if n_jobs == 1:
         results = [_sweep_chunk(jobs[0])]
     else:
@@ -531,11 +578,17 @@ def _run_particles(
     return cfg, times, cens
 
 
-def _config_steps(configs: Sequence[tuple[float, float, float, str]], dt_rel: float,
-                  dt: float | None, horizon: float, scheme: str) -> np.ndarray:
+def _config_steps(
+    configs: Sequence[tuple[float, float, float, str]],
+    dt_rel: float,
+    dt: float | None,
+    horizon: float,
+    scheme: str,
+) -> np.ndarray:
     """Time step of each configuration: ``dt_rel·W²/(8H)``, or ``dt`` when given."""
-    steps = np.array([relaxation_time(h, w) * dt_rel if dt is None else float(dt)
-                      for _, h, w, _ in configs])
+    steps = np.array(
+        [relaxation_time(h, w) * dt_rel if dt is None else float(dt) for _, h, w, _ in configs]
+    )
     for d in steps:
         _validate_sim(float(d), horizon, scheme)
     return steps
@@ -547,9 +600,14 @@ def _check_positive(name: str, values: Iterable[float]) -> None:
         raise ValueError(f"{name} must be > 0, got {bad[0]!r}")
 
 
-def _check_sweep_args(alphas: Sequence[float], heights: Sequence[float],
-                      widths: Sequence[float], eps: float, n_particles: int,
-                      dt_rel: float | None) -> None:
+def _check_sweep_args(
+    alphas: Sequence[float],
+    heights: Sequence[float],
+    widths: Sequence[float],
+    eps: float,
+    n_particles: int,
+    dt_rel: float | None,
+) -> None:
     if not alphas or not heights or not widths:
         raise ValueError("alphas, heights, levy_heights and widths must all be non-empty")
     for name, values in (("barrier height", heights), ("basin width", widths), ("eps", [eps])):
@@ -613,14 +671,21 @@ def exit_time_sweep(
     levy_heights = heights if levy_heights is None else [float(h) for h in levy_heights]
     widths = [float(w) for w in widths]
     n_particles = int(n_particles)
-    _check_sweep_args(alphas, heights + levy_heights + [height_fixed], widths + [width_fixed],
-                      eps, n_particles, None if dt is not None else dt_rel)
+    _check_sweep_args(
+        alphas,
+        heights + levy_heights + [height_fixed],
+        widths + [width_fixed],
+        eps,
+        n_particles,
+        None if dt is not None else dt_rel,
+    )
     configs = _sweep_configs(alphas, heights, levy_heights, widths, height_fixed, width_fixed)
     cfg_dt = _config_steps(configs, dt_rel, dt, horizon, scheme)
     log.info("progress: simulating %d sweep points x %d particles", len(configs), n_particles)
     t0 = time.perf_counter()
-    cfg, times, cens = _run_particles(configs, cfg_dt, eps, n_particles, horizon, seed,
-                                      scheme, n_jobs)
+    cfg, times, cens = _run_particles(
+        configs, cfg_dt, eps, n_particles, horizon, seed, scheme, n_jobs
+    )
     log.info("progress: particles simulated in %.1f s", time.perf_counter() - t0)
     rows = []
     for i, (a, h, w, sweep) in enumerate(configs):
@@ -628,18 +693,44 @@ def exit_time_sweep(
         horizon_grid = math.ceil(horizon / cfg_dt[i] - 1e-9) * cfg_dt[i]
         est = mean_exit_time(times[sel], cens[sel], horizon_grid, level)
         asym = small_noise_asymptote(a, h, w, eps)
-        rows.append(dict(
-            alpha=a, height=h, width=w, eps=float(eps), mean=est["mean"],
-            ci_low=est["ci_low"], ci_high=est["ci_high"], n_particles=n_particles,
-            n_censored=est["n_censored"], estimator=est["estimator"], sweep=sweep,
-            n_exits=est["n_exits"], log_se=est["log_se"], level=level, dt=cfg_dt[i],
-            horizon=horizon_grid, scheme=scheme, sigma=effective_noise(a, h, w, eps),
-            asymptote=asym, rho=est["mean"] / asym, rho_ci_low=est["ci_low"] / asym,
-            rho_ci_high=est["ci_high"] / asym,
-        ))
-        log.info("progress: sweep point %d/%d (%s: alpha %g, height %g, width %g): mean exit "
-                 "time %.4g, %d censored", i + 1, len(configs), sweep, a, h, w, est["mean"],
-                 est["n_censored"])
+        rows.append(
+            dict(
+                alpha=a,
+                height=h,
+                width=w,
+                eps=float(eps),
+                mean=est["mean"],
+                ci_low=est["ci_low"],
+                ci_high=est["ci_high"],
+                n_particles=n_particles,
+                n_censored=est["n_censored"],
+                estimator=est["estimator"],
+                sweep=sweep,
+                n_exits=est["n_exits"],
+                log_se=est["log_se"],
+                level=level,
+                dt=cfg_dt[i],
+                horizon=horizon_grid,
+                scheme=scheme,
+                sigma=effective_noise(a, h, w, eps),
+                asymptote=asym,
+                rho=est["mean"] / asym,
+                rho_ci_low=est["ci_low"] / asym,
+                rho_ci_high=est["ci_high"] / asym,
+            )
+        )
+        log.info(
+            "progress: sweep point %d/%d (%s: alpha %g, height %g, width %g): mean exit "
+            "time %.4g, %d censored",
+            i + 1,
+            len(configs),
+            sweep,
+            a,
+            h,
+            w,
+            est["mean"],
+            est["n_censored"],
+        )
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
@@ -661,8 +752,16 @@ def _wls_line(x: np.ndarray, y: np.ndarray, se: np.ndarray, level: float) -> dic
     n = int(x.size)
     nan = float("nan")
     if n < 2 or np.ptp(x) == 0:
-        return dict(slope=nan, ci_low=nan, ci_high=nan, se=nan, intercept=nan,
-                    red_chi2=nan, n=n, dof=max(n - 2, 0))
+        return dict(
+            slope=nan,
+            ci_low=nan,
+            ci_high=nan,
+            se=nan,
+            intercept=nan,
+            red_chi2=nan,
+            n=n,
+            dof=max(n - 2, 0),
+        )
     wts = 1.0 / se**2
     xm = np.sum(wts * x) / wts.sum()
     ym = np.sum(wts * y) / wts.sum()
@@ -670,13 +769,22 @@ def _wls_line(x: np.ndarray, y: np.ndarray, se: np.ndarray, level: float) -> dic
     b1 = float(np.sum(wts * (x - xm) * (y - ym)) / sxx)
     b0 = float(ym - b1 * xm)
     if n < 3:
-        return dict(slope=b1, ci_low=nan, ci_high=nan, se=nan, intercept=b0,
-                    red_chi2=nan, n=n, dof=0)
+        return dict(
+            slope=b1, ci_low=nan, ci_high=nan, se=nan, intercept=b0, red_chi2=nan, n=n, dof=0
+        )
     red = float(np.sum(wts * (y - b0 - b1 * x) ** 2) / (n - 2))
     s = math.sqrt(max(1.0, red) / sxx)
     q = float(stats.norm.ppf(0.5 + level / 2.0))
-    return dict(slope=b1, ci_low=b1 - q * s, ci_high=b1 + q * s, se=s, intercept=b0,
-                red_chi2=red, n=n, dof=n - 2)
+    return dict(
+        slope=b1,
+        ci_low=b1 - q * s,
+        ci_high=b1 + q * s,
+        se=s,
+        intercept=b0,
+        red_chi2=red,
+        n=n,
+        dof=n - 2,
+    )
 
 
 def _log_se(df: pd.DataFrame) -> np.ndarray:
@@ -692,8 +800,14 @@ def _log_se(df: pd.DataFrame) -> np.ndarray:
 def _rows_sigma(rows: pd.DataFrame) -> np.ndarray:
     if "sigma" in rows.columns:
         return rows["sigma"].to_numpy(float)
-    return np.array([effective_noise(a, h, w, e) for a, h, w, e in
-                     zip(rows["alpha"], rows["height"], rows["width"], rows["eps"], strict=True)])
+    return np.array(
+        [
+            effective_noise(a, h, w, e)
+            for a, h, w, e in zip(
+                rows["alpha"], rows["height"], rows["width"], rows["eps"], strict=True
+            )
+        ]
+    )
 
 
 def height_elasticities(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -725,11 +839,28 @@ def height_elasticities(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             dx = math.log(h[i + 1] / h[i])
             e = math.log(m[i + 1] / m[i]) / dx
             s = math.hypot(se[i], se[i + 1]) / dx
-            rows.append(dict(alpha=float(alpha), height_low=h[i], height_high=h[i + 1],
-                             sigma_max=float(max(sig[i], sig[i + 1])), elasticity=e,
-                             ci_low=e - z * s, ci_high=e + z * s, se=s))
-    cols = ["alpha", "height_low", "height_high", "sigma_max", "elasticity", "ci_low",
-            "ci_high", "se"]
+            rows.append(
+                dict(
+                    alpha=float(alpha),
+                    height_low=h[i],
+                    height_high=h[i + 1],
+                    sigma_max=float(max(sig[i], sig[i + 1])),
+                    elasticity=e,
+                    ci_low=e - z * s,
+                    ci_high=e + z * s,
+                    se=s,
+                )
+            )
+    cols = [
+        "alpha",
+        "height_low",
+        "height_high",
+        "sigma_max",
+        "elasticity",
+        "ci_low",
+        "ci_high",
+        "se",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -743,20 +874,34 @@ def _fit_sweep(s: pd.DataFrame, log_x: bool, level: float) -> dict[str, float]:
 
 def _top_of_height_sweep(g: pd.DataFrame, elast: pd.DataFrame) -> dict[str, float]:
     """Elasticity between the two largest heights and ``rho`` at the largest, NaN if absent."""
-    out = dict.fromkeys(["height_elasticity", "height_elasticity_ci_low",
-                         "height_elasticity_ci_high", "height_elasticity_sigma", "rho_top",
-                         "rho_top_ci_low", "rho_top_ci_high"], float("nan"))
+    out = dict.fromkeys(
+        [
+            "height_elasticity",
+            "height_elasticity_ci_low",
+            "height_elasticity_ci_high",
+            "height_elasticity_sigma",
+            "rho_top",
+            "rho_top_ci_low",
+            "rho_top_ci_high",
+        ],
+        float("nan"),
+    )
     if len(elast):
         e = elast.iloc[-1]
-        out.update(height_elasticity=float(e["elasticity"]),
-                   height_elasticity_ci_low=float(e["ci_low"]),
-                   height_elasticity_ci_high=float(e["ci_high"]),
-                   height_elasticity_sigma=float(e["sigma_max"]))
+        out.update(
+            height_elasticity=float(e["elasticity"]),
+            height_elasticity_ci_low=float(e["ci_low"]),
+            height_elasticity_ci_high=float(e["ci_high"]),
+            height_elasticity_sigma=float(e["sigma_max"]),
+        )
     top = g[g["sweep"] == "height"].sort_values("height").tail(1)
     if len(top) and "rho" in top.columns:
         t = top.iloc[0]
-        out.update(rho_top=float(t["rho"]), rho_top_ci_low=float(t["rho_ci_low"]),
-                   rho_top_ci_high=float(t["rho_ci_high"]))
+        out.update(
+            rho_top=float(t["rho"]),
+            rho_top_ci_low=float(t["rho_ci_low"]),
+            rho_top_ci_high=float(t["rho_ci_high"]),
+        )
     return out
 
 
@@ -795,21 +940,32 @@ def fit_exit_slopes(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         if eps_vals.size != 1:
             raise ValueError(f"alpha={alpha}: several eps values {eps_vals}; fit each eps apart")
         row: dict[str, Any] = dict(alpha=float(alpha), eps=float(eps_vals[0]))
-        for sweep, key, log_x in (("height", "height_slope", False),
-                                  ("width", "width_exponent", True)):
+        for sweep, key, log_x in (
+            ("height", "height_slope", False),
+            ("width", "width_exponent", True),
+        ):
             s = g[g["sweep"] == sweep].sort_values(sweep)
             fit = _fit_sweep(s.assign(_x=s[sweep]), log_x, level)
-            row.update({key: fit["slope"], f"{key}_ci_low": fit["ci_low"],
-                        f"{key}_ci_high": fit["ci_high"], f"{key}_se": fit["se"],
-                        f"{sweep}_red_chi2": fit["red_chi2"], f"{sweep}_n": fit["n"],
-                        f"{sweep}_n_all_censored": int((~np.isfinite(s["mean"])).sum()),
-                        f"{sweep}_sigma_max": float(s["_sigma"].max()) if len(s) else np.nan})
+            row.update(
+                {
+                    key: fit["slope"],
+                    f"{key}_ci_low": fit["ci_low"],
+                    f"{key}_ci_high": fit["ci_high"],
+                    f"{key}_se": fit["se"],
+                    f"{sweep}_red_chi2": fit["red_chi2"],
+                    f"{sweep}_n": fit["n"],
+                    f"{sweep}_n_all_censored": int((~np.isfinite(s["mean"])).sum()),
+                    f"{sweep}_sigma_max": float(s["_sigma"].max()) if len(s) else np.nan,
+                }
+            )
         row.update(_top_of_height_sweep(g, elast[elast["alpha"] == alpha]))
         row["height_slope_theory"] = np.nan
         hs = g[g["sweep"] == "height"]
         if alpha == 2.0 and hs["height"].nunique() >= 2:
-            exact = [brownian_mean_exit_time(h, w, row["eps"])
-                     for h, w in zip(hs["height"], hs["width"], strict=True)]
+            exact = [
+                brownian_mean_exit_time(h, w, row["eps"])
+                for h, w in zip(hs["height"], hs["width"], strict=True)
+            ]
             row["height_slope_theory"] = float(np.polyfit(hs["height"], np.log(exact), 1)[0])
         row["width_exponent_theory"] = float(alpha)
         row["level"] = level
@@ -838,8 +994,9 @@ def _combine(states: Sequence[str]) -> str:
     return "inconclusive"
 
 
-def _finish(states: Sequence[str], notes: Sequence[str], fixes: Sequence[str], what: str,
-            reason: str) -> tuple[str, str]:
+def _finish(
+    states: Sequence[str], notes: Sequence[str], fixes: Sequence[str], what: str, reason: str
+) -> tuple[str, str]:
     """Verdict string and detail: the statistic sentence, the notes, what would decide."""
     verdict = _combine(states)
     detail = what + " " + "; ".join(notes) + "."
@@ -863,8 +1020,15 @@ def _interval_state(lo: float, hi: float, inside: tuple[float, float]) -> str:
     return _three_way(a <= lo and hi <= b, hi < a or lo > b)
 
 
-def _small_noise_state(lo: float, hi: float, inside: tuple[float, float], sigma: float,
-                       max_sigma: float, key: str, fixes: list[str]) -> str:
+def _small_noise_state(
+    lo: float,
+    hi: float,
+    inside: tuple[float, float],
+    sigma: float,
+    max_sigma: float,
+    key: str,
+    fixes: list[str],
+) -> str:
     """:func:`_interval_state` of ``[lo, hi]`` where the effective noise ``sigma`` is within
     ``max_sigma`` (else unclear); appends to ``fixes`` the setting that would decide it."""
     if not sigma <= max_sigma:
@@ -876,8 +1040,9 @@ def _small_noise_state(lo: float, hi: float, inside: tuple[float, float], sigma:
     return st
 
 
-def _c4_levy_states(r: pd.Series, emax: float, tol: float, smax: float
-                    ) -> tuple[list[str], list[str], list[str]]:
+def _c4_levy_states(
+    r: pd.Series, emax: float, tol: float, smax: float
+) -> tuple[list[str], list[str], list[str]]:
     """States, notes and fixes of one α < 2 row of the C4 slope table."""
     a = float(r["alpha"])
     states, notes, fixes = [], [], []
@@ -885,14 +1050,18 @@ def _c4_levy_states(r: pd.Series, emax: float, tol: float, smax: float
     sig = float(r["height_elasticity_sigma"])
     st = _small_noise_state(lo, hi, (-emax, emax), sig, smax, "dynamics.levy_heights", fixes)
     states.append(st)
-    notes.append(f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
-                 f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}")
+    notes.append(
+        f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
+        f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}"
+    )
     lo, hi = float(r["width_exponent_ci_low"]), float(r["width_exponent_ci_high"])
     sig = float(r["width_sigma_max"])
     st = _small_noise_state(lo, hi, (a - tol, a + tol), sig, smax, "dynamics.height_fixed", fixes)
     states.append(st)
-    notes.append(f"alpha={a:g} width exponent {r['width_exponent']:.3g} [{lo:.3g}, {hi:.3g}] "
-                 f"at sigma<={sig:.3g} vs {a:g}±{tol:g}: {st}")
+    notes.append(
+        f"alpha={a:g} width exponent {r['width_exponent']:.3g} [{lo:.3g}, {hi:.3g}] "
+        f"at sigma<={sig:.3g} vs {a:g}±{tol:g}: {st}"
+    )
     return states, notes, fixes
 
 
@@ -919,13 +1088,27 @@ def claim_c4_verdict(slopes: pd.DataFrame, thresholds: Mapping[str, float]) -> d
     pass → "supported", otherwise "inconclusive (reason)".  ``value`` is the
     α < 2 elasticity largest in absolute value, ``ci_low/ci_high`` its interval.
     """
-    keys = ["brownian_min_height_slope", "levy_max_height_elasticity",
-            "width_exponent_tolerance", "max_sigma"]
+    keys = [
+        "brownian_min_height_slope",
+        "levy_max_height_elasticity",
+        "width_exponent_tolerance",
+        "max_sigma",
+    ]
     _need_keys(thresholds, keys, "C4")
-    need = {"alpha", "height_slope", "height_slope_ci_low", "height_slope_ci_high",
-            "height_elasticity", "height_elasticity_ci_low", "height_elasticity_ci_high",
-            "height_elasticity_sigma", "width_exponent", "width_exponent_ci_low",
-            "width_exponent_ci_high", "width_sigma_max"}
+    need = {
+        "alpha",
+        "height_slope",
+        "height_slope_ci_low",
+        "height_slope_ci_high",
+        "height_elasticity",
+        "height_elasticity_ci_low",
+        "height_elasticity_ci_high",
+        "height_elasticity_sigma",
+        "width_exponent",
+        "width_exponent_ci_low",
+        "width_exponent_ci_high",
+        "width_sigma_max",
+    }
     if need - set(slopes.columns):
         raise ValueError(f"slope table lacks columns {sorted(need - set(slopes.columns))}")
     b = slopes[slopes["alpha"] == 2.0]
@@ -939,22 +1122,32 @@ def claim_c4_verdict(slopes: pd.DataFrame, thresholds: Mapping[str, float]) -> d
     blo, bhi = float(b["height_slope_ci_low"]), float(b["height_slope_ci_high"])
     st = _interval_state(blo, bhi, (bmin, math.inf))
     states, fixes = [st], ["raise dynamics.particles (narrower intervals)"] * (st == "unclear")
-    notes = [f"alpha=2 height slope {b['height_slope']:.3g} [{blo:.3g}, {bhi:.3g}] "
-             f"vs min {bmin:g}: {st}"]
+    notes = [
+        f"alpha=2 height slope {b['height_slope']:.3g} [{blo:.3g}, {bhi:.3g}] vs min {bmin:g}: {st}"
+    ]
     for _, r in levy.iterrows():
-        s, n, f = _c4_levy_states(r, float(thresholds["levy_max_height_elasticity"]),
-                                  float(thresholds["width_exponent_tolerance"]),
-                                  float(thresholds["max_sigma"]))
+        s, n, f = _c4_levy_states(
+            r,
+            float(thresholds["levy_max_height_elasticity"]),
+            float(thresholds["width_exponent_tolerance"]),
+            float(thresholds["max_sigma"]),
+        )
         states, notes, fixes = states + s, notes + n, fixes + f
-    worst = levy.loc[levy["height_elasticity"].abs().idxmax()] if levy[
-        "height_elasticity"].notna().any() else levy.iloc[0]
+    worst = (
+        levy.loc[levy["height_elasticity"].abs().idxmax()]
+        if levy["height_elasticity"].notna().any()
+        else levy.iloc[0]
+    )
     regime = any("max_sigma" in f for f in fixes)
     verdict, detail = _finish(
-        states, notes, fixes,
+        states,
+        notes,
+        fixes,
         "Statistic: for alpha < 2, the elasticity d log(mean exit time)/d log(height) between "
         "the two largest simulated heights (0 in the eps -> 0 limit), with the width exponent "
         "and the Brownian slope of log(mean exit time) on height as further conditions.",
-        "not in the small-noise regime" if regime else "intervals overlap thresholds")
+        "not in the small-noise regime" if regime else "intervals overlap thresholds",
+    )
     return dict(
         verdict=verdict,
         statistic="d log tau / d log H at the largest heights, the alpha < 2 value largest in size",
@@ -1021,7 +1214,6 @@ def sample_paths(
     return t, out
 
 
-
 # --------------------------------------------------------------------------- C5: jumps
 
 
@@ -1031,8 +1223,18 @@ def sample_paths(
 EXCLUDED_STATUSES: tuple[str, ...] = tuple(AGGREGATE_EXCLUDED)
 
 SHARE_COLUMNS = [
-    "noise", "family", "alpha", "df", "window", "share", "share_ci_low", "share_ci_high",
-    "log_se", "n_paths", "auc_vs_gaussian", "auc_se",
+    "noise",
+    "family",
+    "alpha",
+    "df",
+    "window",
+    "share",
+    "share_ci_low",
+    "share_ci_high",
+    "log_se",
+    "n_paths",
+    "auc_vs_gaussian",
+    "auc_se",
 ]
 
 
@@ -1045,18 +1247,31 @@ def noise_list(alphas: Iterable[float], student_df: float | None) -> list[dict[s
     out = []
     for a in sorted({_check_alpha(a) for a in alphas}):
         fam = "gaussian" if a == 2.0 else "stable"
-        out.append(dict(noise="Gaussian" if a == 2.0 else f"SaS({a:g})", family=fam,
-                        alpha=a, df=float("nan")))
+        out.append(
+            dict(
+                noise="Gaussian" if a == 2.0 else f"SaS({a:g})",
+                family=fam,
+                alpha=a,
+                df=float("nan"),
+            )
+        )
     if student_df is not None:
         if not (np.isfinite(student_df) and student_df > 2):
             raise ValueError(f"student_df must be > 2 (finite variance), got {student_df!r}")
-        out.append(dict(noise=f"t({student_df:g})", family="student_t", alpha=float("nan"),
-                        df=float(student_df)))
+        out.append(
+            dict(
+                noise=f"t({student_df:g})",
+                family="student_t",
+                alpha=float("nan"),
+                df=float(student_df),
+            )
+        )
     return out
 
 
-def draw_increments(size: int | tuple[int, ...], rng: np.random.Generator,
-                    noise: Mapping[str, Any]) -> np.ndarray:
+def draw_increments(
+    size: int | tuple[int, ...], rng: np.random.Generator, noise: Mapping[str, Any]
+) -> np.ndarray:
     """I.i.d. draws of one :func:`noise_list` entry: SαS(1) (:func:`sas_increments`) or t(df)."""
     if noise["family"] == "student_t":
         return rng.standard_t(float(noise["df"]), size)
@@ -1118,8 +1333,9 @@ def auc(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return a, float(math.sqrt(max(var, 0.0)))
 
 
-def _shares_of(noise: Mapping[str, Any], n_paths: int, window: int,
-               rng: np.random.Generator) -> np.ndarray:
+def _shares_of(
+    noise: Mapping[str, Any], n_paths: int, window: int, rng: np.random.Generator
+) -> np.ndarray:
     """:func:`largest_step_share` of ``n_paths`` independent walks of ``window`` steps."""
     rows = max(1, (1 << 22) // window)  # about 32 MiB of increments per draw
     parts = []
@@ -1165,14 +1381,23 @@ def jump_share_table(
             v = shares[nz["noise"]]
             med, lo, hi = median_interval(v, level)
             a, a_se = auc(v, gauss)
-            rows.append(dict(nz, window=n, share=med, share_ci_low=lo, share_ci_high=hi,
-                             log_se=(math.log(hi) - math.log(lo)) / (2 * z), n_paths=n_paths,
-                             auc_vs_gaussian=a, auc_se=a_se))
+            rows.append(
+                dict(
+                    nz,
+                    window=n,
+                    share=med,
+                    share_ci_low=lo,
+                    share_ci_high=hi,
+                    log_se=(math.log(hi) - math.log(lo)) / (2 * z),
+                    n_paths=n_paths,
+                    auc_vs_gaussian=a,
+                    auc_se=a_se,
+                )
+            )
     return pd.DataFrame(rows, columns=SHARE_COLUMNS)
 
 
-def fit_jump_share_slopes(table: pd.DataFrame, long_from: int,
-                          level: float = 0.95) -> pd.DataFrame:
+def fit_jump_share_slopes(table: pd.DataFrame, long_from: int, level: float = 0.95) -> pd.DataFrame:
     """Per noise: log-log slope of the median share on the window over windows ≥ ``long_from``.
 
     WLS of ``log share`` on ``log window`` with weights ``1/log_se²`` (rows are
@@ -1183,8 +1408,17 @@ def fit_jump_share_slopes(table: pd.DataFrame, long_from: int,
     Columns: ``noise, family, alpha, df, slope, slope_ci_low, slope_ci_high,
     slope_se, n_long, short_window, short_auc, short_auc_ci_low, short_auc_ci_high``.
     """
-    need = {"noise", "family", "alpha", "df", "window", "share", "log_se", "auc_vs_gaussian",
-            "auc_se"}
+    need = {
+        "noise",
+        "family",
+        "alpha",
+        "df",
+        "window",
+        "share",
+        "log_se",
+        "auc_vs_gaussian",
+        "auc_se",
+    }
     if need - set(table.columns):
         raise ValueError(f"jump-share table lacks columns {sorted(need - set(table.columns))}")
     z = float(stats.norm.ppf(0.5 + level / 2.0))
@@ -1192,22 +1426,35 @@ def fit_jump_share_slopes(table: pd.DataFrame, long_from: int,
     for name, g in table.groupby("noise", sort=False):
         g = g.sort_values("window")
         long = g[g["window"] >= long_from]
-        fit = _wls_line(np.log(long["window"].to_numpy(float)),
-                        np.log(long["share"].to_numpy(float)),
-                        long["log_se"].to_numpy(float), level)
+        fit = _wls_line(
+            np.log(long["window"].to_numpy(float)),
+            np.log(long["share"].to_numpy(float)),
+            long["log_se"].to_numpy(float),
+            level,
+        )
         first = g.iloc[0]
         a, a_se = float(first["auc_vs_gaussian"]), float(first["auc_se"])
-        rows.append(dict(
-            noise=name, family=first["family"], alpha=first["alpha"], df=first["df"],
-            slope=fit["slope"], slope_ci_low=fit["ci_low"], slope_ci_high=fit["ci_high"],
-            slope_se=fit["se"], n_long=int(len(long)), short_window=int(first["window"]),
-            short_auc=a, short_auc_ci_low=a - z * a_se, short_auc_ci_high=a + z * a_se,
-        ))
+        rows.append(
+            dict(
+                noise=name,
+                family=first["family"],
+                alpha=first["alpha"],
+                df=first["df"],
+                slope=fit["slope"],
+                slope_ci_low=fit["ci_low"],
+                slope_ci_high=fit["ci_high"],
+                slope_se=fit["se"],
+                n_long=int(len(long)),
+                short_window=int(first["window"]),
+                short_auc=a,
+                short_auc_ci_low=a - z * a_se,
+                short_auc_ci_high=a + z * a_se,
+            )
+        )
     return pd.DataFrame(rows)
 
 
-def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[str],
-                                                                 list[str]]:
+def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[str], list[str]]:
     """States, notes and fixes of one noise row of the C5 slope table."""
     lo, hi = float(r["slope_ci_low"]), float(r["slope_ci_high"])
     fix_n = "raise dynamics.paths.n_paths (narrower intervals)"
@@ -1216,8 +1463,10 @@ def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[s
         st = _interval_state(lo, hi, (-math.inf, -dmax))
         word = {"pass": "separates", "fail": "does not separate"}.get(st, "interval too wide")
         fixes = {"pass": [], "fail": [fix_w]}.get(st, [fix_n])
-        note = (f"control {r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] must be "
-                f"< -{dmax:g}: {word}")
+        note = (
+            f"control {r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] must be "
+            f"< -{dmax:g}: {word}"
+        )
         return ["pass" if st == "pass" else "unclear"], [note], fixes
     st = _interval_state(lo, hi, (-dmax, math.inf))
     states, fixes = [st], [fix_n] * (st == "unclear")
@@ -1226,9 +1475,11 @@ def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[s
     st = _interval_state(alo, ahi, (1.0 - amax, amax))  # separable either way is not Gaussian
     states.append(st)
     fixes += [fix_n] * (st == "unclear")
-    notes.append(f"{r['noise']} window-{int(r['short_window'])} AUC vs Gaussian "
-                 f"{r['short_auc']:.3g} [{alo:.3g}, {ahi:.3g}] vs within [{1 - amax:.3g}, "
-                 f"{amax:g}]: {st}")
+    notes.append(
+        f"{r['noise']} window-{int(r['short_window'])} AUC vs Gaussian "
+        f"{r['short_auc']:.3g} [{alo:.3g}, {ahi:.3g}] vs within [{1 - amax:.3g}, "
+        f"{amax:g}]: {st}"
+    )
     return states, notes, fixes
 
 
@@ -1267,17 +1518,21 @@ def claim_c5_verdict(
     worst = levy.loc[levy["slope"].idxmin()] if levy["slope"].notna().any() else levy.iloc[0]
     ctrl_bad = any(n.startswith("control") and "does not" in n for n in notes)
     verdict, detail = _finish(
-        states, notes, fixes,
+        states,
+        notes,
+        fixes,
         f"Statistic: the log-log slope, over windows of {long_from} or more steps, of the "
         "median share of the walk's range taken by its largest single step (0 for alpha < 2 "
         "stable noise, negative with finite variance), each window from its own independent "
         "walks, with the AUC against Gaussian walks at the shortest window.",
-        "statistic does not separate finite variance" if ctrl_bad
-        else "intervals overlap thresholds")
+        "statistic does not separate finite variance"
+        if ctrl_bad
+        else "intervals overlap thresholds",
+    )
     return dict(
         verdict=verdict,
         statistic=f"smallest alpha<2 slope of log median(largest step / range) on log window "
-                  f"(windows >= {long_from})",
+        f"(windows >= {long_from})",
         value=_num(worst["slope"]),
         ci_low=_num(worst["slope_ci_low"]),
         ci_high=_num(worst["slope_ci_high"]),
@@ -1285,8 +1540,9 @@ def claim_c5_verdict(
     )
 
 
-def walk_paths(noises: Sequence[Mapping[str, Any]], n_steps: int,
-               rng: np.random.Generator) -> np.ndarray:
+def walk_paths(
+    noises: Sequence[Mapping[str, Any]], n_steps: int, rng: np.random.Generator
+) -> np.ndarray:
     """One walk ``X_0 = 0, X_k = ΔX_1 + … + ΔX_k`` per noise (unit scale), ``(len, n_steps+1)``.
 
     For SαS this is the free Lévy motion of :func:`sample_paths` at ``dt = 1``,
@@ -1325,8 +1581,14 @@ def sequence_shares(sequences: Sequence[np.ndarray], window: int) -> list[np.nda
     return [_window_shares(np.asarray(s, dtype=float)[None, :], window) for s in sequences]
 
 
-def sgd_jump_share(sequences: Sequence[np.ndarray], window: int, rng: np.random.Generator,
-                   *, n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+def sgd_jump_share(
+    sequences: Sequence[np.ndarray],
+    window: int,
+    rng: np.random.Generator,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """Pooled median share over every window of every sequence, with a bootstrap interval.
 
     ``value``: median of all :func:`sequence_shares`.  Interval: percentile
@@ -1336,20 +1598,36 @@ def sgd_jump_share(sequences: Sequence[np.ndarray], window: int, rng: np.random.
     per = [v for v in sequence_shares(sequences, window) if v.size]
     n_win = int(sum(v.size for v in per))
     if not per:
-        return dict(value=float("nan"), ci_low=float("nan"), ci_high=float("nan"),
-                    n_sequences=0, n_windows=0)
+        return dict(
+            value=float("nan"),
+            ci_low=float("nan"),
+            ci_high=float("nan"),
+            n_sequences=0,
+            n_windows=0,
+        )
     reps = np.empty(int(n_boot))
     for b in range(reps.size):
         pick = rng.integers(0, len(per), len(per))
         reps[b] = np.median(np.concatenate([per[i] for i in pick]))
     lo, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5 + level / 2.0])
-    return dict(value=float(np.median(np.concatenate(per))), ci_low=float(lo),
-                ci_high=float(hi), n_sequences=len(per), n_windows=n_win)
+    return dict(
+        value=float(np.median(np.concatenate(per))),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        n_sequences=len(per),
+        n_windows=n_win,
+    )
 
 
 def calibrate_jump_share(
-    lengths: Sequence[int], window: int, rng: np.random.Generator, *,
-    alphas: Iterable[float], student_df: float, n_rep: int = 200, level: float = 0.95,
+    lengths: Sequence[int],
+    window: int,
+    rng: np.random.Generator,
+    *,
+    alphas: Iterable[float],
+    student_df: float,
+    n_rep: int = 200,
+    level: float = 0.95,
 ) -> pd.DataFrame:
     """What :func:`sgd_jump_share`'s value is for i.i.d. noise of the same lengths.
 
@@ -1366,16 +1644,19 @@ def calibrate_jump_share(
     for nz in noise_list(alphas, student_df):
         reps = np.full(int(n_rep) if len(counts) else 1, np.nan)
         for r in range(reps.size if len(counts) else 0):
-            vals = [_window_shares(np.abs(draw_increments((int(c), int(n)), rng, nz)), window)
-                    for n, c in counts.items()]
+            vals = [
+                _window_shares(np.abs(draw_increments((int(c), int(n)), rng, nz)), window)
+                for n, c in counts.items()
+            ]
             reps[r] = np.median(np.concatenate(vals))
         lo, med, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5, 0.5 + level / 2.0])
         rows.append(dict(nz, band_low=lo, band_median=med, band_high=hi, n_rep=int(n_rep)))
     return pd.DataFrame(rows)
 
 
-def norm_sequences(norms: pd.DataFrame, runs: pd.DataFrame, split: str = "train",
-                   axes: Sequence[str] | None = None) -> tuple[list[np.ndarray], dict[str, int]]:
+def norm_sequences(
+    norms: pd.DataFrame, runs: pd.DataFrame, split: str = "train", axes: Sequence[str] | None = None
+) -> tuple[list[np.ndarray], dict[str, int]]:
     """Noise-norm sequences of the usable runs, one per run × checkpoint, in minibatch order.
 
     ``norms``: ``results/tables/noise_norms.parquet`` (grid axes, ``step, split,
@@ -1392,14 +1673,20 @@ def norm_sequences(norms: pd.DataFrame, runs: pd.DataFrame, split: str = "train"
     counts.update({s: int((runs["status"] == s).sum()) for s in EXCLUDED_STATUSES})
     keep = runs.loc[~bad, axes]
     d = norms[norms["split"] == split].merge(keep, on=axes, how="inner")
-    seqs = [g.sort_values("minibatch")["norm"].to_numpy(float)
-            for _, g in d.groupby(axes + ["step"], sort=True)]
+    seqs = [
+        g.sort_values("minibatch")["norm"].to_numpy(float)
+        for _, g in d.groupby(axes + ["step"], sort=True)
+    ]
     return seqs, counts
 
 
-def claim_c5_sgd_verdict(sgd: Mapping[str, Any], bands: pd.DataFrame,
-                         counts: Mapping[str, int], window: int,
-                         min_windows: int) -> dict[str, Any]:
+def claim_c5_sgd_verdict(
+    sgd: Mapping[str, Any],
+    bands: pd.DataFrame,
+    counts: Mapping[str, int],
+    window: int,
+    min_windows: int,
+) -> dict[str, Any]:
     """Verdict on C5 for SGD: the SGD share against the calibration bands.
 
     ``sgd`` from :func:`sgd_jump_share`, ``bands`` from
@@ -1416,33 +1703,47 @@ def claim_c5_sgd_verdict(sgd: Mapping[str, Any], bands: pd.DataFrame,
     s = bands[bands["family"] == "stable"].sort_values("alpha").iloc[-1]
     u_t, l_s = float(t["band_high"]), float(s["band_low"])
     lo, hi, n_win = float(sgd["ci_low"]), float(sgd["ci_high"]), int(sgd["n_windows"])
-    what = (f"Statistic: median over windows of {window} consecutive minibatches (one "
-            "checkpoint of one usable run each) of the share of the walk's range taken by "
-            "its largest step, the walk's steps being the gradient-noise norms ||U_p|| minus "
-            f"their window mean; compared with |{t['noise']}| and |{s['noise']}| sequences of "
-            f"the same lengths ({t['noise']} band upper end {u_t:.3g}, {s['noise']} band lower end "
-            f"{l_s:.3g}).")
-    runs = (f"runs used {counts.get('used', 0)} of {counts.get('runs', 0)} (excluded: "
-            + ", ".join(f"{counts.get(k, 0)} {k}" for k in EXCLUDED_STATUSES) + ")")
+    what = (
+        f"Statistic: median over windows of {window} consecutive minibatches (one "
+        "checkpoint of one usable run each) of the share of the walk's range taken by "
+        "its largest step, the walk's steps being the gradient-noise norms ||U_p|| minus "
+        f"their window mean; compared with |{t['noise']}| and |{s['noise']}| sequences of "
+        f"the same lengths ({t['noise']} band upper end {u_t:.3g}, {s['noise']} band lower end "
+        f"{l_s:.3g})."
+    )
+    runs = (
+        f"runs used {counts.get('used', 0)} of {counts.get('runs', 0)} (excluded: "
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in EXCLUDED_STATUSES)
+        + ")"
+    )
     note = f"SGD share {sgd['value']:.3g} [{lo:.3g}, {hi:.3g}] from {n_win} windows; {runs}"
     if n_win < min_windows:
         verdict = "inconclusive (too little SGD data)"
-        note += (f". To decide: more usable runs or checkpoints, or a smaller "
-                 f"dynamics.sgd.window (needs >= {min_windows} windows)")
+        note += (
+            f". To decide: more usable runs or checkpoints, or a smaller "
+            f"dynamics.sgd.window (needs >= {min_windows} windows)"
+        )
     elif lo > u_t:
         verdict = "supported"
     elif hi < l_s:
         verdict = "not supported"
     elif u_t >= l_s:
         verdict = "inconclusive (sequences too short to separate)"
-        note += (". To decide: a larger dynamics.sgd.window, which needs more minibatches "
-                 "per checkpoint (a smaller batch size in the grid)")
+        note += (
+            ". To decide: a larger dynamics.sgd.window, which needs more minibatches "
+            "per checkpoint (a smaller batch size in the grid)"
+        )
     else:
         verdict = "inconclusive (between finite-variance and stable bands)"
         note += ". To decide: more usable runs (a narrower SGD interval)"
-    return dict(verdict=verdict, statistic=f"median largest-step share, windows of {window}",
-                value=_num(sgd["value"]), ci_low=_num(lo), ci_high=_num(hi),
-                detail=f"{what} {note}.")
+    return dict(
+        verdict=verdict,
+        statistic=f"median largest-step share, windows of {window}",
+        value=_num(sgd["value"]),
+        ci_low=_num(lo),
+        ci_high=_num(hi),
+        detail=f"{what} {note}.",
+    )
 
 
 # --------------------------------------------------------------------------- plots
@@ -1470,8 +1771,9 @@ def _save(fig, pdf: str | os.PathLike, png: str | os.PathLike | None) -> None:
         pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
     for path, kw in ((pdf, {}), (png, {"dpi": 200})):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or None,
-                        bbox_inches="tight", **kw)
+            fig.savefig(
+                tmp, format=Path(path).suffix.lstrip(".") or None, bbox_inches="tight", **kw
+            )
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -1485,15 +1787,21 @@ def _alpha_palette(alphas: Sequence[float]) -> dict[float, Any]:
     return cols
 
 
-
-
 def _errorbar(ax, x, g: pd.DataFrame, col: str, color, label: str) -> None:
     """Points of ``g[col]`` with ``col_ci_low/high`` bars; all-censored rows as ▲ lower bounds."""
     m = g[col].to_numpy(float)
     lo, hi = g[f"{col}_ci_low"].to_numpy(float), g[f"{col}_ci_high"].to_numpy(float)
     ok = np.isfinite(m)
-    ax.errorbar(x[ok], m[ok], yerr=np.vstack([m - lo, hi - m])[:, ok], color=color, marker="o",
-                ms=4, capsize=2, label=label)
+    ax.errorbar(
+        x[ok],
+        m[ok],
+        yerr=np.vstack([m - lo, hi - m])[:, ok],
+        color=color,
+        marker="o",
+        ms=4,
+        capsize=2,
+        label=label,
+    )
     if (~ok).any():
         ax.plot(x[~ok], lo[~ok], "^", color=color, ms=6, label=f"{label}: all censored")
 
@@ -1507,7 +1815,9 @@ def _ci_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_exit_time_vs_height(
-    df: pd.DataFrame, pdf: str | os.PathLike, png: str | os.PathLike | None = None,
+    df: pd.DataFrame,
+    pdf: str | os.PathLike,
+    png: str | os.PathLike | None = None,
 ) -> Figure:
     """Mean exit time against barrier height, and its approach to the ε → 0 asymptote.
 
@@ -1530,19 +1840,34 @@ def plot_exit_time_vs_height(
         _errorbar(ax, x, g, "mean", pal[a], _label(a))
         eps, w = float(g["eps"].iloc[0]), float(g["width"].iloc[0])
         xf = np.geomspace(x.min(), x.max(), 60)
-        ax.plot(xf, [small_noise_asymptote(a, hh, w, eps) for hh in xf], ls="--", lw=0.9,
-                color=pal[a], alpha=0.8)
+        ax.plot(
+            xf,
+            [small_noise_asymptote(a, hh, w, eps) for hh in xf],
+            ls="--",
+            lw=0.9,
+            color=pal[a],
+            alpha=0.8,
+        )
         if a == 2.0:
-            ax.plot(xf, [brownian_mean_exit_time(hh, w, eps) for hh in xf], ls=":", lw=1.0,
-                    color=pal[a], label="α = 2: exact mean (quadrature)")
+            ax.plot(
+                xf,
+                [brownian_mean_exit_time(hh, w, eps) for hh in xf],
+                ls=":",
+                lw=1.0,
+                color=pal[a],
+                label="α = 2: exact mean (quadrature)",
+            )
     for a, g in d.groupby("alpha"):
         _errorbar(ar, g["sigma"].to_numpy(float), g, "rho", pal[a], _label(a))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("barrier height H (energy units, log scale)")
     ax.set_ylabel("mean exit time (time units, log scale)")
-    ax.set_title(f"W = {h['width'].iloc[0]:g}, ε = {h['eps'].iloc[0]:g}; bars: "
-                 f"{h['level'].iloc[0] * 100:.0f} % CI\ndashed: ε → 0 asymptotes", fontsize=9)
+    ax.set_title(
+        f"W = {h['width'].iloc[0]:g}, ε = {h['eps'].iloc[0]:g}; bars: "
+        f"{h['level'].iloc[0] * 100:.0f} % CI\ndashed: ε → 0 asymptotes",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, frameon=True)
     from matplotlib.ticker import NullFormatter
 
@@ -1560,7 +1885,9 @@ def plot_exit_time_vs_height(
 
 
 def plot_exit_time_vs_width(
-    df: pd.DataFrame, pdf: str | os.PathLike, png: str | os.PathLike | None = None,
+    df: pd.DataFrame,
+    pdf: str | os.PathLike,
+    png: str | os.PathLike | None = None,
 ) -> Figure:
     """Mean exit time against basin width (log-log), α < 2, with the ε → 0 asymptotes dashed.
 
@@ -1578,8 +1905,14 @@ def plot_exit_time_vs_width(
         x = g["width"].to_numpy(float)
         _errorbar(ax, x, g, "mean", pal[a], _label(a))
         xf = np.geomspace(x.min(), x.max(), 40)
-        ax.plot(xf, [levy_mean_exit_time_asymptotic(a, w, float(g["eps"].iloc[0])) for w in xf],
-                ls="--", lw=0.9, color=pal[a], alpha=0.8)
+        ax.plot(
+            xf,
+            [levy_mean_exit_time_asymptotic(a, w, float(g["eps"].iloc[0])) for w in xf],
+            ls="--",
+            lw=0.9,
+            color=pal[a],
+            alpha=0.8,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(FixedLocator(sorted(d["width"].unique())))
@@ -1587,9 +1920,12 @@ def plot_exit_time_vs_width(
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("basin half-width W (position units, log scale)")
     ax.set_ylabel("mean exit time (time units, log scale)")
-    ax.set_title(f"H = {d['height'].iloc[0]:g}, ε = {d['eps'].iloc[0]:g}, σ ≤ "
-                 f"{d['sigma'].max():.2g}; bars: {d['level'].iloc[0] * 100:.0f} % CI\n"
-                 "dashed: ε → 0 asymptote ∝ W^α", fontsize=9)
+    ax.set_title(
+        f"H = {d['height'].iloc[0]:g}, ε = {d['eps'].iloc[0]:g}, σ ≤ "
+        f"{d['sigma'].max():.2g}; bars: {d['level'].iloc[0] * 100:.0f} % CI\n"
+        "dashed: ε → 0 asymptote ∝ W^α",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, frameon=True)
     _save(fig, pdf, png)
     return fig
@@ -1649,8 +1985,16 @@ def plot_levy_vs_brownian_paths(
         g = g.sort_values("window")
         m = g["share"].to_numpy(float)
         err = np.vstack([m - g["share_ci_low"], g["share_ci_high"] - m])
-        ar.errorbar(g["window"], m, yerr=err, color=cols.get(lab, "0.5"), marker="o", ms=3,
-                    capsize=2, label=lab)
+        ar.errorbar(
+            g["window"],
+            m,
+            yerr=err,
+            color=cols.get(lab, "0.5"),
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=lab,
+        )
     ar.set_xscale("log")
     ar.set_yscale("log")
     ar.set_xlabel("window (steps, log scale)")
@@ -1700,7 +2044,9 @@ def plot_stable_densities(
 
 
 def plot_metastability(
-    pdf: str | os.PathLike, png: str | os.PathLike | None = None, **kwargs: Any,
+    pdf: str | os.PathLike,
+    png: str | os.PathLike | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Figure 3 (:func:`metastability_figure`, keyword arguments its own) saved to ``pdf``
     and ``png``; returns its summary dict."""
@@ -1739,9 +2085,18 @@ def metastability_figure(
     """
     plt, _ = _plt()
     rng = np.random.default_rng(seed)
-    t, paths = sample_paths([alpha, 2.0], n_steps, dt, eps, rng, n_paths=n_candidates,
-                            x0=-width_narrow, height=height, width=width_narrow,
-                            width_right=width_wide)
+    t, paths = sample_paths(
+        [alpha, 2.0],
+        n_steps,
+        dt,
+        eps,
+        rng,
+        n_paths=n_candidates,
+        x0=-width_narrow,
+        height=height,
+        width=width_narrow,
+        width_right=width_wide,
+    )
     lev, bro = paths[0], paths[1]
     pick, jump_k = 0, None
     for land in (0.25 * width_wide, 0.0):  # prefer a jump that lands well inside
@@ -1766,8 +2121,9 @@ def metastability_figure(
     ax_u.set_title("narrow (x < 0) and wide (x > 0)\nbasins, same depth H", fontsize=8)
     pal = _alpha_palette([alpha, 2.0])
     ax_b = None
-    for row, (p, a, lab) in enumerate(((lev[pick], alpha, f"Lévy, α = {alpha:g}"),
-                                       (bro[0], 2.0, "Brownian, α = 2"))):
+    for row, (p, a, lab) in enumerate(
+        ((lev[pick], alpha, f"Lévy, α = {alpha:g}"), (bro[0], 2.0, "Brownian, α = 2"))
+    ):
         ax = fig.add_subplot(gs[row, 1], sharex=ax_b)
         ax.plot(t, np.clip(p, xs[0], xs[-1]), lw=0.5, color=pal[a])
         ax.axhline(0, color="0.5", ls=":", lw=0.8)
@@ -1776,12 +2132,22 @@ def metastability_figure(
         ax.set_ylim(xs[0], xs[-1])
         ax.set_ylabel(f"{lab}\nposition X(t)", fontsize=8)
         if row == 0 and jump_k is not None:
-            ax.plot([t[jump_k - 1], t[jump_k]], [p[jump_k - 1], p[jump_k]], color="tab:blue",
-                    lw=1.6, marker="o", ms=3)
-            ax.annotate("escape from the narrow basin in one jump",
-                        xy=(t[jump_k], 0.5 * (p[jump_k - 1] + p[jump_k])),
-                        xytext=(0.55, 0.45), textcoords="axes fraction", fontsize=8,
-                        arrowprops=dict(arrowstyle="->", lw=0.8, color="tab:blue"))
+            ax.plot(
+                [t[jump_k - 1], t[jump_k]],
+                [p[jump_k - 1], p[jump_k]],
+                color="tab:blue",
+                lw=1.6,
+                marker="o",
+                ms=3,
+            )
+            ax.annotate(
+                "escape from the narrow basin in one jump",
+                xy=(t[jump_k], 0.5 * (p[jump_k - 1] + p[jump_k])),
+                xytext=(0.55, 0.45),
+                textcoords="axes fraction",
+                fontsize=8,
+                arrowprops=dict(arrowstyle="->", lw=0.8, color="tab:blue"),
+            )
         ax_b = ax
     ax_b.set_xlabel("time t (time units)")
     ax_f = fig.add_subplot(gs[1, 0])
@@ -1789,7 +2155,10 @@ def metastability_figure(
     ax_f.set_ylim(0, 1)
     ax_f.set_ylabel("fraction of time\nin the wide basin", fontsize=8)
     ax_f.set_title(f"{n_candidates} paths each, start in narrow basin", fontsize=8)
-    fig.suptitle(f"Metastability: H = {height:g}, W = {width_narrow:g} vs {width_wide:g}, "
-                 f"ε = {eps:g}", fontsize=10)
-    return fig, dict(frac_time_wide=frac, levy_path=pick,
-                     jump_time=None if jump_k is None else float(t[jump_k]))
+    fig.suptitle(
+        f"Metastability: H = {height:g}, W = {width_narrow:g} vs {width_wide:g}, ε = {eps:g}",
+        fontsize=10,
+    )
+    return fig, dict(
+        frac_time_wide=frac, levy_path=pick, jump_time=None if jump_k is None else float(t[jump_k])
+    )

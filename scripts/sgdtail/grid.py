@@ -197,9 +197,7 @@ def checkpoint_schedule(
                 "training.iterations)"
             )
     else:  # the schema rules this out; kept for direct library use
-        raise ConfigError(
-            f"{key}.schedule is {kind!r}; allowed: log, every, list"
-        )
+        raise ConfigError(f"{key}.schedule is {kind!r}; allowed: log, every, list")
     its.add(iterations)
     if spec.get("include_initial", True):
         its.add(0)
@@ -320,8 +318,13 @@ def _check_data_path(dataset: str, ds: Mapping[str, Any], workdir: str | Path) -
 
 # --------------------------------------------------------------------------- schema errors
 _TYPE_NAMES = {
-    "integer": "an integer", "number": "a number", "string": "a string",
-    "boolean": "true or false", "array": "a list", "object": "a mapping", "null": "null",
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
 }
 
 
@@ -368,8 +371,12 @@ def _schema_chain(root: Mapping[str, Any] | None, path: list) -> list[Mapping[st
 
 def _bounds(schema: Mapping[str, Any]) -> str:
     parts = []
-    for word, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
-                       ("exclusiveMaximum", "<")):
+    for word, sign in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("exclusiveMaximum", "<"),
+    ):
         if word in schema:
             parts.append(f"{sign} {schema[word]}")
     return " and ".join(parts)
@@ -470,8 +477,10 @@ def describe_schema_error(error: Any, schema: Mapping[str, Any] | str | Path | N
             except ValueError:
                 pass
             else:
-                hint = (f"; {err.instance!r} is text (YAML reads numbers such as 1e-3 as text: "
-                        "write 0.001 or 1.0e-3)")
+                hint = (
+                    f"; {err.instance!r} is text (YAML reads numbers such as 1e-3 as text: "
+                    "write 0.001 or 1.0e-3)"
+                )
     text += f"; allowed: {allowed}" if allowed else ""
     text += f" ({descriptions[-1]})" if descriptions else ""
     text += hint

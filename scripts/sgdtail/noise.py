@@ -387,21 +387,36 @@ def _pooled_alpha(rows: list[dict], estimator: str) -> float:
     """α̂ of ``estimator`` on the pooled noise in natural order (NaN when absent)."""
     for row in rows:
         if (row.get("estimator"), row.get("scope"), row.get("order")) == (
-                estimator, "pooled", "natural"):
+            estimator,
+            "pooled",
+            "natural",
+        ):
             return float(row["alpha"])
     return float("nan")
 
 
-def _report(item: int, total: int, step: int, split: str, rows: list[dict], seconds: float,
-            kept: bool) -> None:
+def _report(
+    item: int, total: int, step: int, split: str, rows: list[dict], seconds: float, kept: bool
+) -> None:
     """One progress line per checkpoint × split: seconds, pooled α̂ (reference, robust), zeros."""
-    zeros = next((float(r["zero_fraction"]) for r in rows if r.get("scope") == "pooled"
-                  and "zero_fraction" in r), float("nan"))
+    zeros = next(
+        (
+            float(r["zero_fraction"])
+            for r in rows
+            if r.get("scope") == "pooled" and "zero_fraction" in r
+        ),
+        float("nan"),
+    )
     log.info(
         "progress: %d/%d checkpoint step %d, split %s: %s; pooled alpha reference %.4g, "
-        "robust %.4g; zero fraction %.4g", item, total, step, split,
+        "robust %.4g; zero fraction %.4g",
+        item,
+        total,
+        step,
+        split,
         "kept from an earlier attempt" if kept else f"{seconds:.2f} s",
-        _pooled_alpha(rows, "mohammadi_reference"), _pooled_alpha(rows, "mohammadi_robust"),
+        _pooled_alpha(rows, "mohammadi_reference"),
+        _pooled_alpha(rows, "mohammadi_robust"),
         zeros,
     )
 
@@ -428,12 +443,16 @@ def _load_part(path, key: str) -> dict | None:
     return part if part.get("key") == key else None
 
 
-def _measure_one(model, loss_fn, x, y, batch_size: int, base: dict, finite: bool,
-                 options: dict) -> dict:
+def _measure_one(
+    model, loss_fn, x, y, batch_size: int, base: dict, finite: bool, options: dict
+) -> dict:
     """Estimate rows and norm rows of one checkpoint × split (the part file's content)."""
     if not finite:
-        return {"estimates": [{**base, "estimator": "none", "note": "weights not finite"}],
-                "norms": [], "seconds": 0.0}
+        return {
+            "estimates": [{**base, "estimator": "none", "note": "weights not finite"}],
+            "norms": [],
+            "seconds": 0.0,
+        }
     res = measure_noise(model, loss_fn, x, y, batch_size, **options)
     extra = {
         "n_minibatches": res.n_minibatches,
@@ -480,10 +499,16 @@ def measure_checkpoints(
 
     from sgdtail import io
 
-    options = {"remainder": remainder, "memory_budget_mb": memory_budget_mb,
-               "estimator_options": estimator_options}
-    settings = {**options, "batch_size": batch_size,
-                "splits": {s: [int(len(x)), str(x.dtype)] for s, (x, _) in splits.items()}}
+    options = {
+        "remainder": remainder,
+        "memory_budget_mb": memory_budget_mb,
+        "estimator_options": estimator_options,
+    }
+    settings = {
+        **options,
+        "batch_size": batch_size,
+        "splits": {s: [int(len(x)), str(x.dtype)] for s, (x, _) in splits.items()},
+    }
     folder = Path(parts_dir) if parts_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -504,8 +529,16 @@ def measure_checkpoints(
             part = _load_part(path, key + split)
             kept = part is not None
             if part is None:
-                part = _measure_one(model, loss_fn, x, y, batch_size,
-                                    {"step": step, "split": split}, finite, options)
+                part = _measure_one(
+                    model,
+                    loss_fn,
+                    x,
+                    y,
+                    batch_size,
+                    {"step": step, "split": split},
+                    finite,
+                    options,
+                )
                 if path is not None:
                     io.save_torch(path, {**part, "key": key + split})
             _report(item, total, step, split, part["estimates"], part["seconds"], kept)

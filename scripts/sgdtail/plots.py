@@ -162,8 +162,11 @@ def enough_samples(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("alpha_reference", "alpha_robust", "alpha_robust_ci_low", "alpha_robust_ci_high"):
         if col in out:
             out.loc[~pooled, col] = np.nan
-    for col in ("alpha_per_coordinate_median", "alpha_per_coordinate_q25",
-                "alpha_per_coordinate_q75"):
+    for col in (
+        "alpha_per_coordinate_median",
+        "alpha_per_coordinate_q25",
+        "alpha_per_coordinate_q75",
+    ):
         if col in out:
             out.loc[~per_coord, col] = np.nan
     return out
@@ -190,11 +193,13 @@ def too_few_note(df: pd.DataFrame) -> str:
 def long_alpha(df: pd.DataFrame) -> pd.DataFrame:
     """Melt the α columns of ``df`` into (estimator, alpha) rows with readable labels."""
     id_vars = [c for c in df.columns if c not in ESTIMATOR_LABELS]
-    long = df.melt(id_vars=id_vars, value_vars=list(ESTIMATOR_LABELS), var_name="estimator",
-                   value_name="alpha")
+    long = df.melt(
+        id_vars=id_vars, value_vars=list(ESTIMATOR_LABELS), var_name="estimator", value_name="alpha"
+    )
     long["estimator"] = long["estimator"].map(ESTIMATOR_LABELS)
     long["setting"] = (
-        long["dataset"].map(DATASET_LABELS).fillna(long["dataset"]) + ", "
+        long["dataset"].map(DATASET_LABELS).fillna(long["dataset"])
+        + ", "
         + long["loss"].map(LOSS_LABELS).fillna(long["loss"])
     )
     return long
@@ -237,9 +242,16 @@ def _symlog_steps(ax: plt.Axes, last_step: float) -> None:
 
 
 def plot_alpha_vs_axis(
-    summary: pd.DataFrame, runs: pd.DataFrame, axis: str, hue: str, pdf: str | Path,
-    png: str | Path, arch: str | None = None, log_base: float | None = 2,
-    axis_label: str | None = None, hue_label: str | None = None,
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    axis: str,
+    hue: str,
+    pdf: str | Path,
+    png: str | Path,
+    arch: str | None = None,
+    log_base: float | None = 2,
+    axis_label: str | None = None,
+    hue_label: str | None = None,
 ) -> plt.Figure:
     """α at the end of training against ``axis``, one line per ``hue``, bands over seeds.
 
@@ -282,8 +294,12 @@ def plot_alpha_vs_axis(
     markers = dict(zip(styles, _MARKERS, strict=False)) if style else True
     dashes = dict(zip(styles, _DASHES, strict=False)) if style else True
     fig, axes = plt.subplots(
-        len(estimators), len(settings), figsize=(3.6 * len(settings) + 1.6, 2.5 * len(estimators)),
-        sharex=True, sharey=True, squeeze=False,
+        len(estimators),
+        len(settings),
+        figsize=(3.6 * len(settings) + 1.6, 2.5 * len(estimators)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
     )
     for r, estimator in enumerate(estimators):
         for c, setting in enumerate(settings):
@@ -294,18 +310,36 @@ def plot_alpha_vs_axis(
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", color="grey")
                 continue
             sns.lineplot(
-                data=sub, x=axis, y="alpha", hue=hue, hue_order=hue_values, palette=palette,
-                style=style, style_order=styles or None, markers=markers, dashes=dashes,
-                marker=None if style else "o", errorbar=("pi", 100), estimator="mean",
-                ax=ax, legend=False,
+                data=sub,
+                x=axis,
+                y="alpha",
+                hue=hue,
+                hue_order=hue_values,
+                palette=palette,
+                style=style,
+                style_order=styles or None,
+                markers=markers,
+                dashes=dashes,
+                marker=None if style else "o",
+                errorbar=("pi", 100),
+                estimator="mean",
+                ax=ax,
+                legend=False,
             )
             if estimator == ESTIMATOR_LABELS["alpha_robust"]:
                 _robust_interval_bars(ax, sub, axis, hue, palette, style)
             zeros = sub["zero_fraction"]
             if estimator == ESTIMATOR_LABELS["alpha_reference"] and zeros.max() > 0.01:
-                ax.text(0.98, 0.04, f"exact zeros: {zeros.min():.0%} to {zeros.max():.0%} of "
-                        "the noise values\n(kept by the reference: biases it low)",
-                        transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+                ax.text(
+                    0.98,
+                    0.04,
+                    f"exact zeros: {zeros.min():.0%} to {zeros.max():.0%} of "
+                    "the noise values\n(kept by the reference: biases it low)",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="bottom",
+                    fontsize=7,
+                )
             if log_base:
                 _plain_log_axis(ax, log_base, long[axis].unique())
             else:
@@ -316,13 +350,19 @@ def plot_alpha_vs_axis(
     handles = [Line2D([], [], color=palette[h], marker="o", label=str(h)) for h in hue_values]
     if style:
         handles += [
-            Line2D([], [], color="grey", marker=markers[s], dashes=dashes[s] or (None, None),
-                   label=s)
+            Line2D(
+                [], [], color="grey", marker=markers[s], dashes=dashes[s] or (None, None), label=s
+            )
             for s in styles
         ]
     handles.append(Line2D([], [], color="grey", ls="--", lw=0.8, label="Gaussian, α = 2"))
-    fig.legend(handles=handles, title=hue_label or hue, loc="center left",
-               bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.legend(
+        handles=handles,
+        title=hue_label or hue,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )
     n_seeds = df.groupby(RUN_KEYS[:-1])["seed"].nunique().max()
     spread = "line: mean over seeds, band: range over seeds" if n_seeds > 1 else "one seed"
     suptitle(
@@ -351,8 +391,10 @@ def line_labels(long: pd.DataFrame, axis: str, hue: str) -> pd.Series | None:
     if not varying:
         return None
     return pd.Series(
-        [", ".join(f"{a}={v}" for a, v in zip(varying, row, strict=True))
-         for row in long[varying].itertuples(index=False)],
+        [
+            ", ".join(f"{a}={v}" for a, v in zip(varying, row, strict=True))
+            for row in long[varying].itertuples(index=False)
+        ],
         index=long.index,
     )
 
@@ -367,8 +409,14 @@ def _robust_interval_bars(
         h, x = key[0], key[1]
         low, high = row["alpha_robust_ci_low"], row["alpha_robust_ci_high"]
         if np.isfinite(low) and np.isfinite(high):
-            ax.errorbar(x, row["alpha"], yerr=[[max(row["alpha"] - low, 0)],
-                        [max(high - row["alpha"], 0)]], color=palette[h], lw=0.8, capsize=2)
+            ax.errorbar(
+                x,
+                row["alpha"],
+                yerr=[[max(row["alpha"] - low, 0)], [max(high - row["alpha"], 0)]],
+                color=palette[h],
+                lw=0.8,
+                capsize=2,
+            )
 
 
 # ----------------------------------------------------------------------------
@@ -396,8 +444,13 @@ def synthetic_norms(
 
 
 def plot_noise_norm_histogram(
-    norms: pd.DataFrame, summary: pd.DataFrame, showcase: Sequence[Mapping], pdf: str | Path,
-    png: str | Path, seed: int = 0, max_synthetic_values: int = 50_000_000,
+    norms: pd.DataFrame,
+    summary: pd.DataFrame,
+    showcase: Sequence[Mapping],
+    pdf: str | Path,
+    png: str | Path,
+    seed: int = 0,
+    max_synthetic_values: int = 50_000_000,
 ) -> plt.Figure:
     """Histogram of ‖U_p‖ (showcase runs, last checkpoint, train split) beside Gaussian and SαS.
 
@@ -409,8 +462,9 @@ def plot_noise_norm_histogram(
     that would exceed ``max_synthetic_values`` coordinates (at least 20).
     """
     set_style()
-    fig, axes = plt.subplots(3, len(showcase), figsize=(4.8 * len(showcase) + 0.6, 7.6),
-                             sharex="col", squeeze=False)
+    fig, axes = plt.subplots(
+        3, len(showcase), figsize=(4.8 * len(showcase) + 0.6, 7.6), sharex="col", squeeze=False
+    )
     rng = np.random.default_rng(seed)
     for c, run in enumerate(showcase):
         train = select_run(norms, run)
@@ -433,8 +487,11 @@ def plot_noise_norm_histogram(
         samples = [
             ("measured noise ‖U_p‖ of the minibatches", measured, "#4c72b0"),
             (f"Gaussian, σ = {sigma:.2g} per coordinate", gauss * sigma, "#55a868"),
-            (f"SαS, α = {alpha:.2f} (robust α̂), scale matched", sas * med / np.median(sas),
-             "#c44e52"),
+            (
+                f"SαS, α = {alpha:.2f} (robust α̂), scale matched",
+                sas * med / np.median(sas),
+                "#c44e52",
+            ),
         ]
         values = np.concatenate([s[1] for s in samples])
         values = values[values > 0]
@@ -442,14 +499,24 @@ def plot_noise_norm_histogram(
         bins = int(np.clip(2 * np.sqrt(len(measured)), 15, 60))
         for r, (label, x, color) in enumerate(samples):
             ax = axes[r, c]
-            sns.histplot(x=x, bins=bins, binrange=log_range, log_scale=True, stat="percent",
-                         color=color, ax=ax, edgecolor=color)
+            sns.histplot(
+                x=x,
+                bins=bins,
+                binrange=log_range,
+                log_scale=True,
+                stat="percent",
+                color=color,
+                ax=ax,
+                edgecolor=color,
+            )
             ax.axvline(med, color="k", lw=0.7, ls=":")
             q10, q90 = np.quantile(x, [0.1, 0.9])
             title = f"{label}\n{len(x)} vectors, 90%/10% quantile ratio {q90 / q10:.3g}"
             if r == 0:
-                title = (f"{run_label(run)}{_status_note(meas)}\nstep {step}, training set, "
-                         f"M = {dim:,} parameters\n\n{title}")
+                title = (
+                    f"{run_label(run)}{_status_note(meas)}\nstep {step}, training set, "
+                    f"M = {dim:,} parameters\n\n{title}"
+                )
             ax.set_title(title, fontsize=8)
             ax.set_ylabel("% of vectors" if c == 0 else "")
             _plain_log_ticks(ax.xaxis)
@@ -471,8 +538,12 @@ def plot_noise_norm_histogram(
 
 
 def plot_estimator_validation(
-    table: pd.DataFrame, pdf: str | Path, png: str | Path, y_max: float = 2.6,
-    gaussian: pd.DataFrame | None = None, minimums: pd.DataFrame | None = None,
+    table: pd.DataFrame,
+    pdf: str | Path,
+    png: str | Path,
+    y_max: float = 2.6,
+    gaussian: pd.DataFrame | None = None,
+    minimums: pd.DataFrame | None = None,
 ) -> plt.Figure:
     """Estimated against true α on SαS samples (one panel per estimator, hue = sample size),
     the pitfall cases (Gaussian data, true α = 2) in a panel of their own, and, given
@@ -498,15 +569,32 @@ def plot_estimator_validation(
         d = sas[sas.estimator == name]
         lim = [0, y_max]
         ax.plot(lim, lim, color="grey", lw=0.8, ls="--")
-        sns.lineplot(data=d, x="true_alpha", y="alpha_hat", hue="size", palette=palette,
-                     hue_order=sizes, marker="o", errorbar=("pi", 100), ax=ax, legend=False)
+        sns.lineplot(
+            data=d,
+            x="true_alpha",
+            y="alpha_hat",
+            hue="size",
+            palette=palette,
+            hue_order=sizes,
+            marker="o",
+            errorbar=("pi", 100),
+            ax=ax,
+            legend=False,
+        )
         means = d.groupby(["true_alpha", "size"])["alpha_hat"].mean()
         off = means[means > y_max]
         for (true, size), _ in off.items():
             ax.plot(true, y_max * 0.98, marker="^", color=palette[size], clip_on=False)
         if len(off):
-            ax.text(0.97, 0.9, f"▲ off scale: α̂ up to {off.max():.1f}", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=7)
+            ax.text(
+                0.97,
+                0.9,
+                f"▲ off scale: α̂ up to {off.max():.1f}",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=7,
+            )
         ax.set_ylim(0, y_max)
         ax.set_xlim(0.4, 2.1)
         ax.set_title(VALIDATION_ESTIMATORS[name], fontsize=9)
@@ -514,8 +602,13 @@ def plot_estimator_validation(
         ax.set_ylabel("estimated α̂")
     handles = [Line2D([], [], color=palette[s], marker="o", label=f"n = {s:,}") for s in sizes]
     handles.append(Line2D([], [], color="grey", ls="--", label="α̂ = α"))
-    sub_top.legend(handles=handles, title="sample size", loc="center left",
-                   bbox_to_anchor=(1.0, 0.5), frameon=False)
+    sub_top.legend(
+        handles=handles,
+        title="sample size",
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )
     sub_top.suptitle("SαS samples of known α: mean over repeats, band = range", fontsize=10)
     with_sizes = gaussian is not None and minimums is not None and not gaussian.empty
     ratios = [2.2, 1.0, 1.0] if with_sizes else [1.0]
@@ -526,8 +619,13 @@ def plot_estimator_validation(
         _gaussian_size_panels(bottom[1], bottom[2], gaussian, minimums, y_max)
     sub_bottom.suptitle(
         "Gaussian data (true α = 2): the pitfalls of the pooled estimate (mean over sizes and "
-        "repeats, bars = range)" + ("; what each estimator reads at each sample size, and the "
-                                    "smallest samples the tables use" if with_sizes else ""),
+        "repeats, bars = range)"
+        + (
+            "; what each estimator reads at each sample size, and the "
+            "smallest samples the tables use"
+            if with_sizes
+            else ""
+        ),
         fontsize=10,
     )
     save_figure(fig, pdf, png)
@@ -535,7 +633,10 @@ def plot_estimator_validation(
 
 
 def _gaussian_size_panels(
-    ax_pooled: plt.Axes, ax_coord: plt.Axes, gaussian: pd.DataFrame, minimums: pd.DataFrame,
+    ax_pooled: plt.Axes,
+    ax_coord: plt.Axes,
+    gaussian: pd.DataFrame,
+    minimums: pd.DataFrame,
     y_max: float,
 ) -> None:
     """α̂ of Gaussian data against the pooled sample size and against the number of minibatches
@@ -543,24 +644,37 @@ def _gaussian_size_panels(
     minimum."""
     tol = float(minimums["tolerance"].iloc[0])
     configured = minimums.groupby("kind")["configured_minimum"].first()
-    panels = [(ax_pooled, "pooled", "values n (pooled)"),
-              (ax_coord, "per_coordinate", "minibatches P (per coordinate)")]
-    colors = dict(zip(GAUSSIAN_LABELS, sns.color_palette("colorblind", len(GAUSSIAN_LABELS)),
-                      strict=True))
+    panels = [
+        (ax_pooled, "pooled", "values n (pooled)"),
+        (ax_coord, "per_coordinate", "minibatches P (per coordinate)"),
+    ]
+    colors = dict(
+        zip(GAUSSIAN_LABELS, sns.color_palette("colorblind", len(GAUSSIAN_LABELS)), strict=True)
+    )
     for ax, kind, xlabel in panels:
         d = gaussian[gaussian.kind == kind]
         ax.axhspan(2 - tol, 2 + tol, color="grey", alpha=0.15, lw=0)
         for name, g in d.groupby("estimator", sort=False):
             means = g.groupby("size")["alpha_hat"].agg(["mean", "min", "max"])
             shown = means["mean"].clip(upper=y_max * 0.98)
-            ax.plot(means.index, shown, marker="o", color=colors[name],
-                    label=GAUSSIAN_LABELS[name])
+            ax.plot(means.index, shown, marker="o", color=colors[name], label=GAUSSIAN_LABELS[name])
             if (means["mean"] > y_max).any():
-                ax.text(means.index[-1], y_max * 0.9, f"{means['mean'].iloc[-1]:.1f}",
-                        ha="right", fontsize=7, color=colors[name])
+                ax.text(
+                    means.index[-1],
+                    y_max * 0.9,
+                    f"{means['mean'].iloc[-1]:.1f}",
+                    ha="right",
+                    fontsize=7,
+                    color=colors[name],
+                )
         if kind in configured.index:
-            ax.axvline(configured[kind], color="k", ls=":", lw=0.9,
-                       label=f"configured minimum ({int(configured[kind]):,})")
+            ax.axvline(
+                configured[kind],
+                color="k",
+                ls=":",
+                lw=0.9,
+                label=f"configured minimum ({int(configured[kind]):,})",
+            )
         ax.set_xscale("log")
         ax.set_ylim(0, y_max)
         ax.set_xlabel(xlabel)
@@ -583,11 +697,19 @@ def _pitfall_panel(ax: plt.Axes, pit: pd.DataFrame, y_max: float) -> None:
             mean, lo, hi = d.mean(), d.min(), d.max()
             if mean > y_max:
                 ax.plot(x, y_max * 0.98, marker="^", color=colors[name])
-                ax.annotate(f"{mean:.1f}", (x, y_max * 0.98), textcoords="offset points",
-                            xytext=(0, -12), ha="center", fontsize=7, color=colors[name])
+                ax.annotate(
+                    f"{mean:.1f}",
+                    (x, y_max * 0.98),
+                    textcoords="offset points",
+                    xytext=(0, -12),
+                    ha="center",
+                    fontsize=7,
+                    color=colors[name],
+                )
                 continue
-            ax.errorbar(x, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color=colors[name],
-                        capsize=2)
+            ax.errorbar(
+                x, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color=colors[name], capsize=2
+            )
     ax.axhline(GAUSSIAN_ALPHA, color="grey", lw=0.8, ls="--")
     ax.grid(False, axis="x")
     for boundary in np.arange(0.5, len(cases) - 1):
@@ -596,9 +718,16 @@ def _pitfall_panel(ax: plt.Axes, pit: pd.DataFrame, y_max: float) -> None:
     ax.set_xticks(range(len(cases)), [PITFALL_LABELS.get(c, c) for c in cases])
     ax.set_ylim(0, y_max)
     ax.set_ylabel("estimated α̂ (true α = 2)")
-    ax.legend(handles=[Line2D([], [], color=colors[n], marker="o", ls="",
-                              label=VALIDATION_ESTIMATORS[n]) for n in names],
-              loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="estimator")
+    ax.legend(
+        handles=[
+            Line2D([], [], color=colors[n], marker="o", ls="", label=VALIDATION_ESTIMATORS[n])
+            for n in names
+        ],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        title="estimator",
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -621,21 +750,34 @@ def _alpha_over_steps(ax: plt.Axes, s: pd.DataFrame, column: str) -> None:
     for split, d in s.groupby("split"):
         color = SPLIT_COLORS.get(split, "grey")
         if d[column].isna().all():
-            missing.append(f"{split} set: too few samples (P = {int(d.n_minibatches.max())} "
-                           f"minibatches, K = {int(d.n_values.max()):,} values)")
+            missing.append(
+                f"{split} set: too few samples (P = {int(d.n_minibatches.max())} "
+                f"minibatches, K = {int(d.n_values.max()):,} values)"
+            )
             continue
         ax.plot(d.step, d[column], color=color, marker="o")
         if column == "alpha_robust":
-            ax.fill_between(d.step, d.alpha_robust_ci_low, d.alpha_robust_ci_high,
-                            color=color, alpha=0.2, lw=0)
+            ax.fill_between(
+                d.step, d.alpha_robust_ci_low, d.alpha_robust_ci_high, color=color, alpha=0.2, lw=0
+            )
     if missing:
-        ax.text(0.02, 0.04, "not drawn: " + "; ".join(missing), transform=ax.transAxes,
-                fontsize=7, color="grey")
+        ax.text(
+            0.02,
+            0.04,
+            "not drawn: " + "; ".join(missing),
+            transform=ax.transAxes,
+            fontsize=7,
+            color="grey",
+        )
 
 
 def plot_alpha_and_accuracy_over_training(
-    summary: pd.DataFrame, train_logs: Sequence[pd.DataFrame], showcase: Sequence[Mapping],
-    pdf: str | Path, png: str | Path, smooth_steps: int = 10,
+    summary: pd.DataFrame,
+    train_logs: Sequence[pd.DataFrame],
+    showcase: Sequence[Mapping],
+    pdf: str | Path,
+    png: str | Path,
+    smooth_steps: int = 10,
 ) -> plt.Figure:
     """α̂ of the train- and test-set noise and train/test accuracy against the SGD step.
 
@@ -647,8 +789,13 @@ def plot_alpha_and_accuracy_over_training(
     """
     set_style()
     n_rows = len(ESTIMATOR_LABELS) + 1
-    fig, axes = plt.subplots(n_rows, len(showcase), figsize=(4.8 * len(showcase) + 1.5,
-                             2.1 * n_rows), sharex="col", squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows,
+        len(showcase),
+        figsize=(4.8 * len(showcase) + 1.5, 2.1 * n_rows),
+        sharex="col",
+        squeeze=False,
+    )
     for c, (run, log) in enumerate(zip(showcase, train_logs, strict=True)):
         s = select_run(summary, run).sort_values("step")
         if s.empty:
@@ -671,12 +818,22 @@ def plot_alpha_and_accuracy_over_training(
         ax = axes[-1, c]
         if not log.empty:
             running = log.sort_values("step").rolling(smooth_steps, min_periods=1)
-            ax.plot(log.sort_values("step").step, 100 * running["accuracy"].mean(),
-                    color="grey", lw=0.7, label=f"training minibatch ({smooth_steps}-step mean)")
+            ax.plot(
+                log.sort_values("step").step,
+                100 * running["accuracy"].mean(),
+                color="grey",
+                lw=0.7,
+                label=f"training minibatch ({smooth_steps}-step mean)",
+            )
         per_step = s.drop_duplicates("step")
         for split in ("train", "test"):
-            ax.plot(per_step.step, 100 * per_step[f"{split}_accuracy"], marker="o",
-                    color=SPLIT_COLORS[split], label=f"{split} set (at checkpoints)")
+            ax.plot(
+                per_step.step,
+                100 * per_step[f"{split}_accuracy"],
+                marker="o",
+                color=SPLIT_COLORS[split],
+                label=f"{split} set (at checkpoints)",
+            )
         ax.set_title("accuracy", fontsize=9)
         ax.set_ylabel("accuracy (%)" if c == 0 else "")
         ax.set_xlabel("SGD step (symmetric log scale: linear from 0 to 1)")
@@ -684,15 +841,24 @@ def plot_alpha_and_accuracy_over_training(
     handles = [
         Line2D([], [], color=SPLIT_COLORS["train"], marker="o", label="training set"),
         Line2D([], [], color=SPLIT_COLORS["test"], marker="o", label="test set"),
-        Line2D([], [], color="grey", lw=0.7, label=f"training minibatch accuracy\n"
-               f"({smooth_steps}-step running mean)"),
+        Line2D(
+            [],
+            [],
+            color="grey",
+            lw=0.7,
+            label=f"training minibatch accuracy\n({smooth_steps}-step running mean)",
+        ),
         Line2D([], [], color="grey", ls="--", lw=0.8, label="Gaussian, α = 2"),
-        plt.Rectangle((0, 0), 1, 1, color=SPLIT_COLORS["train"], alpha=0.2,
-                      label="95% batch-means interval"),
+        plt.Rectangle(
+            (0, 0), 1, 1, color=SPLIT_COLORS["train"], alpha=0.2, label="95% batch-means interval"
+        ),
     ]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    suptitle(fig, "Tail index of the gradient noise (measured on the training and the test set) "
-             "and accuracy during training")
+    suptitle(
+        fig,
+        "Tail index of the gradient noise (measured on the training and the test set) "
+        "and accuracy during training",
+    )
     fig.tight_layout()
     save_figure(fig, pdf, png)
     return fig
@@ -704,15 +870,19 @@ def plot_alpha_and_accuracy_over_training(
 
 
 def plot_alpha_vs_block_size(
-    estimates: pd.DataFrame, synthetic: pd.DataFrame, showcase: Sequence[Mapping],
-    pdf: str | Path, png: str | Path,
+    estimates: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    showcase: Sequence[Mapping],
+    pdf: str | Path,
+    png: str | Path,
 ) -> plt.Figure:
     """Pooled α̂ against block size K1 for the showcase runs (last checkpoint, training set),
     natural and shuffled order, beside i.i.d. SαS and Gaussian sweeps. Legend: slopes
     d α̂ / d log10 K1 (0 for i.i.d. stable data)."""
     set_style()
-    fig, axes = plt.subplots(1, len(showcase), figsize=(5.8 * len(showcase), 5.0),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(showcase), figsize=(5.8 * len(showcase), 5.0), sharey=True, squeeze=False
+    )
     greys = sns.color_palette("Greys", len(synthetic.true_alpha.unique()) + 2)[2:]
     for ax, run in zip(axes[0], showcase, strict=True):
         e = select_run(estimates, run)
@@ -726,36 +896,72 @@ def plot_alpha_vs_block_size(
             if case == "gaussian":
                 style = {"color": "k", "ls": ":", "label": f"i.i.d. Gaussian ({slope:+.3f})"}
             else:
-                style = {"color": greys[sorted(synthetic.true_alpha.unique()).index(true)],
-                         "ls": "-", "label": f"i.i.d. SαS α = {true:g} ({slope:+.3f})"}
+                style = {
+                    "color": greys[sorted(synthetic.true_alpha.unique()).index(true)],
+                    "ls": "-",
+                    "label": f"i.i.d. SαS α = {true:g} ({slope:+.3f})",
+                }
             ax.plot(d.k1, d.alpha_hat, lw=1, **style)
         for order, ls, marker in (("natural", "-", "o"), ("shuffled", "--", "s")):
             d = e[(e.estimator == "block_sweep") & (e.order == order)].sort_values("k1")
             if d.empty:
                 continue
             slope = sweep_slope(d.k1, d.alpha)
-            ax.plot(d.k1, d.alpha, ls=ls, marker=marker, color="#c44e52",
-                    label=f"measured, {order} order ({slope:+.3f})")
+            ax.plot(
+                d.k1,
+                d.alpha,
+                ls=ls,
+                marker=marker,
+                color="#c44e52",
+                label=f"measured, {order} order ({slope:+.3f})",
+            )
         ref = e[e.estimator == "mohammadi_reference"]
         if not ref.empty:
-            ax.plot(ref.k1, ref.alpha, marker="*", ms=12, ls="", color="#4c72b0",
-                    label=f"reference α̂ = {ref.alpha.iloc[0]:.2f} at its K1")
+            ax.plot(
+                ref.k1,
+                ref.alpha,
+                marker="*",
+                ms=12,
+                ls="",
+                color="#4c72b0",
+                label=f"reference α̂ = {ref.alpha.iloc[0]:.2f} at its K1",
+            )
         rob = e[e.estimator == "mohammadi_robust"]
         if not rob.empty:
             r = rob.iloc[0]
             yerr = [[max(r.alpha - r.ci_low, 0)], [max(r.ci_high - r.alpha, 0)]]
-            ax.errorbar(r.k1, r.alpha, yerr=yerr if np.isfinite(yerr).all() else None,
-                        marker="D", ms=9, mfc="none", mew=1.5, color="#2ca02c", capsize=3, ls="",
-                        zorder=5,
-                        label=f"robust α̂ = {r.alpha:.2f} (shown at K1 = ⌊√K⌋)")
+            ax.errorbar(
+                r.k1,
+                r.alpha,
+                yerr=yerr if np.isfinite(yerr).all() else None,
+                marker="D",
+                ms=9,
+                mfc="none",
+                mew=1.5,
+                color="#2ca02c",
+                capsize=3,
+                ls="",
+                zorder=5,
+                label=f"robust α̂ = {r.alpha:.2f} (shown at K1 = ⌊√K⌋)",
+            )
         ax.axhline(GAUSSIAN_ALPHA, color="grey", lw=0.6, ls="--")
         ax.set_xscale("log")
         ax.set_xlabel("block size K1 (values per block; log scale)")
-        ax.set_title(f"{run_label(run)}\nstep {int(e.step.iloc[0])}, training set, "
-                     f"K = {int(e.n_values.max()):,} values", fontsize=9)
-        ax.legend(fontsize=7, title=f"slope of α̂ per decade of K1 in brackets; synthetic "
-                  f"samples: n = {int(synthetic['size'].max()):,}", title_fontsize=7,
-                  loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+        ax.set_title(
+            f"{run_label(run)}\nstep {int(e.step.iloc[0])}, training set, "
+            f"K = {int(e.n_values.max()):,} values",
+            fontsize=9,
+        )
+        ax.legend(
+            fontsize=7,
+            title=f"slope of α̂ per decade of K1 in brackets; synthetic "
+            f"samples: n = {int(synthetic['size'].max()):,}",
+            title_fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=2,
+            frameon=False,
+        )
     axes[0, 0].set_ylabel("pooled α̂")
     suptitle(fig, "Pooled α̂ as a function of the estimator's block size")
     fig.tight_layout()
@@ -796,20 +1002,31 @@ def plot_runtime_by_grid_axis(
     set_style()
     df = bench.merge(runs[[*RUN_KEYS, "n_parameters"]], on=RUN_KEYS, how="left")
     df = df.rename(columns={"rule": "job (rule)"})
-    columns = [("width", "width (FCN units / AlexNet filters ch)", 2),
-               ("depth", "depth (weight layers)", None),
-               ("n_parameters", "trainable parameters M", 10)]
+    columns = [
+        ("width", "width (FCN units / AlexNet filters ch)", 2),
+        ("depth", "depth (weight layers)", None),
+        ("n_parameters", "trainable parameters M", 10),
+    ]
     rows = [("s", "wall-clock time (s)"), ("max_rss", "peak memory, max RSS (MB)")]
     scales = "log scales where the values span a decade or more"
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(12, 6.4), sharey="row",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(columns), figsize=(12, 6.4), sharey="row", squeeze=False
+    )
     jobs = sorted(df["job (rule)"].unique())
     for r, (y, ylabel) in enumerate(rows):
         for c, (x, xlabel, base) in enumerate(columns):
             ax = axes[r, c]
-            sns.scatterplot(data=df, x=x, y=y, hue="job (rule)", hue_order=jobs,
-                            style="arch" if df["arch"].nunique() > 1 else None, ax=ax,
-                            legend=(r == 0 and c == len(columns) - 1), alpha=0.8)
+            sns.scatterplot(
+                data=df,
+                x=x,
+                y=y,
+                hue="job (rule)",
+                hue_order=jobs,
+                style="arch" if df["arch"].nunique() > 1 else None,
+                ax=ax,
+                legend=(r == 0 and c == len(columns) - 1),
+                alpha=0.8,
+            )
             if _decades(df[y]) >= 1:
                 ax.set_yscale("log")
                 _plain_log_ticks(ax.yaxis)

@@ -46,28 +46,66 @@ class Finding:
 
 
 FINDINGS: list[Finding] = [
-    Finding("alpha_vs_width", "α̂ against FCN width (MNIST)",
-            "heavier tails (smaller α̂) in wider networks on MNIST; direction only, no number "
-            "in the text", f"{PAPER_2019}, §4, figure of α̂ vs width", "falls", "width", "fcn"),
-    Finding("alpha_vs_depth", "α̂ against FCN depth (MNIST)",
-            "heavier tails (smaller α̂) in deeper networks; direction only", f"{PAPER_2019}, §4",
-            "falls", "depth", "fcn"),
-    Finding("alpha_vs_filters", "AlexNet: α̂ level and against filters ch (CIFAR10)",
-            "α̂ well below 2 for AlexNet in every setting; direction only",
-            f"{PAPER_2019}, §4, AlexNet figures", "below", "", "alexnet"),
-    Finding("alpha_vs_batch_size", "α̂ against batch size",
-            "a small effect of the batch size on α̂, smaller than that of the network size "
-            "(claim C2)", f"{PAPER_2019}, §4; {REVIEW}", "claim", "batch_size"),
-    Finding("alpha_vs_learning_rate", "α̂ against learning rate",
-            "not reported for the gradient noise in 2019; Gürbüzbalaban, Şimşekli & Zhu (ICML "
-            "2021) report heavier-tailed iterates for larger η/b (a different quantity)",
-            "ICML 2021", "none", "lr"),
-    Finding("noise_norm_histogram", "noise norms against Gaussian and SαS vectors",
-            "the norms of the measured noise look like those of SαS, not Gaussian, vectors "
-            "(AlexNet, CIFAR10)", f"{PAPER_2019}, figure 1", "claim"),
-    Finding("estimator_validation", "the estimator on synthetic data",
-            "the estimator recovers α on synthetic SαS data", f"{PAPER_2019}, §4",
-            "validation"),
+    Finding(
+        "alpha_vs_width",
+        "α̂ against FCN width (MNIST)",
+        "heavier tails (smaller α̂) in wider networks on MNIST; direction only, no number "
+        "in the text",
+        f"{PAPER_2019}, §4, figure of α̂ vs width",
+        "falls",
+        "width",
+        "fcn",
+    ),
+    Finding(
+        "alpha_vs_depth",
+        "α̂ against FCN depth (MNIST)",
+        "heavier tails (smaller α̂) in deeper networks; direction only",
+        f"{PAPER_2019}, §4",
+        "falls",
+        "depth",
+        "fcn",
+    ),
+    Finding(
+        "alpha_vs_filters",
+        "AlexNet: α̂ level and against filters ch (CIFAR10)",
+        "α̂ well below 2 for AlexNet in every setting; direction only",
+        f"{PAPER_2019}, §4, AlexNet figures",
+        "below",
+        "",
+        "alexnet",
+    ),
+    Finding(
+        "alpha_vs_batch_size",
+        "α̂ against batch size",
+        "a small effect of the batch size on α̂, smaller than that of the network size (claim C2)",
+        f"{PAPER_2019}, §4; {REVIEW}",
+        "claim",
+        "batch_size",
+    ),
+    Finding(
+        "alpha_vs_learning_rate",
+        "α̂ against learning rate",
+        "not reported for the gradient noise in 2019; Gürbüzbalaban, Şimşekli & Zhu (ICML "
+        "2021) report heavier-tailed iterates for larger η/b (a different quantity)",
+        "ICML 2021",
+        "none",
+        "lr",
+    ),
+    Finding(
+        "noise_norm_histogram",
+        "noise norms against Gaussian and SαS vectors",
+        "the norms of the measured noise look like those of SαS, not Gaussian, vectors "
+        "(AlexNet, CIFAR10)",
+        f"{PAPER_2019}, figure 1",
+        "claim",
+    ),
+    Finding(
+        "estimator_validation",
+        "the estimator on synthetic data",
+        "the estimator recovers α on synthetic SαS data",
+        f"{PAPER_2019}, §4",
+        "validation",
+    ),
 ]
 """What the papers report, per figure (the claims C1-C6 follow from the claims table)."""
 
@@ -86,8 +124,13 @@ def trend(last: pd.DataFrame, axis: str, z: float) -> dict[str, float]:
     if sweeps.empty:
         return {"slope": math.nan, "low": math.nan, "high": math.nan, "sweeps": 0, "runs": 0}
     slope, se = float(sweeps["slope"].median()), float(sweeps["se"].median())
-    return {"slope": slope, "low": slope - z * se, "high": slope + z * se,
-            "sweeps": len(sweeps), "runs": int(sweeps["n_runs"].sum())}
+    return {
+        "slope": slope,
+        "low": slope - z * se,
+        "high": slope + z * se,
+        "sweeps": len(sweeps),
+        "runs": int(sweeps["n_runs"].sum()),
+    }
 
 
 def trend_agreement(t: Mapping[str, float], expect: str) -> str:
@@ -114,8 +157,10 @@ def last_alphas(m: pd.DataFrame, estimator: str, arch: str = "") -> pd.DataFrame
 def _trend_text(t: Mapping[str, float], label: str) -> str:
     if not np.isfinite(t["slope"]):
         return f"{label}: no sweep"
-    return (f"{label}: {t['slope']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] per doubling "
-            f"({t['sweeps']} sweep(s), {t['runs']} runs)")
+    return (
+        f"{label}: {t['slope']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] per doubling "
+        f"({t['sweeps']} sweep(s), {t['runs']} runs)"
+    )
 
 
 def _range_text(last: pd.DataFrame) -> str:
@@ -129,9 +174,11 @@ def trend_row(f: Finding, m: pd.DataFrame, th: Thresholds) -> dict[str, str]:
     """A trend finding: judged with the papers' estimator (reference), the robust one beside."""
     ref, rob = last_alphas(m, "reference", f.arch), last_alphas(m, "robust", f.arch)
     t_ref, t_rob = trend(ref, f.axis, th.z), trend(rob, f.axis, th.z)
-    measured = (f"{_trend_text(t_ref, 'reference (the papers’ estimator)')}; "
-                f"{_trend_text(t_rob, 'robust')}; {_range_text(sweep_rows(ref, f.axis))} "
-                f"(reference, runs in the sweeps)")
+    measured = (
+        f"{_trend_text(t_ref, 'reference (the papers’ estimator)')}; "
+        f"{_trend_text(t_rob, 'robust')}; {_range_text(sweep_rows(ref, f.axis))} "
+        f"(reference, runs in the sweeps)"
+    )
     if f.expect == "none":
         return {"measured": measured, "agreement": "— (the papers give no direction)"}
     agree, agree_rob = trend_agreement(t_ref, f.expect), trend_agreement(t_rob, f.expect)
@@ -141,18 +188,25 @@ def trend_row(f: Finding, m: pd.DataFrame, th: Thresholds) -> dict[str, str]:
 
 
 def level_row(f: Finding, m: pd.DataFrame, th: Thresholds) -> dict[str, str]:
-    """"α̂ well below 2": share of runs whose robust upper bound is below c1_alpha_max."""
+    """ "α̂ well below 2": share of runs whose robust upper bound is below c1_alpha_max."""
     rob, ref = last_alphas(m, "robust", f.arch), last_alphas(m, "reference", f.arch)
     if rob.empty:
         return {"measured": "no runs", "agreement": "not measured (no such runs in the grid)"}
     below = int((rob["high"] < th.c1_alpha_max).sum())
     t = trend(ref, "width", th.z)
-    measured = (f"{below} of {len(rob)} runs with robust α̂ upper bound < {th.c1_alpha_max}; "
-                f"robust {_range_text(rob)}; reference {_range_text(ref)}; "
-                f"{_trend_text(t, 'reference against ch')}")
+    measured = (
+        f"{below} of {len(rob)} runs with robust α̂ upper bound < {th.c1_alpha_max}; "
+        f"robust {_range_text(rob)}; reference {_range_text(ref)}; "
+        f"{_trend_text(t, 'reference against ch')}"
+    )
     share = below / len(rob)
-    agreement = ("agrees" if share >= th.min_share else
-                 "disagrees" if share <= 1 - th.min_share else "undecided")
+    agreement = (
+        "agrees"
+        if share >= th.min_share
+        else "disagrees"
+        if share <= 1 - th.min_share
+        else "undecided"
+    )
     return {"measured": measured, "agreement": agreement}
 
 
@@ -176,20 +230,29 @@ def claim_row(claim: str, claims: pd.DataFrame) -> dict[str, str]:
 
 def validation_row(validation: pd.DataFrame, tolerance: float) -> dict[str, str]:
     """Largest |α̂ − α| of the robust estimator on SαS data at the largest sample size."""
-    sas = validation[(validation["case"] == "sas") & (validation["estimator"] ==
-                                                      "mohammadi_robust")]
+    sas = validation[
+        (validation["case"] == "sas") & (validation["estimator"] == "mohammadi_robust")
+    ]
     if sas.empty:
         return {"measured": "no validation rows", "agreement": "not measured"}
     n = int(sas["size"].max())
     top = sas[sas["size"] == n]
     err = float((top["alpha_hat"] - top["true_alpha"]).abs().max())
     alphas = f"{top['true_alpha'].min():g}-{top['true_alpha'].max():g}"
-    return {"measured": f"robust estimator, n = {n:,}, α = {alphas}: largest |α̂ − α| = {err:.3f}",
-            "agreement": "agrees" if err <= tolerance else f"disagrees (> {tolerance})"}
+    return {
+        "measured": f"robust estimator, n = {n:,}, α = {alphas}: largest |α̂ − α| = {err:.3f}",
+        "agreement": "agrees" if err <= tolerance else f"disagrees (> {tolerance})",
+    }
 
 
-def finding_row(f: Finding, m: pd.DataFrame, claims: pd.DataFrame, validation: pd.DataFrame,
-                th: Thresholds, tolerance: float) -> dict[str, str]:
+def finding_row(
+    f: Finding,
+    m: pd.DataFrame,
+    claims: pd.DataFrame,
+    validation: pd.DataFrame,
+    th: Thresholds,
+    tolerance: float,
+) -> dict[str, str]:
     """The measured side of one finding (see the module docstring)."""
     if f.key in CLAIM_OF:
         row = claim_row(CLAIM_OF[f.key], claims)
@@ -204,41 +267,61 @@ def finding_row(f: Finding, m: pd.DataFrame, claims: pd.DataFrame, validation: p
     return trend_row(f, m, th)
 
 
-def results_table(m: pd.DataFrame, claims: pd.DataFrame, validation: pd.DataFrame,
-                  th: Thresholds, tolerance: float) -> pd.DataFrame:
+def results_table(
+    m: pd.DataFrame,
+    claims: pd.DataFrame,
+    validation: pd.DataFrame,
+    th: Thresholds,
+    tolerance: float,
+) -> pd.DataFrame:
     """One row per figure of :data:`FINDINGS` and per claim of the claims table."""
     rows = []
     for f in FINDINGS:
-        rows.append({"figure or claim": f"`{f.key}`: {f.topic}", "the papers report":
-                     f"{f.papers} ({f.source})",
-                     **finding_row(f, m, claims, validation, th, tolerance)})
+        rows.append(
+            {
+                "figure or claim": f"`{f.key}`: {f.topic}",
+                "the papers report": f"{f.papers} ({f.source})",
+                **finding_row(f, m, claims, validation, th, tolerance),
+            }
+        )
     for claim in sorted(claims["claim"].unique()):
         text = claims.loc[claims["claim"] == claim, "statistic"].iloc[0]
         said = CLAIM_TEXT.get(claim, "")
-        rows.append({"figure or claim": f"{claim}", "the papers report":
-                     f"{said} ({REVIEW}); tested here as: {text}",
-                     **claim_row(claim, claims)})
-    return pd.DataFrame(rows).rename(columns={"measured": "measured here",
-                                              "agreement": "agree?"})
+        rows.append(
+            {
+                "figure or claim": f"{claim}",
+                "the papers report": f"{said} ({REVIEW}); tested here as: {text}",
+                **claim_row(claim, claims),
+            }
+        )
+    return pd.DataFrame(rows).rename(columns={"measured": "measured here", "agreement": "agree?"})
 
 
 def results_markdown(table: pd.DataFrame, grid: str, runs_note: str) -> str:
     """The results page: how it was made, then the table."""
     header = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "---|" * len(table.columns)
-    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-            for row in table.itertuples(index=False)]
-    return "\n".join([
-        "# Results beside the papers",
-        "",
-        f"Computed by the workflow on grid `{grid}` (`snakemake --cores N --config grid={grid}`,"
-        " see `results/tables/runs.csv` for every run's settings). " + runs_note,
-        "",
-        "Trends are the change of α̂ per doubling of the axis (least-squares slope against log2 "
-        "of the value, every seed a point, median over the sweeps, interval ± z standard "
-        "errors), judged with the papers' estimator (pooled reference) and, beside it, the "
-        "robust one. Claims: the claims table's primary (robust) verdict; supported = agrees, "
-        "not supported = disagrees, inconclusive = undecided.",
-        "",
-        header, rule, *body, "",
-    ])
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+        for row in table.itertuples(index=False)
+    ]
+    return "\n".join(
+        [
+            "# Results beside the papers",
+            "",
+            f"Computed by the workflow on grid `{grid}` "
+            f"(`snakemake --cores N --config grid={grid}`, see `results/tables/runs.csv` "
+            "for every run's settings). " + runs_note,
+            "",
+            "Trends are the change of α̂ per doubling of the axis (least-squares slope against log2 "
+            "of the value, every seed a point, median over the sweeps, interval ± z standard "
+            "errors), judged with the papers' estimator (pooled reference) and, beside it, the "
+            "robust one. Claims: the claims table's primary (robust) verdict; supported = agrees, "
+            "not supported = disagrees, inconclusive = undecided.",
+            "",
+            header,
+            rule,
+            *body,
+            "",
+        ]
+    )

@@ -56,9 +56,15 @@ MEASURES = (
 SHORT_NAMES = {"random_direction_sharpness": "sharpness", "top_hessian_eigenvalue": "λ_max"}
 #: per-run fields of sharpness.json that the C6 table needs (NaN where a run lacks them)
 SHARPNESS_FIELDS = (
-    "finite_weights", "top_hessian_eigenvalue", "hessian_converged", "hessian_products",
-    "hessian_relative_residual", "random_direction_sharpness", "gradient_norm",
-    "gradient_noise_norm", "gradient_to_noise",
+    "finite_weights",
+    "top_hessian_eigenvalue",
+    "hessian_converged",
+    "hessian_products",
+    "hessian_relative_residual",
+    "random_direction_sharpness",
+    "gradient_norm",
+    "gradient_noise_norm",
+    "gradient_to_noise",
 )
 
 
@@ -91,8 +97,9 @@ class _HessianOperator:
     """``v ↦ Hv`` on flat float64 NumPy vectors (double backward), counting the products;
     raises :class:`_BudgetSpent` instead of making product number ``limit + 1``."""
 
-    def __init__(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor],
-                 limit: float = math.inf):
+    def __init__(
+        self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor], limit: float = math.inf
+    ):
         self.grads, self.params, self.limit = grads, params, limit
         self.n = sum(p.numel() for p in params)
         self.products = 0
@@ -106,13 +113,17 @@ class _HessianOperator:
         flat = np.asarray(vec, dtype=np.float64).ravel()
         v, start = [], 0
         for p in self.params:
-            chunk = torch.from_numpy(flat[start:start + p.numel()].copy())
+            chunk = torch.from_numpy(flat[start : start + p.numel()].copy())
             v.append(chunk.view(p.shape).to(device=p.device, dtype=p.dtype))
             start += p.numel()
         hv = torch.autograd.grad(_dot(self.grads, v), self.params, retain_graph=True)
         self.products += 1
-        log.info("progress: Hessian-vector product %d (at most %s), %.2f s", self.products,
-                 self.limit, time.perf_counter() - self.t0)
+        log.info(
+            "progress: Hessian-vector product %d (at most %s), %.2f s",
+            self.products,
+            self.limit,
+            time.perf_counter() - self.t0,
+        )
         out = np.concatenate([h.detach().reshape(-1).double().cpu().numpy() for h in hv])
         if not np.all(np.isfinite(out)):
             raise FloatingPointError("non-finite Hessian-vector product; check the loss")
@@ -124,12 +135,14 @@ def _start_vector(params: Sequence[torch.Tensor], seed: int) -> np.ndarray:
     import torch
 
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    return torch.cat([torch.randn(p.numel(), generator=gen, dtype=torch.float64)
-                      for p in params]).numpy()
+    return torch.cat(
+        [torch.randn(p.numel(), generator=gen, dtype=torch.float64) for p in params]
+    ).numpy()
 
 
-def _lanczos_top(hess: _HessianOperator, v0: np.ndarray,
-                 tol: float) -> tuple[float, np.ndarray | None]:
+def _lanczos_top(
+    hess: _HessianOperator, v0: np.ndarray, tol: float
+) -> tuple[float, np.ndarray | None]:
     """``(θ, v)`` of the largest algebraic eigenvalue by ``eigsh(which='LA')``, or
     ``(nan, None)`` when ARPACK did not converge before ``hess`` spent its budget."""
     from scipy.sparse.linalg import LinearOperator, eigsh
@@ -141,8 +154,9 @@ def _lanczos_top(hess: _HessianOperator, v0: np.ndarray,
             vals, vecs = np.linalg.eigh(0.5 * (dense + dense.T))
             return float(vals[-1]), vecs[:, -1]
         op = LinearOperator((n, n), matvec=hess, dtype=np.float64)
-        vals, vecs = eigsh(op, k=1, which="LA", v0=v0, ncv=min(n, LANCZOS_VECTORS),
-                           maxiter=10**9, tol=tol)
+        vals, vecs = eigsh(
+            op, k=1, which="LA", v0=v0, ncv=min(n, LANCZOS_VECTORS), maxiter=10**9, tol=tol
+        )
     except _BudgetSpent:
         return math.nan, None
     return float(vals[0]), vecs[:, 0]
@@ -198,8 +212,12 @@ def top_hessian_eigenvalue(
             vec = vec / np.linalg.norm(vec)
             res = float(np.linalg.norm(hess(vec) - theta * vec))
             rel = res / abs(theta) if theta != 0 else (0.0 if res == 0 else math.inf)
-        return dict(eigenvalue=theta, converged=bool(vec is not None and rel <= tol),
-                    products=hess.products, relative_residual=rel)
+        return dict(
+            eigenvalue=theta,
+            converged=bool(vec is not None and rel <= tol),
+            products=hess.products,
+            relative_residual=rel,
+        )
     finally:
         model.train(was_training)
 
@@ -260,8 +278,9 @@ def random_direction_sharpness(
             for _ in range(int(n_dirs)):
                 # normalised against the saved (unperturbed) parameters
                 dirs = [
-                    _filter_normalise(torch.randn(p0.shape, generator=gen, dtype=p0.dtype)
-                                      .to(p0.device), p0)
+                    _filter_normalise(
+                        torch.randn(p0.shape, generator=gen, dtype=p0.dtype).to(p0.device), p0
+                    )
                     for p0 in saved
                 ]
                 vals = []
@@ -314,7 +333,7 @@ def gradient_to_noise(
         total = [torch.zeros_like(p) for p in params]
         sq, losses = 0.0, []
         for j in range(k):
-            loss = _mean_loss(model, loss_fn, x[j * m:(j + 1) * m], y[j * m:(j + 1) * m])
+            loss = _mean_loss(model, loss_fn, x[j * m : (j + 1) * m], y[j * m : (j + 1) * m])
             g = torch.autograd.grad(loss, params)
             sq += float(_dot(g, g))
             total = [t + u for t, u in zip(total, g, strict=True)]
@@ -329,8 +348,14 @@ def gradient_to_noise(
     ratio = gnorm / noise if noise > 0 else (0.0 if gnorm == 0 else math.inf)
     if not all(math.isfinite(v) for v in (gnorm, noise, *losses)):
         raise FloatingPointError("non-finite loss or gradient at the end point")
-    return dict(gradient_norm=gnorm, noise_norm=noise, ratio=ratio,
-                loss=float(np.mean(losses)), examples=k * m, minibatch=m)
+    return dict(
+        gradient_norm=gnorm,
+        noise_norm=noise,
+        ratio=ratio,
+        loss=float(np.mean(losses)),
+        examples=k * m,
+        minibatch=m,
+    )
 
 
 def family_name(row: Mapping[str, Any]) -> str:
@@ -383,6 +408,7 @@ def exclusion_reason(row: Mapping[str, Any], max_gradient_to_noise: float) -> st
     the random-direction sharpness is negative, or the top (largest) Hessian
     eigenvalue is not positive (the last three: not a minimum).
     """
+
     def bad(col: str) -> bool:
         v = row.get(col)
         return v is None or not np.isfinite(float(v))
@@ -394,12 +420,18 @@ def exclusion_reason(row: Mapping[str, Any], max_gradient_to_noise: float) -> st
         (bad("alpha_robust"), "no alpha estimate"),
         (not _is_true(row.get("pooled_enough", True)), "too few noise values for α̂"),
         (not _is_true(row.get("hessian_converged")), "Lanczos (λ_max) not converged"),
-        (bad("gradient_to_noise") or row["gradient_to_noise"] > max_gradient_to_noise,
-         f"gradient not small (gradient/noise > {max_gradient_to_noise:g})"),
-        (bad("random_direction_sharpness") or row["random_direction_sharpness"] < 0,
-         "negative random-direction sharpness"),
-        (bad("top_hessian_eigenvalue") or row["top_hessian_eigenvalue"] <= 0,
-         "non-positive top Hessian eigenvalue"),
+        (
+            bad("gradient_to_noise") or row["gradient_to_noise"] > max_gradient_to_noise,
+            f"gradient not small (gradient/noise > {max_gradient_to_noise:g})",
+        ),
+        (
+            bad("random_direction_sharpness") or row["random_direction_sharpness"] < 0,
+            "negative random-direction sharpness",
+        ),
+        (
+            bad("top_hessian_eigenvalue") or row["top_hessian_eigenvalue"] <= 0,
+            "non-positive top Hessian eigenvalue",
+        ),
     )
     return next((why for failed, why in checks if failed), "")
 
@@ -486,22 +518,34 @@ def within_family_spearman(
     if families and boots.size >= 0.5 * n_boot:
         a = 1.0 - level
         lo, hi = (float(q) for q in np.quantile(boots, [a / 2.0, 1.0 - a / 2.0]))
-    return dict(rho=rho, ci_low=lo, ci_high=hi, n=sum(f["n"] for f in families),
-                families=families, skipped=skipped)
+    return dict(
+        rho=rho,
+        ci_low=lo,
+        ci_high=hi,
+        n=sum(f["n"] for f in families),
+        families=families,
+        skipped=skipped,
+    )
 
 
 def _c6_decider(result: Mapping[str, Any], c6: Mapping[str, Any]) -> str:
     """For an interval that straddles ``min_rho``: about how many runs (interval half-width
     shrinking as 1/√n) would put it clear of ``min_rho`` at the measured ρ; "" otherwise."""
-    rho, lo, hi, n = (float(result["rho"]), float(result["ci_low"]), float(result["ci_high"]),
-                      int(result["n"]))
+    rho, lo, hi, n = (
+        float(result["rho"]),
+        float(result["ci_low"]),
+        float(result["ci_high"]),
+        int(result["n"]),
+    )
     rmin = float(c6["min_rho"])
     if not (all(math.isfinite(v) for v in (rho, lo, hi)) and lo <= rmin <= hi and n > 0):
         return ""
     gap = abs(rho - rmin)
     if gap < 0.05:
-        return (f" (ρ is within 0.05 of min_rho = {rmin:g}: no number of runs separates them; "
-                "a positive verdict needs a correlation that is not there)")
+        return (
+            f" (ρ is within 0.05 of min_rho = {rmin:g}: no number of runs separates them; "
+            "a positive verdict needs a correlation that is not there)"
+        )
     needed = math.ceil(n * ((hi - lo) / 2.0 / gap) ** 2)
     return f" (at this ρ about {needed} admitted runs, now {n}, would decide it)"
 
@@ -530,8 +574,12 @@ def claim_c6_verdict(result: Mapping[str, Any], thresholds: Mapping[str, float])
         if k not in result:
             raise KeyError(f"result lacks {k!r}; pass the output of within_family_spearman")
     rmin, nmin = float(thresholds["min_rho"]), int(thresholds["min_runs"])
-    rho, lo, hi, n = (float(result["rho"]), float(result["ci_low"]),
-                      float(result["ci_high"]), int(result["n"]))
+    rho, lo, hi, n = (
+        float(result["rho"]),
+        float(result["ci_low"]),
+        float(result["ci_high"]),
+        int(result["n"]),
+    )
     if n < nmin:
         verdict, why = "inconclusive", f"fewer than {nmin} runs in families large enough"
     elif not all(math.isfinite(v) for v in (rho, lo, hi)):
@@ -561,13 +609,16 @@ def _exclusion_text(df: pd.DataFrame, primary: Mapping[str, Any], min_family_run
     small = primary["skipped"]
     if small:
         names = ", ".join(f"{s['family']} n = {s['n']}" for s in small)
-        out += (f"; {sum(s['n'] for s in small)} admitted run(s) in {len(small)} family(ies) "
-                f"with fewer than {min_family_runs} runs contribute nothing ({names})")
+        out += (
+            f"; {sum(s['n'] for s in small)} admitted run(s) in {len(small)} family(ies) "
+            f"with fewer than {min_family_runs} runs contribute nothing ({names})"
+        )
     return out
 
 
-def claim_c6(df: pd.DataFrame, c6: Mapping[str, Any], n_boot: int = 1000,
-             seed: int = 0) -> tuple[dict, dict]:
+def claim_c6(
+    df: pd.DataFrame, c6: Mapping[str, Any], n_boot: int = 1000, seed: int = 0
+) -> tuple[dict, dict]:
     """The C6 row for the claims table and the per-measure correlations behind it.
 
     ``df``: a :func:`sharpness_vs_alpha_table` with an ``excluded`` column
@@ -582,15 +633,23 @@ def claim_c6(df: pd.DataFrame, c6: Mapping[str, Any], n_boot: int = 1000,
     """
     ok = df[df["excluded"] == ""]
     results = {
-        col: within_family_spearman(ok["alpha_robust"], ok[col], ok["family"],
-                                    int(c6["min_family_runs"]), n_boot=n_boot, seed=seed)
+        col: within_family_spearman(
+            ok["alpha_robust"],
+            ok[col],
+            ok["family"],
+            int(c6["min_family_runs"]),
+            n_boot=n_boot,
+            seed=seed,
+        )
         for col, _ in MEASURES
     }
     (pcol, plabel), (scol, slabel) = MEASURES
     primary, secondary = results[pcol], results[scol]
     v, v2 = claim_c6_verdict(primary, c6), claim_c6_verdict(secondary, c6)
-    per_family = "; ".join(f"{f['family']} rho = {f['rho']:.3g} (n = {f['n']})"
-                           for f in primary["families"]) or "none"
+    per_family = (
+        "; ".join(f"{f['family']} rho = {f['rho']:.3g} (n = {f['n']})" for f in primary["families"])
+        or "none"
+    )
     detail = (
         f"Spearman rho between the final robust alpha (train noise) and the {plabel} of the end "
         f"point, computed within families of comparable runs (same data set, architecture, loss "
@@ -610,10 +669,16 @@ def claim_c6(df: pd.DataFrame, c6: Mapping[str, Any], n_boot: int = 1000,
     )
     claim = dict(
         claim="C6",
-        statistic=("within comparable runs, flatter end points go with smaller alpha: "
-                   f"within-family Spearman rho(alpha, {plabel})"),
-        value=v["value"], ci_low=v["ci_low"], ci_high=v["ci_high"], threshold=threshold,
-        verdict=v["verdict"], detail=detail,
+        statistic=(
+            "within comparable runs, flatter end points go with smaller alpha: "
+            f"within-family Spearman rho(alpha, {plabel})"
+        ),
+        value=v["value"],
+        ci_low=v["ci_low"],
+        ci_high=v["ci_high"],
+        threshold=threshold,
+        verdict=v["verdict"],
+        detail=detail,
     )
     return claim, results
 
@@ -627,8 +692,9 @@ def _y_scale(ax, values: np.ndarray) -> None:
         ax.set_yscale("symlog", linthresh=float(np.abs(v[v != 0]).min()))
 
 
-def _family_labels(df: pd.DataFrame, admitted: pd.Series, results: Mapping[str, Mapping],
-                   fams: Sequence[str]) -> dict[str, str]:
+def _family_labels(
+    df: pd.DataFrame, admitted: pd.Series, results: Mapping[str, Mapping], fams: Sequence[str]
+) -> dict[str, str]:
     """Legend text per family: admitted runs and the family's ρ with each measure."""
     out = {}
     for fam in fams:
@@ -639,13 +705,17 @@ def _family_labels(df: pd.DataFrame, admitted: pd.Series, results: Mapping[str, 
             if fam in rho_f:
                 rhos.append(f"{rho_f[fam]:.2f}")
         name = " / ".join(SHORT_NAMES[c] for c, _ in MEASURES)
-        out[fam] = (f"{fam}: n = {n}, ρ ({name}) = {' / '.join(rhos)}" if rhos
-                    else f"{fam}: n = {n} (too few runs)")
+        out[fam] = (
+            f"{fam}: n = {n}, ρ ({name}) = {' / '.join(rhos)}"
+            if rhos
+            else f"{fam}: n = {n} (too few runs)"
+        )
     return out
 
 
-def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str, Any]],
-                            pdf, png) -> Figure:
+def plot_sharpness_vs_alpha(
+    df: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], pdf, png
+) -> Figure:
     """Each sharpness measure against the final robust α̂, one colour per family.
 
     ``df``: a :func:`sharpness_vs_alpha_table` with ``excluded``; ``results``:
@@ -667,20 +737,37 @@ def plot_sharpness_vs_alpha(df: pd.DataFrame, results: Mapping[str, Mapping[str,
         res = results[col]
         for fam in fams:
             sel = admitted & (df["family"] == fam)
-            ax.scatter(df.loc[sel, "alpha_robust"], df.loc[sel, col], color=colours[fam],
-                       label=labels[fam], s=28)
-        ax.scatter(df.loc[~admitted, "alpha_robust"], df.loc[~admitted, col], marker="x",
-                   color="0.5", label=f"excluded: n = {int((~admitted).sum())}", s=28)
+            ax.scatter(
+                df.loc[sel, "alpha_robust"],
+                df.loc[sel, col],
+                color=colours[fam],
+                label=labels[fam],
+                s=28,
+            )
+        ax.scatter(
+            df.loc[~admitted, "alpha_robust"],
+            df.loc[~admitted, col],
+            marker="x",
+            color="0.5",
+            label=f"excluded: n = {int((~admitted).sum())}",
+            s=28,
+        )
         _y_scale(ax, df[col].to_numpy(dtype=float))
         ax.set_xlabel("final tail index α̂ (pooled, robust; train noise)")
         ax.set_ylabel(label)
         role = "primary (the C6 verdict)" if i == 0 else "reported beside it"
-        ax.set_title(f"{role}: within-family ρ = {res['rho']:.2f} [{res['ci_low']:.2f}, "
-                     f"{res['ci_high']:.2f}], n = {res['n']}", fontsize=9)
+        ax.set_title(
+            f"{role}: within-family ρ = {res['rho']:.2f} [{res['ci_low']:.2f}, "
+            f"{res['ci_high']:.2f}], n = {res['n']}",
+            fontsize=9,
+        )
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
-    suptitle(fig, f"Sharpness of the end point vs α̂ within families (data set/arch/loss/lr); "
-                  f"{int((~admitted).sum())} of {len(df)} end points excluded (not trained or "
-                  f"not a minimum; grey ×, reasons in results/tables/sharpness.csv)")
+    suptitle(
+        fig,
+        f"Sharpness of the end point vs α̂ within families (data set/arch/loss/lr); "
+        f"{int((~admitted).sum())} of {len(df)} end points excluded (not trained or "
+        f"not a minimum; grey ×, reasons in results/tables/sharpness.csv)",
+    )
     fig.subplots_adjust(top=0.8)
     save_figure(fig, pdf, png)
     return fig

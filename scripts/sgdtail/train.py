@@ -222,14 +222,19 @@ class _StopSignals:
 class _Trainer:
     """The state of one SGD run and the steps of :func:`train_sgd` (one method each)."""
 
-    def __init__(self, cfg: TrainConfig, data: PreparedData, out: Path, device: torch.device,
-                 progress: Progress):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: PreparedData,
+        out: Path,
+        device: torch.device,
+        progress: Progress,
+    ):
         self.cfg, self.data, self.out, self.device, self.progress = cfg, data, out, device, progress
         self.resume_path = out / "resume.pt"
         self.loss_fn = get_loss(cfg.loss)
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape,
-                                 data.num_classes)
+        self.model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape, data.num_classes)
         self.model.to(device).train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.sampler = MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, device)
@@ -252,8 +257,9 @@ class _Trainer:
         state = io.load_torch(self.resume_path)
         cfg, data = self.cfg, self.data
         if state.get("fingerprint") != cfg.fingerprint() or state.get("data") != data.content_hash:
-            log.warning("ignoring %s: written by a different configuration or data",
-                        self.resume_path)
+            log.warning(
+                "ignoring %s: written by a different configuration or data", self.resume_path
+            )
             return
         self.model.load_state_dict(state["model"])
         self.sampler.load_state(state["sampler"])
@@ -355,8 +361,14 @@ class _Trainer:
         eta = (total - step) / rate if rate > 0 else math.inf
         log.info(
             "progress: step %d/%d (%.1f%%), minibatch loss %.4g, accuracy %.3f, %.1f steps/s, "
-            "ETA %s", step, total, 100 * step / total, float(self.losses_dev[step - 1]),
-            float(self.accs_dev[step - 1]), rate, _format_seconds(eta),
+            "ETA %s",
+            step,
+            total,
+            100 * step / total,
+            float(self.losses_dev[step - 1]),
+            float(self.accs_dev[step - 1]),
+            rate,
+            _format_seconds(eta),
         )
 
     def interrupt(self, signum: int) -> None:
@@ -367,9 +379,15 @@ class _Trainer:
             return  # diverged: the run ends normally, recording it
         self.save_resume()
         name = signal.Signals(signum).name
-        log.error("interrupted by %s at step %d/%d: resume state saved to %s; rerun to "
-                  "resume from step %d", name, self.step, self.cfg.iterations,
-                  self.resume_path, self.step)
+        log.error(
+            "interrupted by %s at step %d/%d: resume state saved to %s; rerun to "
+            "resume from step %d",
+            name,
+            self.step,
+            self.cfg.iterations,
+            self.resume_path,
+            self.step,
+        )
         raise TrainingInterrupted(
             f"training interrupted by {name} at step {self.step}; {self.resume_path} holds "
             f"the state: rerun (Snakemake retries it) to resume from step {self.step}"
@@ -453,7 +471,10 @@ class _Trainer:
 
 
 def train_sgd(
-    cfg: TrainConfig, data: PreparedData, out_dir: str | Path, device: torch.device,
+    cfg: TrainConfig,
+    data: PreparedData,
+    out_dir: str | Path,
+    device: torch.device,
     progress: Progress | None = None,
 ) -> dict:
     """Run plain SGD for ``cfg`` on ``data``; write the run folder; return run.json's content.

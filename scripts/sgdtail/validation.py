@@ -101,8 +101,14 @@ def validate_estimators(
     for n in (int(s) for s in sizes):
         for rep in range(repeats):
             done += 1
-            log.info("progress: sweep point %d/%d (size %d, repeat %d), %.1f s so far", done,
-                     points, n, rep, time.perf_counter() - t0)
+            log.info(
+                "progress: sweep point %d/%d (size %d, repeat %d), %.1f s so far",
+                done,
+                points,
+                n,
+                rep,
+                time.perf_counter() - t0,
+            )
             for alpha in alphas:
                 rng = _rng(seed, "sas", alpha, n, rep)
                 x = sample_sas(float(alpha), n, rng).astype(np.float32)
@@ -127,8 +133,11 @@ GAUSSIAN_ESTIMATORS: dict[str, str] = {
 
 
 def gaussian_readings(
-    pooled_sizes: Sequence[int], minibatch_counts: Sequence[int], coordinates: int,
-    repeats: int, seed: int = 0,
+    pooled_sizes: Sequence[int],
+    minibatch_counts: Sequence[int],
+    coordinates: int,
+    repeats: int,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """α̂ of Gaussian data (true α = 2) at each sample size, for every estimator.
 
@@ -184,13 +193,21 @@ def smallest_reliable_sizes(readings: pd.DataFrame, tolerance: float = 0.1) -> p
             if not ok[size]:
                 break
             reliable = float(size)
-        rows.append({"estimator": name, "kind": GAUSSIAN_ESTIMATORS[name],
-                     "reliable_size": reliable, "reading_at_largest": float(means.iloc[-1])})
+        rows.append(
+            {
+                "estimator": name,
+                "kind": GAUSSIAN_ESTIMATORS[name],
+                "reliable_size": reliable,
+                "reading_at_largest": float(means.iloc[-1]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def minimum_sample_table(
-    readings: pd.DataFrame, min_pooled_values: int, min_per_coordinate_minibatches: int,
+    readings: pd.DataFrame,
+    min_pooled_values: int,
+    min_per_coordinate_minibatches: int,
     tolerance: float = 0.1,
 ) -> pd.DataFrame:
     """:func:`smallest_reliable_sizes` beside the minimum sizes configured for the tables
@@ -210,8 +227,13 @@ def minimum_sample_table(
 
 
 def _grow(estimator: str, size: int, rep: int, alpha: float) -> dict:
-    return {"estimator": estimator, "kind": GAUSSIAN_ESTIMATORS[estimator], "size": int(size),
-            "repeat": int(rep), "alpha_hat": float(alpha)}
+    return {
+        "estimator": estimator,
+        "kind": GAUSSIAN_ESTIMATORS[estimator],
+        "size": int(size),
+        "repeat": int(rep),
+        "alpha_hat": float(alpha),
+    }
 
 
 def synthetic_block_sweep(

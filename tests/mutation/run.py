@@ -42,19 +42,55 @@ MODULES: dict[str, list[str]] = {
     "dynamics": ["tests/test_dynamics.py"],
 }
 # what tests read besides the library and the tests (mutmut runs them in <folder>/mutants)
-ALSO_COPY = ["config.yaml", "config.schema.yaml", "Snakefile", "rules", "profiles", "envs",
-             "scripts"]
+ALSO_COPY = [
+    "config.yaml",
+    "config.schema.yaml",
+    "Snakefile",
+    "rules",
+    "profiles",
+    "envs",
+    "scripts",
+]
 # dynamics: only the statistics and verdicts of C4 and C5 are mutated, not the simulators and
 # figures (their own tests check them against exact results and by content)
 NOT_VERDICTS = [
-    "_check_alpha", "sas_increments", "levy_right_tail_constant", "potential",
-    "potential_gradient", "_check_well", "_drift_flow", "_validate_sim", "_simulate_batch",
-    "simulate_exit_times", "mean_exit_time", "brownian_mean_exit_time", "relaxation_time",
-    "kramers_mean_exit_time", "levy_mean_exit_time_asymptotic", "effective_noise",
-    "small_noise_asymptote", "_sweep_chunk", "_sweep_configs", "_run_particles", "_config_steps",
-    "_check_positive", "_check_sweep_args", "exit_time_sweep", "sample_paths", "noise_list",
-    "draw_increments", "walk_paths", "_plt", "_save", "_alpha_palette", "_errorbar", "_label",
-    "_ci_columns", "_noise_colors", "metastability_figure", r"plot_\w+",
+    "_check_alpha",
+    "sas_increments",
+    "levy_right_tail_constant",
+    "potential",
+    "potential_gradient",
+    "_check_well",
+    "_drift_flow",
+    "_validate_sim",
+    "_simulate_batch",
+    "simulate_exit_times",
+    "mean_exit_time",
+    "brownian_mean_exit_time",
+    "relaxation_time",
+    "kramers_mean_exit_time",
+    "levy_mean_exit_time_asymptotic",
+    "effective_noise",
+    "small_noise_asymptote",
+    "_sweep_chunk",
+    "_sweep_configs",
+    "_run_particles",
+    "_config_steps",
+    "_check_positive",
+    "_check_sweep_args",
+    "exit_time_sweep",
+    "sample_paths",
+    "noise_list",
+    "draw_increments",
+    "walk_paths",
+    "_plt",
+    "_save",
+    "_alpha_palette",
+    "_errorbar",
+    "_label",
+    "_ci_columns",
+    "_noise_colors",
+    "metastability_figure",
+    r"plot_\w+",
 ]
 # a kill-and-resume of a subprocess (about a minute); test_train's in-process resume tests
 # cover the same path for the mutants
@@ -65,8 +101,13 @@ RESULT = re.compile(r"^\s*(sgdtail\.(\w+)\.\S+): (.+?)\s*$")
 
 def tracked_files() -> list[str]:
     """The repository's files as git sees them (tracked, and untracked but not ignored)."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=REPO, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [f for f in out.splitlines() if (REPO / f).is_file()]
 
 
@@ -81,8 +122,11 @@ def stage(folder: Path, modules: list[str], fresh: bool) -> None:
             shutil.copy2(REPO / name, target)
     tests = sorted({t for m in modules for t in MODULES[m]})
     selection = tests + ["-m", "not slow and not slurm"] + [f"--deselect={t}" for t in DESELECT]
-    pyproject = (REPO / "pyproject.toml").read_text().replace(
-        'pythonpath = ["scripts"]', 'pythonpath = ["src"]')
+    pyproject = (
+        (REPO / "pyproject.toml")
+        .read_text()
+        .replace('pythonpath = ["scripts"]', 'pythonpath = ["src"]')
+    )
     pyproject += (
         "\n[tool.mutmut]\n"
         'source_paths = ["src/sgdtail"]\n'
@@ -102,9 +146,11 @@ def exclude_functions(path: Path, names: list[str]) -> None:
     changed; a ``pass`` after each ``end`` gives the comment a statement to belong to)."""
     source = path.read_text()
     pattern = re.compile("|".join(names))
-    spans = [(min([f.lineno] + [d.lineno for d in f.decorator_list]), f.end_lineno)
-             for f in ast.parse(source).body
-             if isinstance(f, ast.FunctionDef) and pattern.fullmatch(f.name)]
+    spans = [
+        (min([f.lineno] + [d.lineno for d in f.decorator_list]), f.end_lineno)
+        for f in ast.parse(source).body
+        if isinstance(f, ast.FunctionDef) and pattern.fullmatch(f.name)
+    ]
     lines = source.splitlines(keepends=True)
     for first, last in sorted(spans, reverse=True):
         lines.insert(last, "# pragma: no mutate end\npass\n")
@@ -114,8 +160,13 @@ def exclude_functions(path: Path, names: list[str]) -> None:
 
 def results(folder: Path) -> dict[str, str]:
     """mutant name -> mutmut's status, for every mutant of the last run."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
-                         cwd=folder, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return {m.group(1): m.group(3) for m in map(RESULT.match, out.splitlines()) if m}
 
 
@@ -138,9 +189,11 @@ def report(status: dict[str, str], modules: list[str], min_score: float) -> bool
         score = killed / max(len(mine), 1)
         unlisted = sorted(k for k, v in mine.items() if v not in KILLED and k not in equivalent)
         listed = sum(1 for k, v in mine.items() if v not in KILLED and k in equivalent)
-        print(f"{module:11s} {len(mine):5d} mutants  {killed:5d} killed  "
-              f"{len(mine) - killed:4d} not ({dict(counts - Counter(killed=killed))})  "
-              f"score {score:.1%}  listed equivalent {listed}  unlisted {len(unlisted)}")
+        print(
+            f"{module:11s} {len(mine):5d} mutants  {killed:5d} killed  "
+            f"{len(mine) - killed:4d} not ({dict(counts - Counter(killed=killed))})  "
+            f"score {score:.1%}  listed equivalent {listed}  unlisted {len(unlisted)}"
+        )
         for name in unlisted:
             print(f"    {name}: {mine[name]}")
         ok &= score >= min_score and not unlisted
@@ -159,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         stage(args.folder, args.modules, args.fresh)
         one_thread = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                        str(args.max_children)], cwd=args.folder, check=True, env=one_thread,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+            cwd=args.folder,
+            check=True,
+            env=one_thread,
+            stdout=subprocess.DEVNULL,
+        )
     return 0 if report(results(args.folder), args.modules, args.min_score) else 1
 
 
