@@ -724,11 +724,10 @@ def test_sgd_jump_share_bootstrap_of_whole_sequences_by_hand():
     got = D.sgd_jump_share(SGDV_SEQS + [[1.0, 2.0]], 4, np.random.default_rng(0), n_boot=400)
     assert (got["n_sequences"], got["n_windows"]) == (2, 2)
     # the default is 1000 replicates
-    a = D.sgd_jump_share([np.arange(64.0) ** 1.5 % 7 for _ in range(5)] + SGDV_SEQS * 3, 4,
-                         np.random.default_rng(1))
-    b = D.sgd_jump_share([np.arange(64.0) ** 1.5 % 7 for _ in range(5)] + SGDV_SEQS * 3, 4,
-                         np.random.default_rng(1), n_boot=1000)
-    assert a == b
+    seqs = list(np.random.default_rng(5).random((30, 12)))
+    a = D.sgd_jump_share(seqs, 4, np.random.default_rng(1))
+    assert a == D.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1000)
+    assert a != D.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1001)
 
 
 def test_sgd_jump_share_without_any_window():
@@ -941,3 +940,93 @@ def test_c5_verdict_error_messages():
     with pytest.raises(ValueError, match="^C5 needs Gaussian, Student-t and at least one alpha "
                                          "< 2 noise$"):
         D.claim_c5_verdict(table[table.noise != "t(3)"], C5_T, 256)
+
+
+# ----------------------------------------------------------------------------- slopes, exact
+
+
+def test_wls_line_exact_against_polyfit():
+    """Slope and intercept of the weighted fit, s.e. sqrt(max(1, red_chi2) / Sxx), normal
+    interval; points with a non-finite value or se <= 0 are dropped first."""
+    x = np.array([0.0, 1.0, 2.0, 3.0, 5.0, 7.0, np.nan, 4.0])
+    y = np.array([1.0, 2.9, 5.3, 6.8, 11.4, 14.7, 1.0, np.inf])
+    se = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1, 0.1, 0.1])
+    ok = slice(0, 6)
+    w = 1 / se[ok] ** 2
+    b1, b0 = np.polyfit(x[ok], y[ok], 1, w=1 / se[ok])
+    sxx = np.sum(w * (x[ok] - np.sum(w * x[ok]) / w.sum()) ** 2)
+    red = np.sum(w * (y[ok] - b0 - b1 * x[ok]) ** 2) / 4
+    assert red > 1  # scatter beyond the stated errors: the s.e. is inflated
+    s = math.sqrt(red / sxx)
+    z = stats.norm.ppf(0.9)
+    got = D._wls_line(x, y, se, 0.8)
+    assert got == pytest.approx(dict(slope=b1, ci_low=b1 - z * s, ci_high=b1 + z * s, se=s,
+                                     intercept=b0, red_chi2=red, n=6, dof=4), rel=1e-12)
+    # points exactly on a line: red_chi2 = 0, the s.e. is the stated one, 1/sqrt(Sxx)
+    se2 = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1])
+    got = D._wls_line(x[ok], 2 - 0.5 * x[ok], se2, 0.95)
+    s = 1 / math.sqrt(sxx)
+    assert got == pytest.approx(dict(slope=-0.5, ci_low=-0.5 - 1.959963984540054 * s,
+                                     ci_high=-0.5 + 1.959963984540054 * s, se=s, intercept=2.0,
+                                     red_chi2=0.0, n=6, dof=4), rel=1e-9, abs=1e-12)
+    # a zero s.e. drops its point
+    assert D._wls_line(x[ok], 2 - 0.5 * x[ok], np.r_[0.0, se2[1:]], 0.95)["n"] == 5
+
+
+def test_wls_line_too_few_points():
+    nan = math.nan
+    two = D._wls_line(np.array([1.0, 3.0]), np.array([2.0, 3.0]), np.array([0.1, 0.2]), 0.95)
+    assert two == pytest.approx(dict(slope=0.5, ci_low=nan, ci_high=nan, se=nan, intercept=1.5,
+                                     red_chi2=nan, n=2, dof=0), nan_ok=True)
+    for x, y, se, n in ((np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]), np.ones(3), 3),
+                        (np.array([1.0]), np.array([1.0]), np.ones(1), 1),
+                        (np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array([0.1, -1.0]), 1)):
+        got = D._wls_line(x, y, se, 0.95)
+        assert got == pytest.approx(dict(slope=nan, ci_low=nan, ci_high=nan, se=nan,
+                                         intercept=nan, red_chi2=nan, n=n, dof=max(n - 2, 0)),
+                                    nan_ok=True)
+
+
+def test_height_elasticities_exact():
+    """Consecutive height pairs per alpha: e = dlog tau / dlog H, se = hypot(se1, se2) / dlog H,
+    sigma_max the larger sigma of the pair; rows of another sweep and undefined means skipped."""
+    df = pd.DataFrame(dict(
+        alpha=[1.5, 1.5, 1.5, 1.5, 1.5, 2.0, 2.0],
+        sweep=["height", "height", "height", "width", "height", "height", "height"],
+        height=[8.0, 2.0, 4.0, 4.0, 16.0, 1.0, 3.0],
+        width=1.0, eps=1.0,
+        mean=[10.0, 5.0, 6.0, 99.0, math.nan, 2.0, 18.0],
+        log_se=[0.1, 0.3, 0.2, 0.5, 0.1, 0.1, 0.2],
+        sigma=[0.05, 0.2, 0.1, 0.1, 0.01, 1.0, 0.5]))
+    got = D.height_elasticities(df, level=0.9)
+    z = stats.norm.ppf(0.95)
+    rows = []
+    for a, h1, h2, m1, m2, s1, s2, sig in ((1.5, 2.0, 4.0, 5.0, 6.0, 0.3, 0.2, 0.2),
+                                           (1.5, 4.0, 8.0, 6.0, 10.0, 0.2, 0.1, 0.1),
+                                           (2.0, 1.0, 3.0, 2.0, 18.0, 0.1, 0.2, 1.0)):
+        dx = math.log(h2 / h1)
+        e, s = math.log(m2 / m1) / dx, math.hypot(s1, s2) / dx
+        rows.append(dict(alpha=a, height_low=h1, height_high=h2, sigma_max=sig, elasticity=e,
+                         ci_low=e - z * s, ci_high=e + z * s, se=s))
+    pd.testing.assert_frame_equal(got, pd.DataFrame(rows), rtol=1e-12)
+    # without sigma and log_se: sigma from (alpha, H, W, eps), se from the level-95 interval
+    alt = df[df["sweep"] == "height"].drop(columns=["sigma", "log_se"]).assign(
+        ci_low=lambda d: d["mean"] * np.exp(-1.959963984540054 * 0.1),
+        ci_high=lambda d: d["mean"] * np.exp(1.959963984540054 * 0.1), level=0.95)
+    got = D.height_elasticities(alt, level=0.9)
+    sig = [max(D.effective_noise(1.5, 2.0, 1.0, 1.0), D.effective_noise(1.5, 4.0, 1.0, 1.0)),
+           max(D.effective_noise(1.5, 4.0, 1.0, 1.0), D.effective_noise(1.5, 8.0, 1.0, 1.0)),
+           max(D.effective_noise(2.0, 1.0, 1.0, 1.0), D.effective_noise(2.0, 3.0, 1.0, 1.0))]
+    np.testing.assert_allclose(got["sigma_max"], sig, rtol=1e-12)
+    dx = np.log([2.0, 2.0, 3.0])
+    np.testing.assert_allclose(got["se"], math.hypot(0.1, 0.1) / dx, rtol=1e-9)
+    with pytest.raises(ValueError, match="needs 'log_se' or 'ci_low', 'ci_high', 'level'"):
+        D.height_elasticities(alt.drop(columns="level"))
+
+
+def test_c4_error_messages_are_whole():
+    slopes = D.fit_exit_slopes(_sweep_table())
+    with pytest.raises(ValueError, match="^C4 needs at least one alpha < 2 row$"):
+        D.claim_c4_verdict(slopes[slopes.alpha == 2], C4_T)
+    with pytest.raises(ValueError, match=r"^slope table lacks columns \['alpha', 'width_sig"):
+        D.claim_c4_verdict(slopes.drop(columns=["width_sigma_max", "alpha"]), C4_T)
