@@ -186,8 +186,85 @@ def test_measure_noise_writes_the_gradients_into_the_kept_workspace(model_and_da
         want = torch.stack([autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50])
                             for s in range(0, 250, 50)])
         torch.testing.assert_close(kept, want, rtol=1e-5, atol=1e-7)
+        # streamed (one minibatch a chunk): every chunk reuses row 0, the last one stays
+        kept.fill_(float("nan"))
+        res = measure_noise(model, loss_fn, x, y, 50, memory_budget_mb=4 * m / 2**20)
+        assert res.passes == 2
+        torch.testing.assert_close(kept[0], want[4], rtol=1e-5, atol=1e-7)
+        assert torch.isnan(kept[1:]).all()
     finally:
         noise.release_workspaces()
+
+
+def _count_images(model: torch.nn.Module) -> list[int]:
+    """Images through ``model``'s forward passes (appended to the returned list)."""
+    seen: list[int] = []
+    model.register_forward_hook(lambda m, inputs, _: seen.append(len(inputs[0])))
+    return seen
+
+
+@pytest.mark.parametrize("n, remainder, budget_mb, images, split", [
+    (230, "drop", 64, 1 + 200, 200),  # held: one pass over the P full minibatches
+    (230, "drop", 0.001, 1 + 200 + 200, 200),  # streamed: ḡ pass, then the g_p again
+    (230, "weight", 64, 1 + 200 + 230, 230),  # ḡ over all N images
+    (230, "weight", 0.001, 1 + 200 + 230, 230),
+    (201, "weight", 64, 1 + 200 + 201, 201),  # one image left over still counts
+    (200, "weight", 64, 1 + 200, 200),  # nothing left over: weight is drop, one pass
+])
+def test_measure_noise_passes_and_the_remainder(model_and_data, one_thread, n, remainder,
+                                                budget_mb, images, split):
+    """Images the model sees (1 = the probe that checks for all-Linear layers) and ḡ: the
+    mean gradient over the first P·b images (drop), over all N (weight)."""
+    model, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    x, y = data.x_train[:n], data.y_train[:n]
+    seen = _count_images(model)
+    res = measure_noise(model, loss_fn, x, y, 50, remainder=remainder, memory_budget_mb=budget_mb)
+    assert sum(seen) == images
+    assert res.passes == (1 if budget_mb == 64 else 2) and res.n_minibatches == 4
+    assert res.n_parameters == sum(p.numel() for p in model.parameters())
+    want = autograd_gradient(model, loss_fn, x[:split], y[:split]).double().norm()
+    assert res.gradient_norm == pytest.approx(float(want), rel=1e-5)
+    if n == 200:  # and exactly the same numbers as drop
+        drop = measure_noise(model, loss_fn, x, y, 50, remainder="drop", memory_budget_mb=64)
+        assert res.gradient_norm == drop.gradient_norm
+        assert torch.equal(res.norms, drop.norms)
+
+
+def test_measure_noise_streams_batches_above_1024_images(one_thread):
+    data = make_prepared(n_train=2200, n_test=10)
+    torch.manual_seed(0)
+    model = build_model("fcn", 4, 2, data.input_shape, data.num_classes)
+    loss_fn = get_loss("cross_entropy")
+    x, y = data.x_train, data.y_train
+    res = measure_noise(model, loss_fn, x, y, 1100, memory_budget_mb=0.001)
+    assert res.passes == 2 and res.n_minibatches == 2
+    want = autograd_gradient(model, loss_fn, x, y).double().norm()
+    assert res.gradient_norm == pytest.approx(float(want), rel=1e-5)
+
+
+def test_measure_noise_times_the_whole_and_the_estimators(model_and_data, monkeypatch,
+                                                          one_thread):
+    """estimator_seconds adds up the time in the estimators (here ≥ 4 updates × 20 ms +
+    50 ms finalize) and is part of seconds, the wall time of the whole measurement."""
+    from sgdtail.estimators import StreamingTailStats
+
+    class Slow(StreamingTailStats):
+        def update(self, *args, **kwargs):
+            time.sleep(0.02)
+            return super().update(*args, **kwargs)
+
+        def finalize(self):
+            time.sleep(0.05)
+            return super().finalize()
+
+    monkeypatch.setattr(noise, "StreamingTailStats", Slow)
+    model, data = model_and_data
+    start = time.perf_counter()
+    res = measure_noise(model, get_loss("cross_entropy"), data.x_train[:200],
+                        data.y_train[:200], 50, memory_budget_mb=0.001)  # 4 chunks of one
+    wall = time.perf_counter() - start
+    assert 4 * 0.02 + 0.05 <= res.estimator_seconds <= res.seconds <= wall
 
 
 def test_shuffled_order_indexes_on_the_data_device():
