@@ -96,6 +96,8 @@ NOT_VERDICTS = [
 # cover the same path for the mutants
 DESELECT = ["tests/test_train.py::test_killed_run_resumes_bit_identical"]
 KILLED = {"killed", "timeout"}
+SURVIVED = {"survived", "no tests"}
+NOT_CHECKED = "not checked"
 RESULT = re.compile(r"^\s*(sgdtail\.(\w+)\.\S+): (.+?)\s*$")
 
 
@@ -179,25 +181,33 @@ def listed_equivalent() -> dict[str, str]:
 
 
 def report(status: dict[str, str], modules: list[str], min_score: float) -> bool:
-    """Print killed/survived per module and the unlisted survivors; True when all pass."""
+    """Print each module's counts by status, its score and its unlisted survivors; True when
+    every module scores at least ``min_score``, has no unlisted survivor and none unchecked."""
     equivalent = listed_equivalent()
     ok = True
     for module in modules:
         mine = {k: v for k, v in status.items() if k.startswith(f"sgdtail.{module}.")}
         counts = Counter("killed" if v in KILLED else v for v in mine.values())
-        killed = counts["killed"]
-        score = killed / max(len(mine), 1)
-        unlisted = sorted(k for k, v in mine.items() if v not in KILLED and k not in equivalent)
-        listed = sum(1 for k, v in mine.items() if v not in KILLED and k in equivalent)
+        checked = len(mine) - counts[NOT_CHECKED]
+        score = counts["killed"] / max(len(mine), 1)
+        alive = {k: v for k, v in mine.items() if v not in KILLED and v != NOT_CHECKED}
+        unlisted = sorted(k for k in alive if k not in equivalent)
         print(
-            f"{module:11s} {len(mine):5d} mutants  {killed:5d} killed  "
-            f"{len(mine) - killed:4d} not ({dict(counts - Counter(killed=killed))})  "
-            f"score {score:.1%}  listed equivalent {listed}  unlisted {len(unlisted)}"
+            f"{module:11s} {len(mine):5d} mutants, {checked:5d} checked: {dict(counts)}; "
+            f"score {score:.1%} of all ({counts['killed'] / max(checked, 1):.1%} of checked); "
+            f"listed equivalent {len(alive) - len(unlisted)}, unlisted {len(unlisted)}"
         )
         for name in unlisted:
             print(f"    {name}: {mine[name]}")
-        ok &= score >= min_score and not unlisted
+        ok &= score >= min_score and not unlisted and not counts[NOT_CHECKED]
     return ok
+
+
+def mutmut_run(folder: Path, max_children: int, names: list[str]) -> None:
+    """``mutmut run`` in ``folder`` (only ``names`` when given), torch on one thread per worker."""
+    one_thread = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names]
+    subprocess.run(cmd, cwd=folder, check=True, env=one_thread, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,17 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-score", type=float, default=0.85)
     ap.add_argument("--max-children", type=int, default=2)
     ap.add_argument("--report-only", action="store_true", help="print the last run's results")
+    ap.add_argument(
+        "--survivors", action="store_true", help="test again only the last run's survivors"
+    )
     args = ap.parse_args(argv)
     if not args.report_only:
+        names = []
+        if args.survivors:
+            names = [k for k, v in results(args.folder).items() if v in SURVIVED]
+            names = [k for k in names if k.split(".")[1] in args.modules]
         stage(args.folder, args.modules, args.fresh)
-        one_thread = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-            cwd=args.folder,
-            check=True,
-            env=one_thread,
-            stdout=subprocess.DEVNULL,
-        )
+        mutmut_run(args.folder, args.max_children, names)
     return 0 if report(results(args.folder), args.modules, args.min_score) else 1
 
 
