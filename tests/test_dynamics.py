@@ -1030,3 +1030,80 @@ def test_c4_error_messages_are_whole():
         D.claim_c4_verdict(slopes[slopes.alpha == 2], C4_T)
     with pytest.raises(ValueError, match=r"^slope table lacks columns \['alpha', 'width_sig"):
         D.claim_c4_verdict(slopes.drop(columns=["width_sigma_max", "alpha"]), C4_T)
+
+
+def _wfit(x, y, se, level):
+    """Weighted straight line by np.polyfit, s.e. inflated by the reduced chi2 when above 1."""
+    x, y, se = (np.asarray(v, dtype=float) for v in (x, y, se))
+    if x.size < 3:
+        return dict(slope=math.nan, lo=math.nan, hi=math.nan, se=math.nan, red=math.nan)
+    w = 1 / se**2
+    b1, b0 = np.polyfit(x, y, 1, w=1 / se)
+    sxx = np.sum(w * (x - np.sum(w * x) / w.sum()) ** 2)
+    red = np.sum(w * (y - b0 - b1 * x) ** 2) / (x.size - 2)
+    s = math.sqrt(max(1.0, red) / sxx)
+    z = stats.norm.ppf(0.5 + level / 2)
+    return dict(slope=b1, lo=b1 - z * s, hi=b1 + z * s, se=s, red=red)
+
+
+def test_fit_exit_slopes_exact():
+    """Per alpha: WLS of log tau on H and on log W (censored rows left out and counted), the
+    elasticity of the two largest defined heights, rho at the largest height, theory columns."""
+    nan = math.nan
+    rows = [  # alpha, sweep, height, width, mean, log_se, sigma, rho
+        (1.5, "height", 8.0, 1.0, 10.0, 0.1, 0.05, 0.9),
+        (1.5, "height", 2.0, 1.0, 5.0, 0.3, 0.2, 0.5),
+        (1.5, "height", 16.0, 1.0, nan, 0.1, 0.01, 0.97),
+        (1.5, "height", 4.0, 1.0, 6.5, 0.2, 0.1, 0.7),
+        (1.5, "width", 4.0, 2.0, 20.0, 0.1, 0.3, 1.1),
+        (1.5, "width", 4.0, 0.5, 1.9, 0.2, 0.04, 1.2),
+        (1.5, "width", 4.0, 1.0, 6.0, 0.1, 0.1, 1.3),
+        (2.0, "height", 3.0, 1.0, 40.0, 0.1, 0.4, 2.0),
+        (2.0, "height", 1.0, 1.0, 2.0, 0.2, 0.8, 3.0),
+        (2.0, "height", 2.0, 1.0, 9.0, 0.1, 0.5, 4.0),
+    ]
+    df = pd.DataFrame(rows, columns=["alpha", "sweep", "height", "width", "mean", "log_se",
+                                     "sigma", "rho"])
+    df = df.assign(eps=0.5, rho_ci_low=df["rho"] - 0.1, rho_ci_high=df["rho"] + 0.2)
+    got = D.fit_exit_slopes(df, level=0.9)
+    h15 = _wfit([2.0, 4.0, 8.0], np.log([5.0, 6.5, 10.0]), [0.3, 0.2, 0.1], 0.9)
+    w15 = _wfit(np.log([0.5, 1.0, 2.0]), np.log([1.9, 6.0, 20.0]), [0.2, 0.1, 0.1], 0.9)
+    h2 = _wfit([1.0, 2.0, 3.0], np.log([2.0, 9.0, 40.0]), [0.2, 0.1, 0.1], 0.9)
+    none = _wfit([], [], [], 0.9)
+    z = stats.norm.ppf(0.95)
+    e15, s15 = math.log(10 / 6.5) / math.log(2), math.hypot(0.2, 0.1) / math.log(2)
+    e2, s2 = math.log(40 / 9) / math.log(1.5), math.hypot(0.1, 0.1) / math.log(1.5)
+    exact = [D.brownian_mean_exit_time(h, 1.0, 0.5) for h in (3.0, 1.0, 2.0)]
+    theory = np.polyfit([3.0, 1.0, 2.0], np.log(exact), 1)[0]
+    want = pd.DataFrame([
+        dict(alpha=1.5, eps=0.5, height_slope=h15["slope"], height_slope_ci_low=h15["lo"],
+             height_slope_ci_high=h15["hi"], height_slope_se=h15["se"],
+             height_red_chi2=h15["red"], height_n=3, height_n_all_censored=1,
+             height_sigma_max=0.2, width_exponent=w15["slope"], width_exponent_ci_low=w15["lo"],
+             width_exponent_ci_high=w15["hi"], width_exponent_se=w15["se"],
+             width_red_chi2=w15["red"], width_n=3, width_n_all_censored=0, width_sigma_max=0.3,
+             height_elasticity=e15, height_elasticity_ci_low=e15 - z * s15,
+             height_elasticity_ci_high=e15 + z * s15, height_elasticity_sigma=0.1,
+             rho_top=0.97, rho_top_ci_low=0.87, rho_top_ci_high=1.17, height_slope_theory=nan,
+             width_exponent_theory=1.5, level=0.9),
+        dict(alpha=2.0, eps=0.5, height_slope=h2["slope"], height_slope_ci_low=h2["lo"],
+             height_slope_ci_high=h2["hi"], height_slope_se=h2["se"], height_red_chi2=h2["red"],
+             height_n=3, height_n_all_censored=0, height_sigma_max=0.8,
+             width_exponent=nan, width_exponent_ci_low=nan, width_exponent_ci_high=nan,
+             width_exponent_se=nan, width_red_chi2=none["red"], width_n=0,
+             width_n_all_censored=0, width_sigma_max=nan, height_elasticity=e2,
+             height_elasticity_ci_low=e2 - z * s2, height_elasticity_ci_high=e2 + z * s2,
+             height_elasticity_sigma=0.5, rho_top=2.0, rho_top_ci_low=1.9, rho_top_ci_high=2.2,
+             height_slope_theory=theory, width_exponent_theory=2.0, level=0.9),
+    ])
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9)
+    # without rho columns: rho_top NaN; one height only: no elasticity, no interval
+    got = D.fit_exit_slopes(df.drop(columns=["rho", "rho_ci_low", "rho_ci_high"]))
+    assert got[["rho_top", "rho_top_ci_low", "rho_top_ci_high"]].isna().all().all()
+    one = D.fit_exit_slopes(df[(df.alpha == 2.0) & (df.height == 1.0)])
+    assert one.loc[0, "height_n"] == 1 and one[["height_elasticity", "height_slope",
+                                                "height_slope_theory"]].isna().all().all()
+    with pytest.raises(ValueError, match=r"^exit-time table lacks columns \['eps', 'sweep'\]$"):
+        D.fit_exit_slopes(df.drop(columns=["eps", "sweep"]))
+    with pytest.raises(ValueError, match="^alpha=2.0: several eps values"):
+        D.fit_exit_slopes(df.assign(eps=np.where(df.height == 1.0, 1.0, 0.5)))
