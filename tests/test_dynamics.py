@@ -1107,3 +1107,70 @@ def test_fit_exit_slopes_exact():
         D.fit_exit_slopes(df.drop(columns=["eps", "sweep"]))
     with pytest.raises(ValueError, match="^alpha=2.0: several eps values"):
         D.fit_exit_slopes(df.assign(eps=np.where(df.height == 1.0, 1.0, 0.5)))
+
+
+def test_median_interval_order_statistics_by_hand():
+    v = np.array([5.0, 1.0, 3.0])  # j = floor(1.5 - 1.70) -> 0, u = ceil(1.5 + 1.70) -> 2
+    assert D.median_interval(v) == (3.0, 1.0, 5.0)
+    v = np.arange(100.0)[::-1]  # level 0.5: z = 0.674, j = floor(46.6) = 46, u = ceil(53.4) = 54
+    assert D.median_interval(v, 0.5) == (49.5, 46.0, 54.0)
+    assert D.median_interval(np.array([2.0])) == (2.0, 2.0, 2.0)
+    with pytest.raises(ValueError, match="^no values$"):
+        D.median_interval(np.array([]))
+
+
+def test_auc_and_hanley_mcneil_se_by_hand():
+    # pairs (x > y) of x = 1, 2, 3 and y = 0, 2: 1 + 0 + 1 + 0.5 + 1 + 1 = 4.5 of 6
+    a, se = D.auc(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0]))
+    q1, q2 = 0.75 / 1.25, 2 * 0.75**2 / 1.75
+    var = (0.75 * 0.25 + 2 * (q1 - 0.75**2) + 1 * (q2 - 0.75**2)) / 6
+    assert a == pytest.approx(0.75) and se == pytest.approx(math.sqrt(var))
+    a, se = D.auc(np.array([0.0, 1.0]), np.array([5.0, 6.0, 7.0]))
+    assert (a, se) == (0.0, 0.0)
+
+
+def test_largest_step_share_errors_and_rows():
+    with pytest.raises(ValueError, match="must be 1-D or 2-D with >= 1 step"):
+        D.largest_step_share(np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="must be 1-D or 2-D with >= 1 step"):
+        D.largest_step_share(np.ones((3, 0)))
+    with pytest.raises(ValueError, match="^increments contain NaN or inf$"):
+        D.largest_step_share(np.array([1.0, np.inf]))
+    # one row per walk; a walk that only goes down has range = -min
+    got = D.largest_step_share(np.array([[-1.0, -3.0], [2.0, -1.0]]))
+    np.testing.assert_allclose(got, [3 / 4, 2 / 2])
+
+
+def test_jump_share_table_columns_formulas_and_errors():
+    tab = D.jump_share_table([2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0),
+                             student_df=4.0, level=0.9)
+    assert list(tab.columns) == D.SHARE_COLUMNS
+    assert tab["noise"].tolist() == ["SaS(1.5)", "Gaussian", "t(4)"] * 2
+    assert tab["window"].tolist() == [2, 2, 2, 8, 8, 8] and (tab["n_paths"] == 40).all()
+    z = stats.norm.ppf(0.95)
+    np.testing.assert_allclose(tab["log_se"], np.log(tab["share_ci_high"] / tab["share_ci_low"])
+                               / (2 * z))
+    assert (tab.loc[tab.noise == "Gaussian", "auc_vs_gaussian"] == 0.5).all()
+    assert (tab["share_ci_low"] <= tab["share"]).all() and (tab["share"] <= tab[
+        "share_ci_high"]).all()
+    assert tab.loc[tab.window == 2, "share"].between(1 / 2, 1).all()
+    assert tab.loc[tab.window == 8, "share"].between(1 / 8, 1).all()
+    again = D.jump_share_table([2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0),
+                               student_df=4.0, level=0.9)
+    pd.testing.assert_frame_equal(tab, again)
+    nodf = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0), student_df=None)
+    assert nodf["noise"].tolist() == ["Gaussian"]
+    with pytest.raises(ValueError, match=r"^alphas must include 2.0 \(the Gaussian reference\)$"):
+        D.jump_share_table([1.5], [4], 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="^n_paths must be >= 10, got 9$"):
+        D.jump_share_table([2.0], [4], 9, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="^windows must be >= 2 steps, got 1$"):
+        D.jump_share_table([2.0], [4, 1], 10, np.random.default_rng(0))
+
+
+def test_shares_of_draws_in_blocks_of_whole_walks():
+    """Many paths are drawn in blocks; each value is still one walk's share."""
+    nz = D.noise_list([2.0], None)[0]
+    v = D._shares_of(nz, 2500, 2048, np.random.default_rng(0))  # blocks of 2048 walks
+    assert v.shape == (2500,) and v.min() >= 1 / 2048 and v.max() <= 1
+    assert 0.01 < np.median(v) < 0.2
