@@ -473,6 +473,69 @@ def test_external_claims_reject_bad_dicts(bad, message):
         C.external_claims([claim])
 
 
+def test_axis_sweeps_exact_groups_ignore_the_seed_and_need_two_values():
+    a, b, c = run(width=16, seed=0), run(width=32, seed=1), run(width=16, seed=2)
+    d, e = run(width=16, lr=0.01), run(width=64, lr=0.01)  # exactly two widths: a sweep
+    f, g = run(width=16, lr=0.5), run(width=16, lr=0.5, seed=3)  # one width only: none
+    assert C.axis_sweeps([a, d, b, f, c, e, g], "width") == [[a, b, c], [d, e]]
+    assert C.axis_sweeps([a, f], "width") == []
+    assert C.axis_sweeps([a, f], "lr") == [[a, f]]
+    with pytest.raises(ValueError, match=r"^axis='seed' must be one of \['dataset', 'arch', "
+                       r"'width', 'depth', 'batch_size', 'lr', 'loss'\]$"):
+        C.axis_sweeps([a], "seed")
+
+
+def test_external_claims_exact_rows_and_messages():
+    import re
+
+    ext = C.external_claims([
+        external("C4", "inconclusive (window longer than MAX)", value=0.25, ci_low=None,
+                 ci_high=2, threshold=0.5, detail=7),
+        external("C6", "not supported", value=None, ci_low=-1.5, ci_high=None),
+    ])
+    want = pd.DataFrame(
+        {"claim": ["C4", "C6"], "estimator": ["n/a", "n/a"],
+         "statistic": ["max |slope| of exit time"] * 2, "value": [0.25, math.nan],
+         "ci_low": [math.nan, -1.5], "ci_high": [2.0, math.nan], "threshold": ["0.5", "< 1"],
+         "verdict": ["inconclusive", "not supported"],
+         "reason": ["window longer than MAX", ""], "n_runs": [0, 0],
+         "detail": ["7", "from dynamics"]},
+        columns=C.COLUMNS)
+    pd.testing.assert_frame_equal(ext, want)
+    no_claim = {k: v for k, v in external("C5", "supported").items() if k != "claim"}
+    with pytest.raises(ValueError, match=re.escape("claim dict #0 (?) lacks keys ['claim']")):
+        C.external_claims([no_claim])
+    no_detail = {k: v for k, v in external("C5", "supported").items() if k != "detail"}
+    with pytest.raises(ValueError, match=re.escape("claim dict #1 (C5) lacks keys ['detail']")):
+        C.external_claims([external("C4", "supported"), no_detail])
+    with pytest.raises(ValueError, match=re.escape(
+            "claim C5: verdict 'maybe (x)' is not one of ['supported', 'not supported', "
+            "'inconclusive']")):
+        C.external_claims([external("C5", "maybe (x)")])
+
+
+def test_claims_html_page_exactly():
+    """The report page: fixed head and style, the table (escaped, no index, no border
+    attribute, class claims), then the Markdown text escaped in a <pre>."""
+    import re
+
+    wide = pd.DataFrame({"claim": ["C1"], "a <b>": ["x & <i>y</i>"]})
+    page = C.claims_html("# Claims\n| a | <c> & d |\n", wide)
+    head = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Claims</title><style>"
+        "body{font-family:sans-serif;margin:1em}table.claims{border-collapse:collapse}"
+        "table.claims td,table.claims th{border:1px solid #bbb;padding:4px;vertical-align:top}"
+        "pre{white-space:pre-wrap}</style></head><body><h1>Claims and verdicts</h1>"
+        '<table class="dataframe claims">')
+    tail = ("</table><h2>Exclusions, rules and details</h2>"
+            "<pre># Claims\n| a | &lt;c&gt; &amp; d |\n</pre></body></html>\n")
+    assert page.startswith(head) and page.endswith(tail)
+    table = page[len(head) - len('<table class="dataframe claims">') : -len(tail)]
+    assert "border" not in table and "<i>" not in table
+    assert re.findall(r"<t[hd]>(.*?)</t[hd]>", table) == [
+        "claim", "a &lt;b&gt;", "C1", "x &amp; &lt;i&gt;y&lt;/i&gt;"]
+
+
 def test_markdown_table_has_every_estimator_column_and_the_rules():
     summary, estimates, runs_table = make_tables(widths(), alpha=early_alpha_drop)
     long = C.evaluate_claims(summary, estimates, C.Thresholds())
