@@ -1174,3 +1174,12 @@ def test_shares_of_draws_in_blocks_of_whole_walks():
     v = D._shares_of(nz, 2500, 2048, np.random.default_rng(0))  # blocks of 2048 walks
     assert v.shape == (2500,) and v.min() >= 1 / 2048 and v.max() <= 1
     assert 0.01 < np.median(v) < 0.2
+
+
+def test_c5_verdict_one_stable_noise_without_long_windows_has_null_value():
+    """dynamics.alphas with a single alpha < 2 (as in [1.5, 2.0]) and no window reaching
+    long_from: no slope at all; the verdict comes with value/ci null (no crash)."""
+    v = D.claim_c5_verdict(_share_table(), C5_T, long_from=8192)
+    assert v["verdict"] == "inconclusive (intervals overlap thresholds)"
+    assert (v["value"], v["ci_low"], v["ci_high"]) == (None, None, None)
+    assert "SaS(1.5) slope nan [nan, nan] vs > -0.08: unclear" in v["detail"]
