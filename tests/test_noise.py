@@ -231,6 +231,38 @@ def test_measure_noise_passes_and_the_remainder(model_and_data, one_thread, n, r
         assert torch.equal(res.norms, drop.norms)
 
 
+@pytest.mark.parametrize("method, forward_images, b, sizes", [
+    ("loop", 4096, 40, [40] * 6),  # one pass per minibatch, no probe
+    ("blocked", 80, 40, [1, 80, 80, 40, 40]),  # probe, then ≤ 80 images a pass, per chunk
+    ("blocked", 80, 50, [1] + [50] * 5),  # 80 // 50 = 1 minibatch a pass
+    ("blocked", 80, 100, [1, 100, 100]),  # one minibatch even when above 80
+    ("blocked", 4096, 40, [1, 200, 40]),  # one pass per chunk of 5
+])
+def test_forward_passes_of_the_minibatch_gradients(model_and_data, monkeypatch, one_thread,
+                                                   method, forward_images, b, sizes):
+    """Images per forward pass: the blocked gradients cover about FORWARD_IMAGES images
+    (whole minibatches, at least one) per pass, within a chunk of 5 minibatches."""
+    monkeypatch.setattr(noise, "FORWARD_IMAGES", forward_images)
+    model, data = model_and_data
+    x, y = data.x_train, data.y_train  # 250 images
+    seen = _count_images(model)
+    rows = list(minibatch_gradients(model, get_loss("cross_entropy"), x, y, b, 5,
+                                    method=method))
+    assert seen == sizes
+    assert sum(len(r) for r in rows) == len(x) // b
+
+
+def test_measure_noise_hands_the_estimator_options_over(model_and_data, one_thread):
+    model, data = model_and_data
+    res = measure_noise(model, get_loss("cross_entropy"), data.x_train, data.y_train, 25,
+                        estimator_options={"hill_k": 7, "sweep_k1": [], "per_coordinate": False})
+    assert {r["estimator"] for r in res.rows} == {"mohammadi_reference", "mohammadi_robust",
+                                                  "hill"}
+    default = measure_noise(model, get_loss("cross_entropy"), data.x_train, data.y_train, 25)
+    assert "per_coordinate" in {r["estimator"] for r in default.rows}
+    assert _pooled(res.rows, "hill")["alpha"] != _pooled(default.rows, "hill")["alpha"]  # k = 7
+
+
 def test_measure_noise_streams_batches_above_1024_images(one_thread):
     data = make_prepared(n_train=2200, n_test=10)
     torch.manual_seed(0)
@@ -374,7 +406,7 @@ def _biased_mlp() -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "hinge"])
-@pytest.mark.parametrize("chunk", [1, 2, 5])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5])  # 3: two forward passes a chunk
 @pytest.mark.parametrize("biases", [False, True])
 @pytest.mark.parametrize("forward_images", [4096, 80])
 def test_blocked_gradients_equal_loop_and_autograd(
