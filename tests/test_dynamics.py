@@ -1115,6 +1115,9 @@ def test_median_interval_order_statistics_by_hand():
     v = np.arange(100.0)[::-1]  # level 0.5: z = 0.674, j = floor(46.6) = 46, u = ceil(53.4) = 54
     assert D.median_interval(v, 0.5) == (49.5, 46.0, 54.0)
     assert D.median_interval(np.array([2.0])) == (2.0, 2.0, 2.0)
+    # float32 values: the median of the two middle ones is taken in double precision
+    x = np.array([0.1, 0.2], dtype=np.float32)
+    assert D.median_interval(x)[0] == (float(x[0]) + float(x[1])) / 2
     with pytest.raises(ValueError, match="^no values$"):
         D.median_interval(np.array([]))
 
@@ -1159,6 +1162,8 @@ def test_jump_share_table_columns_formulas_and_errors():
                                student_df=4.0, level=0.9)
     pd.testing.assert_frame_equal(tab, again)
     nodf = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0), student_df=None)
+    default = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0))
+    assert default["noise"].tolist() == ["Gaussian", "t(3)"]  # t(3) unless told otherwise
     assert nodf["noise"].tolist() == ["Gaussian"]
     with pytest.raises(ValueError, match=r"^alphas must include 2.0 \(the Gaussian reference\)$"):
         D.jump_share_table([1.5], [4], 10, np.random.default_rng(0))
