@@ -502,6 +502,7 @@ def test_external_claims_exact_rows_and_messages():
          "detail": ["7", "from dynamics"]},
         columns=C.COLUMNS)
     pd.testing.assert_frame_equal(ext, want)
+    assert list(C.external_claims([]).columns) == C.COLUMNS  # none: still every column
     no_claim = {k: v for k, v in external("C5", "supported").items() if k != "claim"}
     with pytest.raises(ValueError, match=re.escape("claim dict #0 (?) lacks keys ['claim']")):
         C.external_claims([no_claim])
@@ -512,6 +513,28 @@ def test_external_claims_exact_rows_and_messages():
             "claim C5: verdict 'maybe (x)' is not one of ['supported', 'not supported', "
             "'inconclusive']")):
         C.external_claims([external("C5", "maybe (x)")])
+
+
+def _decides(seeds_needed: int, seeds: int) -> str:
+    return (f"at these slopes about {seeds_needed} seeds per grid point "
+            f"(grids.<name>.runs[].seed; now {seeds}) would decide it")
+
+
+@pytest.mark.parametrize("e_b, se_b, e_n, se_n, seeds, want", [
+    # upper end (e_b + 2·se_b·s) / (e_n − 2·se_n·s), s = 1/√factor: exactly 1 at factor 4
+    # (not below 1: undecided), below from 5 on
+    (0.5, 0.25, 1.0, 0.25, 3, _decides(15, 3)),
+    (0.2, 0.05, 1.0, 0.05, 1, _decides(2, 1)),  # already clear at factor 2
+    # lower end (e_b − 2·se_b·s) / (e_n + 2·se_n·s): exactly 1 at factor 4 (≥ 1: decided)
+    (1.5, 0.25, 1.0, 0.25, 2, _decides(8, 2)),
+    # lower end ≥ 1 from factor 3 on; its numerator is clipped at 0, not at 1
+    (0.9, 0.5, 0.2, 0.05, 5, _decides(15, 5)),
+    # upper end exactly 1 at factor 64 (s = 1/8): not decided within 64 times the seeds
+    (0.5, 1.0, 1.0, 1.0, 3, "at these slopes even 192 seeds per grid point would not decide "
+                            "it: the two effects are about equal"),
+])
+def test_c2_decider_counts_the_seeds_that_would_decide(e_b, se_b, e_n, se_n, seeds, want):
+    assert C._c2_decider(e_b, se_b, e_n, se_n, C.Thresholds(), seeds) == want
 
 
 def test_claims_html_page_exactly():
