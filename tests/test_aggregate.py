@@ -109,6 +109,89 @@ def test_summary_flags_estimates_from_too_few_samples(tmp_path):
     assert set(AXES) <= set(summary.columns)
 
 
+def test_read_with_axes_exact_frame(tmp_path):
+    """Rows of each file in order with its run's typed axes; a column named like an axis (the
+    lr in force at a step) becomes <name>_current; a fresh 0..n−1 index."""
+    paths = []
+    for i, rows in enumerate(([(0, 0.1), (20, 0.05)], [(0, 0.1)])):
+        path = tmp_path / f"m{i}.csv"
+        pd.DataFrame(rows, columns=["step", "lr"]).to_csv(path, index=False)
+        paths.append(str(path))
+    got = A.read_with_axes(AXES_OF[:2], paths)
+    want = pd.DataFrame({"step": [0, 20, 0], "lr_current": [0.1, 0.05, 0.1],
+                         "dataset": "mnist", "arch": "fcn", "width": [4, 4, 8], "depth": 2,
+                         "batch_size": 50, "lr": 0.1, "loss": "cross_entropy", "seed": 0})
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert got.index.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="zip"):  # one file per run, no more, no fewer
+        A.read_with_axes(AXES_OF[:3], paths)
+
+
+def _info(path: Path, status: str, **extra) -> str:
+    path.write_text(json.dumps({"status": status, "steps_done": 20, "diverged_at": None,
+                                "n_parameters": 100, "seconds": 1.5,
+                                "steps_per_second": 13.5, **extra}))
+    return str(path)
+
+
+def test_runs_table_exact_frame(tmp_path):
+    """Each run's row: axes, status after the training-accuracy gate, run.json's numbers, and
+    the accuracies at its last checkpoint (metrics in any order); a run without metrics has
+    NaN accuracies and counts as not trained."""
+    infos = [_info(tmp_path / "a.json", "completed"),
+             _info(tmp_path / "b.json", "completed", steps_done=7, n_parameters=300,
+                   seconds=2.5, steps_per_second=2.8)]
+    axes = [A.typed_axes(ax) for ax in AXES_OF[:2]]
+    metrics = pd.DataFrame([{**axes[0], "step": 20, "train_accuracy": 0.9, "test_accuracy": 0.8},
+                            {**axes[0], "step": 0, "train_accuracy": 0.1, "test_accuracy": 0.05}])
+    got = A.runs_table(AXES_OF[:2], infos, metrics, 0.5)
+    want = pd.DataFrame({
+        **{a: [axes[0][a], axes[1][a]] for a in AXES},
+        "status": ["completed", "not_trained"], "trained_status": ["completed", "completed"],
+        "steps_done": [20, 7], "diverged_at": [None, None], "n_parameters": [100, 300],
+        "train_seconds": [1.5, 2.5], "steps_per_second": [13.5, 2.8],
+        "final_train_accuracy": [0.9, math.nan], "final_test_accuracy": [0.8, math.nan]})
+    pd.testing.assert_frame_equal(got, want)
+    # no run with metrics: the accuracy columns are still numbers (NaN)
+    alone = A.runs_table(AXES_OF[1:2], infos[1:], metrics, 0.5)
+    assert alone.final_train_accuracy.dtype == alone.final_test_accuracy.dtype == np.float64
+    assert alone.status.tolist() == ["not_trained"]
+    with pytest.raises(ValueError, match="zip"):
+        A.runs_table(AXES_OF[:2], infos[:1], metrics, 0.5)
+
+
+def test_summary_keeps_measurements_without_metrics_or_run_row_and_gates_inclusively(
+    tmp_path,
+):
+    """pooled_enough is n_values ≥ min_pooled_values (equal is enough), per_coordinate_enough
+    n_minibatches ≥ min_per_coordinate_minibatches; a measurement whose checkpoint has no
+    metrics row, or whose run has no runs row, is kept with NaN there."""
+    runs, metrics = tables(tmp_path)
+    runs = runs.iloc[:3]  # the last run's row is missing
+    metrics = metrics[~((metrics.width == 4) & (metrics.step == 20))]  # one checkpoint's too
+    rows = []
+    for ax, (n_values, p) in zip(AXES_OF, [(1000, 50), (999, 49), (1001, 51), (1000, 50)],
+                                 strict=True):
+        for est in ("mohammadi_robust", "mohammadi_reference", "hill", "per_coordinate"):
+            rows.append({**A.typed_axes(ax), "step": 20, "split": "train", "estimator": est,
+                         "scope": "pooled", "order": "natural", "k1": math.nan, "alpha": 1.5,
+                         "ci_low": 1.4, "ci_high": 1.6, "zero_fraction": 0.0,
+                         "n_values": n_values, "n_minibatches": p, "seconds": 0.1,
+                         "q25": 1.4, "q75": 1.6})
+        rows.extend({**A.typed_axes(ax), "step": 20, "split": "train", "estimator": "block_sweep",
+                     "scope": "pooled", "order": order, "k1": k1, "alpha": 1.5}
+                    for order in ("natural", "shuffled") for k1 in (10, 100))
+    summary = A.summary_table(pd.DataFrame(rows), runs, metrics, min_pooled_values=1000,
+                              min_per_coordinate_minibatches=50)
+    assert summary.width.tolist() == [4, 8, 16, 32]
+    assert summary.pooled_enough.tolist() == [True, False, True, True]
+    assert summary.per_coordinate_enough.tolist() == [True, False, True, True]
+    assert summary.train_accuracy.tolist()[1] == 0.2  # width 16 diverged: NaN in metrics
+    assert summary.train_accuracy.isna().tolist() == [True, False, True, False]
+    assert summary.status.tolist()[:3] == ["completed", "not_trained", "diverged"]
+    assert pd.isna(summary.status.iloc[3]) and pd.isna(summary.n_parameters.iloc[3])
+
+
 # ----------------------------------------------------------------------------
 # The tidy tables built from per-run files, as rule aggregate_results builds them
 # ----------------------------------------------------------------------------
