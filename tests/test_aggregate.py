@@ -109,6 +109,23 @@ def test_summary_flags_estimates_from_too_few_samples(tmp_path):
     assert set(AXES) <= set(summary.columns)
 
 
+def test_excluded_runs_note_exactly():
+    nan = math.nan
+    runs = pd.DataFrame({
+        "status": ["completed", "diverged", "not_trained", "diverged", "not_trained",
+                   "converged", "diverged"],
+        "diverged_at": [nan, 12.0, nan, 30.0, nan, nan, nan],
+        "final_train_accuracy": [0.9, nan, 0.2, nan, nan, 1.0, nan]})
+    excluded = ("7 runs in the grid; 5 excluded from every statistic: 3 diverged (loss not "
+                "finite; at steps 12, 30); 2 did not train (final training accuracy 20%, n/a")
+    converged = ("; 1 stopped early at training.stop_at_train_accuracy (kept: their last "
+                 "checkpoint is the one used).")
+    assert A.excluded_runs_note(runs, 0.25) == (
+        excluded + " < claims.min_train_accuracy 25%)" + converged)
+    assert A.excluded_runs_note(runs) == excluded + ")" + converged
+    assert A.excluded_runs_note(runs.iloc[:1]) == "1 runs in the grid; none excluded."
+
+
 def test_read_with_axes_exact_frame(tmp_path):
     """Rows of each file in order with its run's typed axes; a column named like an axis (the
     lr in force at a step) becomes <name>_current; a fresh 0..n−1 index."""

@@ -537,6 +537,139 @@ def test_c2_decider_counts_the_seeds_that_would_decide(e_b, se_b, e_n, se_n, see
     assert C._c2_decider(e_b, se_b, e_n, se_n, C.Thresholds(), seeds) == want
 
 
+def _claim_row(claim, est, value, lo, hi, verdict, reason="",
+               statistic="share of runs with α̂ < 1.9", threshold="≥ 0.9", detail="d."):
+    return dict(claim=claim, estimator=est, statistic=statistic, value=value, ci_low=lo,
+                ci_high=hi, threshold=threshold, verdict=verdict, reason=reason, n_runs=5,
+                detail=detail)
+
+
+def _markdown_fixture():
+    """A long claims table (C2 listed first; one end of its interval unknown; a | in its
+    statistic; C1 with two estimators that differ; an external C5) and runs (two diverged,
+    two not trained, one of them without accuracy, one converged), thresholds off default."""
+    nan = math.nan
+    long = pd.DataFrame([
+        _claim_row("C2", "robust", 0.5, nan, 0.7, "supported", statistic="|slope| ratio",
+                   threshold="< 1", detail="two sweeps."),
+        _claim_row("C1", "robust", 0.8, 0.6, 0.9, "supported", detail="4 of 5 yes."),
+        _claim_row("C1", "reference", 0.2, 0.1, 0.3, "not supported"),
+        _claim_row("C1", "per_coordinate", 0.95, 0.9, 1.0, "supported"),
+        _claim_row("C1", "block_sweep", nan, nan, nan, "inconclusive", "depends on K1"),
+        _claim_row("C5", "n/a", None, None, None, "inconclusive", "too few runs",
+                   statistic="share", threshold="> 0.5", detail="from dynamics."),
+    ], columns=C.COLUMNS)
+    runs = pd.DataFrame({
+        "status": ["completed", "diverged", "not_trained", "diverged", "not_trained",
+                   "converged"],
+        "diverged_at": [nan, 12.0, nan, 30.0, nan, nan],
+        "final_train_accuracy": [0.9, nan, 0.2, nan, nan, 1.0]})
+    th = C.Thresholds(min_share=0.8, min_train_accuracy=0.25, z=1.5, c1_alpha_max=1.8,
+                      c2_ratio_max=0.75, c3_early_fraction=0.2, c3_max_step_ratio=2.5,
+                      c3_min_checkpoints=5, min_runs=4, split="test")
+    return long, runs, th
+
+
+MD_RULES = [
+    "- Runs: only runs that trained count (status completed or converged); diverged runs and "
+    "runs whose final training accuracy is below 25% (not_trained) enter no statistic. A "
+    "measurement with too few noise values (pooled_enough false) is not used by the pooled "
+    "estimators (robust, reference, block sweep), one with too few minibatches "
+    "(per_coordinate_enough false) not by the per-coordinate median; each claim's details say "
+    "how many were left out.",
+    "- Share claims (C1, C3): each run is yes, no or undecided; supported when ≥ 0.8 of the "
+    "runs are yes, not supported when more than 0.2 are no, otherwise inconclusive (too much "
+    "spread); fewer than 4 runs: inconclusive (too few runs). The value is the share of yes "
+    "with its Wilson 95% interval.",
+    "- C1: at each run's last checkpoint, yes when the upper end of the α̂ interval is below "
+    "1.8, no when its lower end is at or above it. Robust estimate: the interval is the "
+    "batch-means interval (which belongs to K1 = ⌊√K⌋ only) widened by the spread of the robust "
+    "estimate's own members, the α̂ at K1 = f·√K for every factor f (read off the natural-order "
+    "block sweep, linear in log K1): lower end − (median member − smallest), upper end + "
+    "(largest − median member). The other estimators have no interval: their point value is "
+    "compared.",
+    "- C2: for each sweep (runs equal in every axis but one and the seed, last checkpoint) the "
+    "least-squares slope of α̂ against log2 of the swept value, i.e. the change of α̂ per "
+    "doubling, every seed a point; it does not grow with the number of levels. Its standard "
+    "error is √(v / Σ(log2 x − mean)²), v the larger of the residual variance and the mean "
+    "squared batch-means standard error. The ratio is the median |slope| over batch-size sweeps "
+    "divided by the median |slope| over the width and depth sweeps of the same data set, "
+    "architecture, loss and learning rate; its interval uses each median ± 1.5 × the median "
+    "standard error. Supported when the whole interval is below 0.75, not supported when it is "
+    "at or above, inconclusive when it straddles or when a sweep is missing.",
+    "- C3: time is measured as u = log(step + 1), on which log-spaced checkpoints are evenly "
+    "spaced. For α̂ (a change either way) and for test accuracy (a rise), each checkpoint "
+    "interval's change is divided by its length in u; the candidates are the steepest interval "
+    "and every interval whose rate is within 1.5 standard errors of it (standard error of a "
+    "change: √(se₁² + se₂²); accuracy: √(p(1 − p)/n_test)). A run is yes when every candidate "
+    "of both ends by step 20% × the run's last step (early) and every α̂ candidate lies within "
+    "a factor 2.5 in step + 1 of every accuracy candidate (interval centres: geometric mean of "
+    "step + 1 at its ends; coincide); no when all candidates of α̂ or all of accuracy end after "
+    "the early step, or no pair coincides; undecided otherwise, or when the steepest change is "
+    "not above 1.5 standard errors. Fewer than 5 checkpoints: inconclusive.",
+    "- Block-size sweep: the rule is applied at every block size K1 that every measurement has, "
+    "in natural and shuffled order; one verdict if all agree, otherwise inconclusive (depends "
+    "on K1).",
+]
+MD_HEAD = [
+    "# Claims and verdicts",
+    "",
+    "Runs: 6 runs in the grid; 4 excluded from every statistic: 2 diverged (loss not finite; at "
+    "steps 12, 30); 2 did not train (final training accuracy 20%, n/a < "
+    "claims.min_train_accuracy 25%); 1 stopped early at training.stop_at_train_accuracy (kept: "
+    "their last checkpoint is the one used). Noise split: test.",
+    "",
+    "| claim | statistic | value [interval] | threshold | pooled robust | pooled reference "
+    "(2019) | per-coordinate median | block-size sweep (every K1, both orders) | survives every "
+    "estimator |",
+    "|---|---|---|---|---|---|---|---|---|",
+    "| C1 | share of runs with α̂ < 1.9 | 0.80 [0.60, 0.90] | ≥ 0.9 | supported | not supported "
+    "| supported | inconclusive: depends on K1 | no (pooled reference (2019), block-size sweep "
+    "(every K1, both orders) differ) |",
+    "| C2 | \\|slope\\| ratio | 0.50 [nan, 0.70] | < 1 | supported | n/a | n/a | n/a | yes |",
+    "| C5 | share | n/a | > 0.5 | inconclusive: too few runs | n/a | n/a | n/a | n/a |",
+    "",
+    "Value: the primary estimate (pooled robust) with its interval (share claims: Wilson 95% "
+    "interval over runs; C2: ± z standard errors). Each estimator column is the verdict the "
+    "same rule gives with that estimator; *survives every estimator* is `yes` when all four "
+    "agree.",
+    "",
+    "## Claims",
+    "",
+    "- **C1**: The gradient noise is not Gaussian: α̂ is well below 2 in every setting.",
+    "- **C2**: Batch size has a smaller effect on α than network size.",
+    "- **C5**: A heavy-tailed path looks Gaussian over short windows but shows frequent large "
+    "jumps over long ones.",
+    "",
+    "## Rules and thresholds",
+]
+MD_TAIL = [
+    "## Details",
+    "",
+    "- **C2, pooled robust**: 0.50 [nan, 0.70]; supported. two sweeps.",
+    "- **C1, pooled robust**: 0.80 [0.60, 0.90]; supported. 4 of 5 yes.",
+    "- **C1, pooled reference (2019)**: 0.20 [0.10, 0.30]; not supported. d.",
+    "- **C1, per-coordinate median**: 0.95 [0.90, 1.00]; supported. d.",
+    "- **C1, block-size sweep (every K1, both orders)**: n/a; inconclusive: depends on K1. d.",
+    "- **C5, n/a**: n/a; inconclusive: too few runs. from dynamics.",
+    "",
+]
+
+
+def test_rules_text_states_every_threshold_exactly():
+    *_, th = _markdown_fixture()
+    assert C.rules_text(th) == MD_RULES
+
+
+def test_claims_markdown_exactly():
+    """The whole claims Markdown: exclusions with the gate, the table sorted by claim (cells
+    escaped, missing estimators n/a, the differing estimators named), the claims' texts, the
+    rules and one detail line per row of the long table in its order."""
+    long, runs, th = _markdown_fixture()
+    text = C.claims_markdown(long, runs, th)
+    assert text.split("\n") == [*MD_HEAD, "", *MD_RULES, "", *MD_TAIL]
+
+
 def test_claims_html_page_exactly():
     """The report page: fixed head and style, the table (escaped, no index, no border
     attribute, class claims), then the Markdown text escaped in a <pre>."""

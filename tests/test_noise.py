@@ -252,6 +252,32 @@ def test_forward_passes_of_the_minibatch_gradients(model_and_data, monkeypatch, 
     assert sum(len(r) for r in rows) == len(x) // b
 
 
+@pytest.mark.parametrize("method", ["loop", "blocked"])
+def test_minibatch_gradients_on_the_data_device_and_their_errors(model_and_data, method):
+    """Fresh chunk buffers are made on the data's device (meta tensors here); a given buffer
+    of the wrong width is refused; the blocked method's refusal says what it needs."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).to("meta")
+    x = torch.zeros(6, 1, 2, 2, device="meta")
+    y = torch.zeros(6, dtype=torch.long, device="meta")
+    chunks = list(minibatch_gradients(model, get_loss("cross_entropy"), x, y, 2, 2,
+                                      method=method))
+    assert [(c.device.type, tuple(c.shape)) for c in chunks] == [("meta", (2, 15)),
+                                                                  ("meta", (1, 15))]
+    model, data = model_and_data
+    m = sum(p.numel() for p in model.parameters())
+    with pytest.raises(ValueError, match=r"out must be a float32 \(R, \d+\) tensor with R >= 2"):
+        next(minibatch_gradients(model, get_loss("cross_entropy"), data.x_train,
+                                 data.y_train, 50, 2, method=method, out=torch.empty(5, m + 1)))
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
+                               torch.nn.Linear(72, 10))
+    with pytest.raises(ValueError, match=r"^method='blocked' needs a model whose trainable "
+                       r"parameters all belong to nn\.Linear layers, each called once per "
+                       r"forward pass on \(batch, features\) inputs; use method='loop' or "
+                       r"'auto'$"):
+        next(minibatch_gradients(conv, get_loss("cross_entropy"), data.x_train, data.y_train,
+                                 50, 2, method="blocked"))
+
+
 def test_measure_noise_hands_the_estimator_options_over(model_and_data, one_thread):
     model, data = model_and_data
     res = measure_noise(model, get_loss("cross_entropy"), data.x_train, data.y_train, 25,
