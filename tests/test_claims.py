@@ -668,6 +668,10 @@ def test_claims_markdown_exactly():
     long, runs, th = _markdown_fixture()
     text = C.claims_markdown(long, runs, th)
     assert text.split("\n") == [*MD_HEAD, "", *MD_RULES, "", *MD_TAIL]
+    # a claim without a stated text (another stage's) is listed with an empty one
+    other = long[long.claim == "C5"].assign(claim="C9")
+    lines = C.claims_markdown(other, runs, th).split("\n")
+    assert lines[lines.index("## Claims") + 2] == "- **C9**: "
 
 
 def test_claims_html_page_exactly():
