@@ -24,8 +24,16 @@ AlphaFn = Callable[[dict, int], float]
 
 def run(**axes) -> dict:
     """A run's axes: MNIST FCN 16×2, b = 500, η = 0.1, cross-entropy, seed 0, unless given."""
-    base = {"dataset": "mnist", "arch": "fcn", "width": 16, "depth": 2, "batch_size": 500,
-            "lr": 0.1, "loss": "cross_entropy", "seed": 0}
+    base = {
+        "dataset": "mnist",
+        "arch": "fcn",
+        "width": 16,
+        "depth": 2,
+        "batch_size": 500,
+        "lr": 0.1,
+        "loss": "cross_entropy",
+        "seed": 0,
+    }
     return {**base, **axes}
 
 
@@ -58,28 +66,53 @@ def make_tables(
     summary_rows, estimate_rows, run_rows = [], [], []
     for i, r in enumerate(runs):
         st = status.get(i, "completed")
-        run_rows.append({**r, "status": st, "diverged_at": 50 if st == "diverged" else math.nan,
-                         "n_parameters": 1000,
-                         "final_train_accuracy": 0.12 if st == "not_trained" else 0.95})
+        run_rows.append(
+            {
+                **r,
+                "status": st,
+                "diverged_at": 50 if st == "diverged" else math.nan,
+                "n_parameters": 1000,
+                "final_train_accuracy": 0.12 if st == "not_trained" else 0.95,
+            }
+        )
         for step in steps:
             a = alpha_fn(r, step)
             for split in ("train", "test"):
-                summary_rows.append({
-                    **r, "step": step, "split": split, "alpha_robust": a,
-                    "alpha_robust_ci_low": a - half_width, "alpha_robust_ci_high": a + half_width,
-                    "alpha_reference": other.get("reference", alpha_fn)(r, step),
-                    "alpha_per_coordinate_median": other.get("per_coordinate", alpha_fn)(r, step),
-                    "n_minibatches": 20, "zero_fraction": 0.0, "test_accuracy": acc_fn(r, step),
-                    "train_accuracy": acc_fn(r, step), "status": st, "n_parameters": 1000,
-                    **(flags(r, step) if flags else {}),
-                })
+                summary_rows.append(
+                    {
+                        **r,
+                        "step": step,
+                        "split": split,
+                        "alpha_robust": a,
+                        "alpha_robust_ci_low": a - half_width,
+                        "alpha_robust_ci_high": a + half_width,
+                        "alpha_reference": other.get("reference", alpha_fn)(r, step),
+                        "alpha_per_coordinate_median": other.get("per_coordinate", alpha_fn)(
+                            r, step
+                        ),
+                        "n_minibatches": 20,
+                        "zero_fraction": 0.0,
+                        "test_accuracy": acc_fn(r, step),
+                        "train_accuracy": acc_fn(r, step),
+                        "status": st,
+                        "n_parameters": 1000,
+                        **(flags(r, step) if flags else {}),
+                    }
+                )
                 for order in ("natural", "shuffled"):
                     for k1 in SWEEP_K1:
-                        estimate_rows.append({
-                            **r, "step": step, "split": split, "estimator": "block_sweep",
-                            "scope": "pooled", "order": order, "k1": k1,
-                            "alpha": sweep(r, step, k1) if sweep else a,
-                        })
+                        estimate_rows.append(
+                            {
+                                **r,
+                                "step": step,
+                                "split": split,
+                                "estimator": "block_sweep",
+                                "scope": "pooled",
+                                "order": order,
+                                "k1": k1,
+                                "alpha": sweep(r, step, k1) if sweep else a,
+                            }
+                        )
     return pd.DataFrame(summary_rows), pd.DataFrame(estimate_rows), pd.DataFrame(run_rows)
 
 
@@ -116,7 +149,9 @@ def test_c1_inconclusive_with_too_few_runs():
 
 def test_c1_inconclusive_when_intervals_straddle_the_threshold_and_estimators_disagree():
     summary, estimates, _ = make_tables(
-        widths(), alpha=1.88, half_width=0.1,
+        widths(),
+        alpha=1.88,
+        half_width=0.1,
         other={"per_coordinate": lambda r, s: 1.95},
     )
     table = judge(summary, estimates)
@@ -176,16 +211,22 @@ def test_diverged_and_untrained_runs_are_excluded_and_reported():
     assert note.startswith("5 runs in the grid; 2 excluded from every statistic"), note
     assert "1 diverged (loss not finite; at steps 50)" in note
     assert "1 did not train (final training accuracy 12% < claims.min_train_accuracy 50%)" in note
-    text = C.claims_markdown(C.evaluate_claims(summary, estimates, C.Thresholds()), runs_table,
-                             C.Thresholds())
+    text = C.claims_markdown(
+        C.evaluate_claims(summary, estimates, C.Thresholds()), runs_table, C.Thresholds()
+    )
     assert "1 did not train" in text
 
 
 def test_measurements_with_too_few_minibatches_are_left_out_by_their_estimator():
     """per_coordinate_enough false on the two widest nets (whose per-coordinate α̂ reads 1.98):
     the per-coordinate choice leaves them out; the pooled choices keep them."""
-    small = lambda r, s: {"pooled_enough": True,  # noqa: E731
-                          "per_coordinate_enough": r["width"] < 128}
+
+    def small(r, s):
+        return {
+            "pooled_enough": True,  # noqa: E731
+            "per_coordinate_enough": r["width"] < 128,
+        }
+
     other = {"per_coordinate": lambda r, s: 1.98 if r["width"] >= 128 else 1.3}
     tables = make_tables(widths(), alpha=1.3, other=other, flags=small)
     table = judge(*tables[:2])
@@ -199,8 +240,12 @@ def test_measurements_with_too_few_minibatches_are_left_out_by_their_estimator()
 
 
 def test_measurements_with_too_few_values_are_left_out_by_the_pooled_estimators():
-    few = lambda r, s: {"pooled_enough": r["width"] != 16,  # noqa: E731
-                        "per_coordinate_enough": True}
+    def few(r, s):
+        return {
+            "pooled_enough": r["width"] != 16,  # noqa: E731
+            "per_coordinate_enough": True,
+        }
+
     table = judge(*make_tables(widths(), alpha=1.3, flags=few)[:2])
     for estimator in ("robust", "reference", "block_sweep"):
         row = table.loc[("C1", estimator)]
@@ -221,8 +266,11 @@ def c2_runs() -> list[dict]:
 
 def c2_alpha(width_effect: float, batch_effect: float) -> AlphaFn:
     def alpha(r: dict, step: int) -> float:
-        return (1.2 + width_effect * math.log2(r["width"] / 16) / 3
-                + batch_effect * math.log10(r["batch_size"] / 100))
+        return (
+            1.2
+            + width_effect * math.log2(r["width"] / 16) / 3
+            + batch_effect * math.log10(r["batch_size"] / 100)
+        )
 
     return alpha
 
@@ -281,8 +329,9 @@ def test_c2_supported_with_replicate_seeds_that_agree():
 
 def per_doubling(width: float, batch: float) -> AlphaFn:
     """α̂ changing by ``width`` per doubling of the width, ``batch`` per doubling of b."""
-    return lambda r, s: (1.3 + width * math.log2(r["width"] / 64)
-                         + batch * math.log2(r["batch_size"] / 500))
+    return lambda r, s: (
+        1.3 + width * math.log2(r["width"] / 64) + batch * math.log2(r["batch_size"] / 500)
+    )
 
 
 @pytest.mark.parametrize("axis", ["batch_size", "width"])
@@ -295,10 +344,10 @@ def test_c2_does_not_change_when_levels_are_added(axis):
     rows = []
     for levels in (few[axis], many[axis]):
         values = {**many, axis: levels}
-        runs = ([run(width=w) for w in values["width"]]
-                + [run(width=64, batch_size=b) for b in values["batch_size"] if b != 500])
-        summary, estimates, _ = make_tables(runs, alpha=per_doubling(0.03, 0.05),
-                                            half_width=0.01)
+        runs = [run(width=w) for w in values["width"]] + [
+            run(width=64, batch_size=b) for b in values["batch_size"] if b != 500
+        ]
+        summary, estimates, _ = make_tables(runs, alpha=per_doubling(0.03, 0.05), half_width=0.01)
         rows.append(judge(summary, estimates).loc[("C2", "robust")])
     assert rows[0].value == pytest.approx(0.05 / 0.03) == rows[1].value
     assert rows[0].verdict == rows[1].verdict == "not supported", [r.detail for r in rows]
@@ -360,8 +409,10 @@ def test_c3_not_supported_when_alpha_changes_late_at_log_spaced_checkpoints():
     table = judge(summary, estimates)
     assert set(table.loc["C3"].verdict) == {"not supported"}, table.loc["C3"].detail.tolist()
     detail = table.loc[("C3", "robust"), "detail"]
-    assert "α̂ change per log(step + 1) ends at a median step 1000, steepest test-accuracy " \
-        "rise at step 63" in detail, detail
+    assert (
+        "α̂ change per log(step + 1) ends at a median step 1000, steepest test-accuracy "
+        "rise at step 63" in detail
+    ), detail
 
 
 def test_c3_supported_when_both_change_mostly_between_16_and_63():
@@ -375,8 +426,9 @@ def test_c3_inconclusive_when_the_timing_is_within_noise_of_the_early_limit():
     """α̂ falls by 0.1 from step 16 to 63 and by 0.2 from 63 to 251 (early = by step 100): per
     log(step + 1) the second is steeper, but with ±0.1 intervals not beyond noise."""
     alpha = lambda r, s: {0: 1.8, 1: 1.8, 4: 1.8, 16: 1.8, 63: 1.7, 251: 1.5}.get(s, 1.5)  # noqa: E731
-    summary, estimates, _ = make_tables(widths(), alpha=alpha, half_width=0.1,
-                                        accuracy=accuracy_16_to_63)
+    summary, estimates, _ = make_tables(
+        widths(), alpha=alpha, half_width=0.1, accuracy=accuracy_16_to_63
+    )
     row = judge(summary, estimates).loc[("C3", "robust")]
     assert row.verdict == "inconclusive" and "too much spread" in row.reason, row.detail
 
@@ -406,8 +458,7 @@ def test_steepest_intervals_per_log_step_and_their_noise():
     falling = values[::-1]
     assert C.steepest_intervals(u, falling, np.full(5, 0.01), 2.0, True).size == 0
     assert list(C.steepest_intervals(u, falling, np.full(5, 0.01), 2.0, False)) == [0]
-    unknown = C.steepest_intervals(u, values, np.array([0.01, 0.01, np.nan, 0.01, 0.01]), 2.0,
-                                   True)
+    unknown = C.steepest_intervals(u, values, np.array([0.01, 0.01, np.nan, 0.01, 0.01]), 2.0, True)
     assert list(unknown) == [1, 2, 3]  # rates next to an unknown error are not ruled out
 
 
@@ -439,14 +490,23 @@ def test_axis_sweeps_groups_runs_that_differ_in_one_axis():
 
 
 def external(claim: str, verdict: str, **kw) -> dict:
-    return {"claim": claim, "statistic": "max |slope| of exit time", "value": 0.5, "ci_low": 0.4,
-            "ci_high": 0.6, "threshold": "< 1", "verdict": verdict, "detail": "from dynamics",
-            **kw}
+    return {
+        "claim": claim,
+        "statistic": "max |slope| of exit time",
+        "value": 0.5,
+        "ci_low": 0.4,
+        "ci_high": 0.6,
+        "threshold": "< 1",
+        "verdict": verdict,
+        "detail": "from dynamics",
+        **kw,
+    }
 
 
 def test_external_claims_are_merged_with_their_verdicts():
-    ext = C.external_claims([external("C4", "supported"),
-                             external("C6", "inconclusive (too few runs)")])
+    ext = C.external_claims(
+        [external("C4", "supported"), external("C6", "inconclusive (too few runs)")]
+    )
     assert list(ext.columns) == C.COLUMNS
     assert ext.set_index("claim").loc["C6", "reason"] == "too few runs"
     summary, estimates, runs_table = make_tables(widths())
@@ -480,27 +540,47 @@ def test_axis_sweeps_exact_groups_ignore_the_seed_and_need_two_values():
     assert C.axis_sweeps([a, d, b, f, c, e, g], "width") == [[a, b, c], [d, e]]
     assert C.axis_sweeps([a, f], "width") == []
     assert C.axis_sweeps([a, f], "lr") == [[a, f]]
-    with pytest.raises(ValueError, match=r"^axis='seed' must be one of \['dataset', 'arch', "
-                       r"'width', 'depth', 'batch_size', 'lr', 'loss'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^axis='seed' must be one of \['dataset', 'arch', "
+        r"'width', 'depth', 'batch_size', 'lr', 'loss'\]$",
+    ):
         C.axis_sweeps([a], "seed")
 
 
 def test_external_claims_exact_rows_and_messages():
     import re
 
-    ext = C.external_claims([
-        external("C4", "inconclusive (window longer than MAX)", value=0.25, ci_low=None,
-                 ci_high=2, threshold=0.5, detail=7),
-        external("C6", "not supported", value=None, ci_low=-1.5, ci_high=None),
-    ])
+    ext = C.external_claims(
+        [
+            external(
+                "C4",
+                "inconclusive (window longer than MAX)",
+                value=0.25,
+                ci_low=None,
+                ci_high=2,
+                threshold=0.5,
+                detail=7,
+            ),
+            external("C6", "not supported", value=None, ci_low=-1.5, ci_high=None),
+        ]
+    )
     want = pd.DataFrame(
-        {"claim": ["C4", "C6"], "estimator": ["n/a", "n/a"],
-         "statistic": ["max |slope| of exit time"] * 2, "value": [0.25, math.nan],
-         "ci_low": [math.nan, -1.5], "ci_high": [2.0, math.nan], "threshold": ["0.5", "< 1"],
-         "verdict": ["inconclusive", "not supported"],
-         "reason": ["window longer than MAX", ""], "n_runs": [0, 0],
-         "detail": ["7", "from dynamics"]},
-        columns=C.COLUMNS)
+        {
+            "claim": ["C4", "C6"],
+            "estimator": ["n/a", "n/a"],
+            "statistic": ["max |slope| of exit time"] * 2,
+            "value": [0.25, math.nan],
+            "ci_low": [math.nan, -1.5],
+            "ci_high": [2.0, math.nan],
+            "threshold": ["0.5", "< 1"],
+            "verdict": ["inconclusive", "not supported"],
+            "reason": ["window longer than MAX", ""],
+            "n_runs": [0, 0],
+            "detail": ["7", "from dynamics"],
+        },
+        columns=C.COLUMNS,
+    )
     pd.testing.assert_frame_equal(ext, want)
     assert list(C.external_claims([]).columns) == C.COLUMNS  # none: still every column
     no_claim = {k: v for k, v in external("C5", "supported").items() if k != "claim"}
@@ -509,39 +589,75 @@ def test_external_claims_exact_rows_and_messages():
     no_detail = {k: v for k, v in external("C5", "supported").items() if k != "detail"}
     with pytest.raises(ValueError, match=re.escape("claim dict #1 (C5) lacks keys ['detail']")):
         C.external_claims([external("C4", "supported"), no_detail])
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             "claim C5: verdict 'maybe (x)' is not one of ['supported', 'not supported', "
-            "'inconclusive']")):
+            "'inconclusive']"
+        ),
+    ):
         C.external_claims([external("C5", "maybe (x)")])
 
 
 def _decides(seeds_needed: int, seeds: int) -> str:
-    return (f"at these slopes about {seeds_needed} seeds per grid point "
-            f"(grids.<name>.runs[].seed; now {seeds}) would decide it")
+    return (
+        f"at these slopes about {seeds_needed} seeds per grid point "
+        f"(grids.<name>.runs[].seed; now {seeds}) would decide it"
+    )
 
 
-@pytest.mark.parametrize("e_b, se_b, e_n, se_n, seeds, want", [
-    # upper end (e_b + 2·se_b·s) / (e_n − 2·se_n·s), s = 1/√factor: exactly 1 at factor 4
-    # (not below 1: undecided), below from 5 on
-    (0.5, 0.25, 1.0, 0.25, 3, _decides(15, 3)),
-    (0.2, 0.05, 1.0, 0.05, 1, _decides(2, 1)),  # already clear at factor 2
-    # lower end (e_b − 2·se_b·s) / (e_n + 2·se_n·s): exactly 1 at factor 4 (≥ 1: decided)
-    (1.5, 0.25, 1.0, 0.25, 2, _decides(8, 2)),
-    # lower end ≥ 1 from factor 3 on; its numerator is clipped at 0, not at 1
-    (0.9, 0.5, 0.2, 0.05, 5, _decides(15, 5)),
-    # upper end exactly 1 at factor 64 (s = 1/8): not decided within 64 times the seeds
-    (0.5, 1.0, 1.0, 1.0, 3, "at these slopes even 192 seeds per grid point would not decide "
-                            "it: the two effects are about equal"),
-])
+@pytest.mark.parametrize(
+    "e_b, se_b, e_n, se_n, seeds, want",
+    [
+        # upper end (e_b + 2·se_b·s) / (e_n − 2·se_n·s), s = 1/√factor: exactly 1 at factor 4
+        # (not below 1: undecided), below from 5 on
+        (0.5, 0.25, 1.0, 0.25, 3, _decides(15, 3)),
+        (0.2, 0.05, 1.0, 0.05, 1, _decides(2, 1)),  # already clear at factor 2
+        # lower end (e_b − 2·se_b·s) / (e_n + 2·se_n·s): exactly 1 at factor 4 (≥ 1: decided)
+        (1.5, 0.25, 1.0, 0.25, 2, _decides(8, 2)),
+        # lower end ≥ 1 from factor 3 on; its numerator is clipped at 0, not at 1
+        (0.9, 0.5, 0.2, 0.05, 5, _decides(15, 5)),
+        # upper end exactly 1 at factor 64 (s = 1/8): not decided within 64 times the seeds
+        (
+            0.5,
+            1.0,
+            1.0,
+            1.0,
+            3,
+            "at these slopes even 192 seeds per grid point would not decide "
+            "it: the two effects are about equal",
+        ),
+    ],
+)
 def test_c2_decider_counts_the_seeds_that_would_decide(e_b, se_b, e_n, se_n, seeds, want):
     assert C._c2_decider(e_b, se_b, e_n, se_n, C.Thresholds(), seeds) == want
 
 
-def _claim_row(claim, est, value, lo, hi, verdict, reason="",
-               statistic="share of runs with α̂ < 1.9", threshold="≥ 0.9", detail="d."):
-    return dict(claim=claim, estimator=est, statistic=statistic, value=value, ci_low=lo,
-                ci_high=hi, threshold=threshold, verdict=verdict, reason=reason, n_runs=5,
-                detail=detail)
+def _claim_row(
+    claim,
+    est,
+    value,
+    lo,
+    hi,
+    verdict,
+    reason="",
+    statistic="share of runs with α̂ < 1.9",
+    threshold="≥ 0.9",
+    detail="d.",
+):
+    return dict(
+        claim=claim,
+        estimator=est,
+        statistic=statistic,
+        value=value,
+        ci_low=lo,
+        ci_high=hi,
+        threshold=threshold,
+        verdict=verdict,
+        reason=reason,
+        n_runs=5,
+        detail=detail,
+    )
 
 
 def _markdown_fixture():
@@ -549,24 +665,64 @@ def _markdown_fixture():
     statistic; C1 with two estimators that differ; an external C5) and runs (two diverged,
     two not trained, one of them without accuracy, one converged), thresholds off default."""
     nan = math.nan
-    long = pd.DataFrame([
-        _claim_row("C2", "robust", 0.5, nan, 0.7, "supported", statistic="|slope| ratio",
-                   threshold="< 1", detail="two sweeps."),
-        _claim_row("C1", "robust", 0.8, 0.6, 0.9, "supported", detail="4 of 5 yes."),
-        _claim_row("C1", "reference", 0.2, 0.1, 0.3, "not supported"),
-        _claim_row("C1", "per_coordinate", 0.95, 0.9, 1.0, "supported"),
-        _claim_row("C1", "block_sweep", nan, nan, nan, "inconclusive", "depends on K1"),
-        _claim_row("C5", "n/a", None, None, None, "inconclusive", "too few runs",
-                   statistic="share", threshold="> 0.5", detail="from dynamics."),
-    ], columns=C.COLUMNS)
-    runs = pd.DataFrame({
-        "status": ["completed", "diverged", "not_trained", "diverged", "not_trained",
-                   "converged"],
-        "diverged_at": [nan, 12.0, nan, 30.0, nan, nan],
-        "final_train_accuracy": [0.9, nan, 0.2, nan, nan, 1.0]})
-    th = C.Thresholds(min_share=0.8, min_train_accuracy=0.25, z=1.5, c1_alpha_max=1.8,
-                      c2_ratio_max=0.75, c3_early_fraction=0.2, c3_max_step_ratio=2.5,
-                      c3_min_checkpoints=5, min_runs=4, split="test")
+    long = pd.DataFrame(
+        [
+            _claim_row(
+                "C2",
+                "robust",
+                0.5,
+                nan,
+                0.7,
+                "supported",
+                statistic="|slope| ratio",
+                threshold="< 1",
+                detail="two sweeps.",
+            ),
+            _claim_row("C1", "robust", 0.8, 0.6, 0.9, "supported", detail="4 of 5 yes."),
+            _claim_row("C1", "reference", 0.2, 0.1, 0.3, "not supported"),
+            _claim_row("C1", "per_coordinate", 0.95, 0.9, 1.0, "supported"),
+            _claim_row("C1", "block_sweep", nan, nan, nan, "inconclusive", "depends on K1"),
+            _claim_row(
+                "C5",
+                "n/a",
+                None,
+                None,
+                None,
+                "inconclusive",
+                "too few runs",
+                statistic="share",
+                threshold="> 0.5",
+                detail="from dynamics.",
+            ),
+        ],
+        columns=C.COLUMNS,
+    )
+    runs = pd.DataFrame(
+        {
+            "status": [
+                "completed",
+                "diverged",
+                "not_trained",
+                "diverged",
+                "not_trained",
+                "converged",
+            ],
+            "diverged_at": [nan, 12.0, nan, 30.0, nan, nan],
+            "final_train_accuracy": [0.9, nan, 0.2, nan, nan, 1.0],
+        }
+    )
+    th = C.Thresholds(
+        min_share=0.8,
+        min_train_accuracy=0.25,
+        z=1.5,
+        c1_alpha_max=1.8,
+        c2_ratio_max=0.75,
+        c3_early_fraction=0.2,
+        c3_max_step_ratio=2.5,
+        c3_min_checkpoints=5,
+        min_runs=4,
+        split="test",
+    )
     return long, runs, th
 
 
@@ -686,14 +842,21 @@ def test_claims_html_page_exactly():
         "body{font-family:sans-serif;margin:1em}table.claims{border-collapse:collapse}"
         "table.claims td,table.claims th{border:1px solid #bbb;padding:4px;vertical-align:top}"
         "pre{white-space:pre-wrap}</style></head><body><h1>Claims and verdicts</h1>"
-        '<table class="dataframe claims">')
-    tail = ("</table><h2>Exclusions, rules and details</h2>"
-            "<pre># Claims\n| a | &lt;c&gt; &amp; d |\n</pre></body></html>\n")
+        '<table class="dataframe claims">'
+    )
+    tail = (
+        "</table><h2>Exclusions, rules and details</h2>"
+        "<pre># Claims\n| a | &lt;c&gt; &amp; d |\n</pre></body></html>\n"
+    )
     assert page.startswith(head) and page.endswith(tail)
     table = page[len(head) - len('<table class="dataframe claims">') : -len(tail)]
     assert "border" not in table and "<i>" not in table
     assert re.findall(r"<t[hd]>(.*?)</t[hd]>", table) == [
-        "claim", "a &lt;b&gt;", "C1", "x &amp; &lt;i&gt;y&lt;/i&gt;"]
+        "claim",
+        "a &lt;b&gt;",
+        "C1",
+        "x &amp; &lt;i&gt;y&lt;/i&gt;",
+    ]
 
 
 def test_markdown_table_has_every_estimator_column_and_the_rules():
@@ -705,9 +868,16 @@ def test_markdown_table_has_every_estimator_column_and_the_rules():
     assert "5 runs in the grid; none excluded" in text
     assert "## Rules and thresholds" in text
     rules = text.split("## Rules and thresholds")[1].split("## Details")[0]
-    for words in ("widened by the spread", "change of α̂ per doubling", "u = log(step + 1)",
-                  "divided by its length in u", "within a factor 4 in step + 1",
-                  "pooled_enough false", "per_coordinate_enough false", "below 50% (not_trained)"):
+    for words in (
+        "widened by the spread",
+        "change of α̂ per doubling",
+        "u = log(step + 1)",
+        "divided by its length in u",
+        "within a factor 4 in step + 1",
+        "pooled_enough false",
+        "per_coordinate_enough false",
+        "below 50% (not_trained)",
+    ):
         assert words in rules, words
     html = C.claims_html(text, C.wide_table(long))
     assert html.startswith("<!DOCTYPE html>") and "<table" in html
@@ -765,8 +935,9 @@ def same_row(a: pd.Series, b: pd.Series) -> None:
         assert a[column] == pytest.approx(b[column], nan_ok=True), column
 
 
-@pytest.mark.parametrize("late, early, verdict", [(1.3, 1.98, "supported"),
-                                                  (1.98, 1.3, "not supported")])
+@pytest.mark.parametrize(
+    "late, early, verdict", [(1.3, 1.98, "supported"), (1.98, 1.3, "not supported")]
+)
 def test_c1_reads_each_runs_last_checkpoint(late, early, verdict):
     """α̂ differs between the last checkpoint and every earlier one: C1 gives the verdict of
     the last one, with every estimator, and states its α̂ (the first checkpoint's would give the
@@ -787,9 +958,11 @@ def test_c1_last_checkpoint_is_per_run_when_runs_stop_early():
     last step 1000, and it is the only one that counts; before it α̂ reads 1.98."""
     early_steps = (0, 1, 4, 16, 63)
     long = make_tables(widths(3), alpha=at_last(lambda r, s: 1.3, 1.98))
-    short = make_tables([run(width=w) for w in (256, 512)], steps=early_steps,
-                        alpha=at_last(lambda r, s: 1.3 if r["width"] == 256 else 1.2, 1.98,
-                                      last=63))
+    short = make_tables(
+        [run(width=w) for w in (256, 512)],
+        steps=early_steps,
+        alpha=at_last(lambda r, s: 1.3 if r["width"] == 256 else 1.2, 1.98, last=63),
+    )
     summary, estimates, _ = concat_tables(long, short)
     m = C.alpha_measurements(summary, estimates, split="train")
     last = m[(m.estimator == "robust") & m["last"]]
@@ -803,12 +976,20 @@ def test_c1_last_checkpoint_is_per_run_when_runs_stop_early():
 def test_claims_do_not_depend_on_the_order_of_the_table_rows():
     """The summary sorted by descending step (last checkpoint first), the estimates
     shuffled: every claim, every estimator, the same numbers."""
-    alpha = lambda r, s: (c2_alpha(0.6, 0.05)(r, s) if s >= 16  # noqa: E731
-                          else c2_alpha(0.05, 0.6)(r, s) + 0.5)
+
+    def alpha(r, s):
+        return (
+            c2_alpha(0.6, 0.05)(r, s)
+            if s >= 16  # noqa: E731
+            else c2_alpha(0.05, 0.6)(r, s) + 0.5
+        )
+
     summary, estimates, _ = make_tables(c2_runs(), alpha=alpha, half_width=0.01)
     expected = judge(summary, estimates)
-    got = judge(summary.sort_values("step", ascending=False, kind="stable"),
-                estimates.sample(frac=1.0, random_state=4))
+    got = judge(
+        summary.sort_values("step", ascending=False, kind="stable"),
+        estimates.sample(frac=1.0, random_state=4),
+    )
     for key in expected.index:
         same_row(got.loc[key], expected.loc[key])
 
@@ -838,8 +1019,12 @@ def test_c3_early_limit_is_a_fraction_of_each_runs_last_step():
     at step 251 it is not (63 > 25.1): 3 yes, 2 no, not supported."""
     alpha = lambda r, s: 1.8 if s == 0 else 1.75 if s <= 16 else 1.3  # noqa: E731
     long = make_tables(widths(3), alpha=alpha, accuracy=accuracy_16_to_63)
-    short = make_tables([run(width=w) for w in (256, 512)], alpha=alpha,
-                        accuracy=accuracy_16_to_63, steps=STEPS[:-1])
+    short = make_tables(
+        [run(width=w) for w in (256, 512)],
+        alpha=alpha,
+        accuracy=accuracy_16_to_63,
+        steps=STEPS[:-1],
+    )
     table = judge(*concat_tables(long, short)[:2])
     row = table.loc[("C3", "robust")]
     assert row.verdict == "not supported", row.detail

@@ -73,8 +73,9 @@ def test_drift_flow_is_exact_and_stable():
     dec = np.exp(-8 * h * t / w**2)
     got = D._drift_flow(x0, dec, dec, w, w)
     for xi, gi in zip(x0, got, strict=True):
-        sol = integrate.solve_ivp(lambda _t, x: -D.potential_gradient(x, h, w), (0, t), [xi],
-                                  rtol=1e-10, atol=1e-12)
+        sol = integrate.solve_ivp(
+            lambda _t, x: -D.potential_gradient(x, h, w), (0, t), [xi], rtol=1e-10, atol=1e-12
+        )
         assert gi == pytest.approx(sol.y[0, -1], rel=1e-6)
     far = D._drift_flow(np.array([-1e6, -1e300]), dec, dec, w, w)
     assert np.all(np.isfinite(far)) and np.all(far < 0)
@@ -95,8 +96,9 @@ def test_brownian_exit_time_matches_exact_mfpt():
     shift = D.BGK_BETA * eps * math.sqrt(2 * dt)
     ref = D.brownian_mean_exit_time(h, w, eps, barrier=shift)
     for scheme in ("split", "euler"):
-        t, c = D.simulate_exit_times(2.0, h, w, eps, dt, 4000, 200.0,
-                                     np.random.default_rng(5), scheme=scheme)
+        t, c = D.simulate_exit_times(
+            2.0, h, w, eps, dt, 4000, 200.0, np.random.default_rng(5), scheme=scheme
+        )
         est = D.mean_exit_time(t, c, 200.0)
         assert est["n_censored"] == 0
         assert est["ci_low"] < ref < est["ci_high"], (scheme, est, ref)
@@ -109,14 +111,16 @@ def test_exact_mfpt_approaches_kramers_for_high_barrier():
     assert exact / D.kramers_mean_exit_time(10.0, 1.0, 1.0) == pytest.approx(1.0, abs=0.08)
     # exact scaling tau = (W^2/H) g(H/eps^2): W^2 at fixed H and eps
     assert D.brownian_mean_exit_time(3.0, 2.0, 1.0) == pytest.approx(
-        4 * D.brownian_mean_exit_time(3.0, 1.0, 1.0), rel=1e-6)
+        4 * D.brownian_mean_exit_time(3.0, 1.0, 1.0), rel=1e-6
+    )
 
 
 def test_levy_exit_time_near_jump_asymptotic_for_small_noise():
     """alpha < 2 with small noise: exit by one jump, rate from the Levy measure."""
     alpha, h, w, eps = 1.2, 8.0, 1.0, 0.6
-    t, c = D.simulate_exit_times(alpha, h, w, eps, D.relaxation_time(h, w) * 0.05, 2000, 1e3,
-                                 np.random.default_rng(6))
+    t, c = D.simulate_exit_times(
+        alpha, h, w, eps, D.relaxation_time(h, w) * 0.05, 2000, 1e3, np.random.default_rng(6)
+    )
     est = D.mean_exit_time(t, c, 1e3)
     asym = D.levy_mean_exit_time_asymptotic(alpha, w, eps)
     assert 0.7 * asym < est["mean"] < 1.15 * asym
@@ -133,8 +137,9 @@ def test_exit_is_counted_for_huge_jumps_and_censoring():
 
 def test_euler_refuses_unstable_step():
     with pytest.raises(ValueError, match="unstable"):
-        D.simulate_exit_times(2.0, 4.0, 1.0, 1.0, 0.1, 10, 1.0, np.random.default_rng(0),
-                              scheme="euler")
+        D.simulate_exit_times(
+            2.0, 4.0, 1.0, 1.0, 0.1, 10, 1.0, np.random.default_rng(0), scheme="euler"
+        )
 
 
 def test_mean_exit_time_handles_censoring():
@@ -176,20 +181,31 @@ def test_effective_noise_and_rescaling():
     assert D.effective_noise(1.5, 4.0, 1.0, 1.0) == pytest.approx(4.0 ** (-2 / 3))
     assert D.effective_noise(2.0, 4.0, 3.0, 0.5) == pytest.approx(0.25)  # eps/sqrt(H)
     a = dict(alpha=1.5, n_particles=400, horizon=1e3)
-    t1, c1 = D.simulate_exit_times(height=4.0, width=1.0, eps=1.0, dt=0.1 / 32,
-                                   rng=np.random.default_rng(1), **a)
+    t1, c1 = D.simulate_exit_times(
+        height=4.0, width=1.0, eps=1.0, dt=0.1 / 32, rng=np.random.default_rng(1), **a
+    )
     eps2 = 1.0 / (2 ** (1 / 3) * 16 ** (-2 / 3)) * 4.0 ** (-2 / 3)
     assert D.effective_noise(1.5, 16.0, 2.0, eps2) == pytest.approx(
-        D.effective_noise(1.5, 4.0, 1.0, 1.0))
-    t2, c2 = D.simulate_exit_times(height=16.0, width=2.0, eps=eps2, dt=0.1 / 32,
-                                   rng=np.random.default_rng(2), **a)
+        D.effective_noise(1.5, 4.0, 1.0, 1.0)
+    )
+    t2, c2 = D.simulate_exit_times(
+        height=16.0, width=2.0, eps=eps2, dt=0.1 / 32, rng=np.random.default_rng(2), **a
+    )
     m1, m2 = D.mean_exit_time(t1, c1, 1e3), D.mean_exit_time(t2, c2, 1e3)
     assert abs(math.log(m1["mean"] / m2["mean"])) < 2.5 * math.hypot(m1["log_se"], m2["log_se"])
 
 
 def test_small_sweep_shows_the_physics():
-    df = D.exit_time_sweep([1.2, 2.0], [2.0, 3.0, 4.0], [0.5, 1.0, 2.0], levy_heights=[4, 16, 64],
-                           height_fixed=64.0, n_particles=300, dt_rel=0.1, seed=1)
+    df = D.exit_time_sweep(
+        [1.2, 2.0],
+        [2.0, 3.0, 4.0],
+        [0.5, 1.0, 2.0],
+        levy_heights=[4, 16, 64],
+        height_fixed=64.0,
+        n_particles=300,
+        dt_rel=0.1,
+        seed=1,
+    )
     assert list(df.columns) == D.SWEEP_COLUMNS
     # alpha = 2: height sweep only; alpha < 2: its own heights and a width sweep
     assert len(df) == 3 + 3 + 3
@@ -209,8 +225,15 @@ def test_small_sweep_shows_the_physics():
 
 
 def test_sweep_is_reproducible():
-    kw = dict(alphas=[1.5], heights=[2.0, 3.0], widths=[1.0, 2.0], n_particles=50,
-              dt_rel=0.1, seed=3, height_fixed=4.0)
+    kw = dict(
+        alphas=[1.5],
+        heights=[2.0, 3.0],
+        widths=[1.0, 2.0],
+        n_particles=50,
+        dt_rel=0.1,
+        seed=3,
+        height_fixed=4.0,
+    )
     a, b = D.exit_time_sweep(**kw), D.exit_time_sweep(**kw)
     pd.testing.assert_frame_equal(a, b)
 
@@ -224,20 +247,43 @@ def test_wls_line_recovers_slope():
 
 # ----------------------------------------------------------------------------- C4 verdict
 
-C4_T = dict(brownian_min_height_slope=0.3, levy_max_height_elasticity=0.2,
-            width_exponent_tolerance=0.15, max_sigma=0.15)
+C4_T = dict(
+    brownian_min_height_slope=0.3,
+    levy_max_height_elasticity=0.2,
+    width_exponent_tolerance=0.15,
+    max_sigma=0.15,
+)
 
 
-def _sweep_table(levy_height_power=0.0, levy_width_power=None, se=0.02, brownian_rate=1.0,
-                 alpha=1.5, levy_heights=(2.0, 8.0, 32.0, 128.0), height_fixed=64.0):
+def _sweep_table(
+    levy_height_power=0.0,
+    levy_width_power=None,
+    se=0.02,
+    brownian_rate=1.0,
+    alpha=1.5,
+    levy_heights=(2.0, 8.0, 32.0, 128.0),
+    height_fixed=64.0,
+):
     """A synthetic exit-time table with a known law: tau = W^p H^q (alpha < 2), e^{rH} (2)."""
     p = alpha if levy_width_power is None else levy_width_power
-    rows = [dict(alpha=2.0, height=h, width=1.0, sweep="height", mean=math.exp(brownian_rate * h))
-            for h in (2.0, 3.0, 4.0, 5.0, 6.0)]
-    rows += [dict(alpha=alpha, height=h, width=1.0, sweep="height",
-                  mean=h ** levy_height_power) for h in levy_heights]
-    rows += [dict(alpha=alpha, height=height_fixed, width=w, sweep="width",
-                  mean=w**p * height_fixed ** levy_height_power) for w in (0.5, 0.707, 1, 1.414, 2)]
+    rows = [
+        dict(alpha=2.0, height=h, width=1.0, sweep="height", mean=math.exp(brownian_rate * h))
+        for h in (2.0, 3.0, 4.0, 5.0, 6.0)
+    ]
+    rows += [
+        dict(alpha=alpha, height=h, width=1.0, sweep="height", mean=h**levy_height_power)
+        for h in levy_heights
+    ]
+    rows += [
+        dict(
+            alpha=alpha,
+            height=height_fixed,
+            width=w,
+            sweep="width",
+            mean=w**p * height_fixed**levy_height_power,
+        )
+        for w in (0.5, 0.707, 1, 1.414, 2)
+    ]
     df = pd.DataFrame(rows).assign(eps=1.0, log_se=se)
     # a little deterministic scatter of one s.e., so that the fits have residuals
     df["mean"] *= np.exp(se * np.where(np.arange(len(df)) % 2, 1.0, -1.0))
@@ -255,11 +301,14 @@ def test_c4_verdict_supported_on_the_asymptotic_law():
     assert v["detail"].startswith("Statistic:")
 
 
-@pytest.mark.parametrize("kw", [
-    dict(brownian_rate=0.1),          # Brownian exit time barely grows with H
-    dict(levy_height_power=0.6),      # Lévy exit time grows like H^0.6
-    dict(levy_width_power=2.0),       # Lévy width exponent is Brownian's 2, not alpha
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(brownian_rate=0.1),  # Brownian exit time barely grows with H
+        dict(levy_height_power=0.6),  # Lévy exit time grows like H^0.6
+        dict(levy_width_power=2.0),  # Lévy width exponent is Brownian's 2, not alpha
+    ],
+)
 def test_c4_verdict_not_supported(kw):
     assert _c4(**kw)["verdict"] == "not supported"
 
@@ -319,8 +368,13 @@ def test_median_interval_and_auc():
 
 
 def test_gaussian_t3_and_stable_walks_are_told_apart():
-    tab = D.jump_share_table([1.5, 2.0], [4, 64, 256, 1024, 4096], n_paths=150,
-                             rng=np.random.default_rng(10), student_df=3.0)
+    tab = D.jump_share_table(
+        [1.5, 2.0],
+        [4, 64, 256, 1024, 4096],
+        n_paths=150,
+        rng=np.random.default_rng(10),
+        student_df=3.0,
+    )
     assert set(tab["noise"]) == {"SaS(1.5)", "Gaussian", "t(3)"}
     s = D.fit_jump_share_slopes(tab, long_from=256).set_index("noise")
     # SaS(1.5) flat, t(3) falling (-1/6 asymptotically), Gaussian falling faster (~ -1/2)
@@ -344,8 +398,19 @@ def _share_table(levy_slope=0.0, t_slope=-0.2, se=0.01, short_auc=0.56, auc_se=0
     ):
         for i, w in enumerate([4, 64, 256, 1024, 4096]):
             share = 0.6 * (w / 4) ** slope * math.exp(se * (-1) ** i)
-            rows.append(dict(noise=noise, family=fam, alpha=a, df=df, window=w, share=share,
-                             log_se=se, auc_vs_gaussian=auc, auc_se=auc_se))
+            rows.append(
+                dict(
+                    noise=noise,
+                    family=fam,
+                    alpha=a,
+                    df=df,
+                    window=w,
+                    share=share,
+                    log_se=se,
+                    auc_vs_gaussian=auc,
+                    auc_se=auc_se,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -355,9 +420,11 @@ C5_T = dict(max_decay=0.08, max_short_auc=0.7)
 def test_c5_verdict_three_ways():
     assert D.claim_c5_verdict(_share_table(), C5_T, 256)["verdict"] == "supported"
     assert D.claim_c5_verdict(_share_table(levy_slope=-0.3), C5_T, 256)["verdict"] == (
-        "not supported")
+        "not supported"
+    )
     assert D.claim_c5_verdict(_share_table(short_auc=0.9), C5_T, 256)["verdict"] == (
-        "not supported")
+        "not supported"
+    )
     v = D.claim_c5_verdict(_share_table(levy_slope=-0.08, se=0.2), C5_T, 256)
     assert v["verdict"].startswith("inconclusive (intervals")
     assert "dynamics.paths.n_paths" in v["detail"]
@@ -372,16 +439,33 @@ def test_c5_verdict_three_ways():
 
 def _norms_tables(status=("completed", "diverged", "not_trained", "converged"), p=128, seed=0):
     rng = np.random.default_rng(seed)
-    runs = pd.DataFrame(dict(dataset="mnist", arch="fcn", width=[4, 8, 16, 32][: len(status)],
-                             depth=2, batch_size=50, lr=0.1, loss="cross_entropy", seed=0,
-                             status=list(status)))
+    runs = pd.DataFrame(
+        dict(
+            dataset="mnist",
+            arch="fcn",
+            width=[4, 8, 16, 32][: len(status)],
+            depth=2,
+            batch_size=50,
+            lr=0.1,
+            loss="cross_entropy",
+            seed=0,
+            status=list(status),
+        )
+    )
     rows = []
     for _, r in runs.iterrows():
         for step in (0, 5):
             for split in ("train", "test"):
                 for mb, v in enumerate(rng.random(p)):
-                    rows.append({**r.drop("status").to_dict(), "step": step, "split": split,
-                                 "minibatch": mb, "norm": v})
+                    rows.append(
+                        {
+                            **r.drop("status").to_dict(),
+                            "step": step,
+                            "split": split,
+                            "minibatch": mb,
+                            "norm": v,
+                        }
+                    )
     return pd.DataFrame(rows), runs
 
 
@@ -397,8 +481,9 @@ def test_norm_sequences_excludes_and_counts_runs():
 def _sgd_verdict(seqs, window=64, n_rep=40):
     rng = np.random.default_rng(3)
     sgd = D.sgd_jump_share(seqs, window, rng, n_boot=200)
-    bands = D.calibrate_jump_share([len(s) for s in seqs], window, rng, alphas=[1.5, 1.8, 2.0],
-                                   student_df=3.0, n_rep=n_rep)
+    bands = D.calibrate_jump_share(
+        [len(s) for s in seqs], window, rng, alphas=[1.5, 1.8, 2.0], student_df=3.0, n_rep=n_rep
+    )
     counts = {"runs": len(seqs), "used": len(seqs), "diverged": 0, "not_trained": 0}
     return D.claim_c5_sgd_verdict(sgd, bands, counts, window, min_windows=20), bands
 
@@ -426,18 +511,27 @@ def test_c5_sgd_verdict_three_ways():
 
 
 def test_plots_write_pdf_and_png(tmp_path):
-    df = D.exit_time_sweep([1.5, 2.0], [2.0, 3.0], [0.5, 1.0], levy_heights=[2.0, 8.0],
-                           height_fixed=4.0, n_particles=50, dt_rel=0.1)
+    df = D.exit_time_sweep(
+        [1.5, 2.0],
+        [2.0, 3.0],
+        [0.5, 1.0],
+        levy_heights=[2.0, 8.0],
+        height_fixed=4.0,
+        n_particles=50,
+        dt_rel=0.1,
+    )
     D.plot_exit_time_vs_height(df, tmp_path / "h.pdf", tmp_path / "h.png")
     D.plot_exit_time_vs_width(df, tmp_path / "w")
     noises = D.noise_list([1.5, 2.0], 3.0)
     walks = D.walk_paths(noises, 2000, np.random.default_rng(0))
     shares = D.jump_share_table([1.5, 2.0], [4, 64, 256], 20, np.random.default_rng(1))
-    D.plot_levy_vs_brownian_paths(walks, [n["noise"] for n in noises], shares,
-                                  tmp_path / "p.pdf", tmp_path / "p.png")
+    D.plot_levy_vs_brownian_paths(
+        walks, [n["noise"] for n in noises], shares, tmp_path / "p.pdf", tmp_path / "p.png"
+    )
     D.plot_stable_densities([1.5], tmp_path / "d.pdf", tmp_path / "d.png")
-    info = D.plot_metastability(tmp_path / "m.pdf", tmp_path / "m.png", n_steps=4000,
-                                n_candidates=16)
+    info = D.plot_metastability(
+        tmp_path / "m.pdf", tmp_path / "m.png", n_steps=4000, n_candidates=16
+    )
     assert set(info) == {"frac_time_wide", "levy_path", "jump_time"}
     for stem in "hwpdm":
         for ext in ("pdf", "png"):
@@ -465,8 +559,15 @@ def test_sweep_in_two_processes_equals_the_serial_run_of_its_chunks(monkeypatch)
     """n_jobs = 2: two worker processes give exactly what the same two seeded chunks give when
     run serially; each chunk is interleaved configurations seeded by SeedSequence(seed).spawn."""
     monkeypatch.setattr(D.os, "cpu_count", lambda: 2)  # n_jobs is capped at the CPU count
-    kw = dict(alphas=[1.5, 2.0], heights=[2.0, 3.0], widths=[1.0, 2.0], n_particles=40,
-              dt_rel=0.1, height_fixed=4.0, seed=5)
+    kw = dict(
+        alphas=[1.5, 2.0],
+        heights=[2.0, 3.0],
+        widths=[1.0, 2.0],
+        n_particles=40,
+        dt_rel=0.1,
+        height_fixed=4.0,
+        seed=5,
+    )
     parallel = D.exit_time_sweep(**kw, n_jobs=2)
     assert len(parallel) == 2 + 4 and parallel["mean"].notna().all()
 
@@ -477,24 +578,50 @@ def test_sweep_in_two_processes_equals_the_serial_run_of_its_chunks(monkeypatch)
 
     # the chunks by hand: particle i of the flattened (configuration x particle) list goes to
     # chunk i mod 2, simulated with that chunk's child seed
-    configs = D._sweep_configs(kw["alphas"], kw["heights"], kw["heights"], kw["widths"],
-                               kw["height_fixed"], D.DEFAULT_WIDTH_FIXED)
+    configs = D._sweep_configs(
+        kw["alphas"],
+        kw["heights"],
+        kw["heights"],
+        kw["widths"],
+        kw["height_fixed"],
+        D.DEFAULT_WIDTH_FIXED,
+    )
     cfg_dt = D._config_steps(configs, kw["dt_rel"], None, D.DEFAULT_HORIZON, "split")
-    cfg, times, cens = D._run_particles(configs, cfg_dt, D.DEFAULT_EPS, 40, D.DEFAULT_HORIZON,
-                                        5, "split", 2)
+    cfg, times, cens = D._run_particles(
+        configs, cfg_dt, D.DEFAULT_EPS, 40, D.DEFAULT_HORIZON, 5, "split", 2
+    )
     arr = np.array([c[:3] for c in configs])[cfg]
     for j, child in enumerate(np.random.SeedSequence(5).spawn(2)):
         p = np.arange(j, cfg.size, 2)
-        tt, cc = D._sweep_chunk((arr[p, 0], arr[p, 1], arr[p, 2],
-                                 np.full(p.size, D.DEFAULT_EPS), cfg_dt[cfg[p]],
-                                 D.DEFAULT_HORIZON, child, "split"))
+        tt, cc = D._sweep_chunk(
+            (
+                arr[p, 0],
+                arr[p, 1],
+                arr[p, 2],
+                np.full(p.size, D.DEFAULT_EPS),
+                cfg_dt[cfg[p]],
+                D.DEFAULT_HORIZON,
+                child,
+                "split",
+            )
+        )
         np.testing.assert_array_equal(times[p], tt)
         np.testing.assert_array_equal(cens[p], cc)
 
     # one process draws other random numbers (one seed, not two), but estimates the same means
     one = D.exit_time_sweep(**kw, n_jobs=1)
-    drawn = ["mean", "ci_low", "ci_high", "n_censored", "n_exits", "log_se", "rho",
-             "rho_ci_low", "rho_ci_high", "estimator"]
+    drawn = [
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n_censored",
+        "n_exits",
+        "log_se",
+        "rho",
+        "rho_ci_low",
+        "rho_ci_high",
+        "estimator",
+    ]
     pd.testing.assert_frame_equal(one.drop(columns=drawn), parallel.drop(columns=drawn))
     z = np.log(one["mean"] / parallel["mean"]) / np.hypot(one["log_se"], parallel["log_se"])
     assert (np.abs(z) < 4).all(), z
@@ -503,24 +630,47 @@ def test_sweep_in_two_processes_equals_the_serial_run_of_its_chunks(monkeypatch)
 # ----------------------------------------------------------------------------- C4 verdict, exact
 
 # thresholds and intervals exact in binary, so that intervals can touch the thresholds
-C4_EXACT_T = dict(brownian_min_height_slope=0.5, levy_max_height_elasticity=0.25,
-                  width_exponent_tolerance=0.25, max_sigma=0.125)
+C4_EXACT_T = dict(
+    brownian_min_height_slope=0.5,
+    levy_max_height_elasticity=0.25,
+    width_exponent_tolerance=0.25,
+    max_sigma=0.125,
+)
 C4_STATISTIC = "d log tau / d log H at the largest heights, the alpha < 2 value largest in size"
-C4_WHAT = ("Statistic: for alpha < 2, the elasticity d log(mean exit time)/d log(height) between "
-           "the two largest simulated heights (0 in the eps -> 0 limit), with the width exponent "
-           "and the Brownian slope of log(mean exit time) on height as further conditions. ")
+C4_WHAT = (
+    "Statistic: for alpha < 2, the elasticity d log(mean exit time)/d log(height) between "
+    "the two largest simulated heights (0 in the eps -> 0 limit), with the width exponent "
+    "and the Brownian slope of log(mean exit time) on height as further conditions. "
+)
 NAN2 = (math.nan, math.nan)
 
 
-def _slope_row(alpha, slope=math.nan, slope_ci=NAN2, elast=math.nan, elast_ci=NAN2,
-               elast_sigma=math.nan, width=math.nan, width_ci=NAN2, width_sigma=math.nan):
+def _slope_row(
+    alpha,
+    slope=math.nan,
+    slope_ci=NAN2,
+    elast=math.nan,
+    elast_ci=NAN2,
+    elast_sigma=math.nan,
+    width=math.nan,
+    width_ci=NAN2,
+    width_sigma=math.nan,
+):
     """One row of a fit_exit_slopes table, with the columns claim_c4_verdict reads."""
-    return dict(alpha=alpha, height_slope=slope, height_slope_ci_low=slope_ci[0],
-                height_slope_ci_high=slope_ci[1], height_elasticity=elast,
-                height_elasticity_ci_low=elast_ci[0], height_elasticity_ci_high=elast_ci[1],
-                height_elasticity_sigma=elast_sigma, width_exponent=width,
-                width_exponent_ci_low=width_ci[0], width_exponent_ci_high=width_ci[1],
-                width_sigma_max=width_sigma)
+    return dict(
+        alpha=alpha,
+        height_slope=slope,
+        height_slope_ci_low=slope_ci[0],
+        height_slope_ci_high=slope_ci[1],
+        height_elasticity=elast,
+        height_elasticity_ci_low=elast_ci[0],
+        height_elasticity_ci_high=elast_ci[1],
+        height_elasticity_sigma=elast_sigma,
+        width_exponent=width,
+        width_exponent_ci_low=width_ci[0],
+        width_exponent_ci_high=width_ci[1],
+        width_sigma_max=width_sigma,
+    )
 
 
 def _c4_exact(*rows):
@@ -532,46 +682,90 @@ def test_c4_verdict_intervals_touching_the_thresholds_from_inside_pass():
     value is the alpha < 2 elasticity largest in size, here in the second Lévy row."""
     v = _c4_exact(
         _slope_row(2.0, 0.7, (0.5, 0.9), 3.0, (2.0, 4.0), 0.5),
-        _slope_row(1.5, elast=0.1, elast_ci=(-0.25, 0.25), elast_sigma=0.125, width=1.5,
-                   width_ci=(1.25, 1.75), width_sigma=0.125),
-        _slope_row(1.2, elast=-0.2, elast_ci=(-0.25, -0.15), elast_sigma=0.05, width=1.2,
-                   width_ci=(1.0, 1.4), width_sigma=0.05))
+        _slope_row(
+            1.5,
+            elast=0.1,
+            elast_ci=(-0.25, 0.25),
+            elast_sigma=0.125,
+            width=1.5,
+            width_ci=(1.25, 1.75),
+            width_sigma=0.125,
+        ),
+        _slope_row(
+            1.2,
+            elast=-0.2,
+            elast_ci=(-0.25, -0.15),
+            elast_sigma=0.05,
+            width=1.2,
+            width_ci=(1.0, 1.4),
+            width_sigma=0.05,
+        ),
+    )
     assert v == dict(
-        verdict="supported", statistic=C4_STATISTIC, value=-0.2, ci_low=-0.25, ci_high=-0.15,
+        verdict="supported",
+        statistic=C4_STATISTIC,
+        value=-0.2,
+        ci_low=-0.25,
+        ci_high=-0.15,
         detail=C4_WHAT + "alpha=2 height slope 0.7 [0.5, 0.9] vs min 0.5: pass; "
         "alpha=1.5 height elasticity 0.1 [-0.25, 0.25] at sigma<=0.125 vs |e|<=0.25: pass; "
         "alpha=1.5 width exponent 1.5 [1.25, 1.75] at sigma<=0.125 vs 1.5±0.25: pass; "
         "alpha=1.2 height elasticity -0.2 [-0.25, -0.15] at sigma<=0.05 vs |e|<=0.25: pass; "
-        "alpha=1.2 width exponent 1.2 [1, 1.4] at sigma<=0.05 vs 1.2±0.25: pass.")
+        "alpha=1.2 width exponent 1.2 [1, 1.4] at sigma<=0.05 vs 1.2±0.25: pass.",
+    )
 
 
 def test_c4_verdict_intervals_touching_the_thresholds_from_outside_are_unclear():
     """An interval that only touches a threshold from outside is neither pass nor fail."""
     v = _c4_exact(
         _slope_row(2.0, 0.3, (0.1, 0.5)),
-        _slope_row(1.5, elast=0.4, elast_ci=(0.25, 0.6), elast_sigma=0.1, width=1.9,
-                   width_ci=(1.75, 2.0), width_sigma=0.1))
+        _slope_row(
+            1.5,
+            elast=0.4,
+            elast_ci=(0.25, 0.6),
+            elast_sigma=0.1,
+            width=1.9,
+            width_ci=(1.75, 2.0),
+            width_sigma=0.1,
+        ),
+    )
     assert v == dict(
-        verdict="inconclusive (intervals overlap thresholds)", statistic=C4_STATISTIC,
-        value=0.4, ci_low=0.25, ci_high=0.6,
+        verdict="inconclusive (intervals overlap thresholds)",
+        statistic=C4_STATISTIC,
+        value=0.4,
+        ci_low=0.25,
+        ci_high=0.6,
         detail=C4_WHAT + "alpha=2 height slope 0.3 [0.1, 0.5] vs min 0.5: unclear; "
         "alpha=1.5 height elasticity 0.4 [0.25, 0.6] at sigma<=0.1 vs |e|<=0.25: unclear; "
         "alpha=1.5 width exponent 1.9 [1.75, 2] at sigma<=0.1 vs 1.5±0.25: unclear. "
-        "To decide: raise dynamics.particles (narrower intervals).")
+        "To decide: raise dynamics.particles (narrower intervals).",
+    )
 
 
 def test_c4_verdict_undefined_brownian_interval_alone_asks_for_particles():
     v = _c4_exact(
         _slope_row(2.0, 0.8),  # fewer than 3 heights: slope without an interval
-        _slope_row(1.5, elast=0.0, elast_ci=(-0.1, 0.1), elast_sigma=0.1, width=1.5,
-                   width_ci=(1.4, 1.6), width_sigma=0.1))
+        _slope_row(
+            1.5,
+            elast=0.0,
+            elast_ci=(-0.1, 0.1),
+            elast_sigma=0.1,
+            width=1.5,
+            width_ci=(1.4, 1.6),
+            width_sigma=0.1,
+        ),
+    )
     assert v == dict(
-        verdict="inconclusive (intervals overlap thresholds)", statistic=C4_STATISTIC,
-        value=0.0, ci_low=-0.1, ci_high=0.1,
+        verdict="inconclusive (intervals overlap thresholds)",
+        statistic=C4_STATISTIC,
+        value=0.0,
+        ci_low=-0.1,
+        ci_high=0.1,
         detail=C4_WHAT + "alpha=2 height slope 0.8 [nan, nan] vs min 0.5: unclear; "
         "alpha=1.5 height elasticity 0 [-0.1, 0.1] at sigma<=0.1 vs |e|<=0.25: pass; "
         "alpha=1.5 width exponent 1.5 [1.4, 1.6] at sigma<=0.1 vs 1.5±0.25: pass. "
-        "To decide: raise dynamics.particles (narrower intervals).")
+        "To decide: raise dynamics.particles (narrower intervals).",
+    )
 
 
 def test_c4_verdict_large_noise_names_only_the_settings_that_lower_it():
@@ -579,30 +773,47 @@ def test_c4_verdict_large_noise_names_only_the_settings_that_lower_it():
     the two settings that lower sigma, not more particles."""
     v = _c4_exact(
         _slope_row(2.0, 0.7, (0.6, 0.8)),
-        _slope_row(1.5, elast=0.0, elast_ci=(-0.1, 0.1), elast_sigma=0.2, width=1.5,
-                   width_ci=(1.4, 1.6), width_sigma=0.5))
+        _slope_row(
+            1.5,
+            elast=0.0,
+            elast_ci=(-0.1, 0.1),
+            elast_sigma=0.2,
+            width=1.5,
+            width_ci=(1.4, 1.6),
+            width_sigma=0.5,
+        ),
+    )
     assert v == dict(
-        verdict="inconclusive (not in the small-noise regime)", statistic=C4_STATISTIC,
-        value=0.0, ci_low=-0.1, ci_high=0.1,
+        verdict="inconclusive (not in the small-noise regime)",
+        statistic=C4_STATISTIC,
+        value=0.0,
+        ci_low=-0.1,
+        ci_high=0.1,
         detail=C4_WHAT + "alpha=2 height slope 0.7 [0.6, 0.8] vs min 0.5: pass; "
         "alpha=1.5 height elasticity 0 [-0.1, 0.1] at sigma<=0.2 vs |e|<=0.25: unclear; "
         "alpha=1.5 width exponent 1.5 [1.4, 1.6] at sigma<=0.5 vs 1.5±0.25: unclear. "
         "To decide: raise dynamics.height_fixed (effective noise above dynamics.c4.max_sigma); "
-        "raise dynamics.levy_heights (effective noise above dynamics.c4.max_sigma).")
+        "raise dynamics.levy_heights (effective noise above dynamics.c4.max_sigma).",
+    )
 
 
 def test_c4_verdict_without_any_levy_elasticity_has_null_value():
     """All top heights censored: no elasticity; the verdict still comes, value null."""
     v = _c4_exact(
         _slope_row(2.0, 0.7, (0.6, 0.8)),
-        _slope_row(1.5, elast_sigma=0.1, width=1.5, width_ci=(1.4, 1.6), width_sigma=0.1))
+        _slope_row(1.5, elast_sigma=0.1, width=1.5, width_ci=(1.4, 1.6), width_sigma=0.1),
+    )
     assert v == dict(
-        verdict="inconclusive (intervals overlap thresholds)", statistic=C4_STATISTIC,
-        value=None, ci_low=None, ci_high=None,
+        verdict="inconclusive (intervals overlap thresholds)",
+        statistic=C4_STATISTIC,
+        value=None,
+        ci_low=None,
+        ci_high=None,
         detail=C4_WHAT + "alpha=2 height slope 0.7 [0.6, 0.8] vs min 0.5: pass; "
         "alpha=1.5 height elasticity nan [nan, nan] at sigma<=0.1 vs |e|<=0.25: unclear; "
         "alpha=1.5 width exponent 1.5 [1.4, 1.6] at sigma<=0.1 vs 1.5±0.25: pass. "
-        "To decide: raise dynamics.particles (narrower intervals).")
+        "To decide: raise dynamics.particles (narrower intervals).",
+    )
 
 
 def test_c4_verdict_error_messages():
@@ -621,11 +832,13 @@ def test_c4_verdict_error_messages():
 
 # ----------------------------------------------------------------------------- C5 on SGD, exact
 
-SGDV_WHAT = ("Statistic: median over windows of 64 consecutive minibatches (one checkpoint of one "
-             "usable run each) of the share of the walk's range taken by its largest step, the "
-             "walk's steps being the gradient-noise norms ||U_p|| minus their window mean; "
-             "compared with |t(3)| and |SaS(1.8)| sequences of the same lengths (t(3) band upper "
-             "end {u_t}, SaS(1.8) band lower end {l_s}).")
+SGDV_WHAT = (
+    "Statistic: median over windows of 64 consecutive minibatches (one checkpoint of one "
+    "usable run each) of the share of the walk's range taken by its largest step, the "
+    "walk's steps being the gradient-noise norms ||U_p|| minus their window mean; "
+    "compared with |t(3)| and |SaS(1.8)| sequences of the same lengths (t(3) band upper "
+    "end {u_t}, SaS(1.8) band lower end {l_s})."
+)
 SGDV_COUNTS = {"runs": 9, "used": 5, "diverged": 3, "not_trained": 1}
 SGDV_RUNS = "runs used 5 of 9 (excluded: 3 diverged, 1 not_trained)"
 
@@ -633,63 +846,101 @@ SGDV_RUNS = "runs used 5 of 9 (excluded: 3 diverged, 1 not_trained)"
 def _sgdv_bands(u_t=0.4, l_s=0.5):
     """Calibration bands, the t(3) row not first and the mildest stable noise (SaS(1.8)) neither
     first nor last of the stable rows, nor last when sorted with the other families."""
-    rows = [("Gaussian", "gaussian", 2.0, math.nan, 0.1, 0.2),
-            ("SaS(1.8)", "stable", 1.8, math.nan, l_s, 0.7),
-            ("t(3)", "student_t", math.nan, 3.0, 0.3, u_t),
-            ("SaS(1.2)", "stable", 1.2, math.nan, 0.8, 0.95),
-            ("SaS(1.5)", "stable", 1.5, math.nan, 0.6, 0.9)]
-    return pd.DataFrame([dict(noise=n, family=f, alpha=a, df=d, band_low=lo,
-                              band_median=(lo + hi) / 2, band_high=hi, n_rep=200)
-                         for n, f, a, d, lo, hi in rows])
+    rows = [
+        ("Gaussian", "gaussian", 2.0, math.nan, 0.1, 0.2),
+        ("SaS(1.8)", "stable", 1.8, math.nan, l_s, 0.7),
+        ("t(3)", "student_t", math.nan, 3.0, 0.3, u_t),
+        ("SaS(1.2)", "stable", 1.2, math.nan, 0.8, 0.95),
+        ("SaS(1.5)", "stable", 1.5, math.nan, 0.6, 0.9),
+    ]
+    return pd.DataFrame(
+        [
+            dict(
+                noise=n,
+                family=f,
+                alpha=a,
+                df=d,
+                band_low=lo,
+                band_median=(lo + hi) / 2,
+                band_high=hi,
+                n_rep=200,
+            )
+            for n, f, a, d, lo, hi in rows
+        ]
+    )
 
 
 def _sgdv(value, lo, hi, n_windows=40, bands=None, counts=SGDV_COUNTS):
     sgd = dict(value=value, ci_low=lo, ci_high=hi, n_sequences=10, n_windows=n_windows)
-    return D.claim_c5_sgd_verdict(sgd, _sgdv_bands() if bands is None else bands, counts,
-                                  window=64, min_windows=20)
+    return D.claim_c5_sgd_verdict(
+        sgd, _sgdv_bands() if bands is None else bands, counts, window=64, min_windows=20
+    )
 
 
 def _sgdv_expect(verdict, value, lo, hi, note, u_t="0.4", l_s="0.5"):
-    return dict(verdict=verdict, statistic="median largest-step share, windows of 64",
-                value=value, ci_low=lo, ci_high=hi,
-                detail=SGDV_WHAT.format(u_t=u_t, l_s=l_s) + " " + note + ".")
+    return dict(
+        verdict=verdict,
+        statistic="median largest-step share, windows of 64",
+        value=value,
+        ci_low=lo,
+        ci_high=hi,
+        detail=SGDV_WHAT.format(u_t=u_t, l_s=l_s) + " " + note + ".",
+    )
 
 
 def test_c5_sgd_verdict_exact_supported_at_exactly_min_windows():
     assert _sgdv(0.45, 0.41, 0.5, n_windows=20) == _sgdv_expect(
-        "supported", 0.45, 0.41, 0.5, f"SGD share 0.45 [0.41, 0.5] from 20 windows; {SGDV_RUNS}")
+        "supported", 0.45, 0.41, 0.5, f"SGD share 0.45 [0.41, 0.5] from 20 windows; {SGDV_RUNS}"
+    )
 
 
 def test_c5_sgd_verdict_exact_boundaries_are_strict():
     """lo == u_t is not above the t band; hi == l_s is not below the stable band."""
     assert _sgdv(0.42, 0.4, 0.45) == _sgdv_expect(
-        "not supported", 0.42, 0.4, 0.45,
-        f"SGD share 0.42 [0.4, 0.45] from 40 windows; {SGDV_RUNS}")
+        "not supported", 0.42, 0.4, 0.45, f"SGD share 0.42 [0.4, 0.45] from 40 windows; {SGDV_RUNS}"
+    )
     assert _sgdv(0.4, 0.3, 0.5) == _sgdv_expect(
-        "inconclusive (between finite-variance and stable bands)", 0.4, 0.3, 0.5,
+        "inconclusive (between finite-variance and stable bands)",
+        0.4,
+        0.3,
+        0.5,
         f"SGD share 0.4 [0.3, 0.5] from 40 windows; {SGDV_RUNS}. To decide: more usable runs "
-        "(a narrower SGD interval)")
+        "(a narrower SGD interval)",
+    )
 
 
 def test_c5_sgd_verdict_exact_touching_bands_are_too_short_to_separate():
     """u_t == l_s: the statistic cannot tell t(3) from SaS(1.8); counts missing read as 0."""
     v = _sgdv(0.5, 0.45, 0.55, bands=_sgdv_bands(0.5, 0.5), counts={})
     assert v == _sgdv_expect(
-        "inconclusive (sequences too short to separate)", 0.5, 0.45, 0.55,
+        "inconclusive (sequences too short to separate)",
+        0.5,
+        0.45,
+        0.55,
         "SGD share 0.5 [0.45, 0.55] from 40 windows; runs used 0 of 0 (excluded: 0 diverged, 0 "
         "not_trained). To decide: a larger dynamics.sgd.window, which needs more minibatches "
-        "per checkpoint (a smaller batch size in the grid)", u_t="0.5")
+        "per checkpoint (a smaller batch size in the grid)",
+        u_t="0.5",
+    )
 
 
 def test_c5_sgd_verdict_exact_too_little_data():
     assert _sgdv(0.5, 0.45, 0.55, n_windows=19) == _sgdv_expect(
-        "inconclusive (too little SGD data)", 0.5, 0.45, 0.55,
+        "inconclusive (too little SGD data)",
+        0.5,
+        0.45,
+        0.55,
         f"SGD share 0.5 [0.45, 0.55] from 19 windows; {SGDV_RUNS}. To decide: more usable runs "
-        "or checkpoints, or a smaller dynamics.sgd.window (needs >= 20 windows)")
+        "or checkpoints, or a smaller dynamics.sgd.window (needs >= 20 windows)",
+    )
     assert _sgdv(math.nan, math.nan, math.nan, n_windows=0) == _sgdv_expect(
-        "inconclusive (too little SGD data)", None, None, None,
+        "inconclusive (too little SGD data)",
+        None,
+        None,
+        None,
         f"SGD share nan [nan, nan] from 0 windows; {SGDV_RUNS}. To decide: more usable runs "
-        "or checkpoints, or a smaller dynamics.sgd.window (needs >= 20 windows)")
+        "or checkpoints, or a smaller dynamics.sgd.window (needs >= 20 windows)",
+    )
 
 
 # two one-window sequences: [0, 0, 0, 4] (centred steps -1, -1, -1, 3: share 3/3 = 1) and
@@ -743,8 +994,16 @@ def test_calibrate_jump_share_bands_are_central_quantiles():
     kw = dict(alphas=[1.5, 2.0], student_df=3.0, n_rep=2)
     full = D.calibrate_jump_share([16, 16, 40], 8, np.random.default_rng(2), level=1.0, **kw)
     half = D.calibrate_jump_share([16, 16, 40], 8, np.random.default_rng(2), level=0.5, **kw)
-    assert list(full.columns) == ["noise", "family", "alpha", "df", "band_low", "band_median",
-                                  "band_high", "n_rep"]
+    assert list(full.columns) == [
+        "noise",
+        "family",
+        "alpha",
+        "df",
+        "band_low",
+        "band_median",
+        "band_high",
+        "n_rep",
+    ]
     assert full["noise"].tolist() == ["SaS(1.5)", "Gaussian", "t(3)"]
     assert (full["n_rep"] == 2).all()
     width = full["band_high"] - full["band_low"]
@@ -753,12 +1012,12 @@ def test_calibrate_jump_share_bands_are_central_quantiles():
     np.testing.assert_allclose(half["band_high"] - half["band_median"], width / 4)
     np.testing.assert_allclose(half["band_median"] - half["band_low"], width / 4)
     # no sequence reaches the window: NaN bands, still n_rep as asked; default n_rep = 200
-    none = D.calibrate_jump_share([4, 7], 8, np.random.default_rng(2), alphas=[2.0],
-                                  student_df=3.0)
+    none = D.calibrate_jump_share([4, 7], 8, np.random.default_rng(2), alphas=[2.0], student_df=3.0)
     assert none["n_rep"].tolist() == [200, 200]
     assert none[["band_low", "band_median", "band_high"]].isna().all().all()
-    assert D.calibrate_jump_share([8], 8, np.random.default_rng(2), alphas=[2.0],
-                                  student_df=3.0)["n_rep"].tolist() == [200, 200]
+    assert D.calibrate_jump_share([8], 8, np.random.default_rng(2), alphas=[2.0], student_df=3.0)[
+        "n_rep"
+    ].tolist() == [200, 200]
 
 
 def test_norm_sequences_order_counts_dtype_and_axes():
@@ -770,14 +1029,19 @@ def test_norm_sequences_order_counts_dtype_and_axes():
     seqs, counts = D.norm_sequences(norms, runs)
     assert counts == {"runs": 4, "used": 3, "diverged": 1, "not_trained": 0}
     assert len(seqs) == 3 * 2 and all(s.dtype == np.float64 for s in seqs)
-    want = [norms[(norms.width == w) & (norms.step == st) & (norms.split == "train")]
-            .sort_values("minibatch")["norm"].to_numpy(float)
-            for w in (4, 8, 32) for st in (0, 5)]
+    want = [
+        norms[(norms.width == w) & (norms.step == st) & (norms.split == "train")]
+        .sort_values("minibatch")["norm"]
+        .to_numpy(float)
+        for w in (4, 8, 32)
+        for st in (0, 5)
+    ]
     for s, w in zip(seqs, want, strict=True):
         np.testing.assert_array_equal(s, w)
     small = norms[["width", "step", "split", "minibatch", "norm"]]
-    seqs2, counts2 = D.norm_sequences(small, runs[["width", "status"]], split="test",
-                                      axes=["width"])
+    seqs2, counts2 = D.norm_sequences(
+        small, runs[["width", "status"]], split="test", axes=["width"]
+    )
     assert counts2 == counts and len(seqs2) == 6
     first = small[(small.width == 4) & (small.step == 0) & (small.split == "test")]
     np.testing.assert_array_equal(seqs2[0], first.sort_values("minibatch")["norm"])
@@ -785,19 +1049,26 @@ def test_norm_sequences_order_counts_dtype_and_axes():
 
 # ----------------------------------------------------------------------------- C5 verdict, exact
 
-C5V_WHAT = ("Statistic: the log-log slope, over windows of {w} or more steps, of the median share "
-            "of the walk's range taken by its largest single step (0 for alpha < 2 stable noise, "
-            "negative with finite variance), each window from its own independent walks, with the "
-            "AUC against Gaussian walks at the shortest window.")
-C5V_STAT = ("smallest alpha<2 slope of log median(largest step / range) on log window "
-            "(windows >= {w})")
+C5V_WHAT = (
+    "Statistic: the log-log slope, over windows of {w} or more steps, of the median share "
+    "of the walk's range taken by its largest single step (0 for alpha < 2 stable noise, "
+    "negative with finite variance), each window from its own independent walks, with the "
+    "AUC against Gaussian walks at the shortest window."
+)
+C5V_STAT = (
+    "smallest alpha<2 slope of log median(largest step / range) on log window (windows >= {w})"
+)
 C5V_FIX_N = "raise dynamics.paths.n_paths (narrower intervals)"
 C5V_FIX_W = "add longer dynamics.paths.windows"
 C5V_WINDOWS = (4, 64, 256, 1024, 4096)
 # noise: (slope, log_se, auc at every window, auc_se); two stable noises, the second one with
 # the smaller slope, and the noises not in alphabetical order
-C5V_BASE = {"SaS(1.2)": (0.0, 0.01, 0.55, 0.02), "Gaussian": (-0.45, 0.01, 0.5, 0.02),
-            "SaS(1.5)": (-0.02, 0.01, 0.6, 0.02), "t(3)": (-0.2, 0.01, 0.52, 0.02)}
+C5V_BASE = {
+    "SaS(1.2)": (0.0, 0.01, 0.55, 0.02),
+    "Gaussian": (-0.45, 0.01, 0.5, 0.02),
+    "SaS(1.5)": (-0.02, 0.01, 0.6, 0.02),
+    "t(3)": (-0.2, 0.01, 0.52, 0.02),
+}
 
 
 def _c5v_table(**change):
@@ -805,13 +1076,23 @@ def _c5v_table(**change):
     rows = []
     for noise, (slope, se, auc, auc_se) in {**C5V_BASE, **change}.items():
         fam = {"G": "gaussian", "t": "student_t"}.get(noise[0], "stable")
-        alpha = {"gaussian": 2.0, "student_t": math.nan}.get(fam, float(noise[4:-1]) if
-                                                              fam == "stable" else 0.0)
+        alpha = {"gaussian": 2.0, "student_t": math.nan}.get(
+            fam, float(noise[4:-1]) if fam == "stable" else 0.0
+        )
         for w in C5V_WINDOWS:
-            rows.append(dict(noise=noise, family=fam, alpha=alpha,
-                             df=3.0 if fam == "student_t" else math.nan, window=w,
-                             share=0.6 * (w / 4) ** slope, log_se=se, auc_vs_gaussian=auc,
-                             auc_se=auc_se))
+            rows.append(
+                dict(
+                    noise=noise,
+                    family=fam,
+                    alpha=alpha,
+                    df=3.0 if fam == "student_t" else math.nan,
+                    window=w,
+                    share=0.6 * (w / 4) ** slope,
+                    log_se=se,
+                    auc_vs_gaussian=auc,
+                    auc_se=auc_se,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -821,10 +1102,11 @@ def _c5v_notes(change=None, t_word="separates", sas15=("pass", "pass")):
         "SaS(1.2) slope 0 [-0.01, 0.01] vs > -0.08: pass",
         "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.511, 0.589] vs within [0.3, 0.7]: pass",
         "control Gaussian slope -0.45 [-0.46, -0.44] must be < -0.08: separates",
-        (change or {}).get("slope", "SaS(1.5) slope -0.02 [-0.03, -0.01] vs > -0.08: ")
-        + sas15[0],
-        (change or {}).get("auc", "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.561, 0.639] vs "
-                                  "within [0.3, 0.7]: ") + sas15[1],
+        (change or {}).get("slope", "SaS(1.5) slope -0.02 [-0.03, -0.01] vs > -0.08: ") + sas15[0],
+        (change or {}).get(
+            "auc", "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.561, 0.639] vs within [0.3, 0.7]: "
+        )
+        + sas15[1],
         (change or {}).get("t", "control t(3) slope -0.2 [-0.21, -0.19] must be < -0.08: ")
         + t_word,
     ]
@@ -837,8 +1119,14 @@ def _c5v_expect(verdict, notes, slope, log_se=0.01, todo=(), w=256, level=0.95):
         detail += " To decide: " + "; ".join(todo) + "."
     half = stats.norm.ppf(0.5 + level / 2) * log_se / (math.sqrt(2) * math.log(4))
     lo, hi = (None, None) if slope is None else (round(slope - half, 9), round(slope + half, 9))
-    return dict(verdict=verdict, statistic=C5V_STAT.format(w=w), value=slope, ci_low=lo,
-                ci_high=hi, detail=detail)
+    return dict(
+        verdict=verdict,
+        statistic=C5V_STAT.format(w=w),
+        value=slope,
+        ci_low=lo,
+        ci_high=hi,
+        detail=detail,
+    )
 
 
 def _c5v(table, long_from=256, level=0.95):
@@ -851,20 +1139,28 @@ def test_fit_jump_share_slopes_exact():
     the three long windows (spaced log 4), and the normal AUC interval; rows in table order."""
     table = _c5v_table()
     z = stats.norm.ppf(0.95)
-    got = D.fit_jump_share_slopes(table.astype({"window": object, "share": object,
-                                                "log_se": object}), 256, 0.9)
+    got = D.fit_jump_share_slopes(
+        table.astype({"window": object, "share": object, "log_se": object}), 256, 0.9
+    )
     se = 0.01 / (math.sqrt(2) * math.log(4))
     names = list(C5V_BASE)
-    want = pd.DataFrame(dict(
-        noise=names, family=["stable", "gaussian", "stable", "student_t"],
-        alpha=[1.2, 2.0, 1.5, math.nan], df=[math.nan, math.nan, math.nan, 3.0],
-        slope=[C5V_BASE[n][0] for n in names],
-        slope_ci_low=[C5V_BASE[n][0] - z * se for n in names],
-        slope_ci_high=[C5V_BASE[n][0] + z * se for n in names],
-        slope_se=[se] * 4, n_long=[3] * 4, short_window=[4] * 4,
-        short_auc=[C5V_BASE[n][2] for n in names],
-        short_auc_ci_low=[C5V_BASE[n][2] - z * 0.02 for n in names],
-        short_auc_ci_high=[C5V_BASE[n][2] + z * 0.02 for n in names]))
+    want = pd.DataFrame(
+        dict(
+            noise=names,
+            family=["stable", "gaussian", "stable", "student_t"],
+            alpha=[1.2, 2.0, 1.5, math.nan],
+            df=[math.nan, math.nan, math.nan, 3.0],
+            slope=[C5V_BASE[n][0] for n in names],
+            slope_ci_low=[C5V_BASE[n][0] - z * se for n in names],
+            slope_ci_high=[C5V_BASE[n][0] + z * se for n in names],
+            slope_se=[se] * 4,
+            n_long=[3] * 4,
+            short_window=[4] * 4,
+            short_auc=[C5V_BASE[n][2] for n in names],
+            short_auc_ci_low=[C5V_BASE[n][2] - z * 0.02 for n in names],
+            short_auc_ci_high=[C5V_BASE[n][2] + z * 0.02 for n in names],
+        )
+    )
     pd.testing.assert_frame_equal(got, want, check_dtype=False, atol=1e-12)
     with pytest.raises(ValueError, match=r"^jump-share table lacks columns \['auc_se'\]$"):
         D.fit_jump_share_slopes(table.drop(columns="auc_se"), 256)
@@ -872,73 +1168,110 @@ def test_fit_jump_share_slopes_exact():
 
 def test_c5_verdict_exact_supported_value_is_the_smallest_stable_slope():
     v = _c5v(_c5v_table(), level=0.9)  # 90 %: slope +- 0.839 se
-    assert v == _c5v_expect("supported", [
-        "SaS(1.2) slope 0 [-0.00839, 0.00839] vs > -0.08: pass",
-        "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.517, 0.583] vs within [0.3, 0.7]: pass",
-        "control Gaussian slope -0.45 [-0.458, -0.442] must be < -0.08: separates",
-        "SaS(1.5) slope -0.02 [-0.0284, -0.0116] vs > -0.08: pass",
-        "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.567, 0.633] vs within [0.3, 0.7]: pass",
-        "control t(3) slope -0.2 [-0.208, -0.192] must be < -0.08: separates",
-    ], -0.02, level=0.9)
+    assert v == _c5v_expect(
+        "supported",
+        [
+            "SaS(1.2) slope 0 [-0.00839, 0.00839] vs > -0.08: pass",
+            "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.517, 0.583] vs within [0.3, 0.7]: pass",
+            "control Gaussian slope -0.45 [-0.458, -0.442] must be < -0.08: separates",
+            "SaS(1.5) slope -0.02 [-0.0284, -0.0116] vs > -0.08: pass",
+            "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.567, 0.633] vs within [0.3, 0.7]: pass",
+            "control t(3) slope -0.2 [-0.208, -0.192] must be < -0.08: separates",
+        ],
+        -0.02,
+        level=0.9,
+    )
 
 
 def test_c5_verdict_exact_control_that_does_not_separate():
     v = _c5v(_c5v_table(**{"t(3)": (-0.05, 0.01, 0.52, 0.02)}))
     assert v == _c5v_expect(
         "inconclusive (statistic does not separate finite variance)",
-        _c5v_notes({"t": "control t(3) slope -0.05 [-0.06, -0.04] must be < -0.08: "},
-                   t_word="does not separate"),
-        -0.02, todo=[C5V_FIX_W])
+        _c5v_notes(
+            {"t": "control t(3) slope -0.05 [-0.06, -0.04] must be < -0.08: "},
+            t_word="does not separate",
+        ),
+        -0.02,
+        todo=[C5V_FIX_W],
+    )
 
 
 def test_c5_verdict_exact_control_interval_too_wide():
     v = _c5v(_c5v_table(**{"t(3)": (-0.08, 0.02, 0.52, 0.02)}))
     assert v == _c5v_expect(
         "inconclusive (intervals overlap thresholds)",
-        _c5v_notes({"t": "control t(3) slope -0.08 [-0.1, -0.06] must be < -0.08: "},
-                   t_word="interval too wide"),
-        -0.02, todo=[C5V_FIX_N])
+        _c5v_notes(
+            {"t": "control t(3) slope -0.08 [-0.1, -0.06] must be < -0.08: "},
+            t_word="interval too wide",
+        ),
+        -0.02,
+        todo=[C5V_FIX_N],
+    )
 
 
 def test_c5_verdict_exact_unclear_slope_or_auc_asks_for_more_paths():
     v = _c5v(_c5v_table(**{"SaS(1.5)": (-0.08, 0.02, 0.6, 0.02)}))
     assert v == _c5v_expect(
         "inconclusive (intervals overlap thresholds)",
-        _c5v_notes({"slope": "SaS(1.5) slope -0.08 [-0.1, -0.06] vs > -0.08: "},
-                   sas15=("unclear", "pass")),
-        -0.08, log_se=0.02, todo=[C5V_FIX_N])
+        _c5v_notes(
+            {"slope": "SaS(1.5) slope -0.08 [-0.1, -0.06] vs > -0.08: "}, sas15=("unclear", "pass")
+        ),
+        -0.08,
+        log_se=0.02,
+        todo=[C5V_FIX_N],
+    )
     v = _c5v(_c5v_table(**{"SaS(1.5)": (-0.02, 0.01, 0.7, 0.02)}))
     assert v == _c5v_expect(
         "inconclusive (intervals overlap thresholds)",
-        _c5v_notes({"auc": "SaS(1.5) window-4 AUC vs Gaussian 0.7 [0.661, 0.739] vs within "
-                           "[0.3, 0.7]: "}, sas15=("pass", "unclear")),
-        -0.02, todo=[C5V_FIX_N])
+        _c5v_notes(
+            {"auc": "SaS(1.5) window-4 AUC vs Gaussian 0.7 [0.661, 0.739] vs within [0.3, 0.7]: "},
+            sas15=("pass", "unclear"),
+        ),
+        -0.02,
+        todo=[C5V_FIX_N],
+    )
 
 
 def test_c5_verdict_exact_not_supported_and_no_long_windows():
     v = _c5v(_c5v_table(**{"SaS(1.5)": (-0.3, 0.01, 0.9, 0.02)}))
-    assert v == _c5v_expect("not supported", _c5v_notes(
-        {"slope": "SaS(1.5) slope -0.3 [-0.31, -0.29] vs > -0.08: ",
-         "auc": "SaS(1.5) window-4 AUC vs Gaussian 0.9 [0.861, 0.939] vs within [0.3, 0.7]: "},
-        sas15=("fail", "fail")), -0.3)
+    assert v == _c5v_expect(
+        "not supported",
+        _c5v_notes(
+            {
+                "slope": "SaS(1.5) slope -0.3 [-0.31, -0.29] vs > -0.08: ",
+                "auc": (
+                    "SaS(1.5) window-4 AUC vs Gaussian 0.9 [0.861, 0.939] vs within [0.3, 0.7]: "
+                ),
+            },
+            sas15=("fail", "fail"),
+        ),
+        -0.3,
+    )
     # no window reaches long_from: no slopes, value null
     v = _c5v(_c5v_table(), long_from=8192)
-    assert v == _c5v_expect("inconclusive (intervals overlap thresholds)", [
-        "SaS(1.2) slope nan [nan, nan] vs > -0.08: unclear",
-        "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.511, 0.589] vs within [0.3, 0.7]: pass",
-        "control Gaussian slope nan [nan, nan] must be < -0.08: interval too wide",
-        "SaS(1.5) slope nan [nan, nan] vs > -0.08: unclear",
-        "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.561, 0.639] vs within [0.3, 0.7]: pass",
-        "control t(3) slope nan [nan, nan] must be < -0.08: interval too wide",
-    ], None, todo=[C5V_FIX_N], w=8192)
+    assert v == _c5v_expect(
+        "inconclusive (intervals overlap thresholds)",
+        [
+            "SaS(1.2) slope nan [nan, nan] vs > -0.08: unclear",
+            "SaS(1.2) window-4 AUC vs Gaussian 0.55 [0.511, 0.589] vs within [0.3, 0.7]: pass",
+            "control Gaussian slope nan [nan, nan] must be < -0.08: interval too wide",
+            "SaS(1.5) slope nan [nan, nan] vs > -0.08: unclear",
+            "SaS(1.5) window-4 AUC vs Gaussian 0.6 [0.561, 0.639] vs within [0.3, 0.7]: pass",
+            "control t(3) slope nan [nan, nan] must be < -0.08: interval too wide",
+        ],
+        None,
+        todo=[C5V_FIX_N],
+        w=8192,
+    )
 
 
 def test_c5_verdict_error_messages():
     table = _c5v_table()
     with pytest.raises(KeyError, match=r"C5 thresholds lack \['max_short_auc'\]; give all of"):
         D.claim_c5_verdict(table, dict(max_decay=0.08), 256)
-    with pytest.raises(ValueError, match="^C5 needs Gaussian, Student-t and at least one alpha "
-                                         "< 2 noise$"):
+    with pytest.raises(
+        ValueError, match="^C5 needs Gaussian, Student-t and at least one alpha < 2 noise$"
+    ):
         D.claim_c5_verdict(table[table.noise != "t(3)"], C5_T, 256)
 
 
@@ -960,15 +1293,37 @@ def test_wls_line_exact_against_polyfit():
     s = math.sqrt(red / sxx)
     z = stats.norm.ppf(0.9)
     got = D._wls_line(x, y, se, 0.8)
-    assert got == pytest.approx(dict(slope=b1, ci_low=b1 - z * s, ci_high=b1 + z * s, se=s,
-                                     intercept=b0, red_chi2=red, n=6, dof=4), rel=1e-12)
+    assert got == pytest.approx(
+        dict(
+            slope=b1,
+            ci_low=b1 - z * s,
+            ci_high=b1 + z * s,
+            se=s,
+            intercept=b0,
+            red_chi2=red,
+            n=6,
+            dof=4,
+        ),
+        rel=1e-12,
+    )
     # points exactly on a line: red_chi2 = 0, the s.e. is the stated one, 1/sqrt(Sxx)
     se2 = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1])
     got = D._wls_line(x[ok], 2 - 0.5 * x[ok], se2, 0.95)
     s = 1 / math.sqrt(sxx)
-    assert got == pytest.approx(dict(slope=-0.5, ci_low=-0.5 - 1.959963984540054 * s,
-                                     ci_high=-0.5 + 1.959963984540054 * s, se=s, intercept=2.0,
-                                     red_chi2=0.0, n=6, dof=4), rel=1e-9, abs=1e-12)
+    assert got == pytest.approx(
+        dict(
+            slope=-0.5,
+            ci_low=-0.5 - 1.959963984540054 * s,
+            ci_high=-0.5 + 1.959963984540054 * s,
+            se=s,
+            intercept=2.0,
+            red_chi2=0.0,
+            n=6,
+            dof=4,
+        ),
+        rel=1e-9,
+        abs=1e-12,
+    )
     # a zero s.e. drops its point
     assert D._wls_line(x[ok], 2 - 0.5 * x[ok], np.r_[0.0, se2[1:]], 0.95)["n"] == 5
 
@@ -976,47 +1331,85 @@ def test_wls_line_exact_against_polyfit():
 def test_wls_line_too_few_points():
     nan = math.nan
     two = D._wls_line(np.array([1.0, 3.0]), np.array([2.0, 3.0]), np.array([0.1, 0.2]), 0.95)
-    assert two == pytest.approx(dict(slope=0.5, ci_low=nan, ci_high=nan, se=nan, intercept=1.5,
-                                     red_chi2=nan, n=2, dof=0), nan_ok=True)
-    for x, y, se, n in ((np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]), np.ones(3), 3),
-                        (np.array([1.0]), np.array([1.0]), np.ones(1), 1),
-                        (np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array([0.1, -1.0]), 1)):
+    assert two == pytest.approx(
+        dict(slope=0.5, ci_low=nan, ci_high=nan, se=nan, intercept=1.5, red_chi2=nan, n=2, dof=0),
+        nan_ok=True,
+    )
+    for x, y, se, n in (
+        (np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]), np.ones(3), 3),
+        (np.array([1.0]), np.array([1.0]), np.ones(1), 1),
+        (np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array([0.1, -1.0]), 1),
+    ):
         got = D._wls_line(x, y, se, 0.95)
-        assert got == pytest.approx(dict(slope=nan, ci_low=nan, ci_high=nan, se=nan,
-                                         intercept=nan, red_chi2=nan, n=n, dof=max(n - 2, 0)),
-                                    nan_ok=True)
+        assert got == pytest.approx(
+            dict(
+                slope=nan,
+                ci_low=nan,
+                ci_high=nan,
+                se=nan,
+                intercept=nan,
+                red_chi2=nan,
+                n=n,
+                dof=max(n - 2, 0),
+            ),
+            nan_ok=True,
+        )
 
 
 def test_height_elasticities_exact():
     """Consecutive height pairs per alpha: e = dlog tau / dlog H, se = hypot(se1, se2) / dlog H,
     sigma_max the larger sigma of the pair; rows of another sweep and undefined means skipped."""
-    df = pd.DataFrame(dict(
-        alpha=[1.5, 1.5, 1.5, 1.5, 1.5, 2.0, 2.0],
-        sweep=["height", "height", "height", "width", "height", "height", "height"],
-        height=[8.0, 2.0, 4.0, 4.0, 16.0, 1.0, 3.0],
-        width=1.0, eps=1.0,
-        mean=[10.0, 5.0, 6.0, 99.0, math.nan, 2.0, 18.0],
-        log_se=[0.1, 0.3, 0.2, 0.5, 0.1, 0.1, 0.2],
-        sigma=[0.05, 0.2, 0.1, 0.1, 0.01, 1.0, 0.5]))
+    df = pd.DataFrame(
+        dict(
+            alpha=[1.5, 1.5, 1.5, 1.5, 1.5, 2.0, 2.0],
+            sweep=["height", "height", "height", "width", "height", "height", "height"],
+            height=[8.0, 2.0, 4.0, 4.0, 16.0, 1.0, 3.0],
+            width=1.0,
+            eps=1.0,
+            mean=[10.0, 5.0, 6.0, 99.0, math.nan, 2.0, 18.0],
+            log_se=[0.1, 0.3, 0.2, 0.5, 0.1, 0.1, 0.2],
+            sigma=[0.05, 0.2, 0.1, 0.1, 0.01, 1.0, 0.5],
+        )
+    )
     got = D.height_elasticities(df, level=0.9)
     z = stats.norm.ppf(0.95)
     rows = []
-    for a, h1, h2, m1, m2, s1, s2, sig in ((1.5, 2.0, 4.0, 5.0, 6.0, 0.3, 0.2, 0.2),
-                                           (1.5, 4.0, 8.0, 6.0, 10.0, 0.2, 0.1, 0.1),
-                                           (2.0, 1.0, 3.0, 2.0, 18.0, 0.1, 0.2, 1.0)):
+    for a, h1, h2, m1, m2, s1, s2, sig in (
+        (1.5, 2.0, 4.0, 5.0, 6.0, 0.3, 0.2, 0.2),
+        (1.5, 4.0, 8.0, 6.0, 10.0, 0.2, 0.1, 0.1),
+        (2.0, 1.0, 3.0, 2.0, 18.0, 0.1, 0.2, 1.0),
+    ):
         dx = math.log(h2 / h1)
         e, s = math.log(m2 / m1) / dx, math.hypot(s1, s2) / dx
-        rows.append(dict(alpha=a, height_low=h1, height_high=h2, sigma_max=sig, elasticity=e,
-                         ci_low=e - z * s, ci_high=e + z * s, se=s))
+        rows.append(
+            dict(
+                alpha=a,
+                height_low=h1,
+                height_high=h2,
+                sigma_max=sig,
+                elasticity=e,
+                ci_low=e - z * s,
+                ci_high=e + z * s,
+                se=s,
+            )
+        )
     pd.testing.assert_frame_equal(got, pd.DataFrame(rows), rtol=1e-12)
     # without sigma and log_se: sigma from (alpha, H, W, eps), se from the level-95 interval
-    alt = df[df["sweep"] == "height"].drop(columns=["sigma", "log_se"]).assign(
-        ci_low=lambda d: d["mean"] * np.exp(-1.959963984540054 * 0.1),
-        ci_high=lambda d: d["mean"] * np.exp(1.959963984540054 * 0.1), level=0.95)
+    alt = (
+        df[df["sweep"] == "height"]
+        .drop(columns=["sigma", "log_se"])
+        .assign(
+            ci_low=lambda d: d["mean"] * np.exp(-1.959963984540054 * 0.1),
+            ci_high=lambda d: d["mean"] * np.exp(1.959963984540054 * 0.1),
+            level=0.95,
+        )
+    )
     got = D.height_elasticities(alt, level=0.9)
-    sig = [max(D.effective_noise(1.5, 2.0, 1.0, 1.0), D.effective_noise(1.5, 4.0, 1.0, 1.0)),
-           max(D.effective_noise(1.5, 4.0, 1.0, 1.0), D.effective_noise(1.5, 8.0, 1.0, 1.0)),
-           max(D.effective_noise(2.0, 1.0, 1.0, 1.0), D.effective_noise(2.0, 3.0, 1.0, 1.0))]
+    sig = [
+        max(D.effective_noise(1.5, 2.0, 1.0, 1.0), D.effective_noise(1.5, 4.0, 1.0, 1.0)),
+        max(D.effective_noise(1.5, 4.0, 1.0, 1.0), D.effective_noise(1.5, 8.0, 1.0, 1.0)),
+        max(D.effective_noise(2.0, 1.0, 1.0, 1.0), D.effective_noise(2.0, 3.0, 1.0, 1.0)),
+    ]
     np.testing.assert_allclose(got["sigma_max"], sig, rtol=1e-12)
     dx = np.log([2.0, 2.0, 3.0])
     np.testing.assert_allclose(got["se"], math.hypot(0.1, 0.1) / dx, rtol=1e-9)
@@ -1062,8 +1455,9 @@ def test_fit_exit_slopes_exact():
         (2.0, "height", 1.0, 1.0, 2.0, 0.2, 0.8, 3.0),
         (2.0, "height", 2.0, 1.0, 9.0, 0.1, 0.5, 4.0),
     ]
-    df = pd.DataFrame(rows, columns=["alpha", "sweep", "height", "width", "mean", "log_se",
-                                     "sigma", "rho"])
+    df = pd.DataFrame(
+        rows, columns=["alpha", "sweep", "height", "width", "mean", "log_se", "sigma", "rho"]
+    )
     df = df.assign(eps=0.5, rho_ci_low=df["rho"] - 0.1, rho_ci_high=df["rho"] + 0.2)
     got = D.fit_exit_slopes(df, level=0.9)
     h15 = _wfit([2.0, 4.0, 8.0], np.log([5.0, 6.5, 10.0]), [0.3, 0.2, 0.1], 0.9)
@@ -1075,34 +1469,79 @@ def test_fit_exit_slopes_exact():
     e2, s2 = math.log(40 / 9) / math.log(1.5), math.hypot(0.1, 0.1) / math.log(1.5)
     exact = [D.brownian_mean_exit_time(h, 1.0, 0.5) for h in (3.0, 1.0, 2.0)]
     theory = np.polyfit([3.0, 1.0, 2.0], np.log(exact), 1)[0]
-    want = pd.DataFrame([
-        dict(alpha=1.5, eps=0.5, height_slope=h15["slope"], height_slope_ci_low=h15["lo"],
-             height_slope_ci_high=h15["hi"], height_slope_se=h15["se"],
-             height_red_chi2=h15["red"], height_n=3, height_n_all_censored=1,
-             height_sigma_max=0.2, width_exponent=w15["slope"], width_exponent_ci_low=w15["lo"],
-             width_exponent_ci_high=w15["hi"], width_exponent_se=w15["se"],
-             width_red_chi2=w15["red"], width_n=3, width_n_all_censored=0, width_sigma_max=0.3,
-             height_elasticity=e15, height_elasticity_ci_low=e15 - z * s15,
-             height_elasticity_ci_high=e15 + z * s15, height_elasticity_sigma=0.1,
-             rho_top=0.97, rho_top_ci_low=0.87, rho_top_ci_high=1.17, height_slope_theory=nan,
-             width_exponent_theory=1.5, level=0.9),
-        dict(alpha=2.0, eps=0.5, height_slope=h2["slope"], height_slope_ci_low=h2["lo"],
-             height_slope_ci_high=h2["hi"], height_slope_se=h2["se"], height_red_chi2=h2["red"],
-             height_n=3, height_n_all_censored=0, height_sigma_max=0.8,
-             width_exponent=nan, width_exponent_ci_low=nan, width_exponent_ci_high=nan,
-             width_exponent_se=nan, width_red_chi2=none["red"], width_n=0,
-             width_n_all_censored=0, width_sigma_max=nan, height_elasticity=e2,
-             height_elasticity_ci_low=e2 - z * s2, height_elasticity_ci_high=e2 + z * s2,
-             height_elasticity_sigma=0.5, rho_top=2.0, rho_top_ci_low=1.9, rho_top_ci_high=2.2,
-             height_slope_theory=theory, width_exponent_theory=2.0, level=0.9),
-    ])
+    want = pd.DataFrame(
+        [
+            dict(
+                alpha=1.5,
+                eps=0.5,
+                height_slope=h15["slope"],
+                height_slope_ci_low=h15["lo"],
+                height_slope_ci_high=h15["hi"],
+                height_slope_se=h15["se"],
+                height_red_chi2=h15["red"],
+                height_n=3,
+                height_n_all_censored=1,
+                height_sigma_max=0.2,
+                width_exponent=w15["slope"],
+                width_exponent_ci_low=w15["lo"],
+                width_exponent_ci_high=w15["hi"],
+                width_exponent_se=w15["se"],
+                width_red_chi2=w15["red"],
+                width_n=3,
+                width_n_all_censored=0,
+                width_sigma_max=0.3,
+                height_elasticity=e15,
+                height_elasticity_ci_low=e15 - z * s15,
+                height_elasticity_ci_high=e15 + z * s15,
+                height_elasticity_sigma=0.1,
+                rho_top=0.97,
+                rho_top_ci_low=0.87,
+                rho_top_ci_high=1.17,
+                height_slope_theory=nan,
+                width_exponent_theory=1.5,
+                level=0.9,
+            ),
+            dict(
+                alpha=2.0,
+                eps=0.5,
+                height_slope=h2["slope"],
+                height_slope_ci_low=h2["lo"],
+                height_slope_ci_high=h2["hi"],
+                height_slope_se=h2["se"],
+                height_red_chi2=h2["red"],
+                height_n=3,
+                height_n_all_censored=0,
+                height_sigma_max=0.8,
+                width_exponent=nan,
+                width_exponent_ci_low=nan,
+                width_exponent_ci_high=nan,
+                width_exponent_se=nan,
+                width_red_chi2=none["red"],
+                width_n=0,
+                width_n_all_censored=0,
+                width_sigma_max=nan,
+                height_elasticity=e2,
+                height_elasticity_ci_low=e2 - z * s2,
+                height_elasticity_ci_high=e2 + z * s2,
+                height_elasticity_sigma=0.5,
+                rho_top=2.0,
+                rho_top_ci_low=1.9,
+                rho_top_ci_high=2.2,
+                height_slope_theory=theory,
+                width_exponent_theory=2.0,
+                level=0.9,
+            ),
+        ]
+    )
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9)
     # without rho columns: rho_top NaN; one height only: no elasticity, no interval
     got = D.fit_exit_slopes(df.drop(columns=["rho", "rho_ci_low", "rho_ci_high"]))
     assert got[["rho_top", "rho_top_ci_low", "rho_top_ci_high"]].isna().all().all()
     one = D.fit_exit_slopes(df[(df.alpha == 2.0) & (df.height == 1.0)])
-    assert one.loc[0, "height_n"] == 1 and one[["height_elasticity", "height_slope",
-                                                "height_slope_theory"]].isna().all().all()
+    assert (
+        one.loc[0, "height_n"] == 1
+        and one[["height_elasticity", "height_slope", "height_slope_theory"]].isna().all().all()
+    )
     with pytest.raises(ValueError, match=r"^exit-time table lacks columns \['eps', 'sweep'\]$"):
         D.fit_exit_slopes(df.drop(columns=["eps", "sweep"]))
     with pytest.raises(ValueError, match="^alpha=2.0: several eps values"):
@@ -1145,21 +1584,25 @@ def test_largest_step_share_errors_and_rows():
 
 
 def test_jump_share_table_columns_formulas_and_errors():
-    tab = D.jump_share_table([2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0),
-                             student_df=4.0, level=0.9)
+    tab = D.jump_share_table(
+        [2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0), student_df=4.0, level=0.9
+    )
     assert list(tab.columns) == D.SHARE_COLUMNS
     assert tab["noise"].tolist() == ["SaS(1.5)", "Gaussian", "t(4)"] * 2
     assert tab["window"].tolist() == [2, 2, 2, 8, 8, 8] and (tab["n_paths"] == 40).all()
     z = stats.norm.ppf(0.95)
-    np.testing.assert_allclose(tab["log_se"], np.log(tab["share_ci_high"] / tab["share_ci_low"])
-                               / (2 * z))
+    np.testing.assert_allclose(
+        tab["log_se"], np.log(tab["share_ci_high"] / tab["share_ci_low"]) / (2 * z)
+    )
     assert (tab.loc[tab.noise == "Gaussian", "auc_vs_gaussian"] == 0.5).all()
-    assert (tab["share_ci_low"] <= tab["share"]).all() and (tab["share"] <= tab[
-        "share_ci_high"]).all()
+    assert (tab["share_ci_low"] <= tab["share"]).all() and (
+        tab["share"] <= tab["share_ci_high"]
+    ).all()
     assert tab.loc[tab.window == 2, "share"].between(1 / 2, 1).all()
     assert tab.loc[tab.window == 8, "share"].between(1 / 8, 1).all()
-    again = D.jump_share_table([2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0),
-                               student_df=4.0, level=0.9)
+    again = D.jump_share_table(
+        [2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0), student_df=4.0, level=0.9
+    )
     pd.testing.assert_frame_equal(tab, again)
     nodf = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0), student_df=None)
     default = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0))

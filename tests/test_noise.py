@@ -39,8 +39,9 @@ def test_minibatch_gradients_match_autograd(model_and_data, loss):
     rows = torch.cat(list(minibatch_gradients(model, loss_fn, data.x_train, data.y_train, b, 2)))
     assert rows.shape == (250 // b, sum(p.numel() for p in model.parameters()))
     for p in range(len(rows)):
-        expected = autograd_gradient(model, loss_fn, data.x_train[p * b : (p + 1) * b],
-                                     data.y_train[p * b : (p + 1) * b])
+        expected = autograd_gradient(
+            model, loss_fn, data.x_train[p * b : (p + 1) * b], data.y_train[p * b : (p + 1) * b]
+        )
         torch.testing.assert_close(rows[p], expected, rtol=1e-5, atol=1e-7)
 
 
@@ -49,15 +50,26 @@ def test_full_gradient_is_mean_of_equal_minibatches(model_and_data):
     loss_fn = get_loss("cross_entropy")
     x, y = data.x_train[:200], data.y_train[:200]
     rows = torch.cat(list(minibatch_gradients(model, loss_fn, x, y, 40, 10)))
-    torch.testing.assert_close(full_gradient(model, loss_fn, x, y, chunk=64), rows.mean(0),
-                               rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(full_gradient(model, loss_fn, x, y, chunk=200),
-                               autograd_gradient(model, loss_fn, x, y), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        full_gradient(model, loss_fn, x, y, chunk=64), rows.mean(0), rtol=1e-5, atol=1e-7
+    )
+    torch.testing.assert_close(
+        full_gradient(model, loss_fn, x, y, chunk=200),
+        autograd_gradient(model, loss_fn, x, y),
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 def _pooled(rows, estimator="mohammadi_robust", scope="pooled", order="natural"):
-    (row,) = [r for r in rows if r["estimator"] == estimator and r["scope"] == scope
-              and r["order"] == order and (estimator != "block_sweep")]
+    (row,) = [
+        r
+        for r in rows
+        if r["estimator"] == estimator
+        and r["scope"] == scope
+        and r["order"] == order
+        and (estimator != "block_sweep")
+    ]
     return row
 
 
@@ -66,10 +78,8 @@ def test_streaming_and_holding_agree(model_and_data, budget_mb, passes):
     """P·M·4 bytes ≈ 206 kB here: small budgets stream (1 or 2 rows a chunk, two passes)."""
     model, data = model_and_data
     loss_fn = get_loss("cross_entropy")
-    reference = measure_noise(model, loss_fn, data.x_train, data.y_train, 5,
-                              memory_budget_mb=1024)
-    res = measure_noise(model, loss_fn, data.x_train, data.y_train, 5,
-                        memory_budget_mb=budget_mb)
+    reference = measure_noise(model, loss_fn, data.x_train, data.y_train, 5, memory_budget_mb=1024)
+    res = measure_noise(model, loss_fn, data.x_train, data.y_train, 5, memory_budget_mb=budget_mb)
     assert reference.passes == 1 and res.passes == passes
     torch.testing.assert_close(res.norms, reference.norms, rtol=1e-4, atol=1e-7)
     for est in ("mohammadi_robust", "mohammadi_reference", "per_coordinate", "hill"):
@@ -158,16 +168,21 @@ def test_measure_noise_two_minibatches_and_the_budget_boundary(model_and_data, o
     below = measure_noise(model, loss_fn, x, y, 50, memory_budget_mb=(need - 1) / 2**20)
     assert (at.passes, below.passes) == (1, 2)
     assert at.n_minibatches == below.n_minibatches == 2
-    g1, g2 = (autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50]).double()
-              for s in (0, 50))
+    g1, g2 = (
+        autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50]).double() for s in (0, 50)
+    )
     half = float((g1 - g2).norm() / 2)
     for res in (at, below):
-        torch.testing.assert_close(res.norms, torch.tensor([half, half], dtype=torch.float64),
-                                   rtol=1e-5, atol=0)
+        torch.testing.assert_close(
+            res.norms, torch.tensor([half, half], dtype=torch.float64), rtol=1e-5, atol=0
+        )
         assert res.gradient_norm == pytest.approx(float(((g1 + g2) / 2).norm()), rel=1e-5)
-    with pytest.raises(ValueError, match=r"^the split has 99 images, fewer than two minibatches "
-                       r"of 50; the noise needs at least two: lower batch_size or use a larger "
-                       r"split$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the split has 99 images, fewer than two minibatches "
+        r"of 50; the noise needs at least two: lower batch_size or use a larger "
+        r"split$",
+    ):
         measure_noise(model, loss_fn, x[:99], y[:99], 50)
 
 
@@ -183,8 +198,12 @@ def test_measure_noise_writes_the_gradients_into_the_kept_workspace(model_and_da
         kept = noise._workspace(5, m, x.device)
         kept.fill_(float("nan"))
         measure_noise(model, loss_fn, x, y, 50, memory_budget_mb=64)
-        want = torch.stack([autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50])
-                            for s in range(0, 250, 50)])
+        want = torch.stack(
+            [
+                autograd_gradient(model, loss_fn, x[s : s + 50], y[s : s + 50])
+                for s in range(0, 250, 50)
+            ]
+        )
         torch.testing.assert_close(kept, want, rtol=1e-5, atol=1e-7)
         # streamed (one minibatch a chunk): every chunk reuses row 0, the last one stays
         kept.fill_(float("nan"))
@@ -203,16 +222,20 @@ def _count_images(model: torch.nn.Module) -> list[int]:
     return seen
 
 
-@pytest.mark.parametrize("n, remainder, budget_mb, images, split", [
-    (230, "drop", 64, 1 + 200, 200),  # held: one pass over the P full minibatches
-    (230, "drop", 0.001, 1 + 200 + 200, 200),  # streamed: ḡ pass, then the g_p again
-    (230, "weight", 64, 1 + 200 + 230, 230),  # ḡ over all N images
-    (230, "weight", 0.001, 1 + 200 + 230, 230),
-    (201, "weight", 64, 1 + 200 + 201, 201),  # one image left over still counts
-    (200, "weight", 64, 1 + 200, 200),  # nothing left over: weight is drop, one pass
-])
-def test_measure_noise_passes_and_the_remainder(model_and_data, one_thread, n, remainder,
-                                                budget_mb, images, split):
+@pytest.mark.parametrize(
+    "n, remainder, budget_mb, images, split",
+    [
+        (230, "drop", 64, 1 + 200, 200),  # held: one pass over the P full minibatches
+        (230, "drop", 0.001, 1 + 200 + 200, 200),  # streamed: ḡ pass, then the g_p again
+        (230, "weight", 64, 1 + 200 + 230, 230),  # ḡ over all N images
+        (230, "weight", 0.001, 1 + 200 + 230, 230),
+        (201, "weight", 64, 1 + 200 + 201, 201),  # one image left over still counts
+        (200, "weight", 64, 1 + 200, 200),  # nothing left over: weight is drop, one pass
+    ],
+)
+def test_measure_noise_passes_and_the_remainder(
+    model_and_data, one_thread, n, remainder, budget_mb, images, split
+):
     """Images the model sees (1 = the probe that checks for all-Linear layers) and ḡ: the
     mean gradient over the first P·b images (drop), over all N (weight)."""
     model, data = model_and_data
@@ -231,23 +254,26 @@ def test_measure_noise_passes_and_the_remainder(model_and_data, one_thread, n, r
         assert torch.equal(res.norms, drop.norms)
 
 
-@pytest.mark.parametrize("method, forward_images, b, sizes", [
-    ("loop", 4096, 40, [40] * 6),  # one pass per minibatch, no probe
-    ("blocked", 80, 40, [1, 80, 80, 40, 40]),  # probe, then ≤ 80 images a pass, per chunk
-    ("blocked", 80, 50, [1] + [50] * 5),  # 80 // 50 = 1 minibatch a pass
-    ("blocked", 80, 100, [1, 100, 100]),  # one minibatch even when above 80
-    ("blocked", 4096, 40, [1, 200, 40]),  # one pass per chunk of 5
-])
-def test_forward_passes_of_the_minibatch_gradients(model_and_data, monkeypatch, one_thread,
-                                                   method, forward_images, b, sizes):
+@pytest.mark.parametrize(
+    "method, forward_images, b, sizes",
+    [
+        ("loop", 4096, 40, [40] * 6),  # one pass per minibatch, no probe
+        ("blocked", 80, 40, [1, 80, 80, 40, 40]),  # probe, then ≤ 80 images a pass, per chunk
+        ("blocked", 80, 50, [1] + [50] * 5),  # 80 // 50 = 1 minibatch a pass
+        ("blocked", 80, 100, [1, 100, 100]),  # one minibatch even when above 80
+        ("blocked", 4096, 40, [1, 200, 40]),  # one pass per chunk of 5
+    ],
+)
+def test_forward_passes_of_the_minibatch_gradients(
+    model_and_data, monkeypatch, one_thread, method, forward_images, b, sizes
+):
     """Images per forward pass: the blocked gradients cover about FORWARD_IMAGES images
     (whole minibatches, at least one) per pass, within a chunk of 5 minibatches."""
     monkeypatch.setattr(noise, "FORWARD_IMAGES", forward_images)
     model, data = model_and_data
     x, y = data.x_train, data.y_train  # 250 images
     seen = _count_images(model)
-    rows = list(minibatch_gradients(model, get_loss("cross_entropy"), x, y, b, 5,
-                                    method=method))
+    rows = list(minibatch_gradients(model, get_loss("cross_entropy"), x, y, b, 5, method=method))
     assert seen == sizes
     assert sum(len(r) for r in rows) == len(x) // b
 
@@ -259,31 +285,54 @@ def test_minibatch_gradients_on_the_data_device_and_their_errors(model_and_data,
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).to("meta")
     x = torch.zeros(6, 1, 2, 2, device="meta")
     y = torch.zeros(6, dtype=torch.long, device="meta")
-    chunks = list(minibatch_gradients(model, get_loss("cross_entropy"), x, y, 2, 2,
-                                      method=method))
-    assert [(c.device.type, tuple(c.shape)) for c in chunks] == [("meta", (2, 15)),
-                                                                  ("meta", (1, 15))]
+    chunks = list(minibatch_gradients(model, get_loss("cross_entropy"), x, y, 2, 2, method=method))
+    assert [(c.device.type, tuple(c.shape)) for c in chunks] == [
+        ("meta", (2, 15)),
+        ("meta", (1, 15)),
+    ]
     model, data = model_and_data
     m = sum(p.numel() for p in model.parameters())
     with pytest.raises(ValueError, match=r"out must be a float32 \(R, \d+\) tensor with R >= 2"):
-        next(minibatch_gradients(model, get_loss("cross_entropy"), data.x_train,
-                                 data.y_train, 50, 2, method=method, out=torch.empty(5, m + 1)))
-    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
-                               torch.nn.Linear(72, 10))
-    with pytest.raises(ValueError, match=r"^method='blocked' needs a model whose trainable "
-                       r"parameters all belong to nn\.Linear layers, each called once per "
-                       r"forward pass on \(batch, features\) inputs; use method='loop' or "
-                       r"'auto'$"):
-        next(minibatch_gradients(conv, get_loss("cross_entropy"), data.x_train, data.y_train,
-                                 50, 2, method="blocked"))
+        next(
+            minibatch_gradients(
+                model,
+                get_loss("cross_entropy"),
+                data.x_train,
+                data.y_train,
+                50,
+                2,
+                method=method,
+                out=torch.empty(5, m + 1),
+            )
+        )
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 10)
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^method='blocked' needs a model whose trainable "
+        r"parameters all belong to nn\.Linear layers, each called once per "
+        r"forward pass on \(batch, features\) inputs; use method='loop' or "
+        r"'auto'$",
+    ):
+        next(
+            minibatch_gradients(
+                conv, get_loss("cross_entropy"), data.x_train, data.y_train, 50, 2, method="blocked"
+            )
+        )
 
 
 def test_measure_noise_hands_the_estimator_options_over(model_and_data, one_thread):
     model, data = model_and_data
-    res = measure_noise(model, get_loss("cross_entropy"), data.x_train, data.y_train, 25,
-                        estimator_options={"hill_k": 7, "sweep_k1": [], "per_coordinate": False})
-    assert {r["estimator"] for r in res.rows} == {"mohammadi_reference", "mohammadi_robust",
-                                                  "hill"}
+    res = measure_noise(
+        model,
+        get_loss("cross_entropy"),
+        data.x_train,
+        data.y_train,
+        25,
+        estimator_options={"hill_k": 7, "sweep_k1": [], "per_coordinate": False},
+    )
+    assert {r["estimator"] for r in res.rows} == {"mohammadi_reference", "mohammadi_robust", "hill"}
     default = measure_noise(model, get_loss("cross_entropy"), data.x_train, data.y_train, 25)
     assert "per_coordinate" in {r["estimator"] for r in default.rows}
     assert _pooled(res.rows, "hill")["alpha"] != _pooled(default.rows, "hill")["alpha"]  # k = 7
@@ -301,8 +350,7 @@ def test_measure_noise_streams_batches_above_1024_images(one_thread):
     assert res.gradient_norm == pytest.approx(float(want), rel=1e-5)
 
 
-def test_measure_noise_times_the_whole_and_the_estimators(model_and_data, monkeypatch,
-                                                          one_thread):
+def test_measure_noise_times_the_whole_and_the_estimators(model_and_data, monkeypatch, one_thread):
     """estimator_seconds adds up the time in the estimators (here ≥ 4 updates × 20 ms +
     50 ms finalize) and is part of seconds, the wall time of the whole measurement."""
     from sgdtail.estimators import StreamingTailStats
@@ -319,8 +367,14 @@ def test_measure_noise_times_the_whole_and_the_estimators(model_and_data, monkey
     monkeypatch.setattr(noise, "StreamingTailStats", Slow)
     model, data = model_and_data
     start = time.perf_counter()
-    res = measure_noise(model, get_loss("cross_entropy"), data.x_train[:200],
-                        data.y_train[:200], 50, memory_budget_mb=0.001)  # 4 chunks of one
+    res = measure_noise(
+        model,
+        get_loss("cross_entropy"),
+        data.x_train[:200],
+        data.y_train[:200],
+        50,
+        memory_budget_mb=0.001,
+    )  # 4 chunks of one
     wall = time.perf_counter() - start
     assert 4 * 0.02 + 0.05 <= res.estimator_seconds <= res.seconds <= wall
 
@@ -368,8 +422,10 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
     first = next(iter(states["5"]))
     states["5"][first][0, 0] = float("nan")
     checkpoints = {"steps": torch.tensor([0, 5, 10]), "state_dicts": states}
-    splits = {"train": (data.x_train[:230], data.y_train[:230]),  # 11 minibatches, 10 left
-              "test": (data.x_test, data.y_test)}  # 3 minibatches
+    splits = {
+        "train": (data.x_train[:230], data.y_train[:230]),  # 11 minibatches, 10 left
+        "test": (data.x_test, data.y_test),
+    }  # 3 minibatches
     options = {"hill_k": 7, "ci_groups": 3, "sweep_k1": [2, 4], "shuffled_sweep": False}
 
     def build():
@@ -377,8 +433,15 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
         return build_model("fcn", 12, 3, data.input_shape, 10)
 
     estimates, norms = measure_checkpoints(
-        checkpoints, build, loss_fn, splits, 20, remainder="weight", memory_budget_mb=0.01,
-        estimator_options=options)
+        checkpoints,
+        build,
+        loss_fn,
+        splits,
+        20,
+        remainder="weight",
+        memory_budget_mb=0.01,
+        estimator_options=options,
+    )
 
     want_est, want_norms = [], []
     for step in (0, 5, 10):
@@ -388,19 +451,33 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
                 want_est.append({**base, "estimator": "none", "note": "weights not finite"})
                 continue
             model.load_state_dict(states[str(step)])
-            res = measure_noise(model, loss_fn, x, y, 20, remainder="weight",
-                                memory_budget_mb=0.01, estimator_options=options)
+            res = measure_noise(
+                model,
+                loss_fn,
+                x,
+                y,
+                20,
+                remainder="weight",
+                memory_budget_mb=0.01,
+                estimator_options=options,
+            )
             assert res.passes == 2
-            extra = {"n_minibatches": res.n_minibatches, "n_parameters": res.n_parameters,
-                     "gradient_norm": res.gradient_norm, "note": ""}
+            extra = {
+                "n_minibatches": res.n_minibatches,
+                "n_parameters": res.n_parameters,
+                "gradient_norm": res.gradient_norm,
+                "note": "",
+            }
             want_est.extend({**base, **row, **extra} for row in res.rows)
-            want_norms.extend({**base, "minibatch": p, "norm": float(v)}
-                              for p, v in enumerate(res.norms))
+            want_norms.extend(
+                {**base, "minibatch": p, "norm": float(v)} for p, v in enumerate(res.norms)
+            )
     got = pd.DataFrame(estimates)
     assert got["seconds"].notna().sum() == len(got) - 2  # wall time: not compared
     want = pd.DataFrame(want_est)
-    pd.testing.assert_frame_equal(got.drop(columns="seconds")[list(want.columns)], want,
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        got.drop(columns="seconds")[list(want.columns)], want, check_exact=True
+    )
     assert list(got.columns) == list(want.columns[:-1]) + ["seconds", "note"]
     assert [r for r in estimates if r["step"] == 5] == [
         {"step": 5, "split": "train", "estimator": "none", "note": "weights not finite"},
@@ -413,12 +490,14 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
     # the settings matter on this fixture (else the comparison could not tell them apart)
     model.load_state_dict(states["0"])
     x, y = splits["train"]
-    dropped = measure_noise(model, loss_fn, x, y, 20, remainder="drop", memory_budget_mb=0.01,
-                            estimator_options=options)
+    dropped = measure_noise(
+        model, loss_fn, x, y, 20, remainder="drop", memory_budget_mb=0.01, estimator_options=options
+    )
     assert dropped.gradient_norm != pytest.approx(want_est[0]["gradient_norm"], rel=1e-3)
     default = measure_noise(model, loss_fn, x, y, 20, remainder="weight", memory_budget_mb=0.01)
-    assert len(default.rows) != len([r for r in want_est if (r["step"], r["split"]) == (0,
-                                                                                      "train")])
+    assert len(default.rows) != len(
+        [r for r in want_est if (r["step"], r["split"]) == (0, "train")]
+    )
 
 
 # ------------------------------------------- blocked (bmm) minibatch gradients
@@ -545,7 +624,10 @@ def _dropout_mlp() -> torch.nn.Module:
     """All-Linear (blocked gradients) with dropout between the layers, in train mode."""
     torch.manual_seed(3)
     return torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 16),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
         torch.nn.Linear(16, 10),
     ).train()
 
@@ -565,8 +647,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("make_model, shape", [(_dropout_mlp, (1, 8, 8)),
-                                               (_tiny_alexnet, (1, 28, 28))])
+@pytest.mark.parametrize(
+    "make_model, shape", [(_dropout_mlp, (1, 8, 8)), (_tiny_alexnet, (1, 28, 28))]
+)
 def test_noise_is_measured_in_eval_mode_and_the_mode_restored(make_model, shape, one_thread):
     """A model handed over in train mode is measured with dropout off: the noise norms and
     ‖ḡ‖ equal those of autograd gradients in eval mode, and the model is back in train mode
@@ -579,8 +662,12 @@ def test_noise_is_measured_in_eval_mode_and_the_mode_restored(make_model, shape,
     assert model.training and all(m.training for m in model.modules())
 
     model.eval()
-    grads = torch.stack([autograd_gradient(model, loss_fn, x[p * b : (p + 1) * b],
-                                           y[p * b : (p + 1) * b]) for p in range(len(x) // b)])
+    grads = torch.stack(
+        [
+            autograd_gradient(model, loss_fn, x[p * b : (p + 1) * b], y[p * b : (p + 1) * b])
+            for p in range(len(x) // b)
+        ]
+    )
     model.train()
     gbar = grads.double().mean(0)
     want = torch.linalg.vector_norm(grads.double() - gbar, dim=1)
@@ -594,8 +681,9 @@ def test_noise_is_measured_in_eval_mode_and_the_mode_restored(make_model, shape,
 
 
 # --------------------------------------------------------------------------- restartable job
-NOISE_OPTIONS = dict(remainder="drop", memory_budget_mb=64,
-                     estimator_options={"ci_groups": 4, "shuffle_seed": 0})
+NOISE_OPTIONS = dict(
+    remainder="drop", memory_budget_mb=64, estimator_options={"ci_groups": 4, "shuffle_seed": 0}
+)
 
 
 def _checkpoints_file(path) -> None:
@@ -624,12 +712,19 @@ def _measure_file(path, parts_dir, delay: float = 0.0):
     data = make_prepared(n_train=200, n_test=100)
     splits = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
     return noise.measure_checkpoints(
-        io.load_torch(path), lambda: build_model("fcn", 8, 2, (1, 8, 8), 10),
-        get_loss("cross_entropy"), splits, 20, parts_dir=parts_dir, **NOISE_OPTIONS)
+        io.load_torch(path),
+        lambda: build_model("fcn", 8, 2, (1, 8, 8), 10),
+        get_loss("cross_entropy"),
+        splits,
+        20,
+        parts_dir=parts_dir,
+        **NOISE_OPTIONS,
+    )
 
 
-def test_killed_noise_job_keeps_finished_parts_and_completes_identically(tmp_path, monkeypatch,
-                                                                          caplog):
+def test_killed_noise_job_keeps_finished_parts_and_completes_identically(
+    tmp_path, monkeypatch, caplog
+):
     import multiprocessing as mp
     import os
     import signal
@@ -652,17 +747,20 @@ def test_killed_noise_job_keeps_finished_parts_and_completes_identically(tmp_pat
 
     calls = []
     original = noise.measure_noise
-    monkeypatch.setattr(noise, "measure_noise",
-                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        noise, "measure_noise", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     with caplog.at_level("INFO", logger="sgdtail.noise"):
         got_est, got_norms = _measure_file(ckpt, parts)
     assert len(calls) == 6 - kept  # only what was missing is measured
     got, want = pd.DataFrame(got_est), pd.DataFrame(want_est)
     assert "seconds" in got and "seconds" in want  # wall time: the one column that may differ
-    pd.testing.assert_frame_equal(got.drop(columns="seconds"), want.drop(columns="seconds"),
-                                  check_exact=True)
-    pd.testing.assert_frame_equal(pd.DataFrame(got_norms), pd.DataFrame(want_norms),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        got.drop(columns="seconds"), want.drop(columns="seconds"), check_exact=True
+    )
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(got_norms), pd.DataFrame(want_norms), check_exact=True
+    )
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
     assert len(lines) == 6 and sum("kept from an earlier attempt" in ln for ln in lines) == kept
     assert lines[-1].startswith("progress: 6/6 checkpoint step 20, split test: ")
