@@ -318,3 +318,34 @@ def test_signal_saves_resume_state_at_the_current_step_and_resumes_bit_identical
     info = train_sgd(cfg, make_prepared(), folder, CPU)
     assert info["resumed_from"] == partial["step"] and info["steps_done"] == 400
     assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(folder))
+
+
+def test_a_signal_during_the_converging_checkpoint_ends_the_run_converged(tmp_path, monkeypatch):
+    """A stop signal that arrives while the accuracy target is reached does not interrupt:
+    the run ends converged at that step, as without the signal (no resume past convergence)."""
+    from sgdtail import train as T
+
+    cfg = dataclasses.replace(
+        config(iterations=2000, checkpoints=(0, 5, 10, 20, 50, 100, 1000, 2000)),
+        width=64,
+        depth=3,
+        batch_size=20,
+        lr=0.5,
+        resume_every=25,
+        stop_at_train_accuracy=0.6,
+    )
+    easy = make_prepared(n_train=100, n_test=50)
+    ref = train_sgd(cfg, easy, tmp_path / "ref", CPU)
+    assert ref["status"] == "converged" and ref["steps_done"] < 2000
+    original = T._Trainer.checkpoint
+
+    def checkpoint_then_signal(self):
+        reached = original(self)
+        if reached:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return reached
+
+    monkeypatch.setattr(T._Trainer, "checkpoint", checkpoint_then_signal)
+    info = train_sgd(cfg, easy, tmp_path / "signalled", CPU)
+    assert (info["status"], info["steps_done"]) == (ref["status"], ref["steps_done"])
+    assert not (tmp_path / "signalled" / "resume.pt").exists()

@@ -419,7 +419,7 @@ class _Trainer:
             stop = self.after_step()
             if self.status == STATUS_DIVERGED:
                 break
-            if signals.received is not None:
+            if signals.received is not None and not stop:  # a run that just converged ends
                 self.interrupt(signals.received)
                 break
             if self.progress.due(self.step):
