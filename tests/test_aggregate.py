@@ -101,23 +101,19 @@ def test_runs_below_the_gate_are_not_trained_and_keep_their_own_status(tmp_path)
     )
 
 
-def test_summary_flags_estimates_from_too_few_samples(tmp_path):
-    runs, metrics = tables(tmp_path)
+def estimate_rows(sizes: list[tuple[int, int]]) -> list[dict]:
+    """estimates.parquet rows at step 20 for the runs of AXES_OF: the four pooled estimates
+    (α̂ 1.5, with the given (n_values, n_minibatches) per run) and the block sweeps."""
     rows = []
-    for ax, (n_values, p) in zip(
-        AXES_OF, [(50_000, 100), (50_000, 4), (500, 100), (50_000, 20)], strict=True
-    ):
+    for ax, (n_values, p) in zip(AXES_OF, sizes, strict=True):
+        base = {**A.typed_axes(ax), "step": 20, "split": "train", "scope": "pooled", "alpha": 1.5}
         for est in ("mohammadi_robust", "mohammadi_reference", "hill", "per_coordinate"):
             rows.append(
-                {
-                    **A.typed_axes(ax),
-                    "step": 20,
-                    "split": "train",
+                base
+                | {
                     "estimator": est,
-                    "scope": "pooled",
                     "order": "natural",
                     "k1": math.nan,
-                    "alpha": 1.5,
                     "ci_low": 1.4,
                     "ci_high": 1.6,
                     "zero_fraction": 0.0,
@@ -128,20 +124,17 @@ def test_summary_flags_estimates_from_too_few_samples(tmp_path):
                     "q75": 1.6,
                 }
             )
-        for order in ("natural", "shuffled"):
-            for k1 in (10, 100):
-                rows.append(
-                    {
-                        **A.typed_axes(ax),
-                        "step": 20,
-                        "split": "train",
-                        "estimator": "block_sweep",
-                        "scope": "pooled",
-                        "order": order,
-                        "k1": k1,
-                        "alpha": 1.5,
-                    }
-                )
+        rows.extend(
+            base | {"estimator": "block_sweep", "order": order, "k1": k1}
+            for order in ("natural", "shuffled")
+            for k1 in (10, 100)
+        )
+    return rows
+
+
+def test_summary_flags_estimates_from_too_few_samples(tmp_path):
+    runs, metrics = tables(tmp_path)
+    rows = estimate_rows([(50_000, 100), (50_000, 4), (500, 100), (50_000, 20)])
     summary = A.summary_table(
         pd.DataFrame(rows),
         runs,
@@ -291,45 +284,7 @@ def test_summary_keeps_measurements_without_metrics_or_run_row_and_gates_inclusi
     runs, metrics = tables(tmp_path)
     runs = runs.iloc[:3]  # the last run's row is missing
     metrics = metrics[~((metrics.width == 4) & (metrics.step == 20))]  # one checkpoint's too
-    rows = []
-    for ax, (n_values, p) in zip(
-        AXES_OF, [(1000, 50), (999, 49), (1001, 51), (1000, 50)], strict=True
-    ):
-        for est in ("mohammadi_robust", "mohammadi_reference", "hill", "per_coordinate"):
-            rows.append(
-                {
-                    **A.typed_axes(ax),
-                    "step": 20,
-                    "split": "train",
-                    "estimator": est,
-                    "scope": "pooled",
-                    "order": "natural",
-                    "k1": math.nan,
-                    "alpha": 1.5,
-                    "ci_low": 1.4,
-                    "ci_high": 1.6,
-                    "zero_fraction": 0.0,
-                    "n_values": n_values,
-                    "n_minibatches": p,
-                    "seconds": 0.1,
-                    "q25": 1.4,
-                    "q75": 1.6,
-                }
-            )
-        rows.extend(
-            {
-                **A.typed_axes(ax),
-                "step": 20,
-                "split": "train",
-                "estimator": "block_sweep",
-                "scope": "pooled",
-                "order": order,
-                "k1": k1,
-                "alpha": 1.5,
-            }
-            for order in ("natural", "shuffled")
-            for k1 in (10, 100)
-        )
+    rows = estimate_rows([(1000, 50), (999, 49), (1001, 51), (1000, 50)])
     summary = A.summary_table(
         pd.DataFrame(rows), runs, metrics, min_pooled_values=1000, min_per_coordinate_minibatches=50
     )

@@ -14,6 +14,7 @@ from scipy import stats
 from torch import nn
 
 from sgdtail import sharpness as S
+from sgdtail.claims import EXTERNAL_KEYS
 from sgdtail.grid import AXES
 
 
@@ -429,16 +430,7 @@ def synthetic_runs(slope: float, seed: int = 0, noise: float = 0.1) -> pd.DataFr
 def test_claim_c6_end_to_end(slope, noise, verdict):
     claim, results = S.claim_c6(synthetic_runs(slope, noise=noise), T6)
     assert claim["verdict"].startswith(verdict), claim
-    assert set(claim) == {
-        "claim",
-        "statistic",
-        "value",
-        "ci_low",
-        "ci_high",
-        "threshold",
-        "verdict",
-        "detail",
-    }
+    assert set(claim) == set(EXTERNAL_KEYS)  # the keys the claims table reads
     json.loads(json.dumps(claim))  # what the claims table reads
     primary = results["random_direction_sharpness"]
     assert claim["value"] == primary["rho"] and primary["n"] == 20
