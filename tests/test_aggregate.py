@@ -756,3 +756,21 @@ def test_tables_from_files_written_by_the_real_producers(tmp_path, monkeypatch):
             assert row.n_minibatches == (200 if row.split == "train" else 100) // 20
             at = metrics[metrics.step == row.step].iloc[0]
             assert (row.test_accuracy, row.train_loss) == (at.test_accuracy, at.train_loss)
+
+
+def test_summary_without_block_sweeps_has_nan_sweep_slopes(tmp_path):
+    """Measurements without a block sweep in an order (sweep_k1 empty, or no shuffled sweep)
+    give NaN slopes for that order instead of an error."""
+    runs, metrics = tables(tmp_path)
+    rows = estimate_rows([(50_000, 100)] * 4)
+    kept = [r for r in rows if r["estimator"] != "block_sweep" or r["order"] == "natural"]
+    summary = A.summary_table(
+        pd.DataFrame(kept), runs, metrics, min_pooled_values=1, min_per_coordinate_minibatches=1
+    )
+    assert summary.sweep_slope_shuffled.isna().all()
+    assert summary.sweep_slope_natural.notna().all()
+    none = [r for r in rows if r["estimator"] != "block_sweep"]
+    summary = A.summary_table(
+        pd.DataFrame(none), runs, metrics, min_pooled_values=1, min_per_coordinate_minibatches=1
+    )
+    assert summary.sweep_slope_natural.isna().all() and len(summary) == 4

@@ -152,11 +152,11 @@ def summary_table(
             & (estimates.scope == "pooled")
             & (estimates.order == order)
         ]
-        slopes = sweep.groupby(keys).apply(
-            lambda g: sweep_slope(g["k1"].to_numpy(), g["alpha"].to_numpy()),
-            include_groups=False,
-        )
-        out[f"sweep_slope_{order}"] = slopes
+        slopes = {  # NaN for measurements without a sweep in this order (none at all included)
+            key: sweep_slope(g["k1"].to_numpy(), g["alpha"].to_numpy())
+            for key, g in sweep.groupby(keys)
+        }
+        out[f"sweep_slope_{order}"] = pd.Series(slopes, dtype=float).reindex(out.index)
     out = out.reset_index()
 
     out = out.merge(metrics, on=list(AXES) + ["step"], how="left")
