@@ -412,16 +412,34 @@ def noise_overhead_mb(wildcards):
     return 1500 + int(1.5 * extra_mb)
 
 
+def noise_gradients_mb(wildcards):
+    """Memory that holds every minibatch gradient of the larger split at once (float32
+    P × M, P = images // batch size of the full data set): what one pass needs."""
+    params, _, _ = net_size(wildcards)
+    _, _, n_train, n_test = DATA_SIZES[wildcards.dataset]
+    rows = max(n_train, n_test) // int(wildcards.batch_size)
+    return max(16, math.ceil(4 * params * rows / 2**20))
+
+
+def _noise_budget_setting_mb(wildcards):
+    """noise.memory_budget_mb, with auto read as noise_gradients_mb (one pass)."""
+    budget = NOISE["memory_budget_mb"]
+    return noise_gradients_mb(wildcards) if budget == "auto" else budget
+
+
 def noise_run_mem_mb(wildcards, attempt):
-    """mem_mb of a noise job: noise.memory_budget_mb plus noise_overhead_mb, times the attempt."""
-    return (NOISE["memory_budget_mb"] + noise_overhead_mb(wildcards)) * attempt
+    """mem_mb of a noise job: its gradient budget plus noise_overhead_mb, times the attempt."""
+    return (
+        _noise_budget_setting_mb(wildcards) + noise_overhead_mb(wildcards)
+    ) * attempt
 
 
 def noise_budget_mb(wildcards, resources):
     """Params function: the gradient budget the noise job uses, derived from its mem_mb.
 
-    noise.memory_budget_mb, lowered to what mem_mb leaves after noise_overhead_mb (when
-    --set-resources asks for less memory), so the job never uses more than it asked for.
+    What mem_mb leaves after noise_overhead_mb, so the job never uses more than it asked
+    for; a number in noise.memory_budget_mb caps it (auto: no cap, and the job itself
+    also keeps it within half the memory available when it starts).
     """
     left = int(resources.mem_mb) - noise_overhead_mb(wildcards)
     if left < 16:
@@ -430,7 +448,8 @@ def noise_budget_mb(wildcards, resources):
             f"gradients after {noise_overhead_mb(wildcards)} MB of data, model and estimator "
             f"state; ask for at least {noise_overhead_mb(wildcards) + 16} MB"
         )
-    return min(NOISE["memory_budget_mb"], left)
+    budget = NOISE["memory_budget_mb"]
+    return left if budget == "auto" else min(budget, left)
 
 
 def _small_run(wildcards):

@@ -16,16 +16,19 @@ from sgdtail.data import load_prepared
 from sgdtail.io import load_torch, setup_logging, write_table
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
-from sgdtail.noise import measure_checkpoints, minibatch_order
+from sgdtail.noise import auto_budget_mb, measure_checkpoints, minibatch_order
 from sgdtail.train import resolve_device
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 w = snakemake.wildcards
 noise = snakemake.params.noise
+budget_mb = snakemake.params.memory_budget_mb
+if noise["memory_budget_mb"] == "auto":
+    budget_mb = auto_budget_mb(budget_mb)
 logging.getLogger("sgdtail.noise").info(
-    "gradient memory budget %s MB (noise.memory_budget_mb %s, job mem_mb %s)",
-    snakemake.params.memory_budget_mb,
+    "gradient memory budget %.0f MB (noise.memory_budget_mb %s, job mem_mb %s)",
+    budget_mb,
     noise["memory_budget_mb"],
     snakemake.resources.mem_mb,
 )
@@ -52,7 +55,7 @@ estimates, norms = measure_checkpoints(
     {split: splits[split] for split in noise["splits"]},
     int(w.batch_size),
     remainder=noise["remainder"],
-    memory_budget_mb=snakemake.params.memory_budget_mb,
+    memory_budget_mb=budget_mb,
     estimator_options={
         "exclude_zeros": estimators["exclude_zeros"],
         "robust_factors": tuple(estimators["robust_k1_factors"]),

@@ -318,7 +318,13 @@ depth never coincide. The last one ends at 12% training accuracy (not_trained)."
 RUN_STEPS = (0, 20)
 SPLITS = ("train", "test")
 SWEEP = (10, 30, 100, 300, 1000, 3000)
-BASE = {"mohammadi_robust": 1.40, "mohammadi_reference": 1.95, "hill": 1.10, "per_coordinate": 1.20}
+BASE = {
+    "mohammadi_robust": 1.40,
+    "mohammadi_reference": 1.95,
+    "mohammadi_order": 1.30,
+    "hill": 1.10,
+    "per_coordinate": 1.20,
+}
 """α̂ of each estimator at a run's last checkpoint on the train split (run i adds 0.01·i,
 the first checkpoint 0.5, the test split 0.6, a layer scope −0.9): every column, run,
 checkpoint and split reads a different number."""
@@ -419,6 +425,13 @@ def tail_index_rows(i: int) -> list[dict]:
                     "mohammadi_reference",
                     k1=E.reference_k1(k),
                     alpha=alpha_of("mohammadi_reference", i, step, split),
+                )
+            )
+            rows.append(
+                row(
+                    "mohammadi_order",
+                    k1=E.central_k1(k),
+                    alpha=alpha_of("mohammadi_order", i, step, split),
                 )
             )
             for scope in ("pooled", "fc1"):
@@ -572,6 +585,7 @@ def expected_summary() -> pd.DataFrame:
                         "measure_seconds": 0.25 + 0.01 * i + step / 1000,
                         "alpha_reference": a["mohammadi_reference"],
                         "alpha_hill": a["hill"],
+                        "alpha_order": a["mohammadi_order"],
                         "alpha_per_coordinate_median": a["per_coordinate"],
                         "alpha_per_coordinate_q25": a["per_coordinate"] - 0.1,
                         "alpha_per_coordinate_q75": a["per_coordinate"] + 0.15,
@@ -752,6 +766,9 @@ def test_tables_from_files_written_by_the_real_producers(tmp_path, monkeypatch):
             assert row.alpha_robust_ci_high == pick.loc["mohammadi_robust", "ci_high"]
             assert row.alpha_reference == pick.loc["mohammadi_reference", "alpha"]
             assert row.alpha_hill == pick.loc["hill", "alpha"]
+            assert row.alpha_order == pytest.approx(
+                pick.loc["mohammadi_order", "alpha"], nan_ok=True
+            )
             assert row.alpha_per_coordinate_median == pick.loc["per_coordinate", "alpha"]
             assert row.n_minibatches == (200 if row.split == "train" else 100) // 20
             at = metrics[metrics.step == row.step].iloc[0]

@@ -274,7 +274,7 @@ CASES = [
     Case(
         "tiny-memory-budget",
         {"noise.memory_budget_mb": 1},
-        ("noise.memory_budget_mb", "allowed: an integer ≥ 16"),
+        ("noise.memory_budget_mb", "allowed: an integer ≥ 16 or auto"),
     ),
     Case(
         "alpha-above-2",

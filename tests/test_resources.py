@@ -54,12 +54,14 @@ def point(path: str) -> dict[str, list]:
     )
 
 
-def write_config(folder: Path, device: str = "auto") -> Path:
-    """A grid of three runs with the paper grid's training settings (from config.yaml)."""
+def write_config(folder: Path, device: str = "auto", budget_mb: int | None = None) -> Path:
+    """A grid of three runs with the paper grid's training settings (from config.yaml);
+    ``budget_mb`` sets noise.memory_budget_mb (default: config.yaml's, auto)."""
     paper = yaml.safe_load((REPO / "config.yaml").read_text())["grids"]["paper"]
     config = {
         "grid": "resources_test",
         "training": {"device": device},
+        **({"noise": {"memory_budget_mb": budget_mb}} if budget_mb else {}),
         "grids": {
             "resources_test": {
                 "training": paper["training"],
@@ -67,7 +69,7 @@ def write_config(folder: Path, device: str = "auto") -> Path:
             }
         },
     }
-    path = folder / f"resources_{device}.yaml"
+    path = folder / f"resources_{device}_{budget_mb}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -151,9 +153,11 @@ def dry_runs(work):
     """Attempt 1 and attempt 2 of the three-run grid, and the same on GPUs."""
     cpu = write_config(work, "auto")
     cuda = write_config(work, "cuda")
+    fixed = write_config(work, "auto", 512)
     base = ("--configfile", str(REPO / "config.yaml"))
     return {
         "cpu": jobs(dry_run(work, *base, str(cpu))),
+        "fixed_budget": jobs(dry_run(work, *base, str(fixed))),
         "retry": jobs(dry_run(work, *base, str(cpu), "--attempt", "2")),
         "cuda": jobs(dry_run(work, *base, str(cuda))),
     }
@@ -187,6 +191,23 @@ def test_resources_follow_the_grid_point(dry_runs):
     assert sharp_alexnet["mem_mb"] > sharp_fcn["mem_mb"]
     # a small run's requests stay near the floor: 5 minutes, under 4 GB
     assert small["runtime"] <= 10 and small["mem_mb"] < 4000, small
+
+
+def test_noise_memory_under_auto_holds_every_gradient(dry_runs):
+    """noise.memory_budget_mb: auto (the default) asks for what holds the larger split's
+    float32 P × M gradients besides the rest (one pass over the data); a number asks for
+    that number instead, the rest unchanged."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from sgdtail.cost import DATA_SIZES, net_size
+
+    for run in (SMALL, LARGE, ALEXNET):
+        p = {k: v[0] for k, v in point(run).items()}
+        params = net_size(p["dataset"], p["arch"], p["width"], p["depth"])[0]
+        rows = max(DATA_SIZES[p["dataset"]][2:]) // p["batch_size"]
+        need = max(16, -(-4 * params * rows // 2**20))
+        auto = of_run(dry_runs["cpu"], "measure_gradient_noise", run)["mem_mb"]
+        fixed = of_run(dry_runs["fixed_budget"], "measure_gradient_noise", run)["mem_mb"]
+        assert auto - fixed == need - 512, run
 
 
 def test_a_retry_doubles_memory_and_runtime(dry_runs):
@@ -319,12 +340,14 @@ def test_local_gpu_jobs_never_share_a_gpu_and_noise_budget_follows_mem_mb(tmp_pa
     gpu_rules = {"train_sgd", "measure_gradient_noise"}
     free = run_smoke(tmp_path, data, 0, [f"{r}/checkpoints.pt" for r in runs])
     assert most_at_once(free, {"train_sgd"}) >= 2  # nothing holds CPU jobs back
+    fixed = tmp_path / "budget.yaml"  # a budget in MB (the default, auto, follows the network)
+    fixed.write_text("noise: {memory_budget_mb: 512}\n")
+    configs = ("--configfile", str(REPO / "config.yaml"), str(fixed))
     table = jobs(
         dry_run(
             tmp_path,
             f"{runs[0]}/tail_index.csv",
-            "--configfile",
-            str(REPO / "config.yaml"),
+            *configs,
             "--config",
             "grid=smoke",
             f"datasets={{mnist: {{source: folder, path: {data}}}}}",
@@ -337,6 +360,7 @@ def test_local_gpu_jobs_never_share_a_gpu_and_noise_budget_follows_mem_mb(tmp_pa
         data,
         1,
         [f"{r}/tail_index.csv" for r in runs],
+        *configs,
         "--forcerun",
         "train_sgd",
         "--set-resources",

@@ -20,9 +20,15 @@ def test_validate_estimators_layout(table) -> None:
     assert list(table.columns) == ["case", "true_alpha", "size", "repeat", "estimator", "alpha_hat"]
     assert set(table.case) == {"sas", *V.PITFALL_CASES}
     sas = table[table.case == "sas"]
-    names = {"mohammadi_reference", "mohammadi_robust", "mohammadi_sqrtK", "hill"}
+    names = {
+        "mohammadi_reference",
+        "mohammadi_robust",
+        "mohammadi_sqrtK",
+        "mohammadi_order",
+        "hill",
+    }
     assert set(sas.estimator) == names
-    assert len(sas) == 2 * 2 * 4  # alphas x repeats x estimators
+    assert len(sas) == 2 * 2 * 5  # alphas x repeats x estimators
     zeros = table[table.case == "gauss_zeros_10pct"]
     assert "mohammadi_robust_zeros_kept" in set(zeros.estimator)
     assert (table[table.case != "sas"].true_alpha == 2.0).all()
@@ -38,8 +44,10 @@ def test_validate_estimators_values_and_pitfalls(table) -> None:
 
     for alpha in (1.0, 1.8):
         assert abs(est("sas", "mohammadi_robust", alpha) - alpha) < 0.15
+        assert abs(est("sas", "mohammadi_order", alpha) - alpha) < 0.3  # 4 of 156 blocks
     assert abs(est("gauss_zeros_10pct", "mohammadi_reference") - 1.0) < 0.2
     assert abs(est("gauss_zeros_10pct", "mohammadi_robust") - 2.0) < 0.15
+    assert abs(est("gauss_zeros_10pct", "mohammadi_sqrtK") - 2.0) < 0.15
     assert est("gauss_zeros_10pct", "mohammadi_robust_zeros_kept") < 1.5
     assert est("gauss_lognormal_scales", "mohammadi_robust") < 1.85
 

@@ -142,6 +142,7 @@ def summary_table(
     out["measure_seconds"] = robust["seconds"]
     out["alpha_reference"] = _pick(estimates, "mohammadi_reference")["alpha"]
     out["alpha_hill"] = _pick(estimates, "hill")["alpha"]
+    out["alpha_order"] = _pick(estimates, "mohammadi_order")["alpha"]  # NaN where not measured
     per_coord = _pick(estimates, "per_coordinate")
     out["alpha_per_coordinate_median"] = per_coord["alpha"]
     out["alpha_per_coordinate_q25"] = per_coord["q25"]

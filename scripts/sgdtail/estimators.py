@@ -4,15 +4,22 @@ All estimators treat their input as samples of one scalar, symmetric
 α-stable (SαS) variable, α ∈ (0, 2] (α = 2 is Gaussian, smaller α is heavier
 tailed). Values are unit-free: the estimators are scale invariant.
 
+Every log is ℓ(v) = log(|v| + ε) with ε = :data:`REFERENCE_EPS`, the 2019
+code's; it differs from log|v| only for |v| below ~1e-8 (float32) and makes
+an exact zero finite. With ``exclude_zeros`` (the default of every estimator
+but the reference) exact zeros leave the sample: they are not values, and a
+block's size is the number of nonzero values in it.
+
 In-memory functions (1-D samples ``x`` in the given order):
 
 * :func:`mohammadi_alpha` -- Mohammadi, Mohammadpour & Ogata (2015), Cor. 2.4,
   at one block size K1.
 * :func:`mohammadi_reference` -- exactly what the authors' 2019 code computes:
-  K1 = largest divisor of K that is ≤ √K, zeros kept, ``REFERENCE_EPS`` inside
-  the logs.
-* :func:`mohammadi_robust` -- median of :func:`mohammadi_alpha` over
-  K1 = ⌊f·√K⌋ for a few factors f (no divisor rule, no epsilon).
+  K1 = largest divisor of K that is ≤ √K, zeros kept as values.
+* :func:`mohammadi_robust` -- median of :func:`mohammadi_alpha` over the
+  block sizes 2^j nearest to f·√K for a few factors f.
+* :func:`mohammadi_order_alpha` -- Mohammadi et al. (2015), Cor. 2.2: the
+  same scaling read from order statistics (the 2019 code's ``alpha_estimator2``).
 * :func:`hill_alpha` -- Hill estimator on |X| from the top-k order statistics.
 * :func:`per_coordinate_alpha` -- one estimate per column of a (P, M) matrix.
 * :func:`block_size_sweep` -- α̂ as a function of K1.
@@ -21,26 +28,10 @@ In-memory functions (1-D samples ``x`` in the given order):
 (P minibatches × M parameters) fed row chunk by row chunk, in memory that does
 not grow with P. The pooled sample order is row-major over U (the flattening
 ``U.reshape(-1)``), as in the reference code.
-
-Numerics: logs of the samples are taken in the input's precision (float32
-for noise; the streaming class casts rows to float32), sums of logs are
-accumulated in float64 (the streaming class first adds at most 10 logs, or
-one piece's rows of one column, in float32), block sums Y are float64 (the
-streaming class takes them as differences of float64 prefix sums, built
-from float64 sums of 10 consecutive values, then of those: a block of real
-gradient noise can cancel to ~1e-7 of its terms, where float32 10-sums
-moved the reference's α̂ by 2e-4; per-coordinate block sums add at most
-one block's rows in float32). Torch tensors are accepted and
-converted to numpy (no copy on the CPU); the work itself is numpy: on the
-2-core machine single-threaded numpy was both faster and steadier than
-torch's thread pool, which slowed to ~100 ns per value when the other core
-was busy.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
 import sys
 from collections.abc import Sequence
@@ -53,23 +44,20 @@ from scipy import stats
 if TYPE_CHECKING:  # torch is imported only where it is used: the figure, aggregation and
     import torch  # validation jobs that import this module start ~1.7 s faster without it
 
-try:  # optional: keeps BLAS on one thread inside the estimator (see _one_blas_thread)
-    from threadpoolctl import ThreadpoolController
-except ImportError:  # pragma: no cover - without it BLAS keeps its own thread count
-    ThreadpoolController = None
-
 __all__ = [
     "DEFAULT_ROBUST_FACTORS",
     "ESTIMATORS",
     "REFERENCE_EPS",
     "StreamingTailStats",
-    "alpha_from_log_sums",
     "batch_means_interval",
     "block_size_sweep",
+    "central_k1",
     "default_hill_k",
+    "default_order_k",
     "default_sweep_k1",
     "hill_alpha",
     "mohammadi_alpha",
+    "mohammadi_order_alpha",
     "mohammadi_reference",
     "mohammadi_robust",
     "per_coordinate_alpha",
@@ -78,10 +66,10 @@ __all__ = [
     "sample_sas",
 ]
 
-#: Epsilon the 2019 code adds inside both logs: ``np.spacing(1)`` = 2**-52
-#: (float64 machine epsilon, *not* float32's). An exact zero becomes
-#: log(2**-52) ≈ -36.0; this is what drags α̂ to ≈ 1.0 on Gaussian data with 10%
-#: zeros (float32's epsilon would give ≈ 1.4).
+#: ε of every log, ℓ(v) = log(|v| + ε): the 2019 code's ``np.spacing(1)`` = 2**-52
+#: (float64 machine epsilon, *not* float32's). An exact zero kept as a value becomes
+#: ℓ(0) ≈ -36.0; this is what drags the reference α̂ to ≈ 1.0 on Gaussian data with
+#: 10% zeros (float32's epsilon would give ≈ 1.4).
 REFERENCE_EPS: float = float(np.spacing(1.0))
 
 #: The shuffled block sweep uses S = min(M, max(SHUFFLE_MIN_COLUMNS, ⌈M/8⌉))
@@ -89,13 +77,14 @@ REFERENCE_EPS: float = float(np.spacing(1.0))
 #: 16,384 of 118,016 (13.9%) for the MNIST FCN 128×3.
 SHUFFLE_MIN_COLUMNS: int = 16384
 
-#: Multiples of √K used as block sizes by :func:`mohammadi_robust`.
+#: Multiples of √K whose nearest powers of two are the block sizes of :func:`mohammadi_robust`.
 DEFAULT_ROBUST_FACTORS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 #: Values of the ``estimator`` column written by :meth:`StreamingTailStats.finalize`.
 ESTIMATORS: tuple[str, ...] = (
     "mohammadi_reference",
     "mohammadi_robust",
+    "mohammadi_order",
     "hill",
     "per_coordinate",
     "block_sweep",
@@ -164,11 +153,21 @@ def reference_k1(k: int) -> int:
 
 
 def robust_k1_values(k: int, factors: Sequence[float] = DEFAULT_ROBUST_FACTORS) -> list[int]:
-    """Block sizes K1 = max(2, ⌊f·√k⌋) for each factor f, sorted and deduplicated."""
+    """Block sizes 2^j, j = max(1, round(log2(f·√k))) for each factor f, sorted and deduplicated.
+
+    Powers of two, so that the streaming engine gets every one of them from one
+    ladder of pair sums; with the default factors, the five powers of two
+    around √k."""
     k = _positive_int(k, "k")
     if len(factors) == 0 or any(f <= 0 for f in factors):
         raise ValueError(f"factors={tuple(factors)} must be a non-empty list of positive numbers")
-    return sorted({max(2, math.floor(f * math.sqrt(k))) for f in factors})
+    return sorted({2 ** max(1, round(math.log2(f * math.sqrt(k)))) for f in factors})
+
+
+def central_k1(k: int) -> int:
+    """The power of two nearest to √k (at least 2): the robust member that
+    carries the batch-means interval and the order-statistics estimate."""
+    return robust_k1_values(k, (1.0,))[0]
 
 
 def default_hill_k(n: int) -> int:
@@ -176,17 +175,26 @@ def default_hill_k(n: int) -> int:
     return max(10, math.isqrt(_positive_int(n, "n")))
 
 
+#: Most values :func:`default_order_k` lets the order-statistics estimator hold (k1·k).
+ORDER_MAX_HELD: int = 1 << 16
+
+
+def default_order_k(n_blocks: int, k1: int) -> int:
+    """Default rank k of :func:`mohammadi_order_alpha` for K2 blocks of k1 values:
+    ⌊√K2⌋, at most :data:`ORDER_MAX_HELD` // k1, at least 1."""
+    n_blocks, k1 = _positive_int(n_blocks, "n_blocks"), _positive_int(k1, "k1")
+    return max(1, min(math.isqrt(n_blocks), ORDER_MAX_HELD // k1))
+
+
 def default_sweep_k1(k: int) -> list[int]:
-    """Block sizes 10, 30, 100, 300, 1000, ... (1-3-10 progression) up to k // 10."""
+    """Block sizes 16, 32, 64, ... (powers of two) up to k // 10."""
     k = _positive_int(k, "k")
     out: list[int] = []
-    base = 10
-    while True:
-        for k1 in (base, 3 * base):
-            if k1 > k // 10:
-                return out
-            out.append(k1)
-        base *= 10
+    k1 = 16
+    while k1 <= k // 10:
+        out.append(k1)
+        k1 *= 2
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -194,35 +202,35 @@ def default_sweep_k1(k: int) -> list[int]:
 # ----------------------------------------------------------------------------
 
 
-def alpha_from_log_sums(
-    sum_log_y: float, n_blocks: int, sum_log_x: float, n_values: int, k1: int
-) -> float:
-    """α̂ from the sums of Mohammadi et al. (2015), Cor. 2.4.
-
-    1/α̂ = (1/log K1)·[sum_log_y/n_blocks − sum_log_x/n_values].
-    Returns NaN when there is no block or K1 < 2; inf and 0 pass through
-    (α̂ = 0 when an exact zero was logged with eps = 0).
-    """
-    if n_blocks < 1 or n_values < 1 or k1 < 2:
-        return math.nan
-    inv = (sum_log_y / n_blocks - sum_log_x / n_values) / math.log(k1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.float64(1.0) / np.float64(inv))
+def _log_eps(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """ℓ(v) = log(|v| + ε) in v's precision (into ``out`` when given)."""
+    out = np.abs(v, out=out)
+    out += np.asarray(REFERENCE_EPS, dtype=out.dtype)
+    return np.log(out, out=out)
 
 
-def mohammadi_alpha(x: ArrayLike, k1: int, eps: float = 0.0) -> float:
+def _alpha(sum_log_y: float, n_blocks: int, sum_log_x: float, n_values: int, sum_log_n: float):
+    """α̂ = 1 / :func:`_inverse_alpha` (NaN without a block or value; inf and 0 pass through)."""
+    inv = _inverse_alpha(sum_log_y, n_blocks, sum_log_x, n_values, sum_log_n)
+    with np.errstate(divide="ignore"):
+        return float(np.float64(1.0) / inv)
+
+
+def mohammadi_alpha(x: ArrayLike, k1: int, exclude_zeros: bool = True) -> float:
     """Tail index by Mohammadi, Mohammadpour & Ogata (2015), Corollary 2.4.
 
-    Uses the first K = K2·K1 values (K2 = len(x) // k1, the remainder is
-    dropped); Y_i = sum of the i-th block of k1 consecutive values;
-    1/α̂ = (1/log k1)·[mean_i log(|Y_i| + eps) − mean_j log(|X_j| + eps)].
+    Blocks: the first K2 = len(x) // k1 runs of k1 consecutive values (the
+    remainder is in no block); Y_i = sum of block i (float64).
+    1/α̂ = [mean_i ℓ(Y_i) − mean_j ℓ(X_j)] / mean_i log n_i, with X_j every value
+    and n_i = k1.
+
+    With ``exclude_zeros`` exact zeros are not values: X_j runs over the nonzero
+    values, n_i is the number of nonzero values in block i, and blocks with
+    Y_i = 0 are left out. Without zeros both forms are the same.
 
     Args:
-        x: 1-D samples, shape (n,); float32 stays float32 for the logs of X,
-            every sum is float64.
+        x: 1-D samples, shape (n,); float32 stays float32 for ℓ(X), every sum is float64.
         k1: block size, 2 ≤ k1 ≤ n.
-        eps: added to |.| inside both logs. With eps = 0 an exact zero gives
-            log 0 = -inf and α̂ = 0: drop zeros first or pass eps > 0.
 
     Returns:
         α̂ as a float (not clipped to (0, 2]).
@@ -234,17 +242,28 @@ def mohammadi_alpha(x: ArrayLike, k1: int, eps: float = 0.0) -> float:
     k2 = a.size // k1
     if k2 < 1:
         raise ValueError(f"k1={k1} exceeds the {a.size} samples; use k1 <= len(x)")
-    used = a[: k2 * k1]
-    with np.errstate(divide="ignore"):
-        sum_log_x = float(np.log(np.abs(used) + eps).sum(dtype=np.float64))
-        y = used.reshape(k2, k1).sum(axis=1, dtype=np.float64)
-        sum_log_y = float(np.log(np.abs(y) + eps).sum())
-    return alpha_from_log_sums(sum_log_y, k2, sum_log_x, k2 * k1, k1)
+    blocks = a[: k2 * k1].reshape(k2, k1)
+    y = blocks.sum(axis=1, dtype=np.float64)
+    log_x = _log_eps(a)
+    if not exclude_zeros:
+        return _alpha(
+            float(_log_eps(y).sum()), k2, float(log_x.sum(dtype=np.float64)), a.size,
+            k2 * math.log(k1),
+        )  # fmt: skip
+    n = np.count_nonzero(blocks, axis=1)[y != 0]
+    nonzero = a != 0
+    return _alpha(
+        float(_log_eps(y[y != 0]).sum()),
+        n.size,
+        float(log_x[nonzero].sum(dtype=np.float64)),
+        int(nonzero.sum()),
+        float(np.log(n).sum()),
+    )
 
 
 def mohammadi_reference(x: ArrayLike) -> float:
-    """The 2019 code's estimate: K1 = :func:`reference_k1` (len(x)), zeros kept,
-    eps = :data:`REFERENCE_EPS` in both logs.
+    """The 2019 code's estimate: :func:`mohammadi_alpha` at K1 = :func:`reference_k1`
+    (len(x)) with zeros kept as values (ℓ(0) = log ε).
 
     Returns NaN when len(x) is prime (K1 = 1: the 2019 code divides by log 1 = 0).
     """
@@ -252,23 +271,22 @@ def mohammadi_reference(x: ArrayLike) -> float:
     k1 = reference_k1(a.size)
     if k1 < 2:
         return math.nan
-    return mohammadi_alpha(a, k1, eps=REFERENCE_EPS)
+    return mohammadi_alpha(a, k1, exclude_zeros=False)
 
 
 def mohammadi_robust(
     x: ArrayLike,
     factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
-    eps: float = 0.0,
+    exclude_zeros: bool = True,
     k_nominal: int | None = None,
 ) -> float:
     """Median of :func:`mohammadi_alpha` over K1 in :func:`robust_k1_values`.
 
     Args:
-        x: 1-D samples (remove exact zeros first, or pass eps > 0).
-        factors: multiples f of √K giving the block sizes K1 = max(2, ⌊f·√K⌋).
-        eps: passed to :func:`mohammadi_alpha`.
+        x: 1-D samples.
+        factors: multiples f of √K whose nearest powers of two are the block sizes.
+        exclude_zeros: passed to :func:`mohammadi_alpha`.
         k_nominal: the K used to derive the block sizes; default len(x).
-            :class:`StreamingTailStats` uses P·M here (see its docstring).
 
     Returns:
         median over the block sizes that leave at least one full block and
@@ -277,9 +295,56 @@ def mohammadi_robust(
     a = _as_1d(x, "x")
     k = a.size if k_nominal is None else k_nominal
     values = [
-        mohammadi_alpha(a, k1, eps) for k1 in robust_k1_values(k, factors) if a.size // k1 >= 1
+        mohammadi_alpha(a, k1, exclude_zeros)
+        for k1 in robust_k1_values(k, factors)
+        if a.size // k1 >= 1
     ]
     return _finite_median(values)
+
+
+def mohammadi_order_alpha(
+    x: ArrayLike, k1: int, k: int | None = None, exclude_zeros: bool = True
+) -> float:
+    """Tail index from order statistics, Mohammadi et al. (2015), Corollary 2.2.
+
+    For i.i.d. SαS values a block sum of m values has the law of m^{1/α}·X, so
+    every quantile of |Y| is m^{1/α} times the same quantile of |X|. With Y the
+    K2 = len(x) // k1 block sums of k1 consecutive values (as in
+    :func:`mohammadi_alpha`): 1/α̂ = [ℓ(|Y|_(k)) − ℓ(|X|_(k1·k))] / log k1, where
+    |Y|_(k) is the k-th smallest |Y| and |X|_(k1·k) the (k1·k)-th smallest |X|
+    (the 2019 code's ``alpha_estimator2``, applied to scalars).
+
+    With ``exclude_zeros`` exact zeros and blocks with Y = 0 are left out of
+    the order statistics (the ranks stay k and k1·k).
+
+    Args:
+        k: rank, default :func:`default_order_k` (K2, k1).
+
+    Returns:
+        α̂, or NaN when there are fewer than k blocks or k1·k values.
+    """
+    a = _as_1d(x, "x")
+    k1 = _positive_int(k1, "k1")
+    k2 = a.size // k1
+    if k1 < 2 or k2 < 1:
+        raise ValueError(f"k1={k1} must lie in [2, {a.size}] for {a.size} samples")
+    k = default_order_k(k2, k1) if k is None else _positive_int(k, "k")
+    y = np.abs(a[: k2 * k1].reshape(k2, k1).sum(axis=1, dtype=np.float64))
+    v = np.abs(a)
+    if exclude_zeros:
+        y, v = y[y != 0], v[v != 0]
+    if y.size < k or v.size < k1 * k:
+        return math.nan
+    y_k = np.partition(y, k - 1)[k - 1 : k]
+    x_k = np.partition(v, k1 * k - 1)[k1 * k - 1 : k1 * k]
+    return _order_alpha(y_k, x_k, k1)
+
+
+def _order_alpha(y_k: np.ndarray, x_k: np.ndarray, k1: int) -> float:
+    """α̂ of Cor. 2.2 from the two order statistics (1-element arrays)."""
+    inv = (float(_log_eps(y_k)[0]) - float(_log_eps(x_k)[0])) / math.log(k1)
+    with np.errstate(divide="ignore"):
+        return float(np.float64(1.0) / np.float64(inv))
 
 
 def hill_alpha(x: ArrayLike, k: int) -> float:
@@ -306,7 +371,7 @@ def hill_alpha(x: ArrayLike, k: int) -> float:
 def per_coordinate_alpha(u: ArrayLike) -> np.ndarray:
     """Mohammadi α̂ of every column of a (P, M) matrix, blocks along P.
 
-    For column m: :func:`mohammadi_alpha` (u[:, m], K1 = max(2, ⌊√P⌋)), eps 0.
+    For column m: :func:`mohammadi_alpha` (u[:, m], K1 = max(2, ⌊√P⌋)).
 
     Args:
         u: noise matrix, shape (P, M), P ≥ 2 (minibatches × parameters).
@@ -320,13 +385,10 @@ def per_coordinate_alpha(u: ArrayLike) -> np.ndarray:
     p, m = a.shape
     k1 = max(2, math.isqrt(p))
     k2 = p // k1
-    used = a[: k2 * k1]
-    with np.errstate(divide="ignore"):
-        sum_log_x = np.log(np.abs(used)).sum(axis=0, dtype=np.float64)
-        y = used.reshape(k2, k1, m).sum(axis=1, dtype=np.float64)
-        sum_log_y = np.log(np.abs(y)).sum(axis=0)
+    sum_log_x = _log_eps(a).sum(axis=0, dtype=np.float64)
+    y = a[: k2 * k1].reshape(k2, k1, m).sum(axis=1, dtype=np.float64)
     has_zero = (a == 0).any(axis=0)
-    return _column_alphas(sum_log_y, sum_log_x, has_zero, k1, k2)
+    return _column_alphas(_log_eps(y).sum(axis=0), sum_log_x, has_zero, k1, k2, p)
 
 
 def block_size_sweep(
@@ -334,17 +396,17 @@ def block_size_sweep(
     k1_values: Sequence[int],
     shuffle: bool = False,
     seed: int = 0,
-    eps: float = 0.0,
+    exclude_zeros: bool = True,
 ) -> pd.DataFrame:
     """α̂ of :func:`mohammadi_alpha` for each block size.
 
     Args:
-        x: 1-D samples (remove exact zeros first, or pass eps > 0).
+        x: 1-D samples.
         k1_values: block sizes (each ≥ 2); those larger than len(x) give NaN.
         shuffle: apply one global random permutation first
             (``np.random.default_rng(seed).permutation``).
         seed: seed of that permutation.
-        eps: passed to :func:`mohammadi_alpha`.
+        exclude_zeros: passed to :func:`mohammadi_alpha`.
 
     Returns:
         DataFrame with columns ``k1`` (int) and ``alpha`` (float), one row per block size.
@@ -355,7 +417,7 @@ def block_size_sweep(
     rows = []
     for k1 in k1_values:
         k1 = int(k1)
-        alpha = mohammadi_alpha(a, k1, eps) if a.size // k1 >= 1 else math.nan
+        alpha = mohammadi_alpha(a, k1, exclude_zeros) if a.size // k1 >= 1 else math.nan
         rows.append({"k1": k1, "alpha": alpha})
     return pd.DataFrame(rows, columns=["k1", "alpha"])
 
@@ -386,607 +448,327 @@ def batch_means_interval(inv_alpha_groups: ArrayLike, level: float = 0.95) -> tu
 
 
 # ----------------------------------------------------------------------------
-# Streaming accumulator
+# Streaming engine
 # ----------------------------------------------------------------------------
 
+#: ℓ(0) as the engine computes it: log(0 + ε) in float32.
+LOG_EPS32: float = float(np.log(np.float32(REFERENCE_EPS)))
 
-class _BlockSums:
-    """Running Mohammadi sums of one ordered stream at several block sizes.
 
-    The stream arrives in pieces, each given as functions returning the
-    float64 sums of its values and of their logs log(|x| + eps) before any
-    positions (:meth:`update_fast`). State per block size K1, all
-    float64 scalars: the sum of the open (incomplete) block and of its logs
-    (its < K1 values are never stored), Σ log(|Y| + eps) over completed blocks,
-    and the block count. Σ log(|X| + eps) over the values of completed blocks
-    is the running total minus the open block's logs, so values after the last
-    complete block are dropped at the end, as in :func:`mohammadi_alpha`.
+class _Adder:
+    """Float64 sums of consecutive runs of q entries of a stream fed in pieces.
 
-    Optionally keeps per-group sums at one block size ``ci_k1`` for
-    :func:`batch_means_interval`: a block counts in the group where it ends,
-    and a group's mean log|X| uses every value fed while that group was current.
+    The run that the earlier pieces left open is carried (its sum and length);
+    the output buffer is reused from piece to piece (fresh large arrays cost
+    page faults), so an output is valid until the next call.
     """
 
-    def __init__(
-        self, k1_values: Sequence[int], eps: float, n_groups: int = 0, ci_k1: int | None = None
-    ) -> None:
-        extra = {int(ci_k1)} if ci_k1 is not None else set()
-        self.k1 = sorted({int(k) for k in k1_values} | extra)
-        if any(k < 2 for k in self.k1):
-            raise ValueError(f"block sizes {self.k1} must all be >= 2")
-        self.eps = float(eps)
-        nk = len(self.k1)
-        self.n_values = 0
-        self.sum_log_all = 0.0
-        self.open_y = np.zeros(nk)
-        self.open_log = np.zeros(nk)
-        self.sum_log_y = np.zeros(nk)
-        self.n_blocks = np.zeros(nk, dtype=np.int64)
-        self.open_zeros = np.zeros(nk, dtype=np.int64)  # exact zeros in the open block
-        self.ci_index = self.k1.index(int(ci_k1)) if ci_k1 is not None else None
-        self.g_sum_log_y = np.zeros(n_groups)
-        self.g_n_blocks = np.zeros(n_groups, dtype=np.int64)
-        self.g_sum_log_x = np.zeros(n_groups)
-        self.g_n_values = np.zeros(n_groups, dtype=np.int64)
+    def __init__(self, q: int) -> None:
+        self.q, self.open_sum, self.open_count = q, 0.0, 0
+        self.buf = np.empty(0)
 
-    def update_fast(
-        self,
-        n: int,
-        value_prefix,
-        log_prefix,
-        group: int = -1,
-        tens: tuple[np.ndarray, int] | None = None,
-        cuts: np.ndarray | None = None,
-        zeros: np.ndarray | None = None,
-    ) -> None:
-        """Feed one piece of ``n`` values given as prefix-sum functions.
-
-        ``zeros``: sorted local positions of the piece's exact zeros, when the
-        stream keeps them: a block made only of zeros then gets Y = 0 exactly
-        (a difference of prefix sums could leave rounding), as in
-        :func:`mohammadi_alpha`.
-
-        ``group``: the interval group current at the piece's first value (-1:
-        none); ``cuts``: sorted local positions where the groups ``group + 1``,
-        ``group + 2``, ... begin inside the piece (a block counts in the group
-        of its last value).
-
-        ``value_prefix(pos)`` / ``log_prefix(pos)`` return the float64 sums of
-        the piece's values / logs before the local positions ``pos`` (int64
-        array, 0 ≤ pos ≤ n). ``tens`` = (s10, pad): sums of 10 consecutive
-        values aligned to multiples of 10 of the whole stream (``s10[t]`` covers
-        local positions 10t − pad .. 10t − pad + 9); with it, block sizes
-        10·j (j < 10) take their block sums from ``s10`` instead of from
-        prefix sums.
-        """
-        if n == 0:
-            return
-        # pass 1: block boundaries of every block size, one prefix evaluation
-        # (boundaries on the 100-grid of a _Prefix are read off it directly)
-        plans = []
-        general = [np.array([n], dtype=np.int64)]  # positions needing value_prefix
-        parts: list = [None]  # per plan: None (from general) or prefix values
-        n_pos = 1
-        p100 = getattr(value_prefix, "p100", None)
-        pad100 = getattr(value_prefix, "pad", 0)
-        for k1 in self.k1:
-            filled = self.n_values % k1
-            first = (k1 - filled) % k1
-            if first > n:
-                plans.append(None)
-                continue
-            count = (n - first) // k1 + 1
-            last = first + (count - 1) * k1
-            use_tens = tens is not None and k1 % 10 == 0 and k1 < 100 and count > 1
-            if use_tens:
-                pos = np.array([first, last])
-                general.append(pos)
-                parts.append(None)
-            elif p100 is not None and k1 % 100 == 0 and (first + pad100) % 100 == 0:
-                g0 = (first + pad100) // 100
-                parts.append(p100[g0 : g0 + (count - 1) * (k1 // 100) + 1 : k1 // 100])
-            else:
-                general.append(np.arange(first, n + 1, k1))
-                parts.append(None)
-            size = 2 if use_tens else count
-            plans.append((filled, first, count, last, use_tens, n_pos, n_pos + size))
-            n_pos += size
-        values = value_prefix(np.concatenate(general))
-        if all(part is None for part in parts):
-            prefix_all = values
-        else:  # interleave, in plan order, general values and grid reads
-            pieces, i, gi = [], 0, 0
-            for part in parts:
-                if part is None:
-                    size = general[gi].size
-                    pieces.append(values[i : i + size])
-                    i += size
-                    gi += 1
-                else:
-                    pieces.append(part)
-            prefix_all = np.concatenate(pieces)
-        v_total = float(prefix_all[0])
-        lasts = np.array([p[3] for p in plans if p is not None], dtype=np.int64)
-        grouped = group >= 0 and self.g_n_values.size > 0
-        cuts = _EMPTY_INT if cuts is None or not grouped else np.asarray(cuts, dtype=np.int64)
-        log_at = log_prefix(np.concatenate(([n], lasts, cuts)))
-        log_total = float(log_at[0])
-        self.sum_log_all += log_total
-        if grouped:  # every value counts in the group current when it is fed
-            edges = np.concatenate(([0], cuts, [n]))
-            at_edges = np.concatenate(([0.0], log_at[1 + lasts.size :], [log_total]))
-            last_group = group + cuts.size
-            self.g_sum_log_x[group : last_group + 1] += np.diff(at_edges)
-            self.g_n_values[group : last_group + 1] += np.diff(edges)
-        # pass 2: all block sums at once. Plan j owns ys[a-1 : b-1]: slot a-1
-        # holds its first block (open block + head) when one was open, slot
-        # i >= a the block between positions i and i+1.
-        ys = np.empty(max(n_pos - 1, 1))
-        np.subtract(prefix_all[1:], prefix_all[:-1], out=ys[: n_pos - 1])
-        active = [j for j in range(len(self.k1)) if plans[j] is not None]
-        n_zeros = 0 if zeros is None else int(zeros.size)
-        if not active:
-            for j in range(len(self.k1)):
-                self.open_y[j] += v_total
-                self.open_log[j] += log_total
-                self.open_zeros[j] += n_zeros
-            self.n_values += n
-            return
-        starts = np.array([plans[j][5] - 1 for j in active])
-        unused: list[int] = []
-        tens_logs: dict[int, tuple[float, int]] = {}
-        for j in active:
-            filled, first, count, last, use_tens, a, _ = plans[j]
-            if filled:
-                ys[a - 1] = self.open_y[j] + prefix_all[a]
-            else:
-                unused.append(a - 1)
-            if n_zeros:  # blocks made only of exact zeros sum to exactly 0
-                k1 = self.k1[j]
-                zb = np.searchsorted(zeros, first + k1 * np.arange(count, dtype=np.int64))
-                if filled and self.open_zeros[j] + zb[0] == filled + first:
-                    ys[a - 1] = 0.0
-                if not use_tens:  # (10-sums of zeros are exactly 0 already)
-                    ys[a + np.flatnonzero(np.diff(zb) == k1)] = 0.0
-                self.open_zeros[j] = n_zeros - zb[-1]
-            else:
-                self.open_zeros[j] = 0
-            if use_tens:
-                unused.append(a)  # P[last] - P[first]: replaced by the 10j-sums
-                s10, pad = tens
-                step = self.k1[j] // 10
-                t0 = (first + pad) // 10
-                inner = s10[t0 : t0 + (count - 1) * step].reshape(count - 1, step)
-                # float32 logs of the (count - 1) block sums (3x faster than
-                # float64; 6e-8 relative error in |Y|, as in the per-value logs)
-                y32 = np.abs(inner @ _ONES64[:step] if step > 1 else inner[:, 0], dtype=np.float32)
-                if self.eps:
-                    y32 += np.float32(self.eps)
-                with np.errstate(divide="ignore"):
-                    np.log(y32, out=y32)
-                tens_logs[j] = (float(y32.sum(dtype=np.float64)), count - 1, y32)
-            self.open_y[j] = v_total - prefix_all[plans[j][6] - 1]
-        np.abs(ys, out=ys)
-        if self.eps:
-            ys += self.eps
-        with np.errstate(divide="ignore"):
-            np.log(ys, out=ys)
-        if unused:
-            ys[unused] = 0.0
-        log_y_all = np.add.reduceat(ys[: n_pos - 1], starts)
-        for i, j in enumerate(active):
-            filled, first, count, last, use_tens, a, b = plans[j]
-            log_y = float(log_y_all[i])
-            nb = (b - a - 1) + (1 if filled else 0)
-            if use_tens:
-                extra, nb_inner, _ = tens_logs[j]
-                log_y += extra
-                nb = nb_inner + (1 if filled else 0)
-            self.open_log[j] = log_total - log_at[i + 1]
-            self.sum_log_y[j] += log_y
-            self.n_blocks[j] += nb
-            if j == self.ci_index and grouped:
-                if not cuts.size:
-                    self.g_sum_log_y[group] += log_y
-                    self.g_n_blocks[group] += nb
-                    continue
-                # block t (t = 0 the open block, when one was open) ends before
-                # first + t·k1 and counts in the group of its last value
-                inner = tens_logs[j][2] if use_tens else ys[a : b - 1]
-                logs_t = np.concatenate(([ys[a - 1]], inner))
-                ends = first + np.arange(count, dtype=np.int64) * self.k1[j]
-                if not filled:
-                    logs_t, ends = logs_t[1:], ends[1:]
-                g = group + np.searchsorted(cuts, ends - 1, side="right")
-                self.g_sum_log_y += np.bincount(g, logs_t, minlength=self.g_sum_log_y.size)
-                self.g_n_blocks += np.bincount(g, minlength=self.g_n_blocks.size)
-        for j in range(len(self.k1)):
-            if plans[j] is None:
-                self.open_y[j] += v_total
-                self.open_log[j] += log_total
-                self.open_zeros[j] += n_zeros
-        self.n_values += n
-
-    def alpha(self, k1: int) -> float:
-        """α̂ at block size ``k1`` (NaN without a complete block)."""
-        j = self.k1.index(int(k1))
-        nb = int(self.n_blocks[j])
-        sum_log_x = self.sum_log_all - self.open_log[j]
-        return alpha_from_log_sums(self.sum_log_y[j], nb, sum_log_x, nb * k1, k1)
-
-    def group_inverse_alphas(self) -> np.ndarray:
-        """1/α̂ of each group at ``ci_k1``, shape (G,); NaN for a group without a block."""
-        if self.ci_index is None:
-            return np.full(self.g_n_values.size, np.nan)
-        k1 = self.k1[self.ci_index]
-        ok = (self.g_n_blocks > 0) & (self.g_n_values > 0)
-        inv = np.full(self.g_n_values.size, np.nan)
-        inv[ok] = (
-            self.g_sum_log_y[ok] / self.g_n_blocks[ok] - self.g_sum_log_x[ok] / self.g_n_values[ok]
-        ) / math.log(k1)
-        return inv
-
-    def nbytes(self) -> int:
-        arrays = (
-            self.open_y,
-            self.open_log,
-            self.open_zeros,
-            self.sum_log_y,
-            self.n_blocks,
-            self.g_sum_log_y,
-            self.g_n_blocks,
-            self.g_sum_log_x,
-            self.g_n_values,
-        )
-        return sum(a.nbytes for a in arrays)
-
-
-_ONES64 = np.ones(10)
-_EMPTY_INT = np.zeros(0, dtype=np.int64)
-#: log(0 + eps) of an exact zero the reference keeps, in float32 like every stored log.
-_LOG_EPS32 = np.log(np.float32(REFERENCE_EPS))
-_ONES32 = np.ones(10, dtype=np.float32)
-_AR10 = np.arange(10)
-#: Smallest |x| for which float32 |x| + REFERENCE_EPS rounds back to |x|
-#: (half an ulp of 2**-27 is 2**-51 > 2**-52): above it log(|x| + eps) is log|x|.
-_TINY = np.float32(2.0**-27)
-
-#: Values per sub-range of the per-value passes (4 MB of float32: about what stays
-#: in cache between one pass and the next).
-LEVEL1_VALUES = 1 << 20
-
-
-class _Prefix:
-    """Prefix sums at any positions of one contiguous piece, from 10- and 100-sums.
-
-    The piece's n values sit in a zero-padded buffer ``w`` at offset ``pad``
-    (so that ``w[0]`` is at a multiple of 100 of the whole stream: block
-    boundaries at multiples of 100 then need no partial sums), with the sums
-    of its 10 consecutive entries in ``s10`` (formed by :class:`_Segment` as
-    the values arrive); the 100-sums and their float64 cumulative sum are
-    formed here, and the sum before position p is the 100-level prefix plus
-    at most 9 tens and 9 single values (gathered only where needed). Cost ≈
-    0.4 ns per value instead of a float64 ``cumsum``'s 3-10.
-    """
-
-    def __init__(self, w: np.ndarray, pad: int, n: int, s10: np.ndarray) -> None:
-        """``s10[:length // 10]`` holds the 10-sums of ``w`` (``length = w.size - 10``)."""
-        length = w.size - 10  # a multiple of 100, >= pad + n; w[length:] is zero padding
-        s10[length // 10 :] = 0.0
-        p100 = np.empty(length // 100 + 1)
-        p100[0] = 0.0
-        np.cumsum(s10[: length // 10].reshape(-1, 10) @ _ONES64, out=p100[1:])
-        self.w, self.s10, self.p100, self.pad, self.n = w, s10, p100, pad, n
-
-    def __call__(self, pos: np.ndarray) -> np.ndarray:
-        f = np.asarray(pos, dtype=np.int64) + self.pad
-        k = f // 100
-        out = self.p100[k]
-        rem = f - 100 * k
-        sel = np.flatnonzero(rem)  # positions off the 100-grid need partial sums
-        if sel.size:
-            rem = rem[sel]
-            base = 100 * k[sel]
-            tens, ones = rem // 10, rem % 10
-            idx = (base // 10)[:, None] + _AR10
-            part = np.where(_AR10 < tens[:, None], self.s10[idx], 0.0).sum(axis=1)
-            idx = (base + 10 * tens)[:, None] + _AR10
-            part += np.where(_AR10 < ones[:, None], self.w[idx], 0).sum(axis=1, dtype=np.float64)
-            out[sel] += part
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        """The sums of the runs that end in ``a``, in order."""
+        q, s, c = self.q, self.open_sum, self.open_count
+        head = min(q - c, a.size) if c else 0
+        if head:
+            s += float(a[:head].sum(dtype=np.float64))
+            c += head
+        n = (a.size - head) // q
+        if self.buf.size < n + 1:
+            self.buf = np.empty(2 * (n + 1))
+        out = self.buf[: n + (c == q)]
+        if c == q:
+            out[0], s, c = s, 0.0, 0
+        body, tail = a[head : head + n * q], a[head + n * q :]
+        if q == 2:
+            np.add(body[0::2], body[1::2], out=out[out.size - n :], dtype=np.float64)
+        else:
+            _kernels().row_sums(body, q, out[out.size - n :])
+        if tail.size:
+            s, c = float(tail.sum(dtype=np.float64)), tail.size
+        self.open_sum, self.open_count = s, c
         return out
 
 
-#: 10-sums formed per float64 conversion (81,920 values: a 640 KB buffer).
-WIDE_TENS = 8192
+def _kernels():
+    """The compiled per-value kernels, :mod:`sgdtail.kernels` (numba is imported on first
+    use: jobs that only read estimates, such as the figures, start ~0.5 s sooner)."""
+    from sgdtail import kernels
+
+    return kernels
 
 
-class _Segment:
-    """One stream's values and logs for a run of rows, in zero-padded float32
-    buffers aligned to multiples of 100 of the whole stream (as :class:`_Prefix`
-    needs), with their 10-sums formed as the values arrive, while they are
-    still in cache. :meth:`prefixes` closes the segment."""
+class _Extremes:
+    """The ``keep`` largest (or smallest) values seen so far, for order statistics.
 
-    def __init__(self, ws: _Workspace, name: str, capacity: int, pad: int) -> None:
-        length = -(-(pad + capacity) // 100) * 100
-        self.w = ws.get(name + "_v", length + 10, np.float32)
-        self.wl = ws.get(name + "_l", length + 10, np.float32)
-        self.s10 = ws.get(name + "_s10v", length // 10 + 10, np.float64)
-        self.s10l = ws.get(name + "_s10l", length // 10 + 10, np.float64)
-        self.w[:pad] = 0
-        self.wl[:pad] = 0
-        self.pad, self.n, self.t_done = pad, 0, 0
-        self._ws, self._name = ws, name
-
-    def slots(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Buffer views for the next ``k`` values and their logs (then :meth:`advance`)."""
-        a = self.pad + self.n
-        return self.w[a : a + k], self.wl[a : a + k]
-
-    def advance(self, k: int) -> None:
-        """``k`` values and logs were written: form every 10-sum now complete."""
-        self.n += k
-        self._tens((self.pad + self.n) // 10)
-
-    def _tens(self, t1: int) -> None:
-        t0 = self.t_done
-        if t1 > t0:
-            # values: float64 sums (a block of values can cancel to ~1e-7 of its
-            # terms, real gradient noise does: float32 10-sums then moved the
-            # reference's α̂ by 2e-4); logs: float32 sums (no such cancellation)
-            # (through a float64 copy of at most WIDE_TENS·10 values: stays in L2)
-            wide = self._ws.get(self._name + "_f64", 10 * min(t1 - t0, WIDE_TENS), np.float64)
-            for a in range(t0, t1, WIDE_TENS):
-                b = min(a + WIDE_TENS, t1)
-                part = wide[: 10 * (b - a)]
-                np.copyto(part, self.w[10 * a : 10 * b])
-                np.dot(part.reshape(-1, 10), _ONES64, out=self.s10[a:b])
-            self.s10l[t0:t1] = self.wl[10 * t0 : 10 * t1].reshape(-1, 10) @ _ONES32
-            self.t_done = t1
-
-    def prefixes(self) -> tuple[_Prefix, _Prefix]:
-        """Zero the padding after the last value, form the last 10-sums, and
-        return the :class:`_Prefix` of the values and of the logs."""
-        end = self.pad + self.n
-        length = -(-end // 100) * 100
-        self.w[end : length + 10] = 0
-        self.wl[end : length + 10] = 0
-        self._tens(length // 10)
-        size = length // 10 + 10
-        vp = _Prefix(self.w[: length + 10], self.pad, self.n, self.s10[:size])
-        lp = _Prefix(self.wl[: length + 10], self.pad, self.n, self.s10l[:size])
-        return vp, lp
-
-
-class _Workspace:
-    """Reusable scratch arrays (fresh large arrays cost a page fault per 4 KiB)."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, size: int, dtype) -> np.ndarray:
-        """A 1-D scratch array of ``size`` elements (contents undefined)."""
-        a = self._arrays.get(name)
-        if a is None or a.size < size or a.dtype != dtype:
-            a = np.empty(size, dtype=dtype)
-            self._arrays[name] = a
-        return a[:size]
-
-
-def _layer_prefixes(pp, lo: np.ndarray, hi: np.ndarray) -> list:
-    """Prefix functions of each layer's stream from the stored stream's prefix
-    function ``pp``: layer l's stream is the stored ranges [lo[l, r], hi[l, r])
-    of the piece's rows r laid end to end (lo, hi: int64 (L, c); a range is
-    shorter than the layer's width where exact zeros were dropped). The range
-    sums of every layer come from one evaluation of ``pp`` (its cost is mostly
-    per call)."""
-    n_layers, c = lo.shape
-    at = pp(np.concatenate([lo.reshape(-1), hi.reshape(-1)])).reshape(2, n_layers, c)
-    out = []
-    for seg_lo, seg_start, seg_stop, width in zip(lo, at[0], at[1], hi - lo, strict=True):
-        cum_width = np.zeros(c + 1, dtype=np.int64)
-        np.cumsum(width, out=cum_width[1:])
-        before = np.zeros(c + 1)
-        np.cumsum(seg_stop - seg_start, out=before[1:])
-
-        def prefix(
-            pos: np.ndarray,
-            seg_lo=seg_lo,
-            seg_start=seg_start,
-            cum_width=cum_width,
-            before=before,
-        ) -> np.ndarray:
-            pos = np.asarray(pos, dtype=np.int64)
-            r = np.minimum(np.searchsorted(cum_width, pos, side="right") - 1, c - 1)
-            return before[r] + (pp(seg_lo[r] + (pos - cum_width[r])) - seg_start[r])
-
-        out.append(prefix)
-    return out
-
-
-def _drop_positions(arr: np.ndarray, drop: np.ndarray, ws: _Workspace) -> None:
-    """Remove the entries at the sorted positions ``drop`` from the contiguous
-    1-D ``arr`` in place: its first ``arr.size - drop.size`` entries become the
-    kept ones, in order. A few positions: the runs between them are moved with
-    memmove (~memcpy speed; a boolean compress costs ~1.6 ns per value);
-    many: one compress through a scratch buffer."""
-    n, nd = arr.size, drop.size
-    if nd == 0:
-        return
-    if nd > max(16, n // 1000):  # ~1.5 µs a run against ~1.6 ns a value
-        keep = ws.get("keep", n, np.bool_)
-        keep[:] = True
-        keep[drop] = False
-        tmp = ws.get("compact", n - nd, arr.dtype)
-        np.compress(keep, arr, out=tmp)
-        arr[: n - nd] = tmp
-        return
-    base, size = arr.ctypes.data, arr.itemsize
-    ends = np.append(drop[1:], n).tolist()
-    dst = int(drop[0])
-    for start, stop in zip((drop + 1).tolist(), ends, strict=True):
-        if stop > start:
-            ctypes.memmove(base + dst * size, base + start * size, (stop - start) * size)
-            dst += stop - start
-
-
-def _through_zeros(vp, lp, zeros: np.ndarray, log_zero: float) -> tuple:
-    """Prefix functions (values, logs) of a stream with exact zeros at the sorted
-    positions ``zeros`` (in that stream), from those of the same stream without
-    them: a position maps to the stored values before it, and each zero before
-    it adds ``log_zero`` to the log sum. A block of zeros sums to exactly 0."""
-
-    def values(pos: np.ndarray) -> np.ndarray:
-        pos = np.asarray(pos, dtype=np.int64)
-        return vp(pos - np.searchsorted(zeros, pos))
-
-    def logs(pos: np.ndarray) -> np.ndarray:
-        pos = np.asarray(pos, dtype=np.int64)
-        before = np.searchsorted(zeros, pos)
-        return lp(pos - before) + before * log_zero
-
-    return values, logs
-
-
-def _above(a: np.ndarray, threshold, keep_zeros: bool) -> np.ndarray:
-    """Hill candidates of |x| values ``a``: those above ``threshold``, or all of
-    them (exact zeros included) while the buffer fills (threshold 0) and zeros
-    are kept."""
-    if keep_zeros and threshold == 0:
-        return a.reshape(-1)
-    return a[a > threshold]
-
-
-class _TopAbs:
-    """The ``keep`` largest |x| seen so far (a Hill buffer, unsorted; sorted on use).
-
-    Once full, only values above its smallest entry (the running threshold)
-    are looked at: one comparison pass per piece, no partition of the piece.
-    Candidates above the threshold wait in a pending list and are merged (one
-    partition) once they number ``keep``: until then the threshold lags, which
-    lets a few more candidates in but never drops one of the final top values.
+    Only values beyond :attr:`threshold` are taken, and only from the columns
+    whose extreme is beyond it: the keep-th value held once ``keep`` are held,
+    before that the keep-th value of a sample of the data (a sample's keep-th
+    largest is never above the data's). Candidates wait and are merged, with
+    one partition, once they number ``keep``.
     """
 
-    def __init__(self, keep: int) -> None:
-        self.keep = int(keep)
-        self.top = np.empty(0, dtype=np.float32)
-        self.threshold = np.float32(0)
-        self.n_values = 0
+    def __init__(self, keep: int, largest: bool, exclude_zeros: bool) -> None:
+        self.keep, self.largest, self.exclude_zeros = int(keep), largest, exclude_zeros
+        self.held = np.empty(0, dtype=np.float32)  # float64 once float64 values come
+        self.threshold = 0.0 if largest else math.inf
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
 
-    def add(self, cand: np.ndarray) -> None:
-        """Merge candidates: 1-D |x| values, all above :attr:`threshold` once
-        the buffer is full (nonzero ones only when zeros are dropped)."""
-        if cand.size == 0:
-            return
-        self._pending.append(cand.astype(np.float32, copy=False))
-        self._n_pending += cand.size
-        if self.top.size < self.keep or self._n_pending >= self.keep:
+    def add_from(self, a: np.ndarray, extremes: np.ndarray | None = None) -> None:
+        """Take the candidates among the values of ``a``: a 1-D array, or a 2-D one with
+        ``extremes``, the maximum (or minimum) of each of its columns. Ties with the
+        threshold are taken (the threshold may be one of the values kept)."""
+        if self.held.size < self.keep and not self._pending:
+            # a sample of √(keep·n) values: its partition and the candidates it lets through
+            # (about n·keep/sample) then cost alike
+            stride = max(1, min(a.shape[-1], math.isqrt(a.size // self.keep)))
+            self.threshold = self._bound(np.ravel(a[..., ::stride]))
+        if extremes is not None:  # only the columns that hold a candidate, when few do
+            beyond = extremes >= self.threshold if self.largest else extremes <= self.threshold
+            hot = np.flatnonzero(beyond)
+            a = a[:, hot] if 4 * hot.size < beyond.size else a
+        c = a[a >= self.threshold] if self.largest else a[a <= self.threshold]
+        if self.exclude_zeros:
+            c = c[c != 0]
+        self._pending.append(c)
+        self._n_pending += c.size
+        if self.held.size < self.keep or self._n_pending >= self.keep:
             self._merge()
 
+    def _bound(self, sample: np.ndarray) -> float:
+        if self.exclude_zeros:
+            sample = sample[sample != 0]
+        if sample.size < self.keep:
+            return self.threshold
+        top = self._top(sample)
+        return float(top.min() if self.largest else top.max())
+
+    def _top(self, a: np.ndarray) -> np.ndarray:
+        """The keep most extreme entries of a, in any order."""
+        if a.size <= self.keep:
+            return a
+        i = a.size - self.keep if self.largest else self.keep - 1
+        part = np.partition(a, i)
+        return part[i:] if self.largest else part[: self.keep]
+
     def _merge(self) -> None:
-        if not self._pending:
-            return
-        merged = np.concatenate([self.top, *self._pending])
+        self.held = self._top(np.concatenate([self.held, *self._pending]))
         self._pending, self._n_pending = [], 0
-        if merged.size > self.keep:
-            merged = np.partition(merged, merged.size - self.keep)[merged.size - self.keep :]
-        self.top = merged.copy()
-        if self.top.size >= self.keep:
-            self.threshold = self.top.min()
+        if self.held.size == self.keep:
+            self.threshold = float(self.held.min() if self.largest else self.held.max())
 
-    def alpha(self, k: int | None) -> float:
-        """Hill α̂ with k order statistics (default :func:`default_hill_k` of the count)."""
+    def sorted(self) -> np.ndarray:
+        """The values held, most extreme first."""
         self._merge()
-        if self.n_values < 2:
-            return math.nan
-        k = default_hill_k(self.n_values) if k is None else k
-        if k + 1 > self.top.size:
-            return math.nan
-        return _hill_from_top(np.sort(self.top)[::-1][: k + 1], k)
-
-    def nbytes(self) -> int:
-        return self.top.nbytes + sum(a.nbytes for a in self._pending)
+        s = np.sort(self.held)
+        return s[::-1] if self.largest else s
 
 
-class _ColumnSums:
-    """Per-coordinate Mohammadi sums along the rows (minibatches) of U.
+class _Sums:
+    """Running Mohammadi sums of one stream at one block size K1, per interval group.
 
-    K1 = max(2, ⌊√P⌋) consecutive rows form a block; rows after the last
-    complete block are dropped. State, all of shape (M,): the open block's
-    partial sums, Σ log|Y|, Σ log|X| (eps 0), and an exact-zero flag.
+    Per group g, over the blocks whose last value falls in g: Σ ℓ(Y), their
+    number and Σ log n (n = K1, or with ``exclude_zeros`` the block's number
+    of nonzero values, and blocks with Y = 0 left out).
+    """
+
+    def __init__(self, k1: int, n_groups: int, exclude_zeros: bool) -> None:
+        self.k1, self.exclude_zeros = k1, exclude_zeros
+        self.log_y = np.zeros(n_groups)
+        self.blocks = np.zeros(n_groups, dtype=np.int64)
+        self.log_n = np.zeros(n_groups)
+        self.smallest: _Extremes | None = None  # |Y| order statistics, when asked for
+        self._buf = np.empty(0)
+
+    def add(self, y: np.ndarray, zeros: tuple[np.ndarray, np.ndarray], group: int) -> None:
+        """Block sums ``y`` (float64) ending in ``group``, and (blocks, counts): the
+        blocks (indices into y) that hold exact zeros, and how many."""
+        if self._buf.size < y.size:
+            self._buf = np.empty(2 * y.size)
+        log_y = _log_eps(y, self._buf[: y.size])
+        blocks, log_n = y.size, y.size * math.log(self.k1)
+        if self.exclude_zeros and (zeros[0].size or not y.all()):
+            drop = np.flatnonzero(y == 0)
+            log_y[drop] = 0.0
+            blocks -= drop.size
+            log_n -= drop.size * math.log(self.k1)
+            hit = y[zeros[0]] != 0  # blocks with zeros hold fewer than K1 values
+            log_n += float((np.log(self.k1 - zeros[1][hit]) - math.log(self.k1)).sum())
+            y = np.delete(y, drop) if self.smallest is not None and drop.size else y
+        self.log_y[group] += float(log_y.sum())
+        self.blocks[group] += blocks
+        self.log_n[group] += log_n
+        if self.smallest is not None:
+            self.smallest.add_from(np.abs(y))
+
+
+def _odd_split(k1: int) -> tuple[int, int]:
+    """(v, q) with k1 = q·2^v and q odd."""
+    v = (k1 & -k1).bit_length() - 1
+    return v, k1 >> v
+
+
+class _Stream:
+    """Block sums of one stream of values at several block sizes, fed in pieces.
+
+    A block size K1 = q·2^v (q odd) groups q consecutive sums of 2^v values; the
+    sums of 2^j values come from a ladder (level j + 1 adds consecutive pairs
+    of level j; from the values, when no block size needs levels 1 to 3, level
+    4 adds runs of 16). Blocks start at multiples of K1 from the stream's first
+    value, whatever the pieces. The stream is the rows of a (P, width) matrix
+    one after the other; the specs in ``grouped`` keep their sums per interval
+    group (a block counts in the group of the row of its last value). The
+    ladder also makes the sums of 2^j values for each j in ``levels``.
+    """
+
+    def __init__(self, specs, width, row_group, grouped=(), base: int = 0, levels=()):
+        n_groups = int(row_group[-1]) + 1
+        self.sums = {
+            spec: _Sums(spec[0], n_groups if spec in grouped else 1, spec[1])
+            for spec in sorted(set(specs))
+        }
+        self.width, self.row_group, self.base = width, row_group, base
+        needed = [_odd_split(k)[0] for k, _ in self.sums] + list(levels)
+        jump = 4 if base == 0 and min(needed) >= 4 else 1
+        #: (level, adder): level ``level`` adds runs of entries of the level below
+        self.ladder = [(base + jump, _Adder(1 << jump))] if max(needed) > base else []
+        self.ladder += [(j, _Adder(2)) for j in range(base + jump + 1, max(needed) + 1)]
+        self.odd = {spec: _Adder(_odd_split(spec[0])[1]) for spec in self.sums}
+        self.done = dict.fromkeys(self.sums, 0)
+        self.n_values = 0
+        self.zeros = np.empty(0, dtype=np.int64)  # positions of exact zeros in open blocks
+
+    def feed(self, x: np.ndarray, zeros: np.ndarray) -> list[np.ndarray]:
+        """The stream's next sums of 2^base values (1-D) and the positions of their exact
+        zeros (in values from the start of ``x``); returns the levels made:
+        ``levels[j]`` holds the completed sums of 2^j values (None below base)."""
+        levels = [None] * self.base + [x]
+        for level, adder in self.ladder:
+            levels += [None] * (level - len(levels)) + [adder(levels[-1])]
+        if zeros.size:
+            self.zeros = np.concatenate([self.zeros, zeros + self.n_values])
+        for spec, sums in self.sums.items():
+            v, q = _odd_split(spec[0])
+            y = levels[v] if q == 1 else self.odd[spec](levels[v])
+            blocks, counts = self._zero_counts(spec[0], self.done[spec], y.size)
+            for g, a, b in self._runs(spec[0], self.done[spec], y.size, sums.log_y.size > 1):
+                inside = (blocks >= a) & (blocks < b)
+                sums.add(y[a:b], (blocks[inside] - a, counts[inside]), g)
+            self.done[spec] += y.size
+        self.n_values += x.size << self.base
+        if self.zeros.size:
+            open_from = min(self.done[s] * s[0] for s in self.sums)
+            self.zeros = self.zeros[self.zeros >= open_from]
+        return levels
+
+    def _zero_counts(self, k1: int, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The blocks among first .. first + n − 1 (of size k1) that hold exact zeros,
+        as indices from ``first``, and their numbers of zeros."""
+        b = self.zeros // k1 - first
+        return np.unique(b[(b >= 0) & (b < n)], return_counts=True)
+
+    def _runs(self, k1: int, first: int, n: int, grouped: bool) -> list[tuple[int, int, int]]:
+        """(group, start, stop): the blocks first + start .. first + stop − 1 end in one
+        interval group (one run in group 0 when the sums are not kept per group)."""
+        if not grouped or n == 0:
+            return [(0, 0, n)] if n else []
+        g = self.row_group[((first + np.arange(1, n + 1)) * k1 - 1) // self.width]
+        cuts = [0, *(np.flatnonzero(np.diff(g)) + 1).tolist(), n]
+        return [(int(g[a]), a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+class _Scope:
+    """One sample of the noise matrix (all of it, one layer, or the shuffled
+    columns): its stream's block sums, ℓ(X) sums per interval group, and Hill
+    buffer. Its robust block sizes are :func:`robust_k1_values` of its number
+    of values, and the sums at :func:`central_k1` are kept per group."""
+
+    def __init__(
+        self, name, columns, row_group, specs, exclude_zeros, hill_keep, base=0, levels=()
+    ):
+        self.name, self.columns = name, columns
+        self.width = columns.stop - columns.start if isinstance(columns, slice) else columns.size
+        self.n_expected = row_group.size * self.width
+        self.ci = (central_k1(self.n_expected), exclude_zeros)
+        self.stream = _Stream(specs, self.width, row_group, {self.ci}, base, levels)
+        self.row_group = row_group
+        n_groups = int(row_group[-1]) + 1
+        self.log_x = np.zeros(n_groups)  # Σ ℓ(X) over the nonzero values, per group
+        self.n_x = np.zeros(n_groups, dtype=np.int64)
+        self.n_zero = np.zeros(n_groups, dtype=np.int64)
+        self.hill = _Extremes(hill_keep, True, True) if hill_keep else None
+
+    def feed(self, x: np.ndarray, first_row: int, col_logs: list, zeros: tuple) -> list:
+        """This scope's part of a piece of rows from ``first_row`` on: ``x`` (c, width /
+        2^base), the sums of 2^base consecutive values of each row; per interval
+        group of the piece's rows, (group, rows, Σ ℓ of every column of U over
+        them); the (row in the piece, column in the scope) of the exact zeros.
+        Returns the stream's levels (see :meth:`_Stream.feed`)."""
+        for g, rows, col_log in col_logs:
+            self.log_x[g] += float(col_log[self.columns].sum(dtype=np.float64))
+            self.n_x[g] += rows * self.width
+        np.add.at(self.n_zero, self.row_group[first_row + zeros[0]], 1)
+        local = zeros[0] * self.width + zeros[1]
+        return self.stream.feed(np.ascontiguousarray(x).reshape(-1), local)
+
+    def x_sums(self, exclude_zeros: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per group: Σ ℓ(X) and the number of values (nonzero ones with ``exclude_zeros``)."""
+        if exclude_zeros:
+            return self.log_x, self.n_x - self.n_zero
+        return self.log_x + self.n_zero * LOG_EPS32, self.n_x
+
+    def inverse_alphas(self) -> np.ndarray:
+        """1/α̂ per group at the central block size (NaN where a group has no block)."""
+        s = self.stream.sums[self.ci]
+        sx, nx = self.x_sums(self.ci[1])
+        return _inverse_alpha(s.log_y, s.blocks, sx, nx, s.log_n)
+
+    def alpha(self, spec: tuple[int, bool]) -> float:
+        """α̂ over all groups at one block size."""
+        s = self.stream.sums[spec]
+        sx, nx = self.x_sums(spec[1])
+        inv = _inverse_alpha(s.log_y.sum(), s.blocks.sum(), sx.sum(), nx.sum(), s.log_n.sum())
+        with np.errstate(divide="ignore"):
+            return float(np.float64(1.0) / inv)
+
+
+class _Columns:
+    """Per-coordinate Mohammadi sums along the rows of U.
+
+    K1 = max(2, ⌊√P⌋) consecutive rows form a block; rows after the last complete
+    block are in no block. State, of shape (M,): the open block's sums (rows
+    added in float32, blocks in float64), Σ ℓ(Y), Σ ℓ(X) and an exact-zero flag.
     """
 
     def __init__(self, n_rows: int, n_cols: int) -> None:
         self.k1 = max(2, math.isqrt(n_rows))
         self.k2 = n_rows // self.k1
-        self.used_rows = self.k1 * self.k2
+        self.n_rows = n_rows
         self.partial = np.zeros(n_cols)
-        self.sum_log_y = np.zeros(n_cols)
-        self.sum_log_x = np.zeros(n_cols)
+        self.log_y = np.zeros(n_cols)
+        self.log_x = np.zeros(n_cols)
         self.has_zero = np.zeros(n_cols, dtype=bool)
-        self.row = 0
+        self.rows = 0
 
-    def update(self, rows: np.ndarray, log_abs: np.ndarray, has_zero: np.ndarray | None) -> None:
-        """Feed rows (c, M), their log|x| (c, M; any value at zeros), and the
-        columns with an exact zero in these rows ((M,) bool, or None for none)."""
-        c = rows.shape[0]
-        if has_zero is not None:
-            self.has_zero |= has_zero
-        n_used = min(c, max(0, self.used_rows - self.row))
-        if n_used:
-            # float32 BLAS sum over at most one piece's rows, then float64
-            logs = log_abs[:n_used]
-            ones = np.ones(n_used, dtype=logs.dtype)
-            self.sum_log_x += ones @ logs if n_used > 1 else logs[0]
+    def add(self, u: np.ndarray, col_log: np.ndarray, zero_cols: np.ndarray) -> None:
+        """Rows ``u`` (c, M), their columns' Σ ℓ, and the columns with an exact zero."""
+        self.log_x += col_log
+        self.has_zero[zero_cols] = True
         i = 0
-        while i < n_used:
-            filled = (self.row + i) % self.k1
-            take = min(self.k1 - filled, n_used - i)
-            block = rows[i : i + take]
-            if take > 1:  # BLAS column sums in the rows' precision (≤ K1 rows), then float64
-                self.partial += np.ones(take, dtype=block.dtype) @ block
-            else:
-                self.partial += np.add.reduce(block, axis=0, dtype=np.float64)
-            i += take
-            if filled + take == self.k1:
-                with np.errstate(divide="ignore"):
-                    self.sum_log_y += np.log(np.abs(self.partial))
+        while i < u.shape[0] and self.rows < self.k1 * self.k2:
+            take = min(self.k1 - self.rows % self.k1, u.shape[0] - i)
+            self.partial += u[i : i + take].sum(axis=0)
+            i, self.rows = i + take, self.rows + take
+            if self.rows % self.k1 == 0:
+                self.log_y += _log_eps(self.partial)
                 self.partial[:] = 0.0
-        self.row += c
+        self.rows += u.shape[0] - i
 
     def alphas(self) -> np.ndarray:
         """α̂ per column, shape (M,); NaN for columns with an exact zero."""
-        return _column_alphas(self.sum_log_y, self.sum_log_x, self.has_zero, self.k1, self.k2)
-
-    def nbytes(self) -> int:
-        arrays = (self.partial, self.sum_log_y, self.sum_log_x, self.has_zero)
-        return sum(a.nbytes for a in arrays)
-
-
-class _Scope:
-    """Accumulators of one scope (pooled, or one layer): robust sums, Hill, zeros."""
-
-    def __init__(
-        self,
-        name: str,
-        n_expected: int,
-        factors: Sequence[float],
-        eps: float,
-        n_groups: int,
-        hill_k: int | None,
-        extra_k1: Sequence[int] = (),
-    ) -> None:
-        self.name = name
-        self.n_expected = n_expected
-        self.robust_k1 = robust_k1_values(n_expected, factors)
-        self.ci_k1 = max(2, math.floor(math.sqrt(n_expected)))
-        self.sums = _BlockSums([*self.robust_k1, *extra_k1], eps, n_groups, self.ci_k1)
-        self.hill = _TopAbs((hill_k if hill_k is not None else default_hill_k(n_expected)) + 1)
-        self.n_zero = 0
-
-    def robust_alpha(self) -> float:
-        return _finite_median([self.sums.alpha(k1) for k1 in self.robust_k1])
+        return _column_alphas(self.log_y, self.log_x, self.has_zero, self.k1, self.k2, self.n_rows)
 
 
 class StreamingTailStats:
@@ -995,78 +777,53 @@ class StreamingTailStats:
     Feed the rows of U in order with :meth:`update` (any chunking), then call
     :meth:`finalize`. The pooled sample is U flattened row-major (row p's M
     coordinates, then row p+1's, ...); a layer's sample is
-    ``U[:, start:stop]`` flattened row-major. State is O(M + number of block
-    sizes + Hill buffer), independent of P; temporaries are O(piece size).
+    ``U[:, start:stop]`` flattened row-major. State is O(M + block sizes +
+    order-statistic buffers), independent of P; scratch is O(piece size).
 
-    Rows of :meth:`finalize` (each equal, to float rounding, to the in-memory
-    function named, whatever the chunking):
+    Rows of :meth:`finalize`, each equal (to float rounding, whatever the
+    chunking) to the in-memory function named; zeros are handled as
+    ``exclude_zeros`` says for all but the reference:
 
-    * ``mohammadi_reference`` (pooled): :func:`mohammadi_reference`
-      (U.flatten()): K1 = :func:`reference_k1` (P·M), zeros kept,
-      eps = :data:`REFERENCE_EPS`.
-    * ``mohammadi_robust`` (pooled and per layer):
-      :func:`mohammadi_robust` (x, factors, eps, k_nominal=K) with x the
-      scope's values in order (exact zeros dropped when ``exclude_zeros``),
-      K = P·M (per layer P·layer width). The block sizes come from this
-      *nominal* K, known before the data, even when zeros are dropped (the
-      number of nonzero values is only known at the end). eps = 0 when zeros
-      are dropped, else :data:`REFERENCE_EPS` (with eps = 0 one kept zero would
-      force α̂ = 0). ``k1`` holds max(2, ⌊√K⌋); ``ci_low``/``ci_high`` are a
-      batch-means interval at that K1 over G = ``ci_groups`` groups of
-      consecutive minibatches (rows ⌊g·P/G⌋ to ⌊(g+1)·P/G⌋ − 1): each group
-      gives 1/α̂_g from its own blocks (a block belongs to the group where it
-      ends) and its own values, see :func:`batch_means_interval`. The
-      interval is for the K1 = ⌊√K⌋ member (the point estimate is the median
-      over the K1 values): it measures sampling noise across minibatches,
-      not the dependence on K1 (see ``block_sweep`` for that).
-    * ``hill`` (pooled and per layer): :func:`hill_alpha` on the same values,
-      k = ``hill_k`` or :func:`default_hill_k` (number of values used).
+    * ``mohammadi_reference`` (pooled): :func:`mohammadi_reference` (U.flatten()).
+    * ``mohammadi_robust`` (pooled and per layer): :func:`mohammadi_robust`
+      (x, factors, k_nominal=K), K = P·M (per layer P·width). ``k1`` holds
+      :func:`central_k1` (K); ``ci_low``/``ci_high`` are a batch-means interval
+      at that K1 over G = ``ci_groups`` groups of consecutive minibatches (rows
+      ⌊g·P/G⌋ to ⌊(g+1)·P/G⌋ − 1): each group gives 1/α̂_g from the blocks that
+      end in it and its own values, see :func:`batch_means_interval`. It
+      measures sampling noise across minibatches, not the dependence on K1
+      (``block_sweep`` shows that).
+    * ``mohammadi_order`` (pooled): :func:`mohammadi_order_alpha` (U.flatten(),
+      K1 = :func:`central_k1` (K)).
+    * ``hill`` (pooled and per layer): :func:`hill_alpha` on the scope's values
+      (nonzero ones with ``exclude_zeros``), k = ``hill_k`` or
+      :func:`default_hill_k` (their number).
     * ``per_coordinate`` (pooled and per layer): :func:`per_coordinate_alpha`
       (U); ``alpha`` is the median over the scope's columns without an exact
       zero, ``q25``/``q75`` the quartiles, ``k1`` = max(2, ⌊√P⌋).
-    * ``block_sweep`` (pooled): α̂ at each K1 in ``sweep_k1`` on the same
-      values as the pooled robust estimate. ``order="natural"`` equals
-      :func:`block_size_sweep`. ``order="shuffled"`` is the same sweep on a
-      reordered stream: one fixed random set of S columns in a fixed random
-      order, ``cols = shuffle_columns`` = the first S entries of
-      ``np.random.default_rng(shuffle_seed).permutation(M)`` with
-      S = min(M, max(:data:`SHUFFLE_MIN_COLUMNS`, ⌈M/8⌉)), drawn before the
-      data arrive; the stream is ``U[:, cols].reshape(-1)`` (zeros dropped
-      when ``exclude_zeros``), i.e. it equals
-      :func:`block_size_sweep` (``U[:, cols].reshape(-1)``, shuffle=False).
-      Consecutive values of a block are then random coordinates of the same
-      minibatch, not neighbours in one layer: this breaks the correlation of
-      consecutive coordinates (and mixes layers and units) at the cost of a
-      gather of S values per row, instead of a global shuffle, which cannot
-      stream. It does not depend on the chunking. For M ≤ 16,384 every
-      column is used; for the MNIST FCN 128×3 (M = 118,016) 16,384 columns
-      (13.9% of the values).
+    * ``block_sweep`` (pooled): :func:`mohammadi_alpha` at each K1 in
+      ``sweep_k1``; ``order="natural"`` on U.flatten(); ``order="shuffled"`` on
+      ``U[:, shuffle_columns].reshape(-1)``: S = min(M, max(
+      :data:`SHUFFLE_MIN_COLUMNS`, ⌈M/8⌉)) columns, the first S entries of
+      ``np.random.default_rng(shuffle_seed).permutation(M)``. Consecutive values
+      of a block are then random coordinates of one minibatch, not neighbours
+      in one layer (a global shuffle cannot stream).
 
-    Speed: one float32 log per value and one float32 copy; sums of 10 and
-    100 consecutive values (matrix-vector products) and their cumulative sum
-    give the block sums at any boundary, for every block size and scope at
-    once (values below 2**-27, where log(|x| + eps) ≠ log|x|, get a
-    correction there). Exact zeros -- real checkpoints have them in every
-    row, e.g. the weights of a dead ReLU unit -- are located and their
-    positions kept: with ``exclude_zeros`` they are removed from the stored
-    values in place (memmove of the runs between them) and the reference
-    reads the stored stream through that list; without it they are stored,
-    and the list makes a block of zeros sum to exactly 0. The per-value
-    passes run on sub-ranges of :data:`LEVEL1_VALUES` values, so that each
-    finds its data in cache; the block bookkeeping, whose cost is mostly per
-    call, runs once per piece. Small :meth:`update` chunks are collected
-    into pieces of up to ``max_piece_values`` values; a chunk of whole
-    pieces is processed without a copy. Measured for 70.8 million values
-    (MNIST FCN 128×3, b = 100, one thread, forming the noise from the
-    gradients and ḡ included): ~0.41 s at initialisation (2 rows with a
-    zero), ~0.45 s after 300 SGD steps (a zero in each of the 600 rows;
-    ~0.5 s with zeros kept; 1.4 s and 1.15 s when such rows took a
-    float64-cumsum path of their own).
+    ``zero_fraction`` is the fraction of exact zeros among the scope's values;
+    ``n_values`` the number of values that entered the estimate.
 
-    ``zero_fraction`` is the fraction of exact zeros among the scope's values
-    (all of U for pooled rows); ``n_values`` the number of values that entered
-    the estimate (robust and hill: values after dropping zeros; block_sweep:
-    values in complete blocks; per_coordinate: valid columns × rows used).
+    How, per piece of rows: one compiled pass takes |U| and each column's
+    minimum and maximum (:func:`sgdtail.kernels.scan`); the columns' extremes
+    say where order-statistic candidates and exact zeros can be; ℓ(U) is taken
+    in float32 and its column sums, per interval group of rows, give every
+    Σ ℓ(X). Each scope's values go through a ladder of float64 block sums
+    (:class:`_Stream`): sums of 16 consecutive values in one compiled pass, then
+    pair sums, level j holding the sums of 2^j values, so every robust and
+    sweep block size comes from one pass; any other K1 = q·2^v (the
+    reference's) adds q consecutive sums of level v. A layer's stream starts
+    from the pooled sums of 2^g values, g the largest level that no layer
+    boundary cuts. The positions of exact zeros give each block's number of
+    nonzero values.
     """
 
     def __init__(
@@ -1092,99 +849,102 @@ class StreamingTailStats:
             n_cols: M, the number of parameters (columns of U).
             layers: (name, start, stop) column ranges that tile [0, M) without
                 gaps or overlaps; may be empty (then no per-layer rows).
-            exclude_zeros: drop exact zeros before the robust, sweep and Hill
-                estimates (the reference always keeps them).
-            robust_factors: factors f of the robust block sizes ⌊f·√K⌋.
+            exclude_zeros: leave exact zeros out of every estimate but the reference.
+            robust_factors: factors f of the robust block sizes (powers of two near f·√K).
             sweep_k1: block sizes of the sweep; default :func:`default_sweep_k1`
                 (P·M); ``[]`` disables the sweep.
             hill_k: order statistics for Hill; default :func:`default_hill_k`.
-            ci_groups: G, groups of consecutive rows for the interval (≥ 2;
-                capped at P).
+            ci_groups: G, groups of consecutive rows for the interval (≥ 2; capped at P).
             ci_level: coverage of the interval, in (0, 1).
-            shuffle_seed: seed of the column subset and order of the shuffled
-                sweep (``shuffle_columns``).
+            shuffle_seed: seed of the shuffled sweep's columns (``shuffle_columns``).
             per_coordinate: also compute per-coordinate estimates (O(M) state).
-            shuffled_sweep: also run the sweep on the shuffled stream (a gather
-                of S of the M columns per row: about a third of the time).
-            max_piece_values: most values processed at once (rounded down to
-                whole rows, at least one; scratch buffers take about 11 bytes
-                per value plus ~8 MB, reused from piece to piece).
+            shuffled_sweep: also run the sweep on the shuffled stream.
+            max_piece_values: most values processed at once (whole rows, at least
+                one; scratch is about 20 bytes per value).
         """
         self.n_rows = _positive_int(n_rows, "n_rows")
         self.n_cols = _positive_int(n_cols, "n_cols")
-        if self.n_rows < 2:
-            raise ValueError("n_rows must be >= 2 (one row has no noise to estimate)")
-        if ci_groups < 2:
-            raise ValueError(f"ci_groups={ci_groups} must be >= 2 for a batch-means interval")
-        if not 0.0 < ci_level < 1.0:
-            raise ValueError(f"ci_level={ci_level} must lie in (0, 1), e.g. 0.95")
-        if hill_k is not None and hill_k < 1:
-            raise ValueError(f"hill_k={hill_k} must be >= 1, or None for the default")
+        _check_options(self.n_rows, ci_groups, ci_level, hill_k)
         self.layers = _check_layers(layers, self.n_cols)
         self.exclude_zeros = bool(exclude_zeros)
-        self.ci_level = float(ci_level)
-        self.hill_k = hill_k
-        self.rows_seen = 0
+        self.ci_level, self.hill_k, self.factors = float(ci_level), hill_k, tuple(robust_factors)
         n_total = self.n_rows * self.n_cols
-        self.eps = 0.0 if self.exclude_zeros else REFERENCE_EPS
         chosen = default_sweep_k1(n_total) if sweep_k1 is None else sweep_k1
         self.sweep_k1 = sorted({int(k) for k in chosen})
         if any(k < 2 for k in self.sweep_k1):
             raise ValueError(f"sweep_k1={self.sweep_k1} must contain block sizes >= 2 only")
         n_groups = min(int(ci_groups), self.n_rows)
         self.group_bounds = [(g * self.n_rows) // n_groups for g in range(n_groups + 1)]
+        #: Interval group of each row of U.
+        self.row_group = np.searchsorted(self.group_bounds, np.arange(self.n_rows), "right") - 1
         self.reference_k1 = reference_k1(n_total)
-        self._reference = (
-            _BlockSums([self.reference_k1], REFERENCE_EPS) if self.reference_k1 >= 2 else None
+        self.rows_seen = 0
+        self.max_piece_rows = max(1, int(max_piece_values) // self.n_cols)
+        self._scratch = np.empty(min(self.max_piece_rows, self.n_rows) * self.n_cols, np.float32)
+        sweep = [(k, self.exclude_zeros) for k in self.sweep_k1]
+        reference = [(self.reference_k1, False)] if self.reference_k1 >= 2 else []
+        #: Layers take their streams from the pooled sums of 2^g values, g the largest
+        #: with 2^g dividing M and every layer's start, and at most their smallest K1.
+        self._layer_base = min(
+            [_odd_split(self.n_cols)[0], *(_odd_split(a)[0] for _, a, _ in self.layers if a)]
+            + [_odd_split(k)[0] for _, a, b in self.layers for k, _ in self._specs(b - a)]
         )
-        self._pooled = _Scope(
-            "pooled", n_total, robust_factors, self.eps, n_groups, hill_k, self.sweep_k1
-        )
-        self._shuffled = (
-            _BlockSums(self.sweep_k1, self.eps) if (self.sweep_k1 and shuffled_sweep) else None
-        )
-        self._layers = [
-            _Scope(name, self.n_rows * (stop - start), robust_factors, self.eps, n_groups, hill_k)
-            for name, start, stop in self.layers
+        extra = [*sweep, *reference]
+        pooled = self._scope("pooled", slice(0, self.n_cols), extra, 0, [self._layer_base])
+        self._scopes = [pooled]
+        self._scopes += [
+            self._scope(n, slice(a, b), [], self._layer_base) for n, a, b in self.layers
         ]
-        self._columns = _ColumnSums(self.n_rows, self.n_cols) if per_coordinate else None
+        m = central_k1(n_total)
+        order_k = default_order_k(n_total // m, m)
+        self._order_x = _Extremes(m * order_k, False, self.exclude_zeros)
+        self._order_y = self._scopes[0].stream.sums[(m, self.exclude_zeros)]
+        self._order_y.smallest = _Extremes(order_k, False, self.exclude_zeros)
+        self._shuffle(shuffle_seed, sweep if shuffled_sweep else [])
+        self._columns = _Columns(self.n_rows, self.n_cols) if per_coordinate else None
+
+    def _shuffle(self, seed: int, sweep: list) -> None:
+        """The shuffled stream's columns (and its scope, when there is a sweep to run)."""
         n_shuffled = min(self.n_cols, max(SHUFFLE_MIN_COLUMNS, -(-self.n_cols // 8)))
         #: Columns of U, in order, that form each row of the shuffled stream.
-        self.shuffle_columns = np.random.default_rng(shuffle_seed).permutation(self.n_cols)[
-            :n_shuffled
+        self.shuffle_columns = np.random.default_rng(seed).permutation(self.n_cols)[:n_shuffled]
+        self._shuffle_position = np.full(self.n_cols, -1)  # column -> place in a shuffled row
+        self._shuffle_position[self.shuffle_columns] = np.arange(n_shuffled)
+        ascending = np.sort(self.shuffle_columns)  # shuffle_columns = ascending[_gather[1]]
+        self._gather = (ascending, np.searchsorted(ascending, self.shuffle_columns))
+        rows = min(self.max_piece_rows, self.n_rows)
+        self._gathered = [np.empty((rows, n_shuffled), np.float32) for _ in range(2)]
+        self._shuffled = None
+        if sweep:
+            self._shuffled = _Scope(
+                "shuffled", self.shuffle_columns, self.row_group, sweep, self.exclude_zeros, None
+            )
+
+    def _specs(self, width: int) -> list[tuple[int, bool]]:
+        """The robust block sizes of a scope of ``width`` columns, and its central one."""
+        n = self.n_rows * width
+        return [
+            (k, self.exclude_zeros) for k in [*robust_k1_values(n, self.factors), central_k1(n)]
         ]
-        self._shuffle_index = None  # torch view of shuffle_columns, made on first use
-        self.max_piece_rows = min(self.n_rows, max(1, int(max_piece_values) // self.n_cols))
-        self._buffer: np.ndarray | None = None
-        self._n_buffered = 0
-        self._work = _Workspace()
+
+    def _scope(self, name: str, columns: slice, extra: Sequence, base: int, levels=()) -> _Scope:
+        specs = [*self._specs(columns.stop - columns.start), *extra]
+        n = self.n_rows * (columns.stop - columns.start)
+        keep = (self.hill_k if self.hill_k is not None else default_hill_k(n)) + 1
+        ex = self.exclude_zeros
+        return _Scope(name, columns, self.row_group, specs, ex, keep, base, levels)
 
     # -- feeding -------------------------------------------------------------
 
-    def update(
-        self,
-        rows: torch.Tensor | np.ndarray,
-        center: torch.Tensor | np.ndarray | None = None,
-        norms: np.ndarray | None = None,
-    ) -> None:
+    def update(self, rows: torch.Tensor | np.ndarray) -> None:
         """Consume the next consecutive rows of U.
 
         Args:
             rows: shape (c, M) (or (M,) for one row), finite; converted to a
                 float32 numpy array on the CPU. c ≥ 1, any chunking.
-            center: optional (M,) vector: the rows fed are ``rows - center``
-                (float32), formed a cache-sized sub-range at a time inside the
-                per-value passes, so that a caller holding minibatch gradients
-                and their mean ḡ never writes the noise matrix: one read of the
-                gradients instead of a subtraction pass, a norm pass and a
-                copy (~4 passes over memory). ``rows`` is not modified.
-            norms: optional float64 array of shape (c,), filled with the
-                Euclidean norm of each fed row (of ``rows - center`` with a
-                center), computed while the row is in cache.
 
-        A row with NaN or inf raises ValueError; rows before it in the same
-        call may already have entered the sums (the accumulator is then of no
-        further use).
+        A row with NaN or inf raises ValueError; rows of the same call may
+        already have entered the sums (the accumulator is then of no further use).
         """
         a = _as_array(rows).astype(np.float32, copy=False)
         if a.ndim == 1:
@@ -1194,316 +954,61 @@ class StreamingTailStats:
                 f"rows must have shape (c, {self.n_cols}), got {a.shape}; "
                 "pass consecutive rows of the P x M noise matrix"
             )
-        c = a.shape[0]
-        if self.rows_seen + c > self.n_rows:
+        if self.rows_seen + a.shape[0] > self.n_rows:
             raise ValueError(
-                f"got {self.rows_seen + c} rows in total but n_rows={self.n_rows}; "
+                f"got {self.rows_seen + a.shape[0]} rows in total but n_rows={self.n_rows}; "
                 "construct StreamingTailStats with the true number of minibatches"
             )
-        if center is not None:
-            center = np.ascontiguousarray(_as_array(center), dtype=np.float32).reshape(-1)
-            if center.size != self.n_cols:
-                raise ValueError(f"center must have {self.n_cols} entries, got {center.size}")
-        if norms is not None and (norms.shape != (c,) or norms.dtype != np.float64):
-            raise ValueError(f"norms must be a float64 array of shape ({c},)")
-        r = 0
-        while r < c:
-            p = self.rows_seen
-            room = min(self.n_rows - p, self.max_piece_rows - self._n_buffered)
-            take = min(c - r, room)
-            part_norms = None if norms is None else norms[r : r + take]
-            if self._n_buffered == 0 and take == room:  # a whole piece: no copy
-                self._process(a[r : r + take], p, center, part_norms)
-                self.rows_seen += take
-            else:  # collect small chunks into one piece (Python overhead is per piece)
-                if self._buffer is None:
-                    self._buffer = np.empty((self.max_piece_rows, self.n_cols), np.float32)
-                block = self._buffer[self._n_buffered : self._n_buffered + take]
-                if center is None:
-                    block[:] = a[r : r + take]
-                else:
-                    np.subtract(a[r : r + take], center, out=block)
-                if part_norms is not None:
-                    _row_norms(block, part_norms)
-                _check_finite(block)
-                self._n_buffered += take
-                self.rows_seen += take
-                if take == room:
-                    first = self.rows_seen - self._n_buffered
-                    self._process(self._buffer[: self._n_buffered], first, None, None)
-                    self._n_buffered = 0
-            r += take
+        for r in range(0, a.shape[0], self.max_piece_rows):
+            piece = np.ascontiguousarray(a[r : r + self.max_piece_rows])
+            self._piece(piece, self.rows_seen)
+            self.rows_seen += piece.shape[0]
 
-    def _process(
-        self,
-        piece: np.ndarray,
-        first_row: int,
-        center: np.ndarray | None,
-        norms: np.ndarray | None,
-    ) -> None:
-        with _one_blas_thread():
-            self._process_piece(piece, first_row, center, norms)
-
-    def _process_piece(
-        self,
-        piece: np.ndarray,
-        first_row: int,
-        center: np.ndarray | None = None,
-        norms: np.ndarray | None = None,
-    ) -> None:
-        """One piece of whole rows, shape (c, M) float32, rows ``first_row`` on
-        of U (the rows fed are ``piece - center`` with a center); it may span
-        several interval groups.
-
-        The per-value passes run on sub-ranges of about :data:`LEVEL1_VALUES`
-        values (so that each pass finds its data in cache); the block
-        bookkeeping runs once per piece (its cost is mostly per call). With a
-        center, each sub-range's rows are formed straight into the segment's
-        value buffer (where they would otherwise be copied).
-        """
-        piece = np.ascontiguousarray(piece, dtype=np.float32)
-        c, m = piece.shape
-        step = max(1, LEVEL1_VALUES // m)
-        seg = self._new_segment(c, m)
-        for r0 in range(0, c, step):
-            r1 = min(r0 + step, c)
-            if center is None:
-                x = piece[r0:r1]
-            else:
-                x = seg["pooled"].slots((r1 - r0) * m)[0].reshape(r1 - r0, m)
-                np.subtract(piece[r0:r1], center, out=x)
-            if norms is not None:
-                _row_norms(x, norms[r0:r1])
-            absval = self._work.get("abs", (r1 - r0) * m, np.float32).reshape(r1 - r0, m)
-            np.abs(x, out=absval)
-            row_min = absval.min(axis=1)
-            if not np.isfinite(absval.max(axis=1)).all():
-                _check_finite(x)
-            self._fast_rows(seg, x, absval, row_min, in_slot=center is not None)
-        self._flush(seg, first_row)
-
-    def _new_segment(self, max_rows: int, m: int) -> dict:
-        """State of a piece of at most ``max_rows`` rows about to be fed."""
-        ws = self._work
-        seg = {
-            "rows": 0,
-            "pooled": _Segment(ws, "pooled", max_rows * m, self._pooled.sums.n_values % 100),
-            # exact zeros: positions in the piece's row-major order (all M columns)
-            "zeros": [],
-            # values below 2**-27 (log(|x| + eps) != log|x|): (positions in the stored
-            # pooled stream, log(|x| + eps) - log|x|)
-            "tiny": [],
-        }
-        if self._shuffled is not None:
-            ns = max_rows * self.shuffle_columns.size
-            seg["shuffled"] = _Segment(ws, "shuffled", ns, self._shuffled.n_values % 100)
-            seg["s_zeros"] = []  # exact zeros kept in the shuffled stream (positions)
-        return seg
-
-    def _fast_rows(
-        self,
-        seg: dict,
-        rows: np.ndarray,
-        absval: np.ndarray,
-        row_min: np.ndarray,
-        in_slot: bool = False,
-    ) -> None:
-        """Per-value passes over rows (``absval`` = |rows|, ``row_min`` its row
-        minima): values, logs and their 10-sums into the segment; Hill
-        candidates; per-coordinate sums; the shuffled stream. ``in_slot``: the
-        rows already sit in the segment's next value slots (they may be
-        overwritten).
-
-        Exact zeros are found with the values below 2**-27 (in the rows whose
-        minimum is below it) and their positions kept. With ``exclude_zeros``
-        they are not stored: values and logs are compacted in place, after the
-        per-coordinate sums and the shuffled gather have read the rows, and
-        the reference, which keeps zeros, reads the stored stream through the
-        zero list (:func:`_through_zeros`). Without it they are stored with
-        log(0 + eps), and the zero list makes blocks of zeros sum to exactly 0
-        (``_BlockSums.update_fast``), as in the in-memory functions.
-        """
-        c, m = rows.shape
-        n = rows.size
-        pooled = seg["pooled"]
-        u0 = seg["rows"] * m  # piece position of these rows' first value
-        values, logs = pooled.slots(n)
-        if not in_slot:
-            np.copyto(values, rows.reshape(-1))
-        flat_abs = absval.reshape(-1)
-        with np.errstate(divide="ignore"):
-            np.log(flat_abs, out=logs)  # -inf at exact zeros (removed or replaced below)
-        zeros = tiny = _EMPTY_INT
-        if row_min.min() < _TINY:  # rare but for exact zeros: scan those rows only
-            low_rows = np.flatnonzero(row_min < _TINY)
-            low = np.concatenate([r * m + np.flatnonzero(absval[r] < _TINY) for r in low_rows])
-            is_zero = flat_abs[low] == 0
-            zeros, tiny = low[is_zero], low[~is_zero]
-        nz = zeros.size
-        has_zero = None
-        layer_zeros = np.zeros(len(self._layers), dtype=np.int64)
-        if nz:
-            seg["zeros"].append(u0 + zeros)
-            cols = zeros % m
-            has_zero = np.zeros(m, dtype=bool)
-            has_zero[cols] = True
-            self._pooled.n_zero += nz
-            if self._layers:
-                bounds = [stop for _, _, stop in self.layers]
-                layer_of = np.searchsorted(bounds, cols, side="right")
-                layer_zeros = np.bincount(layer_of, minlength=len(self._layers))
-                for scope, count in zip(self._layers, layer_zeros, strict=True):
-                    scope.n_zero += int(count)
-        if tiny.size:  # log(|x| + eps) - log|x|, before logs are moved or replaced
-            delta = np.log(flat_abs[tiny] + np.float32(REFERENCE_EPS)) - logs[tiny]
-        seg["rows"] += c
-
-        # Hill: one comparison pass; each layer's slice against the lower of
-        # its own and the pooled running threshold (0 while a buffer fills)
-        keep_zeros = nz > 0 and not self.exclude_zeros
-        dropped = nz if self.exclude_zeros else 0
-        pooled_hill = self._pooled.hill
-        pooled_hill.n_values += n - dropped
-        if not self._layers:
-            pooled_hill.add(_above(flat_abs, pooled_hill.threshold, keep_zeros))
-        pooled_cand = []
-        for scope, (_, lo, hi), n_zero in zip(self._layers, self.layers, layer_zeros, strict=True):
-            part = absval[:, lo:hi]
-            hill = scope.hill
-            hill.n_values += c * (hi - lo) - (int(n_zero) if self.exclude_zeros else 0)
-            cand = _above(part, min(hill.threshold, pooled_hill.threshold), keep_zeros)
-            hill.add(_above(cand, hill.threshold, keep_zeros))
-            pooled_cand.append(_above(cand, pooled_hill.threshold, keep_zeros))
-        if pooled_cand:
-            pooled_hill.add(np.concatenate(pooled_cand))
-
-        if self._columns is not None:  # logs of zeros are -inf: those columns become NaN
-            self._columns.update(rows, logs.reshape(c, m), has_zero)
-
-        if self._shuffled is not None:
-            self._shuffled_rows(seg, rows, nz > 0)
-
-        kept = n
-        if nz and self.exclude_zeros:  # compact values and logs in place
-            for arr in (values, logs):
-                _drop_positions(arr, zeros, self._work)
-            tiny = tiny - np.searchsorted(zeros, tiny)  # positions among the kept values
-            kept = n - nz
-        elif nz:  # kept: value 0, log(0 + eps)
-            logs[zeros] = _LOG_EPS32
-        if tiny.size:
-            seg["tiny"].append((pooled.n + tiny, delta))
-        pooled.advance(kept)
-
-    def _shuffled_rows(self, seg: dict, rows: np.ndarray, any_zero: bool) -> None:
-        """The shuffled stream's values and logs of these rows (a gather of the
-        ``shuffle_columns``), exact zeros dropped with ``exclude_zeros``."""
-        import torch  # its index_select gathers ~1.4x faster than np.take(axis=1)
-
-        if self._shuffle_index is None:
-            self._shuffle_index = torch.from_numpy(self.shuffle_columns)
-        c = rows.shape[0]
-        shuffled = seg["shuffled"]
-        ns = c * self.shuffle_columns.size
-        s_values, s_logs = shuffled.slots(ns)
-        torch.index_select(
-            torch.from_numpy(rows),
-            1,
-            self._shuffle_index,
-            out=torch.from_numpy(s_values).view(c, -1),
-        )
-        gathered = self._work.get("gathered", ns, np.float32)
-        np.abs(s_values, out=gathered)
-        if any_zero:  # as the pooled stream (see _fast_rows)
-            zeros = np.flatnonzero(gathered == 0)
-            if zeros.size and self.exclude_zeros:
-                nonzero = gathered != 0
-                kept = ns - zeros.size
-                s_values[:kept] = s_values[nonzero]
-                gathered[:kept] = gathered[nonzero]
-                ns = kept
-            elif zeros.size:
-                seg["s_zeros"].append(shuffled.n + zeros)
-        if self.eps:
-            gathered[:ns] += np.float32(self.eps)
-        np.log(gathered[:ns], out=s_logs[:ns])
-        shuffled.advance(ns)
-
-    def _flush(self, seg: dict, first_row: int) -> None:
-        """Block bookkeeping of a piece, for every stream at once.
-
-        log(|x| + eps) differs from log|x| only for |x| < 2**-27: the streams
-        that use eps get those few differences added to their log prefix sums.
-        With ``exclude_zeros`` the stored streams lack the exact zeros and the
-        reference, which keeps them (log(0 + eps) each), reads the stored
-        stream through the zero list; without it every stream keeps them and
-        the zero lists make blocks of zeros exact.
-        """
-        if seg["rows"] == 0:
-            return
-        c, m = seg["rows"], self.n_cols
-        vp, lp = seg["pooled"].prefixes()
-        n = seg["pooled"].n  # values stored
-        lp_eps = lp
-        if seg["tiny"]:
-            tiny = np.concatenate([t for t, _ in seg["tiny"]])
-            cum = np.zeros(tiny.size + 1)
-            np.cumsum(np.concatenate([d for _, d in seg["tiny"]]), dtype=np.float64, out=cum[1:])
-
-            def lp_eps(pos: np.ndarray) -> np.ndarray:
-                return lp(pos) + cum[np.searchsorted(tiny, pos)]
-
-        zeros = np.concatenate(seg["zeros"]) if seg["zeros"] else _EMPTY_INT
-        rows = np.arange(c, dtype=np.int64) * m
-        # interval groups: the first one's index, the piece rows where the next ones begin
-        group = _group_of(self.group_bounds, first_row)
-        cut_rows = np.array(
-            [b - first_row for b in self.group_bounds if first_row < b < first_row + c],
-            dtype=np.int64,
-        )
-        if self.exclude_zeros:  # stored: the values without zeros, eps = 0
-            if self._reference is not None:  # keeps zeros: read through their list
-                ref_vp, ref_lp = vp, lp_eps
-                if zeros.size:
-                    ref_vp, ref_lp = _through_zeros(vp, lp_eps, zeros, float(_LOG_EPS32))
-                self._reference.update_fast(c * m, ref_vp, ref_lp)
-            cuts = cut_rows * m - np.searchsorted(zeros, cut_rows * m)
-            self._pooled.sums.update_fast(n, vp, lp, group, tens=(vp.s10, vp.pad), cuts=cuts)
-            starts = [rows + a - np.searchsorted(zeros, rows + a) for _, a, _ in self.layers]
-            stops = [rows + b - np.searchsorted(zeros, rows + b) for _, _, b in self.layers]
-            layer_zeros = [None] * len(self.layers)
-            lp_used = lp
-        else:  # stored: every value, zeros with log(0 + eps); eps everywhere
-            if self._reference is not None:
-                self._reference.update_fast(n, vp, lp_eps, zeros=zeros)
-            self._pooled.sums.update_fast(
-                n, vp, lp_eps, group, tens=(vp.s10, vp.pad), cuts=cut_rows * m, zeros=zeros
+    def _piece(self, u: np.ndarray, first_row: int) -> None:
+        """Feed one piece of rows, rows first_row .. first_row + c − 1 of U."""
+        lx = self._scratch[: u.size].reshape(u.shape)
+        col_min, col_max = np.empty(u.shape[1], np.float32), np.empty(u.shape[1], np.float32)
+        _kernels().scan(u, lx, col_min, col_max)
+        zero_cols = np.flatnonzero(col_min == 0)
+        zr, zc = np.nonzero(u[:, zero_cols] == 0)
+        zc = zero_cols[zc]
+        for scope in self._scopes:
+            scope.hill.add_from(lx[:, scope.columns], col_max[scope.columns])
+        self._order_x.add_from(lx, col_min)
+        np.log(np.add(lx, np.float32(REFERENCE_EPS), out=lx), out=lx)
+        lx[zr, zc] = 0.0  # zeros' ℓ(0) is added back where they count as values
+        col_logs = self._col_logs(lx, first_row)
+        col_log = np.sum([c for *_, c in col_logs], axis=0)
+        if not np.isfinite(col_log).all():
+            raise ValueError(
+                "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
             )
-            starts = [rows + a for _, a, _ in self.layers]
-            stops = [rows + b for _, _, b in self.layers]
-            row, col = np.divmod(zeros, m)
-            layer_zeros = [
-                row[(col >= a) & (col < b)] * (b - a) + col[(col >= a) & (col < b)] - a
-                for _, a, b in self.layers
-            ]
-            lp_used = lp_eps
-        if self.layers:
-            lo, hi = np.stack(starts), np.stack(stops)
-            layer_vp = _layer_prefixes(vp, lo, hi)
-            layer_lp = _layer_prefixes(lp_used, lo, hi)
-            for scope, lvp, llp, lo_l, hi_l, lz in zip(
-                self._layers, layer_vp, layer_lp, lo, hi, layer_zeros, strict=True
-            ):
-                before = np.concatenate(([0], np.cumsum(hi_l - lo_l)))  # layer position of row r
-                scope.sums.update_fast(
-                    int(before[-1]), lvp, llp, group, cuts=before[cut_rows], zeros=lz
-                )
+        if self._columns is not None:
+            self._columns.add(u, col_log, zero_cols)
+        levels = self._scopes[0].feed(u, first_row, col_logs, (zr, zc))
+        g = self._layer_base
+        sums = levels[g].reshape(u.shape[0], -1)  # rows of U in sums of 2^g values
+        for scope in self._scopes[1:]:
+            a, b = scope.columns.start, scope.columns.stop
+            inside = (zc >= a) & (zc < b)
+            zeros = (zr[inside], zc[inside] - a)
+            scope.feed(sums[:, a >> g : b >> g], first_row, col_logs, zeros)
         if self._shuffled is not None:
-            svp, slp = seg["shuffled"].prefixes()
-            s_zeros = np.concatenate(seg["s_zeros"]) if seg["s_zeros"] else None
-            self._shuffled.update_fast(
-                seg["shuffled"].n, svp, slp, tens=(svp.s10, svp.pad), zeros=s_zeros
-            )
+            where = self._shuffle_position[zc]
+            inside = where >= 0
+            x = np.take(u, self._gather[0], axis=1, out=self._gathered[0][: u.shape[0]])
+            x = np.take(x, self._gather[1], axis=1, out=self._gathered[1][: u.shape[0]])
+            self._shuffled.feed(x, first_row, col_logs, (zr[inside], where[inside]))
+
+    def _col_logs(self, logs: np.ndarray, first_row: int) -> list[tuple[int, int, np.ndarray]]:
+        """(group, rows, Σ ℓ per column) for each interval group of the piece's rows
+        (float32 sums over the rows)."""
+        groups = self.row_group[first_row : first_row + logs.shape[0]]
+        cuts = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), logs.shape[0]]
+        return [
+            (int(groups[a]), b - a, logs[a:b].sum(axis=0))
+            for a, b in zip(cuts, cuts[1:], strict=False)
+        ]
 
     # -- results -------------------------------------------------------------
 
@@ -1518,133 +1023,81 @@ class StreamingTailStats:
                 f"finalize() after {self.rows_seen} of n_rows={self.n_rows} rows; "
                 "feed every row of U first, or construct with the true n_rows"
             )
-        n_total = self.n_rows * self.n_cols
-        pooled_zf = self._pooled.n_zero / n_total
-        ref_alpha = self._reference.alpha(self.reference_k1) if self._reference else math.nan
-        out: list[dict] = [
+        pooled = self._scopes[0]
+        zf = pooled.n_zero.sum() / pooled.n_expected
+        ref = (self.reference_k1, False)
+        out = [
             _row(
                 "mohammadi_reference",
                 "pooled",
                 k1=self.reference_k1,
-                alpha=ref_alpha,
-                n_values=n_total,
-                zero_fraction=pooled_zf,
+                n_values=pooled.n_expected,
+                alpha=pooled.alpha(ref) if ref in pooled.stream.sums else math.nan,
+                zero_fraction=zf,
             )
         ]
-        column_alphas = self._columns.alphas() if self._columns is not None else None
-        scopes = [(self._pooled, 0, self.n_cols)] + [
-            (s, start, stop) for s, (_, start, stop) in zip(self._layers, self.layers, strict=True)
-        ]
-        for scope, start, stop in scopes:
-            out.extend(self._scope_rows(scope, column_alphas, start, stop))
-        for order, sums in (("natural", self._pooled.sums), ("shuffled", self._shuffled)):
-            if sums is None:
-                continue
-            for k1 in self.sweep_k1:
-                nb = int(sums.n_blocks[sums.k1.index(k1)])
+        cols = self._columns.alphas() if self._columns is not None else None
+        for scope in self._scopes:
+            out.extend(self._scope_rows(scope, cols))
+        out.insert(2, self._order_row(zf))
+        for order, scope in (("natural", pooled), ("shuffled", self._shuffled)):
+            for k1 in self.sweep_k1 if scope is not None else ():
+                blocks = int(scope.stream.sums[(k1, self.exclude_zeros)].blocks.sum())
                 out.append(
                     _row(
                         "block_sweep",
                         "pooled",
                         order=order,
                         k1=k1,
-                        alpha=sums.alpha(k1),
-                        n_values=nb * k1,
-                        zero_fraction=pooled_zf,
+                        n_values=blocks * k1,
+                        alpha=scope.alpha((k1, self.exclude_zeros)),
+                        zero_fraction=zf,
                     )
                 )
         return out
 
-    def _scope_rows(
-        self, scope: _Scope, column_alphas: np.ndarray | None, start: int, stop: int
-    ) -> list[dict]:
-        zf = scope.n_zero / scope.n_expected
-        low, high = batch_means_interval(scope.sums.group_inverse_alphas(), self.ci_level)
+    def _order_row(self, zero_fraction: float) -> dict:
+        m, k = self._order_y.k1, self._order_y.smallest.keep
+        y, x = self._order_y.smallest.sorted(), self._order_x.sorted()
+        alpha = (
+            _order_alpha(y[k - 1 : k], x[m * k - 1 : m * k], m)
+            if (y.size >= k and x.size >= m * k)
+            else math.nan
+        )
+        n = int(self._scopes[0].x_sums(self.exclude_zeros)[1].sum())
+        return _row(
+            "mohammadi_order", "pooled", k1=m, alpha=alpha, n_values=n, zero_fraction=zero_fraction
+        )
+
+    def _scope_rows(self, scope: _Scope, column_alphas: np.ndarray | None) -> list[dict]:
+        ex = self.exclude_zeros
+        n = int(scope.x_sums(ex)[1].sum())
+        zf = scope.n_zero.sum() / scope.n_expected
+        low, high = batch_means_interval(scope.inverse_alphas(), self.ci_level)
+        robust = [scope.alpha((k, ex)) for k in robust_k1_values(scope.n_expected, self.factors)]
+        top = scope.hill.sorted()
+        k = self.hill_k if self.hill_k is not None else (default_hill_k(n) if n else 0)
+        hill = _hill_from_top(top[: k + 1], k) if 0 < k < top.size else math.nan
         rows = [
-            _row(
-                "mohammadi_robust",
-                scope.name,
-                k1=scope.ci_k1,
-                alpha=scope.robust_alpha(),
-                ci_low=low,
-                ci_high=high,
-                n_values=scope.sums.n_values,
-                zero_fraction=zf,
-            ),
-            _row(
-                "hill",
-                scope.name,
-                alpha=scope.hill.alpha(self.hill_k),
-                n_values=scope.hill.n_values,
-                zero_fraction=zf,
-            ),
-        ]
+            _row("mohammadi_robust", scope.name, k1=scope.ci[0], alpha=_finite_median(robust),
+                 ci_low=low, ci_high=high, n_values=n, zero_fraction=zf),
+            _row("hill", scope.name, alpha=hill, n_values=n, zero_fraction=zf),
+        ]  # fmt: skip
         if column_alphas is not None:
-            a = column_alphas[start:stop]
+            a = column_alphas[scope.columns]
             a = a[np.isfinite(a)]
             q25, med, q75 = np.quantile(a, [0.25, 0.5, 0.75]) if a.size else (math.nan,) * 3
             rows.append(
-                _row(
-                    "per_coordinate",
-                    scope.name,
-                    k1=self._columns.k1,
-                    alpha=float(med),
-                    q25=float(q25),
-                    q75=float(q75),
-                    n_values=int(a.size) * self._columns.used_rows,
-                    zero_fraction=zf,
-                )
-            )
+                _row("per_coordinate", scope.name, k1=self._columns.k1, alpha=float(med),
+                     q25=float(q25), q75=float(q75),
+                     n_values=int(a.size) * self._columns.k1 * self._columns.k2, zero_fraction=zf)
+            )  # fmt: skip
         return rows
-
-    def state_nbytes(self) -> int:
-        """Bytes of accumulated state; does not grow with the number of rows fed.
-
-        Pending Hill candidates are merged first (between merges fewer than
-        ``keep`` plus one piece's candidates wait per Hill buffer, see
-        :class:`_TopAbs`)."""
-        for scope in [self._pooled, *self._layers]:
-            scope.hill._merge()
-        total = sum(s.nbytes() for s in (self._reference, self._shuffled) if s is not None)
-        total += sum(s.sums.nbytes() + s.hill.nbytes() for s in [self._pooled, *self._layers])
-        if self._columns is not None:
-            total += self._columns.nbytes()
-        return total
 
 
 # ----------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------
-
-
-_BLAS_CONTROLLER: list = []
-
-
-def _one_blas_thread():
-    """Context limiting BLAS to one thread (the fast path's matrix-vector
-    products are memory bound; a second BLAS thread competing with torch's
-    threads or other jobs on the 2-core machine made them ~10× slower).
-    A no-op context when threadpoolctl is not installed."""
-    if ThreadpoolController is None:
-        return contextlib.nullcontext()
-    if not _BLAS_CONTROLLER:
-        _BLAS_CONTROLLER.append(ThreadpoolController())
-    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-def _row_norms(x: np.ndarray, out: np.ndarray) -> None:
-    """Euclidean norms of the rows of a float32 (c, M) array into ``out`` (float64)
-    (the arithmetic of ``torch.linalg.vector_norm`` on float32 rows)."""
-    import torch
-
-    out[:] = torch.linalg.vector_norm(torch.from_numpy(x), dim=1).double().numpy()
-
-
-def _check_finite(x: np.ndarray) -> None:
-    if not np.isfinite(x).all():
-        raise ValueError(
-            "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
-        )
 
 
 def _positive_int(v: int, name: str) -> int:
@@ -1695,13 +1148,32 @@ def _hill_from_top(top: np.ndarray, k: int) -> float:
 
 
 def _column_alphas(
-    sum_log_y: np.ndarray, sum_log_x: np.ndarray, has_zero: np.ndarray, k1: int, k2: int
+    sum_log_y: np.ndarray, sum_log_x: np.ndarray, has_zero: np.ndarray, k1: int, k2: int, p: int
 ) -> np.ndarray:
+    """α̂ per column from Σ ℓ(Y) over k2 blocks of k1 rows and Σ ℓ(X) over p rows."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv = (sum_log_y / k2 - sum_log_x / (k1 * k2)) / math.log(k1)
-        alpha = 1.0 / inv
+        alpha = 1.0 / ((sum_log_y / k2 - sum_log_x / p) / math.log(k1))
     alpha[has_zero] = np.nan
     return alpha
+
+
+def _inverse_alpha(sum_log_y, n_blocks, sum_log_x, n_values, sum_log_n):
+    """1/α̂ = (mean ℓ(Y) − mean ℓ(X)) / mean log n, for scalars or arrays (one entry
+    per group); NaN where there is no block, no value, or mean log n is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = (sum_log_y / n_blocks - sum_log_x / n_values) / (sum_log_n / n_blocks)
+    return np.where((n_blocks > 0) & (n_values > 0) & (sum_log_n > 0), inv, np.nan)
+
+
+def _check_options(n_rows: int, ci_groups: int, ci_level: float, hill_k: int | None) -> None:
+    if n_rows < 2:
+        raise ValueError("n_rows must be >= 2 (one row has no noise to estimate)")
+    if ci_groups < 2:
+        raise ValueError(f"ci_groups={ci_groups} must be >= 2 for a batch-means interval")
+    if not 0.0 < ci_level < 1.0:
+        raise ValueError(f"ci_level={ci_level} must lie in (0, 1), e.g. 0.95")
+    if hill_k is not None and hill_k < 1:
+        raise ValueError(f"hill_k={hill_k} must be >= 1, or None for the default")
 
 
 def _check_layers(
@@ -1724,11 +1196,6 @@ def _check_layers(
     if pos != n_cols:
         raise ValueError(f"layers end at column {pos}, not at n_cols={n_cols}; cover every column")
     return out
-
-
-def _group_of(bounds: Sequence[int], row: int) -> int:
-    """Index g with bounds[g] <= row < bounds[g + 1]."""
-    return int(np.searchsorted(bounds, row, side="right")) - 1
 
 
 def _row(

@@ -387,6 +387,11 @@ def allowed_values(schema: Mapping[str, Any], root: Mapping[str, Any] | None = N
     schema = _resolve(schema, root)
     if not isinstance(schema, Mapping):
         return ""
+    alternatives = schema.get("oneOf", schema.get("anyOf"))
+    if alternatives:  # e.g. an integer ≥ 16 or auto
+        return " or ".join(filter(None, (allowed_values(s, root) for s in alternatives)))
+    if "const" in schema:
+        return str(schema["const"])
     if "enum" in schema:
         return "one of " + ", ".join(str(v) for v in schema["enum"])
     kind = schema.get("type")

@@ -134,7 +134,7 @@ PROVENANCE_PACKAGES: tuple[str, ...] = (
     "pyarrow",
     "matplotlib",
     "seaborn",
-    "threadpoolctl",
+    "numba",
     "snakemake",
 )
 

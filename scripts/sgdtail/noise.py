@@ -8,11 +8,10 @@ forward+backward pass per chunk of minibatches and one batched matrix
 product per layer, and otherwise by a plain autograd loop; either way the
 cost is close to one forward+backward pass over the split
 (``scripts/benchmark.py noise`` prints the ratio). The gradients are
-streamed, chunk by chunk, with ḡ into the estimators' running sums
-(:class:`sgdtail.estimators.StreamingTailStats`), which form the noise
-U_p = g_p − ḡ and its norms a cache-sized piece at a time; the P×M gradient
-matrix is held only when it fits in the memory budget, and the noise matrix
-never.
+streamed, chunk by chunk: each chunk becomes its noise U_p = g_p − ḡ in place,
+its rows' norms are taken, and it goes into the estimators' running sums
+(:class:`sgdtail.estimators.StreamingTailStats`); the P×M gradient matrix is
+held only when it fits in the memory budget.
 
 Remainder (b does not divide N):
 - ``drop``: the last N mod b images are ignored; ḡ is the mean of the P
@@ -46,7 +45,7 @@ class NoiseResult:
     n_parameters: int
     gradient_norm: float  # ‖ḡ‖₂
     seconds: float  # wall time of the whole measurement
-    estimator_seconds: float  # of which in the estimators (host copy, g - ḡ and norms included)
+    estimator_seconds: float  # of which forming U = g - ḡ, its norms and the estimators
     passes: int  # 1 when all gradients fit in the budget, else 2
 
 
@@ -243,6 +242,32 @@ def full_gradient(
     return torch.cat([t.reshape(-1) for t in total])
 
 
+def available_memory_mb() -> float:
+    """Memory available to new allocations now, in MB (psutil, else MemAvailable in
+    /proc/meminfo; inf when neither can tell)."""
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available / 2**20
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def auto_budget_mb(job_budget_mb: float) -> float:
+    """The gradient budget under ``noise.memory_budget_mb: auto``: what the job's mem_mb
+    leaves (``job_budget_mb``), at most half the memory available now (a local run may
+    have less than the job asked for)."""
+    return max(16.0, min(float(job_budget_mb), available_memory_mb() / 2))
+
+
 def groups_per_chunk(n_parameters: int, budget_bytes: int) -> int:
     """Minibatches per streamed chunk: a chunk of gradients and the estimators' copy of
     its noise (float32 values in their piece buffers) use 1/8 of the budget."""
@@ -352,19 +377,17 @@ def measure_noise(
 
     t_est = time.perf_counter()
     stats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
-    center = gbar.cpu().numpy()
     est_seconds = time.perf_counter() - t_est
     norms = torch.empty(n_groups, dtype=torch.float64)
     source = held if fits else minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out)
     done = 0
     for g in source:
         t_est = time.perf_counter()
-        g = g.cpu()  # the estimators run on the host (numpy)
-        # the noise rows g - ḡ and their norms are formed inside the estimators'
-        # per-value passes, a cache-sized piece at a time (never written out whole)
-        stats.update(g, center=center, norms=norms[done : done + len(g)].numpy())
+        u = g.sub_(gbar)  # the noise U_p = g_p - ḡ, in place: the gradients are not needed again
+        norms[done : done + len(u)] = torch.linalg.vector_norm(u, dim=1).double().cpu()
+        stats.update(u)  # the estimators run on the host (numpy)
         est_seconds += time.perf_counter() - t_est
-        done += len(g)
+        done += len(u)
     held.clear()
     del out
     t_est = time.perf_counter()

@@ -56,6 +56,7 @@ VALIDATION_ESTIMATORS = {
     "mohammadi_reference": "reference (2019: K1 = divisor ≤ √K)",
     "mohammadi_robust": "robust (median over K1)",
     "mohammadi_sqrtK": "one block size K1 = ⌊√K⌋",
+    "mohammadi_order": "order statistics (Cor. 2.2)",
     "hill": "Hill (k = √n)",
     "mohammadi_robust_zeros_kept": "robust, zeros kept",
 }

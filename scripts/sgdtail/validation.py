@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from sgdtail.estimators import (
-    REFERENCE_EPS,
     StreamingTailStats,
     block_size_sweep,
+    central_k1,
     default_hill_k,
     hill_alpha,
     mohammadi_alpha,
+    mohammadi_order_alpha,
     mohammadi_reference,
     mohammadi_robust,
     per_coordinate_alpha,
@@ -69,15 +70,15 @@ def validate_estimators(
 
     Case ``"sas"``: float32 SαS samples (scale 1) for each α in ``alphas``.
     Estimators: ``mohammadi_reference`` (2019 rule), ``mohammadi_robust``,
-    ``mohammadi_sqrtK`` (one block size K1 = max(2, ⌊√K⌋)), ``hill``
+    ``mohammadi_sqrtK`` (one block size K1 = max(2, ⌊√K⌋)), ``mohammadi_order``
+    (Cor. 2.2 at K1 = :func:`~sgdtail.estimators.central_k1` (K)), ``hill``
     (k = max(10, ⌊√n⌋)).
 
     Pitfall cases (Gaussian, true α = 2), see :data:`PITFALL_CASES`:
     ``gauss_zeros_1pct`` / ``gauss_zeros_10pct`` set each value to an exact 0
-    with that probability; the reference keeps the zeros (as the 2019 code
-    does), ``mohammadi_robust``, ``mohammadi_sqrtK`` and ``hill`` drop them,
-    and ``mohammadi_robust_zeros_kept`` keeps them with eps =
-    :data:`~sgdtail.estimators.REFERENCE_EPS`. ``gauss_lognormal_scales``
+    with that probability; the reference keeps the zeros as values (as the
+    2019 code does), the other estimators leave them out, and
+    ``mohammadi_robust_zeros_kept`` keeps them (ℓ(0) = log ε). ``gauss_lognormal_scales``
     multiplies N(0, 1) values by exp(N(0, 1)) scales (coordinates of
     different sizes pooled together).
 
@@ -346,12 +347,13 @@ def _pitfall_sample(rng: np.random.Generator, n: int, zero_p: float, sigma: floa
 
 
 def _standard_estimates(x: np.ndarray) -> dict[str, float]:
-    """Estimators on data without exact zeros (reference rule included)."""
+    """Every estimator, exact zeros left out of all but the reference."""
     nz = x[x != 0]
     return {
         "mohammadi_reference": mohammadi_reference(x),
-        "mohammadi_robust": mohammadi_robust(nz),
-        "mohammadi_sqrtK": mohammadi_alpha(nz, max(2, math.isqrt(nz.size))),
+        "mohammadi_robust": mohammadi_robust(x),
+        "mohammadi_sqrtK": mohammadi_alpha(x, max(2, math.isqrt(x.size))),
+        "mohammadi_order": mohammadi_order_alpha(x, central_k1(x.size)),
         "hill": hill_alpha(nz, default_hill_k(nz.size)),
     }
 
@@ -359,7 +361,7 @@ def _standard_estimates(x: np.ndarray) -> dict[str, float]:
 def _pitfall_estimates(x: np.ndarray, zeros_case: bool) -> dict[str, float]:
     out = _standard_estimates(x)
     if zeros_case:
-        out["mohammadi_robust_zeros_kept"] = mohammadi_robust(x, eps=REFERENCE_EPS)
+        out["mohammadi_robust_zeros_kept"] = mohammadi_robust(x, exclude_zeros=False)
     return out
 
 
