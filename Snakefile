@@ -20,6 +20,10 @@ include: "rules/dynamics.smk"
 include: "rules/sharpness.smk"
 
 
+onstart:
+    check_slurm_status_query(workflow)
+
+
 rule all:
     default_target: True
     input:

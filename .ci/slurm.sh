@@ -17,8 +17,8 @@
 # DIR is $SLURM_CI_DIR or /run/sgdtail-slurm. An existing slurm.conf that this script did not
 # write is left alone (exit 3) unless SLURM_CI_FORCE=1. Exit 2: not root / no apt-get.
 # The cluster: partition `ci` (default), the node from `slurmd -C` (all CPUs and memory),
-# cons_tres with CR_Core_Memory, no accounting (sacct does not work: use
-# --slurm-status-command squeue), MinJobAge=600 so that squeue still shows finished jobs.
+# cons_tres with CR_Core_Memory, no accounting (sacct answers nothing; the workflow's start
+# check switches the executor to squeue), MinJobAge=600 so that squeue still shows finished jobs.
 set -euo pipefail
 
 CONF=/etc/slurm/slurm.conf

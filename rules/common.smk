@@ -522,3 +522,25 @@ def by_attempt(value):
         return value * attempt
 
     return scaled
+
+
+def check_slurm_status_query(workflow):
+    """onstart: with the SLURM executor, make sure its job-status query can work before the
+    first job is submitted (sgdtail.slurm): switch sacct to squeue on a cluster without job
+    accounting, or stop with one line saying what to change."""
+    settings = getattr(workflow, "executor_settings", None)
+    if not hasattr(settings, "status_command"):
+        return  # not the SLURM executor
+    from snakemake.logging import logger
+
+    from sgdtail.slurm import choose_status_command, read_slurm_config
+
+    try:
+        command, note = choose_status_command(
+            settings.status_command, read_slurm_config()
+        )
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
+    if note:
+        settings.status_command = command
+        logger.info(note)

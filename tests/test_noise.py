@@ -793,3 +793,44 @@ def test_auto_budget_keeps_within_half_the_available_memory(monkeypatch) -> None
     assert noise.auto_budget_mb(1530) == 16
     monkeypatch.undo()
     assert 0 < noise.available_memory_mb() < float("inf")
+
+
+def test_noise_parts_are_taken_only_for_the_same_data_code_and_settings(tmp_path, monkeypatch):
+    """A part is reused for the same weights, split data, code and estimator settings, whatever
+    the gradient budget (a retry doubles it); other data, other code or an unreadable part
+    (cut short by a kill) are measured again."""
+    ckpt = tmp_path / "checkpoints.pt"
+    _checkpoints_file(ckpt)
+    parts = tmp_path / "noise_parts"
+    _measure_file(ckpt, parts)
+    calls = []
+    original = noise.measure_noise
+    monkeypatch.setattr(
+        noise, "measure_noise", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    monkeypatch.setitem(NOISE_OPTIONS, "memory_budget_mb", 1)  # two passes now: same numbers
+    _measure_file(ckpt, parts)
+    assert calls == []
+    monkeypatch.setattr(noise, "_code_digest", lambda: "other code")
+    _measure_file(ckpt, parts)
+    assert len(calls) == 6
+    calls.clear()
+    first = sorted(parts.glob("*.pt"))[0]
+    first.write_bytes(first.read_bytes()[:100])  # a file cut short
+    _measure_file(ckpt, parts)
+    assert len(calls) == 1
+    calls.clear()
+    data = make_prepared(n_train=200, n_test=100)
+    shifted = {"train": (data.x_train + 1, data.y_train), "test": (data.x_test, data.y_test)}
+    from sgdtail import io
+
+    noise.measure_checkpoints(
+        io.load_torch(ckpt),
+        lambda: build_model("fcn", 8, 2, (1, 8, 8), 10),
+        get_loss("cross_entropy"),
+        shifted,
+        20,
+        parts_dir=parts,
+        **NOISE_OPTIONS,
+    )
+    assert len(calls) == 3  # the training split's three checkpoints

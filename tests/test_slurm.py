@@ -22,7 +22,8 @@ What it checks, with ``--workflow-profile profiles/slurm`` and ``--executor slur
   ``training.device``.
 
 Finished jobs stay visible to ``squeue`` because .ci/slurm.sh sets MinJobAge=600; there is
-no accounting database, so the plugin is told to use squeue (``--slurm-status-command``).
+no accounting database, and the commands carry no ``--slurm-status-command``: the workflow's
+start check (sgdtail.slurm) switches the plugin from sacct to squeue, as it would for a user.
 """
 
 from __future__ import annotations
@@ -129,9 +130,8 @@ def run_snakemake(workdir: Path, *args: str, targets=(), timeout: int = 600):
         str(workdir),
         "--workflow-profile",
         str(REPO / "profiles" / "slurm"),
-        # no accounting database here: sacct fails, squeue works (MinJobAge=600)
-        "--slurm-status-command",
-        "squeue",
+        # no accounting database here, and no --slurm-status-command: the workflow's start
+        # check switches the plugin from sacct to squeue itself (MinJobAge=600)
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--cores",
@@ -212,6 +212,7 @@ def smoke_run(slurm_cluster, tmp_path_factory):
     out = res.stdout + res.stderr
     print(f"smoke grid through SLURM: {seconds:.0f} s")
     assert res.returncode == 0, out[-6000:]
+    assert "job states are read with squeue instead of sacct" in out  # the start check
     return work, data_root, out
 
 

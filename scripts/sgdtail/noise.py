@@ -456,14 +456,42 @@ def _state_key(state: dict, settings: dict) -> str:
     return h.hexdigest()
 
 
+def _tensor_digest(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the tensors' shapes, dtypes and values (a split's images and labels)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(f"{tuple(t.shape)} {t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _code_digest() -> str:
+    """SHA-256 of the measurement's code (this module, the estimators, their kernels): a part
+    written by other code is measured again."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for name in ("noise.py", "estimators.py", "kernels.py"):
+        h.update((Path(__file__).with_name(name)).read_bytes())
+    return h.hexdigest()
+
+
 def _load_part(path, key: str) -> dict | None:
-    """A finished checkpoint × split written by an earlier attempt, if it is this one's."""
+    """A finished checkpoint × split written by an earlier attempt, if it is this one's (a
+    part that cannot be read, e.g. cut short by a kill, is measured again)."""
     from sgdtail import io
 
     if path is None or not path.exists():
         return None
-    part = io.load_torch(path)
-    return part if part.get("key") == key else None
+    try:
+        part = io.load_torch(path)
+    except Exception:  # noqa: BLE001 - any unreadable file is simply measured again
+        log.warning("noise part %s cannot be read: measuring it again", path)
+        return None
+    return part if isinstance(part, dict) and part.get("key") == key else None
 
 
 def _measure_one(
@@ -513,9 +541,10 @@ def measure_checkpoints(
     A checkpoint whose weights are not finite is skipped with a row saying so.
 
     With ``parts_dir`` (a folder), each checkpoint × split's rows are written there
-    (atomically) as soon as they are measured, keyed by a hash of the checkpoint's weights
-    and the settings; a rerun after the job was killed loads the parts that match and
-    measures only the rest, so its tables equal an uninterrupted job's. A progress line per
+    (atomically) as soon as they are measured, keyed by a hash of the checkpoint's weights,
+    the split's data, the measurement code and the settings (not the gradient budget); a
+    rerun after the job was killed loads the parts that match and measures only the rest
+    (and any part it cannot read), so its tables equal an uninterrupted job's. A progress line per
     checkpoint × split goes to the log.
     """
     from pathlib import Path
@@ -527,11 +556,14 @@ def measure_checkpoints(
         "memory_budget_mb": memory_budget_mb,
         "estimator_options": estimator_options,
     }
-    settings = {
-        **options,
+    settings = {  # what a part's numbers depend on (the gradient budget only changes
+        # whether the gradients are computed in one pass or two, and grows on a retry)
+        "remainder": remainder,
+        "estimator_options": estimator_options,
         "batch_size": batch_size,
-        "splits": {s: [int(len(x)), str(x.dtype)] for s, (x, _) in splits.items()},
+        "code": _code_digest(),
     }
+    digests = {s: _tensor_digest(x, y) for s, (x, y) in splits.items()} if parts_dir else {}
     folder = Path(parts_dir) if parts_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -549,7 +581,7 @@ def measure_checkpoints(
         for split, (x, y) in splits.items():
             item += 1
             path = folder / f"step{step}_{split}.pt" if folder is not None else None
-            part = _load_part(path, key + split)
+            part = _load_part(path, key + split + digests.get(split, ""))
             kept = part is not None
             if part is None:
                 part = _measure_one(
@@ -563,7 +595,7 @@ def measure_checkpoints(
                     options,
                 )
                 if path is not None:
-                    io.save_torch(path, {**part, "key": key + split})
+                    io.save_torch(path, {**part, "key": key + split + digests.get(split, "")})
             _report(item, total, step, split, part["estimates"], part["seconds"], kept)
             estimates.extend(part["estimates"])
             norms.extend(part["norms"])
