@@ -27,6 +27,5 @@ rule train_sgd:
     params:
         training=run_training_of,
         checkpoints=run_checkpoints_of,
-        progress=config.get("progress", {}),
     script:
         "../scripts/train_sgd.py"

@@ -29,10 +29,9 @@ cfg = TrainConfig(
 )
 device = resolve_device(training["device"])
 data = load_prepared(snakemake.input.data, device=device)
-progress = Progress(
-    seconds=snakemake.params.progress.get("seconds", 30),
-    every=snakemake.params.progress.get("steps", 0),
-)
+# read from the config, not a rule param: a new interval must not make Snakemake rerun runs
+interval = snakemake.config.get("progress", {})
+progress = Progress(seconds=interval.get("seconds", 30), every=interval.get("steps", 0))
 # SIGTERM/SIGUSR1 (walltime): resume.pt is saved at the current step and the job fails with
 # "training interrupted ..."; Snakemake's retry resumes from there
 train_sgd(cfg, data, Path(snakemake.output.info).parent, device, progress=progress)

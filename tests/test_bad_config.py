@@ -277,6 +277,11 @@ CASES = [
         ("noise.memory_budget_mb", "allowed: an integer ≥ 16 or auto"),
     ),
     Case(
+        "hessian-budget-below-one-krylov-space",
+        {"sharpness.max_hessian_products": 10},
+        ("sharpness.max_hessian_products", "allowed: an integer ≥ 11"),
+    ),
+    Case(
         "alpha-above-2",
         {"validation.alphas": [1.0, 2.5]},
         ("validation.alphas[1]", "allowed: a number > 0 and ≤ 2"),
