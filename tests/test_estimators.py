@@ -666,3 +666,198 @@ def test_streamed_interval_widens_with_ci_level(noise: np.ndarray) -> None:
     assert (
         ends[0.99][0] < ends[0.95][0] < ends[0.8][0] < ends[0.8][1] < ends[0.95][1] < ends[0.99][1]
     ), ends
+
+
+# ------------------------------------------------ edges: every guard and message, by construction
+
+
+def test_errors_name_the_argument_and_what_to_change() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(10)
+    cases = [
+        (lambda: E.sample_sas(0.0, 5, rng), "alpha=0.0 is outside (0, 2]"),
+        (lambda: E.sample_sas(1.5, 5, rng, scale=0.0), "scale=0.0 must be positive"),
+        (lambda: E.default_sweep_k1(0), "k=0 must be a positive integer"),
+        (lambda: E.mohammadi_alpha(np.ones((3, 3)), 2), "x must be 1-D, got shape (3, 3)"),
+        (lambda: E.mohammadi_alpha(x, 0), "k1=0 must be a positive integer"),
+        (lambda: E.mohammadi_alpha(x, 1), "k1=1 makes log(k1) = 0; use a block size k1 >= 2"),
+        (lambda: E.mohammadi_alpha(x, 11), "k1=11 exceeds the 10 samples; use k1 <= len(x)"),
+        (lambda: E.mohammadi_reference(np.ones((2, 2))), "x must be 1-D"),
+        (lambda: E.mohammadi_robust(np.ones((2, 2))), "x must be 1-D"),
+        (lambda: E.block_size_sweep(np.ones((2, 2)), [2]), "x must be 1-D"),
+        (lambda: E.hill_alpha(np.ones((2, 2)), 1), "x must be 1-D"),
+        (lambda: E.hill_alpha(x, 0), "k=0 must be a positive integer"),
+        (lambda: E.hill_alpha(x, 10), "k=10 needs at least k+1=11 samples, got 10; lower k"),
+        (lambda: E.mohammadi_order_alpha(np.ones((2, 2)), 2), "x must be 1-D"),
+        (lambda: E.mohammadi_order_alpha(x, 0), "k1=0 must be a positive integer"),
+        (lambda: E.mohammadi_order_alpha(x, 1), "k1=1 must lie in [2, 10] for 10 samples"),
+        (lambda: E.mohammadi_order_alpha(x, 11), "k1=11 must lie in [2, 10] for 10 samples"),
+        (lambda: E.mohammadi_order_alpha(x, 2, k=0), "k=0 must be a positive integer"),
+        (
+            lambda: E.per_coordinate_alpha(np.ones(5)),
+            "u must have shape (P, M) with P >= 2, got (5,)",
+        ),
+        (lambda: E.per_coordinate_alpha(np.ones((1, 5))), "with P >= 2, got (1, 5)"),
+        (lambda: E.batch_means_interval([0.5, 0.6], 0.0), "level=0.0 must lie in (0, 1)"),
+        (lambda: E.batch_means_interval([0.5, 0.6], 1.0), "level=1.0 must lie in (0, 1)"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert message in str(err.value), (message, str(err.value))
+
+
+def test_smallest_and_largest_block_sizes_are_estimated() -> None:
+    """K1 = 2 and K1 = len(x) (a single block) are valid block sizes everywhere."""
+    x = np.array([1.0, -3.0, 0.5, 2.0, -1.0, 4.0])
+    y2 = np.array([-2.0, 2.5, 3.0])
+    inv2 = (np.log(np.abs(y2)).mean() - np.log(np.abs(x)).mean()) / np.log(2)
+    assert E.mohammadi_alpha(x, 2) == pytest.approx(1 / inv2, rel=1e-12)
+    inv6 = (np.log(3.5) - np.log(np.abs(x)).mean()) / np.log(6)
+    assert E.mohammadi_alpha(x, 6) == pytest.approx(1 / inv6, rel=1e-12)
+    four = x[:4]  # K = 4: the reference's K1 = 2
+    assert E.mohammadi_reference(four) == pytest.approx(
+        E.mohammadi_alpha(four, 2, exclude_zeros=False), rel=1e-12
+    )
+    sweep = E.block_size_sweep(x, [2, 6, 7])
+    assert list(sweep.k1) == [2, 6, 7]
+    assert sweep.alpha.iloc[:2].tolist() == pytest.approx([1 / inv2, 1 / inv6], rel=1e-12)
+    assert math.isnan(sweep.alpha.iloc[2])
+    assert list(E.block_size_sweep(x, []).columns) == ["k1", "alpha"]
+    u = np.array([[1.0, 2.0], [-0.5, 0.25]])  # P = 2, M = 2: K1 = 2, one block per column
+    want = [E.mohammadi_alpha(u[:, m], 2) for m in range(2)]
+    assert E.per_coordinate_alpha(u) == pytest.approx(want, rel=1e-12)
+
+
+def test_robust_uses_k_nominal_and_a_member_with_one_block() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(3000)
+    k1s = E.robust_k1_values(10**6)  # 256 ... 4096: 4096 > 3000 has no block, 2048 has one
+    members = [E.mohammadi_alpha(x, k1) for k1 in k1s if k1 <= x.size]
+    assert len(members) == 4
+    assert E.mohammadi_robust(x, k_nominal=10**6) == pytest.approx(np.median(members), rel=1e-12)
+    assert E.mohammadi_robust(x, k_nominal=10**6) != pytest.approx(E.mohammadi_robust(x))
+
+
+def test_sweep_and_order_defaults() -> None:
+    """block_size_sweep shuffles with seed 0 and leaves zeros out by default, as the order
+    estimator does."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(4000)
+    x[rng.random(x.size) < 0.2] = 0.0
+    k1s = [10, 100]
+    default = E.block_size_sweep(x, k1s, shuffle=True)
+    assert default.equals(E.block_size_sweep(x, k1s, shuffle=True, seed=0, exclude_zeros=True))
+    assert not default.equals(E.block_size_sweep(x, k1s, shuffle=True, exclude_zeros=False))
+    order = E.mohammadi_order_alpha(x, 16)
+    assert order == E.mohammadi_order_alpha(x, 16, exclude_zeros=True)
+    assert order != pytest.approx(E.mohammadi_order_alpha(x, 16, exclude_zeros=False))
+
+
+def test_order_statistics_are_the_exact_ranks() -> None:
+    """The k-th smallest |Y| and (k1·k)-th smallest |X| (float64 block sums), for many
+    random orders of the data; the edge cases of too few blocks or values give NaN."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal(400).astype(np.float32)
+        k1, k = 4, 7
+        y = np.sort(np.abs(x.astype(np.float64).reshape(100, 4).sum(axis=1)))
+        v = np.sort(np.abs(x))
+        inv = (
+            np.log(y[k - 1] + E.REFERENCE_EPS) - np.log(v[k1 * k - 1] + np.float32(E.REFERENCE_EPS))
+        ) / np.log(k1)
+        assert E.mohammadi_order_alpha(x, k1, k=k) == pytest.approx(1 / inv, rel=1e-12), seed
+    z = np.array([1.0, 0.0, 2.0, -1.0, 3.0, 0.0, 0.0, 0.0])  # k1 = 2: |Y| = 1, 1, 3, 0
+    # k = 2: the 2nd smallest nonzero |Y| is 1 (a block summing to exactly 1 counts), the
+    # 4th smallest nonzero |X| of 1, 1, 2, 3 is 3
+    assert E.mohammadi_order_alpha(z, 2, k=2) == pytest.approx(np.log(2) / (0 - np.log(3)))
+    assert math.isnan(E.mohammadi_order_alpha(z, 2, k=3))  # 3 blocks but 4 < 6 values
+    w = np.array([3.0, -2.0, 1.0, 0.0])  # 2 nonzero blocks (1 and 1), 3 nonzero values
+    assert math.isnan(E.mohammadi_order_alpha(w, 2, k=2))  # needs k1·k = 4 values
+    assert np.isfinite(E.mohammadi_order_alpha(w[:3].tolist() + [5.0], 2, k=2))
+
+
+def test_estimates_at_an_exact_gap_of_zero_are_infinite_without_a_warning() -> None:
+    """1/α̂ = 0 gives α̂ = inf quietly (the callers treat it), whatever numpy's error state."""
+    with np.errstate(all="raise"):
+        assert E._alpha(1.0, 1, 1.0, 1, 1.0) == math.inf
+        assert E._order_alpha(np.array([2.0]), np.array([2.0]), 4) == math.inf
+        u = np.ones((4, 3))
+        u[:, 1] = 0.0  # an all-zero column: NaN, and no division warning
+        got = E.per_coordinate_alpha(u)
+        assert math.isnan(got[1]) and np.isfinite(got[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("alpha,scale", [(1.0, 2.5), (0.7, 0.5)])
+def test_sample_sas_scale_at_and_off_the_cauchy_case(alpha: float, scale: float) -> None:
+    x = E.sample_sas(alpha, 200_000, np.random.default_rng(9), scale=scale)
+    pts = np.array([-5.0, -1.0, 0.3, 2.0, 8.0])
+    emp = np.searchsorted(np.sort(x), pts, side="right") / x.size
+    assert np.max(np.abs(emp - levy_stable.cdf(pts, alpha, 0.0, scale=scale))) < 0.006
+
+
+def test_streamed_rows_in_order_with_counts_and_zero_fractions(noise: np.ndarray) -> None:
+    """Row order, n_values and zero_fraction of every row; a layer of zeros only; Hill with
+    a given k (1 included); no per-coordinate or shuffled rows when switched off."""
+    u = noise.copy()
+    layers = [*LAYERS[:2], ("fc3", 45, 50)]
+    u[:, 45:50] = 0.0  # fc3: nothing but zeros
+    s = E.StreamingTailStats(P, M, layers, hill_k=1, per_coordinate=False, shuffled_sweep=False)
+    s.update(u)
+    rows = s.finalize()
+    names = [(r["estimator"], r["scope"]) for r in rows]
+    assert names[:4] == [
+        ("mohammadi_reference", "pooled"),
+        ("mohammadi_robust", "pooled"),
+        ("mohammadi_order", "pooled"),
+        ("hill", "pooled"),
+    ]
+    assert {r["estimator"] for r in rows} == {
+        "mohammadi_reference",
+        "mohammadi_robust",
+        "mohammadi_order",
+        "hill",
+        "block_sweep",
+    }
+    assert not _pick(rows, "block_sweep", order="shuffled")
+    flat = u.reshape(-1)
+    nonzero = int(np.count_nonzero(flat))
+    zf = 1 - nonzero / flat.size
+    (ref,) = _pick(rows, "mohammadi_reference")
+    assert (ref["n_values"], ref["zero_fraction"]) == (flat.size, pytest.approx(zf))
+    (order,) = _pick(rows, "mohammadi_order")
+    assert (order["n_values"], order["zero_fraction"]) == (nonzero, pytest.approx(zf))
+    for name, start, stop in [("pooled", 0, M), *layers]:
+        x_all = u[:, start:stop].reshape(-1)
+        x = x_all[x_all != 0]
+        (hill,) = _pick(rows, "hill", name)
+        assert hill["n_values"] == x.size and hill["zero_fraction"] == pytest.approx(
+            np.mean(x_all == 0)
+        )
+        want = E.hill_alpha(x, 1) if x.size > 1 else math.nan
+        assert hill["alpha"] == pytest.approx(want, rel=1e-9, nan_ok=True), name
+    (fc3,) = _pick(rows, "mohammadi_robust", "fc3")
+    assert math.isnan(fc3["alpha"]) and fc3["n_values"] == 0 and fc3["zero_fraction"] == 1.0
+    for r in _pick(rows, "block_sweep"):
+        k1 = r["k1"]
+        y = flat[: flat.size // k1 * k1].reshape(-1, k1).sum(axis=1, dtype=np.float64)
+        assert r["n_values"] == np.count_nonzero(y) * k1  # blocks that entered, times K1
+        assert r["zero_fraction"] == pytest.approx(zf)
+        want = E.block_size_sweep(flat, [k1]).alpha[0]
+        assert r["alpha"] == pytest.approx(want, rel=1e-6)
+
+
+def test_hill_needs_one_value_beyond_k_and_order_needs_enough_nonzero_values() -> None:
+    rng = np.random.default_rng(17)
+    u = rng.standard_normal((10, 4)).astype(np.float32)
+    u[:, 2:] = 0.0
+    u[1:, 1] = 0.0  # layer b holds exactly one nonzero value... and layer a 11 of them
+    s = E.StreamingTailStats(10, 4, [("a", 0, 2), ("b", 2, 4)], hill_k=11, sweep_k1=[])
+    s.update(u)
+    rows = s.finalize()
+    (hill,) = _pick(rows, "hill", "a")  # 11 nonzero values, k = 11: no threshold value left
+    assert math.isnan(hill["alpha"])
+    (order,) = _pick(rows, "mohammadi_order")  # m·k values needed, 11 nonzero
+    assert math.isnan(order["alpha"])
+    k1 = E.central_k1(40)
+    assert math.isnan(E.mohammadi_order_alpha(u.reshape(-1), k1))
