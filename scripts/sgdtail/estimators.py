@@ -902,6 +902,8 @@ class StreamingTailStats:
         self._order_y.smallest = _Extremes(order_k, False, self.exclude_zeros)
         self._shuffle(shuffle_seed, sweep if shuffled_sweep else [])
         self._columns = _Columns(self.n_rows, self.n_cols) if per_coordinate else None
+        rows = min(self.max_piece_rows, self.n_rows)
+        self._gathered = np.empty((rows, self._gather_columns.size), np.float32)
 
     def _shuffle(self, seed: int, sweep: list) -> None:
         """The shuffled stream's columns (and its scope, when there is a sweep to run)."""
@@ -910,12 +912,10 @@ class StreamingTailStats:
         self.shuffle_columns = np.random.default_rng(seed).permutation(self.n_cols)[:n_shuffled]
         self._shuffle_position = np.full(self.n_cols, -1)  # column -> place in a shuffled row
         self._shuffle_position[self.shuffle_columns] = np.arange(n_shuffled)
-        ascending = np.sort(self.shuffle_columns)  # shuffle_columns = ascending[_gather[1]]
-        self._gather = (ascending, np.searchsorted(ascending, self.shuffle_columns))
-        rows = min(self.max_piece_rows, self.n_rows)
-        self._gathered = [np.empty((rows, n_shuffled), np.float32) for _ in range(2)]
         self._shuffled = None
+        self._gather_columns = np.empty(0, np.int64)  # gathered by the first pass, if any
         if sweep:
+            self._gather_columns = self.shuffle_columns.astype(np.int64)
             self._shuffled = _Scope(
                 "shuffled", self.shuffle_columns, self.row_group, sweep, self.exclude_zeros, None
             )
@@ -968,7 +968,8 @@ class StreamingTailStats:
         """Feed one piece of rows, rows first_row .. first_row + c − 1 of U."""
         lx = self._scratch[: u.size].reshape(u.shape)
         col_min, col_max = np.empty(u.shape[1], np.float32), np.empty(u.shape[1], np.float32)
-        _kernels().scan(u, lx, col_min, col_max)
+        shuffled = self._gathered[: u.shape[0]]  # the shuffled stream's rows
+        _kernels().scan(u, lx, col_min, col_max, self._gather_columns, shuffled)
         zero_cols = np.flatnonzero(col_min == 0)
         zr, zc = np.nonzero(u[:, zero_cols] == 0)
         zc = zero_cols[zc]
@@ -996,9 +997,7 @@ class StreamingTailStats:
         if self._shuffled is not None:
             where = self._shuffle_position[zc]
             inside = where >= 0
-            x = np.take(u, self._gather[0], axis=1, out=self._gathered[0][: u.shape[0]])
-            x = np.take(x, self._gather[1], axis=1, out=self._gathered[1][: u.shape[0]])
-            self._shuffled.feed(x, first_row, col_logs, (zr[inside], where[inside]))
+            self._shuffled.feed(shuffled, first_row, col_logs, (zr[inside], where[inside]))
 
     def _col_logs(self, logs: np.ndarray, first_row: int) -> list[tuple[int, int, np.ndarray]]:
         """(group, rows, Σ ℓ per column) for each interval group of the piece's rows

@@ -27,10 +27,16 @@ def row_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:  # pragma: no cove
 
 @njit(cache=True)
 def scan(
-    u: np.ndarray, out: np.ndarray, col_min: np.ndarray, col_max: np.ndarray
+    u: np.ndarray,
+    out: np.ndarray,
+    col_min: np.ndarray,
+    col_max: np.ndarray,
+    columns: np.ndarray,
+    gathered: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """out = |u| and the minimum and maximum of |u| in each column of u (c, M), in one
-    pass (compiled). NaN is passed to ``out`` and left out of the extremes."""
+    """One pass over the rows of u (c, M): out = |u|, the minimum and maximum of |u| in
+    each column, and gathered[i, k] = u[i, columns[k]] while row i is in cache. NaN is
+    passed to ``out`` and left out of the extremes."""
     col_min[:] = np.inf
     col_max[:] = 0.0
     for i in range(u.shape[0]):
@@ -39,3 +45,5 @@ def scan(
             out[i, j] = a
             col_min[j] = min(col_min[j], a)
             col_max[j] = max(col_max[j], a)
+        for k in range(columns.size):
+            gathered[i, k] = u[i, columns[k]]
