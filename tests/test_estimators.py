@@ -705,6 +705,7 @@ def test_errors_name_the_argument_and_what_to_change() -> None:
         with pytest.raises(ValueError) as err:
             call()
         assert message in str(err.value), (message, str(err.value))
+        assert "XX" not in str(err.value) and str(err.value)[0].islower(), str(err.value)
 
 
 def test_smallest_and_largest_block_sizes_are_estimated() -> None:
@@ -861,3 +862,134 @@ def test_hill_needs_one_value_beyond_k_and_order_needs_enough_nonzero_values() -
     assert math.isnan(order["alpha"])
     k1 = E.central_k1(40)
     assert math.isnan(E.mohammadi_order_alpha(u.reshape(-1), k1))
+
+
+def test_helper_rules_say_what_to_change() -> None:
+    cases = [
+        (lambda: E.reference_k1(0), "k=0 must be a positive integer"),
+        (lambda: E.robust_k1_values(0), "k=0 must be a positive integer"),
+        (
+            lambda: E.robust_k1_values(10, []),
+            "factors=() must be a non-empty list of positive numbers",
+        ),
+        (lambda: E.robust_k1_values(10, [1.0, 0.0]), "factors=(1.0, 0.0) must be a non-empty list"),
+        (lambda: E.default_hill_k(0), "n=0 must be a positive integer"),
+        (lambda: E.default_order_k(0, 4), "n_blocks=0 must be a positive integer"),
+        (lambda: E.default_order_k(4, 0), "k1=0 must be a positive integer"),
+        (lambda: E.reference_k1(True), "k=True must be a positive integer"),
+        (lambda: E.StreamingTailStats(0, 3, []), "n_rows=0 must be a positive integer"),
+        (lambda: E.StreamingTailStats(4, 0, []), "n_cols=0 must be a positive integer"),
+        (
+            lambda: E.StreamingTailStats(1, 3, []),
+            "n_rows must be >= 2 (one row has no noise to estimate)",
+        ),
+        (
+            lambda: E.StreamingTailStats(4, 3, [], ci_level=0.0),
+            "ci_level=0.0 must lie in (0, 1), e.g. 0.95",
+        ),
+        (lambda: E.StreamingTailStats(4, 3, [], ci_level=1.0), "ci_level=1.0 must lie in (0, 1)"),
+        (
+            lambda: E.StreamingTailStats(4, 3, [], hill_k=0),
+            "hill_k=0 must be >= 1, or None for the default",
+        ),
+        (lambda: E.StreamingTailStats(4, 3, [("pooled", 0, 3)]), "must be unique and not 'pooled'"),
+        (
+            lambda: E.StreamingTailStats(4, 3, [("a", 0, 0), ("b", 0, 3)]),
+            "layer 'a' covers columns [0, 0)",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert message in str(err.value), (message, str(err.value))
+        assert "XX" not in str(err.value) and str(err.value)[0].islower(), str(err.value)
+    assert type(E.default_order_k(8643, 8192)) is int
+    s = E.StreamingTailStats(2, 3, [], ci_groups=2, sweep_k1=[2])  # the smallest valid ones
+    s.update(np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], np.float32))
+    assert len(s.finalize()) > 0
+
+
+def test_streaming_checks_rows_in_their_own_words() -> None:
+    s = E.StreamingTailStats(4, 3, [])
+    with pytest.raises(ValueError) as err:
+        s.update(np.zeros((2, 4), np.float32))
+    assert str(err.value) == (
+        "rows must have shape (c, 3), got (2, 4); pass consecutive rows of the P x M noise matrix"
+    )
+    s.update(np.ones(3, np.float32))  # one row as a vector
+    assert s.rows_seen == 1
+    with pytest.raises(ValueError) as err:
+        s.update(np.ones((4, 3), np.float32))
+    assert str(err.value) == (
+        "got 5 rows in total but n_rows=4; "
+        "construct StreamingTailStats with the true number of minibatches"
+    )
+    with pytest.raises(ValueError) as err:
+        s.finalize()
+    assert str(err.value) == (
+        "finalize() after 1 of n_rows=4 rows; "
+        "feed every row of U first, or construct with the true n_rows"
+    )
+
+
+def test_streamed_order_statistics_are_exact_with_ties_and_many_zeros() -> None:
+    """The held order statistics are exactly the in-memory ones (ℓ of the same float32
+    value), also when many values tie at the threshold and when zeros outnumber the values
+    held; Hill likewise with ties at its threshold."""
+    rng = np.random.default_rng(61)
+    p, m = 20, 400
+    u = np.round(rng.standard_normal((p, m)), 1).astype(np.float32)  # values repeat: ties
+    u[rng.random((p, m)) < 0.5] = 0.0  # zeros outnumber what is held
+    for chunk in (1, 3, 20):
+        s = E.StreamingTailStats(p, m, [], hill_k=150, sweep_k1=[])
+        for i in range(0, p, chunk):
+            s.update(u[i : i + chunk])
+        rows = s.finalize()
+        flat = u.reshape(-1)
+        (order,) = _pick(rows, "mohammadi_order")
+        want = E.mohammadi_order_alpha(flat, order["k1"])
+        assert order["alpha"] == pytest.approx(want, rel=1e-12), chunk
+        (hill,) = _pick(rows, "hill")
+        assert hill["alpha"] == pytest.approx(E.hill_alpha(flat[flat != 0], 150), rel=1e-12), chunk
+
+
+def test_hill_below_one_and_blocks_that_cancel_to_zero_without_zeros() -> None:
+    """Values all below 1 in pieces smaller than the Hill buffer; blocks whose values cancel
+    exactly (no exact zero among them) are left out like blocks of zeros."""
+    rng = np.random.default_rng(71)
+    u = (rng.standard_normal((30, 8)) * 0.01).astype(np.float32)
+    u[:, 4:6] = np.array([0.5, -0.5], np.float32)  # pairs that sum to exactly 0
+    s = E.StreamingTailStats(30, 8, [], hill_k=40, sweep_k1=[2, 4])
+    for i in range(30):
+        s.update(u[i])
+    rows = s.finalize()
+    flat = u.reshape(-1)
+    (hill,) = _pick(rows, "hill")
+    assert hill["alpha"] == pytest.approx(E.hill_alpha(flat, 40), rel=1e-12)
+    sweep = _pick(rows, "block_sweep")
+    want = E.block_size_sweep(flat, [2, 4]).alpha
+    assert [r["alpha"] for r in sweep] == pytest.approx(list(want), rel=1e-9)
+    y2 = flat.reshape(-1, 2).sum(axis=1)
+    assert sweep[0]["n_values"] == 2 * np.count_nonzero(y2) < flat.size  # the pairs left out
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_a_block_ending_on_a_groups_first_value_counts_in_that_group(groups: int) -> None:
+    """P = 4 rows of M = 7: blocks of K1 = 4 end at values 3, 7, 11, ...; value 7 is row 1's
+    first, so with a group per row that block is row 1's, not row 0's."""
+    rng = np.random.default_rng(81)
+    u = E.sample_sas(1.5, (4, 7), rng).astype(np.float32)
+    s = E.StreamingTailStats(4, 7, [], ci_groups=groups, sweep_k1=[])
+    for i in range(4):
+        s.update(u[i])
+    pooled = s._scopes[0]
+    assert pooled.ci[0] == 4
+    want = _group_inverse_alphas(u, 0, 7, 4, groups, exclude=True)
+    np.testing.assert_allclose(pooled.inverse_alphas(), want, rtol=1e-9)
+
+
+def test_batch_means_interval_in_float64_and_at_a_zero_end() -> None:
+    v32 = np.array([0.61, 0.67, 0.7, 0.66], np.float32)
+    want = E.batch_means_interval(v32.astype(np.float64), 0.9)
+    assert E.batch_means_interval(v32, 0.9) == pytest.approx(want, rel=1e-14)
+    assert all(math.isnan(e) for e in E.batch_means_interval([0.0, 0.0]))  # 1/α up to 0
