@@ -4,6 +4,7 @@ streaming accumulator (which must equal the in-memory functions)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -304,6 +305,7 @@ def _check_stream_vs_memory(u: np.ndarray, layers, rows: list[dict], s, exclude:
         assert [pc["q25"], pc["alpha"], pc["q75"]] == pytest.approx(list(q), rel=rel, nan_ok=True)
         k1c = max(2, math.isqrt(p))
         assert pc["k1"] == k1c and pc["n_values"] == valid.size * (p // k1c) * k1c
+        assert pc["zero_fraction"] == pytest.approx(np.mean(x_all == 0))
     sweep = _pick(rows, "block_sweep")
     k1s = [r["k1"] for r in sweep]
     assert k1s == sorted(s.sweep_k1)
@@ -993,3 +995,98 @@ def test_batch_means_interval_in_float64_and_at_a_zero_end() -> None:
     want = E.batch_means_interval(v32.astype(np.float64), 0.9)
     assert E.batch_means_interval(v32, 0.9) == pytest.approx(want, rel=1e-14)
     assert all(math.isnan(e) for e in E.batch_means_interval([0.0, 0.0]))  # 1/α up to 0
+
+
+def test_defaults_of_the_streaming_class(noise: np.ndarray) -> None:
+    implicit = _stream(noise, P)
+    explicit = _stream(
+        noise, P, ci_groups=20, shuffle_seed=0, robust_factors=E.DEFAULT_ROBUST_FACTORS
+    )
+    assert implicit == explicit
+
+
+@pytest.mark.parametrize(
+    "p,layers",
+    [
+        (3, [("a", 0, 1000), ("b", 1000, 1230), ("c", 1230, 1234)]),  # per-coordinate K1 = 2
+        (40, [("a", 0, 1000), ("b", 1000, 1230), ("c", 1230, 1234)]),
+        (4, [("big", 0, 1024), ("tiny", 1024, 1028)]),  # a layer of 16 values: K1 from 2
+    ],
+)
+def test_streaming_equals_in_memory_with_default_block_sizes(p: int, layers) -> None:
+    """The default sweep (powers of two from 16) with layers whose boundaries allow only
+    low ladder levels, and a layer so small that its own block sizes start at 2."""
+    rng = np.random.default_rng(p)
+    m = layers[-1][2]
+    u = E.sample_sas(1.4, (p, m), rng).astype(np.float32)
+    u[0, 3] = 0.0
+    s = E.StreamingTailStats(p, m, layers)
+    for i in range(0, p, 2):
+        s.update(u[i : i + 2])
+    _check_stream_vs_memory(u, layers, s.finalize(), s, True)
+
+
+def test_robust_factors_off_the_default_and_zeros_outside_the_shuffled_columns() -> None:
+    rng = np.random.default_rng(91)
+    p, m = 4, 20_000  # more columns than the shuffled stream takes (16,384)
+    u = E.sample_sas(1.6, (p, m), rng).astype(np.float32)
+    s0 = E.StreamingTailStats(p, m, [], robust_factors=(1.0, 8.0), sweep_k1=[16, 64])
+    outside = np.setdiff1d(np.arange(m), s0.shuffle_columns)[:50]
+    u[:, outside] = 0.0
+    s0.update(u)
+    rows = s0.finalize()
+    (rob,) = _pick(rows, "mohammadi_robust")
+    want = E.mohammadi_robust(u.reshape(-1), (1.0, 8.0))
+    assert rob["alpha"] == pytest.approx(want, rel=1e-6)
+    shuffled = u[:, s0.shuffle_columns].reshape(-1)
+    want = E.block_size_sweep(shuffled, [16, 64]).alpha
+    got = [r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")]
+    assert got == pytest.approx(list(want), rel=1e-6)
+
+
+def test_a_layer_of_zeros_with_the_default_hill_k() -> None:
+    rng = np.random.default_rng(92)
+    u = rng.standard_normal((10, 6)).astype(np.float32)
+    u[:, 4:] = 0.0
+    s = E.StreamingTailStats(10, 6, [("a", 0, 4), ("b", 4, 6)], sweep_k1=[])
+    s.update(u)
+    (hill,) = _pick(s.finalize(), "hill", "b")
+    assert math.isnan(hill["alpha"]) and hill["n_values"] == 0
+
+
+def test_nan_rows_are_refused_in_words() -> None:
+    with pytest.raises(ValueError) as err:
+        E.StreamingTailStats(4, 3, []).update(np.array([[1.0, np.nan, 2.0]], np.float32))
+    assert str(err.value) == (
+        "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
+    )
+
+
+def test_integer_input_layers_in_any_name_order_and_small_helpers() -> None:
+    assert E.mohammadi_alpha([1, -2, 3, 4, -5, 6], 2) == E.mohammadi_alpha(
+        np.array([1.0, -2.0, 3.0, 4.0, -5.0, 6.0]), 2
+    )
+    s = E.StreamingTailStats(4, 3, [("z", 0, 1), ("a", 1, 3)], sweep_k1=[])  # names unsorted
+    s.update(np.arange(1, 13, dtype=np.float32).reshape(4, 3))
+    assert {r["scope"] for r in s.finalize()} == {"pooled", "z", "a"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(E._finite_median([math.nan, math.inf]))
+    x = np.array([5.0, 3.0, 2.0, 1.5, 1.0, 0.5], np.float32)
+    inv = np.log(np.array([5.0, 3.0], np.float64) / 2.0).mean()
+    assert E.hill_alpha(x, 2) == pytest.approx(1 / inv, rel=1e-12)  # logs in float64
+    y = np.array([3.0, -1.0, 0.5, 2.0])
+    assert np.isfinite(E.mohammadi_order_alpha(y, 4, k=1))  # one block of all four values
+
+
+def test_inverse_alpha_is_nan_without_blocks_values_or_block_size_quietly() -> None:
+    with np.errstate(all="raise"):
+        assert E._inverse_alpha(1.0, 2, 0.5, 4, 2.0) == pytest.approx((0.5 - 0.125) / 1.0)
+        all_cancel = np.array([1.0, -1.0, 2.0, -2.0])  # both blocks of 2 sum to exactly 0
+        assert math.isnan(E.mohammadi_alpha(all_cancel, 2))  # no block left: NaN, no error
+        for args in [
+            (1.0, 0, 0.5, 4, 2.0),  # no block
+            (1.0, 2, 0.5, 0, 2.0),  # no value
+            (1.0, 2, 0.5, 4, 0.0),  # blocks of one value: log n = 0
+        ]:
+            assert math.isnan(E._inverse_alpha(*args)), args

@@ -1159,6 +1159,10 @@ def _column_alphas(
 def _inverse_alpha(sum_log_y, n_blocks, sum_log_x, n_values, sum_log_n):
     """1/α̂ = (mean ℓ(Y) − mean ℓ(X)) / mean log n, for scalars or arrays (one entry
     per group); NaN where there is no block, no value, or mean log n is 0."""
+    sum_log_y, n_blocks, sum_log_x, n_values, sum_log_n = (
+        np.asarray(v, dtype=np.float64)
+        for v in (sum_log_y, n_blocks, sum_log_x, n_values, sum_log_n)
+    )  # numpy division: a zero count gives NaN, not ZeroDivisionError
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = (sum_log_y / n_blocks - sum_log_x / n_values) / (sum_log_n / n_blocks)
     return np.where((n_blocks > 0) & (n_values > 0) & (sum_log_n > 0), inv, np.nan)
