@@ -907,8 +907,11 @@ def test_helper_rules_say_what_to_change() -> None:
         assert "XX" not in str(err.value) and str(err.value)[0].islower(), str(err.value)
     assert type(E.default_order_k(8643, 8192)) is int
     s = E.StreamingTailStats(2, 3, [], ci_groups=2, sweep_k1=[2])  # the smallest valid ones
-    s.update(np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], np.float32))
-    assert len(s.finalize()) > 0
+    u = np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], np.float32)
+    s.update(u)
+    (ref,) = _pick(s.finalize(), "mohammadi_reference")  # K = 6: K1 = 2
+    assert ref["k1"] == 2
+    assert ref["alpha"] == pytest.approx(E.mohammadi_reference(u.reshape(-1)), rel=1e-12)
 
 
 def test_streaming_checks_rows_in_their_own_words() -> None:
@@ -1090,3 +1093,21 @@ def test_inverse_alpha_is_nan_without_blocks_values_or_block_size_quietly() -> N
             (1.0, 2, 0.5, 4, 0.0),  # blocks of one value: log n = 0
         ]:
             assert math.isnan(E._inverse_alpha(*args)), args
+
+
+def test_values_tied_at_a_sample_bound_are_kept() -> None:
+    """Most values equal 1.0, the sample bound of both order-statistic buffers: the tied
+    values fill the kept sets (Hill's top 21 holds 5 tens and 16 ones, the order buffer's
+    smallest hold 0.1s and ones), in one piece, as in memory."""
+    u = np.ones((2, 500), np.float32)
+    u[0, [3, 99, 200, 301, 450]] = 10.0
+    u[1, [7, 150, 320]] = 0.1
+    s = E.StreamingTailStats(2, 500, [], hill_k=20, sweep_k1=[])
+    s.update(u)
+    rows = s.finalize()
+    flat = u.reshape(-1)
+    (hill,) = _pick(rows, "hill")
+    assert hill["alpha"] == pytest.approx(E.hill_alpha(flat, 20), rel=1e-12)
+    (order,) = _pick(rows, "mohammadi_order")
+    want = E.mohammadi_order_alpha(flat, order["k1"])
+    assert np.isfinite(want) and order["alpha"] == pytest.approx(want, rel=1e-12)
