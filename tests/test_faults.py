@@ -344,14 +344,21 @@ def long_config(mnist_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def uninterrupted_long_run(reference, long_config, tmp_path_factory):
     """The long run without interruption; while it trains a second Snakemake is started on
-    the same folder, which must refuse (Snakemake's lock) and leave the first unharmed."""
+    the same folder, which must refuse (Snakemake's lock) and leave the first unharmed.
+
+    The first run's process group is stopped (SIGSTOP) while the second runs and continued
+    afterwards, so the first still holds its lock however fast it would otherwise finish."""
     work = copy_workdir(reference, tmp_path_factory.mktemp("long") / "work")
     shutil.rmtree(work / "results")
     log = work.parent / "first.log"
     first = start_snakemake(work, long_config, log, "--cores", "1", f"{LONG_RUN}/run.json")
     try:
         wait_for(lambda: "rule train_sgd:" in log.read_text(), first, "train_sgd started")
-        second = snakemake(work, long_config, "--cores", "1", f"{LONG_RUN}/run.json")
+        os.killpg(first.pid, signal.SIGSTOP)
+        try:
+            second = snakemake(work, long_config, "--cores", "1", f"{LONG_RUN}/run.json")
+        finally:
+            os.killpg(first.pid, signal.SIGCONT)
     finally:
         rc = first.wait(timeout=600)
     return work, rc, log.read_text(), second
