@@ -1,0 +1,129 @@
+"""SGD on Gaussian linear regression: the theory's tail index and the simulated iterates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sgdtail.linear_sgd import (
+    LinearSetting,
+    moment_ratio,
+    moment_ratio_two,
+    simulate_norms,
+    stationary_estimate,
+    theory_tail_index,
+)
+
+
+def full_sgd_norms(s: LinearSetting, chains: int, steps: int, seed: int, start: float):
+    """‖x − x*‖ after ``steps`` steps of d-dimensional online SGD on least squares,
+    x* = 0, started at start·e₁: the recursion itself, no reduction."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((chains, s.d))
+    x[:, 0] = start
+    for _ in range(steps):
+        a = s.sigma * rng.standard_normal((chains, s.b, s.d))
+        y = s.sigma_y * rng.standard_normal((chains, s.b))  # a_iᵀx* + ε_i with x* = 0
+        residual = np.einsum("cbd,cd->cb", a, x) - y
+        x = x - (s.eta / s.b) * np.einsum("cbd,cb->cd", a, residual)
+    return np.linalg.norm(x, axis=1)
+
+
+SETTINGS = [
+    LinearSetting(0.3, 2, 5),
+    LinearSetting(0.05, 1, 50, sigma=1.5),
+    LinearSetting(0.6, 4, 5, sigma_y=0.3),
+    LinearSetting(0.25, 1, 2),
+]
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_moment_ratio_at_two_equals_its_closed_form(setting):
+    assert moment_ratio(2.0, setting) == pytest.approx(moment_ratio_two(setting), rel=1e-10)
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("s", [0.7, 1.6, 3.3])
+def test_moment_ratio_against_monte_carlo_of_the_matrix_itself(setting, s):
+    """E‖M e₁‖^s with M = I − (η/b) Σ a_i a_iᵀ built from sampled Gaussian features."""
+    rng = np.random.default_rng(0)
+    n = 100_000
+    a = setting.sigma * rng.standard_normal((n, setting.b, setting.d))
+    m_e1 = -(setting.eta / setting.b) * np.einsum("nbd,nb->nd", a, a[:, :, 0])
+    m_e1[:, 0] += 1.0
+    v = np.linalg.norm(m_e1, axis=1) ** s
+    se = v.std() / math.sqrt(n)
+    assert abs(moment_ratio(s, setting) - v.mean()) < 5 * se + 1e-6
+
+
+@pytest.mark.parametrize("b, d", [(1, 5), (2, 10), (4, 20)])
+def test_tail_index_is_two_exactly_where_the_second_moment_ratio_is_one(b, d):
+    eta = 2.0 * b / (b + d + 1)  # ρ(2) = 1 − 2η + η²(b + d + 1)/b = 1
+    assert moment_ratio_two(LinearSetting(eta, b, d)) == pytest.approx(1.0)
+    assert theory_tail_index(LinearSetting(eta, b, d)) == pytest.approx(2.0, abs=1e-4)
+    assert theory_tail_index(LinearSetting(0.99 * eta, b, d)) > 2.0
+    assert theory_tail_index(LinearSetting(1.01 * eta, b, d)) < 2.0
+
+
+def test_tail_index_is_a_root_of_the_moment_ratio():
+    s = LinearSetting(0.3, 2, 10)
+    alpha = theory_tail_index(s)
+    assert 1.0 < alpha < 4.0
+    assert moment_ratio(alpha, s) == pytest.approx(1.0, abs=1e-8)
+    assert moment_ratio(0.9 * alpha, s) < 1.0 < moment_ratio(1.1 * alpha, s)
+
+
+def test_tail_index_moves_as_the_theory_says():
+    """Heavier tails for a larger step, a smaller batch at the same step, a larger dimension;
+    η and σ² enter only as ησ²."""
+    base = theory_tail_index(LinearSetting(0.3, 2, 10))
+    assert theory_tail_index(LinearSetting(0.33, 2, 10)) < base  # larger η
+    assert theory_tail_index(LinearSetting(0.3, 3, 10)) > base  # larger b
+    assert theory_tail_index(LinearSetting(0.3, 2, 11)) < base  # larger d
+    same = theory_tail_index(LinearSetting(0.3 / 2.25, 2, 10, sigma=1.5))
+    assert same == pytest.approx(base, rel=1e-6)
+    # the same η/b with a larger batch is not the same tail: η grows with it
+    assert theory_tail_index(LinearSetting(0.45, 3, 10)) < base
+
+
+def test_tail_index_nan_without_a_stationary_law_and_inf_for_very_light_tails():
+    assert math.isnan(theory_tail_index(LinearSetting(0.5, 1, 10)))
+    assert theory_tail_index(LinearSetting(0.001, 4, 5)) == math.inf
+
+
+def test_bad_settings_are_refused():
+    for kwargs in ({"eta": 0.0}, {"b": 0}, {"b": 1.5}, {"d": 1}, {"sigma": -1.0}):
+        with pytest.raises(ValueError, match="must be"):
+            LinearSetting(**{"eta": 0.1, "b": 2, "d": 5, **kwargs})
+
+
+@pytest.mark.parametrize("setting", [LinearSetting(0.3, 2, 5), LinearSetting(0.15, 1, 10)])
+def test_norm_chain_has_the_law_of_the_full_sgd_norm(setting):
+    """The reduced chain against d-dimensional SGD after 20 steps from ‖x_0‖ = 1 (two-sample
+    Kolmogorov–Smirnov; a chain with the wrong dimension is rejected at the same size)."""
+    full = full_sgd_norms(setting, 4000, 20, seed=0, start=1.0)
+    reduced = simulate_norms(setting, 4000, 20, seed=1, start=1.0)
+    assert stats.ks_2samp(full, reduced).pvalue > 1e-3
+    wrong = LinearSetting(setting.eta, setting.b, setting.d + 3)
+    assert stats.ks_2samp(full, simulate_norms(wrong, 4000, 20, seed=1, start=1.0)).pvalue < 1e-6
+
+
+def test_simulated_stationary_tail_matches_the_theory():
+    s = LinearSetting(0.3, 2, 10)
+    est = stationary_estimate(simulate_norms(s, 20_000, 600, seed=3))
+    alpha = theory_tail_index(s)
+    assert est.ci_low < alpha < est.ci_high, (est, alpha)
+    assert abs(est.alpha - alpha) < 0.2 * alpha
+
+
+def test_stationary_estimate_on_pareto_samples():
+    rng = np.random.default_rng(4)
+    x = rng.pareto(2.5, 40_000) + 1.0  # P(X > t) = t^(−2.5)
+    est = stationary_estimate(x, groups=8)
+    assert (est.k, est.n) == (200, 40_000)
+    assert est.alpha == pytest.approx(2.5, rel=0.1)
+    assert est.ci_low < 2.5 < est.ci_high
+    assert est.ci_high - est.ci_low < 1.0
