@@ -5,15 +5,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from sgdtail.linear_sgd import (
     LinearSetting,
+    eta_for_tail_index,
     moment_ratio,
     moment_ratio_two,
     simulate_norms,
+    simulation_sweep,
     stationary_estimate,
+    theory_curve,
     theory_tail_index,
 )
 
@@ -127,3 +131,33 @@ def test_stationary_estimate_on_pareto_samples():
     assert est.alpha == pytest.approx(2.5, rel=0.1)
     assert est.ci_low < 2.5 < est.ci_high
     assert est.ci_high - est.ci_low < 1.0
+
+
+@pytest.mark.parametrize("b, d", [(1, 5), (4, 10)])
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 4.5])
+def test_eta_for_tail_index_inverts_the_theory(b, d, alpha):
+    eta = eta_for_tail_index(alpha, b, d, sigma=1.2)
+    assert theory_tail_index(LinearSetting(eta, b, d, sigma=1.2)) == pytest.approx(alpha, rel=1e-4)
+
+
+def test_theory_curve_spans_the_asked_tail_indices_and_falls_in_the_step():
+    curve = theory_curve(2, 10, 1.0, (1.0, 8.0), 12)
+    assert list(curve.columns) == ["b", "d", "eta", "eta_over_b", "alpha"]
+    assert len(curve) == 12 and (curve.eta_over_b == curve.eta / 2).all()
+    assert curve.alpha.iloc[0] == pytest.approx(1.0, rel=1e-3)
+    assert curve.alpha.iloc[-1] == pytest.approx(8.0, rel=1e-3)
+    assert (np.diff(curve.eta) < 0).all() and (np.diff(curve.alpha) > 0).all()
+
+
+def test_simulation_sweep_rows_follow_the_config():
+    cfg = {"batch_sizes": [1, 2], "dimensions": [5], "tail_indices": [2.0, 3.0], "sigma": 1.0,
+           "sigma_y": 1.0, "chains": 2000, "steps": 150, "groups": 4, "level": 0.9,
+           "seed": 7}  # fmt: skip
+    table = simulation_sweep(cfg)
+    assert list(zip(table.b, table.alpha_theory.round(6), strict=True)) == [
+        (1, 2.0), (1, 3.0), (2, 2.0), (2, 3.0)
+    ]  # fmt: skip
+    assert (table.chains == 2000).all() and (table.steps == 150).all() and (table.d == 5).all()
+    assert (table.ci_low < table.alpha_hat).all() and (table.alpha_hat < table.ci_high).all()
+    again = simulation_sweep(cfg)
+    pd.testing.assert_frame_equal(table, again)  # seeded

@@ -36,12 +36,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, special
 
 from sgdtail.estimators import batch_means_interval, default_hill_k, hill_alpha
 
 __all__ = [
     "LinearSetting",
+    "eta_for_tail_index",
+    "simulation_sweep",
+    "theory_curve",
     "moment_ratio",
     "moment_ratio_two",
     "simulate_norms",
@@ -50,7 +54,7 @@ __all__ = [
 ]
 
 #: Quadrature nodes per χ² law in :func:`moment_ratio`.
-QUADRATURE_NODES: int = 160
+QUADRATURE_NODES: int = 100
 #: Largest tail index :func:`theory_tail_index` resolves; beyond it the tail is reported as inf.
 MAX_TAIL_INDEX: float = 64.0
 
@@ -166,3 +170,54 @@ def stationary_estimate(
     inv = [1.0 / hill_alpha(norms[g * size : (g + 1) * size], k_group) for g in range(groups)]
     low, high = batch_means_interval(inv, level)
     return StationaryEstimate(hill_alpha(norms, k), low, high, k, n)
+
+
+def eta_for_tail_index(alpha: float, b: int, d: int, sigma: float = 1.0) -> float:
+    """The step η at which the theory's tail index equals ``alpha``: the η > 0 with
+    ρ(alpha) = 1 (ρ is log-convex in s with ρ(0) = 1, so ρ(alpha) = 1 makes alpha its
+    positive root). ρ(alpha) < 1 at small steps and grows past 1 as η grows."""
+
+    def log_rho(eta: float) -> float:
+        return math.log(moment_ratio(alpha, LinearSetting(eta, b, d, sigma)))
+
+    low = high = 2.0 * b / (sigma**2 * (b + d + 1))  # where α = 2 (ρ(2) = 1)
+    while log_rho(low) >= 0.0:
+        low /= 2.0
+    while log_rho(high) <= 0.0:
+        high *= 1.25
+    return float(optimize.brentq(log_rho, low, high, xtol=1e-12, rtol=1e-10))
+
+
+def theory_curve(b: int, d: int, sigma: float, alpha_range: tuple[float, float], points: int):
+    """Rows (b, d, eta, eta_over_b, alpha) of the theory at ``points`` steps log-spaced
+    between those where α equals the ends of ``alpha_range``."""
+    high, low = (eta_for_tail_index(a, b, d, sigma) for a in alpha_range)
+    rows = []
+    for eta in np.geomspace(high, low, points):
+        alpha = theory_tail_index(LinearSetting(float(eta), b, d, sigma))
+        rows.append({"b": b, "d": d, "eta": eta, "eta_over_b": eta / b, "alpha": alpha})
+    return pd.DataFrame(rows)
+
+
+def simulation_sweep(cfg: dict) -> pd.DataFrame:
+    """For each batch size b, dimension d and theory tail index α in ``cfg``: the step η
+    with that α (:func:`eta_for_tail_index`), and Hill's α̂ of ``cfg["chains"]`` chains
+    after ``cfg["steps"]`` steps from x* (:func:`simulate_norms`,
+    :func:`stationary_estimate`). One row per setting."""
+    rows = []
+    seed = int(cfg["seed"])
+    for b in cfg["batch_sizes"]:
+        for d in cfg["dimensions"]:
+            for target in cfg["tail_indices"]:
+                eta = eta_for_tail_index(float(target), int(b), int(d), float(cfg["sigma"]))
+                s = LinearSetting(eta, int(b), int(d), float(cfg["sigma"]), float(cfg["sigma_y"]))
+                norms = simulate_norms(s, int(cfg["chains"]), int(cfg["steps"]), seed)
+                est = stationary_estimate(norms, int(cfg["groups"]), float(cfg["level"]))
+                rows.append(
+                    {"b": s.b, "d": s.d, "eta": eta, "eta_over_b": eta / s.b,
+                     "alpha_theory": theory_tail_index(s), "alpha_hat": est.alpha,
+                     "ci_low": est.ci_low, "ci_high": est.ci_high, "hill_k": est.k,
+                     "chains": est.n, "steps": int(cfg["steps"])}
+                )  # fmt: skip
+                seed += 1
+    return pd.DataFrame(rows)
