@@ -771,13 +771,48 @@ def test_order_statistics_are_the_exact_ranks() -> None:
         ) / np.log(k1)
         assert E.mohammadi_order_alpha(x, k1, k=k) == pytest.approx(1 / inv, rel=1e-12), seed
     z = np.array([1.0, 0.0, 2.0, -1.0, 3.0, 0.0, 0.0, 0.0])  # k1 = 2: |Y| = 1, 1, 3, 0
-    # k = 2: the 2nd smallest nonzero |Y| is 1 (a block summing to exactly 1 counts), the
-    # 4th smallest nonzero |X| of 1, 1, 2, 3 is 3
-    assert E.mohammadi_order_alpha(z, 2, k=2) == pytest.approx(np.log(2) / (0 - np.log(3)))
-    assert math.isnan(E.mohammadi_order_alpha(z, 2, k=3))  # 3 blocks but 4 < 6 values
-    w = np.array([3.0, -2.0, 1.0, 0.0])  # 2 nonzero blocks (1 and 1), 3 nonzero values
-    assert math.isnan(E.mohammadi_order_alpha(w, 2, k=2))  # needs k1·k = 4 values
-    assert np.isfinite(E.mohammadi_order_alpha(w[:3].tolist() + [5.0], 2, k=2))
+    # zeros left out: 3 blocks kept (1, 2 and 1 nonzero values: mean log n = log 2 / 3) and
+    # 4 nonzero values |X| = 1, 1, 2, 3. k = 2: the 2nd smallest |Y| is 1 (a block summing to
+    # exactly 1 counts); |X| at the same quantile, rank round(2·4/3) = 3, is 2.
+    assert E.order_x_rank(2, 2, 4, 3) == 3
+    assert E.mohammadi_order_alpha(z, 2, k=2) == pytest.approx((np.log(2) / 3) / (0 - np.log(2)))
+    # zeros kept: 4 blocks, the 2nd smallest |Y| is 1; the (k1·k = 4)-th smallest |X| is 0
+    want = np.log(2) / (np.log(1 + E.REFERENCE_EPS) - np.log(E.REFERENCE_EPS))
+    assert E.mohammadi_order_alpha(z, 2, k=2, exclude_zeros=False) == pytest.approx(want)
+    assert math.isnan(E.mohammadi_order_alpha(z, 2, k=4))  # 3 blocks kept < k
+    w = np.array([3.0, -2.0, 1.0, 0.0])  # blocks 1 and 1 (2 and 1 nonzero), |X| = 3, 2, 1
+    # k = 2: |Y|_(2) = 1, rank round(2·3/2) = 3: |X|_(3) = 3; mean log n = log 2 / 2
+    assert E.mohammadi_order_alpha(w, 2, k=2) == pytest.approx((np.log(2) / 2) / (0 - np.log(3)))
+
+
+def test_order_x_rank_matches_quantiles_and_stays_in_the_buffer() -> None:
+    assert E.order_x_rank(7, 4, 400, 100) == 28  # no zeros: k1·k
+    assert E.order_x_rank(7, 4, 403, 100) == 28  # the remainder's values do not raise it
+    assert E.order_x_rank(7, 4, 300, 100) == 21  # a quarter of the values are zeros
+    assert E.order_x_rank(10, 64, 5, 90) == 1  # at least 1
+    assert E.order_x_rank(3, 8, 100, 0) == 24  # no block kept: k1·k (the estimate is NaN)
+
+
+@pytest.mark.parametrize("zero_fraction", [0.1, 0.3, 0.5])
+def test_order_estimator_with_zeros_left_out_is_unbiased_on_gaussian_data(zero_fraction) -> None:
+    """Gaussian values (α = 2) with a fraction of exact zeros: the mean over 6 samples of
+    2^18 values stays within 0.1 of 2 (reading |X| at rank k1·k and dividing by log k1, as
+    without zeros, gives 2.1-2.9 here)."""
+    rng = np.random.default_rng(5)
+    got = []
+    for _ in range(6):
+        x = rng.standard_normal(1 << 18)
+        x[rng.random(x.size) < zero_fraction] = 0.0
+        got.append(E.mohammadi_order_alpha(x, 512))
+    assert abs(np.mean(got) - 2.0) < 0.1, got
+
+
+def test_in_memory_estimators_give_nan_for_nan_input() -> None:
+    x = np.random.default_rng(6).standard_normal(10_000)
+    x[17] = np.nan
+    assert math.isnan(E.hill_alpha(x, 50))
+    assert math.isnan(E.mohammadi_order_alpha(x, 64))
+    assert math.isnan(E.mohammadi_alpha(x, 64))
 
 
 def test_estimates_at_an_exact_gap_of_zero_are_infinite_without_a_warning() -> None:
@@ -850,7 +885,7 @@ def test_streamed_rows_in_order_with_counts_and_zero_fractions(noise: np.ndarray
         assert r["alpha"] == pytest.approx(want, rel=1e-6)
 
 
-def test_hill_needs_one_value_beyond_k_and_order_needs_enough_nonzero_values() -> None:
+def test_hill_needs_one_value_beyond_k_and_order_needs_k_blocks_kept() -> None:
     rng = np.random.default_rng(17)
     u = rng.standard_normal((10, 4)).astype(np.float32)
     u[:, 2:] = 0.0
@@ -860,10 +895,17 @@ def test_hill_needs_one_value_beyond_k_and_order_needs_enough_nonzero_values() -
     rows = s.finalize()
     (hill,) = _pick(rows, "hill", "a")  # 11 nonzero values, k = 11: no threshold value left
     assert math.isnan(hill["alpha"])
-    (order,) = _pick(rows, "mohammadi_order")  # m·k values needed, 11 nonzero
-    assert math.isnan(order["alpha"])
+    # K1 = 8, k = 2: all 5 blocks hold a nonzero value, |X| read at rank round(2·11/5) = 4
     k1 = E.central_k1(40)
-    assert math.isnan(E.mohammadi_order_alpha(u.reshape(-1), k1))
+    assert (k1, E.default_order_k(5, k1)) == (8, 2)
+    (order,) = _pick(rows, "mohammadi_order")
+    want = E.mohammadi_order_alpha(u.reshape(-1), k1)
+    assert np.isfinite(want) and order["alpha"] == pytest.approx(want, rel=1e-9)
+    u[2:] = 0.0  # one block kept, fewer than k = 2
+    s = E.StreamingTailStats(10, 4, [], sweep_k1=[])
+    s.update(u)
+    (order,) = _pick(s.finalize(), "mohammadi_order")
+    assert math.isnan(order["alpha"]) and math.isnan(E.mohammadi_order_alpha(u.reshape(-1), k1))
 
 
 def test_helper_rules_say_what_to_change() -> None:

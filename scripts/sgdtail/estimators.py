@@ -60,6 +60,7 @@ __all__ = [
     "mohammadi_order_alpha",
     "mohammadi_reference",
     "mohammadi_robust",
+    "order_x_rank",
     "per_coordinate_alpha",
     "reference_k1",
     "robust_k1_values",
@@ -68,8 +69,8 @@ __all__ = [
 
 #: ε of every log, ℓ(v) = log(|v| + ε): the 2019 code's ``np.spacing(1)`` = 2**-52
 #: (float64 machine epsilon, *not* float32's). An exact zero kept as a value becomes
-#: ℓ(0) ≈ -36.0; this is what drags the reference α̂ to ≈ 1.0 on Gaussian data with
-#: 10% zeros (float32's epsilon would give ≈ 1.4).
+#: ℓ(0) ≈ -36.0; this is what drags the reference α̂ below 1 on Gaussian data with
+#: 10% zeros (docs/science.md gives the numbers).
 REFERENCE_EPS: float = float(np.spacing(1.0))
 
 #: The shuffled block sweep uses S = min(M, max(SHUFFLE_MIN_COLUMNS, ⌈M/8⌉))
@@ -314,14 +315,17 @@ def mohammadi_order_alpha(
     |Y|_(k) is the k-th smallest |Y| and |X|_(k1·k) the (k1·k)-th smallest |X|
     (the 2019 code's ``alpha_estimator2``, applied to scalars).
 
-    With ``exclude_zeros`` exact zeros and blocks with Y = 0 are left out of
-    the order statistics (the ranks stay k and k1·k).
+    With ``exclude_zeros`` exact zeros and blocks with Y = 0 are left out, and the
+    two order statistics are read at the same quantile of what is left: |X| at rank
+    :func:`order_x_rank` (k, k1, N, K2) of the N nonzero values, K2 the blocks kept, and
+    log k1 is replaced by the mean log n_i of the kept blocks' numbers of nonzero values
+    (as :func:`mohammadi_alpha` does). Without zeros both forms are the same.
 
     Args:
         k: rank, default :func:`default_order_k` (K2, k1).
 
     Returns:
-        α̂, or NaN when there are fewer than k blocks or k1·k values.
+        α̂, or NaN when there are fewer than k blocks or too few values, or x holds NaN.
     """
     a = _as_1d(x, "x")
     k1 = _positive_int(k1, "k1")
@@ -329,20 +333,37 @@ def mohammadi_order_alpha(
     if k1 < 2 or k2 < 1:
         raise ValueError(f"k1={k1} must lie in [2, {a.size}] for {a.size} samples")
     k = default_order_k(k2, k1) if k is None else _positive_int(k, "k")
-    y = np.abs(a[: k2 * k1].reshape(k2, k1).sum(axis=1, dtype=np.float64))
+    if np.isnan(a).any():
+        return math.nan
+    blocks = a[: k2 * k1].reshape(k2, k1)
+    y = np.abs(blocks.sum(axis=1, dtype=np.float64))
     v = np.abs(a)
+    log_n, rank = math.log(k1), k1 * k
     if exclude_zeros:
+        n = np.count_nonzero(blocks, axis=1)[y != 0]
         y, v = y[y != 0], v[v != 0]
-    if y.size < k or v.size < k1 * k:
+        log_n = float(np.log(n).sum()) / n.size if n.size else math.nan
+        rank = order_x_rank(k, k1, v.size, y.size)
+    if y.size < k or v.size < rank:
         return math.nan
     y_k = np.partition(y, k - 1)[k - 1 : k]
-    x_k = np.partition(v, k1 * k - 1)[k1 * k - 1 : k1 * k]
-    return _order_alpha(y_k, x_k, k1)
+    x_k = np.partition(v, rank - 1)[rank - 1 : rank]
+    return _order_alpha(y_k, x_k, log_n)
 
 
-def _order_alpha(y_k: np.ndarray, x_k: np.ndarray, k1: int) -> float:
-    """α̂ of Cor. 2.2 from the two order statistics (1-element arrays)."""
-    inv = (float(_log_eps(y_k)[0]) - float(_log_eps(x_k)[0])) / math.log(k1)
+def order_x_rank(k: int, k1: int, n_values: int, n_blocks: int) -> int:
+    """Rank of |X| in :func:`mohammadi_order_alpha` with zeros left out: the k-th of
+    n_blocks block sums and this rank of n_values values sit at the same quantile,
+    round(k·n_values / n_blocks), between 1 and k1·k (k1·k when nothing was left out)."""
+    if n_blocks < 1:
+        return k1 * k
+    return int(min(k1 * k, max(1, round(k * n_values / n_blocks))))
+
+
+def _order_alpha(y_k: np.ndarray, x_k: np.ndarray, log_n: float) -> float:
+    """α̂ of Cor. 2.2 from the two order statistics (1-element arrays) and the mean log
+    block size."""
+    inv = (float(_log_eps(y_k)[0]) - float(_log_eps(x_k)[0])) / log_n
     with np.errstate(divide="ignore"):
         return float(np.float64(1.0) / np.float64(inv))
 
@@ -648,7 +669,7 @@ class _Stream:
         for level, adder in self.ladder:
             levels += [None] * (level - len(levels)) + [adder(levels[-1])]
         if zeros.size:
-            self.zeros = np.concatenate([self.zeros, zeros + self.n_values])
+            self.zeros = np.concatenate([self.zeros, np.sort(zeros) + self.n_values])
         for spec, sums in self.sums.items():
             v, q = _odd_split(spec[0])
             y = levels[v] if q == 1 else self.odd[spec](levels[v])
@@ -660,14 +681,16 @@ class _Stream:
         self.n_values += x.size << self.base
         if self.zeros.size:
             open_from = min(self.done[s] * s[0] for s in self.sums)
-            self.zeros = self.zeros[self.zeros >= open_from]
+            self.zeros = self.zeros[np.searchsorted(self.zeros, open_from) :]
         return levels
 
     def _zero_counts(self, k1: int, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The blocks among first .. first + n − 1 (of size k1) that hold exact zeros,
-        as indices from ``first``, and their numbers of zeros."""
-        b = self.zeros // k1 - first
-        return np.unique(b[(b >= 0) & (b < n)], return_counts=True)
+        as indices from ``first``, and their numbers of zeros (``self.zeros`` is sorted)."""
+        lo, hi = np.searchsorted(self.zeros, [first * k1, (first + n) * k1])
+        b = self.zeros[lo:hi] // k1 - first
+        starts = np.flatnonzero(np.diff(b, prepend=-1))
+        return b[starts], np.diff(starts, append=b.size)
 
     def _runs(self, k1: int, first: int, n: int, grouped: bool) -> list[tuple[int, int, int]]:
         """(group, start, stop): the blocks first + start .. first + stop − 1 end in one
@@ -778,7 +801,8 @@ class StreamingTailStats:
     :meth:`finalize`. The pooled sample is U flattened row-major (row p's M
     coordinates, then row p+1's, ...); a layer's sample is
     ``U[:, start:stop]`` flattened row-major. State is O(M + block sizes +
-    order-statistic buffers), independent of P; scratch is O(piece size).
+    order-statistic buffers + the positions of the exact zeros in the largest open block);
+    scratch is O(piece size).
 
     Rows of :meth:`finalize`, each equal (to float rounding, whatever the
     chunking) to the in-memory function named; zeros are handled as
@@ -1056,14 +1080,17 @@ class StreamingTailStats:
         return out
 
     def _order_row(self, zero_fraction: float) -> dict:
-        m, k = self._order_y.k1, self._order_y.smallest.keep
-        y, x = self._order_y.smallest.sorted(), self._order_x.sorted()
+        sums, m = self._order_y, self._order_y.k1
+        k = sums.smallest.keep
+        n = int(self._scopes[0].x_sums(self.exclude_zeros)[1].sum())
+        blocks = int(sums.blocks.sum())
+        rank = order_x_rank(k, m, n, blocks) if self.exclude_zeros else m * k
+        y, x = sums.smallest.sorted(), self._order_x.sorted()
         alpha = (
-            _order_alpha(y[k - 1 : k], x[m * k - 1 : m * k], m)
-            if (y.size >= k and x.size >= m * k)
+            _order_alpha(y[k - 1 : k], x[rank - 1 : rank], float(sums.log_n.sum()) / blocks)
+            if (y.size >= k and x.size >= rank)
             else math.nan
         )
-        n = int(self._scopes[0].x_sums(self.exclude_zeros)[1].sum())
         return _row(
             "mohammadi_order", "pooled", k1=m, alpha=alpha, n_values=n, zero_fraction=zero_fraction
         )
@@ -1143,6 +1170,8 @@ def _hill_from_top(top: np.ndarray, k: int) -> float:
     if threshold <= 0:
         return math.nan
     mean_log = float(np.log(t[:k] / threshold).mean())
+    if math.isnan(mean_log):
+        return math.nan
     return 1.0 / mean_log if mean_log > 0 else math.inf
 
 
