@@ -1153,3 +1153,15 @@ def test_values_tied_at_a_sample_bound_are_kept() -> None:
     (order,) = _pick(rows, "mohammadi_order")
     want = E.mohammadi_order_alpha(flat, order["k1"])
     assert np.isfinite(want) and order["alpha"] == pytest.approx(want, rel=1e-12)
+
+
+def test_tensor_rows_that_require_grad_are_read_without_copy_errors() -> None:
+    """A tensor still attached to autograd is detached before numpy reads it (np.asarray on
+    it raises), in memory and streamed."""
+    rows = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    flat = rows.detach().numpy().reshape(-1)
+    assert E.hill_alpha(rows.reshape(-1), 5) == E.hill_alpha(flat, 5)
+    s = E.StreamingTailStats(4, 6, [], sweep_k1=[])
+    s.update(rows)
+    (hill,) = _pick(s.finalize(), "hill")
+    assert hill["alpha"] == pytest.approx(E.hill_alpha(flat.astype(np.float32), 10), rel=1e-6)
