@@ -537,7 +537,9 @@ def check_slurm_status_query(workflow):
 
     try:
         command, note = choose_status_command(
-            settings.status_command, read_slurm_config()
+            settings.status_command,
+            read_slurm_config(),
+            getattr(settings, "init_seconds_before_status_checks", None),
         )
     except ValueError as err:
         raise WorkflowError(str(err)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sgdtail.slurm import MIN_JOB_AGE_S, choose_status_command
+from sgdtail.slurm import choose_status_command, min_job_age_needed
 
 NO_ACCOUNTING = {"AccountingStorageType": "accounting_storage/none", "MinJobAge": "600 sec"}
 ACCOUNTING = {"AccountingStorageType": "accounting_storage/slurmdbd", "MinJobAge": "300 sec"}
@@ -29,7 +29,28 @@ def test_an_unreadable_configuration_changes_nothing():
 
 @pytest.mark.parametrize("configured", ["sacct", "squeue"])
 def test_no_accounting_and_a_short_min_job_age_stops_with_what_to_change(configured):
-    config = {**NO_ACCOUNTING, "MinJobAge": f"{MIN_JOB_AGE_S - 1} sec"}
+    config = {**NO_ACCOUNTING, "MinJobAge": f"{min_job_age_needed(None) - 1} sec"}
     with pytest.raises(ValueError, match=r"MinJobAge .*slurm\.conf") as err:
         choose_status_command(configured, config)
     assert "\n" not in str(err.value)
+
+
+def test_the_plugins_threshold_is_three_first_waits_and_follows_the_setting():
+    assert min_job_age_needed(None) == 120  # the plugin's default first wait: 40 s
+    assert min_job_age_needed(60) == 180
+    config = {**NO_ACCOUNTING, "MinJobAge": "150 sec"}
+    assert choose_status_command("sacct", config)[0] == "squeue"  # 150 >= 120
+    with pytest.raises(ValueError, match=r"MinJobAge is 150 s.*>= 180"):
+        choose_status_command("sacct", config, init_seconds=60)  # the plugin would use sacct
+
+
+@pytest.mark.parametrize("value, seconds", [("1h", 3600), ("2 hours", 7200), ("600", 600)])
+def test_min_job_age_units_are_read_as_the_plugin_reads_them(value, seconds):
+    command, note = choose_status_command("sacct", {**NO_ACCOUNTING, "MinJobAge": value})
+    assert command == "squeue" and f"MinJobAge {seconds} s" in note
+
+
+def test_an_unreadable_min_job_age_without_accounting_stops_with_what_to_change():
+    config = {"AccountingStorageType": "accounting_storage/none"}
+    with pytest.raises(ValueError, match=r"MinJobAge is unreadable.*slurm\.conf"):
+        choose_status_command("sacct", config)

@@ -3,8 +3,9 @@
 The executor plugin reads job states with ``sacct`` whenever the command exists, but on a
 cluster without job accounting (``AccountingStorageType=accounting_storage/none``) sacct
 answers nothing and Snakemake waits forever for jobs that finished long ago. ``squeue``
-works instead as long as finished jobs stay in its list long enough (``MinJobAge`` of at
-least :data:`MIN_JOB_AGE_S`, the plugin's own rule).
+works instead as long as finished jobs stay in its list long enough: the plugin itself goes
+back to sacct unless ``MinJobAge`` is known and at least three times its
+``init_seconds_before_status_checks`` (:func:`min_job_age_needed`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ from __future__ import annotations
 import re
 import subprocess
 
-__all__ = ["MIN_JOB_AGE_S", "choose_status_command", "read_slurm_config"]
+__all__ = [
+    "DEFAULT_INIT_SECONDS",
+    "choose_status_command",
+    "min_job_age_needed",
+    "read_slurm_config",
+]
 
-#: Shortest MinJobAge (seconds) at which squeue still lists a finished job when the
-#: executor plugin next looks (its own threshold).
-MIN_JOB_AGE_S: int = 120
+#: The executor plugin's default ``init_seconds_before_status_checks``.
+DEFAULT_INIT_SECONDS: int = 40
+
+
+def min_job_age_needed(init_seconds: int | None) -> int:
+    """Shortest MinJobAge (seconds) at which the plugin keeps reading job states with squeue:
+    three times its first wait before a status check (its own rule)."""
+    return 3 * (DEFAULT_INIT_SECONDS if init_seconds is None else int(init_seconds))
 
 
 def read_slurm_config(timeout_s: float = 20.0) -> dict[str, str]:
@@ -32,28 +43,38 @@ def read_slurm_config(timeout_s: float = 20.0) -> dict[str, str]:
 
 
 def _seconds(value: str | None) -> int | None:
-    match = re.match(r"\s*(\d+)", value or "")
-    return int(match[1]) if match else None
+    """A slurm.conf duration such as "300 sec", "1h" or "600" in seconds (None if unreadable),
+    read as the executor plugin reads MinJobAge."""
+    match = re.match(r"\s*(\d+)\s*([a-zA-Z]*)", value or "")
+    if not match:
+        return None
+    return int(match[1]) * (3600 if match[2].lower() in ("h", "hour", "hours") else 1)
 
 
-def choose_status_command(configured: str | None, config: dict[str, str]) -> tuple[str | None, str]:
+def choose_status_command(
+    configured: str | None, config: dict[str, str], init_seconds: int | None = None
+) -> tuple[str | None, str]:
     """The status command to use and a one-line note for the log (empty when nothing changes).
 
     ``configured`` is the executor's ``status_command``; ``config`` is
-    :func:`read_slurm_config`. Without job accounting, ``sacct`` is replaced by ``squeue``
-    when MinJobAge allows it; otherwise ValueError with a one-line message saying what to
-    change. Anything else (accounting on, or the configuration unreadable) is left alone.
+    :func:`read_slurm_config`; ``init_seconds`` the executor's
+    ``init_seconds_before_status_checks``. Without job accounting, ``sacct`` is replaced by
+    ``squeue`` when MinJobAge is at least :func:`min_job_age_needed`; when it is shorter or
+    unreadable (the plugin would then go back to sacct and wait forever), ValueError with a
+    one-line message saying what to change. Anything else (accounting on, or the
+    configuration unreadable) is left alone.
     """
     accounting = config.get("AccountingStorageType", "")
-    min_age = _seconds(config.get("MinJobAge"))
-    no_accounting = accounting.endswith("/none")
-    if not no_accounting or configured not in ("sacct", "squeue"):
+    if not accounting.endswith("/none") or configured not in ("sacct", "squeue"):
         return configured, ""
-    if min_age is not None and min_age < MIN_JOB_AGE_S:
+    min_age, needed = _seconds(config.get("MinJobAge")), min_job_age_needed(init_seconds)
+    if min_age is None or min_age < needed:
+        shown = "unreadable" if min_age is None else f"{min_age} s"
         raise ValueError(
             f"SLURM has no job accounting (AccountingStorageType={accounting}) and MinJobAge is "
-            f"{min_age} s, so neither sacct nor squeue can tell when jobs finish: set MinJobAge "
-            f">= {MIN_JOB_AGE_S} in slurm.conf, or enable accounting"
+            f"{shown}, so neither sacct nor squeue can tell when jobs finish: set MinJobAge "
+            f">= {needed} in slurm.conf (3 x init_seconds_before_status_checks), or enable "
+            "accounting"
         )
     if configured == "squeue":
         return configured, ""
