@@ -80,9 +80,9 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error.
 
     On CUDA, TF32 is switched off for matrix products and convolutions: cuDNN
-    uses it by default, and its 10-bit mantissa made AlexNet's weights drift
-    ~1% from the CPU's after 300 SGD steps (measured on an H200), while the
-    study needs float32 arithmetic on every device.
+    uses it by default, and its 10-bit mantissa moves the weights away from the
+    CPU's within a few hundred SGD steps (docs/benchmarks.md), while the study
+    needs float32 arithmetic on every device.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
