@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import jsonschema
 import pytest
 import yaml
 
@@ -12,6 +13,7 @@ from sgdtail.grid import (
     RunPoint,
     check_config,
     checkpoint_schedule,
+    describe_schema_error,
     expand_grid,
     format_lr,
     run_training,
@@ -158,3 +160,13 @@ def test_one_run_with_two_training_settings_fails(config):
         r"has iterations \[15\] outside 0\.\.10",
     ):
         check_config(cfg)
+
+
+def test_schema_error_without_the_schema_names_key_and_allowed_values():
+    schema = {"type": "object", "properties": {"width": {"type": "integer", "minimum": 1}}}
+    with pytest.raises(jsonschema.ValidationError) as info:
+        jsonschema.validate({"width": "8"}, schema)
+    assert describe_schema_error(info.value) == (
+        "width is '8' ('8' is not of type 'integer'); allowed: an integer ≥ 1; '8' is text "
+        "(YAML reads numbers such as 1e-3 as text: write 0.001 or 1.0e-3) [config['width']]"
+    )

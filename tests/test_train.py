@@ -337,15 +337,15 @@ def test_a_signal_during_the_converging_checkpoint_ends_the_run_converged(tmp_pa
     easy = make_prepared(n_train=100, n_test=50)
     ref = train_sgd(cfg, easy, tmp_path / "ref", CPU)
     assert ref["status"] == "converged" and ref["steps_done"] < 2000
-    original = T._Trainer.checkpoint
+    original = T.checkpoint
 
-    def checkpoint_then_signal(self):
-        reached = original(self)
+    def checkpoint_then_signal(run, state):
+        reached = original(run, state)
         if reached:
             os.kill(os.getpid(), signal.SIGTERM)
         return reached
 
-    monkeypatch.setattr(T._Trainer, "checkpoint", checkpoint_then_signal)
+    monkeypatch.setattr(T, "checkpoint", checkpoint_then_signal)
     info = train_sgd(cfg, easy, tmp_path / "signalled", CPU)
     assert (info["status"], info["steps_done"]) == (ref["status"], ref["steps_done"])
     assert not (tmp_path / "signalled" / "resume.pt").exists()

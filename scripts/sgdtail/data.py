@@ -360,7 +360,20 @@ def _npz_error(path: Path, key: str, problem: str, fix: str) -> ValueError:
 
 
 def _load_npz(spec: DatasetSpec, path: Path) -> dict[str, np.ndarray]:
-    """Load and validate the four arrays; images N×H×W[×C] uint8, labels 1-D int64."""
+    """Load and validate the four arrays; images N×C×H×W uint8, labels 1-D int64."""
+    arrays = _read_npz(spec, path)
+    out = {}
+    for split in ("train", "test"):
+        xk, yk = f"x_{split}", f"y_{split}"
+        x = _npz_images(spec, path, xk, arrays[xk])
+        y = _npz_labels(spec, path, yk, arrays[yk], xk, len(x))
+        out[xk] = np.ascontiguousarray(x)
+        out[yk] = y.astype(np.int64)
+    return out
+
+
+def _read_npz(spec: DatasetSpec, path: Path) -> dict[str, np.ndarray]:
+    """The arrays ``NPZ_KEYS`` of the ``.npz`` at ``path``, each read into memory."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{spec.name}: {path} does not exist; set datasets.{spec.name}.path to an .npz file "
@@ -387,74 +400,78 @@ def _load_npz(spec: DatasetSpec, path: Path) -> dict[str, np.ndarray]:
                     f"save it with np.savez(path, {'=..., '.join(NPZ_KEYS)}=...)",
                 )
         try:
-            arrays = {key: npz[key] for key in NPZ_KEYS}
+            return {key: npz[key] for key in NPZ_KEYS}
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
             raise ValueError(
                 f"{path}: could not read its arrays ({err}); write it again with "
                 "np.savez (object arrays are not allowed)"
             ) from err
 
+
+def _npz_images(spec: DatasetSpec, path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    """Images stored N×H×W (one channel) or N×H×W×C, uint8, at least one: as N×C×H×W."""
     c, h, w = spec.image_shape
-    out = {}
-    for split in ("train", "test"):
-        xk, yk = f"x_{split}", f"y_{split}"
-        x, y = arrays[xk], arrays[yk]
-        if x.dtype != np.uint8:
-            raise _npz_error(
-                path,
-                xk,
-                f"dtype is {x.dtype}, expected uint8 pixels 0..255",
-                "convert with np.clip(np.round(x), 0, 255).astype(np.uint8) "
-                "(multiply by 255 first if the images are scaled to [0, 1])",
-            )
+    if x.dtype != np.uint8:
+        raise _npz_error(
+            path,
+            key,
+            f"dtype is {x.dtype}, expected uint8 pixels 0..255",
+            "convert with np.clip(np.round(x), 0, 255).astype(np.uint8) "
+            "(multiply by 255 first if the images are scaled to [0, 1])",
+        )
+    if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
+        x = x[:, None, :, :]
+    elif x.ndim == 4 and x.shape[1:] == (h, w, c):
+        x = x.transpose(0, 3, 1, 2)
+    else:
         want = f"N×{h}×{w}" + (" or N×" if c == 1 else "×") + f"{h}×{w}×{c}"
-        if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
-            x = x[:, None, :, :]
-        elif x.ndim == 4 and x.shape[1:] == (h, w, c):
-            x = x.transpose(0, 3, 1, 2)
-        else:
-            fix = "images must be channels-last (Keras' layout)"
-            if x.ndim == 4 and x.shape[1:] == (c, h, w):
-                fix += "; this looks channels-first: save x.transpose(0, 2, 3, 1)"
-            raise _npz_error(
-                path, xk, f"shape {x.shape} does not fit {spec.name} (expected {want})", fix
-            )
-        if x.shape[0] == 0:
-            raise _npz_error(path, xk, "holds no images", "save at least one image per split")
-        if y.ndim == 2 and y.shape[1] == 1:  # Keras' CIFAR labels are N×1
-            y = y[:, 0]
-        if not np.issubdtype(y.dtype, np.integer):
-            raise _npz_error(
-                path,
-                yk,
-                f"dtype is {y.dtype}, expected integer class labels",
-                "save the labels with .astype(np.int64) (class indices, not one-hot)",
-            )
-        if y.ndim != 1:
-            raise _npz_error(
-                path,
-                yk,
-                f"shape {y.shape}, expected (N,) class indices",
-                "save class indices, not one-hot rows (y.argmax(1))",
-            )
-        if len(y) != len(x):
-            raise _npz_error(
-                path,
-                yk,
-                f"{len(y)} labels but {xk} holds {len(x)} images",
-                "save one label per image",
-            )
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= spec.num_classes:
-            raise _npz_error(
-                path,
-                yk,
-                f"labels span {lo}..{hi}, outside 0..{spec.num_classes - 1} for {spec.name}",
-                "use class indices 0..num_classes-1 (or check the dataset name)",
-            )
-        out[xk] = np.ascontiguousarray(x)
-        out[yk] = y.astype(np.int64)
-    return out
+        fix = "images must be channels-last (Keras' layout)"
+        if x.ndim == 4 and x.shape[1:] == (c, h, w):
+            fix += "; this looks channels-first: save x.transpose(0, 2, 3, 1)"
+        raise _npz_error(
+            path, key, f"shape {x.shape} does not fit {spec.name} (expected {want})", fix
+        )
+    if x.shape[0] == 0:
+        raise _npz_error(path, key, "holds no images", "save at least one image per split")
+    return x
+
+
+def _npz_labels(
+    spec: DatasetSpec, path: Path, key: str, y: np.ndarray, images_key: str, n_images: int
+) -> np.ndarray:
+    """Integer class indices, N or N×1 (Keras' CIFAR labels), one per image, in range: as N."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if not np.issubdtype(y.dtype, np.integer):
+        raise _npz_error(
+            path,
+            key,
+            f"dtype is {y.dtype}, expected integer class labels",
+            "save the labels with .astype(np.int64) (class indices, not one-hot)",
+        )
+    if y.ndim != 1:
+        raise _npz_error(
+            path,
+            key,
+            f"shape {y.shape}, expected (N,) class indices",
+            "save class indices, not one-hot rows (y.argmax(1))",
+        )
+    if len(y) != n_images:
+        raise _npz_error(
+            path,
+            key,
+            f"{len(y)} labels but {images_key} holds {n_images} images",
+            "save one label per image",
+        )
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= spec.num_classes:
+        raise _npz_error(
+            path,
+            key,
+            f"labels span {lo}..{hi}, outside 0..{spec.num_classes - 1} for {spec.name}",
+            "use class indices 0..num_classes-1 (or check the dataset name)",
+        )
+    return y
 
 
 # --------------------------------------------------------------------------- stage 1: fetch
@@ -701,57 +718,24 @@ def load_prepared(path: str, device: Any = "cpu", verify: bool = True) -> Prepar
 
     ``x = (x_uint8 / 255 - mean) / std`` in float32, computed on ``device`` (the uint8 tensors
     are moved first, so only a quarter of the bytes cross to an accelerator). With ``verify``
-    the content hash is recomputed and compared (a fraction of a second for CIFAR).
+    the content hash is recomputed and compared.
     """
     import torch
 
     fpath = Path(path)
-    redo = f"delete {fpath} and rerun prepare_dataset"
-    try:
-        blob = load_torch(fpath)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{fpath} not found: run prepare_dataset first") from None
-    except Exception as err:  # corrupted zip, unsafe pickle, truncated file, ...
-        raise ValueError(f"{fpath}: not a readable prepared dataset ({err}); {redo}") from err
-    if not isinstance(blob, dict):
-        raise ValueError(f"{fpath}: holds a {type(blob).__name__}, not a prepared dataset; {redo}")
-    missing = [k for k in PREPARED_KEYS if k not in blob]
-    if missing:
-        raise ValueError(f"{fpath}: missing key(s) {', '.join(missing)}; {redo}")
-    if blob["format_version"] != PREPARED_VERSION:
-        raise ValueError(
-            f"{fpath}: format {blob['format_version']}, expected {PREPARED_VERSION}; {redo}"
-        )
-    mean, std = blob["mean"], blob["std"]
-    channels = mean.numel()
-    for split in ("train", "test"):
-        x, y = blob[f"x_{split}"], blob[f"y_{split}"]
-        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != channels:
-            raise ValueError(
-                f"{fpath}: x_{split} is {x.dtype} {tuple(x.shape)}, expected uint8 "
-                f"N×{channels}×H×W; {redo}"
-            )
-        if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-            raise ValueError(
-                f"{fpath}: y_{split} is {y.dtype} {tuple(y.shape)}, expected int64 "
-                f"({x.shape[0]},); {redo}"
-            )
-    if blob["x_train"].shape[1:] != blob["x_test"].shape[1:]:
-        raise ValueError(f"{fpath}: train and test images differ in shape; {redo}")
-    num_classes = int(blob["num_classes"])
-    for key in ("y_train", "y_test"):
-        y = blob[key]
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-            raise ValueError(f"{fpath}: {key} has labels outside 0..{num_classes - 1}; {redo}")
+    blob = _read_prepared(fpath)
+    _check_prepared_tensors(fpath, blob)
     if verify:
         found = content_hash(blob, blob["dataset"])
         if found != blob["content_hash"]:
-            raise ValueError(
-                f"{fpath}: content hash {found} differs from the stored "
-                f"{blob['content_hash']}: the file is corrupted; {redo}"
+            raise _prepared_error(
+                fpath,
+                f"content hash {found} differs from the stored {blob['content_hash']}: "
+                "the file is corrupted",
             )
 
     device = torch.device(device)
+    mean, std = blob["mean"], blob["std"]
     scale_mean = mean.to(device=device, dtype=torch.float32).view(1, -1, 1, 1)
     scale_std = std.to(device=device, dtype=torch.float32).view(1, -1, 1, 1)
 
@@ -764,10 +748,61 @@ def load_prepared(path: str, device: Any = "cpu", verify: bool = True) -> Prepar
         y_train=blob["y_train"].to(device),
         x_test=normalise(blob["x_test"]),
         y_test=blob["y_test"].to(device),
-        num_classes=num_classes,
+        num_classes=int(blob["num_classes"]),
         input_shape=tuple(int(s) for s in blob["x_train"].shape[1:]),
         content_hash=str(blob["content_hash"]),
         dataset=str(blob["dataset"]),
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
     )
+
+
+def _prepared_error(fpath: Path, problem: str) -> ValueError:
+    return ValueError(f"{fpath}: {problem}; delete {fpath} and rerun prepare_dataset")
+
+
+def _read_prepared(fpath: Path) -> dict:
+    """The dict saved by :func:`prepare_dataset`, with every key and the current format."""
+    try:
+        blob = load_torch(fpath)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{fpath} not found: run prepare_dataset first") from None
+    except Exception as err:  # corrupted zip, unsafe pickle, truncated file, ...
+        raise _prepared_error(fpath, f"not a readable prepared dataset ({err})") from err
+    if not isinstance(blob, dict):
+        raise _prepared_error(fpath, f"holds a {type(blob).__name__}, not a prepared dataset")
+    missing = [k for k in PREPARED_KEYS if k not in blob]
+    if missing:
+        raise _prepared_error(fpath, f"missing key(s) {', '.join(missing)}")
+    if blob["format_version"] != PREPARED_VERSION:
+        raise _prepared_error(
+            fpath, f"format {blob['format_version']}, expected {PREPARED_VERSION}"
+        )
+    return blob
+
+
+def _check_prepared_tensors(fpath: Path, blob: dict) -> None:
+    """uint8 N×C×H×W images (C = len(mean), same H×W in both splits), one int64 label per
+    image, labels in 0..num_classes-1."""
+    import torch
+
+    channels = blob["mean"].numel()
+    for split in ("train", "test"):
+        x, y = blob[f"x_{split}"], blob[f"y_{split}"]
+        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != channels:
+            raise _prepared_error(
+                fpath,
+                f"x_{split} is {x.dtype} {tuple(x.shape)}, expected uint8 N×{channels}×H×W",
+            )
+        if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+            raise _prepared_error(
+                fpath,
+                f"y_{split} is {y.dtype} {tuple(y.shape)}, expected int64 ({x.shape[0]},)",
+            )
+    if blob["x_train"].shape[1:] != blob["x_test"].shape[1:]:
+        raise _prepared_error(fpath, "train and test images differ in shape")
+    num_classes = int(blob["num_classes"])
+    for key in ("y_train", "y_test"):
+        y = blob[key]
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+            raise _prepared_error(fpath, f"{key} has labels outside 0..{num_classes - 1}")

@@ -217,51 +217,75 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[R
     for i, sub in enumerate(grid["runs"]):
         _check_subgrid_training(config, i, sub)
     run_training(config, points)
-    noise = resolved_section(config, "noise")
+    splits = resolved_section(config, "noise")["splits"]
     for i, sub in enumerate(grid["runs"]):
         key = f"{where}.runs[{i}]"
-        for lr in sub["lr"]:
-            if not math.isfinite(lr):
-                raise ConfigError(f"{key}.lr holds {lr!r}; allowed: finite numbers > 0")
-        for dataset in sub["dataset"]:
-            n_train, n_test = DATASET_SIZES[dataset]
-            if config["datasets"][dataset]["source"] == "npz":
-                continue  # an .npz may hold any number of images: checked when it is read
-            if "test" in noise["splits"] and n_test < n_train:
-                smallest, split = n_test, "test"
-            else:
-                smallest, split = n_train, "train"
-            for batch_size in sub["batch_size"]:
-                if _as_integer(batch_size) > smallest:
-                    raise ConfigError(
-                        f"{key}.batch_size: batch_size {batch_size} is larger than the "
-                        f"{dataset} {split} split it is trained or measured on ({smallest} "
-                        f"images); allowed: 1..{smallest}"
-                    )
-        if "alexnet" in sub["arch"]:
-            depths = [_as_integer(d) for d in sub["depth"]]
-            if depths != [ALEXNET_DEPTH]:
-                raise ConfigError(
-                    f"{key}.depth: arch alexnet has a fixed depth of {ALEXNET_DEPTH} weight "
-                    f"layers (5 conv + 3 linear), got depth {depths}; allowed: "
-                    f"[{ALEXNET_DEPTH}] (put alexnet in its own sub-grid; its width is the "
-                    "number of filters ch)"
-                )
+        _check_learning_rates(key, sub)
+        _check_batch_sizes(config, key, sub, splits)
+        _check_alexnet_depth(key, sub)
     for dataset in sorted({p.dataset for p in points}):
         ds = config["datasets"][dataset]
-        channels = DATASET_CHANNELS[dataset]
-        for stat in ("mean", "std"):
-            values = ds[stat]
-            if len(values) != channels:
-                raise ConfigError(
-                    f"datasets.{dataset}.{stat} has {len(values)} value(s) {values}, but "
-                    f"{dataset} images have {channels} channel(s); allowed: a list of "
-                    f"{channels} number(s)"
-                )
-            if not all(math.isfinite(v) for v in values):
-                raise ConfigError(f"datasets.{dataset}.{stat} is {values}; allowed: finite numbers")
+        _check_normalisation(dataset, ds)
         _check_data_path(dataset, ds, workdir)
     return points
+
+
+def _check_learning_rates(key: str, sub: Mapping[str, Any]) -> None:
+    """Every learning rate of sub-grid ``key`` is finite."""
+    for lr in sub["lr"]:
+        if not math.isfinite(lr):
+            raise ConfigError(f"{key}.lr holds {lr!r}; allowed: finite numbers > 0")
+
+
+def _check_batch_sizes(
+    config: Mapping[str, Any], key: str, sub: Mapping[str, Any], splits: list[str]
+) -> None:
+    """No batch of sub-grid ``key`` is larger than the smallest split it is trained or
+    measured on (an .npz source is checked when it is read: it may hold any number)."""
+    for dataset in sub["dataset"]:
+        n_train, n_test = DATASET_SIZES[dataset]
+        if config["datasets"][dataset]["source"] == "npz":
+            continue
+        if "test" in splits and n_test < n_train:
+            smallest, split = n_test, "test"
+        else:
+            smallest, split = n_train, "train"
+        for batch_size in sub["batch_size"]:
+            if _as_integer(batch_size) > smallest:
+                raise ConfigError(
+                    f"{key}.batch_size: batch_size {batch_size} is larger than the "
+                    f"{dataset} {split} split it is trained or measured on ({smallest} "
+                    f"images); allowed: 1..{smallest}"
+                )
+
+
+def _check_alexnet_depth(key: str, sub: Mapping[str, Any]) -> None:
+    """A sub-grid ``key`` with AlexNet has the one depth AlexNet has."""
+    if "alexnet" not in sub["arch"]:
+        return
+    depths = [_as_integer(d) for d in sub["depth"]]
+    if depths != [ALEXNET_DEPTH]:
+        raise ConfigError(
+            f"{key}.depth: arch alexnet has a fixed depth of {ALEXNET_DEPTH} weight "
+            f"layers (5 conv + 3 linear), got depth {depths}; allowed: "
+            f"[{ALEXNET_DEPTH}] (put alexnet in its own sub-grid; its width is the "
+            "number of filters ch)"
+        )
+
+
+def _check_normalisation(dataset: str, ds: Mapping[str, Any]) -> None:
+    """``mean`` and ``std`` hold one finite number per image channel."""
+    channels = DATASET_CHANNELS[dataset]
+    for stat in ("mean", "std"):
+        values = ds[stat]
+        if len(values) != channels:
+            raise ConfigError(
+                f"datasets.{dataset}.{stat} has {len(values)} value(s) {values}, but "
+                f"{dataset} images have {channels} channel(s); allowed: a list of "
+                f"{channels} number(s)"
+            )
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"datasets.{dataset}.{stat} is {values}; allowed: finite numbers")
 
 
 def _check_subgrid_training(config: Mapping[str, Any], index: int, sub: Mapping[str, Any]) -> None:
@@ -396,34 +420,50 @@ def allowed_values(schema: Mapping[str, Any], root: Mapping[str, Any] | None = N
         return "one of " + ", ".join(str(v) for v in schema["enum"])
     kind = schema.get("type")
     if kind == "array":
-        limits = []
-        if "minItems" in schema:
-            limits.append(f"at least {schema['minItems']}")
-        if "maxItems" in schema:
-            limits.append(f"at most {schema['maxItems']}")
-        size = f" of {' and '.join(limits)} item(s)" if limits else ""
-        unique = ", no repeats" if schema.get("uniqueItems") else ""
-        items = allowed_values(schema.get("items", {}), root)
-        return f"a list{size}{unique}, each {items}" if items else f"a list{size}{unique}"
+        return _list_words(schema, root)
     if kind == "object" or "properties" in schema:
-        keys = sorted(schema.get("properties", {}))
-        if keys:
-            return "a mapping with keys " + ", ".join(keys)
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            return "a mapping of names to " + allowed_values(extra, root)
-        return "a mapping"
+        return _mapping_words(schema, root)
     if isinstance(kind, list):  # e.g. [number, "null"]: each type in words, "or" between
         return " or ".join(allowed_values({**schema, "type": k}, root) for k in kind)
-    if kind in _TYPE_NAMES:
-        text = _TYPE_NAMES[kind]
-        if kind == "null":
-            return text
-        if kind == "string" and schema.get("minLength"):
-            text = "a non-empty string"
-        bounds = _bounds(schema)
-        return f"{text} {bounds}" if bounds else text
-    return ""
+    return _scalar_words(schema)
+
+
+def _list_words(schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> str:
+    """``a list of at least 1 item(s), no repeats, each …``."""
+    limits = []
+    if "minItems" in schema:
+        limits.append(f"at least {schema['minItems']}")
+    if "maxItems" in schema:
+        limits.append(f"at most {schema['maxItems']}")
+    size = f" of {' and '.join(limits)} item(s)" if limits else ""
+    unique = ", no repeats" if schema.get("uniqueItems") else ""
+    items = allowed_values(schema.get("items", {}), root)
+    return f"a list{size}{unique}, each {items}" if items else f"a list{size}{unique}"
+
+
+def _mapping_words(schema: Mapping[str, Any], root: Mapping[str, Any] | None) -> str:
+    """``a mapping with keys …``, ``a mapping of names to …`` or ``a mapping``."""
+    keys = sorted(schema.get("properties", {}))
+    if keys:
+        return "a mapping with keys " + ", ".join(keys)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        return "a mapping of names to " + allowed_values(extra, root)
+    return "a mapping"
+
+
+def _scalar_words(schema: Mapping[str, Any]) -> str:
+    """A single JSON type in words with its bounds (``an integer ≥ 1``); "" for no type."""
+    kind = schema.get("type")
+    if kind not in _TYPE_NAMES:
+        return ""
+    text = _TYPE_NAMES[kind]
+    if kind == "null":
+        return text
+    if kind == "string" and schema.get("minLength"):
+        text = "a non-empty string"
+    bounds = _bounds(schema)
+    return f"{text} {bounds}" if bounds else text
 
 
 def _dotted(path: list) -> str:
@@ -431,6 +471,69 @@ def _dotted(path: list) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "the config"
+
+
+def _validation_error(error: Any) -> Any:
+    """The ``ValidationError`` itself, or the one up to 10 causes/contexts down; else None."""
+    err, seen = error, 0
+    while err is not None and not hasattr(err, "validator") and seen < 10:
+        err, seen = (err.__cause__ or err.__context__), seen + 1
+    return err if err is not None and hasattr(err, "validator") else None
+
+
+def _own_description(chain: list[Mapping[str, Any]], path: list) -> str | None:
+    """The description of the key at the end of ``chain``, or for a list item that of its
+    list (the item's own wins when both have one); None without one or without a schema."""
+    if not chain:
+        return None
+    own = [chain[-1]] + ([chain[-2]] if path and isinstance(path[-1], int) else [])
+    descriptions = [s["description"] for s in reversed(own) if "description" in s]
+    return descriptions[-1] if descriptions else None
+
+
+def _unknown_keys(err: Any, path: list) -> tuple[str, str]:
+    """``additionalProperties``: the unknown keys, and the known ones as the allowed."""
+    known = sorted(err.schema.get("properties", {}))
+    unknown = sorted(str(k) for k in err.instance if k not in known)
+    text = f"{_dotted(path)} has unknown key(s) {', '.join(map(repr, unknown))}"
+    return text, "keys " + ", ".join(known)
+
+
+def _missing_key(
+    err: Any, path: list, schema: Mapping[str, Any] | None
+) -> tuple[str, str, str | None]:
+    """``required``: the first missing key, what it allows and its description."""
+    missing = [k for k in err.validator_value if k not in err.instance]
+    sub = _schema_chain(schema, path + missing[:1])
+    text = f"{_dotted(path + missing[:1])} is missing ({err.message})"
+    allowed = allowed_values(sub[-1], schema) if sub else ""
+    description = sub[-1].get("description") if sub else None
+    return text, allowed, description
+
+
+def _wrong_value(
+    err: Any, path: list, schema: Mapping[str, Any] | None, chain: list[Mapping[str, Any]]
+) -> tuple[str, str]:
+    """Any other validator: the value and the message, and what the key allows."""
+    text = f"{_dotted(path)} is {err.instance!r} ({err.message})" if path else err.message
+    allowed = allowed_values(err.schema, schema)
+    if chain and (not allowed or err.validator in ("minItems", "maxItems", "uniqueItems")):
+        allowed = allowed_values(chain[-1], schema) or allowed
+    return text, allowed
+
+
+def _number_as_text_hint(err: Any) -> str:
+    """For a number that YAML read as text (``1e-3``), how to write it; else ""."""
+    if err.validator != "type" or not isinstance(err.instance, str):
+        return ""
+    try:
+        float(err.instance)
+    except ValueError:
+        return ""
+    return (
+        f"; {err.instance!r} is text (YAML reads numbers such as 1e-3 as text: "
+        "write 0.001 or 1.0e-3)"
+    )
 
 
 def describe_schema_error(error: Any, schema: Mapping[str, Any] | str | Path | None = None) -> str:
@@ -443,11 +546,8 @@ def describe_schema_error(error: Any, schema: Mapping[str, Any] | str | Path | N
     allowed: one of fcn, alexnet (architectures (fcn, alexnet))
     [config['grids']['smoke']['runs'][0]['arch'][0]]``.
     """
-    err = error
-    seen = 0
-    while err is not None and not hasattr(err, "validator") and seen < 10:
-        err, seen = (err.__cause__ or err.__context__), seen + 1
-    if err is None or not hasattr(err, "validator"):
+    err = _validation_error(error)
+    if err is None:
         return " ".join(str(error).split())
     if isinstance(schema, (str, Path)):
         import yaml  # only where Snakemake runs (PyYAML is one of its dependencies)
@@ -455,40 +555,17 @@ def describe_schema_error(error: Any, schema: Mapping[str, Any] | str | Path | N
         schema = yaml.safe_load(Path(schema).read_text())
     path = list(err.absolute_path)
     chain = _schema_chain(schema, path)
-    # the key's own description, or for a list item that of its list
-    own = [chain[-1]] + ([chain[-2]] if path and isinstance(path[-1], int) else [])
-    descriptions = [s["description"] for s in reversed(own) if "description" in s]
-    hint = ""
     if err.validator == "additionalProperties":
-        known = sorted(err.schema.get("properties", {}))
-        unknown = sorted(str(k) for k in err.instance if k not in known)
-        text = f"{_dotted(path)} has unknown key(s) {', '.join(map(repr, unknown))}"
-        allowed = "keys " + ", ".join(known)
-        descriptions = descriptions if path else []
+        text, allowed = _unknown_keys(err, path)
+        description = _own_description(chain, path) if path else None
     elif err.validator == "required":
-        missing = [k for k in err.validator_value if k not in err.instance]
-        sub = _schema_chain(schema, path + missing[:1])
-        text = f"{_dotted(path + missing[:1])} is missing ({err.message})"
-        allowed = allowed_values(sub[-1], schema) if sub else ""
-        descriptions = [sub[-1]["description"]] if sub and "description" in sub[-1] else []
+        text, allowed, description = _missing_key(err, path, schema)
     else:
-        text = f"{_dotted(path)} is {err.instance!r} ({err.message})" if path else err.message
-        allowed = allowed_values(err.schema, schema)
-        if chain and (not allowed or err.validator in ("minItems", "maxItems", "uniqueItems")):
-            allowed = allowed_values(chain[-1], schema) or allowed
-        if err.validator == "type" and isinstance(err.instance, str):
-            try:
-                float(err.instance)
-            except ValueError:
-                pass
-            else:
-                hint = (
-                    f"; {err.instance!r} is text (YAML reads numbers such as 1e-3 as text: "
-                    "write 0.001 or 1.0e-3)"
-                )
+        text, allowed = _wrong_value(err, path, schema, chain)
+        description = _own_description(chain, path)
     text += f"; allowed: {allowed}" if allowed else ""
-    text += f" ({descriptions[-1]})" if descriptions else ""
-    text += hint
+    text += f" ({description})" if description is not None else ""
+    text += _number_as_text_hint(err)
     where = "".join(f"[{p!r}]" for p in path)
     text += f" [config{where}]" if where else ""
     return " ".join(text.split())

@@ -67,8 +67,8 @@ def minibatch_gradients(
     Only full minibatches are produced (P = N // b of them).
 
     ``out``: optional float32 (R, M) buffer the chunks are written into (no
-    fresh memory per chunk; first touches of fresh pages cost ~0.1 s per
-    300 MB). With R ≥ P, chunk rows land at their own rows of ``out``; with
+    fresh memory, whose pages are slow to touch the first time, per chunk).
+    With R ≥ P, chunk rows land at their own rows of ``out``; with
     groups_per_chunk ≤ R < P every chunk reuses rows 0..G−1, so a yielded
     chunk is overwritten by the next one.
 
@@ -80,11 +80,9 @@ def minibatch_gradients(
       gradients as one batched matrix product of its saved inputs and output
       gradients (``bmm`` of (G, out, b) by (G, b, in)). Same arithmetic as
       G separate backward passes, at the cost of one large-batch
-      forward+backward (measured for the MNIST FCN 128×3 at b = 100, one
-      thread, both writing into a reused buffer: 1.03–1.20 plain epochs,
-      against 1.18–1.26 for the loop). Valid because every loss here is a
-      mean of per-image terms and, in eval mode, each image's forward pass is
-      independent of the others.
+      forward+backward (docs/benchmarks.md compares it with the loop). Valid
+      because every loss here is a mean of per-image terms and, in eval mode,
+      each image's forward pass is independent of the others.
     * ``"loop"``: a plain autograd loop, one backward pass per minibatch;
       works for every module (AlexNet's conv layers).
     * ``"auto"``: ``blocked`` where it applies, else ``loop``.
@@ -101,16 +99,7 @@ def minibatch_gradients(
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
     n_groups = len(x) // batch_size
-    if out is not None and (
-        out.dim() != 2
-        or out.shape[1] != n_params
-        or out.shape[0] < min(groups_per_chunk, n_groups)
-        or out.dtype != torch.float32
-    ):
-        raise ValueError(
-            f"out must be a float32 (R, {n_params}) tensor with R >= "
-            f"{min(groups_per_chunk, n_groups)}, got {tuple(out.shape)} {out.dtype}"
-        )
+    _check_out_buffer(out, n_params, min(groups_per_chunk, n_groups))
 
     def buffer(start: int, stop: int) -> torch.Tensor:
         if out is None:
@@ -122,7 +111,37 @@ def minibatch_gradients(
         yield from _blocked_gradients(
             model, loss_fn, x, y, batch_size, groups_per_chunk, plan, buffer
         )
-        return
+    else:
+        yield from _looped_gradients(model, loss_fn, x, y, batch_size, groups_per_chunk, buffer)
+
+
+def _check_out_buffer(out: torch.Tensor | None, n_params: int, rows: int) -> None:
+    """``out`` is None or a float32 (R, ``n_params``) tensor with R ≥ ``rows``."""
+    if out is not None and (
+        out.dim() != 2
+        or out.shape[1] != n_params
+        or out.shape[0] < rows
+        or out.dtype != torch.float32
+    ):
+        raise ValueError(
+            f"out must be a float32 (R, {n_params}) tensor with R >= "
+            f"{rows}, got {tuple(out.shape)} {out.dtype}"
+        )
+
+
+def _looped_gradients(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    groups_per_chunk: int,
+    buffer: Callable[[int, int], torch.Tensor],
+) -> Iterator[torch.Tensor]:
+    """Minibatch gradients of any model (see :func:`minibatch_gradients`): one backward
+    pass per minibatch, written into rows of ``buffer(start, stop)`` chunk by chunk."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_groups = len(x) // batch_size
     for start in range(0, n_groups, groups_per_chunk):
         stop = min(start + groups_per_chunk, n_groups)
         chunk = buffer(start, stop)
@@ -141,6 +160,17 @@ def _linear_plan(
     order, when every trainable parameter is the weight or bias of an
     ``nn.Linear`` that a forward pass of ``probe`` (one image) calls exactly
     once, on a (batch, features) input; else None."""
+    owners = _linear_owners(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or any(id(p) not in owners for p in params):
+        return None
+    plan = [(*owners[id(p)], p.numel()) for p in params]
+    layers = list(dict.fromkeys(mod for mod, _, _ in plan))
+    return plan if _each_called_once_on_rows(model, probe, layers) else None
+
+
+def _linear_owners(model: torch.nn.Module) -> dict[int, tuple[torch.nn.Linear, str]]:
+    """``id`` of each ``nn.Linear`` weight and bias in ``model`` → (its layer, its kind)."""
     owners: dict[int, tuple[torch.nn.Linear, str]] = {}
     for mod in model.modules():
         if isinstance(mod, torch.nn.Linear):
@@ -148,11 +178,15 @@ def _linear_plan(
                 p = getattr(mod, kind)
                 if p is not None:
                     owners[id(p)] = (mod, kind)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params or any(id(p) not in owners for p in params):
-        return None
-    plan = [(*owners[id(p)], p.numel()) for p in params]
-    calls: dict[torch.nn.Linear, list[int]] = {mod: [] for mod, _, _ in plan}
+    return owners
+
+
+def _each_called_once_on_rows(
+    model: torch.nn.Module, probe: torch.Tensor, layers: list[torch.nn.Linear]
+) -> bool:
+    """Whether a forward pass of ``probe`` calls each of ``layers`` exactly once, on a
+    2-D (batch, features) input."""
+    calls: dict[torch.nn.Linear, list[int]] = {mod: [] for mod in layers}
     handles = [
         mod.register_forward_hook(lambda m, inputs, _: calls[m].append(inputs[0].dim()))
         for mod in calls
@@ -163,7 +197,7 @@ def _linear_plan(
     finally:
         for h in handles:
             h.remove()
-    return plan if all(dims == [2] for dims in calls.values()) else None
+    return all(dims == [2] for dims in calls.values())
 
 
 #: Images per forward+backward pass of the blocked minibatch gradients.
@@ -197,8 +231,8 @@ def _blocked_gradients(
         for start in range(0, n_groups, groups_per_chunk):
             stop = min(start + groups_per_chunk, n_groups)
             chunk = buffer(start, stop)
-            # forward+backward over about FORWARD_IMAGES images at a time (measured
-            # 5-10% faster than one pass over a whole memory-budget chunk)
+            # forward+backward over about FORWARD_IMAGES images at a time, not the
+            # whole chunk at once (docs/benchmarks.md)
             step = max(1, FORWARD_IMAGES // b)
             for s0 in range(start, stop, step):
                 s1 = min(s0 + step, stop)
@@ -278,8 +312,8 @@ def groups_per_chunk(n_parameters: int, budget_bytes: int) -> int:
 def _column_sums(g: torch.Tensor, rows: int = 16) -> torch.Tensor:
     """Float64 column sums of a float32 (R, M) tensor: float32 sums of ``rows``
     rows at a time, added in float64 (agrees with a float64 sum to ~1e-7
-    relative; ``sum(dtype=torch.float64)`` converts every value first and
-    was measured 17× slower)."""
+    relative; ``sum(dtype=torch.float64)`` would convert every value first,
+    which is slower: docs/benchmarks.md)."""
     total = torch.zeros(g.shape[1], dtype=torch.float64, device=g.device)
     for start in range(0, g.shape[0], rows):
         total += g[start : start + rows].sum(0)

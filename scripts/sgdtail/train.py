@@ -32,7 +32,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -80,9 +81,9 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error.
 
     On CUDA, TF32 is switched off for matrix products and convolutions: cuDNN
-    uses it by default, and its 10-bit mantissa made AlexNet's weights drift
-    ~1% from the CPU's after 300 SGD steps (measured on an H200), while the
-    study needs float32 arithmetic on every device.
+    uses it by default, and its 10-bit mantissa moves the weights away from the
+    CPU's within a few hundred SGD steps (docs/benchmarks.md), while the study
+    needs float32 arithmetic on every device.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -219,255 +220,302 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-class _Trainer:
-    """The state of one SGD run and the steps of :func:`train_sgd` (one method each)."""
+@dataclass
+class _Run:
+    """The fixed parts of one SGD run: configuration, data, model, sampler, device buffers."""
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        data: PreparedData,
-        out: Path,
-        device: torch.device,
-        progress: Progress,
-    ):
-        self.cfg, self.data, self.out, self.device, self.progress = cfg, data, out, device, progress
-        self.resume_path = out / "resume.pt"
-        self.loss_fn = get_loss(cfg.loss)
-        torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape, data.num_classes)
-        self.model.to(device).train()
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.sampler = MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, device)
-        self.checkpoints = set(cfg.checkpoints)
-        self.step = 0
-        self.state_dicts: dict[str, dict[str, torch.Tensor]] = {}
-        self.metrics: list[dict] = []
-        self.step_loss = torch.full((cfg.iterations,), float("nan"), dtype=torch.float32)
-        self.step_acc = torch.full((cfg.iterations,), float("nan"), dtype=torch.float32)
-        self.status, self.diverged_at, self.resumed_from = STATUS_COMPLETED, None, None
-        self.elapsed_before = 0.0
-        self.losses_dev = torch.empty(cfg.iterations, device=device)
-        self.accs_dev = torch.empty(cfg.iterations, device=device)
-        self.t0 = time.perf_counter()
+    cfg: TrainConfig
+    data: PreparedData
+    device: torch.device
+    resume_path: Path
+    loss_fn: Callable
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    sampler: MinibatchSampler
+    checkpoints: frozenset[int]
+    losses_dev: torch.Tensor  # (iterations,) minibatch losses, on the device
+    accs_dev: torch.Tensor  # (iterations,) minibatch accuracies, on the device
 
-    def load_resume(self) -> None:
-        """Continue from ``resume.pt`` when it was written by this configuration and data."""
-        if not self.resume_path.exists():
-            return
-        state = io.load_torch(self.resume_path)
-        cfg, data = self.cfg, self.data
-        if state.get("fingerprint") != cfg.fingerprint() or state.get("data") != data.content_hash:
-            log.warning(
-                "ignoring %s: written by a different configuration or data", self.resume_path
-            )
-            return
-        self.model.load_state_dict(state["model"])
-        self.sampler.load_state(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and "cuda_rng" in state:  # dropout masks on the GPU
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        step = self.step = int(state["step"])
-        self.state_dicts = state["state_dicts"]
-        self.metrics = json.loads(state["metrics"])
-        self.step_loss[:step] = state["step_loss"][:step]
-        self.step_acc[:step] = state["step_acc"][:step]
-        self.elapsed_before = float(state["elapsed"])
-        self.resumed_from = step
-        log.info("resuming from step %d (%s)", step, self.resume_path)
 
-    def save_resume(self) -> None:
-        """Write the full training state at the current step (atomically)."""
-        step, device = self.step, self.device
-        io.save_torch(
-            self.resume_path,
-            {
-                "fingerprint": self.cfg.fingerprint(),
-                "data": self.data.content_hash,
-                "step": step,
-                "model": _cpu_state_dict(self.model),
-                "sampler": self.sampler.state(),
-                "torch_rng": torch.get_rng_state(),
-                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                "state_dicts": self.state_dicts,
-                "metrics": json.dumps(self.metrics),
-                "step_loss": self.step_loss[:step].clone(),
-                "step_acc": self.step_acc[:step].clone(),
-                "elapsed": self.elapsed_before + time.perf_counter() - self.t0,
-            },
+def _build_run(cfg: TrainConfig, data: PreparedData, out: Path, device: torch.device) -> _Run:
+    """The model initialised from ``cfg.seed``, in train mode on ``device``, and its sampler."""
+    loss_fn = get_loss(cfg.loss)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape, data.num_classes)
+    model.to(device).train()
+    return _Run(
+        cfg=cfg,
+        data=data,
+        device=device,
+        resume_path=out / "resume.pt",
+        loss_fn=loss_fn,
+        model=model,
+        params=[p for p in model.parameters() if p.requires_grad],
+        sampler=MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, device),
+        checkpoints=frozenset(cfg.checkpoints),
+        losses_dev=torch.empty(cfg.iterations, device=device),
+        accs_dev=torch.empty(cfg.iterations, device=device),
+    )
+
+
+@dataclass
+class _RunState:
+    """What a run has done so far: what ``resume.pt`` saves and the run folder records."""
+
+    step_loss: torch.Tensor  # (iterations,) float32 on the CPU; NaN for steps not copied yet
+    step_acc: torch.Tensor
+    step: int = 0  # SGD steps done
+    flushed: int = 0  # steps whose loss and accuracy are in step_loss / step_acc
+    state_dicts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)  # one row per checkpoint
+    status: str = STATUS_COMPLETED
+    diverged_at: int | None = None
+    resumed_from: int | None = None
+    elapsed_before: float = 0.0  # seconds trained before this process took the run over
+    clock_start: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def fresh(cls, iterations: int) -> _RunState:
+        """The state before the first step."""
+        return cls(
+            step_loss=torch.full((iterations,), float("nan"), dtype=torch.float32),
+            step_acc=torch.full((iterations,), float("nan"), dtype=torch.float32),
         )
 
-    def checkpoint(self) -> bool:
-        """Evaluate and save the weights at ``step``; True when training should stop."""
-        model, data, cfg, step = self.model, self.data, self.cfg, self.step
-        model.eval()
-        train_loss, train_acc = evaluate(
-            model, self.loss_fn, data.x_train, data.y_train, cfg.eval_batch_size
-        )
-        test_loss, test_acc = evaluate(
-            model, self.loss_fn, data.x_test, data.y_test, cfg.eval_batch_size
-        )
-        model.train()
-        self.state_dicts[str(step)] = _cpu_state_dict(model)
-        self.metrics.append(
-            {
-                "step": step,
-                "lr": lr_at(step, cfg),
-                "train_loss": train_loss,
-                "train_accuracy": train_acc,
-                "test_loss": test_loss,
-                "test_accuracy": test_acc,
-            }
-        )
-        log.info("step %d: train acc %.4f, test acc %.4f", step, train_acc, test_acc)
-        target = cfg.stop_at_train_accuracy
-        return target is not None and train_acc >= target
+    def elapsed(self) -> float:
+        """Seconds trained, across resumptions."""
+        return self.elapsed_before + time.perf_counter() - self.clock_start
 
-    def flush_chunk(self) -> bool:
-        """Copy logged losses to the CPU; on a non-finite one mark the run diverged (True)."""
-        start, step = self.chunk_start, self.step
-        if step <= start:
-            return False
-        self.step_loss[start:step] = self.losses_dev[start:step].cpu()
-        self.step_acc[start:step] = self.accs_dev[start:step].cpu()
-        bad = (~torch.isfinite(self.step_loss[start:step])).nonzero()
-        self.chunk_start = step
-        if not len(bad):
-            return False
-        self.status, self.diverged_at = STATUS_DIVERGED, start + int(bad[0]) + 1
-        log.warning("loss is not finite at step %d: run diverged", self.diverged_at)
-        return True
 
-    def sgd_step(self) -> None:
-        """One plain-SGD update; the minibatch loss and accuracy stay on the device."""
-        step, params = self.step, self.params
-        lr = lr_at(step, self.cfg)
-        idx = self.sampler.next()
-        xb, yb = self.data.x_train[idx], self.data.y_train[idx]
-        logits = self.model(xb)
-        loss = self.loss_fn(logits, yb)
-        for p in params:
-            p.grad = None
-        loss.backward()
-        with torch.no_grad():
-            torch._foreach_add_(params, [p.grad for p in params], alpha=-lr)
-            self.losses_dev[step] = loss.detach()
-            self.accs_dev[step] = (logits.argmax(1) == yb).float().mean()
-        self.step += 1
+def load_resume(run: _Run, state: _RunState) -> None:
+    """Continue from ``resume.pt`` when it was written by this configuration and data:
+    the model, sampler and random number generators, and ``state``, as they were saved."""
+    if not run.resume_path.exists():
+        return
+    saved = io.load_torch(run.resume_path)
+    same_data = saved.get("data") == run.data.content_hash
+    if saved.get("fingerprint") != run.cfg.fingerprint() or not same_data:
+        log.warning("ignoring %s: written by a different configuration or data", run.resume_path)
+        return
+    run.model.load_state_dict(saved["model"])
+    run.sampler.load_state(saved["sampler"])
+    torch.set_rng_state(saved["torch_rng"])
+    if run.device.type == "cuda" and "cuda_rng" in saved:  # dropout masks on the GPU
+        torch.cuda.set_rng_state(saved["cuda_rng"], run.device)
+    step = state.step = int(saved["step"])
+    state.state_dicts = saved["state_dicts"]
+    state.metrics = json.loads(saved["metrics"])
+    state.step_loss[:step] = saved["step_loss"][:step]
+    state.step_acc[:step] = saved["step_acc"][:step]
+    state.elapsed_before = float(saved["elapsed"])
+    state.resumed_from = step
+    log.info("resuming from step %d (%s)", step, run.resume_path)
 
-    def report(self, start_step: int) -> None:
-        """One progress line: step / total, minibatch loss and accuracy, steps/s, ETA."""
-        step, total = self.step, self.cfg.iterations
-        rate = (step - start_step) / max(time.perf_counter() - self.t0, 1e-9)
-        eta = (total - step) / rate if rate > 0 else math.inf
-        log.info(
-            "progress: step %d/%d (%.1f%%), minibatch loss %.4g, accuracy %.3f, %.1f steps/s, "
-            "ETA %s",
-            step,
-            total,
-            100 * step / total,
-            float(self.losses_dev[step - 1]),
-            float(self.accs_dev[step - 1]),
-            rate,
-            _format_seconds(eta),
-        )
 
-    def interrupt(self, signum: int) -> None:
-        """Save the resume state at the current step and raise :class:`TrainingInterrupted`."""
-        import signal
+def save_resume(run: _Run, state: _RunState) -> None:
+    """Write the full training state at the current step to ``resume.pt`` (atomically)."""
+    step, device = state.step, run.device
+    io.save_torch(
+        run.resume_path,
+        {
+            "fingerprint": run.cfg.fingerprint(),
+            "data": run.data.content_hash,
+            "step": step,
+            "model": _cpu_state_dict(run.model),
+            "sampler": run.sampler.state(),
+            "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+            "state_dicts": state.state_dicts,
+            "metrics": json.dumps(state.metrics),
+            "step_loss": state.step_loss[:step].clone(),
+            "step_acc": state.step_acc[:step].clone(),
+            "elapsed": state.elapsed(),
+        },
+    )
 
-        if self.flush_chunk():
-            return  # diverged: the run ends normally, recording it
-        self.save_resume()
-        name = signal.Signals(signum).name
-        log.error(
-            "interrupted by %s at step %d/%d: resume state saved to %s; rerun to "
-            "resume from step %d",
-            name,
-            self.step,
-            self.cfg.iterations,
-            self.resume_path,
-            self.step,
-        )
-        raise TrainingInterrupted(
-            f"training interrupted by {name} at step {self.step}; {self.resume_path} holds "
-            f"the state: rerun (Snakemake retries it) to resume from step {self.step}"
-        )
 
-    def after_step(self) -> bool:
-        """Divergence check, checkpoint and resume file after a step; True to stop."""
-        cfg, step = self.cfg, self.step
-        at_checkpoint = step in self.checkpoints
-        at_resume = step % cfg.resume_every == 0
-        periodic = step == cfg.iterations or step % cfg.divergence_check_every == 0
-        if (at_checkpoint or at_resume or periodic) and self.flush_chunk():
-            return True
-        stop = False
-        if at_checkpoint and self.checkpoint():
-            self.status = STATUS_CONVERGED
-            stop = True
-        if at_checkpoint or at_resume:
-            self.save_resume()
-        return stop
-
-    def loop(self, signals: _StopSignals) -> None:
-        """SGD steps until the last one, divergence, the accuracy target or a stop signal."""
-        self.chunk_start = start_step = self.step
-        self.t0 = time.perf_counter()
-        stop = self.step in self.checkpoints and self.resumed_from is None and self.checkpoint()
-        while self.step < self.cfg.iterations and not stop:
-            self.sgd_step()
-            stop = self.after_step()
-            if self.status == STATUS_DIVERGED:
-                break
-            if signals.received is not None and not stop:  # a run that just converged ends
-                self.interrupt(signals.received)
-                break
-            if self.progress.due(self.step):
-                self.report(start_step)
-        if self.status != STATUS_DIVERGED and stop and self.step == 0:
-            self.status = STATUS_CONVERGED
-
-    def finish(self) -> dict:
-        """Write checkpoints.pt, checkpoint_metrics.csv, train_log.csv and run.json."""
-        cfg, out, status, diverged_at = self.cfg, self.out, self.status, self.diverged_at
-        elapsed = self.elapsed_before + time.perf_counter() - self.t0
-        last = self.step if status != STATUS_DIVERGED else diverged_at - 1
-        steps = sorted(int(s) for s in self.state_dicts)
-        io.save_torch(
-            out / "checkpoints.pt",
-            {"steps": torch.tensor(steps, dtype=torch.int64), "state_dicts": self.state_dicts},
-        )
-        io.write_table(out / "checkpoint_metrics.csv", pd.DataFrame(self.metrics))
-        n_logged = cfg.iterations if status != STATUS_DIVERGED else diverged_at
-        io.write_table(
-            out / "train_log.csv",
-            pd.DataFrame(
-                {
-                    "step": range(1, n_logged + 1),
-                    "lr": [lr_at(s, cfg) for s in range(n_logged)],
-                    "loss": self.step_loss[:n_logged].numpy(),
-                    "accuracy": self.step_acc[:n_logged].numpy(),
-                }
-            ).dropna(subset=["accuracy"]),
-        )
-        info = {
-            "status": status,
-            "steps_done": last,
-            "diverged_at": diverged_at,
-            "resumed_from": self.resumed_from,
-            "checkpoints_saved": steps,
-            "n_parameters": count_parameters(self.model),
-            "config": dataclasses.asdict(cfg),
-            "data_hash": self.data.content_hash,
-            "device": str(self.device),
-            "threads": torch.get_num_threads(),
-            "seconds": elapsed,
-            "steps_per_second": (last / elapsed) if elapsed > 0 and last else math.nan,
-            "provenance": io.provenance(self.device),
+def checkpoint(run: _Run, state: _RunState) -> bool:
+    """Evaluate and keep the weights at the current step; True when the accuracy target
+    is reached (training should stop)."""
+    model, data, cfg, step = run.model, run.data, run.cfg, state.step
+    model.eval()
+    train_loss, train_acc = evaluate(
+        model, run.loss_fn, data.x_train, data.y_train, cfg.eval_batch_size
+    )
+    test_loss, test_acc = evaluate(
+        model, run.loss_fn, data.x_test, data.y_test, cfg.eval_batch_size
+    )
+    model.train()
+    state.state_dicts[str(step)] = _cpu_state_dict(model)
+    state.metrics.append(
+        {
+            "step": step,
+            "lr": lr_at(step, cfg),
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
         }
-        io.write_json(out / "run.json", info)
-        self.resume_path.unlink(missing_ok=True)
-        return info
+    )
+    log.info("step %d: train acc %.4f, test acc %.4f", step, train_acc, test_acc)
+    target = cfg.stop_at_train_accuracy
+    return target is not None and train_acc >= target
+
+
+def _flush(run: _Run, state: _RunState) -> bool:
+    """Copy the losses logged since the last flush to the CPU; on a non-finite one mark the
+    run diverged and return True."""
+    start, step = state.flushed, state.step
+    if step <= start:
+        return False
+    state.step_loss[start:step] = run.losses_dev[start:step].cpu()
+    state.step_acc[start:step] = run.accs_dev[start:step].cpu()
+    bad = (~torch.isfinite(state.step_loss[start:step])).nonzero()
+    state.flushed = step
+    if not len(bad):
+        return False
+    state.status, state.diverged_at = STATUS_DIVERGED, start + int(bad[0]) + 1
+    log.warning("loss is not finite at step %d: run diverged", state.diverged_at)
+    return True
+
+
+def _sgd_step(run: _Run, step: int) -> None:
+    """The plain-SGD update that produces step ``step + 1``; its minibatch loss and accuracy
+    stay on the device (``run.losses_dev[step]``, ``run.accs_dev[step]``)."""
+    params = run.params
+    lr = lr_at(step, run.cfg)
+    idx = run.sampler.next()
+    xb, yb = run.data.x_train[idx], run.data.y_train[idx]
+    logits = run.model(xb)
+    loss = run.loss_fn(logits, yb)
+    for p in params:
+        p.grad = None
+    loss.backward()
+    with torch.no_grad():
+        torch._foreach_add_(params, [p.grad for p in params], alpha=-lr)
+        run.losses_dev[step] = loss.detach()
+        run.accs_dev[step] = (logits.argmax(1) == yb).float().mean()
+
+
+def _after_step(run: _Run, state: _RunState) -> bool:
+    """Divergence check, checkpoint and resume file after a step; True to stop."""
+    cfg, step = run.cfg, state.step
+    at_checkpoint = step in run.checkpoints
+    at_resume = step % cfg.resume_every == 0
+    periodic = step == cfg.iterations or step % cfg.divergence_check_every == 0
+    if (at_checkpoint or at_resume or periodic) and _flush(run, state):
+        return True
+    stop = False
+    if at_checkpoint and checkpoint(run, state):
+        state.status = STATUS_CONVERGED
+        stop = True
+    if at_checkpoint or at_resume:
+        save_resume(run, state)
+    return stop
+
+
+def _report(run: _Run, state: _RunState, start_step: int) -> None:
+    """One progress line: step / total, minibatch loss and accuracy, steps/s, ETA."""
+    step, total = state.step, run.cfg.iterations
+    rate = (step - start_step) / max(time.perf_counter() - state.clock_start, 1e-9)
+    eta = (total - step) / rate if rate > 0 else math.inf
+    log.info(
+        "progress: step %d/%d (%.1f%%), minibatch loss %.4g, accuracy %.3f, %.1f steps/s, ETA %s",
+        step,
+        total,
+        100 * step / total,
+        float(run.losses_dev[step - 1]),
+        float(run.accs_dev[step - 1]),
+        rate,
+        _format_seconds(eta),
+    )
+
+
+def _interrupt(run: _Run, state: _RunState, signum: int) -> None:
+    """Save the resume state at the current step and raise :class:`TrainingInterrupted`
+    (unless the steps not yet checked diverged: then return, and the run ends diverged)."""
+    import signal
+
+    if _flush(run, state):
+        return
+    save_resume(run, state)
+    name, step, path = signal.Signals(signum).name, state.step, run.resume_path
+    log.error(
+        "interrupted by %s at step %d/%d: resume state saved to %s; rerun to resume from step %d",
+        name,
+        step,
+        run.cfg.iterations,
+        path,
+        step,
+    )
+    raise TrainingInterrupted(
+        f"training interrupted by {name} at step {step}; {path} holds "
+        f"the state: rerun (Snakemake retries it) to resume from step {step}"
+    )
+
+
+def _train(run: _Run, state: _RunState, signals: _StopSignals, progress: Progress) -> None:
+    """SGD steps until the last one, divergence, the accuracy target or a stop signal."""
+    state.flushed = start_step = state.step
+    state.clock_start = time.perf_counter()
+    stop = state.step in run.checkpoints and state.resumed_from is None and checkpoint(run, state)
+    while state.step < run.cfg.iterations and not stop:
+        _sgd_step(run, state.step)
+        state.step += 1
+        stop = _after_step(run, state)
+        if state.status == STATUS_DIVERGED:
+            break
+        if signals.received is not None and not stop:  # a run that just converged ends
+            _interrupt(run, state, signals.received)
+            break
+        if progress.due(state.step):
+            _report(run, state, start_step)
+    if state.status != STATUS_DIVERGED and stop and state.step == 0:
+        state.status = STATUS_CONVERGED
+
+
+def _write_run_folder(run: _Run, state: _RunState, out: Path) -> dict:
+    """Write checkpoints.pt, checkpoint_metrics.csv, train_log.csv and run.json; remove
+    resume.pt; return run.json's content."""
+    cfg, status, diverged_at = run.cfg, state.status, state.diverged_at
+    elapsed = state.elapsed()
+    last = state.step if status != STATUS_DIVERGED else diverged_at - 1
+    steps = sorted(int(s) for s in state.state_dicts)
+    io.save_torch(
+        out / "checkpoints.pt",
+        {"steps": torch.tensor(steps, dtype=torch.int64), "state_dicts": state.state_dicts},
+    )
+    io.write_table(out / "checkpoint_metrics.csv", pd.DataFrame(state.metrics))
+    n_logged = cfg.iterations if status != STATUS_DIVERGED else diverged_at
+    io.write_table(
+        out / "train_log.csv",
+        pd.DataFrame(
+            {
+                "step": range(1, n_logged + 1),
+                "lr": [lr_at(s, cfg) for s in range(n_logged)],
+                "loss": state.step_loss[:n_logged].numpy(),
+                "accuracy": state.step_acc[:n_logged].numpy(),
+            }
+        ).dropna(subset=["accuracy"]),
+    )
+    info = {
+        "status": status,
+        "steps_done": last,
+        "diverged_at": diverged_at,
+        "resumed_from": state.resumed_from,
+        "checkpoints_saved": steps,
+        "n_parameters": count_parameters(run.model),
+        "config": dataclasses.asdict(cfg),
+        "data_hash": run.data.content_hash,
+        "device": str(run.device),
+        "threads": torch.get_num_threads(),
+        "seconds": elapsed,
+        "steps_per_second": (last / elapsed) if elapsed > 0 and last else math.nan,
+        "provenance": io.provenance(run.device),
+    }
+    io.write_json(out / "run.json", info)
+    run.resume_path.unlink(missing_ok=True)
+    return info
 
 
 def train_sgd(
@@ -487,8 +535,9 @@ def train_sgd(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = _Trainer(cfg, data, out, device, progress or Progress())
+    run = _build_run(cfg, data, out, device)
+    state = _RunState.fresh(cfg.iterations)
     with _StopSignals() as signals:
-        run.load_resume()
-        run.loop(signals)
-    return run.finish()
+        load_resume(run, state)
+        _train(run, state, signals, progress or Progress())
+    return _write_run_folder(run, state, out)
