@@ -435,11 +435,14 @@ def noise_run_mem_mb(wildcards, attempt):
 
 
 def noise_budget_mb(wildcards, resources):
-    """Params function: the gradient budget the noise job uses, derived from its mem_mb.
+    """Params function: the gradient budget the noise job uses, derived from its mem_mb, as
+    {"mb": budget, "setting": noise.memory_budget_mb}.
 
     What mem_mb leaves after noise_overhead_mb, so the job never uses more than it asked
     for; a number in noise.memory_budget_mb caps it (auto: no cap, and the job itself
-    also keeps it within half the memory available when it starts).
+    also keeps it within half the memory available when it starts). A params function that
+    reads resources does not enter Snakemake's params rerun trigger: the budget only decides
+    one pass over the data or two, never the results.
     """
     left = int(resources.mem_mb) - noise_overhead_mb(wildcards)
     if left < 16:
@@ -449,7 +452,11 @@ def noise_budget_mb(wildcards, resources):
             f"state; ask for at least {noise_overhead_mb(wildcards) + 16} MB"
         )
     budget = NOISE["memory_budget_mb"]
-    return left if budget == "auto" else min(budget, left)
+    return {"mb": left if budget == "auto" else min(budget, left), "setting": budget}
+
+
+# noise settings that decide the results (the budget, which does not, is passed apart)
+NOISE_RESULTS = {key: value for key, value in NOISE.items() if key != "memory_budget_mb"}
 
 
 def _small_run(wildcards):

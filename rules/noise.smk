@@ -24,8 +24,8 @@ rule measure_gradient_noise:
         gpu=run_gpus,
         group_slot=1,
     params:
-        noise=NOISE,
-        memory_budget_mb=noise_budget_mb,
+        noise=NOISE_RESULTS,
+        memory_budget=noise_budget_mb,
         estimators=config["estimators"],
         device=TRAINING["device"],
     script:

@@ -23,13 +23,12 @@ setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 w = snakemake.wildcards
 noise = snakemake.params.noise
-budget_mb = snakemake.params.memory_budget_mb
-if noise["memory_budget_mb"] == "auto":
-    budget_mb = auto_budget_mb(budget_mb)
+budget = snakemake.params.memory_budget
+budget_mb = auto_budget_mb(budget["mb"]) if budget["setting"] == "auto" else budget["mb"]
 logging.getLogger("sgdtail.noise").info(
     "gradient memory budget %.0f MB (noise.memory_budget_mb %s, job mem_mb %s)",
     budget_mb,
-    noise["memory_budget_mb"],
+    budget["setting"],
     snakemake.resources.mem_mb,
 )
 estimators = snakemake.params.estimators

@@ -114,11 +114,19 @@ def test_every_job_has_a_log(workflow_run):
         assert (work / "logs" / f"{name}.log").exists(), name
 
 
-def test_nothing_left_to_do_after_a_full_run(workflow_run):
+def test_nothing_left_to_do_after_a_full_run(workflow_run, tmp_path):
     work, data_root, _ = workflow_run
     res = snakemake(work, "-n", "--cores", "2", *smoke_config(data_root))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
+    # settings that never change results rerun nothing: the noise memory budget (one pass
+    # or two) and the progress interval
+    extra = tmp_path / "budget.yaml"
+    extra.write_text("noise: {memory_budget_mb: 64}\nprogress: {seconds: 5, steps: 7}\n")
+    configs = ["--configfile", str(REPO / "config.yaml"), str(extra)]
+    res = snakemake(work, "-n", "--cores", "2", *configs, *smoke_config(data_root))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Nothing to be done" in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
 
 
 def job_counts(out: str) -> dict[str, int]:
