@@ -808,7 +808,8 @@ def test_noise_parts_are_taken_only_for_the_same_data_code_and_settings(tmp_path
     monkeypatch.setattr(
         noise, "measure_noise", lambda *a, **k: calls.append(1) or original(*a, **k)
     )
-    monkeypatch.setitem(NOISE_OPTIONS, "memory_budget_mb", 1)  # two passes now: same numbers
+    # a budget that needs two passes leaves the parts' key alone: they are reused
+    monkeypatch.setitem(NOISE_OPTIONS, "memory_budget_mb", 1)
     _measure_file(ckpt, parts)
     assert calls == []
     monkeypatch.setattr(noise, "_code_digest", lambda: "other code")

@@ -40,7 +40,7 @@ class NoiseResult:
     """What one measurement produced."""
 
     rows: list[dict]  # estimator rows (see StreamingTailStats.finalize)
-    norms: torch.Tensor  # (P,) float64: ‖U_p‖₂ of each minibatch noise vector
+    norms: torch.Tensor  # (P,) float64: ‖U_p‖₂ of each minibatch noise vector (taken in float32)
     n_minibatches: int
     n_parameters: int
     gradient_norm: float  # ‖ḡ‖₂
@@ -303,9 +303,9 @@ def auto_budget_mb(job_budget_mb: float) -> float:
 
 
 def groups_per_chunk(n_parameters: int, budget_bytes: int) -> int:
-    """Minibatches per streamed chunk: a chunk of gradients and the estimators' copy of
-    its noise (float32 values in their piece buffers) use 1/8 of the budget."""
-    per_group = 4 * n_parameters * 2  # float32 gradient row and the stored noise row
+    """Minibatches per streamed chunk: a chunk of float32 gradient rows, counted twice,
+    takes 1/8 of the budget (the noise is formed in place; the factor 2 is headroom)."""
+    per_group = 4 * n_parameters * 2
     return max(1, budget_bytes // 8 // per_group)
 
 
@@ -502,13 +502,13 @@ def _tensor_digest(*tensors: torch.Tensor) -> str:
 
 
 def _code_digest() -> str:
-    """SHA-256 of the measurement's code (this module, the estimators, their kernels): a part
-    written by other code is measured again."""
+    """SHA-256 of the measurement's code (this module, the estimators, their kernels, the
+    models and losses): a part written by other code is measured again."""
     import hashlib
     from pathlib import Path
 
     h = hashlib.sha256()
-    for name in ("noise.py", "estimators.py", "kernels.py"):
+    for name in ("noise.py", "estimators.py", "kernels.py", "models.py", "losses.py"):
         h.update((Path(__file__).with_name(name)).read_bytes())
     return h.hexdigest()
 
