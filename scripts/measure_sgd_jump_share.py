@@ -3,12 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from sgdtail.dynamics import (
-    calibrate_jump_share,
-    claim_c5_sgd_verdict,
-    norm_sequences,
-    sgd_jump_share,
-)
+from sgdtail.dynamics import calibrate_jump_share
+from sgdtail.dynamics_claims import claim_c5_sgd_verdict, norm_sequences, sgd_jump_share
 from sgdtail.io import setup_logging, write_json, write_table
 
 setup_logging(snakemake.log[0])

@@ -3,14 +3,14 @@
 import numpy as np
 import pandas as pd
 
-from sgdtail.dynamics import (
+from sgdtail.io import setup_logging
+from sgdtail.plots_dynamics import (
     plot_exit_time_vs_height,
     plot_exit_time_vs_width,
     plot_levy_vs_brownian_paths,
     plot_metastability,
     plot_stable_densities,
 )
-from sgdtail.io import setup_logging
 
 setup_logging(snakemake.log[0])
 d = snakemake.params.dynamics

@@ -1,11 +1,7 @@
 """Rule simulate_exit_times: mean exit times vs barrier height and basin width; claim C4."""
 
-from sgdtail.dynamics import (
-    claim_c4_verdict,
-    exit_time_sweep,
-    fit_exit_slopes,
-    height_elasticities,
-)
+from sgdtail.dynamics import exit_time_sweep
+from sgdtail.dynamics_claims import claim_c4_verdict, fit_exit_slopes, height_elasticities
 from sgdtail.io import setup_logging, write_json, write_table
 
 setup_logging(snakemake.log[0])

@@ -2,13 +2,8 @@
 
 import numpy as np
 
-from sgdtail.dynamics import (
-    claim_c5_verdict,
-    fit_jump_share_slopes,
-    jump_share_table,
-    noise_list,
-    walk_paths,
-)
+from sgdtail.dynamics import jump_share_table, noise_list, walk_paths
+from sgdtail.dynamics_claims import claim_c5_verdict, fit_jump_share_slopes
 from sgdtail.io import atomic_path, setup_logging, write_json, write_table
 
 setup_logging(snakemake.log[0])

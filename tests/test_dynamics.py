@@ -1,4 +1,5 @@
-"""Tests of sgdtail.dynamics: stable noise, exit-time simulation and estimation, verdicts."""
+"""Tests of sgdtail.dynamics (stable noise, exit-time simulation and estimation), of the C4/C5
+fits and verdicts (sgdtail.dynamics_claims) and of the dynamics figures' files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from scipy import integrate, stats
 
 from sgdtail import dynamics as D
+from sgdtail import dynamics_claims as DC
+from sgdtail import plots_dynamics as PD
 
 # ----------------------------------------------------------------------------- noise
 
@@ -212,7 +215,7 @@ def test_small_sweep_shows_the_physics():
     assert set(df.loc[df.alpha == 2.0, "sweep"]) == {"height"}
     assert (df["ci_low"] < df["mean"]).all() and (df["mean"] < df["ci_high"]).all()
     np.testing.assert_allclose(df["rho"], df["mean"] / df["asymptote"])
-    s = D.fit_exit_slopes(df).set_index("alpha")
+    s = DC.fit_exit_slopes(df).set_index("alpha")
     assert s.loc[2.0, "height_slope"] > 0.4
     assert s.loc[2.0, "height_slope_theory"] == pytest.approx(0.67, abs=0.05)
     assert s.loc[2.0, "height_elasticity"] > 1.0  # Kramers: H/eps^2 - 1
@@ -220,7 +223,7 @@ def test_small_sweep_shows_the_physics():
     assert s.loc[1.2, "width_exponent"] == pytest.approx(1.2, abs=0.25)
     assert s.loc[1.2, "height_elasticity_sigma"] == pytest.approx(16 ** (-1 / 1.2))
     assert 0.7 < s.loc[1.2, "rho_top"] < 1.3  # small sigma: close to the eps -> 0 asymptote
-    e = D.height_elasticities(df)
+    e = DC.height_elasticities(df)
     assert len(e) == 2 + 2 and (e["ci_low"] < e["elasticity"]).all()
 
 
@@ -240,7 +243,7 @@ def test_sweep_is_reproducible():
 
 def test_wls_line_recovers_slope():
     x = np.arange(6.0)
-    fit = D._wls_line(x, 1 + 2 * x, np.full(6, 0.1), 0.95)
+    fit = DC._wls_line(x, 1 + 2 * x, np.full(6, 0.1), 0.95)
     assert fit["slope"] == pytest.approx(2.0)
     assert fit["ci_low"] < 2.0 < fit["ci_high"]
 
@@ -291,7 +294,7 @@ def _sweep_table(
 
 
 def _c4(**kw):
-    return D.claim_c4_verdict(D.fit_exit_slopes(_sweep_table(**kw)), C4_T)
+    return DC.claim_c4_verdict(DC.fit_exit_slopes(_sweep_table(**kw)), C4_T)
 
 
 def test_c4_verdict_supported_on_the_asymptotic_law():
@@ -325,11 +328,11 @@ def test_c4_verdict_inconclusive_names_the_deciding_setting():
 
 
 def test_c4_verdict_errors():
-    slopes = D.fit_exit_slopes(_sweep_table())
+    slopes = DC.fit_exit_slopes(_sweep_table())
     with pytest.raises(KeyError, match="max_sigma"):
-        D.claim_c4_verdict(slopes, {k: v for k, v in C4_T.items() if k != "max_sigma"})
+        DC.claim_c4_verdict(slopes, {k: v for k, v in C4_T.items() if k != "max_sigma"})
     with pytest.raises(ValueError, match="alpha = 2"):
-        D.claim_c4_verdict(slopes[slopes.alpha < 2], C4_T)
+        DC.claim_c4_verdict(slopes[slopes.alpha < 2], C4_T)
 
 
 # ----------------------------------------------------------------------------- paths, C5
@@ -376,7 +379,7 @@ def test_gaussian_t3_and_stable_walks_are_told_apart():
         student_df=3.0,
     )
     assert set(tab["noise"]) == {"SaS(1.5)", "Gaussian", "t(3)"}
-    s = D.fit_jump_share_slopes(tab, long_from=256).set_index("noise")
+    s = DC.fit_jump_share_slopes(tab, long_from=256).set_index("noise")
     # SaS(1.5) flat, t(3) falling (-1/6 asymptotically), Gaussian falling faster (~ -1/2)
     assert s.loc["SaS(1.5)", "slope_ci_low"] > -0.08
     assert s.loc["t(3)", "slope_ci_high"] < -0.08
@@ -385,7 +388,7 @@ def test_gaussian_t3_and_stable_walks_are_told_apart():
     assert long.loc["SaS(1.5)", "share_ci_low"] > long.loc["t(3)", "share_ci_high"]
     assert long.loc["t(3)", "share_ci_low"] > long.loc["Gaussian", "share_ci_high"]
     assert long.loc["SaS(1.5)", "auc_vs_gaussian"] > 0.95
-    v = D.claim_c5_verdict(tab, dict(max_decay=0.08, max_short_auc=0.7), long_from=256)
+    v = DC.claim_c5_verdict(tab, dict(max_decay=0.08, max_short_auc=0.7), long_from=256)
     assert v["verdict"] == "supported", v["detail"]
 
 
@@ -418,18 +421,18 @@ C5_T = dict(max_decay=0.08, max_short_auc=0.7)
 
 
 def test_c5_verdict_three_ways():
-    assert D.claim_c5_verdict(_share_table(), C5_T, 256)["verdict"] == "supported"
-    assert D.claim_c5_verdict(_share_table(levy_slope=-0.3), C5_T, 256)["verdict"] == (
+    assert DC.claim_c5_verdict(_share_table(), C5_T, 256)["verdict"] == "supported"
+    assert DC.claim_c5_verdict(_share_table(levy_slope=-0.3), C5_T, 256)["verdict"] == (
         "not supported"
     )
-    assert D.claim_c5_verdict(_share_table(short_auc=0.9), C5_T, 256)["verdict"] == (
+    assert DC.claim_c5_verdict(_share_table(short_auc=0.9), C5_T, 256)["verdict"] == (
         "not supported"
     )
-    v = D.claim_c5_verdict(_share_table(levy_slope=-0.08, se=0.2), C5_T, 256)
+    v = DC.claim_c5_verdict(_share_table(levy_slope=-0.08, se=0.2), C5_T, 256)
     assert v["verdict"].startswith("inconclusive (intervals")
     assert "dynamics.paths.n_paths" in v["detail"]
     # a control that looks flat: the statistic does not separate finite variance
-    v = D.claim_c5_verdict(_share_table(t_slope=0.0), C5_T, 256)
+    v = DC.claim_c5_verdict(_share_table(t_slope=0.0), C5_T, 256)
     assert v["verdict"] == "inconclusive (statistic does not separate finite variance)"
     assert "dynamics.paths.windows" in v["detail"]
 
@@ -471,7 +474,7 @@ def _norms_tables(status=("completed", "diverged", "not_trained", "converged"), 
 
 def test_norm_sequences_excludes_and_counts_runs():
     norms, runs = _norms_tables()
-    seqs, counts = D.norm_sequences(norms, runs)
+    seqs, counts = DC.norm_sequences(norms, runs)
     assert counts == {"runs": 4, "used": 2, "diverged": 1, "not_trained": 1}
     assert len(seqs) == 2 * 2 and all(len(s) == 128 for s in seqs)  # 2 runs x 2 checkpoints
     first = norms[(norms.width == 4) & (norms.step == 0) & (norms.split == "train")]
@@ -480,12 +483,12 @@ def test_norm_sequences_excludes_and_counts_runs():
 
 def _sgd_verdict(seqs, window=64, n_rep=40):
     rng = np.random.default_rng(3)
-    sgd = D.sgd_jump_share(seqs, window, rng, n_boot=200)
+    sgd = DC.sgd_jump_share(seqs, window, rng, n_boot=200)
     bands = D.calibrate_jump_share(
         [len(s) for s in seqs], window, rng, alphas=[1.5, 1.8, 2.0], student_df=3.0, n_rep=n_rep
     )
     counts = {"runs": len(seqs), "used": len(seqs), "diverged": 0, "not_trained": 0}
-    return D.claim_c5_sgd_verdict(sgd, bands, counts, window, min_windows=20), bands
+    return DC.claim_c5_sgd_verdict(sgd, bands, counts, window, min_windows=20), bands
 
 
 def test_c5_sgd_verdict_three_ways():
@@ -520,16 +523,16 @@ def test_plots_write_pdf_and_png(tmp_path):
         n_particles=50,
         dt_rel=0.1,
     )
-    D.plot_exit_time_vs_height(df, tmp_path / "h.pdf", tmp_path / "h.png")
-    D.plot_exit_time_vs_width(df, tmp_path / "w")
+    PD.plot_exit_time_vs_height(df, tmp_path / "h.pdf", tmp_path / "h.png")
+    PD.plot_exit_time_vs_width(df, tmp_path / "w.pdf", tmp_path / "w.png")
     noises = D.noise_list([1.5, 2.0], 3.0)
     walks = D.walk_paths(noises, 2000, np.random.default_rng(0))
     shares = D.jump_share_table([1.5, 2.0], [4, 64, 256], 20, np.random.default_rng(1))
-    D.plot_levy_vs_brownian_paths(
+    PD.plot_levy_vs_brownian_paths(
         walks, [n["noise"] for n in noises], shares, tmp_path / "p.pdf", tmp_path / "p.png"
     )
-    D.plot_stable_densities([1.5], tmp_path / "d.pdf", tmp_path / "d.png")
-    info = D.plot_metastability(
+    PD.plot_stable_densities([1.5], tmp_path / "d.pdf", tmp_path / "d.png")
+    info = PD.plot_metastability(
         tmp_path / "m.pdf", tmp_path / "m.png", n_steps=4000, n_candidates=16
     )
     assert set(info) == {"frac_time_wide", "levy_path", "jump_time"}
@@ -674,7 +677,7 @@ def _slope_row(
 
 
 def _c4_exact(*rows):
-    return D.claim_c4_verdict(pd.DataFrame(rows), C4_EXACT_T)
+    return DC.claim_c4_verdict(pd.DataFrame(rows), C4_EXACT_T)
 
 
 def test_c4_verdict_intervals_touching_the_thresholds_from_inside_pass():
@@ -821,13 +824,13 @@ def test_c4_verdict_error_messages():
     levy = _slope_row(1.5, 0.0, (-0.1, 0.1), 0.0, (-0.1, 0.1), 0.1, 1.5, (1.4, 1.6), 0.1)
     slopes = pd.DataFrame([brown, levy])
     with pytest.raises(KeyError, match=r"C4 thresholds lack \['max_sigma'\]; give all of"):
-        D.claim_c4_verdict(slopes, {k: v for k, v in C4_EXACT_T.items() if k != "max_sigma"})
+        DC.claim_c4_verdict(slopes, {k: v for k, v in C4_EXACT_T.items() if k != "max_sigma"})
     with pytest.raises(ValueError, match=r"slope table lacks columns \['width_sigma_max'\]"):
-        D.claim_c4_verdict(slopes.drop(columns="width_sigma_max"), C4_EXACT_T)
+        DC.claim_c4_verdict(slopes.drop(columns="width_sigma_max"), C4_EXACT_T)
     with pytest.raises(ValueError, match="C4 needs at least one alpha < 2 row"):
-        D.claim_c4_verdict(pd.DataFrame([brown]), C4_EXACT_T)
+        DC.claim_c4_verdict(pd.DataFrame([brown]), C4_EXACT_T)
     with pytest.raises(ValueError, match=r"exactly one alpha = 2 \(Brownian\) row, found 2"):
-        D.claim_c4_verdict(pd.DataFrame([brown, brown, levy]), C4_EXACT_T)
+        DC.claim_c4_verdict(pd.DataFrame([brown, brown, levy]), C4_EXACT_T)
 
 
 # ----------------------------------------------------------------------------- C5 on SGD, exact
@@ -872,7 +875,7 @@ def _sgdv_bands(u_t=0.4, l_s=0.5):
 
 def _sgdv(value, lo, hi, n_windows=40, bands=None, counts=SGDV_COUNTS):
     sgd = dict(value=value, ci_low=lo, ci_high=hi, n_sequences=10, n_windows=n_windows)
-    return D.claim_c5_sgd_verdict(
+    return DC.claim_c5_sgd_verdict(
         sgd, _sgdv_bands() if bands is None else bands, counts, window=64, min_windows=20
     )
 
@@ -969,20 +972,20 @@ def test_sgd_jump_share_bootstrap_of_whole_sequences_by_hand():
     """Resampling the two sequences gives the medians 0.75 (B, B), 0.875 (A, B) and 1 (A, A) with
     probabilities 1/4, 1/2, 1/4: the central 60 % and 95 % intervals are both [0.75, 1]."""
     for level in (0.6, 0.95):
-        got = D.sgd_jump_share(SGDV_SEQS, 4, np.random.default_rng(0), n_boot=400, level=level)
+        got = DC.sgd_jump_share(SGDV_SEQS, 4, np.random.default_rng(0), n_boot=400, level=level)
         assert got == dict(value=0.875, ci_low=0.75, ci_high=1.0, n_sequences=2, n_windows=2)
     # a sequence too short for one window counts for nothing
-    got = D.sgd_jump_share(SGDV_SEQS + [[1.0, 2.0]], 4, np.random.default_rng(0), n_boot=400)
+    got = DC.sgd_jump_share(SGDV_SEQS + [[1.0, 2.0]], 4, np.random.default_rng(0), n_boot=400)
     assert (got["n_sequences"], got["n_windows"]) == (2, 2)
     # the default is 1000 replicates
     seqs = list(np.random.default_rng(5).random((30, 12)))
-    a = D.sgd_jump_share(seqs, 4, np.random.default_rng(1))
-    assert a == D.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1000)
-    assert a != D.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1001)
+    a = DC.sgd_jump_share(seqs, 4, np.random.default_rng(1))
+    assert a == DC.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1000)
+    assert a != DC.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1001)
 
 
 def test_sgd_jump_share_without_any_window():
-    got = D.sgd_jump_share([[1.0, 2.0], []], 4, np.random.default_rng(0))
+    got = DC.sgd_jump_share([[1.0, 2.0], []], 4, np.random.default_rng(0))
     assert set(got) == {"value", "ci_low", "ci_high", "n_sequences", "n_windows"}
     assert (got["n_sequences"], got["n_windows"]) == (0, 0)
     assert all(math.isnan(got[k]) for k in ("value", "ci_low", "ci_high"))
@@ -1026,7 +1029,7 @@ def test_norm_sequences_order_counts_dtype_and_axes():
     norms, runs = _norms_tables(status=("completed", "converged", "diverged", "completed"), p=16)
     norms = norms.sample(frac=1.0, random_state=0).reset_index(drop=True)
     norms["norm"] = norms["norm"].astype(np.float32)
-    seqs, counts = D.norm_sequences(norms, runs)
+    seqs, counts = DC.norm_sequences(norms, runs)
     assert counts == {"runs": 4, "used": 3, "diverged": 1, "not_trained": 0}
     assert len(seqs) == 3 * 2 and all(s.dtype == np.float64 for s in seqs)
     want = [
@@ -1039,7 +1042,7 @@ def test_norm_sequences_order_counts_dtype_and_axes():
     for s, w in zip(seqs, want, strict=True):
         np.testing.assert_array_equal(s, w)
     small = norms[["width", "step", "split", "minibatch", "norm"]]
-    seqs2, counts2 = D.norm_sequences(
+    seqs2, counts2 = DC.norm_sequences(
         small, runs[["width", "status"]], split="test", axes=["width"]
     )
     assert counts2 == counts and len(seqs2) == 6
@@ -1130,7 +1133,7 @@ def _c5v_expect(verdict, notes, slope, log_se=0.01, todo=(), w=256, level=0.95):
 
 
 def _c5v(table, long_from=256, level=0.95):
-    v = D.claim_c5_verdict(table, C5_T, long_from, level)
+    v = DC.claim_c5_verdict(table, C5_T, long_from, level)
     return {k: round(x, 9) if isinstance(x, float) else x for k, x in v.items()}
 
 
@@ -1139,7 +1142,7 @@ def test_fit_jump_share_slopes_exact():
     the three long windows (spaced log 4), and the normal AUC interval; rows in table order."""
     table = _c5v_table()
     z = stats.norm.ppf(0.95)
-    got = D.fit_jump_share_slopes(
+    got = DC.fit_jump_share_slopes(
         table.astype({"window": object, "share": object, "log_se": object}), 256, 0.9
     )
     se = 0.01 / (math.sqrt(2) * math.log(4))
@@ -1163,7 +1166,7 @@ def test_fit_jump_share_slopes_exact():
     )
     pd.testing.assert_frame_equal(got, want, check_dtype=False, atol=1e-12)
     with pytest.raises(ValueError, match=r"^jump-share table lacks columns \['auc_se'\]$"):
-        D.fit_jump_share_slopes(table.drop(columns="auc_se"), 256)
+        DC.fit_jump_share_slopes(table.drop(columns="auc_se"), 256)
 
 
 def test_c5_verdict_exact_supported_value_is_the_smallest_stable_slope():
@@ -1268,11 +1271,11 @@ def test_c5_verdict_exact_not_supported_and_no_long_windows():
 def test_c5_verdict_error_messages():
     table = _c5v_table()
     with pytest.raises(KeyError, match=r"C5 thresholds lack \['max_short_auc'\]; give all of"):
-        D.claim_c5_verdict(table, dict(max_decay=0.08), 256)
+        DC.claim_c5_verdict(table, dict(max_decay=0.08), 256)
     with pytest.raises(
         ValueError, match="^C5 needs Gaussian, Student-t and at least one alpha < 2 noise$"
     ):
-        D.claim_c5_verdict(table[table.noise != "t(3)"], C5_T, 256)
+        DC.claim_c5_verdict(table[table.noise != "t(3)"], C5_T, 256)
 
 
 # ----------------------------------------------------------------------------- slopes, exact
@@ -1292,7 +1295,7 @@ def test_wls_line_exact_against_polyfit():
     assert red > 1  # scatter beyond the stated errors: the s.e. is inflated
     s = math.sqrt(red / sxx)
     z = stats.norm.ppf(0.9)
-    got = D._wls_line(x, y, se, 0.8)
+    got = DC._wls_line(x, y, se, 0.8)
     assert got == pytest.approx(
         dict(
             slope=b1,
@@ -1308,7 +1311,7 @@ def test_wls_line_exact_against_polyfit():
     )
     # points exactly on a line: red_chi2 = 0, the s.e. is the stated one, 1/sqrt(Sxx)
     se2 = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1])
-    got = D._wls_line(x[ok], 2 - 0.5 * x[ok], se2, 0.95)
+    got = DC._wls_line(x[ok], 2 - 0.5 * x[ok], se2, 0.95)
     s = 1 / math.sqrt(sxx)
     assert got == pytest.approx(
         dict(
@@ -1325,12 +1328,12 @@ def test_wls_line_exact_against_polyfit():
         abs=1e-12,
     )
     # a zero s.e. drops its point
-    assert D._wls_line(x[ok], 2 - 0.5 * x[ok], np.r_[0.0, se2[1:]], 0.95)["n"] == 5
+    assert DC._wls_line(x[ok], 2 - 0.5 * x[ok], np.r_[0.0, se2[1:]], 0.95)["n"] == 5
 
 
 def test_wls_line_too_few_points():
     nan = math.nan
-    two = D._wls_line(np.array([1.0, 3.0]), np.array([2.0, 3.0]), np.array([0.1, 0.2]), 0.95)
+    two = DC._wls_line(np.array([1.0, 3.0]), np.array([2.0, 3.0]), np.array([0.1, 0.2]), 0.95)
     assert two == pytest.approx(
         dict(slope=0.5, ci_low=nan, ci_high=nan, se=nan, intercept=1.5, red_chi2=nan, n=2, dof=0),
         nan_ok=True,
@@ -1340,7 +1343,7 @@ def test_wls_line_too_few_points():
         (np.array([1.0]), np.array([1.0]), np.ones(1), 1),
         (np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array([0.1, -1.0]), 1),
     ):
-        got = D._wls_line(x, y, se, 0.95)
+        got = DC._wls_line(x, y, se, 0.95)
         assert got == pytest.approx(
             dict(
                 slope=nan,
@@ -1371,7 +1374,7 @@ def test_height_elasticities_exact():
             sigma=[0.05, 0.2, 0.1, 0.1, 0.01, 1.0, 0.5],
         )
     )
-    got = D.height_elasticities(df, level=0.9)
+    got = DC.height_elasticities(df, level=0.9)
     z = stats.norm.ppf(0.95)
     rows = []
     for a, h1, h2, m1, m2, s1, s2, sig in (
@@ -1404,7 +1407,7 @@ def test_height_elasticities_exact():
             level=0.95,
         )
     )
-    got = D.height_elasticities(alt, level=0.9)
+    got = DC.height_elasticities(alt, level=0.9)
     sig = [
         max(D.effective_noise(1.5, 2.0, 1.0, 1.0), D.effective_noise(1.5, 4.0, 1.0, 1.0)),
         max(D.effective_noise(1.5, 4.0, 1.0, 1.0), D.effective_noise(1.5, 8.0, 1.0, 1.0)),
@@ -1414,15 +1417,15 @@ def test_height_elasticities_exact():
     dx = np.log([2.0, 2.0, 3.0])
     np.testing.assert_allclose(got["se"], math.hypot(0.1, 0.1) / dx, rtol=1e-9)
     with pytest.raises(ValueError, match="needs 'log_se' or 'ci_low', 'ci_high', 'level'"):
-        D.height_elasticities(alt.drop(columns="level"))
+        DC.height_elasticities(alt.drop(columns="level"))
 
 
 def test_c4_error_messages_are_whole():
-    slopes = D.fit_exit_slopes(_sweep_table())
+    slopes = DC.fit_exit_slopes(_sweep_table())
     with pytest.raises(ValueError, match="^C4 needs at least one alpha < 2 row$"):
-        D.claim_c4_verdict(slopes[slopes.alpha == 2], C4_T)
+        DC.claim_c4_verdict(slopes[slopes.alpha == 2], C4_T)
     with pytest.raises(ValueError, match=r"^slope table lacks columns \['alpha', 'width_sig"):
-        D.claim_c4_verdict(slopes.drop(columns=["width_sigma_max", "alpha"]), C4_T)
+        DC.claim_c4_verdict(slopes.drop(columns=["width_sigma_max", "alpha"]), C4_T)
 
 
 def _wfit(x, y, se, level):
@@ -1459,7 +1462,7 @@ def test_fit_exit_slopes_exact():
         rows, columns=["alpha", "sweep", "height", "width", "mean", "log_se", "sigma", "rho"]
     )
     df = df.assign(eps=0.5, rho_ci_low=df["rho"] - 0.1, rho_ci_high=df["rho"] + 0.2)
-    got = D.fit_exit_slopes(df, level=0.9)
+    got = DC.fit_exit_slopes(df, level=0.9)
     h15 = _wfit([2.0, 4.0, 8.0], np.log([5.0, 6.5, 10.0]), [0.3, 0.2, 0.1], 0.9)
     w15 = _wfit(np.log([0.5, 1.0, 2.0]), np.log([1.9, 6.0, 20.0]), [0.2, 0.1, 0.1], 0.9)
     h2 = _wfit([1.0, 2.0, 3.0], np.log([2.0, 9.0, 40.0]), [0.2, 0.1, 0.1], 0.9)
@@ -1535,17 +1538,17 @@ def test_fit_exit_slopes_exact():
     )
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9)
     # without rho columns: rho_top NaN; one height only: no elasticity, no interval
-    got = D.fit_exit_slopes(df.drop(columns=["rho", "rho_ci_low", "rho_ci_high"]))
+    got = DC.fit_exit_slopes(df.drop(columns=["rho", "rho_ci_low", "rho_ci_high"]))
     assert got[["rho_top", "rho_top_ci_low", "rho_top_ci_high"]].isna().all().all()
-    one = D.fit_exit_slopes(df[(df.alpha == 2.0) & (df.height == 1.0)])
+    one = DC.fit_exit_slopes(df[(df.alpha == 2.0) & (df.height == 1.0)])
     assert (
         one.loc[0, "height_n"] == 1
         and one[["height_elasticity", "height_slope", "height_slope_theory"]].isna().all().all()
     )
     with pytest.raises(ValueError, match=r"^exit-time table lacks columns \['eps', 'sweep'\]$"):
-        D.fit_exit_slopes(df.drop(columns=["eps", "sweep"]))
+        DC.fit_exit_slopes(df.drop(columns=["eps", "sweep"]))
     with pytest.raises(ValueError, match="^alpha=2.0: several eps values"):
-        D.fit_exit_slopes(df.assign(eps=np.where(df.height == 1.0, 1.0, 0.5)))
+        DC.fit_exit_slopes(df.assign(eps=np.where(df.height == 1.0, 1.0, 0.5)))
 
 
 def test_median_interval_order_statistics_by_hand():
@@ -1627,7 +1630,7 @@ def test_shares_of_draws_in_blocks_of_whole_walks():
 def test_c5_verdict_one_stable_noise_without_long_windows_has_null_value():
     """dynamics.alphas with a single alpha < 2 (as in [1.5, 2.0]) and no window reaching
     long_from: no slope at all; the verdict comes with value/ci null (no crash)."""
-    v = D.claim_c5_verdict(_share_table(), C5_T, long_from=8192)
+    v = DC.claim_c5_verdict(_share_table(), C5_T, long_from=8192)
     assert v["verdict"] == "inconclusive (intervals overlap thresholds)"
     assert (v["value"], v["ci_low"], v["ci_high"]) == (None, None, None)
     assert "SaS(1.5) slope nan [nan, nan] vs > -0.08: unclear" in v["detail"]

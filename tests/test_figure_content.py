@@ -5,7 +5,7 @@ A file size does not tell an empty panel from a drawn one (an empty three-panel 
 and its content is checked: the number of axes, per axes the lines / points / bars / error
 bars drawn and their data (x = the swept values, y = the α̂ given), titles, axis labels and
 legend entries. The figure functions return the Figure they saved (closed, still readable);
-:func:`sgdtail.dynamics.metastability_figure` builds figure 3 without saving it.
+:func:`sgdtail.plots_dynamics.metastability_figure` builds figure 3 without saving it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from test_claims import STEPS, SWEEP_K1, make_tables, run, widths
 
 from sgdtail import dynamics as D
 from sgdtail import plots as P
+from sgdtail import plots_dynamics as PD
 from sgdtail import sharpness as S
 from sgdtail.validation import minimum_sample_table, sweep_slope, synthetic_block_sweep
 
@@ -560,7 +561,7 @@ def test_exit_time_vs_height_draws_means_asymptotes_and_ratios(tmp_path):
     """Left: per α the mean exit time at each height (error bars) and its dashed ε → 0
     asymptote, plus the exact Brownian mean; right: mean/asymptote against σ for every row."""
     df = exit_table()
-    fig = D.plot_exit_time_vs_height(df, tmp_path / "h.pdf", tmp_path / "h.png")
+    fig = PD.plot_exit_time_vs_height(df, tmp_path / "h.pdf", tmp_path / "h.png")
     left, right = fig.axes
     bars = sorted((tuple(x), tuple(y)) for x, y in errorbar_points(left))
     assert bars == [((2.0, 3.0, 4.0), (40.0, 60.0, 80.0)), ((2.0, 4.0, 8.0), (30.0, 60.0, 120.0))]
@@ -587,7 +588,7 @@ def test_exit_time_vs_height_draws_means_asymptotes_and_ratios(tmp_path):
 
 
 def test_exit_time_vs_width_draws_the_width_sweep_and_its_power_law(tmp_path):
-    fig = D.plot_exit_time_vs_width(exit_table(), tmp_path / "w")
+    fig = PD.plot_exit_time_vs_width(exit_table(), tmp_path / "w.pdf", tmp_path / "w.png")
     (ax,) = fig.axes
     ((x, y),) = errorbar_points(ax)
     assert list(x) == [0.5, 1.0, 2.0] and list(y) == pytest.approx([30.0, 60.0, 120.0])
@@ -617,7 +618,7 @@ def test_levy_vs_brownian_paths_draws_every_walk_its_zoom_and_the_shares(tmp_pat
             for w in (4, 64, 256)
         ]
     )
-    fig = D.plot_levy_vs_brownian_paths(
+    fig = PD.plot_levy_vs_brownian_paths(
         walks, labels, shares, tmp_path / "p.pdf", tmp_path / "p.png", zoom_steps=50
     )
     assert len(fig.axes) == 2 * len(labels) + 1
@@ -638,7 +639,7 @@ def test_levy_vs_brownian_paths_draws_every_walk_its_zoom_and_the_shares(tmp_pat
 
 
 def test_stable_densities_draws_each_alpha_and_the_gaussian(tmp_path):
-    fig = D.plot_stable_densities([1.5], tmp_path / "d.pdf", tmp_path / "d.png")
+    fig = PD.plot_stable_densities([1.5], tmp_path / "d.pdf", tmp_path / "d.png")
     lin, tail = fig.axes
     for ax in (lin, tail):
         assert [line.get_label() for line in ax.lines] == ["α = 1.5", "α = 2 (Gaussian)"]
@@ -654,7 +655,7 @@ def test_stable_densities_draws_each_alpha_and_the_gaussian(tmp_path):
 
 
 def test_metastability_draws_the_potential_both_paths_and_the_fractions():
-    fig, info = D.metastability_figure(n_steps=4000, n_candidates=16)
+    fig, info = PD.metastability_figure(n_steps=4000, n_candidates=16)
     assert len(fig.axes) == 4
     potential, levy, brown, bars = fig.axes
     (u,) = curves(potential, 400)

@@ -197,6 +197,7 @@ def test_figure_aggregate_and_claims_jobs_do_not_import_torch():
         "import sys; sys.path.insert(0, 'scripts')\n"
         "import sgdtail.plots, sgdtail.aggregate, sgdtail.claims, sgdtail.validation\n"
         "import sgdtail.sharpness, sgdtail.dynamics, sgdtail.io, sgdtail.grid\n"
+        "import sgdtail.dynamics_claims, sgdtail.plots_dynamics, sgdtail.verdicts\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
     )
     root = Path(__file__).resolve().parents[1]

@@ -63,9 +63,14 @@ import pandas as pd
 from sgdtail.aggregate import excluded_runs_note, usable
 from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
 from sgdtail.grid import AXES
-
-VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive")
-"""The three verdicts; ``inconclusive`` always comes with a reason."""
+from sgdtail.verdicts import (
+    INCONCLUSIVE,
+    VERDICTS,
+    interval_verdict,
+    parse_verdict,
+    state_verdict,
+    three_way,
+)
 
 ESTIMATOR_CHOICES: dict[str, str] = {
     "robust": "pooled robust",
@@ -413,31 +418,12 @@ def share_verdict(
     low, high = wilson_interval(n_yes, n)
     share = n_yes / n if n else math.nan
     if n < th.min_runs:
-        return share, low, high, "inconclusive", f"too few runs ({n} < min_runs {th.min_runs})"
-    if n_yes / n >= th.min_share:
-        return share, low, high, "supported", ""
-    if (n - n_no) / n < th.min_share:  # more than 1 - min_share disagree (no float subtraction)
-        return share, low, high, "not supported", ""
-    return (
-        share,
-        low,
-        high,
-        "inconclusive",
-        f"too much spread ({n_undecided} of {n} runs undecided)",
-    )
-
-
-def interval_verdict(value: float, low: float, high: float, threshold: float) -> tuple[str, str]:
-    """Verdict of "value < threshold" from an interval: below, at or above, or straddling."""
-    if not np.isfinite(value):
-        return "inconclusive", "not measurable"
-    if high < threshold:
-        return "supported", ""
-    if low >= threshold:
-        return "not supported", ""
-    return "inconclusive", (
-        f"too much spread (interval [{low:.2f}, {high:.2f}] contains {threshold})"
-    )
+        return share, low, high, INCONCLUSIVE, f"too few runs ({n} < min_runs {th.min_runs})"
+    # more than 1 - min_share disagree: (n - n_no) / n < min_share (no float subtraction)
+    verdict = state_verdict(three_way(n_yes / n >= th.min_share, (n - n_no) / n < th.min_share))
+    if verdict != INCONCLUSIVE:
+        return share, low, high, verdict, ""
+    return share, low, high, verdict, f"too much spread ({n_undecided} of {n} runs undecided)"
 
 
 # ----------------------------------------------------------------------------
@@ -612,7 +598,7 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
             ci_low=math.nan,
             ci_high=math.nan,
             threshold=threshold,
-            verdict="inconclusive",
+            verdict=INCONCLUSIVE,
             reason=f"too few runs (no {' and no '.join(missing)} sweep in the grid)",
             n_runs=n_runs,
             detail="a sweep is ≥ 2 values of one axis with every other axis fixed; the "
@@ -629,7 +615,7 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         low, high = -math.inf, math.inf
     verdict, reason = interval_verdict(ratio, low, high, th.c2_ratio_max)
     if n_runs < th.min_runs:
-        verdict, reason = "inconclusive", f"too few runs ({n_runs} < min_runs {th.min_runs})"
+        verdict, reason = INCONCLUSIVE, f"too few runs ({n_runs} < min_runs {th.min_runs})"
     detail = (
         f"batch size: |slope| {e_b:.3f} ± {se_b:.3f} per doubling (median of {len(batch)} "
         f"sweeps, {_levels(batch)}); width/depth: |slope| {e_n:.3f} ± {se_n:.3f} per doubling "
@@ -809,7 +795,7 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
             ci_low=math.nan,
             ci_high=math.nan,
             threshold=threshold,
-            verdict="inconclusive",
+            verdict=INCONCLUSIVE,
             reason=f"too few checkpoints ({min(n_checkpoints)} < c3_min_checkpoints "
             f"{th.c3_min_checkpoints})",
             n_runs=len(n_checkpoints),
@@ -886,7 +872,7 @@ def combine_sweep(evaluations: Mapping[str, Evaluation]) -> Evaluation:
             ci_low=math.nan,
             ci_high=math.nan,
             threshold="",
-            verdict="inconclusive",
+            verdict=INCONCLUSIVE,
             reason="no block size common to every measurement",
         )
     evs = list(evaluations.values())
@@ -897,9 +883,9 @@ def combine_sweep(evaluations: Mapping[str, Evaluation]) -> Evaluation:
         by_verdict.setdefault(ev.verdict, []).append(variant)
     if len(by_verdict) == 1:
         verdict = evs[0].verdict
-        reason = evs[0].reason if verdict == "inconclusive" else ""
+        reason = evs[0].reason if verdict == INCONCLUSIVE else ""
     else:
-        verdict, reason = "inconclusive", "depends on K1"
+        verdict, reason = INCONCLUSIVE, "depends on K1"
     k1s = sorted({int(v.split("K1=")[1]) for v in evaluations})
     detail = "; ".join(
         f"{v}: {_describe_variants(vs, list(evaluations))}" for v, vs in by_verdict.items()
@@ -987,7 +973,7 @@ def external_claims(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         missing = [k for k in EXTERNAL_KEYS if k not in c]
         if missing:
             raise ValueError(f"claim dict #{i} ({c.get('claim', '?')}) lacks keys {missing}")
-        verdict, _, reason = str(c["verdict"]).partition(" (")
+        verdict, reason = parse_verdict(c["verdict"])
         if verdict not in VERDICTS:
             raise ValueError(
                 f"claim {c['claim']}: verdict {c['verdict']!r} is not one of {list(VERDICTS)}"
@@ -1002,7 +988,7 @@ def external_claims(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "ci_high": _float(c["ci_high"]),
                 "threshold": str(c["threshold"]),
                 "verdict": verdict,
-                "reason": reason.rstrip(")"),
+                "reason": reason,
                 "n_runs": 0,
                 "detail": str(c["detail"]),
             }

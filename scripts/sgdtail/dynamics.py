@@ -1,7 +1,11 @@
-"""Lévy-driven versus Brownian dynamics in a 1-D double well (claims C4, C5; figures 2-3).
+"""Lévy-driven versus Brownian dynamics in a 1-D double well: simulation and theory.
 
-Also the C5 check on SGD data: the largest-step share of walks built from the
-measured gradient-noise norms, calibrated against i.i.d. sequences.
+The simulations behind claims C4 and C5 (exit times from a well, walks of
+i.i.d. steps and their largest-step share, the i.i.d. calibration of that
+share for sequences as long as the measured noise-norm sequences) and the
+exit-time asymptotes they are compared with.  The fits and verdicts of C4 and
+C5 are in :mod:`sgdtail.dynamics_claims`, the figures in
+:mod:`sgdtail.plots_dynamics`.
 
 Everything here is dimensionless: positions ``x`` and times ``t`` are in the
 units of the model below ("position units", "time units"); there is no link
@@ -73,19 +77,13 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import integrate, special, stats
 
-from sgdtail.aggregate import EXCLUDED_STATUSES as AGGREGATE_EXCLUDED
-from sgdtail.aggregate import usable
-
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # matplotlib is imported by the figure functions only
-    from matplotlib.figure import Figure
 
 #: The Broadie–Glasserman–Kou constant −ζ(1/2)/√(2π): discrete monitoring of a
 #: Brownian path with step variance σ²dt acts like a barrier moved by β·σ·√dt.
@@ -133,7 +131,8 @@ SWEEP_COLUMNS = [
 # --------------------------------------------------------------------------- noise
 
 
-def _check_alpha(alpha: float) -> float:
+def check_alpha(alpha: float) -> float:
+    """``alpha`` as a float, checked to lie in (0, 2] (the stable indices)."""
     alpha = float(alpha)
     if not (0.0 < alpha <= 2.0) or not math.isfinite(alpha):
         raise ValueError(f"alpha must lie in (0, 2], got {alpha!r}")
@@ -152,7 +151,7 @@ def sas_increments(
     characteristic function ``exp(-|u|^α)``); α = 2 gives ``√2·N(0, 1)``, drawn
     directly from the normal generator (the CMS formula gives the same law).
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if alpha == 2.0:
@@ -173,7 +172,7 @@ def levy_right_tail_constant(alpha: float) -> float:
 
     Zero for α = 2 (no jumps).
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     if alpha == 2.0:
         return 0.0
     return float(special.gamma(alpha) * math.sin(math.pi * alpha / 2.0) / math.pi)
@@ -353,7 +352,7 @@ def simulate_exit_times(
     particles still inside at the horizon, whose ``times`` equal
     ``ceil(horizon/dt)·dt``.  Pass both to :func:`mean_exit_time`.
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     _check_well(height, width)
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be > 0, got {eps!r}")
@@ -483,7 +482,7 @@ def levy_mean_exit_time_asymptotic(alpha: float, width: float, eps: float) -> fl
     The rate of jumps of ``eps·L`` to the right longer than ``W``; independent of
     the barrier height.
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     if alpha == 2.0:
         raise ValueError("the jump asymptotic needs alpha < 2; use brownian_mean_exit_time")
     return float((width / eps) ** alpha / levy_right_tail_constant(alpha))
@@ -500,7 +499,7 @@ def effective_noise(
     (Kramers for α = 2, Imkeller–Pavlyukevich for α < 2) are limits ``σ → 0``:
     a smaller ``eps``, a higher barrier ``H`` or, for α < 2, a narrower basin.
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     h = np.asarray(height, dtype=float)
     w = np.asarray(width, dtype=float)
     out = eps * w ** (2.0 / alpha - 1.0) * h ** (-1.0 / alpha)
@@ -513,7 +512,7 @@ def small_noise_asymptote(alpha: float, height: float, width: float, eps: float)
     α < 2: :func:`levy_mean_exit_time_asymptotic` (no ``H`` in it); α = 2:
     :func:`kramers_mean_exit_time`.
     """
-    if _check_alpha(alpha) == 2.0:
+    if check_alpha(alpha) == 2.0:
         return kramers_mean_exit_time(height, width, eps)
     return levy_mean_exit_time_asymptotic(alpha, width, eps)
 
@@ -666,7 +665,7 @@ def exit_time_sweep(
     (:func:`effective_noise`), ``asymptote`` (:func:`small_noise_asymptote`)
     and ``rho = mean/asymptote`` with ``rho_ci_low, rho_ci_high``.
     """
-    alphas = [_check_alpha(a) for a in alphas]
+    alphas = [check_alpha(a) for a in alphas]
     heights = [float(h) for h in heights]
     levy_heights = heights if levy_heights is None else [float(h) for h in levy_heights]
     widths = [float(w) for w in widths]
@@ -734,430 +733,6 @@ def exit_time_sweep(
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
-# --------------------------------------------------------------------------- slopes
-
-
-def _wls_line(x: np.ndarray, y: np.ndarray, se: np.ndarray, level: float) -> dict[str, float]:
-    """Weighted least squares ``y = b0 + b1 x`` with weights ``1/se²``.
-
-    The points' standard errors are taken as known (each comes from hundreds
-    of independent samples), so the slope variance is ``1/Σ w(x - x̄)²``; it is
-    multiplied by the reduced χ² when that exceeds 1 (scatter or curvature
-    beyond the stated errors), and the interval is ``slope ± z·se`` with ``z``
-    the normal quantile of ``level``.  Fewer than 3 points: slope only, NaN
-    interval.
-    """
-    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(se) & (se > 0)
-    x, y, se = x[ok], y[ok], se[ok]
-    n = int(x.size)
-    nan = float("nan")
-    if n < 2 or np.ptp(x) == 0:
-        return dict(
-            slope=nan,
-            ci_low=nan,
-            ci_high=nan,
-            se=nan,
-            intercept=nan,
-            red_chi2=nan,
-            n=n,
-            dof=max(n - 2, 0),
-        )
-    wts = 1.0 / se**2
-    xm = np.sum(wts * x) / wts.sum()
-    ym = np.sum(wts * y) / wts.sum()
-    sxx = np.sum(wts * (x - xm) ** 2)
-    b1 = float(np.sum(wts * (x - xm) * (y - ym)) / sxx)
-    b0 = float(ym - b1 * xm)
-    if n < 3:
-        return dict(
-            slope=b1, ci_low=nan, ci_high=nan, se=nan, intercept=b0, red_chi2=nan, n=n, dof=0
-        )
-    red = float(np.sum(wts * (y - b0 - b1 * x) ** 2) / (n - 2))
-    s = math.sqrt(max(1.0, red) / sxx)
-    q = float(stats.norm.ppf(0.5 + level / 2.0))
-    return dict(
-        slope=b1,
-        ci_low=b1 - q * s,
-        ci_high=b1 + q * s,
-        se=s,
-        intercept=b0,
-        red_chi2=red,
-        n=n,
-        dof=n - 2,
-    )
-
-
-def _log_se(df: pd.DataFrame) -> np.ndarray:
-    """Standard error of ``log(mean)`` per row: ``log_se``, else from the interval."""
-    if "log_se" in df.columns:
-        return df["log_se"].to_numpy(float)
-    if {"ci_low", "ci_high", "level"} <= set(df.columns):
-        z = stats.norm.ppf(0.5 + df["level"].to_numpy(float) / 2.0)
-        return (np.log(df["ci_high"]) - np.log(df["ci_low"])).to_numpy(float) / (2 * z)
-    raise ValueError("exit-time table needs 'log_se' or 'ci_low', 'ci_high', 'level'")
-
-
-def _rows_sigma(rows: pd.DataFrame) -> np.ndarray:
-    if "sigma" in rows.columns:
-        return rows["sigma"].to_numpy(float)
-    return np.array(
-        [
-            effective_noise(a, h, w, e)
-            for a, h, w, e in zip(
-                rows["alpha"], rows["height"], rows["width"], rows["eps"], strict=True
-            )
-        ]
-    )
-
-
-def height_elasticities(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Local elasticity of the mean exit time in the barrier height, per consecutive pair.
-
-    For each α and each pair of consecutive heights ``H₁ < H₂`` of the height
-    sweep: ``e = (log τ₂ - log τ₁)/(log H₂ - log H₁)`` (dimensionless: the
-    percentage change of ``τ`` per percentage change of ``H``).  ``e = 0`` is
-    height independence (the α < 2 asymptote), Kramers gives ``e ≈ H/eps² - 1``.
-    The two means are independent simulations, so
-    ``se(e) = √(se₁² + se₂²)/(log H₂ - log H₁)`` with ``se = log_se``; the
-    interval is ``e ± z·se`` (normal, ``level``).  Pairs with an undefined mean
-    (all censored) are skipped.  ``sigma_max`` is the larger effective noise
-    of the pair (the one further from the asymptote).
-
-    Columns: ``alpha, height_low, height_high, sigma_max, elasticity, ci_low,
-    ci_high, se``; rows ordered by α then height.
-    """
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
-    d = df[df["sweep"] == "height"].assign(_se=_log_se(df[df["sweep"] == "height"]))
-    d = d.assign(_sigma=_rows_sigma(d))
-    rows = []
-    for alpha, g in d.groupby("alpha", sort=True):
-        g = g.sort_values("height")
-        g = g[np.isfinite(g["mean"].to_numpy(float)) & (g["mean"] > 0)]
-        h, m = g["height"].to_numpy(float), g["mean"].to_numpy(float)
-        se, sig = g["_se"].to_numpy(float), g["_sigma"].to_numpy(float)
-        for i in range(len(g) - 1):
-            dx = math.log(h[i + 1] / h[i])
-            e = math.log(m[i + 1] / m[i]) / dx
-            s = math.hypot(se[i], se[i + 1]) / dx
-            rows.append(
-                dict(
-                    alpha=float(alpha),
-                    height_low=h[i],
-                    height_high=h[i + 1],
-                    sigma_max=float(max(sig[i], sig[i + 1])),
-                    elasticity=e,
-                    ci_low=e - z * s,
-                    ci_high=e + z * s,
-                    se=s,
-                )
-            )
-    cols = [
-        "alpha",
-        "height_low",
-        "height_high",
-        "sigma_max",
-        "elasticity",
-        "ci_low",
-        "ci_high",
-        "se",
-    ]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def _fit_sweep(s: pd.DataFrame, log_x: bool, level: float) -> dict[str, float]:
-    mean = s["mean"].to_numpy(float)
-    good = np.isfinite(mean) & (mean > 0)
-    x = s["_x"].to_numpy(float)
-    x = np.log(x) if log_x else x
-    return _wls_line(x[good], np.log(mean[good]), s["_se"].to_numpy(float)[good], level)
-
-
-def _top_of_height_sweep(g: pd.DataFrame, elast: pd.DataFrame) -> dict[str, float]:
-    """Elasticity between the two largest heights and ``rho`` at the largest, NaN if absent."""
-    out = dict.fromkeys(
-        [
-            "height_elasticity",
-            "height_elasticity_ci_low",
-            "height_elasticity_ci_high",
-            "height_elasticity_sigma",
-            "rho_top",
-            "rho_top_ci_low",
-            "rho_top_ci_high",
-        ],
-        float("nan"),
-    )
-    if len(elast):
-        e = elast.iloc[-1]
-        out.update(
-            height_elasticity=float(e["elasticity"]),
-            height_elasticity_ci_low=float(e["ci_low"]),
-            height_elasticity_ci_high=float(e["ci_high"]),
-            height_elasticity_sigma=float(e["sigma_max"]),
-        )
-    top = g[g["sweep"] == "height"].sort_values("height").tail(1)
-    if len(top) and "rho" in top.columns:
-        t = top.iloc[0]
-        out.update(
-            rho_top=float(t["rho"]),
-            rho_top_ci_low=float(t["rho_ci_low"]),
-            rho_top_ci_high=float(t["rho_ci_high"]),
-        )
-    return out
-
-
-def fit_exit_slopes(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per α: the height and width laws of the mean exit time ``τ``, with intervals.
-
-    * ``height_slope``: WLS slope of ``log τ`` on ``H`` over the height sweep
-      (per energy unit; Kramers: ``≈ 1/eps² - 1/H``).
-      ``height_slope_theory``: for α = 2 the same fit to the exact Brownian
-      mean exit time (:func:`brownian_mean_exit_time`), NaN for α < 2.
-    * ``height_elasticity``: the local elasticity ``d log τ/d log H`` between
-      the two largest heights (:func:`height_elasticities`; asymptote 0 for
-      α < 2), with ``height_elasticity_ci_low/high`` and
-      ``height_elasticity_sigma`` (the larger effective noise of the pair).
-    * ``width_exponent``: WLS slope of ``log τ`` on ``log W`` over the width
-      sweep (asymptote α for α < 2), with interval and ``width_sigma_max``,
-      the largest effective noise of the sweep; NaN without width rows.
-    * ``rho_top``: ``mean/asymptote`` at the largest height, with interval.
-
-    WLS fits weight each point by ``1/log_se²`` (``log_se = 1/√exits``),
-    inflate the slope variance by the reduced χ² when it exceeds 1 and use a
-    normal interval (``_wls_line``).  Rows whose mean is
-    undefined (all particles censored) are left out and counted in
-    ``*_n_all_censored``.
-    """
-    need = {"alpha", "height", "width", "eps", "mean", "sweep"}
-    missing = need - set(df.columns)
-    if missing:
-        raise ValueError(f"exit-time table lacks columns {sorted(missing)}")
-    df = df.assign(_se=_log_se(df))
-    df = df.assign(_sigma=_rows_sigma(df))
-    elast = height_elasticities(df, level)
-    rows = []
-    for alpha, g in df.groupby("alpha", sort=True):
-        eps_vals = g["eps"].unique()
-        if eps_vals.size != 1:
-            raise ValueError(f"alpha={alpha}: several eps values {eps_vals}; fit each eps apart")
-        row: dict[str, Any] = dict(alpha=float(alpha), eps=float(eps_vals[0]))
-        for sweep, key, log_x in (
-            ("height", "height_slope", False),
-            ("width", "width_exponent", True),
-        ):
-            s = g[g["sweep"] == sweep].sort_values(sweep)
-            fit = _fit_sweep(s.assign(_x=s[sweep]), log_x, level)
-            row.update(
-                {
-                    key: fit["slope"],
-                    f"{key}_ci_low": fit["ci_low"],
-                    f"{key}_ci_high": fit["ci_high"],
-                    f"{key}_se": fit["se"],
-                    f"{sweep}_red_chi2": fit["red_chi2"],
-                    f"{sweep}_n": fit["n"],
-                    f"{sweep}_n_all_censored": int((~np.isfinite(s["mean"])).sum()),
-                    f"{sweep}_sigma_max": float(s["_sigma"].max()) if len(s) else np.nan,
-                }
-            )
-        row.update(_top_of_height_sweep(g, elast[elast["alpha"] == alpha]))
-        row["height_slope_theory"] = np.nan
-        hs = g[g["sweep"] == "height"]
-        if alpha == 2.0 and hs["height"].nunique() >= 2:
-            exact = [
-                brownian_mean_exit_time(h, w, row["eps"])
-                for h, w in zip(hs["height"], hs["width"], strict=True)
-            ]
-            row["height_slope_theory"] = float(np.polyfit(hs["height"], np.log(exact), 1)[0])
-        row["width_exponent_theory"] = float(alpha)
-        row["level"] = level
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- verdicts
-
-
-def _need_keys(thresholds: Mapping[str, float], keys: Sequence[str], claim: str) -> None:
-    missing = [k for k in keys if k not in thresholds]
-    if missing:
-        raise KeyError(f"{claim} thresholds lack {missing}; give all of {list(keys)}")
-
-
-def _three_way(passes: bool, fails: bool) -> str:
-    return "pass" if passes else ("fail" if fails else "unclear")
-
-
-def _combine(states: Sequence[str]) -> str:
-    if "fail" in states:
-        return "not supported"
-    if all(s == "pass" for s in states):
-        return "supported"
-    return "inconclusive"
-
-
-def _finish(
-    states: Sequence[str], notes: Sequence[str], fixes: Sequence[str], what: str, reason: str
-) -> tuple[str, str]:
-    """Verdict string and detail: the statistic sentence, the notes, what would decide."""
-    verdict = _combine(states)
-    detail = what + " " + "; ".join(notes) + "."
-    if verdict == "inconclusive":
-        verdict = f"inconclusive ({reason})"
-        todo = sorted(set(fixes))
-        detail += " To decide: " + "; ".join(todo) + "." if todo else ""
-    return verdict, detail
-
-
-def _num(x: float) -> float | None:
-    """``x`` as a float, or None (JSON null) when it is not finite."""
-    return float(x) if x is not None and np.isfinite(x) else None
-
-
-def _interval_state(lo: float, hi: float, inside: tuple[float, float]) -> str:
-    """pass if ``[lo, hi]`` lies inside ``inside``, fail if disjoint from it, else unclear."""
-    if not np.isfinite([lo, hi]).all():
-        return "unclear"
-    a, b = inside
-    return _three_way(a <= lo and hi <= b, hi < a or lo > b)
-
-
-def _small_noise_state(
-    lo: float,
-    hi: float,
-    inside: tuple[float, float],
-    sigma: float,
-    max_sigma: float,
-    key: str,
-    fixes: list[str],
-) -> str:
-    """:func:`_interval_state` of ``[lo, hi]`` where the effective noise ``sigma`` is within
-    ``max_sigma`` (else unclear); appends to ``fixes`` the setting that would decide it."""
-    if not sigma <= max_sigma:
-        fixes.append(f"raise {key} (effective noise above dynamics.c4.max_sigma)")
-        return "unclear"
-    st = _interval_state(lo, hi, inside)
-    if st == "unclear":
-        fixes.append("raise dynamics.particles (narrower intervals)")
-    return st
-
-
-def _c4_levy_states(
-    r: pd.Series, emax: float, tol: float, smax: float
-) -> tuple[list[str], list[str], list[str]]:
-    """States, notes and fixes of one α < 2 row of the C4 slope table."""
-    a = float(r["alpha"])
-    states, notes, fixes = [], [], []
-    lo, hi = float(r["height_elasticity_ci_low"]), float(r["height_elasticity_ci_high"])
-    sig = float(r["height_elasticity_sigma"])
-    st = _small_noise_state(lo, hi, (-emax, emax), sig, smax, "dynamics.levy_heights", fixes)
-    states.append(st)
-    notes.append(
-        f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
-        f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}"
-    )
-    lo, hi = float(r["width_exponent_ci_low"]), float(r["width_exponent_ci_high"])
-    sig = float(r["width_sigma_max"])
-    st = _small_noise_state(lo, hi, (a - tol, a + tol), sig, smax, "dynamics.height_fixed", fixes)
-    states.append(st)
-    notes.append(
-        f"alpha={a:g} width exponent {r['width_exponent']:.3g} [{lo:.3g}, {hi:.3g}] "
-        f"at sigma<={sig:.3g} vs {a:g}±{tol:g}: {st}"
-    )
-    return states, notes, fixes
-
-
-def claim_c4_verdict(slopes: pd.DataFrame, thresholds: Mapping[str, float]) -> dict[str, Any]:
-    """Verdict on C4 from the table of :func:`fit_exit_slopes`.
-
-    Thresholds (all required): ``brownian_min_height_slope`` (per energy unit),
-    ``levy_max_height_elasticity``, ``width_exponent_tolerance``, ``max_sigma``.
-    Conditions, each judged on an interval:
-
-    1. Brownian exponential growth: the α = 2 slope of ``log τ`` on ``H`` has
-       its interval above ``brownian_min_height_slope`` (pass) or below (fail).
-    2. Lévy height independence, each α < 2: the elasticity ``d log τ/d log H``
-       between the two largest heights has its interval inside
-       ``±levy_max_height_elasticity`` (pass) or entirely outside (fail).
-    3. Lévy polynomial width law, each α < 2: the interval of the exponent of
-       ``τ`` in ``W`` lies inside ``α ± width_exponent_tolerance`` (pass) or
-       entirely outside (fail).
-
-    Conditions 2 and 3 are statements about the small-noise limit: they are
-    judged only where the effective noise (:func:`effective_noise`) of every
-    point used is at most ``max_sigma``; elsewhere they are "unclear" and the
-    detail names the setting that lowers σ.  Any fail → "not supported", all
-    pass → "supported", otherwise "inconclusive (reason)".  ``value`` is the
-    α < 2 elasticity largest in absolute value, ``ci_low/ci_high`` its interval.
-    """
-    keys = [
-        "brownian_min_height_slope",
-        "levy_max_height_elasticity",
-        "width_exponent_tolerance",
-        "max_sigma",
-    ]
-    _need_keys(thresholds, keys, "C4")
-    need = {
-        "alpha",
-        "height_slope",
-        "height_slope_ci_low",
-        "height_slope_ci_high",
-        "height_elasticity",
-        "height_elasticity_ci_low",
-        "height_elasticity_ci_high",
-        "height_elasticity_sigma",
-        "width_exponent",
-        "width_exponent_ci_low",
-        "width_exponent_ci_high",
-        "width_sigma_max",
-    }
-    if need - set(slopes.columns):
-        raise ValueError(f"slope table lacks columns {sorted(need - set(slopes.columns))}")
-    b = slopes[slopes["alpha"] == 2.0]
-    levy = slopes[slopes["alpha"] < 2.0]
-    if len(b) != 1:
-        raise ValueError(f"C4 needs exactly one alpha = 2 (Brownian) row, found {len(b)}")
-    if levy.empty:
-        raise ValueError("C4 needs at least one alpha < 2 row")
-    b = b.iloc[0]
-    bmin = float(thresholds["brownian_min_height_slope"])
-    blo, bhi = float(b["height_slope_ci_low"]), float(b["height_slope_ci_high"])
-    st = _interval_state(blo, bhi, (bmin, math.inf))
-    states, fixes = [st], ["raise dynamics.particles (narrower intervals)"] * (st == "unclear")
-    notes = [
-        f"alpha=2 height slope {b['height_slope']:.3g} [{blo:.3g}, {bhi:.3g}] vs min {bmin:g}: {st}"
-    ]
-    for _, r in levy.iterrows():
-        s, n, f = _c4_levy_states(
-            r,
-            float(thresholds["levy_max_height_elasticity"]),
-            float(thresholds["width_exponent_tolerance"]),
-            float(thresholds["max_sigma"]),
-        )
-        states, notes, fixes = states + s, notes + n, fixes + f
-    worst = (
-        levy.loc[levy["height_elasticity"].abs().idxmax()]
-        if levy["height_elasticity"].notna().any()
-        else levy.iloc[0]
-    )
-    regime = any("max_sigma" in f for f in fixes)
-    verdict, detail = _finish(
-        states,
-        notes,
-        fixes,
-        "Statistic: for alpha < 2, the elasticity d log(mean exit time)/d log(height) between "
-        "the two largest simulated heights (0 in the eps -> 0 limit), with the width exponent "
-        "and the Brownian slope of log(mean exit time) on height as further conditions.",
-        "not in the small-noise regime" if regime else "intervals overlap thresholds",
-    )
-    return dict(
-        verdict=verdict,
-        statistic="d log tau / d log H at the largest heights, the alpha < 2 value largest in size",
-        value=_num(worst["height_elasticity"]),
-        ci_low=_num(worst["height_elasticity_ci_low"]),
-        ci_high=_num(worst["height_elasticity_ci_high"]),
-        detail=detail,
-    )
-
-
 # --------------------------------------------------------------------------- paths
 
 
@@ -1184,7 +759,7 @@ def sample_paths(
     Returns ``(t, paths)``: times ``k·dt`` (time units), shape ``(n_steps+1,)``,
     and positions (position units), shape ``(len(alphas), n_paths, n_steps+1)``.
     """
-    alphas = [_check_alpha(a) for a in alphas]
+    alphas = [check_alpha(a) for a in alphas]
     n_steps, n_paths = int(n_steps), int(n_paths)
     if n_steps < 1 or n_paths < 1:
         raise ValueError(f"n_steps and n_paths must be >= 1, got {n_steps}, {n_paths}")
@@ -1217,11 +792,6 @@ def sample_paths(
 # --------------------------------------------------------------------------- C5: jumps
 
 
-#: Run statuses (results/tables/runs.csv) whose noise does not count for C5 (SGD): the
-#: statuses of :data:`sgdtail.aggregate.EXCLUDED_STATUSES` (any status not known to be usable
-#: is left out too).
-EXCLUDED_STATUSES: tuple[str, ...] = tuple(AGGREGATE_EXCLUDED)
-
 SHARE_COLUMNS = [
     "noise",
     "family",
@@ -1245,7 +815,7 @@ def noise_list(alphas: Iterable[float], student_df: float | None) -> list[dict[s
     ``student_t``), ``alpha`` (NaN for t) and ``df`` (NaN for SαS).
     """
     out = []
-    for a in sorted({_check_alpha(a) for a in alphas}):
+    for a in sorted({check_alpha(a) for a in alphas}):
         fam = "gaussian" if a == 2.0 else "stable"
         out.append(
             dict(
@@ -1397,149 +967,6 @@ def jump_share_table(
     return pd.DataFrame(rows, columns=SHARE_COLUMNS)
 
 
-def fit_jump_share_slopes(table: pd.DataFrame, long_from: int, level: float = 0.95) -> pd.DataFrame:
-    """Per noise: log-log slope of the median share on the window over windows ≥ ``long_from``.
-
-    WLS of ``log share`` on ``log window`` with weights ``1/log_se²`` (rows are
-    independent walks, see :func:`jump_share_table`), interval from
-    ``_wls_line``.  Asymptotes: 0 for SαS with α < 2, ``-1/2 + 1/ν`` for
-    t(ν), ``-1/2`` (up to a log) for Gaussian.  Also the shortest window's
-    ``auc_vs_gaussian`` with a normal ``level`` interval.
-    Columns: ``noise, family, alpha, df, slope, slope_ci_low, slope_ci_high,
-    slope_se, n_long, short_window, short_auc, short_auc_ci_low, short_auc_ci_high``.
-    """
-    need = {
-        "noise",
-        "family",
-        "alpha",
-        "df",
-        "window",
-        "share",
-        "log_se",
-        "auc_vs_gaussian",
-        "auc_se",
-    }
-    if need - set(table.columns):
-        raise ValueError(f"jump-share table lacks columns {sorted(need - set(table.columns))}")
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
-    rows = []
-    for name, g in table.groupby("noise", sort=False):
-        g = g.sort_values("window")
-        long = g[g["window"] >= long_from]
-        fit = _wls_line(
-            np.log(long["window"].to_numpy(float)),
-            np.log(long["share"].to_numpy(float)),
-            long["log_se"].to_numpy(float),
-            level,
-        )
-        first = g.iloc[0]
-        a, a_se = float(first["auc_vs_gaussian"]), float(first["auc_se"])
-        rows.append(
-            dict(
-                noise=name,
-                family=first["family"],
-                alpha=first["alpha"],
-                df=first["df"],
-                slope=fit["slope"],
-                slope_ci_low=fit["ci_low"],
-                slope_ci_high=fit["ci_high"],
-                slope_se=fit["se"],
-                n_long=int(len(long)),
-                short_window=int(first["window"]),
-                short_auc=a,
-                short_auc_ci_low=a - z * a_se,
-                short_auc_ci_high=a + z * a_se,
-            )
-        )
-    return pd.DataFrame(rows)
-
-
-def _c5_state(r: pd.Series, dmax: float, amax: float) -> tuple[list[str], list[str], list[str]]:
-    """States, notes and fixes of one noise row of the C5 slope table."""
-    lo, hi = float(r["slope_ci_low"]), float(r["slope_ci_high"])
-    fix_n = "raise dynamics.paths.n_paths (narrower intervals)"
-    fix_w = "add longer dynamics.paths.windows"
-    if r["family"] != "stable":  # control: a finite-variance walk must show a falling share
-        st = _interval_state(lo, hi, (-math.inf, -dmax))
-        word = {"pass": "separates", "fail": "does not separate"}.get(st, "interval too wide")
-        fixes = {"pass": [], "fail": [fix_w]}.get(st, [fix_n])
-        note = (
-            f"control {r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] must be "
-            f"< -{dmax:g}: {word}"
-        )
-        return ["pass" if st == "pass" else "unclear"], [note], fixes
-    st = _interval_state(lo, hi, (-dmax, math.inf))
-    states, fixes = [st], [fix_n] * (st == "unclear")
-    notes = [f"{r['noise']} slope {r['slope']:.3g} [{lo:.3g}, {hi:.3g}] vs > -{dmax:g}: {st}"]
-    alo, ahi = float(r["short_auc_ci_low"]), float(r["short_auc_ci_high"])
-    st = _interval_state(alo, ahi, (1.0 - amax, amax))  # separable either way is not Gaussian
-    states.append(st)
-    fixes += [fix_n] * (st == "unclear")
-    notes.append(
-        f"{r['noise']} window-{int(r['short_window'])} AUC vs Gaussian "
-        f"{r['short_auc']:.3g} [{alo:.3g}, {ahi:.3g}] vs within [{1 - amax:.3g}, "
-        f"{amax:g}]: {st}"
-    )
-    return states, notes, fixes
-
-
-def claim_c5_verdict(
-    table: pd.DataFrame, thresholds: Mapping[str, float], long_from: int, level: float = 0.95
-) -> dict[str, Any]:
-    """Verdict on C5 (simulated paths) from a :func:`jump_share_table`.
-
-    Thresholds (required): ``max_decay`` and ``max_short_auc``.  From
-    :func:`fit_jump_share_slopes` (windows ≥ ``long_from``):
-
-    1. Controls, Gaussian and t(ν): the slope interval must lie below
-       ``-max_decay`` (a finite-variance walk's share falls); otherwise the
-       statistic does not separate them at these windows → "unclear".
-    2. Long windows, each α < 2: slope interval above ``-max_decay`` (the
-       largest jump keeps its share of the range: pass), below (fail).
-    3. Short windows, each α < 2: the AUC of its shares against the
-       Gaussian's at the shortest window has its normal interval below
-       ``max_short_auc`` (hard to tell from Gaussian: pass) or above (fail).
-
-    Any fail → "not supported", all pass → "supported", else
-    "inconclusive (reason)".  ``value``: the smallest α < 2 slope, with its
-    interval.
-    """
-    _need_keys(thresholds, ["max_decay", "max_short_auc"], "C5")
-    dmax, amax = float(thresholds["max_decay"]), float(thresholds["max_short_auc"])
-    s = fit_jump_share_slopes(table, long_from, level)
-    fams = set(s["family"])
-    if not {"gaussian", "student_t", "stable"} <= fams:
-        raise ValueError("C5 needs Gaussian, Student-t and at least one alpha < 2 noise")
-    states, notes, fixes = [], [], []
-    for _, r in s.iterrows():
-        st, nt, fx = _c5_state(r, dmax, amax)
-        states, notes, fixes = states + st, notes + nt, fixes + fx
-    levy = s[s["family"] == "stable"]
-    worst = levy.loc[levy["slope"].idxmin()] if levy["slope"].notna().any() else levy.iloc[0]
-    ctrl_bad = any(n.startswith("control") and "does not" in n for n in notes)
-    verdict, detail = _finish(
-        states,
-        notes,
-        fixes,
-        f"Statistic: the log-log slope, over windows of {long_from} or more steps, of the "
-        "median share of the walk's range taken by its largest single step (0 for alpha < 2 "
-        "stable noise, negative with finite variance), each window from its own independent "
-        "walks, with the AUC against Gaussian walks at the shortest window.",
-        "statistic does not separate finite variance"
-        if ctrl_bad
-        else "intervals overlap thresholds",
-    )
-    return dict(
-        verdict=verdict,
-        statistic=f"smallest alpha<2 slope of log median(largest step / range) on log window "
-        f"(windows >= {long_from})",
-        value=_num(worst["slope"]),
-        ci_low=_num(worst["slope_ci_low"]),
-        ci_high=_num(worst["slope_ci_high"]),
-        detail=detail,
-    )
-
-
 def walk_paths(
     noises: Sequence[Mapping[str, Any]], n_steps: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -1581,44 +1008,6 @@ def sequence_shares(sequences: Sequence[np.ndarray], window: int) -> list[np.nda
     return [_window_shares(np.asarray(s, dtype=float)[None, :], window) for s in sequences]
 
 
-def sgd_jump_share(
-    sequences: Sequence[np.ndarray],
-    window: int,
-    rng: np.random.Generator,
-    *,
-    n_boot: int = 1000,
-    level: float = 0.95,
-) -> dict[str, Any]:
-    """Pooled median share over every window of every sequence, with a bootstrap interval.
-
-    ``value``: median of all :func:`sequence_shares`.  Interval: percentile
-    bootstrap resampling whole sequences with replacement (windows of one
-    sequence stay together), ``n_boot`` replicates.
-    """
-    per = [v for v in sequence_shares(sequences, window) if v.size]
-    n_win = int(sum(v.size for v in per))
-    if not per:
-        return dict(
-            value=float("nan"),
-            ci_low=float("nan"),
-            ci_high=float("nan"),
-            n_sequences=0,
-            n_windows=0,
-        )
-    reps = np.empty(int(n_boot))
-    for b in range(reps.size):
-        pick = rng.integers(0, len(per), len(per))
-        reps[b] = np.median(np.concatenate([per[i] for i in pick]))
-    lo, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5 + level / 2.0])
-    return dict(
-        value=float(np.median(np.concatenate(per))),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        n_sequences=len(per),
-        n_windows=n_win,
-    )
-
-
 def calibrate_jump_share(
     lengths: Sequence[int],
     window: int,
@@ -1629,11 +1018,11 @@ def calibrate_jump_share(
     n_rep: int = 200,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """What :func:`sgd_jump_share`'s value is for i.i.d. noise of the same lengths.
+    """What the SGD statistic (:func:`sgdtail.dynamics_claims.sgd_jump_share`) is for i.i.d. noise.
 
     For each noise of :func:`noise_list` (absolute values, since noise norms
     are positive): ``n_rep`` times, one sequence of ``|noise|`` per entry of
-    ``lengths``, pooled median share as in :func:`sgd_jump_share`.  Returns per
+    ``lengths``, pooled median share as for the SGD sequences.  Returns per
     noise the central ``level`` band and median of those replicates:
     ``noise, family, alpha, df, band_low, band_median, band_high, n_rep``
     (NaN bands when no length reaches ``window``).
@@ -1652,513 +1041,3 @@ def calibrate_jump_share(
         lo, med, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5, 0.5 + level / 2.0])
         rows.append(dict(nz, band_low=lo, band_median=med, band_high=hi, n_rep=int(n_rep)))
     return pd.DataFrame(rows)
-
-
-def norm_sequences(
-    norms: pd.DataFrame, runs: pd.DataFrame, split: str = "train", axes: Sequence[str] | None = None
-) -> tuple[list[np.ndarray], dict[str, int]]:
-    """Noise-norm sequences of the usable runs, one per run × checkpoint, in minibatch order.
-
-    ``norms``: ``results/tables/noise_norms.parquet`` (grid axes, ``step, split,
-    minibatch, norm``); ``runs``: ``results/tables/runs.csv`` (grid axes,
-    ``status``).  Runs with a status in :data:`EXCLUDED_STATUSES` are left out
-    and counted.  Returns the sequences (``split`` only) and counts
-    ``runs, used, diverged, not_trained``.
-    """
-    from .grid import AXES
-
-    axes = list(AXES if axes is None else axes)
-    bad = ~usable(runs["status"])
-    counts = {"runs": int(len(runs)), "used": int((~bad).sum())}
-    counts.update({s: int((runs["status"] == s).sum()) for s in EXCLUDED_STATUSES})
-    keep = runs.loc[~bad, axes]
-    d = norms[norms["split"] == split].merge(keep, on=axes, how="inner")
-    seqs = [
-        g.sort_values("minibatch")["norm"].to_numpy(float)
-        for _, g in d.groupby(axes + ["step"], sort=True)
-    ]
-    return seqs, counts
-
-
-def claim_c5_sgd_verdict(
-    sgd: Mapping[str, Any],
-    bands: pd.DataFrame,
-    counts: Mapping[str, int],
-    window: int,
-    min_windows: int,
-) -> dict[str, Any]:
-    """Verdict on C5 for SGD: the SGD share against the calibration bands.
-
-    ``sgd`` from :func:`sgd_jump_share`, ``bands`` from
-    :func:`calibrate_jump_share`.  Let ``u_t`` be the upper end of the t(ν)
-    band and ``l_s`` the lower end of the band of the mildest stable noise
-    (largest α < 2).  Fewer than ``min_windows`` SGD windows → inconclusive.
-    Interval above ``u_t``: larger largest-step shares than finite-variance
-    t(ν) sequences of the same lengths give → "supported".  Interval below
-    ``l_s``: smaller than even the mildest stable noise → "not supported".
-    Otherwise inconclusive; when ``u_t ≥ l_s`` the sequences are too short for
-    the statistic to tell t(ν) from that stable noise.
-    """
-    t = bands[bands["family"] == "student_t"].iloc[0]
-    s = bands[bands["family"] == "stable"].sort_values("alpha").iloc[-1]
-    u_t, l_s = float(t["band_high"]), float(s["band_low"])
-    lo, hi, n_win = float(sgd["ci_low"]), float(sgd["ci_high"]), int(sgd["n_windows"])
-    what = (
-        f"Statistic: median over windows of {window} consecutive minibatches (one "
-        "checkpoint of one usable run each) of the share of the walk's range taken by "
-        "its largest step, the walk's steps being the gradient-noise norms ||U_p|| minus "
-        f"their window mean; compared with |{t['noise']}| and |{s['noise']}| sequences of "
-        f"the same lengths ({t['noise']} band upper end {u_t:.3g}, {s['noise']} band lower end "
-        f"{l_s:.3g})."
-    )
-    runs = (
-        f"runs used {counts.get('used', 0)} of {counts.get('runs', 0)} (excluded: "
-        + ", ".join(f"{counts.get(k, 0)} {k}" for k in EXCLUDED_STATUSES)
-        + ")"
-    )
-    note = f"SGD share {sgd['value']:.3g} [{lo:.3g}, {hi:.3g}] from {n_win} windows; {runs}"
-    if n_win < min_windows:
-        verdict = "inconclusive (too little SGD data)"
-        note += (
-            f". To decide: more usable runs or checkpoints, or a smaller "
-            f"dynamics.sgd.window (needs >= {min_windows} windows)"
-        )
-    elif lo > u_t:
-        verdict = "supported"
-    elif hi < l_s:
-        verdict = "not supported"
-    elif u_t >= l_s:
-        verdict = "inconclusive (sequences too short to separate)"
-        note += (
-            ". To decide: a larger dynamics.sgd.window, which needs more minibatches "
-            "per checkpoint (a smaller batch size in the grid)"
-        )
-    else:
-        verdict = "inconclusive (between finite-variance and stable bands)"
-        note += ". To decide: more usable runs (a narrower SGD interval)"
-    return dict(
-        verdict=verdict,
-        statistic=f"median largest-step share, windows of {window}",
-        value=_num(sgd["value"]),
-        ci_low=_num(lo),
-        ci_high=_num(hi),
-        detail=f"{what} {note}.",
-    )
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(context="paper", style="whitegrid")
-    return plt, sns
-
-
-def _save(fig, pdf: str | os.PathLike, png: str | os.PathLike | None) -> None:
-    """Save ``fig`` to ``pdf`` and ``png``; ``png=None`` means ``pdf`` is a path stem."""
-    from pathlib import Path
-
-    from .io import atomic_path
-
-    if png is None:
-        stem = Path(pdf)
-        pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
-    for path, kw in ((pdf, {}), (png, {"dpi": 200})):
-        with atomic_path(path) as tmp:
-            fig.savefig(
-                tmp, format=Path(path).suffix.lstrip(".") or None, bbox_inches="tight", **kw
-            )
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
-def _alpha_palette(alphas: Sequence[float]) -> dict[float, Any]:
-    _, sns = _plt()
-    levy = sorted(a for a in alphas if a < 2.0)
-    cols = dict(zip(levy, sns.color_palette("flare", max(len(levy), 1)), strict=False))
-    cols[2.0] = (0.1, 0.1, 0.1)
-    return cols
-
-
-def _errorbar(ax, x, g: pd.DataFrame, col: str, color, label: str) -> None:
-    """Points of ``g[col]`` with ``col_ci_low/high`` bars; all-censored rows as ▲ lower bounds."""
-    m = g[col].to_numpy(float)
-    lo, hi = g[f"{col}_ci_low"].to_numpy(float), g[f"{col}_ci_high"].to_numpy(float)
-    ok = np.isfinite(m)
-    ax.errorbar(
-        x[ok],
-        m[ok],
-        yerr=np.vstack([m - lo, hi - m])[:, ok],
-        color=color,
-        marker="o",
-        ms=4,
-        capsize=2,
-        label=label,
-    )
-    if (~ok).any():
-        ax.plot(x[~ok], lo[~ok], "^", color=color, ms=6, label=f"{label}: all censored")
-
-
-def _label(a: float) -> str:
-    return "α = 2 (Brownian)" if a == 2.0 else f"α = {a:g}"
-
-
-def _ci_columns(df: pd.DataFrame) -> pd.DataFrame:
-    return df.rename(columns={"ci_low": "mean_ci_low", "ci_high": "mean_ci_high"})
-
-
-def plot_exit_time_vs_height(
-    df: pd.DataFrame,
-    pdf: str | os.PathLike,
-    png: str | os.PathLike | None = None,
-) -> Figure:
-    """Mean exit time against barrier height, and its approach to the ε → 0 asymptote.
-
-    Left: mean exit time (log) against ``H`` (log), one line per α, interval
-    bars; dashed: the ``eps → 0`` asymptotes (Kramers for α = 2,
-    Imkeller–Pavlyukevich for α < 2, flat in ``H``); dotted (α = 2): the exact
-    Brownian mean exit time.  Right: ``mean/asymptote`` against the effective
-    noise ``σ`` (:func:`effective_noise`) of every simulated point; the claim
-    is about ``σ → 0``.  ``png=None``: ``pdf`` is a stem.
-    """
-    plt, _ = _plt()
-    d = _ci_columns(df).sort_values(["alpha", "height"])
-    if d.empty:
-        raise ValueError("empty exit-time table")
-    pal = _alpha_palette(sorted(d["alpha"].unique()))
-    fig, (ax, ar) = plt.subplots(1, 2, figsize=(9.0, 3.9))
-    h = d[d["sweep"] == "height"]
-    for a, g in h.groupby("alpha"):
-        x = g["height"].to_numpy(float)
-        _errorbar(ax, x, g, "mean", pal[a], _label(a))
-        eps, w = float(g["eps"].iloc[0]), float(g["width"].iloc[0])
-        xf = np.geomspace(x.min(), x.max(), 60)
-        ax.plot(
-            xf,
-            [small_noise_asymptote(a, hh, w, eps) for hh in xf],
-            ls="--",
-            lw=0.9,
-            color=pal[a],
-            alpha=0.8,
-        )
-        if a == 2.0:
-            ax.plot(
-                xf,
-                [brownian_mean_exit_time(hh, w, eps) for hh in xf],
-                ls=":",
-                lw=1.0,
-                color=pal[a],
-                label="α = 2: exact mean (quadrature)",
-            )
-    for a, g in d.groupby("alpha"):
-        _errorbar(ar, g["sigma"].to_numpy(float), g, "rho", pal[a], _label(a))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("barrier height H (energy units, log scale)")
-    ax.set_ylabel("mean exit time (time units, log scale)")
-    ax.set_title(
-        f"W = {h['width'].iloc[0]:g}, ε = {h['eps'].iloc[0]:g}; bars: "
-        f"{h['level'].iloc[0] * 100:.0f} % CI\ndashed: ε → 0 asymptotes",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7, frameon=True)
-    from matplotlib.ticker import NullFormatter
-
-    ar.axhline(1.0, color="0.4", lw=0.8, ls="--")
-    ar.set_xscale("log")
-    ar.set_yscale("log")
-    for axis in (ar.xaxis, ar.yaxis, ax.yaxis):
-        axis.set_minor_formatter(NullFormatter())
-    ar.set_xlabel("effective noise σ = ε W^(2/α−1) H^(−1/α) (log scale)")
-    ar.set_ylabel("mean / ε → 0 asymptote (log scale)")
-    ar.set_title("approach to the asymptote as σ → 0\n(height and width sweeps)", fontsize=9)
-    fig.tight_layout()
-    _save(fig, pdf, png)
-    return fig
-
-
-def plot_exit_time_vs_width(
-    df: pd.DataFrame,
-    pdf: str | os.PathLike,
-    png: str | os.PathLike | None = None,
-) -> Figure:
-    """Mean exit time against basin width (log-log), α < 2, with the ε → 0 asymptotes dashed.
-
-    The asymptote ``π W^α/(Γ(α) sin(πα/2) eps^α)`` is a power law of exponent α.
-    """
-    plt, _ = _plt()
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
-
-    d = _ci_columns(df[df["sweep"] == "width"]).sort_values(["alpha", "width"])
-    if d.empty:
-        raise ValueError("no rows with sweep == 'width' in the exit-time table")
-    pal = _alpha_palette(sorted(d["alpha"].unique()))
-    fig, ax = plt.subplots(figsize=(5.0, 3.8))
-    for a, g in d.groupby("alpha"):
-        x = g["width"].to_numpy(float)
-        _errorbar(ax, x, g, "mean", pal[a], _label(a))
-        xf = np.geomspace(x.min(), x.max(), 40)
-        ax.plot(
-            xf,
-            [levy_mean_exit_time_asymptotic(a, w, float(g["eps"].iloc[0])) for w in xf],
-            ls="--",
-            lw=0.9,
-            color=pal[a],
-            alpha=0.8,
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(sorted(d["width"].unique())))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.set_xlabel("basin half-width W (position units, log scale)")
-    ax.set_ylabel("mean exit time (time units, log scale)")
-    ax.set_title(
-        f"H = {d['height'].iloc[0]:g}, ε = {d['eps'].iloc[0]:g}, σ ≤ "
-        f"{d['sigma'].max():.2g}; bars: {d['level'].iloc[0] * 100:.0f} % CI\n"
-        "dashed: ε → 0 asymptote ∝ W^α",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7, frameon=True)
-    _save(fig, pdf, png)
-    return fig
-
-
-def _noise_colors(labels: Sequence[str]) -> dict[str, Any]:
-    _, sns = _plt()
-    levy = [lab for lab in labels if lab.startswith("SaS")]
-    cols = dict(zip(levy, sns.color_palette("flare", max(len(levy), 1)), strict=False))
-    cols["Gaussian"] = (0.1, 0.1, 0.1)
-    cols.update({lab: (0.15, 0.45, 0.75) for lab in labels if lab.startswith("t(")})
-    return cols
-
-
-def plot_levy_vs_brownian_paths(
-    paths: np.ndarray,
-    labels: Sequence[str],
-    shares: pd.DataFrame,
-    pdf: str | os.PathLike,
-    png: str | os.PathLike | None = None,
-    zoom_steps: int | None = None,
-) -> Figure:
-    """Figure 2 (right): one walk per noise, a zoom on its first steps, and the C5 statistic.
-
-    ``paths``: ``(len(labels), n+1)`` walks (:func:`walk_paths`); ``labels``
-    their :func:`noise_list` names; ``shares``: a :func:`jump_share_table`.
-    Left column: the whole walk, the zoomed steps shaded.  Middle: the first
-    ``zoom_steps`` steps (default ``n/100``) on the *same* y-axis as the whole
-    walk.  Right: median share of the range taken by the largest step against
-    the window (log-log), with intervals, for every noise.
-    """
-    plt, _ = _plt()
-    p = np.asarray(paths, dtype=float)
-    if p.ndim != 2 or p.shape[0] != len(labels):
-        raise ValueError(f"paths shape {p.shape} does not match {len(labels)} labels")
-    n = p.shape[1] - 1
-    zoom = max(int(zoom_steps or n // 100), 2)
-    k = np.arange(n + 1)
-    cols = _noise_colors(list(labels))
-    fig = plt.figure(figsize=(10.0, 1.5 * len(labels) + 0.9))
-    gs = fig.add_gridspec(len(labels), 3, width_ratios=[2.0, 1.0, 1.6], wspace=0.45)
-    for i, lab in enumerate(labels):
-        ax = fig.add_subplot(gs[i, 0])
-        az = fig.add_subplot(gs[i, 1], sharey=ax)
-        ax.plot(k, p[i], lw=0.5, color=cols[lab])
-        ax.axvspan(0, zoom, color="0.85", zorder=0)
-        az.plot(k[: zoom + 1], p[i, : zoom + 1], lw=0.8, color=cols[lab])
-        ax.set_ylabel(f"{lab}\nX_k", fontsize=8)
-        if i == 0:
-            ax.set_title(f"whole walk, {n} steps", fontsize=9)
-            az.set_title(f"first {zoom} steps, same y-scale", fontsize=9)
-        if i == len(labels) - 1:
-            ax.set_xlabel("step k")
-            az.set_xlabel("step k")
-    ar = fig.add_subplot(gs[:, 2])
-    for lab, g in shares.groupby("noise", sort=False):
-        g = g.sort_values("window")
-        m = g["share"].to_numpy(float)
-        err = np.vstack([m - g["share_ci_low"], g["share_ci_high"] - m])
-        ar.errorbar(
-            g["window"],
-            m,
-            yerr=err,
-            color=cols.get(lab, "0.5"),
-            marker="o",
-            ms=3,
-            capsize=2,
-            label=lab,
-        )
-    ar.set_xscale("log")
-    ar.set_yscale("log")
-    ar.set_xlabel("window (steps, log scale)")
-    ar.set_ylabel("median largest step / range (log scale)")
-    ar.set_title("C5 statistic: flat for α < 2,\nfalling with finite variance", fontsize=9)
-    ar.legend(fontsize=7)
-    fig.suptitle("Walks of i.i.d. SαS, Gaussian and Student-t steps (unit scale)", fontsize=10)
-    _save(fig, pdf, png)
-    return fig
-
-
-def plot_stable_densities(
-    alphas: Sequence[float], pdf: str | os.PathLike, png: str | os.PathLike | None = None
-) -> Figure:
-    """Figure 2 (left): SαS(1) densities, linear panel and log-log tail panel.
-
-    Densities from ``scipy.stats.levy_stable(alpha, 0).pdf``; α = 2 (Gaussian,
-    variance 2) is always drawn as the reference.  The tail panel shows
-    ``p(x) ~ α c x^{-1-α}`` power laws against the Gaussian's ``exp(-x²/4)``.
-    """
-    plt, _ = _plt()
-    alphas = sorted({_check_alpha(a) for a in alphas} | {2.0})
-    pal = _alpha_palette(alphas)
-    x_lin = np.linspace(-6, 6, 241)
-    x_tail = np.logspace(-1, 2, 61)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.0, 3.4))
-    for a in alphas:
-        dist = stats.levy_stable(a, 0.0)
-        lab = "α = 2 (Gaussian)" if a == 2.0 else f"α = {a:g}"
-        a1.plot(x_lin, dist.pdf(x_lin), color=pal[a], label=lab)
-        dens = stats.norm(scale=math.sqrt(2)).pdf(x_tail) if a == 2.0 else dist.pdf(x_tail)
-        ok = dens > 1e-300
-        a2.plot(x_tail[ok], dens[ok], color=pal[a], label=lab)
-    a1.set_xlabel("x (dimensionless)")
-    a1.set_ylabel("density p(x)")
-    a1.set_title("SαS(1) densities", fontsize=9)
-    a1.legend(fontsize=7)
-    a2.set_xscale("log")
-    a2.set_yscale("log")
-    a2.set_ylim(1e-8, 1)
-    a2.set_xlabel("x (dimensionless, log scale)")
-    a2.set_ylabel("density p(x) (log scale)")
-    a2.set_title("tails: power law x^(-1-α) vs Gaussian", fontsize=9)
-    fig.tight_layout()
-    _save(fig, pdf, png)
-    return fig
-
-
-def plot_metastability(
-    pdf: str | os.PathLike,
-    png: str | os.PathLike | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """Figure 3 (:func:`metastability_figure`, keyword arguments its own) saved to ``pdf``
-    and ``png``; returns its summary dict."""
-    fig, info = metastability_figure(**kwargs)
-    _save(fig, pdf, png)
-    return info
-
-
-def metastability_figure(
-    *,
-    alpha: float = 1.2,
-    height: float = 1.0,
-    width_narrow: float = 0.5,
-    width_wide: float = 2.0,
-    eps: float = 0.35,
-    dt: float = 0.005,
-    n_steps: int = 20000,
-    n_candidates: int = 64,
-    seed: int = 0,
-) -> tuple[Figure, dict[str, Any]]:
-    """Figure 3: narrow versus wide basin, escape by a jump (Lévy) vs staying (Brownian).
-
-    Potential ``U = H((x/W)² - 1)²`` with ``W = width_narrow`` for ``x < 0`` and
-    ``width_wide`` for ``x > 0`` (same depth ``H``).  ``n_candidates`` Lévy and
-    Brownian paths are simulated from the narrow minimum with
-    :func:`sample_paths`; the Lévy path shown is the first whose first exit from
-    the narrow basin is one step that crosses 0 from inside ``x < -W_n/2``
-    (a jump), the Brownian path is the first candidate.  Everything shown is
-    simulated.  Panels: the potential; the Lévy path; the Brownian path; the
-    fraction of time spent in the wide basin over all candidates.  A jump that
-    lands beyond ``W_wide/4`` is preferred, any crossing jump otherwise; if no
-    candidate escapes by a jump, path 0 is shown and ``jump_time`` is None.
-
-    Returns the Figure (not saved) and a summary dict (fraction of time in the
-    wide basin per noise, index and time of the jump shown).
-    """
-    plt, _ = _plt()
-    rng = np.random.default_rng(seed)
-    t, paths = sample_paths(
-        [alpha, 2.0],
-        n_steps,
-        dt,
-        eps,
-        rng,
-        n_paths=n_candidates,
-        x0=-width_narrow,
-        height=height,
-        width=width_narrow,
-        width_right=width_wide,
-    )
-    lev, bro = paths[0], paths[1]
-    pick, jump_k = 0, None
-    for land in (0.25 * width_wide, 0.0):  # prefer a jump that lands well inside
-        for j in range(n_candidates):
-            out = np.nonzero(lev[j] >= 0)[0]
-            if out.size and lev[j, out[0] - 1] < -0.5 * width_narrow and lev[j, out[0]] > land:
-                pick, jump_k = j, int(out[0])
-                break
-        if jump_k is not None:
-            break
-    frac = {f"alpha={alpha:g}": float((lev > 0).mean()), "alpha=2": float((bro > 0).mean())}
-
-    fig = plt.figure(figsize=(8.5, 5.2))
-    gs = fig.add_gridspec(2, 2, width_ratios=[1, 2.6], hspace=0.55, wspace=0.3)
-    ax_u = fig.add_subplot(gs[0, 0])
-    xs = np.linspace(-1.6 * width_narrow, 1.4 * width_wide, 400)
-    ax_u.plot(xs, potential(xs, height, width_narrow, width_wide), color="k")
-    ax_u.axvline(0, color="0.5", ls=":", lw=0.8)
-    ax_u.set_ylim(0, 2.0 * height)
-    ax_u.set_xlabel("x (position units)")
-    ax_u.set_ylabel("U(x) (energy units)")
-    ax_u.set_title("narrow (x < 0) and wide (x > 0)\nbasins, same depth H", fontsize=8)
-    pal = _alpha_palette([alpha, 2.0])
-    ax_b = None
-    for row, (p, a, lab) in enumerate(
-        ((lev[pick], alpha, f"Lévy, α = {alpha:g}"), (bro[0], 2.0, "Brownian, α = 2"))
-    ):
-        ax = fig.add_subplot(gs[row, 1], sharex=ax_b)
-        ax.plot(t, np.clip(p, xs[0], xs[-1]), lw=0.5, color=pal[a])
-        ax.axhline(0, color="0.5", ls=":", lw=0.8)
-        ax.axhline(-width_narrow, color="0.6", lw=0.6, ls="--")
-        ax.axhline(width_wide, color="0.6", lw=0.6, ls="--")
-        ax.set_ylim(xs[0], xs[-1])
-        ax.set_ylabel(f"{lab}\nposition X(t)", fontsize=8)
-        if row == 0 and jump_k is not None:
-            ax.plot(
-                [t[jump_k - 1], t[jump_k]],
-                [p[jump_k - 1], p[jump_k]],
-                color="tab:blue",
-                lw=1.6,
-                marker="o",
-                ms=3,
-            )
-            ax.annotate(
-                "escape from the narrow basin in one jump",
-                xy=(t[jump_k], 0.5 * (p[jump_k - 1] + p[jump_k])),
-                xytext=(0.55, 0.45),
-                textcoords="axes fraction",
-                fontsize=8,
-                arrowprops=dict(arrowstyle="->", lw=0.8, color="tab:blue"),
-            )
-        ax_b = ax
-    ax_b.set_xlabel("time t (time units)")
-    ax_f = fig.add_subplot(gs[1, 0])
-    ax_f.bar([f"α = {alpha:g}", "α = 2"], list(frac.values()), color=[pal[alpha], pal[2.0]])
-    ax_f.set_ylim(0, 1)
-    ax_f.set_ylabel("fraction of time\nin the wide basin", fontsize=8)
-    ax_f.set_title(f"{n_candidates} paths each, start in narrow basin", fontsize=8)
-    fig.suptitle(
-        f"Metastability: H = {height:g}, W = {width_narrow:g} vs {width_wide:g}, ε = {eps:g}",
-        fontsize=10,
-    )
-    return fig, dict(
-        frac_time_wide=frac, levy_path=pick, jump_time=None if jump_k is None else float(t[jump_k])
-    )

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from sgdtail.claims import CLAIM_TEXT, Thresholds, sweep_rows, sweep_slopes
+from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 PAPER_2019 = "Şimşekli, Sagun & Gürbüzbalaban (ICML 2019)"
 REVIEW = "Şimşekli et al. (2019 review)"
@@ -109,7 +110,7 @@ FINDINGS: list[Finding] = [
 ]
 """What the papers report, per figure (the claims C1-C6 follow from the claims table)."""
 
-AGREEMENT = {"supported": "agrees", "not supported": "disagrees", "inconclusive": "undecided"}
+AGREEMENT = {SUPPORTED: "agrees", NOT_SUPPORTED: "disagrees", INCONCLUSIVE: "undecided"}
 
 CLAIM_OF = {"alpha_vs_batch_size": "C2", "noise_norm_histogram": "C5 (SGD)"}
 """Figures whose comparison with the papers is a claim of the claims table."""

@@ -34,6 +34,7 @@ from scipy import stats
 
 from sgdtail.aggregate import USABLE_STATUSES
 from sgdtail.cost import LANCZOS_VECTORS
+from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, need_keys, with_reason
 
 if TYPE_CHECKING:  # torch is imported by the functions that compute on networks, so that
     import pandas as pd  # the figure job (C6 verdict and plot only) starts ~1.7 s faster
@@ -567,12 +568,8 @@ def claim_c6_verdict(result: Mapping[str, Any], thresholds: Mapping[str, float])
 
     Returns ``dict(verdict, value, ci_low, ci_high, reason)``.
     """
-    for k in ("min_rho", "min_runs"):
-        if k not in thresholds:
-            raise KeyError(f"C6 thresholds lack {k!r}; give min_rho and min_runs")
-    for k in ("rho", "ci_low", "ci_high", "n"):
-        if k not in result:
-            raise KeyError(f"result lacks {k!r}; pass the output of within_family_spearman")
+    need_keys(thresholds, ["min_rho", "min_runs"], "C6 thresholds")
+    need_keys(result, ["rho", "ci_low", "ci_high", "n"], "C6 results (of within_family_spearman)")
     rmin, nmin = float(thresholds["min_rho"]), int(thresholds["min_runs"])
     rho, lo, hi, n = (
         float(result["rho"]),
@@ -581,20 +578,18 @@ def claim_c6_verdict(result: Mapping[str, Any], thresholds: Mapping[str, float])
         int(result["n"]),
     )
     if n < nmin:
-        verdict, why = "inconclusive", f"fewer than {nmin} runs in families large enough"
+        verdict, why = INCONCLUSIVE, f"fewer than {nmin} runs in families large enough"
     elif not all(math.isfinite(v) for v in (rho, lo, hi)):
-        verdict, why = "inconclusive", "correlation or interval undefined"
+        verdict, why = INCONCLUSIVE, "correlation or interval undefined"
     elif lo > rmin:
-        verdict, why = "supported", f"CI above min_rho = {rmin:g}"
+        verdict, why = SUPPORTED, f"CI above min_rho = {rmin:g}"
     elif hi < min(0.0, rmin):
-        verdict, why = "not supported", "CI below 0: sharper end points with heavier tails"
+        verdict, why = NOT_SUPPORTED, "CI below 0: sharper end points with heavier tails"
     elif hi < rmin:
-        verdict, why = "not supported", f"CI below min_rho = {rmin:g}: correlation too weak"
+        verdict, why = NOT_SUPPORTED, f"CI below min_rho = {rmin:g}: correlation too weak"
     else:
-        verdict, why = "inconclusive", f"CI straddles min_rho = {rmin:g}"
-    if verdict == "inconclusive":
-        verdict = f"inconclusive ({why})"
-    return dict(verdict=verdict, value=rho, ci_low=lo, ci_high=hi, reason=why)
+        verdict, why = INCONCLUSIVE, f"CI straddles min_rho = {rmin:g}"
+    return dict(verdict=with_reason(verdict, why), value=rho, ci_low=lo, ci_high=hi, reason=why)
 
 
 def _rho_text(res: Mapping[str, Any]) -> str:
