@@ -542,6 +542,11 @@ def _sweep_configs(
     return configs
 
 
+#: Chunks the particles of :func:`exit_time_sweep` are dealt into, one seed each (the most
+#: processes the sweep uses).
+SIM_CHUNKS: int = 4
+
+
 def _run_particles(
     configs: Sequence[tuple[float, float, float, str]],
     cfg_dt: np.ndarray,
@@ -557,16 +562,17 @@ def _run_particles(
     arr = np.array([c[:3] for c in configs], dtype=float)[cfg]
     ep = np.full(cfg.size, float(eps))
     dtp = cfg_dt[cfg]
-    n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1))
-    # interleaved chunks, so every process gets a share of every configuration
-    parts = [np.arange(j, cfg.size, n_jobs) for j in range(n_jobs)]
-    seeds = np.random.SeedSequence(seed).spawn(n_jobs)
+    n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1, SIM_CHUNKS))
+    # SIM_CHUNKS interleaved chunks, each with its own seed (so the particles do not depend
+    # on the number of processes), each holding a share of every configuration
+    parts = [np.arange(j, cfg.size, SIM_CHUNKS) for j in range(SIM_CHUNKS)]
+    seeds = np.random.SeedSequence(seed).spawn(SIM_CHUNKS)
     jobs = [
         (arr[p, 0], arr[p, 1], arr[p, 2], ep[p], dtp[p], horizon, s, scheme)
         for p, s in zip(parts, seeds, strict=True)
     ]
     if n_jobs == 1:
-        results = [_sweep_chunk(jobs[0])]
+        results = [_sweep_chunk(job) for job in jobs]
     else:
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
             results = list(pool.map(_sweep_chunk, jobs))
@@ -656,8 +662,9 @@ def exit_time_sweep(
     ``Σ min(τ, horizon)/dt`` particle-steps, i.e. grows like ``1/(dt_rel·σ^α)``
     per α < 2 particle.
 
-    Seeds: one ``SeedSequence(seed)`` child per process chunk, so the result
-    depends on ``seed`` and ``n_jobs`` only.
+    Seeds: the particles are dealt into :data:`SIM_CHUNKS` interleaved chunks, each with
+    its own ``SeedSequence(seed)`` child, run by up to ``n_jobs`` processes: the result
+    depends on ``seed`` only, not on ``n_jobs`` or the machine's core count.
 
     Returns columns ``SWEEP_COLUMNS``: ``alpha, height, width, eps, mean, ci_low,
     ci_high, n_particles, n_censored, estimator, sweep, n_exits, log_se``
