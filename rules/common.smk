@@ -26,8 +26,8 @@ from sgdtail.cost import (  # noqa: E402
     visible_gpus,
 )
 from sgdtail.cost import net_size as _net_size  # noqa: E402
-from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, missing_runs  # noqa: E402
 from sgdtail.cost import run_threads as _run_threads  # noqa: E402
+from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, missing_runs  # noqa: E402
 
 # Schema (types, enums, ranges, unknown keys), then the checks a schema cannot make; either
 # fails here, before any job or folder exists, with one line naming the key and allowed values.
