@@ -1,6 +1,7 @@
 # Config validation, the grid, and input functions shared by every rule.
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -26,6 +27,7 @@ from sgdtail.cost import (  # noqa: E402
 )
 from sgdtail.cost import net_size as _net_size  # noqa: E402
 from sgdtail.cost import run_threads as _run_threads  # noqa: E402
+from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, missing_runs  # noqa: E402
 
 # Schema (types, enums, ranges, unknown keys), then the checks a schema cannot make; either
 # fails here, before any job or folder exists, with one line naming the key and allowed values.
@@ -98,21 +100,7 @@ def all_targets():
         "results/tables/summary.csv",
         "results/validation/estimator_validation.csv",
         *figure_targets(),
-        *dynamics_targets(),
     ]
-
-
-def dynamics_targets():
-    """Figures of the dynamics and sharpness stages (rules/dynamics.smk, rules/sharpness.smk)."""
-    names = [
-        "exit_time_vs_height",
-        "exit_time_vs_width",
-        "levy_vs_brownian_paths",
-        "stable_densities",
-        "metastability",
-        "sharpness_vs_alpha",
-    ]
-    return [f"figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
 
 
 def dataset_setting(key):
@@ -146,114 +134,23 @@ def showcase_runs():
     return paths
 
 
-def showcase_files(name):
-    """One file per showcase run, e.g. showcase_files('train_log.csv')."""
-    return [f"results/runs/{path}/{name}" for path in showcase_runs()]
-
-
-def benchmark_files(rule):
-    """The benchmark file of every run of the grid for a per-run rule."""
-    return [f"benchmarks/{rule}/{run.path}.tsv" for run in RUNS]
-
-
-def sweep_figures():
-    """Figures that need a sweep: name -> (arch or None, axis, what is needed, example sub-grid)."""
-    example = (
-        "{{dataset: [mnist], arch: [fcn], width: [{width}], depth: [{depth}], "
-        "batch_size: [{batch}], lr: [{lr}], loss: [cross_entropy], seed: [0]}}"
-    )
-    alexnet = (
-        "{dataset: [cifar10, cifar100], arch: [alexnet], width: [16, 32, 64, 128], "
-        "depth: [8], batch_size: [500], lr: [0.1], loss: [cross_entropy], seed: [0]}"
-    )
-    fcn = dict(width="128", depth="3", batch="500", lr="0.1")
-    return {
-        "alpha_vs_width": (
-            "fcn",
-            "width",
-            "FCN runs at two or more widths",
-            example.format(**{**fcn, "width": "16, 32, 64, 128"}),
-        ),
-        "alpha_vs_depth": (
-            "fcn",
-            "depth",
-            "FCN runs at two or more depths",
-            example.format(**{**fcn, "depth": "2, 3, 4"}),
-        ),
-        "alpha_vs_filters": (
-            "alexnet",
-            "width",
-            "AlexNet runs at two or more filter counts ch (width)",
-            alexnet,
-        ),
-        "alpha_vs_batch_size": (
-            None,
-            "batch_size",
-            "runs at two or more batch sizes",
-            example.format(**{**fcn, "batch": "50, 100, 250, 500, 1000"}),
-        ),
-        "alpha_vs_learning_rate": (
-            None,
-            "lr",
-            "runs at two or more learning rates",
-            example.format(**{**fcn, "lr": "0.01, 0.05, 0.1, 0.2"}),
-        ),
-    }
-
-
-def figure_names():
-    """Every figure target name (figures/<name>.pdf and .png), in report order."""
-    return [
-        "noise_norm_histogram",
-        "estimator_validation",
-        "alpha_vs_width",
-        "alpha_vs_depth",
-        "alpha_vs_filters",
-        "alpha_vs_batch_size",
-        "alpha_vs_learning_rate",
-        "alpha_and_accuracy_over_training",
-        "alpha_vs_block_size",
-        "runtime_by_grid_axis",
-    ]
-
-
 def missing_figure_runs(name):
     """Why the selected grid cannot draw figure `name` and which runs to add, or None."""
-    from dataclasses import asdict
-
-    from sgdtail.claims import axis_sweeps
-
-    grid = config["grid"]
-    if name == "alpha_and_accuracy_over_training":
-        few = {
-            p: RUN_CHECKPOINTS[p]
-            for p in showcase_runs()
-            if len(RUN_CHECKPOINTS[p]) < 2
-        }
-        if few:
-            path, steps = next(iter(few.items()))
-            return (
-                f"figure {name} needs two or more checkpoints, and showcase run {path} of "
-                f"grid {grid!r} has {steps}; set training.checkpoints (e.g. include_initial: "
-                "true)"
-            )
-    if name not in sweep_figures():
-        return None
-    arch, axis, what, example = sweep_figures()[name]
-    points = [asdict(run) for run in RUNS if arch is None or run.arch == arch]
-    if axis_sweeps(points, axis):
-        return None
-    return (
-        f"figure {name} needs {what} with every other axis fixed, and grid {grid!r} has "
-        f"none; add a sub-grid such as {example} to grids.{grid}.runs"
+    figure = FIGURES[name]
+    checkpoints = (
+        {path: RUN_CHECKPOINTS[path] for path in showcase_runs()}
+        if figure.over_training
+        else {}
     )
+    points = [asdict(run) for run in RUNS]
+    return missing_runs(figure, points, checkpoints, config["grid"])
 
 
 def figure_targets():
     """The figures the selected grid can draw (PDF and PNG), the claims table, the results page."""
-    drawable = [name for name in figure_names() if missing_figure_runs(name) is None]
+    drawable = [name for name in FIGURES if missing_figure_runs(name) is None]
     return [
-        *(f"figures/{name}.{ext}" for name in drawable for ext in ("pdf", "png")),
+        *(path for name in drawable for path in (FIGURES[name].pdf, FIGURES[name].png)),
         "figures/claims.md",
         "figures/claims.csv",
         "figures/claims.html",
@@ -261,16 +158,48 @@ def figure_targets():
     ]
 
 
-def figure_input(name, **files):
-    """Input function of plot_<name>: ``files``, or a WorkflowError naming the runs to add."""
+def figure_png(name):
+    """figures/<name>.png, registered with the report: category, caption and figure label."""
+    figure = FIGURES[name]
+    return report(
+        figure.png,
+        category=figure.category,
+        caption=figure.caption,
+        labels={"figure": name},
+    )
+
+
+def _figure_files(path):
+    """A declared input path: one file, or one per showcase run ({showcase}) or run ({run})."""
+    if "{showcase}" in path:
+        return [path.format(showcase=showcase) for showcase in showcase_runs()]
+    if "{run}" in path:
+        return [path.format(run=run.path) for run in RUNS]
+    return path
+
+
+def figure_input(figure):
+    """Input function of plot_<name>: its declared inputs, or a WorkflowError naming the
+    runs to add."""
 
     def inputs(wildcards):
-        missing = missing_figure_runs(name)
+        missing = missing_figure_runs(figure.name)
         if missing:
             raise WorkflowError(missing)
-        return files
+        return {key: _figure_files(path) for key, path in figure.inputs.items()}
 
     return inputs
+
+
+def figure_params(figure):
+    """Params of plot_<name>: its script's name, the showcase runs and figures settings it
+    declares, and a sweep's plotting arguments (`sweep`)."""
+    params = {"script": figure.script}
+    for key in figure.params:
+        params[key] = showcase_runs() if key == "showcase" else figure_settings()[key]
+    if figure.sweep:
+        params["sweep"] = figure.sweep.plot_arguments()
+    return params
 
 
 def extra_claim_files():

@@ -79,40 +79,15 @@ rule plot_dynamics:
         shares="results/dynamics/jump_shares.csv",
     output:
         height="figures/exit_time_vs_height.pdf",
-        height_png=report(
-            "figures/exit_time_vs_height.png",
-            category="Lévy vs Brownian dynamics",
-            caption="captions/exit_time_vs_height.rst",
-            labels={"figure": "exit_time_vs_height"},
-        ),
+        height_png=figure_png("exit_time_vs_height"),
         width="figures/exit_time_vs_width.pdf",
-        width_png=report(
-            "figures/exit_time_vs_width.png",
-            category="Lévy vs Brownian dynamics",
-            caption="captions/exit_time_vs_width.rst",
-            labels={"figure": "exit_time_vs_width"},
-        ),
+        width_png=figure_png("exit_time_vs_width"),
         paths="figures/levy_vs_brownian_paths.pdf",
-        paths_png=report(
-            "figures/levy_vs_brownian_paths.png",
-            category="Lévy vs Brownian dynamics",
-            caption="captions/levy_vs_brownian_paths.rst",
-            labels={"figure": "levy_vs_brownian_paths"},
-        ),
+        paths_png=figure_png("levy_vs_brownian_paths"),
         densities="figures/stable_densities.pdf",
-        densities_png=report(
-            "figures/stable_densities.png",
-            category="Lévy vs Brownian dynamics",
-            caption="captions/stable_densities.rst",
-            labels={"figure": "stable_densities"},
-        ),
+        densities_png=figure_png("stable_densities"),
         metastability="figures/metastability.pdf",
-        metastability_png=report(
-            "figures/metastability.png",
-            category="Lévy vs Brownian dynamics",
-            caption="captions/metastability.rst",
-            labels={"figure": "metastability"},
-        ),
+        metastability_png=figure_png("metastability"),
     log:
         "logs/plot_dynamics.log",
     priority: PRIORITY_SIDE

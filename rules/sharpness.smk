@@ -37,12 +37,7 @@ rule plot_sharpness_vs_alpha:
         table="results/tables/sharpness.csv",
         claim="results/sharpness/claim_C6.json",
         pdf="figures/sharpness_vs_alpha.pdf",
-        png=report(
-            "figures/sharpness_vs_alpha.png",
-            category="Width of the minima",
-            caption="captions/sharpness_vs_alpha.rst",
-            labels={"figure": "sharpness_vs_alpha"},
-        ),
+        png=figure_png("sharpness_vs_alpha"),
     log:
         "logs/plot_sharpness_vs_alpha.log",
     priority: PRIORITY_UNLOCKS

@@ -196,7 +196,7 @@ def test_figure_aggregate_and_claims_jobs_do_not_import_torch():
     code = (
         "import sys; sys.path.insert(0, 'scripts')\n"
         "import sgdtail.plots, sgdtail.aggregate, sgdtail.claims, sgdtail.validation\n"
-        "import sgdtail.sharpness, sgdtail.dynamics, sgdtail.io, sgdtail.grid\n"
+        "import sgdtail.sharpness, sgdtail.dynamics, sgdtail.io, sgdtail.grid, sgdtail.figures\n"
         "import sgdtail.dynamics_claims, sgdtail.plots_dynamics, sgdtail.verdicts\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
     )

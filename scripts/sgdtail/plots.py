@@ -15,6 +15,7 @@ import math
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -264,36 +265,13 @@ def plot_alpha_vs_axis(
     ``hue`` may be an axis or ``"network"`` (architecture, width × depth).
     """
     set_style()
-    # the sweep is found among all runs, then diverged ones are dropped: a sweep that lost
-    # runs to divergence is still drawn with what is left (the title counts the excluded)
-    df = final_checkpoints(summary, keep_excluded=True)
-    if arch is not None:
-        df = df[df.arch == arch]
-    df = sweep_rows(df, axis)
-    df = df[usable(df.status)]
-    if df.empty:
-        what = f"{arch} runs" if arch else "runs"
-        raise ValueError(
-            f"no {what} that differ only in {axis} (and seed) among the measured runs that "
-            f"trained; add {what} at two or more values of {axis} with every other axis fixed "
-            "to the selected grid (and check their final training accuracy against "
-            "claims.min_train_accuracy) to draw this figure"
-        )
+    df = _sweep_runs(summary, axis, arch)
     few = too_few_note(df)
     df = enough_samples(df)
     df = df.assign(network=[network_label(*v) for v in df[["arch", "width", "depth"]].to_numpy()])
-    long = long_alpha(df)
-    lines = line_labels(long, axis, hue)
-    style = None if lines is None else "line"
-    if lines is not None:
-        long = long.assign(line=lines)
+    long, lines = _sweep_lines(long_alpha(df), axis, hue)
     estimators = list(ESTIMATOR_LABELS.values())
     settings = sorted(long["setting"].unique())
-    hue_values = sorted(long[hue].unique())
-    palette = dict(zip(hue_values, sns.color_palette("viridis", len(hue_values)), strict=True))
-    styles = sorted(long[style].unique()) if style else []
-    markers = dict(zip(styles, _MARKERS, strict=False)) if style else True
-    dashes = dict(zip(styles, _DASHES, strict=False)) if style else True
     fig, axes = plt.subplots(
         len(estimators),
         len(settings),
@@ -310,37 +288,7 @@ def plot_alpha_vs_axis(
             if sub.empty:
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", color="grey")
                 continue
-            sns.lineplot(
-                data=sub,
-                x=axis,
-                y="alpha",
-                hue=hue,
-                hue_order=hue_values,
-                palette=palette,
-                style=style,
-                style_order=styles or None,
-                markers=markers,
-                dashes=dashes,
-                marker=None if style else "o",
-                errorbar=("pi", 100),
-                estimator="mean",
-                ax=ax,
-                legend=False,
-            )
-            if estimator == ESTIMATOR_LABELS["alpha_robust"]:
-                _robust_interval_bars(ax, sub, axis, hue, palette, style)
-            zeros = sub["zero_fraction"]
-            if estimator == ESTIMATOR_LABELS["alpha_reference"] and zeros.max() > 0.01:
-                ax.text(
-                    0.98,
-                    0.04,
-                    f"exact zeros: {zeros.min():.0%} to {zeros.max():.0%} of "
-                    "the noise values\n(kept by the reference: biases it low)",
-                    transform=ax.transAxes,
-                    ha="right",
-                    va="bottom",
-                    fontsize=7,
-                )
+            _sweep_panel(ax, sub, axis, lines, estimator)
             if log_base:
                 _plain_log_axis(ax, log_base, long[axis].unique())
             else:
@@ -348,17 +296,8 @@ def plot_alpha_vs_axis(
             ax.set_title(f"{setting}\n{estimator}" if r == 0 else estimator, fontsize=9)
             ax.set_xlabel(axis_label or axis if r == len(estimators) - 1 else "")
             ax.set_ylabel("tail index α̂" if c == 0 else "")
-    handles = [Line2D([], [], color=palette[h], marker="o", label=str(h)) for h in hue_values]
-    if style:
-        handles += [
-            Line2D(
-                [], [], color="grey", marker=markers[s], dashes=dashes[s] or (None, None), label=s
-            )
-            for s in styles
-        ]
-    handles.append(Line2D([], [], color="grey", ls="--", lw=0.8, label="Gaussian, α = 2"))
     fig.legend(
-        handles=handles,
+        handles=_sweep_legend_handles(lines),
         title=hue_label or hue,
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
@@ -375,6 +314,118 @@ def plot_alpha_vs_axis(
     fig.tight_layout()
     save_figure(fig, pdf, png)
     return fig
+
+
+def _sweep_runs(summary: pd.DataFrame, axis: str, arch: str | None) -> pd.DataFrame:
+    """Last-checkpoint rows of the runs that trained in a sweep over ``axis`` (among ``arch``
+    runs when given); ``ValueError`` naming the runs to add when there are none."""
+    # the sweep is found among all runs, then diverged ones are dropped: a sweep that lost
+    # runs to divergence is still drawn with what is left (the title counts the excluded)
+    df = final_checkpoints(summary, keep_excluded=True)
+    if arch is not None:
+        df = df[df.arch == arch]
+    df = sweep_rows(df, axis)
+    df = df[usable(df.status)]
+    if df.empty:
+        what = f"{arch} runs" if arch else "runs"
+        raise ValueError(
+            f"no {what} that differ only in {axis} (and seed) among the measured runs that "
+            f"trained; add {what} at two or more values of {axis} with every other axis fixed "
+            "to the selected grid (and check their final training accuracy against "
+            "claims.min_train_accuracy) to draw this figure"
+        )
+    return df
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """How the lines of an α-vs-axis figure look: a colour per ``hue`` value and, when the
+    hue does not tell apart the lines of a panel, a marker and dash per ``style`` value."""
+
+    hue: str
+    hue_values: list
+    palette: dict
+    style: str | None
+    styles: list
+    markers: dict | bool
+    dashes: dict | bool
+
+
+def _sweep_lines(long: pd.DataFrame, axis: str, hue: str) -> tuple[pd.DataFrame, _Lines]:
+    """``long`` with a ``line`` column where :func:`line_labels` finds lines to tell apart,
+    and the look of the lines."""
+    labels = line_labels(long, axis, hue)
+    style = None if labels is None else "line"
+    if labels is not None:
+        long = long.assign(line=labels)
+    hue_values = sorted(long[hue].unique())
+    styles = sorted(long[style].unique()) if style else []
+    lines = _Lines(
+        hue=hue,
+        hue_values=hue_values,
+        palette=dict(zip(hue_values, sns.color_palette("viridis", len(hue_values)), strict=True)),
+        style=style,
+        styles=styles,
+        markers=dict(zip(styles, _MARKERS, strict=False)) if style else True,
+        dashes=dict(zip(styles, _DASHES, strict=False)) if style else True,
+    )
+    return long, lines
+
+
+def _sweep_panel(ax: plt.Axes, sub: pd.DataFrame, axis: str, lines: _Lines, estimator: str) -> None:
+    """One panel of an α-vs-axis figure: the lines and bands of one estimator and setting,
+    the robust interval bars, and the share of exact zeros under the reference estimator."""
+    sns.lineplot(
+        data=sub,
+        x=axis,
+        y="alpha",
+        hue=lines.hue,
+        hue_order=lines.hue_values,
+        palette=lines.palette,
+        style=lines.style,
+        style_order=lines.styles or None,
+        markers=lines.markers,
+        dashes=lines.dashes,
+        marker=None if lines.style else "o",
+        errorbar=("pi", 100),
+        estimator="mean",
+        ax=ax,
+        legend=False,
+    )
+    if estimator == ESTIMATOR_LABELS["alpha_robust"]:
+        _robust_interval_bars(ax, sub, axis, lines.hue, lines.palette, lines.style)
+    zeros = sub["zero_fraction"]
+    if estimator == ESTIMATOR_LABELS["alpha_reference"] and zeros.max() > 0.01:
+        ax.text(
+            0.98,
+            0.04,
+            f"exact zeros: {zeros.min():.0%} to {zeros.max():.0%} of "
+            "the noise values\n(kept by the reference: biases it low)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+        )
+
+
+def _sweep_legend_handles(lines: _Lines) -> list[Line2D]:
+    """Legend entries: each hue colour, each line style, and the Gaussian α = 2 line."""
+    handles = [
+        Line2D([], [], color=lines.palette[h], marker="o", label=str(h)) for h in lines.hue_values
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker=lines.markers[s],
+            dashes=lines.dashes[s] or (None, None),
+            label=s,
+        )
+        for s in lines.styles
+    ]
+    handles.append(Line2D([], [], color="grey", ls="--", lw=0.8, label="Gaussian, α = 2"))
+    return handles
 
 
 _MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]

@@ -1,4 +1,4 @@
-"""Rule plot_alpha_vs_width: α vs FCN width, one line per depth."""
+"""Rules plot_alpha_vs_<axis>: α vs one grid axis, as its sweep in sgdtail.figures declares."""
 
 import pandas as pd
 
@@ -9,12 +9,7 @@ setup_logging(snakemake.log[0])
 plot_alpha_vs_axis(
     pd.read_csv(snakemake.input.summary),
     pd.read_csv(snakemake.input.runs),
-    axis="width",
-    hue="depth",
     pdf=snakemake.output.pdf,
     png=snakemake.output.png,
-    arch="fcn",
-    log_base=2,
-    axis_label="width (units per hidden layer)",
-    hue_label="depth (linear layers)",
+    **snakemake.params.sweep,
 )

@@ -1,0 +1,108 @@
+"""Tests of sgdtail.figures: the declaration of every figure, and what a grid needs to draw it."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sgdtail import plots as P
+from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, Figure, missing_runs
+from sgdtail.grid import expand_grid
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def grid_points(grid: str) -> list[dict]:
+    return [dataclasses.asdict(run) for run in expand_grid(CONFIG["grids"][grid]["runs"])]
+
+
+def test_each_figure_has_a_caption_and_exactly_one_rule_that_draws_it():
+    for figure in FIGURES.values():
+        assert (REPO / "rules" / figure.caption).is_file(), figure.name
+        assert (figure.script is None) != (figure.stage is None), figure.name
+        assert (figure.pdf, figure.png) == (
+            f"figures/{figure.name}.pdf",
+            f"figures/{figure.name}.png",
+        )
+    for figure in PLOT_RULE_FIGURES:
+        assert (REPO / "scripts" / f"{figure.script}.py").is_file(), figure.name
+        assert figure.inputs, figure.name
+    rules = "".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
+    for stage in {f.stage for f in FIGURES.values() if f.stage}:
+        assert f"rule {stage}:" in rules, stage
+    # the stages' rules register their figures with the report through figure_png
+    registered = re.findall(r'figure_png\("(\w+)"\)', rules)
+    assert sorted(registered) == sorted(f.name for f in FIGURES.values() if f.stage)
+
+
+def test_every_caption_belongs_to_a_figure_or_the_report():
+    captions = {path.stem for path in (REPO / "rules/captions").glob("*.rst")}
+    assert captions == set(FIGURES) | {"claims", "workflow"}
+
+
+def test_the_docs_list_every_figure_once():
+    table = (REPO / "docs/figures.md").read_text()
+    listed = re.findall(r"^\| `(\w+)`", table, flags=re.M)
+    assert sorted(listed) == sorted(FIGURES)
+
+
+def test_sweep_arguments_are_those_of_plot_alpha_vs_axis():
+    parameters = inspect.signature(P.plot_alpha_vs_axis).parameters
+    sweeps = [f for f in FIGURES.values() if f.sweep]
+    assert {f.name for f in sweeps} == {
+        "alpha_vs_width",
+        "alpha_vs_depth",
+        "alpha_vs_filters",
+        "alpha_vs_batch_size",
+        "alpha_vs_learning_rate",
+    }
+    for figure in sweeps:
+        assert figure.script == "plot_alpha_vs_axis"
+        assert set(figure.sweep.plot_arguments()) <= set(parameters), figure.name
+
+
+@pytest.mark.parametrize(
+    ("grid", "missing"),
+    [
+        ("smoke", {"alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate"}),
+        ("smoke_sweeps", {"alpha_vs_width", "alpha_vs_depth"}),
+        ("paper", set()),
+    ],
+)
+def test_a_grid_without_a_sweep_misses_its_figure_and_is_told_what_to_add(grid, missing):
+    points = grid_points(grid)
+    found = {name: missing_runs(f, points, {}, grid) for name, f in FIGURES.items()}
+    assert {name for name, text in found.items() if text} == missing
+    for name in missing:
+        text = found[name]
+        assert text.startswith(f"figure {name} needs ") and "with every other axis fixed" in text
+        assert text.endswith(f"to grids.{grid}.runs") and "add a sub-grid such as {" in text
+
+
+def test_each_sweep_example_is_a_sub_grid_that_draws_its_figure():
+    for figure in FIGURES.values():
+        if figure.sweep is None:
+            continue
+        example = yaml.safe_load(figure.sweep.example)
+        points = [dataclasses.asdict(run) for run in expand_grid([example])]
+        assert missing_runs(figure, points, {}, "example") is None, figure.name
+
+
+def test_a_figure_over_training_needs_two_checkpoints_per_showcase_run():
+    figure = FIGURES["alpha_and_accuracy_over_training"]
+    path = "mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0"
+    assert missing_runs(figure, [], {path: [0, 20]}, "smoke") is None
+    text = missing_runs(figure, [], {path: [20]}, "smoke")
+    assert text == (
+        f"figure alpha_and_accuracy_over_training needs two or more checkpoints, and showcase "
+        f"run {path} of grid 'smoke' has [20]; set training.checkpoints (e.g. include_initial: "
+        "true)"
+    )
+    plain = Figure("plain", "Runtime", script="plot_plain")  # no requirement
+    assert missing_runs(plain, [], {path: [20]}, "smoke") is None
