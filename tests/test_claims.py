@@ -739,8 +739,9 @@ MD_RULES = [
     "with its Wilson 95% interval.",
     "- C1: at each run's last checkpoint, yes when the upper end of the α̂ interval is below "
     "1.8, no when its lower end is at or above it. Robust estimate: the interval is the "
-    "batch-means interval (which belongs to K1 = ⌊√K⌋ only) widened by the spread of the robust "
-    "estimate's own members, the α̂ at K1 = f·√K for every factor f (read off the natural-order "
+    "batch-means interval (which belongs to K1 = the power of two nearest √K only) widened by the "
+    "spread of the robust estimate's own members, the α̂ at K1 = the power of two nearest f·√K "
+    "for every factor f (read off the natural-order "
     "block sweep, linear in log K1): lower end − (median member − smallest), upper end + "
     "(largest − median member). The other estimators have no interval: their point value is "
     "compared.",

@@ -400,7 +400,7 @@ def test_alpha_vs_block_size_draws_measured_and_synthetic_sweeps(out):
     assert (list(x), list(y)) == ([316.0], [1.3])
     assert horizontal_at(ax, 2.0) == 1
     assert len(legend_texts(ax.get_legend())) == 6
-    assert legend_texts(ax.get_legend())[-1] == "robust α̂ = 1.30 (shown at K1 = ⌊√K⌋)"
+    assert legend_texts(ax.get_legend())[-1] == "robust α̂ = 1.30 (shown at K1 = 316)"
     assert ax.get_title().startswith(P.run_label(run()) + "\nstep 1000, training set")
     assert ax.get_ylabel() == "pooled α̂" and ax.get_xscale() == "log"
 

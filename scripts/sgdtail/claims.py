@@ -245,9 +245,9 @@ def k1_spread(
     """How far the members of the robust α̂ lie below and above their median, per measurement.
 
     The robust α̂ is the median of the pooled estimator at the block sizes
-    K1 = max(2, ⌊f·√K⌋), f in ``factors``, K = n_minibatches × n_parameters
-    (:func:`sgdtail.estimators.robust_k1_values`); its batch-means interval
-    belongs to the K1 = ⌊√K⌋ member only. The members are read off the
+    K1 = the power of two nearest f·√K, f in ``factors``, K = n_minibatches ×
+    n_parameters (:func:`sgdtail.estimators.robust_k1_values`); its batch-means
+    interval belongs to the member at the power of two nearest √K only. The members are read off the
     natural-order block sweep (the same values in the same order) by linear
     interpolation in log K1. Columns: :data:`MEASUREMENT_KEYS`, ``k1_down``
     (median member − smallest member) and ``k1_up`` (largest member − median
@@ -1063,8 +1063,9 @@ def rules_text(th: Thresholds) -> list[str]:
         "its Wilson 95% interval.",
         f"- C1: at each run's last checkpoint, yes when the upper end of the α̂ interval is "
         f"below {th.c1_alpha_max}, no when its lower end is at or above it. Robust estimate: "
-        "the interval is the batch-means interval (which belongs to K1 = ⌊√K⌋ only) widened "
-        "by the spread of the robust estimate's own members, the α̂ at K1 = f·√K for every "
+        "the interval is the batch-means interval (which belongs to K1 = the power of two "
+        "nearest √K only) widened by the spread of the robust estimate's own members, the α̂ "
+        "at K1 = the power of two nearest f·√K for every "
         "factor f (read off the natural-order block sweep, linear in log K1): lower end − "
         "(median member − smallest), upper end + (largest − median member). The other "
         "estimators have no interval: their point value is compared.",

@@ -994,7 +994,7 @@ def plot_alpha_vs_block_size(
                 capsize=3,
                 ls="",
                 zorder=5,
-                label=f"robust α̂ = {r.alpha:.2f} (shown at K1 = ⌊√K⌋)",
+                label=f"robust α̂ = {r.alpha:.2f} (shown at K1 = {int(r.k1)})",
             )
         ax.axhline(GAUSSIAN_ALPHA, color="grey", lw=0.6, ls="--")
         ax.set_xscale("log")
