@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sgdtail.shapes import ALEXNET_DEPTH
+
 AXES: tuple[str, ...] = ("dataset", "arch", "width", "depth", "batch_size", "lr", "loss", "seed")
 """Grid axes, in the order they appear in run paths and tables."""
 
@@ -65,9 +67,6 @@ DATASET_SIZES: dict[str, tuple[int, int]] = {
 
 DATASET_CHANNELS: dict[str, int] = {"mnist": 1, "cifar10": 3, "cifar100": 3}
 """Image channels of each data set: the length of its ``mean`` and ``std``."""
-
-ALEXNET_DEPTH = 8
-"""AlexNet has 5 conv + 3 linear weight layers; its ``depth`` axis must be 8."""
 
 
 class ConfigError(ValueError):
