@@ -9,11 +9,13 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from sgdtail.grid import (  # noqa: E402
     AXES,
+    RUN_PATTERN,
     ConfigError,
     check_config,
     checkpoint_schedule,
     describe_schema_error,
     resolved_section,
+    run_path,
     run_training,
 )
 from sgdtail.cost import (  # noqa: E402
@@ -55,8 +57,8 @@ RUN_CHECKPOINTS = {
     for path, t in RUN_TRAINING.items()
 }
 DATASETS = sorted({run.dataset for run in RUNS})
-RUN_PATH = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
-RUN_DIR = f"results/runs/{RUN_PATH}"  # logs/ and benchmarks/ mirror RUN_PATH per rule
+# logs/ and benchmarks/ mirror the run path per rule
+RUN_DIR = f"results/runs/{RUN_PATTERN}"
 
 
 wildcard_constraints:
@@ -68,11 +70,6 @@ wildcard_constraints:
     batch_size=r"\d+",
     lr=r"[0-9.eE+-]+",
     seed=r"\d+",
-
-
-def run_path(wildcards):
-    """The run path (as under results/runs/) of a job's wildcards."""
-    return RUN_PATH.format(**{axis: wildcards[axis] for axis in AXES})
 
 
 def run_training_of(wildcards):

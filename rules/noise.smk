@@ -10,9 +10,9 @@ rule measure_gradient_noise:
         estimates=f"{RUN_DIR}/tail_index.csv",
         norms=f"{RUN_DIR}/noise_norms.csv",
     log:
-        f"logs/measure_gradient_noise/{RUN_PATH}.log",
+        f"logs/measure_gradient_noise/{RUN_PATTERN}.log",
     benchmark:
-        f"benchmarks/measure_gradient_noise/{RUN_PATH}.tsv"
+        f"benchmarks/measure_gradient_noise/{RUN_PATTERN}.tsv"
     group:
         run_group
     conda:

@@ -9,9 +9,9 @@ rule measure_sharpness:
     output:
         f"{RUN_DIR}/sharpness.json",
     log:
-        f"logs/measure_sharpness/{RUN_PATH}.log",
+        f"logs/measure_sharpness/{RUN_PATTERN}.log",
     benchmark:
-        f"benchmarks/measure_sharpness/{RUN_PATH}.tsv"
+        f"benchmarks/measure_sharpness/{RUN_PATTERN}.tsv"
     group:
         sharpness_group
     conda:

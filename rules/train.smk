@@ -10,9 +10,9 @@ rule train_sgd:
         train_log=f"{RUN_DIR}/train_log.csv",
         info=f"{RUN_DIR}/run.json",
     log:
-        f"logs/train_sgd/{RUN_PATH}.log",
+        f"logs/train_sgd/{RUN_PATTERN}.log",
     benchmark:
-        f"benchmarks/train_sgd/{RUN_PATH}.tsv"
+        f"benchmarks/train_sgd/{RUN_PATTERN}.tsv"
     priority: PRIORITY_UNLOCKS
     group:
         run_group

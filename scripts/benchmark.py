@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py train   # train_sgd's loop vs a minimal hand-written loop
     python scripts/benchmark.py noise   # one noise measurement vs a plain forward+backward epoch
+    python scripts/benchmark.py estimators  # the streamed estimator suite alone: ns per value
     python scripts/benchmark.py cores   # the smoke grid end to end: --cores 2 vs --cores 1
 
 Targets: the training loop within 10% of the bare loop (ratio ≥ 0.90, issue 3); a
@@ -29,16 +30,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sgdtail.data import PreparedData, load_prepared  # noqa: E402
+from sgdtail.estimators import StreamingTailStats, sample_sas  # noqa: E402
 from sgdtail.losses import get_loss  # noqa: E402
-from sgdtail.models import build_model, count_parameters  # noqa: E402
+from sgdtail.models import build_model, count_parameters, layer_slices  # noqa: E402
 from sgdtail.noise import full_gradient, measure_noise  # noqa: E402
 from sgdtail.train import TrainConfig, train_sgd  # noqa: E402
 
@@ -241,6 +245,52 @@ def bench_noise(args: argparse.Namespace) -> dict:
     return result
 
 
+def time_streaming(
+    n_rows: int,
+    n_cols: int,
+    layers: Sequence[tuple[str, int, int]] | None = None,
+    chunk_rows: int = 1,
+    seed: int = 0,
+    **kwargs,
+) -> dict[str, float]:
+    """Time :class:`StreamingTailStats` on an n_rows × n_cols noise matrix fed ``chunk_rows``
+    rows at a time (``layers``: one layer "all" when None; ``kwargs`` go to the class).
+
+    Rows are drawn once (SαS, α = 1.4, 20 distinct rows reused) so that only the
+    estimator is timed. Returns seconds, values and values_per_second.
+    """
+    layers = [("all", 0, n_cols)] if layers is None else layers
+    rng = np.random.default_rng(seed)
+    pool = sample_sas(1.4, (min(20, n_rows), n_cols), rng).astype(np.float32)
+    stats_ = StreamingTailStats(n_rows, n_cols, layers, **kwargs)
+    start = time.perf_counter()
+    done = 0
+    while done < n_rows:
+        c = min(chunk_rows, n_rows - done)
+        idx = np.arange(done, done + c) % pool.shape[0]
+        stats_.update(pool[idx])
+        done += c
+    stats_.finalize()
+    seconds = time.perf_counter() - start
+    values = float(n_rows) * n_cols
+    return {"seconds": seconds, "values": values, "values_per_second": values / seconds}
+
+
+def bench_estimators(args: argparse.Namespace) -> dict:
+    """The estimator suite alone on synthetic noise of the FCN's shape on MNIST (its layers,
+    60,000 // ``--batch`` rows fed one at a time): ns per noise value, median of ``--repeats``."""
+    model = build_model("fcn", args.width, args.depth, (1, 28, 28), 10)
+    n_cols, rows = count_parameters(model), 60_000 // args.batch
+    runs = [time_streaming(rows, n_cols, layer_slices(model)) for _ in range(args.repeats)]
+    seconds = statistics.median(r["seconds"] for r in runs)
+    return {
+        "case": f"FCN w{args.width} d{args.depth}, {rows} x {n_cols:,} values, median of "
+        f"{args.repeats}",
+        "estimator_seconds": seconds,
+        "estimator_ns_per_value": 1e9 * seconds / (rows * n_cols),
+    }
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -311,7 +361,7 @@ def bench_cores(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["train", "noise", "cores", "_child"])
+    parser.add_argument("what", choices=["train", "noise", "estimators", "cores", "_child"])
     parser.add_argument("child_what", nargs="?", choices=["epoch", "noise"])
     parser.add_argument("--data", help="prepared data set (.pt); default: random MNIST-shaped")
     parser.add_argument("--device", default="cpu")
@@ -345,7 +395,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "_child":
         print(json.dumps(measure_once(args, args.child_what)))
         return
-    bench = {"train": bench_train, "noise": bench_noise, "cores": bench_cores}[args.what]
+    bench = {
+        "train": bench_train,
+        "noise": bench_noise,
+        "estimators": bench_estimators,
+        "cores": bench_cores,
+    }[args.what]
     result = bench(args)
     for key, value in result.items():
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")

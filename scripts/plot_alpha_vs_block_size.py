@@ -2,8 +2,9 @@
 
 import pandas as pd
 
+from sgdtail.grid import parse_run_path
 from sgdtail.io import setup_logging
-from sgdtail.plots import parse_run_path, plot_alpha_vs_block_size
+from sgdtail.plots import plot_alpha_vs_block_size
 
 setup_logging(snakemake.log[0])
 plot_alpha_vs_block_size(

@@ -2,8 +2,9 @@
 
 import pandas as pd
 
+from sgdtail.grid import parse_run_path
 from sgdtail.io import setup_logging
-from sgdtail.plots import parse_run_path, plot_noise_norm_histogram
+from sgdtail.plots import plot_noise_norm_histogram
 
 setup_logging(snakemake.log[0])
 plot_noise_norm_histogram(

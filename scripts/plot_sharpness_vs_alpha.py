@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from sgdtail.aggregate import typed_axes
+from sgdtail.grid import typed_axes
 from sgdtail.io import setup_logging, write_json, write_table
 from sgdtail.sharpness import (
     claim_c6,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from sgdtail import cost
+from sgdtail.grid import expand_grid
 from sgdtail.models import build_model, count_parameters
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -36,6 +42,26 @@ def test_net_size_counts_the_models_parameters(dataset, arch, width, depth):
     model(torch.zeros(2, c, h, w))
     assert len(sizes) >= 2 * (depth - 1) + 1  # a linear and an activation per hidden layer
     assert acts == sum(sizes.values())
+
+
+def paper_networks() -> list[tuple[str, str, int, int]]:
+    """Every (dataset, arch, width, depth) of the ``paper`` grid in config.yaml, once."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    points = expand_grid(config["grids"]["paper"]["runs"], where="grids.paper")
+    return sorted({(p.dataset, p.arch, p.width, p.depth) for p in points})
+
+
+def test_net_size_counts_every_paper_network_as_built():
+    """The resource model's parameter count is the built model's on every network of the paper
+    grid (built on the meta device: shapes only, no memory or initialisation)."""
+    networks = paper_networks()
+    assert {arch for _, arch, _, _ in networks} == {"fcn", "alexnet"} and len(networks) > 150
+    for dataset, arch, width, depth in networks:
+        (c, h, w), classes, _, _ = cost.DATA_SIZES[dataset]
+        with torch.device("meta"):
+            model = build_model(arch, width, depth, input_shape=(c, h, w), num_classes=classes)
+        params, _, _ = cost.net_size(dataset, arch, width, depth)
+        assert params == count_parameters(model), (dataset, arch, width, depth)
 
 
 def point(**axes):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import jsonschema
 import pytest
@@ -16,6 +17,8 @@ from sgdtail.grid import (
     describe_schema_error,
     expand_grid,
     format_lr,
+    parse_run_path,
+    run_path,
     run_training,
 )
 
@@ -49,6 +52,35 @@ def test_run_path_encodes_every_axis():
     point = RunPoint("cifar10", "alexnet", 64, 8, 500, 0.001, "hinge", 2)
     assert point.path == "cifar10/alexnet/w64_d8/hinge_b500_lr0.001_s2"
     assert format_lr(1e-1) == "0.1" and format_lr(0.05) == "0.05"
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        RunPoint("cifar10", "alexnet", 64, 8, 100, 0.05, "hinge", 2),
+        RunPoint("mnist", "fcn", 4, 2, 50, 1e-3, "cross_entropy", 0),
+        RunPoint("cifar100", "alexnet", 1024, 8, 2000, 2.5e-05, "cross_entropy", 123),
+        RunPoint("mnist", "fcn", 128, 10, 500, 1.0, "hinge", 7),
+    ],
+)
+def test_parse_run_path_inverts_the_run_path(point):
+    """Every axis comes back with its type (str, int, float), from the path and its wildcards."""
+    axes = parse_run_path(point.path)
+    assert axes == dataclasses.asdict(point)
+    assert [type(v) for v in axes.values()] == [str, str, int, int, int, float, str, int]
+    assert run_path(point.wildcards()) == point.path
+    assert parse_run_path(f"/{point.path}/") == axes
+    assert RunPoint(**axes).path == point.path
+
+
+def test_parse_run_path_rejects_what_is_not_a_run_path():
+    for bad in (
+        "mnist/fcn/w16/cross_entropy",
+        "mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0/extra",
+        "mnist/fcn/wX_d2/cross_entropy_b500_lr0.1_s0",
+    ):
+        with pytest.raises(ValueError, match="not a run path.*<dataset>/<arch>/w<width>_d<depth>"):
+            parse_run_path(bad)
 
 
 def test_checkpoint_schedules():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,13 +20,6 @@ def assert_drawn(pdf: str, png: str) -> None:
     for path in (pdf, png):
         with open(path, "rb") as fh:
             assert len(fh.read()) > 5000, path
-
-
-def test_parse_run_path_inverts_the_run_path():
-    point = RunPoint("cifar10", "alexnet", 64, 8, 100, 0.05, "hinge", 2)
-    assert P.parse_run_path(point.path) == dataclasses.asdict(point)
-    with pytest.raises(ValueError, match="not a run path"):
-        P.parse_run_path("mnist/fcn/w16/cross_entropy")
 
 
 def test_alpha_vs_width_draws_every_estimator_row(tmp_path):

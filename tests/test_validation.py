@@ -82,11 +82,6 @@ def test_sweep_slope() -> None:
         V.sweep_slope([10, 100], [1.0])
 
 
-def test_time_streaming_small() -> None:
-    out = V.time_streaming(n_rows=20, n_cols=300, chunk_rows=3)
-    assert out["values"] == 6000 and out["values_per_second"] > 0
-
-
 def test_gaussian_readings_find_the_smallest_reliable_sizes():
     readings = V.gaussian_readings([1000, 100_000], [4, 100], coordinates=2000, repeats=2)
     assert set(readings.estimator) == {

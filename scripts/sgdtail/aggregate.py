@@ -18,10 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from sgdtail.grid import AXES
+from sgdtail.grid import AXES, typed_axes
 from sgdtail.validation import sweep_slope
-
-AXIS_TYPES = {"width": int, "depth": int, "batch_size": int, "lr": float, "seed": int}
 
 USABLE_STATUSES: tuple[str, ...] = ("completed", "converged")
 """Run statuses whose noise enters α statistics, figures and claims."""
@@ -46,11 +44,6 @@ def run_status(info_status: str, final_train_accuracy: float, min_train_accuracy
     if not final_train_accuracy >= min_train_accuracy:  # NaN counts as not trained
         return "not_trained"
     return info_status
-
-
-def typed_axes(wildcards: dict[str, str]) -> dict:
-    """Grid-axis values with their numeric types restored."""
-    return {axis: AXIS_TYPES.get(axis, str)(wildcards[axis]) for axis in AXES}
 
 
 def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:

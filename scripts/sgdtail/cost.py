@@ -7,14 +7,15 @@ cost"). The rates below were calibrated on the ``paper_sample`` grid's runs at
 full length (CPU time per SGD step and per noise measurement, README,
 "The paper grid's cost"); the GPU rate is an assumption until measured.
 
-Network sizes are the closed forms of :class:`sgdtail.models.FullyConnected`
-and :class:`sgdtail.models.AlexNetCifar` (checked against the models in the tests).
+Network sizes come from :mod:`sgdtail.shapes`, which the models are built from (the tests
+check them against the built models on every network of the ``paper`` grid).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+
+from sgdtail.shapes import alexnet_size, fcn_size
 
 DATA_SIZES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
     "mnist": ((1, 28, 28), 10, 60_000, 10_000),
@@ -29,7 +30,11 @@ GPU_FLOPS = 2e12
 STEP_OVERHEAD_S = 1.5e-3
 """Python and autograd per SGD step or minibatch gradient (fitted with the rate above)."""
 ESTIMATOR_S_PER_VALUE = 10e-9
-"""The streamed estimator suite, per noise value (README, "Benchmarks": 6-10 ns)."""
+"""A noise job's time per noise value beyond its gradients. The estimator suite alone measures
+3.2-3.4 ns a value at b = 100 and 5.6-6.1 ns at b = 500 on an idle 2-core machine, ±10-20 %
+loaded (docs/benchmarks.md, ``benchmark.py noise``); 10 ns, fitted with the rates above
+on the ``paper_sample`` runs' noise jobs, predicts their time per checkpoint within 0.9-1.2×
+(docs/cluster.md, "The paper grid's cost")."""
 BASE_MEM_MB = 1000
 """Python, torch, pandas."""
 
@@ -44,24 +49,8 @@ def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int,
     """(parameters, forward FLOPs, activations) per image of a network on ``dataset``."""
     (c, h, w), classes, _, _ = DATA_SIZES[dataset]
     if arch == "fcn":
-        params = c * h * w * width + (depth - 2) * width * width + width * classes
-        return params, 2 * params, 2 * width * (depth - 1) + classes
-    conv = lambda n, k, s, p: (n + 2 * p - k) // s + 1  # noqa: E731
-    pool = lambda n: (n - 3) // 2 + 1  # noqa: E731
-    s1 = conv(h, 4, 2, 2)
-    p1 = pool(s1)
-    s2 = conv(p1, 5, 1, 2)
-    p2 = pool(s2)
-    p3 = pool(p2)
-    feat = width * p3 * p3
-    hidden = feat * math.floor(1 + math.log2(feat))
-    conv_params = [c * 16 * width, width * 25 * width] + [width * 9 * width] * 3
-    conv_sizes = [s1 * s1, s2 * s2] + [p2 * p2] * 3
-    linear = feat * hidden + hidden * hidden + hidden * classes
-    params = sum(conv_params) + 5 * width + linear + 2 * hidden + classes
-    flops = 2 * (sum(n * a for n, a in zip(conv_params, conv_sizes, strict=True)) + linear)
-    maps = 2 * s1 * s1 + p1 * p1 + 2 * s2 * s2 + p2 * p2 + 6 * p2 * p2 + p3 * p3
-    return params, flops, width * maps + 4 * hidden + classes
+        return fcn_size(c * h * w, width, depth, classes)
+    return alexnet_size((c, h, w), width, classes)
 
 
 def run_threads(point: Mapping, gpu: bool = False) -> int:

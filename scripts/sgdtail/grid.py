@@ -12,16 +12,51 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sgdtail.shapes import ALEXNET_DEPTH
+
 AXES: tuple[str, ...] = ("dataset", "arch", "width", "depth", "batch_size", "lr", "loss", "seed")
 """Grid axes, in the order they appear in run paths and tables."""
 
+AXIS_TYPES: dict[str, type] = {
+    "width": int,
+    "depth": int,
+    "batch_size": int,
+    "lr": float,
+    "seed": int,
+}
+"""Types of the numeric axes; the other axes are strings."""
+
+INTEGER_AXES = tuple(axis for axis, kind in AXIS_TYPES.items() if kind is int)
+"""Axes whose values are integers (``8.0`` in YAML is taken as ``8``)."""
+
 RUN_PATTERN = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
-"""Relative path of one run; every axis is encoded, nothing else is."""
+"""Relative path of one run; every axis is encoded, nothing else is (:func:`run_path`
+formats it, :func:`parse_run_path` reads it back)."""
+
+AXIS_REGEX: dict[str, str] = {
+    "dataset": "[a-z0-9]+",
+    "arch": "[a-z]+",
+    "width": r"\d+",
+    "depth": r"\d+",
+    "batch_size": r"\d+",
+    "lr": "[0-9.eE+-]+",
+    "loss": "[a-z_]+",
+    "seed": r"\d+",
+}
+"""What each axis's text may look like inside a run path."""
+
+RUN_PATH_REGEX = "".join(
+    re.escape(literal) + (f"(?P<{axis}>{AXIS_REGEX[axis]})" if axis else "")
+    for literal, axis, _, _ in string.Formatter().parse(RUN_PATTERN)
+)
+"""Regular expression of :data:`RUN_PATTERN`, one named group per axis (unanchored)."""
 
 DATASET_SIZES: dict[str, tuple[int, int]] = {
     "mnist": (60_000, 10_000),
@@ -33,12 +68,6 @@ DATASET_SIZES: dict[str, tuple[int, int]] = {
 DATASET_CHANNELS: dict[str, int] = {"mnist": 1, "cifar10": 3, "cifar100": 3}
 """Image channels of each data set: the length of its ``mean`` and ``std``."""
 
-ALEXNET_DEPTH = 8
-"""AlexNet has 5 conv + 3 linear weight layers; its ``depth`` axis must be 8."""
-
-INTEGER_AXES = ("width", "depth", "batch_size", "seed")
-"""Axes whose values are integers (``8.0`` in YAML is taken as ``8``)."""
-
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to change."""
@@ -47,6 +76,28 @@ class ConfigError(ValueError):
 def format_lr(lr: float) -> str:
     """Canonical text of a learning rate in paths (``0.1`` → ``"0.1"``, ``1e-3`` → ``"0.001"``)."""
     return f"{float(lr):.10g}"
+
+
+def run_path(wildcards: Mapping[str, Any]) -> str:
+    """Relative run path (:data:`RUN_PATTERN`) of the axis values as wildcard text."""
+    return RUN_PATTERN.format(**{axis: wildcards[axis] for axis in AXES})
+
+
+def typed_axes(wildcards: Mapping[str, str]) -> dict[str, Any]:
+    """Grid-axis values with their numeric types restored (:data:`AXIS_TYPES`)."""
+    return {axis: AXIS_TYPES.get(axis, str)(wildcards[axis]) for axis in AXES}
+
+
+def parse_run_path(path: str) -> dict[str, Any]:
+    """Grid axes (typed) of a run path: the inverse of :func:`run_path`."""
+    match = re.fullmatch(RUN_PATH_REGEX, path.strip("/"))
+    if not match:
+        raise ValueError(
+            f"{path!r} is not a run path; expected "
+            + RUN_PATTERN.replace("{", "<").replace("}", ">")
+            + ", e.g. mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0"
+        )
+    return typed_axes(match.groupdict())
 
 
 @dataclass(frozen=True)
@@ -64,8 +115,8 @@ class RunPoint:
 
     @property
     def path(self) -> str:
-        """Relative run path (see :data:`RUN_PATTERN`)."""
-        return RUN_PATTERN.format(**self.wildcards())
+        """Relative run path (see :func:`run_path`)."""
+        return run_path(self.wildcards())
 
     def wildcards(self) -> dict[str, str]:
         """The axis values as the strings Snakemake wildcards carry."""

@@ -19,14 +19,21 @@ named layers, so that per-layer gradient noise can be cut out of the full vector
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from sgdtail.shapes import (
+    ALEXNET_DEPTH,
+    ALEXNET_FEATURES,
+    alexnet_feature_geometry,
+    alexnet_hidden_width,
+    expected_fcn_parameters,
+    is_conv,
+)
+
 ARCHS = ("fcn", "alexnet")
-ALEXNET_DEPTH = 8  # 5 conv + 3 linear weight layers
 
 __all__ = [
     "ALEXNET_DEPTH",
@@ -82,53 +89,6 @@ class FullyConnected(nn.Module):
         return self.net(x)
 
 
-def _conv_out(n: int, kernel: int, stride: int, padding: int) -> int:
-    return (n + 2 * padding - kernel) // stride + 1
-
-
-def _pool_out(n: int, kernel: int = 3, stride: int = 2) -> int:
-    return (n - kernel) // stride + 1
-
-
-def alexnet_feature_geometry(image_size: int | Sequence[int]) -> list[tuple[str, int, int]]:
-    """Spatial size after each stage of ``AlexNetCifar.features``.
-
-    Returns ``[(stage, height, width), ...]`` for conv1, pool1, conv2, pool2, conv3,
-    conv4, conv5, pool3. Raises ``ValueError`` naming the stage if any size drops
-    below 1 (a max-pool of kernel 3 needs an input of at least 3×3). The smallest
-    square input that works is 28×28 (MNIST), which, like 32×32, ends at 1×1.
-    """
-    if isinstance(image_size, int):
-        h = w = image_size
-    else:
-        if len(image_size) != 2:
-            raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}")
-        h, w = (int(v) for v in image_size)
-    stages = [
-        ("conv1", lambda n: _conv_out(n, 4, 2, 2)),
-        ("pool1", _pool_out),
-        ("conv2", lambda n: _conv_out(n, 5, 1, 2)),
-        ("pool2", _pool_out),
-        ("conv3", lambda n: _conv_out(n, 3, 1, 1)),
-        ("conv4", lambda n: _conv_out(n, 3, 1, 1)),
-        ("conv5", lambda n: _conv_out(n, 3, 1, 1)),
-        ("pool3", _pool_out),
-    ]
-    out = []
-    size_in = (h, w)
-    for name, fn in stages:
-        new_h, new_w = fn(h), fn(w)
-        if new_h < 1 or new_w < 1:
-            raise ValueError(
-                f"AlexNetCifar: input {size_in[0]}x{size_in[1]} is too small; the feature "
-                f"map is {h}x{w} before {name} and would become {new_h}x{new_w} "
-                f"(square inputs need image_size >= 28)"
-            )
-        h, w = new_h, new_w
-        out.append((name, h, w))
-    return out
-
-
 class AlexNetCifar(nn.Module):
     """AlexNet variant for small images (the reference's CIFAR AlexNet).
 
@@ -167,24 +127,18 @@ class AlexNetCifar(nn.Module):
         self.ch = int(ch)
         self.num_classes = int(num_classes)
         self.feature_size = self.ch * out_h * out_w  # s
-        self.hidden = self.feature_size * math.floor(1 + math.log2(self.feature_size))  # h
+        self.hidden = alexnet_hidden_width(self.feature_size)  # h
 
-        c = self.ch
-        self.features = nn.Sequential(
-            nn.Conv2d(self.in_channels, c, kernel_size=4, stride=2, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(c, c, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(c, c, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(c, c, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(c, c, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-        )
+        layers: list[nn.Module] = []
+        channels = self.in_channels
+        for name, kernel, stride, padding in ALEXNET_FEATURES:
+            if is_conv(name):
+                conv = nn.Conv2d(channels, self.ch, kernel, stride=stride, padding=padding)
+                layers += [conv, nn.ReLU()]
+                channels = self.ch
+            else:
+                layers.append(nn.MaxPool2d(kernel_size=kernel, stride=stride))
+        self.features = nn.Sequential(*layers)
         s, h = self.feature_size, self.hidden
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
@@ -234,13 +188,6 @@ def build_model(
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalar parameters (shared parameters counted once)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def expected_fcn_parameters(in_features: int, width: int, depth: int, num_classes: int) -> int:
-    """Closed form for ``FullyConnected``: in·w + (depth−2)·w² + w·classes (no biases)."""
-    if depth < 2:
-        raise ValueError(f"depth must be >= 2, got {depth!r}")
-    return in_features * width + (depth - 2) * width * width + width * num_classes
 
 
 def layer_slices(model: nn.Module) -> list[tuple[str, int, int]]:

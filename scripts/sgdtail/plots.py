@@ -31,12 +31,11 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from sgdtail.aggregate import (  # noqa: E402
     EXCLUDED_STATUSES,
     excluded_runs_note,
-    typed_axes,
     usable,
 )
 from sgdtail.claims import sweep_rows  # noqa: E402
 from sgdtail.estimators import sample_sas  # noqa: E402
-from sgdtail.grid import AXES  # noqa: E402
+from sgdtail.grid import AXES, RUN_PATH_REGEX, parse_run_path  # noqa: E402
 from sgdtail.io import atomic_path  # noqa: E402
 from sgdtail.validation import sweep_slope  # noqa: E402
 
@@ -73,13 +72,7 @@ PITFALL_LABELS = {
     "gauss_lognormal_scales": "Gaussian, log-normal\nscales (σ = 1)",
 }
 
-_BENCHMARK_PATH = re.compile(
-    r"(?:^|/)benchmarks/(?P<rule>[^/]+)/(?P<run>[^/]+/[^/]+/w\d+_d\d+/[^/]+)\.tsv$"
-)
-_RUN_PATH = re.compile(
-    r"^(?P<dataset>[a-z0-9]+)/(?P<arch>[a-z]+)/w(?P<width>\d+)_d(?P<depth>\d+)/"
-    r"(?P<loss>[a-z_]+)_b(?P<batch_size>\d+)_lr(?P<lr>[0-9.eE+-]+)_s(?P<seed>\d+)$"
-)
+_BENCHMARK_PATH = re.compile(rf"(?:^|/)benchmarks/(?P<rule>[^/]+)/(?P<run>{RUN_PATH_REGEX})\.tsv$")
 
 
 # ----------------------------------------------------------------------------
@@ -104,17 +97,6 @@ def suptitle(fig: plt.Figure, text: str, fontsize: float = 10) -> None:
     width = max(40, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))
     lines = [textwrap.fill(par, width, break_on_hyphens=False) for par in text.split("\n")]
     fig.suptitle("\n".join(lines), fontsize=fontsize)
-
-
-def parse_run_path(path: str) -> dict:
-    """Grid axes (typed) of a run path ``<dataset>/<arch>/w<width>_d<depth>/<loss>_b…_s<seed>``."""
-    match = _RUN_PATH.match(path.strip("/"))
-    if not match:
-        raise ValueError(
-            f"{path!r} is not a run path; expected <dataset>/<arch>/w<width>_d<depth>/"
-            "<loss>_b<batch_size>_lr<lr>_s<seed>, e.g. mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0"
-        )
-    return typed_axes(match.groupdict())
 
 
 def select_run(df: pd.DataFrame, run: Mapping) -> pd.DataFrame:

@@ -11,7 +11,6 @@
   estimator reads on Gaussian data (true α = 2) of a given size, and the
   smallest size from which it reads 2 within a tolerance: the evidence behind
   the minimum sample sizes in config (``estimators.min_*``).
-* :func:`time_streaming` -- throughput of :class:`~sgdtail.estimators.StreamingTailStats`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from sgdtail.estimators import (
-    StreamingTailStats,
     block_size_sweep,
     central_k1,
     default_hill_k,
@@ -47,7 +45,6 @@ __all__ = [
     "smallest_reliable_sizes",
     "synthetic_block_sweep",
     "sweep_slope",
-    "time_streaming",
     "validate_estimators",
 ]
 
@@ -289,45 +286,6 @@ def sweep_slope(k1: Sequence[int] | np.ndarray, alpha: Sequence[float] | np.ndar
         return math.nan
     xc = x - x.mean()
     return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
-
-
-def time_streaming(
-    n_rows: int = 600,
-    n_cols: int = 118_016,
-    layers: Sequence[tuple[str, int, int]] | None = None,
-    chunk_rows: int = 1,
-    seed: int = 0,
-    **kwargs,
-) -> dict[str, float]:
-    """Time :class:`StreamingTailStats` on an n_rows × n_cols noise matrix.
-
-    The default shape is the MNIST FCN 128×3 case (b = 100: 600 minibatches,
-    118,016 parameters, 70.8 million values) with its three layers. Rows are
-    drawn once (SαS, α = 1.4, 20 distinct rows reused) so that only the
-    estimator is timed.
-
-    Returns:
-        dict with seconds, values, values_per_second.
-    """
-    if layers is None:
-        if n_cols == 118_016:
-            layers = [("fc1", 0, 100_352), ("fc2", 100_352, 116_736), ("fc3", 116_736, 118_016)]
-        else:
-            layers = [("all", 0, n_cols)]
-    rng = np.random.default_rng(seed)
-    pool = sample_sas(1.4, (min(20, n_rows), n_cols), rng).astype(np.float32)
-    stats_ = StreamingTailStats(n_rows, n_cols, layers, **kwargs)
-    start = time.perf_counter()
-    done = 0
-    while done < n_rows:
-        c = min(chunk_rows, n_rows - done)
-        idx = np.arange(done, done + c) % pool.shape[0]
-        stats_.update(pool[idx])
-        done += c
-    stats_.finalize()
-    seconds = time.perf_counter() - start
-    values = float(n_rows) * n_cols
-    return {"seconds": seconds, "values": values, "values_per_second": values / seconds}
 
 
 # ----------------------------------------------------------------------------
