@@ -382,7 +382,9 @@ def noise_budget_mb(wildcards, resources):
 
 
 # noise settings that decide the results (the budget, which does not, is passed apart)
-NOISE_RESULTS = {key: value for key, value in NOISE.items() if key != "memory_budget_mb"}
+NOISE_RESULTS = {
+    key: value for key, value in NOISE.items() if key != "memory_budget_mb"
+}
 
 
 def _small_run(wildcards):
