@@ -791,3 +791,17 @@ def test_summary_without_block_sweeps_has_nan_sweep_slopes(tmp_path):
         pd.DataFrame(none), runs, metrics, min_pooled_values=1, min_per_coordinate_minibatches=1
     )
     assert summary.sweep_slope_natural.isna().all() and len(summary) == 4
+
+
+def test_the_compared_alpha_columns_are_summary_columns_and_claims_choices(tmp_path):
+    """aggregate.ALPHA_COLUMNS is the one list of estimators shown side by side: each is a
+    column summary_table writes, a choice the claims judge with, and a figure label."""
+    from sgdtail import aggregate, claims, plots
+
+    runs, metrics = tables(tmp_path)
+    rows = estimate_rows([(50_000, 100)] * 4)
+    summary = A.summary_table(pd.DataFrame(rows), runs, metrics)
+    assert set(aggregate.ALPHA_COLUMNS.values()) <= set(summary.columns)
+    assert summary[list(aggregate.ALPHA_COLUMNS.values())].eq(1.5).all().all()
+    assert set(aggregate.ALPHA_COLUMNS) <= set(claims.ESTIMATOR_CHOICES)
+    assert list(plots.ESTIMATOR_LABELS) == list(aggregate.ALPHA_COLUMNS.values())

@@ -21,6 +21,15 @@ import pandas as pd
 from sgdtail.grid import AXES, typed_axes
 from sgdtail.validation import sweep_slope
 
+#: The α̂ columns of ``summary.csv`` that the figures and claims put side by side, by the
+#: short name the claims use, in the figures' order: the papers' estimator, the robust one
+#: and the per-coordinate median.
+ALPHA_COLUMNS: dict[str, str] = {
+    "reference": "alpha_reference",
+    "robust": "alpha_robust",
+    "per_coordinate": "alpha_per_coordinate_median",
+}
+
 USABLE_STATUSES: tuple[str, ...] = ("completed", "converged")
 """Run statuses whose noise enters α statistics, figures and claims."""
 
@@ -124,7 +133,7 @@ def summary_table(
     keys = list(AXES) + ["step", "split"]
     robust = _pick(estimates, "mohammadi_robust")
     out = pd.DataFrame(index=robust.index)
-    out["alpha_robust"] = robust["alpha"]
+    out[ALPHA_COLUMNS["robust"]] = robust["alpha"]
     out["alpha_robust_ci_low"] = robust["ci_low"]
     out["alpha_robust_ci_high"] = robust["ci_high"]
     out["zero_fraction"] = robust["zero_fraction"]
@@ -133,11 +142,11 @@ def summary_table(
     out["pooled_enough"] = robust["n_values"] >= min_pooled_values
     out["per_coordinate_enough"] = robust["n_minibatches"] >= min_per_coordinate_minibatches
     out["measure_seconds"] = robust["seconds"]
-    out["alpha_reference"] = _pick(estimates, "mohammadi_reference")["alpha"]
+    out[ALPHA_COLUMNS["reference"]] = _pick(estimates, "mohammadi_reference")["alpha"]
     out["alpha_hill"] = _pick(estimates, "hill")["alpha"]
     out["alpha_order"] = _pick(estimates, "mohammadi_order")["alpha"]  # NaN where not measured
     per_coord = _pick(estimates, "per_coordinate")
-    out["alpha_per_coordinate_median"] = per_coord["alpha"]
+    out[ALPHA_COLUMNS["per_coordinate"]] = per_coord["alpha"]
     out["alpha_per_coordinate_q25"] = per_coord["q25"]
     out["alpha_per_coordinate_q75"] = per_coord["q75"]
     for order in ("natural", "shuffled"):

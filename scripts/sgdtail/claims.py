@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sgdtail.aggregate import excluded_runs_note, usable
+from sgdtail.aggregate import ALPHA_COLUMNS, excluded_runs_note, usable
 from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
 from sgdtail.grid import AXES
 from sgdtail.verdicts import (
@@ -337,8 +337,8 @@ def alpha_measurements(
             k1_down=s["k1_down"],
             k1_up=s["k1_up"],
         ),
-        point("reference", "alpha_reference", "pooled"),
-        point("per_coordinate", "alpha_per_coordinate_median", "per_coordinate"),
+        point("reference", ALPHA_COLUMNS["reference"], "pooled"),
+        point("per_coordinate", ALPHA_COLUMNS["per_coordinate"], "per_coordinate"),
     ]
     sweep = estimates[(estimates["estimator"] == "block_sweep") & (estimates["scope"] == "pooled")]
     if not sweep.empty:

@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from sgdtail.aggregate import (  # noqa: E402
+    ALPHA_COLUMNS,
     EXCLUDED_STATUSES,
     excluded_runs_note,
     usable,
@@ -40,9 +41,9 @@ from sgdtail.io import atomic_path  # noqa: E402
 from sgdtail.validation import sweep_slope  # noqa: E402
 
 ESTIMATOR_LABELS = {
-    "alpha_reference": "pooled, reference (2019 code)",
-    "alpha_robust": "pooled, robust (median over K1)",
-    "alpha_per_coordinate_median": "per coordinate across minibatches (median)",
+    ALPHA_COLUMNS["reference"]: "pooled, reference (2019 code)",
+    ALPHA_COLUMNS["robust"]: "pooled, robust (median over K1)",
+    ALPHA_COLUMNS["per_coordinate"]: "per coordinate across minibatches (median)",
 }
 """The α columns of the summary table shown side by side, so no figure hides the estimator."""
 
@@ -374,10 +375,10 @@ def _sweep_panel(ax: plt.Axes, sub: pd.DataFrame, axis: str, lines: _Lines, esti
         ax=ax,
         legend=False,
     )
-    if estimator == ESTIMATOR_LABELS["alpha_robust"]:
+    if estimator == ESTIMATOR_LABELS[ALPHA_COLUMNS["robust"]]:
         _robust_interval_bars(ax, sub, axis, lines.hue, lines.palette, lines.style)
     zeros = sub["zero_fraction"]
-    if estimator == ESTIMATOR_LABELS["alpha_reference"] and zeros.max() > 0.01:
+    if estimator == ESTIMATOR_LABELS[ALPHA_COLUMNS["reference"]] and zeros.max() > 0.01:
         ax.text(
             0.98,
             0.04,

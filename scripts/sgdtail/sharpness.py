@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
-from sgdtail.aggregate import USABLE_STATUSES
+from sgdtail.aggregate import ALPHA_COLUMNS, USABLE_STATUSES
 from sgdtail.cost import LANCZOS_VECTORS
 from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, need_keys, with_reason
 
@@ -386,7 +386,7 @@ def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) ->
     keys = list(AXES)
     status = summary[keys + ["status"]].drop_duplicates(subset=keys)
     train = summary[summary["split"] == "train"]
-    alpha_cols = ["alpha_robust", "alpha_reference", "alpha_per_coordinate_median"]
+    alpha_cols = [ALPHA_COLUMNS[k] for k in ("robust", "reference", "per_coordinate")]
     df = sharp.merge(status, on=keys, how="left")
     flags = [c for c in ("pooled_enough",) if c in train.columns]
     df = df.merge(train[keys + ["step"] + alpha_cols + flags], on=keys + ["step"], how="left")
