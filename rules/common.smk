@@ -50,6 +50,7 @@ NOISE = resolved_section(config, "noise")
 VALIDATION = resolved_section(config, "validation")
 DYNAMICS = resolved_section(config, "dynamics")
 SHARPNESS = resolved_section(config, "sharpness")
+LINEAR_SGD = resolved_section(config, "linear_sgd")
 # training keys may differ between sub-grids (e.g. more steps for AlexNet): per run
 RUN_TRAINING = run_training(config, RUNS)
 RUN_CHECKPOINTS = {
@@ -200,12 +201,15 @@ def figure_params(figure):
 
 
 def extra_claim_files():
-    """JSON verdicts of the dynamics (C4, C5, C5 on SGD noise) and sharpness (C6) stages."""
+    """JSON verdicts of the dynamics (C4, C5, C5 on SGD noise), sharpness (C6) and linear
+    regression (C7a, C7b) stages."""
     return [
         "results/dynamics/claim_C4.json",
         "results/dynamics/claim_C5.json",
         "results/dynamics/claim_C5_sgd.json",
         "results/sharpness/claim_C6.json",
+        "results/linear_sgd/claim_C7a.json",
+        "results/linear_sgd/claim_C7b.json",
     ]
 
 

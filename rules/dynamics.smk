@@ -101,3 +101,27 @@ rule plot_dynamics:
         dynamics=DYNAMICS,
     script:
         "../scripts/plot_dynamics.py"
+
+
+# SGD on Gaussian linear regression, where eta/b's role is a theorem (claims C7a, C7b).
+rule simulate_linear_sgd:
+    output:
+        simulation="results/linear_sgd/simulation.csv",
+        theory="results/linear_sgd/theory.csv",
+        c7a="results/linear_sgd/claim_C7a.json",
+        c7b="results/linear_sgd/claim_C7b.json",
+    log:
+        "logs/simulate_linear_sgd.log",
+    benchmark:
+        "benchmarks/simulate_linear_sgd.tsv"
+    priority: PRIORITY_SIDE
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
+    params:
+        linear_sgd=LINEAR_SGD,
+    script:
+        "../scripts/simulate_linear_sgd.py"

@@ -673,3 +673,31 @@ def test_metastability_draws_the_potential_both_paths_and_the_fractions():
     )
     assert [t.get_text() for t in bars.get_xticklabels()] == ["α = 1.2", "α = 2"]
     assert fig._suptitle.get_text().startswith("Metastability: H = 1, W = 0.5 vs 2")
+
+
+def test_alpha_vs_eta_over_b_linear_draws_theory_lines_and_simulated_points(out):
+    """One panel per dimension; per batch size, the theory's curve and the simulated settings
+    (only those simulated) with their intervals; α = 2 marked."""
+    theory = pd.DataFrame(
+        [{"d": d, "b": b, "eta_over_b": r, "alpha": 10 * r / b}
+         for d in (5, 10) for b in (1, 2) for r in (0.1, 0.2, 0.3)]
+    )  # fmt: skip
+    sim = pd.DataFrame(
+        [{"d": d, "b": b, "eta_over_b": r, "alpha_theory": 3.0, "simulated": r != 0.3,
+          "alpha_hat": 2.0 + r + d / 100, "ci_low": 1.5, "ci_high": 2.5}
+         for d in (5, 10) for b in (1, 2) for r in (0.1, 0.2, 0.3)]
+    )  # fmt: skip
+    fig = PD.plot_alpha_vs_eta_over_b_linear(sim, theory, *out("lin"))
+    assert [ax.get_title() for ax in fig.axes] == ["d = 5", "d = 10"]
+    for ax, d in zip(fig.axes, (5, 10), strict=True):
+        assert curve_data(ax, 3) == [
+            ((0.1, 0.2, 0.3), (0.5, 1.0, 1.5)),
+            ((0.1, 0.2, 0.3), (1.0, 2.0, 3.0)),
+        ]
+        points = sorted((tuple(x), tuple(np.round(y, 9))) for x, y in errorbar_points(ax))
+        want = ((0.1, 0.2), tuple(np.round([2.1 + d / 100, 2.2 + d / 100], 9)))
+        assert points == [want] * 2
+        assert horizontal_at(ax, 2.0) == 1 and ax.get_xscale() == "log"
+        assert ax.get_xlabel() == "η / b"
+    assert fig.axes[0].get_ylabel() == "tail index α of the iterates"
+    assert legend_texts(fig.axes[0].get_legend()) == ["b = 1", "b = 2"]

@@ -9,15 +9,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from sgdtail.claims import EXTERNAL_KEYS
 from sgdtail.linear_sgd import (
     LinearSetting,
+    claim_c7_linear,
     eta_for_tail_index,
     moment_ratio,
     moment_ratio_two,
     simulate_norms,
     simulation_sweep,
     stationary_estimate,
-    theory_curve,
+    theory_curves,
     theory_tail_index,
 )
 
@@ -140,24 +142,77 @@ def test_eta_for_tail_index_inverts_the_theory(b, d, alpha):
     assert theory_tail_index(LinearSetting(eta, b, d, sigma=1.2)) == pytest.approx(alpha, rel=1e-4)
 
 
-def test_theory_curve_spans_the_asked_tail_indices_and_falls_in_the_step():
-    curve = theory_curve(2, 10, 1.0, (1.0, 8.0), 12)
-    assert list(curve.columns) == ["b", "d", "eta", "eta_over_b", "alpha"]
-    assert len(curve) == 12 and (curve.eta_over_b == curve.eta / 2).all()
-    assert curve.alpha.iloc[0] == pytest.approx(1.0, rel=1e-3)
-    assert curve.alpha.iloc[-1] == pytest.approx(8.0, rel=1e-3)
-    assert (np.diff(curve.eta) < 0).all() and (np.diff(curve.alpha) > 0).all()
+def _table(rows):
+    """A simulation table from (d, b, eta/b, alpha_hat, ci_low, ci_high) rows, all simulated."""
+    return pd.DataFrame(
+        [
+            {"d": d, "b": b, "eta_over_b": r, "alpha_hat": a, "ci_low": lo, "ci_high": hi,
+             "alpha_theory": a, "simulated": True}
+            for d, b, r, a, lo, hi in rows
+        ]
+    )  # fmt: skip
 
 
-def test_simulation_sweep_rows_follow_the_config():
-    cfg = {"batch_sizes": [1, 2], "dimensions": [5], "tail_indices": [2.0, 3.0], "sigma": 1.0,
-           "sigma_y": 1.0, "chains": 2000, "steps": 150, "groups": 4, "level": 0.9,
-           "seed": 7}  # fmt: skip
+FALLING = [(5, 1, 0.2, 4.0, 3.6, 4.4), (5, 1, 0.3, 2.0, 1.8, 2.2)]
+
+
+@pytest.mark.parametrize(
+    "rows, verdict",
+    [
+        (FALLING + [(5, 2, 0.2, 3.0, 2.8, 3.2), (5, 2, 0.25, 1.5, 1.4, 1.6)], "supported"),
+        (FALLING + [(5, 2, 0.2, 1.5, 1.4, 1.6), (5, 2, 0.25, 3.0, 2.8, 3.2)], "not supported"),
+        (FALLING + [(5, 2, 0.2, 2.0, 1.5, 2.5), (5, 2, 0.25, 1.9, 1.4, 2.4)], "inconclusive"),
+        (FALLING[:1] + [(5, 2, 0.3, 2.0, 1.8, 2.2)], "inconclusive"),  # no series of two
+    ],
+)
+def test_c7a_every_verdict(rows, verdict):
+    (c7a, _) = claim_c7_linear(_table(rows), 0.25)
+    assert c7a["verdict"].split(" (")[0] == verdict, c7a
+    assert set(c7a) == set(EXTERNAL_KEYS)
+
+
+def test_c7a_reports_the_series_closest_to_a_rise_and_ignores_unsimulated_rows():
+    rows = FALLING + [(5, 2, 0.2, 3.0, 2.8, 3.2), (5, 2, 0.25, 2.5, 2.3, 2.7)]
+    table = _table(rows + [(5, 2, 0.3, 9.0, 8.0, 10.0)])
+    table.loc[table.index[-1], "simulated"] = False
+    (c7a, _) = claim_c7_linear(table, 0.25)
+    assert c7a["value"] == pytest.approx(-0.5)
+    assert (c7a["ci_low"], c7a["ci_high"]) == pytest.approx((-0.9, -0.1))
+    assert "d=5 b=1: -2" in c7a["detail"] and c7a["verdict"] == "supported"
+
+
+@pytest.mark.parametrize(
+    "second, verdict",
+    [
+        ((5, 4, 0.2, 2.05, 1.95, 2.15), "supported"),  # within ±0.25
+        ((5, 4, 0.2, 3.0, 2.9, 3.1), "not supported"),  # the larger batch: lighter here
+        ((5, 4, 0.2, 2.0, 1.5, 2.5), "inconclusive"),  # too wide for the tolerance
+    ],
+)
+def test_c7b_every_verdict(second, verdict):
+    rows = [(5, 1, 0.2, 2.0, 1.9, 2.1), second, (5, 1, 0.3, 1.0, 0.9, 1.1)]
+    (_, c7b) = claim_c7_linear(_table(rows), 0.25)
+    assert c7b["verdict"].split(" (")[0] == verdict, c7b
+    assert "eta/b=0.2 b=1 vs 4" in c7b["detail"]
+
+
+def test_c7b_without_two_batch_sizes_at_one_ratio_is_inconclusive():
+    (_, c7b) = claim_c7_linear(_table(FALLING), 0.25)
+    assert c7b["verdict"] == "inconclusive (too few simulated settings)"
+    assert c7b["value"] is None
+
+
+def test_experiment_on_a_small_config_supports_c7a_and_refutes_c7b():
+    """The theory's direction, measured: α̂ falls along η/b for each batch size, and at the
+    same η/b the larger batch (and step) has the heavier tail, by more than 0.25."""
+    cfg = {"dimensions": [5], "batch_sizes": [1, 2], "ratios": 4, "alpha_range": [1.5, 4.5],
+           "sigma": 1.0, "sigma_y": 1.0, "chains": 20000, "steps": 400, "groups": 10,
+           "level": 0.95, "seed": 0, "curve_points": 5}  # fmt: skip
     table = simulation_sweep(cfg)
-    assert list(zip(table.b, table.alpha_theory.round(6), strict=True)) == [
-        (1, 2.0), (1, 3.0), (2, 2.0), (2, 3.0)
-    ]  # fmt: skip
-    assert (table.chains == 2000).all() and (table.steps == 150).all() and (table.d == 5).all()
-    assert (table.ci_low < table.alpha_hat).all() and (table.alpha_hat < table.ci_high).all()
-    again = simulation_sweep(cfg)
-    pd.testing.assert_frame_equal(table, again)  # seeded
+    assert table.simulated.sum() >= 5
+    c7a, c7b = claim_c7_linear(table, 0.25)
+    assert c7a["verdict"] == "supported", c7a
+    assert c7b["verdict"] == "not supported", c7b
+    assert c7b["value"] < -0.25
+    curves = theory_curves(cfg)
+    assert len(curves) == 5 * 2 and set(curves.columns) == {"d", "b", "eta_over_b", "alpha"}

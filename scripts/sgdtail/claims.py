@@ -1,7 +1,7 @@
 """Verdicts on the papers' claims, computed from the tidy tables (see sgdtail.aggregate).
 
-C1-C3 are judged here from ``summary.csv`` and ``estimates.parquet``; C4-C6
-come from the dynamics and sharpness stages as small JSON dicts and are passed
+C1-C3 are judged here from ``summary.csv`` and ``estimates.parquet``; C4-C7
+come from the dynamics, sharpness and linear-regression stages as small JSON dicts and are passed
 through :func:`external_claims`.
 
 Every claim is judged once per *estimator choice* (:data:`ESTIMATOR_CHOICES`):
@@ -109,6 +109,11 @@ CLAIM_TEXT: dict[str, str] = {
     "C5 (SGD)": "The same holds for SGD: its measured gradient noise makes the jumps of an "
     "α-stable sequence (C5's statistic on the noise norms of the trained runs).",
     "C6": "Training reaches wide minima more often and faster than Brownian theory predicts.",
+    "C7a (linear regression)": "The tail index falls as the step size over the batch size η/b "
+    "grows (proved by Gürbüzbalaban, Şimşekli & Zhu (ICML 2021) for SGD on Gaussian linear "
+    "regression: α decreases in η at fixed b and increases in b at fixed η).",
+    "C7b (linear regression)": "Runs with the same η/b but different η and b have the same "
+    "tail index: η/b, not η or b alone, is what matters.",
 }
 """The review's claims, as the claims table states them."""
 
@@ -122,7 +127,7 @@ EXTERNAL_KEYS: tuple[str, ...] = (
     "verdict",
     "detail",
 )
-"""Keys of a claim dict written by another stage (C4-C6)."""
+"""Keys of a claim dict written by another stage (C4-C7)."""
 
 RUN_KEYS: list[str] = list(AXES)
 MEASUREMENT_KEYS: list[str] = [*AXES, "step", "split"]
@@ -962,7 +967,7 @@ def evaluate_claims(
 
 
 def external_claims(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Claims judged by other stages (C4-C6), one dict each with :data:`EXTERNAL_KEYS`.
+    """Claims judged by other stages (C4-C7), one dict each with :data:`EXTERNAL_KEYS`.
 
     ``threshold`` may be a number or text; ``verdict`` must be one of
     :data:`VERDICTS` (an ``inconclusive (...)`` reason in parentheses is kept).

@@ -95,6 +95,7 @@ NETWORK_SIZE = "Tail index vs network size"
 BATCH_AND_RATE = "Tail index vs batch size and learning rate"
 NOISE_AND_ESTIMATORS = "Noise and estimators"
 DYNAMICS = "Lévy vs Brownian dynamics"
+STEP_OVER_BATCH = "Step size over batch size"
 
 SUMMARY = "results/tables/summary.csv"
 RUNS = "results/tables/runs.csv"
@@ -250,6 +251,16 @@ FIGURES: dict[str, Figure] = {
         Figure("stable_densities", DYNAMICS, stage="plot_dynamics"),
         Figure("metastability", DYNAMICS, stage="plot_dynamics"),
         Figure("sharpness_vs_alpha", "Width of the minima", stage="plot_sharpness_vs_alpha"),
+        Figure(
+            "alpha_vs_eta_over_b_linear",
+            STEP_OVER_BATCH,
+            inputs={
+                "simulation": "results/linear_sgd/simulation.csv",
+                "theory": "results/linear_sgd/theory.csv",
+            },
+            script="plot_linear_sgd",
+            side=True,
+        ),
     ]
 }
 """Every figure of the workflow, by name, in report order."""

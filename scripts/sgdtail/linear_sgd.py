@@ -32,6 +32,7 @@ of 2b + 1 random numbers per step instead of b·(d + 1).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -40,18 +41,30 @@ import pandas as pd
 from scipy import optimize, special
 
 from sgdtail.estimators import batch_means_interval, default_hill_k, hill_alpha
+from sgdtail.verdicts import (
+    INCONCLUSIVE,
+    combine,
+    interval_state,
+    json_number,
+    three_way,
+    with_reason,
+)
 
 __all__ = [
     "LinearSetting",
+    "claim_c7_linear",
     "eta_for_tail_index",
+    "ratio_window",
     "simulation_sweep",
-    "theory_curve",
+    "theory_curves",
     "moment_ratio",
     "moment_ratio_two",
     "simulate_norms",
     "stationary_estimate",
     "theory_tail_index",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Quadrature nodes per χ² law in :func:`moment_ratio`.
 QUADRATURE_NODES: int = 100
@@ -188,36 +201,162 @@ def eta_for_tail_index(alpha: float, b: int, d: int, sigma: float = 1.0) -> floa
     return float(optimize.brentq(log_rho, low, high, xtol=1e-12, rtol=1e-10))
 
 
-def theory_curve(b: int, d: int, sigma: float, alpha_range: tuple[float, float], points: int):
-    """Rows (b, d, eta, eta_over_b, alpha) of the theory at ``points`` steps log-spaced
-    between those where α equals the ends of ``alpha_range``."""
-    high, low = (eta_for_tail_index(a, b, d, sigma) for a in alpha_range)
-    rows = []
-    for eta in np.geomspace(high, low, points):
-        alpha = theory_tail_index(LinearSetting(float(eta), b, d, sigma))
-        rows.append({"b": b, "d": d, "eta": eta, "eta_over_b": eta / b, "alpha": alpha})
-    return pd.DataFrame(rows)
+def ratio_window(
+    batch_sizes: list[int], d: int, sigma: float, alpha_range: tuple[float, float]
+) -> tuple[float, float]:
+    """The η/b range over which the theory's α runs from ``alpha_range[1]`` down to
+    ``alpha_range[0]`` for at least one of the batch sizes."""
+    low = min(eta_for_tail_index(alpha_range[1], b, d, sigma) / b for b in batch_sizes)
+    high = max(eta_for_tail_index(alpha_range[0], b, d, sigma) / b for b in batch_sizes)
+    return low, high
+
+
+def _settings(cfg: dict) -> list[tuple[float, LinearSetting]]:
+    """(η/b, setting) for every dimension, η/b on ``cfg["ratios"]`` log-spaced points of its
+    :func:`ratio_window`, and batch size, η = (η/b)·b."""
+    out = []
+    sigma, sigma_y = float(cfg["sigma"]), float(cfg["sigma_y"])
+    for d in cfg["dimensions"]:
+        window = ratio_window(cfg["batch_sizes"], int(d), sigma, tuple(cfg["alpha_range"]))
+        for ratio in np.geomspace(*window, int(cfg["ratios"])):
+            for b in cfg["batch_sizes"]:
+                out.append((float(ratio), LinearSetting(ratio * b, int(b), int(d), sigma, sigma_y)))
+    return out
 
 
 def simulation_sweep(cfg: dict) -> pd.DataFrame:
-    """For each batch size b, dimension d and theory tail index α in ``cfg``: the step η
-    with that α (:func:`eta_for_tail_index`), and Hill's α̂ of ``cfg["chains"]`` chains
-    after ``cfg["steps"]`` steps from x* (:func:`simulate_norms`,
-    :func:`stationary_estimate`). One row per setting."""
+    """The experiment's table: for every dimension d, η/b (:func:`_settings`) and batch size
+    b, the theory's α (:func:`theory_tail_index`) and, where it lies in
+    ``cfg["alpha_range"]`` (to a relative 10⁻⁶: the window's ends are solved for; tails
+    light enough for a stationary law, heavy enough for Hill's
+    estimator at this sample size), Hill's α̂ of ``cfg["chains"]`` chains after
+    ``cfg["steps"]`` steps from x* with its interval (:func:`simulate_norms`,
+    :func:`stationary_estimate`); NaN where not simulated. Each simulated setting has its
+    own seed, ``cfg["seed"]`` + its row number."""
+    low, high = cfg["alpha_range"]
     rows = []
-    seed = int(cfg["seed"])
-    for b in cfg["batch_sizes"]:
-        for d in cfg["dimensions"]:
-            for target in cfg["tail_indices"]:
-                eta = eta_for_tail_index(float(target), int(b), int(d), float(cfg["sigma"]))
-                s = LinearSetting(eta, int(b), int(d), float(cfg["sigma"]), float(cfg["sigma_y"]))
-                norms = simulate_norms(s, int(cfg["chains"]), int(cfg["steps"]), seed)
-                est = stationary_estimate(norms, int(cfg["groups"]), float(cfg["level"]))
-                rows.append(
-                    {"b": s.b, "d": s.d, "eta": eta, "eta_over_b": eta / s.b,
-                     "alpha_theory": theory_tail_index(s), "alpha_hat": est.alpha,
-                     "ci_low": est.ci_low, "ci_high": est.ci_high, "hill_k": est.k,
-                     "chains": est.n, "steps": int(cfg["steps"])}
-                )  # fmt: skip
-                seed += 1
+    settings = _settings(cfg)
+    for i, (ratio, s) in enumerate(settings):
+        alpha = theory_tail_index(s)
+        row = {"d": s.d, "b": s.b, "eta": s.eta, "eta_over_b": ratio, "alpha_theory": alpha,
+               "simulated": bool(low * (1 - 1e-6) <= alpha <= high * (1 + 1e-6)),
+               "alpha_hat": math.nan,
+               "ci_low": math.nan, "ci_high": math.nan, "hill_k": 0,
+               "chains": int(cfg["chains"]), "steps": int(cfg["steps"])}  # fmt: skip
+        if row["simulated"]:
+            norms = simulate_norms(s, int(cfg["chains"]), int(cfg["steps"]), int(cfg["seed"]) + i)
+            est = stationary_estimate(norms, int(cfg["groups"]), float(cfg["level"]))
+            row.update(alpha_hat=est.alpha, ci_low=est.ci_low, ci_high=est.ci_high, hill_k=est.k)
+        log.info(
+            "progress: setting %d/%d (d %d, b %d, eta/b %.4g): theory alpha %.3g, simulated "
+            "alpha-hat %.3g",
+            i + 1, len(settings), s.d, s.b, ratio, alpha, row["alpha_hat"],
+        )  # fmt: skip
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def theory_curves(cfg: dict) -> pd.DataFrame:
+    """Rows (d, b, eta_over_b, alpha) of the theory on ``cfg["curve_points"]`` log-spaced
+    η/b over each dimension's :func:`ratio_window` widened by 10 % on each side (α = NaN where
+    the iterates have no stationary law, inf where the tails are lighter than resolved)."""
+    sigma = float(cfg["sigma"])
+    rows = []
+    for d in cfg["dimensions"]:
+        low, high = ratio_window(cfg["batch_sizes"], int(d), sigma, tuple(cfg["alpha_range"]))
+        for ratio in np.geomspace(low / 1.1, high * 1.1, int(cfg["curve_points"])):
+            for b in cfg["batch_sizes"]:
+                alpha = theory_tail_index(LinearSetting(ratio * b, int(b), int(d), sigma))
+                rows.append({"d": int(d), "b": int(b), "eta_over_b": ratio, "alpha": alpha})
+    return pd.DataFrame(rows)
+
+
+def _difference(first: pd.Series, second: pd.Series) -> tuple[float, float, float]:
+    """second − first of two simulated rows, with the interval of the difference from the
+    two intervals (low: second's low − first's high; high: second's high − first's low)."""
+    return (
+        second.alpha_hat - first.alpha_hat,
+        second.ci_low - first.ci_high,
+        second.ci_high - first.ci_low,
+    )
+
+
+def _c7a(table: pd.DataFrame) -> dict:
+    """C7a on the linear experiment: α̂ falls from the smallest to the largest simulated η/b
+    of every (d, b) series."""
+    sim = table[table.simulated].sort_values(["d", "b", "eta_over_b"])
+    states, changes = [], []
+    for (d, b), series in sim.groupby(["d", "b"]):
+        if len(series) < 2:
+            continue
+        change, low, high = _difference(series.iloc[0], series.iloc[-1])
+        states.append(three_way(high < 0.0, low > 0.0))
+        changes.append((change, low, high, f"d={d} b={b}: {change:+.3g} [{low:+.3g}, {high:+.3g}]"))
+    name, threshold = "C7a (linear regression)", "< 0 for every series"
+    if not states:
+        return _claim(
+            name, INCONCLUSIVE, "too few simulated settings", (math.nan,) * 3,
+            "no (d, b) series with two simulated eta/b", _C7A_STATISTIC, threshold,
+        )  # fmt: skip
+    worst = max(changes, key=lambda c: c[0])
+    detail = "; ".join(c[3] for c in changes)
+    return _claim(
+        name, combine(states), "intervals overlap 0", worst[:3], detail, _C7A_STATISTIC, threshold
+    )
+
+
+_C7A_STATISTIC = (
+    "change of Hill's alpha-hat from the smallest to the largest simulated eta/b, per "
+    "(dimension, batch size) series; the series closest to a rise"
+)
+_C7B_STATISTIC = (
+    "alpha-hat at the largest minus at the smallest batch size with the same eta/b, per "
+    "(dimension, eta/b); the pair furthest from 0"
+)
+
+
+def _c7b(table: pd.DataFrame, tolerance: float) -> dict:
+    """C7b on the linear experiment: at each (d, η/b) with two or more simulated batch
+    sizes, α̂ at the largest b minus at the smallest b lies within ±``tolerance``."""
+    sim = table[table.simulated].sort_values(["d", "eta_over_b", "b"])
+    states, diffs = [], []
+    for (d, ratio), same in sim.groupby(["d", "eta_over_b"]):
+        if len(same) < 2:
+            continue
+        diff, low, high = _difference(same.iloc[0], same.iloc[-1])
+        states.append(interval_state(low, high, (-tolerance, tolerance)))
+        theory = same.iloc[-1].alpha_theory - same.iloc[0].alpha_theory
+        diffs.append((diff, low, high, f"d={d} eta/b={ratio:.4g} b={same.iloc[0].b} vs "
+                      f"{same.iloc[-1].b}: {diff:+.3g} [{low:+.3g}, {high:+.3g}] "
+                      f"(theory {theory:+.3g})"))  # fmt: skip
+    name = "C7b (linear regression)"
+    threshold = f"within +-{tolerance:g} (linear_sgd.c7_same_tolerance)"
+    if not states:
+        return _claim(
+            name, INCONCLUSIVE, "too few simulated settings", (math.nan,) * 3,
+            "no eta/b with two simulated batch sizes", _C7B_STATISTIC, threshold,
+        )  # fmt: skip
+    worst = max(diffs, key=lambda c: abs(c[0]))
+    detail = "; ".join(c[3] for c in diffs)
+    reason = "intervals too wide for the tolerance"
+    return _claim(name, combine(states), reason, worst[:3], detail, _C7B_STATISTIC, threshold)
+
+
+def _claim(name, verdict, reason, value, detail, statistic, threshold) -> dict:
+    """A claim dict with :data:`sgdtail.claims.EXTERNAL_KEYS`."""
+    return {
+        "claim": name,
+        "statistic": statistic,
+        "value": json_number(value[0]),
+        "ci_low": json_number(value[1]),
+        "ci_high": json_number(value[2]),
+        "threshold": threshold,
+        "verdict": with_reason(verdict, reason),
+        "detail": detail,
+    }
+
+
+def claim_c7_linear(table: pd.DataFrame, tolerance: float) -> list[dict]:
+    """C7a and C7b judged on :func:`simulation_sweep`'s table (verdicts from
+    :mod:`sgdtail.verdicts`; a condition passes, fails or is unclear by its interval)."""
+    return [_c7a(table), _c7b(table, float(tolerance))]

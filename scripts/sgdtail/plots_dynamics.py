@@ -416,3 +416,42 @@ def metastability_figure(
     return fig, dict(
         frac_time_wide=frac, levy_path=pick, jump_time=None if jump_k is None else float(t[jump_k])
     )
+
+
+def plot_alpha_vs_eta_over_b_linear(
+    simulation: pd.DataFrame, theory: pd.DataFrame, pdf: str, png: str
+) -> Figure:
+    """SGD on Gaussian linear regression (:mod:`sgdtail.linear_sgd`): the tail index of the
+    iterates against η/b, one panel per dimension d, one colour per batch size b: the
+    theory's α as a line, Hill's α̂ of the simulated chains as points with their intervals.
+    α = 2 (finite variance above) dashed."""
+    set_style()
+    dims = sorted(simulation["d"].unique())
+    batches = sorted(simulation["b"].unique())
+    colors = dict(zip(batches, sns.color_palette("viridis", len(batches)), strict=True))
+    fig, axes = plt.subplots(1, len(dims), figsize=(4.2 * len(dims), 3.6), squeeze=False)
+    top = 1.4 * float(np.nanmax(simulation.loc[simulation.simulated, "alpha_theory"]))
+    for ax, d in zip(axes[0], dims, strict=True):
+        for b in batches:
+            curve = theory[(theory.d == d) & (theory.b == b)].sort_values("eta_over_b")
+            ax.plot(curve.eta_over_b, curve.alpha, color=colors[b], lw=1.2, label=f"b = {b}")
+            sim = simulation[(simulation.d == d) & (simulation.b == b) & simulation.simulated]
+            ax.errorbar(
+                sim.eta_over_b,
+                sim.alpha_hat,
+                yerr=np.vstack([sim.alpha_hat - sim.ci_low, sim.ci_high - sim.alpha_hat]),
+                color=colors[b],
+                marker="o",
+                ms=4,
+                ls="",
+                capsize=2,
+            )
+        ax.axhline(2.0, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_ylim(0.0, top)
+        ax.set_title(f"d = {d}")
+        ax.set_xlabel("η / b")
+    axes[0][0].set_ylabel("tail index α of the iterates")
+    axes[0][0].legend(title="theory (line), simulated (points)", fontsize=8, title_fontsize=8)
+    save_figure(fig, pdf, png)
+    return fig

@@ -107,12 +107,24 @@ FINDINGS: list[Finding] = [
         f"{PAPER_2019}, §4",
         "validation",
     ),
+    Finding(
+        "alpha_vs_eta_over_b_linear",
+        "SGD on Gaussian linear regression: the iterates' α against η/b",
+        "the stationary iterates are heavy-tailed; α decreases in the step η, increases in the "
+        "batch size b at fixed η, and decreases in the dimension d (a theorem for this model)",
+        "Gürbüzbalaban, Şimşekli & Zhu (ICML 2021)",
+        "claim",
+    ),
 ]
-"""What the papers report, per figure (the claims C1-C6 follow from the claims table)."""
+"""What the papers report, per figure (the claims C1-C7 follow from the claims table)."""
 
 AGREEMENT = {SUPPORTED: "agrees", NOT_SUPPORTED: "disagrees", INCONCLUSIVE: "undecided"}
 
-CLAIM_OF = {"alpha_vs_batch_size": "C2", "noise_norm_histogram": "C5 (SGD)"}
+CLAIM_OF = {
+    "alpha_vs_batch_size": "C2",
+    "noise_norm_histogram": "C5 (SGD)",
+    "alpha_vs_eta_over_b_linear": "C7a (linear regression)",
+}
 """Figures whose comparison with the papers is a claim of the claims table."""
 
 

@@ -1,4 +1,4 @@
-"""The verdict vocabulary every claim is judged in (C1-C6 and C5 on SGD).
+"""The verdict vocabulary every claim is judged in (C1-C7 and C5 on SGD).
 
 A claim's verdict is one of :data:`VERDICTS`. An inconclusive verdict has a
 reason; in the claim dicts the dynamics and sharpness stages write, the two
