@@ -196,17 +196,6 @@ def potential(
     return height * ((x / w) ** 2 - 1.0) ** 2
 
 
-def potential_gradient(
-    x: np.ndarray | float, height: float, width: float, width_right: float | None = None
-) -> np.ndarray:
-    """``U'(x) = (4H/W)·z(z² - 1)``, ``z = x/W`` (energy per position unit)."""
-    wr = width if width_right is None else width_right
-    x = np.asarray(x, dtype=float)
-    w = np.where(x < 0, width, wr)
-    z = x / w
-    return 4.0 * height / w * z * (z * z - 1.0)
-
-
 def _check_well(height: float, width: float) -> None:
     if not (np.isfinite(height) and height > 0):
         raise ValueError(f"barrier height must be > 0, got {height!r}")

@@ -66,7 +66,6 @@ NOT_STATISTICS = [
     "sas_increments",
     "levy_right_tail_constant",
     "potential",
-    "potential_gradient",
     "_check_well",
     "_drift_flow",
     "_validate_sim",
