@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sgdtail.data import DATASETS
 from sgdtail.shapes import alexnet_size, fcn_size
 
 DATA_SIZES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
-    "mnist": ((1, 28, 28), 10, 60_000, 10_000),
-    "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
-    "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
+    name: (spec.image_shape, spec.num_classes, spec.n_train, spec.n_test)
+    for name, spec in DATASETS.items()
 }
 """(channels, height, width), classes, train images, test images (the full data sets)."""
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sgdtail.data import DATASETS
 from sgdtail.shapes import ALEXNET_DEPTH
 
 AXES: tuple[str, ...] = ("dataset", "arch", "width", "depth", "batch_size", "lr", "loss", "seed")
@@ -59,13 +60,11 @@ RUN_PATH_REGEX = "".join(
 """Regular expression of :data:`RUN_PATTERN`, one named group per axis (unanchored)."""
 
 DATASET_SIZES: dict[str, tuple[int, int]] = {
-    "mnist": (60_000, 10_000),
-    "cifar10": (50_000, 10_000),
-    "cifar100": (50_000, 10_000),
+    name: (spec.n_train, spec.n_test) for name, spec in DATASETS.items()
 }
 """(train, test) sizes of the full data sets, for checks before any data is read."""
 
-DATASET_CHANNELS: dict[str, int] = {"mnist": 1, "cifar10": 3, "cifar100": 3}
+DATASET_CHANNELS: dict[str, int] = {name: spec.channels for name, spec in DATASETS.items()}
 """Image channels of each data set: the length of its ``mean`` and ``std``."""
 
 
