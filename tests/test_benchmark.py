@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import benchmark
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """benchmark.main sets torch's thread count for the process; later tests (resumption in a
+    spawned child compared with the parent) need the default back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_time_streaming_small() -> None:
