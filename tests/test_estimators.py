@@ -1165,3 +1165,15 @@ def test_tensor_rows_that_require_grad_are_read_without_copy_errors() -> None:
     s.update(rows)
     (hill,) = _pick(s.finalize(), "hill")
     assert hill["alpha"] == pytest.approx(E.hill_alpha(flat.astype(np.float32), 10), rel=1e-6)
+
+
+def test_order_estimate_is_nan_when_every_kept_block_holds_one_nonzero_value() -> None:
+    """Mean log n = 0 (each block of K1 = 2 holds one nonzero value): no block-size scale to
+    divide by, NaN in memory and streamed (not 1/inf = 0)."""
+    z = np.array([1.0, 0.0, 0.0, 2.0, 3.0, 0.0, 0.0, 4.0] * 4, dtype=np.float32)
+    assert math.isnan(E.mohammadi_order_alpha(z, 2, k=2))
+    s = E.StreamingTailStats(4, 8, [], sweep_k1=[])
+    s.update(z.reshape(4, 8))
+    assert E.central_k1(32) == 4  # blocks of 4 hold 2 nonzero values: finite
+    (order,) = _pick(s.finalize(), "mohammadi_order")
+    assert np.isfinite(order["alpha"])

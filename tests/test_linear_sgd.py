@@ -12,10 +12,12 @@ from scipy import stats
 from sgdtail.claims import EXTERNAL_KEYS
 from sgdtail.linear_sgd import (
     LinearSetting,
+    _steps,
     claim_c7_linear,
     eta_for_tail_index,
     moment_ratio,
     moment_ratio_two,
+    relaxation_steps,
     simulate_norms,
     simulation_sweep,
     stationary_estimate,
@@ -206,8 +208,8 @@ def test_experiment_on_a_small_config_supports_c7a_and_refutes_c7b():
     """The theory's direction, measured: α̂ falls along η/b for each batch size, and at the
     same η/b the larger batch (and step) has the heavier tail, by more than 0.25."""
     cfg = {"dimensions": [5], "batch_sizes": [1, 2], "ratios": 4, "alpha_range": [1.5, 4.5],
-           "sigma": 1.0, "sigma_y": 1.0, "chains": 20000, "steps": 400, "groups": 10,
-           "level": 0.95, "seed": 0, "curve_points": 5}  # fmt: skip
+           "sigma": 1.0, "sigma_y": 1.0, "chains": 20000, "steps": 400, "relaxations": 0,
+           "groups": 10, "level": 0.95, "seed": 0, "curve_points": 5}  # fmt: skip
     table = simulation_sweep(cfg)
     assert table.simulated.sum() >= 5
     c7a, c7b = claim_c7_linear(table, 0.25)
@@ -216,3 +218,25 @@ def test_experiment_on_a_small_config_supports_c7a_and_refutes_c7b():
     assert c7b["value"] < -0.25
     curves = theory_curves(cfg)
     assert len(curves) == 5 * 2 and set(curves.columns) == {"d", "b", "eta_over_b", "alpha"}
+
+
+def test_relaxation_time_is_one_over_the_log_contraction():
+    s = LinearSetting(0.3, 2, 10)
+    rng = np.random.default_rng(8)
+    n = 400_000
+    x, q = rng.chisquare(2, n), rng.chisquare(9, n)
+    rate = 0.5 * np.mean(np.log((1 - s.c * x) ** 2 + s.c**2 * x * q))
+    assert relaxation_steps(s) == pytest.approx(-1 / rate, rel=0.02)
+    assert relaxation_steps(LinearSetting(0.5, 1, 10)) == math.inf  # no stationary law
+    # the steps a setting runs: the configured floor or enough relaxation times
+    cfg = {"steps": 100, "relaxations": 20}
+    assert _steps(s, cfg) == max(100, math.ceil(20 * relaxation_steps(s)))
+    assert _steps(LinearSetting(0.5, 1, 10), cfg) == 100
+
+
+def test_a_slowly_settling_setting_reaches_the_theory_with_its_relaxation_times():
+    """d = 10, b = 1 at theory α = 1.5 (relaxation time ~121 steps): 20 relaxation times."""
+    eta = eta_for_tail_index(1.5, 1, 10)
+    s = LinearSetting(eta, 1, 10)
+    est = stationary_estimate(simulate_norms(s, 10_000, _steps(s, {"steps": 1, "relaxations": 20})))
+    assert est.ci_low < 1.5 < est.ci_high, est

@@ -35,13 +35,17 @@ def test_no_accounting_and_a_short_min_job_age_stops_with_what_to_change(configu
     assert "\n" not in str(err.value)
 
 
-def test_the_plugins_threshold_is_three_first_waits_and_follows_the_setting():
-    assert min_job_age_needed(None) == 120  # the plugin's default first wait: 40 s
-    assert min_job_age_needed(60) == 180
-    config = {**NO_ACCOUNTING, "MinJobAge": "150 sec"}
-    assert choose_status_command("sacct", config)[0] == "squeue"  # 150 >= 120
-    with pytest.raises(ValueError, match=r"MinJobAge is 150 s.*>= 180"):
-        choose_status_command("sacct", config, init_seconds=60)  # the plugin would use sacct
+def test_the_threshold_covers_the_plugins_rule_and_its_longest_wait():
+    # default first wait 40 s: the plugin keeps squeue from 120 s, but waits up to 180 s
+    # between two checks, so a job must stay listed longer than that (+ 60 s margin)
+    assert min_job_age_needed(None) == 240
+    assert min_job_age_needed(100) == 300  # three first waits
+    config = {**NO_ACCOUNTING, "MinJobAge": "250 sec"}
+    assert choose_status_command("sacct", config)[0] == "squeue"
+    with pytest.raises(ValueError, match=r"MinJobAge is 250 s.*>= 300"):
+        choose_status_command("sacct", config, init_seconds=100)  # the plugin would use sacct
+    with pytest.raises(ValueError, match=r"MinJobAge is 150 s.*>= 240"):
+        choose_status_command("sacct", {**NO_ACCOUNTING, "MinJobAge": "150 sec"})
 
 
 @pytest.mark.parametrize("value, seconds", [("1h", 3600), ("2 hours", 7200), ("600", 600)])

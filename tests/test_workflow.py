@@ -208,6 +208,7 @@ FIGURES = [
     "alpha_and_accuracy_over_training",
     "alpha_vs_block_size",
     "runtime_by_grid_axis",
+    "alpha_vs_eta_over_b_linear",
 ]
 SMOKE_FIGURES = [
     "noise_norm_histogram",
@@ -217,6 +218,7 @@ SMOKE_FIGURES = [
     "alpha_and_accuracy_over_training",
     "alpha_vs_block_size",
     "runtime_by_grid_axis",
+    "alpha_vs_eta_over_b_linear",
 ]
 """The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep."""
 
@@ -232,7 +234,8 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
         keep_default_na=False,
         na_values={c: [""] for c in ("value", "ci_low", "ci_high")},
     )
-    external = ["C4", "C5", "C5 (SGD)", "C6"]  # from the dynamics and sharpness stages
+    # from the dynamics, sharpness and linear-regression stages
+    external = ["C4", "C5", "C5 (SGD)", "C6", "C7a (linear regression)", "C7b (linear regression)"]
     assert set(claims.claim) == {"C1", "C2", "C3", *external}
     assert set(claims.verdict) <= {"supported", "not supported", "inconclusive"}
     # a reason exactly when inconclusive

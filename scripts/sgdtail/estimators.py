@@ -344,8 +344,8 @@ def mohammadi_order_alpha(
         y, v = y[y != 0], v[v != 0]
         log_n = float(np.log(n).sum()) / n.size if n.size else math.nan
         rank = order_x_rank(k, k1, v.size, y.size)
-    if y.size < k or v.size < rank:
-        return math.nan
+    if y.size < k or v.size < rank or not log_n > 0:
+        return math.nan  # log_n = 0: every kept block holds one nonzero value
     y_k = np.partition(y, k - 1)[k - 1 : k]
     x_k = np.partition(v, rank - 1)[rank - 1 : rank]
     return _order_alpha(y_k, x_k, log_n)
@@ -1086,9 +1086,10 @@ class StreamingTailStats:
         blocks = int(sums.blocks.sum())
         rank = order_x_rank(k, m, n, blocks) if self.exclude_zeros else m * k
         y, x = sums.smallest.sorted(), self._order_x.sorted()
+        log_n = float(sums.log_n.sum()) / blocks if blocks else math.nan
         alpha = (
-            _order_alpha(y[k - 1 : k], x[rank - 1 : rank], float(sums.log_n.sum()) / blocks)
-            if (y.size >= k and x.size >= rank)
+            _order_alpha(y[k - 1 : k], x[rank - 1 : rank], log_n)
+            if (y.size >= k and x.size >= rank and log_n > 0)
             else math.nan
         )
         return _row(

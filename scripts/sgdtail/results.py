@@ -111,7 +111,8 @@ FINDINGS: list[Finding] = [
         "alpha_vs_eta_over_b_linear",
         "SGD on Gaussian linear regression: the iterates' α against η/b",
         "the stationary iterates are heavy-tailed; α decreases in the step η, increases in the "
-        "batch size b at fixed η, and decreases in the dimension d (a theorem for this model)",
+        "batch size b at fixed η, and decreases in the dimension d (a theorem for this model); "
+        "compared here: α along η/b at fixed b (C7a) and at the same η/b across b (C7b)",
         "Gürbüzbalaban, Şimşekli & Zhu (ICML 2021)",
         "claim",
     ),

@@ -5,7 +5,8 @@ cluster without job accounting (``AccountingStorageType=accounting_storage/none`
 answers nothing and Snakemake waits forever for jobs that finished long ago. ``squeue``
 works instead as long as finished jobs stay in its list long enough: the plugin itself goes
 back to sacct unless ``MinJobAge`` is known and at least three times its
-``init_seconds_before_status_checks`` (:func:`min_job_age_needed`).
+``init_seconds_before_status_checks``, and a job that leaves squeue's list between two status
+checks (up to 180 s apart) is never seen to finish (:func:`min_job_age_needed`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,19 @@ __all__ = [
 DEFAULT_INIT_SECONDS: int = 40
 
 
+#: The executor plugin's longest wait between two status checks (``max_sleep_time``): a
+#: finished job must stay in squeue's list longer than that, or it is never seen to finish.
+PLUGIN_MAX_WAIT_S: int = 180
+#: Margin on top of that wait.
+MARGIN_S: int = 60
+
+
 def min_job_age_needed(init_seconds: int | None) -> int:
-    """Shortest MinJobAge (seconds) at which the plugin keeps reading job states with squeue:
-    three times its first wait before a status check (its own rule)."""
-    return 3 * (DEFAULT_INIT_SECONDS if init_seconds is None else int(init_seconds))
+    """Shortest MinJobAge (seconds) at which squeue can follow every job: at least three
+    times the plugin's first wait before a status check (below that the plugin itself goes
+    back to sacct) and longer than its longest wait between two checks, with a margin."""
+    init = DEFAULT_INIT_SECONDS if init_seconds is None else int(init_seconds)
+    return max(3 * init, max(init, PLUGIN_MAX_WAIT_S) + MARGIN_S)
 
 
 def read_slurm_config(timeout_s: float = 20.0) -> dict[str, str]:
@@ -73,8 +83,8 @@ def choose_status_command(
         raise ValueError(
             f"SLURM has no job accounting (AccountingStorageType={accounting}) and MinJobAge is "
             f"{shown}, so neither sacct nor squeue can tell when jobs finish: set MinJobAge "
-            f">= {needed} in slurm.conf (3 x init_seconds_before_status_checks), or enable "
-            "accounting"
+            f">= {needed} in slurm.conf (longer than the executor's longest wait between "
+            "status checks), or enable accounting"
         )
     if configured == "squeue":
         return configured, ""

@@ -40,6 +40,7 @@ MODULES: dict[str, list[str]] = {
     "aggregate": ["tests/test_aggregate.py", "tests/test_claims.py"],
     "train": ["tests/test_train.py"],
     "dynamics": ["tests/test_dynamics.py"],
+    "linear_sgd": ["tests/test_linear_sgd.py"],
     "dynamics_claims": ["tests/test_dynamics.py"],
     "verdicts": [
         "tests/test_verdicts.py",
