@@ -320,7 +320,8 @@ def _c7a(table: pd.DataFrame) -> dict:
     name, threshold = "C7a (linear regression)", "< 0 for every series"
     if not states:
         return _claim(
-            name, INCONCLUSIVE, "too few simulated settings", (math.nan,) * 3,
+            name, INCONCLUSIVE, "too few simulated settings: widen linear_sgd.alpha_range or "
+            "raise linear_sgd.ratios", (math.nan,) * 3,
             "no (d, b) series with two simulated eta/b", _C7A_STATISTIC, threshold,
         )  # fmt: skip
     worst = max(changes, key=lambda c: c[0])
@@ -328,7 +329,13 @@ def _c7a(table: pd.DataFrame) -> dict:
     if dropped:
         detail += f"; fewer than two simulated eta/b (left out): {', '.join(dropped)}"
     return _claim(
-        name, combine(states), "intervals overlap 0", worst[:3], detail, _C7A_STATISTIC, threshold
+        name,
+        combine(states),
+        "intervals overlap 0: raise linear_sgd.chains",
+        worst[:3],
+        detail,
+        _C7A_STATISTIC,
+        threshold,
     )
 
 
@@ -360,12 +367,13 @@ def _c7b(table: pd.DataFrame, tolerance: float) -> dict:
     threshold = f"within +-{tolerance:g} (linear_sgd.c7_same_tolerance)"
     if not states:
         return _claim(
-            name, INCONCLUSIVE, "too few simulated settings", (math.nan,) * 3,
+            name, INCONCLUSIVE, "too few simulated settings: widen linear_sgd.alpha_range or "
+            "raise linear_sgd.ratios", (math.nan,) * 3,
             "no eta/b with two simulated batch sizes", _C7B_STATISTIC, threshold,
         )  # fmt: skip
     worst = max(diffs, key=lambda c: abs(c[0]))
     detail = "; ".join(c[3] for c in diffs)
-    reason = "intervals too wide for the tolerance"
+    reason = "intervals too wide for the tolerance: raise linear_sgd.chains"
     return _claim(name, combine(states), reason, worst[:3], detail, _C7B_STATISTIC, threshold)
 
 
