@@ -240,3 +240,11 @@ def test_a_slowly_settling_setting_reaches_the_theory_with_its_relaxation_times(
     s = LinearSetting(eta, 1, 10)
     est = stationary_estimate(simulate_norms(s, 10_000, _steps(s, {"steps": 1, "relaxations": 20})))
     assert est.ci_low < 1.5 < est.ci_high, est
+
+
+def test_stationary_interval_is_centred_on_the_estimate_from_every_chain():
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        est = stationary_estimate(np.abs(rng.standard_t(2.0, 5_000)), groups=10)
+        assert est.ci_low <= est.alpha <= est.ci_high, est
+        assert 1 / est.ci_low - 1 / est.alpha == pytest.approx(1 / est.alpha - 1 / est.ci_high)

@@ -174,16 +174,20 @@ def stationary_estimate(
 ) -> StationaryEstimate:
     """Hill's α̂ from the norms of independent chains, k = max(10, ⌊√n⌋) order statistics
     (:func:`~sgdtail.estimators.default_hill_k`), and a batch-means interval
-    (:func:`~sgdtail.estimators.batch_means_interval`) from Hill's 1/α̂ in ``groups`` equal
-    groups of the chains, each with the same fraction k/n of its values."""
+    (:func:`~sgdtail.estimators.batch_means_interval`) with the spread of Hill's 1/α̂ over
+    ``groups`` equal groups of the chains (each with the same fraction k/n of its values),
+    centred on the estimate from all of them."""
     norms = np.asarray(norms, dtype=np.float64)
     n = norms.size
     k = default_hill_k(n)
+    alpha = hill_alpha(norms, k)
     size = n // groups
     k_group = max(2, round(k * size / n))
-    inv = [1.0 / hill_alpha(norms[g * size : (g + 1) * size], k_group) for g in range(groups)]
-    low, high = batch_means_interval(inv, level)
-    return StationaryEstimate(hill_alpha(norms, k), low, high, k, n)
+    inv = np.array(
+        [1.0 / hill_alpha(norms[g * size : (g + 1) * size], k_group) for g in range(groups)]
+    )
+    low, high = batch_means_interval(inv - np.nanmean(inv) + 1.0 / alpha, level)
+    return StationaryEstimate(alpha, low, high, k, n)
 
 
 def relaxation_steps(setting: LinearSetting, nodes: int = QUADRATURE_NODES) -> float:
