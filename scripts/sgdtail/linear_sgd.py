@@ -324,8 +324,7 @@ def _c7a(table: pd.DataFrame) -> dict:
     name, threshold = "C7a (linear regression)", "< 0 for every series"
     if not states:
         return _claim(
-            name, INCONCLUSIVE, "too few simulated settings: widen linear_sgd.alpha_range or "
-            "raise linear_sgd.ratios", (math.nan,) * 3,
+            name, INCONCLUSIVE, _TOO_FEW, (math.nan,) * 3,
             "no (d, b) series with two simulated eta/b", _C7A_STATISTIC, threshold,
         )  # fmt: skip
     worst = max(changes, key=lambda c: c[0])
@@ -343,6 +342,7 @@ def _c7a(table: pd.DataFrame) -> dict:
     )
 
 
+_TOO_FEW = "too few simulated settings: widen linear_sgd.alpha_range or raise linear_sgd.ratios"
 _C7A_STATISTIC = (
     "change of Hill's alpha-hat from the smallest to the largest simulated eta/b, per "
     "(dimension, batch size) series; the series closest to a rise"
@@ -371,8 +371,7 @@ def _c7b(table: pd.DataFrame, tolerance: float) -> dict:
     threshold = f"within +-{tolerance:g} (linear_sgd.c7_same_tolerance)"
     if not states:
         return _claim(
-            name, INCONCLUSIVE, "too few simulated settings: widen linear_sgd.alpha_range or "
-            "raise linear_sgd.ratios", (math.nan,) * 3,
+            name, INCONCLUSIVE, _TOO_FEW, (math.nan,) * 3,
             "no eta/b with two simulated batch sizes", _C7B_STATISTIC, threshold,
         )  # fmt: skip
     worst = max(diffs, key=lambda c: abs(c[0]))

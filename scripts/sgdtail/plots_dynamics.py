@@ -439,9 +439,7 @@ def plot_alpha_vs_eta_over_b_linear(
             ax.errorbar(
                 sim.eta_over_b,
                 sim.alpha_hat,
-                yerr=np.clip(
-                    np.vstack([sim.alpha_hat - sim.ci_low, sim.ci_high - sim.alpha_hat]), 0, None
-                ),
+                yerr=np.vstack([sim.alpha_hat - sim.ci_low, sim.ci_high - sim.alpha_hat]),
                 color=colors[b],
                 marker="o",
                 ms=4,
