@@ -42,6 +42,7 @@ rule make_claims_table:
         summary="results/tables/summary.csv",
         estimates="results/tables/estimates.parquet",
         runs="results/tables/runs.csv",
+        sharpness="results/tables/sharpness.csv",
         extra=extra_claim_files(),
     output:
         md="figures/claims.md",

@@ -23,6 +23,7 @@ computed = evaluate_claims(
     thresholds,
     ci_level=snakemake.params.ci_level,
     k1_factors=snakemake.params.robust_k1_factors,
+    sharpness=pd.read_csv(snakemake.input.sharpness),
 )
 extra = []
 for path in snakemake.input.extra:

@@ -720,6 +720,7 @@ def _markdown_fixture():
         c3_early_fraction=0.2,
         c3_max_step_ratio=2.5,
         c3_min_checkpoints=5,
+        c7_same_tolerance=0.15,
         min_runs=4,
         split="test",
     )
@@ -764,6 +765,17 @@ MD_RULES = [
     "step + 1 at its ends; coincide); no when all candidates of α̂ or all of accuracy end after "
     "the early step, or no pair coincides; undecided otherwise, or when the steepest change is "
     "not above 1.5 standard errors. Fewer than 5 checkpoints: inconclusive.",
+    "- C7 on networks: a family is the runs equal in every axis but the learning rate η, the "
+    "batch size b and the seed, at each run's last checkpoint. C7a: per family with two or "
+    "more η/b, the least-squares slope of α̂ against log2(η/b), every run a point (standard "
+    "error as in C2), ± 1.5 standard errors; supported when every family's interval lies below "
+    "0, not supported when one lies above 0, else inconclusive. C7b: per family and η/b held "
+    "by two or more batch sizes, the mean α̂ over seeds at the largest b minus at the smallest "
+    "b, ± 1.5 standard errors (the seed-to-seed variance pooled over the family's (η, b) cells, "
+    "at least the mean squared batch-means standard error); supported when every interval lies "
+    "inside ±0.15, not supported when one lies outside it. C7c: as C7a for log2 λ_max (top "
+    "Hessian eigenvalue) over the runs whose end point C6 admits; it does not depend on the α "
+    "estimator. Fewer than 4 runs: inconclusive.",
     "- Block-size sweep: the rule is applied at every block size K1 that every measurement has, "
     "in natural and shuffled order; one verdict if all agree, otherwise inconclusive (depends "
     "on K1).",
@@ -900,9 +912,16 @@ def test_claim_rows_cover_every_claim_and_estimator():
     summary, estimates, _ = make_tables(widths())
     long = C.evaluate_claims(summary, estimates, C.Thresholds())
     assert list(long.columns) == C.COLUMNS
-    assert len(long) == 3 * len(C.ESTIMATOR_CHOICES)
+    assert len(long) == 5 * len(C.ESTIMATOR_CHOICES)
+    assert list(long.claim.unique()) == ["C1", "C2", "C3", "C7a", "C7b"]
     assert set(long.verdict) <= set(C.VERDICTS)
     assert set(AXES) <= set(summary.columns)
+    # C7c, judged on the sharpness table once (not an α estimate)
+    sharp = summary[summary.split == "train"].drop_duplicates(list(AXES))[list(AXES)]
+    sharp = sharp.assign(top_hessian_eigenvalue=10.0, excluded="")
+    long = C.evaluate_claims(summary, estimates, C.Thresholds(), sharpness=sharp)
+    c7c = long[long.claim == "C7c"]
+    assert list(c7c.estimator) == ["n/a"] and len(long) == 5 * len(C.ESTIMATOR_CHOICES) + 1
 
 
 def test_share_verdict_allows_one_outlier_in_ten_exactly():

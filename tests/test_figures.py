@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sgdtail import plots as P
-from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, Figure, missing_runs
+from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, RATIO_EXAMPLE, Figure, missing_runs
 from sgdtail.grid import expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,16 @@ def test_sweep_arguments_are_those_of_plot_alpha_vs_axis():
 @pytest.mark.parametrize(
     ("grid", "missing"),
     [
-        ("smoke", {"alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate"}),
+        (
+            "smoke",
+            {
+                "alpha_vs_filters",
+                "alpha_vs_batch_size",
+                "alpha_vs_learning_rate",
+                "alpha_vs_eta_over_b",
+                "sharpness_vs_eta_over_b",
+            },
+        ),
         ("smoke_sweeps", {"alpha_vs_width", "alpha_vs_depth"}),
         ("paper", set()),
     ],
@@ -91,6 +100,11 @@ def test_each_sweep_example_is_a_sub_grid_that_draws_its_figure():
             continue
         example = yaml.safe_load(figure.sweep.example)
         points = [dataclasses.asdict(run) for run in expand_grid([example])]
+        assert missing_runs(figure, points, {}, "example") is None, figure.name
+    ratio_figures = [f for f in FIGURES.values() if f.eta_over_b]
+    assert len(ratio_figures) == 2
+    points = [dataclasses.asdict(run) for run in expand_grid([yaml.safe_load(RATIO_EXAMPLE)])]
+    for figure in ratio_figures:
         assert missing_runs(figure, points, {}, "example") is None, figure.name
 
 

@@ -118,8 +118,8 @@ def test_shipped_grids_pass_the_checks(config):
         sizes[name] = len(points)
     assert set(sizes) >= {"smoke", "smoke_sweeps", "default", "paper"}
     # smoke: widths {4, 8} x depths {2, 3}; smoke_sweeps: 2 AlexNets, 2 batch sizes and
-    # 2 learning rates at w4_d2, one run (b50, lr 0.1) shared by the last two
-    assert (sizes["smoke"], sizes["smoke_sweeps"]) == (4, 5)
+    # 2 learning rates at w4_d2, one run (b50, lr 0.1) shared by the last two, and (b25, lr 0.05)
+    assert (sizes["smoke"], sizes["smoke_sweeps"]) == (4, 6)
     assert sizes["paper"] > 1000
 
 

@@ -208,6 +208,8 @@ FIGURES = [
     "alpha_and_accuracy_over_training",
     "alpha_vs_block_size",
     "runtime_by_grid_axis",
+    "alpha_vs_eta_over_b",
+    "sharpness_vs_eta_over_b",
     "alpha_vs_eta_over_b_linear",
 ]
 SMOKE_FIGURES = [
@@ -220,7 +222,8 @@ SMOKE_FIGURES = [
     "runtime_by_grid_axis",
     "alpha_vs_eta_over_b_linear",
 ]
-"""The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep."""
+"""The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep
+and no network at two values of η/b."""
 
 
 def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
@@ -236,7 +239,10 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
     )
     # from the dynamics, sharpness and linear-regression stages
     external = ["C4", "C5", "C5 (SGD)", "C6", "C7a (linear regression)", "C7b (linear regression)"]
-    assert set(claims.claim) == {"C1", "C2", "C3", *external}
+    assert set(claims.claim) == {"C1", "C2", "C3", "C7a", "C7b", "C7c", *external}
+    c7 = claims[claims.claim.str.fullmatch("C7[abc]")]  # no network at two η/b in this grid
+    assert (c7.verdict == "inconclusive").all() and c7.reason.str.contains("no family").all()
+    assert list(claims[claims.claim == "C7c"].estimator) == ["n/a"]
     assert set(claims.verdict) <= {"supported", "not supported", "inconclusive"}
     # a reason exactly when inconclusive
     assert ((claims.verdict == "inconclusive") == (claims.reason != "")).all(), claims
@@ -325,11 +331,19 @@ def test_one_figure_builds_alone_from_a_clean_folder(tmp_path, smoke_data):
 
 
 @pytest.mark.parametrize(
-    "name", ["alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate"]
+    "name",
+    [
+        "alpha_vs_filters",
+        "alpha_vs_batch_size",
+        "alpha_vs_learning_rate",
+        "alpha_vs_eta_over_b",
+        "sharpness_vs_eta_over_b",
+    ],
 )
 def test_sweep_figure_builds_alone_on_the_sweep_grid(name, tmp_path, smoke_data):
     """The figures the smoke grid cannot draw, each built alone from a clean folder on
-    ``smoke_sweeps`` (tiny AlexNet filter, batch-size and learning-rate sweeps)."""
+    ``smoke_sweeps`` (tiny AlexNet filter, batch-size and learning-rate sweeps, and FCN runs
+    at four (η, b) with one shared η/b)."""
     config = smoke_config(smoke_data)
     config[1] = "grid=smoke_sweeps"
     res = snakemake(tmp_path, "--cores", "2", f"figures/{name}.pdf", *config)

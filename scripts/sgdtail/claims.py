@@ -109,6 +109,12 @@ CLAIM_TEXT: dict[str, str] = {
     "C5 (SGD)": "The same holds for SGD: its measured gradient noise makes the jumps of an "
     "α-stable sequence (C5's statistic on the noise norms of the trained runs).",
     "C6": "Training reaches wide minima more often and faster than Brownian theory predicts.",
+    "C7a": "The tail index falls as the step size over the batch size η/b grows (heavier "
+    "tails), judged on trained networks of one architecture at several η and b.",
+    "C7b": "Runs with the same η/b but different η and b have the same tail index: η/b, not η "
+    "or b alone, is what matters (trained networks).",
+    "C7c": "The sharpness of the minimum SGD reaches (top Hessian eigenvalue) falls as η/b "
+    "grows: the wide-minima half of the story (trained networks).",
     "C7a (linear regression)": "The tail index falls as the step size over the batch size η/b "
     "grows. Tested here at fixed b (so η grows with η/b): on Gaussian linear regression, where "
     "Gürbüzbalaban, Şimşekli & Zhu (ICML 2021) prove that α decreases in η at fixed b, this "
@@ -163,6 +169,7 @@ class Thresholds:
     c3_early_fraction: float = 0.1
     c3_max_step_ratio: float = 4.0
     c3_min_checkpoints: int = 4
+    c7_same_tolerance: float = 0.1
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Thresholds:
@@ -935,19 +942,25 @@ def evaluate_claims(
     th: Thresholds,
     ci_level: float = 0.95,
     k1_factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
+    sharpness: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """C1-C3 judged with every estimator choice: the long claims table (:data:`COLUMNS`).
+    """C1-C3, C7a and C7b judged with every estimator choice, and C7c from ``sharpness``
+    (sharpness.csv) when given: the long claims table (:data:`COLUMNS`).
 
     Each choice uses only the measurements it has enough data for
     (:data:`ENOUGH_FLAG`); how many it left out is appended to the detail.
     ``k1_factors``: config ``estimators.robust_k1_factors`` (see :func:`k1_spread`).
     """
+    from sgdtail.eta_over_b import claim_c7a, claim_c7b, claim_c7c  # imports this module
+
     m = alpha_measurements(summary, estimates, ci_level, k1_factors, split=th.split)
     accuracy = accuracy_table(usable_runs(summary))
     judges = {
         "C1": lambda sub: claim_c1(sub, th),
         "C2": lambda sub: claim_c2(sub, th),
         "C3": lambda sub: claim_c3(sub, accuracy, th),
+        "C7a": lambda sub: claim_c7a(sub, th),
+        "C7b": lambda sub: claim_c7b(sub, th),
     }
     chosen = {e: m[m["estimator"] == e] for e in ESTIMATOR_CHOICES}
     notes = {e: small_sample_note(sub, e) for e, sub in chosen.items()}
@@ -964,6 +977,9 @@ def evaluate_claims(
             if notes[estimator]:
                 ev.detail = f"{ev.detail}; {notes[estimator]}"
             rows.append({"claim": claim, "estimator": estimator, **dataclasses.asdict(ev)})
+    if sharpness is not None:
+        ev = claim_c7c(sharpness, th)
+        rows.append({"claim": "C7c", "estimator": "n/a", **dataclasses.asdict(ev)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -1097,6 +1113,19 @@ def rules_text(th: Thresholds) -> list[str]:
         "candidates of α̂ or all of accuracy end after the early step, or no pair coincides; "
         f"undecided otherwise, or when the steepest change is not above {th.z} standard errors. "
         f"Fewer than {th.c3_min_checkpoints} checkpoints: inconclusive.",
+        "- C7 on networks: a family is the runs equal in every axis but the learning rate η, "
+        "the batch size b and the seed, at each run's last checkpoint. C7a: per family with "
+        "two or more η/b, the least-squares slope of α̂ against log2(η/b), every run a point "
+        f"(standard error as in C2), ± {th.z} standard errors; supported when every family's "
+        "interval lies below 0, not supported when one lies above 0, else inconclusive. C7b: "
+        "per family and η/b held by two or more batch sizes, the mean α̂ over seeds at the "
+        f"largest b minus at the smallest b, ± {th.z} standard errors (the seed-to-seed "
+        "variance pooled over the family's (η, b) cells, at least the mean squared batch-means "
+        "standard error); supported when every interval lies inside "
+        f"±{th.c7_same_tolerance:g}, not supported when one lies outside it. C7c: as C7a for "
+        "log2 λ_max (top Hessian eigenvalue) over the runs whose end point C6 admits; it does "
+        "not depend on the α estimator. Fewer than "
+        f"{th.min_runs} runs: inconclusive.",
         "- Block-size sweep: the rule is applied at every block size K1 that every "
         "measurement has, in natural and shuffled order; one verdict if all agree, "
         "otherwise inconclusive (depends on K1).",

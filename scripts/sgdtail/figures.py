@@ -63,7 +63,8 @@ class Figure:
     what the script gets besides its inputs: ``showcase`` (the showcase run paths) or keys of
     the ``figures`` config section. ``side``: needs nothing from the training runs, so it is
     scheduled with the side jobs. ``sweep``: an α-against-one-axis figure. ``over_training``:
-    draws each showcase run over its checkpoints, which must be two or more.
+    draws each showcase run over its checkpoints, which must be two or more. ``eta_over_b``:
+    needs runs of one network at two or more η/b (:func:`sgdtail.eta_over_b.has_ratio_family`).
     """
 
     name: str
@@ -75,6 +76,7 @@ class Figure:
     side: bool = False
     sweep: Sweep | None = None
     over_training: bool = False
+    eta_over_b: bool = False
 
     @property
     def caption(self) -> str:
@@ -111,6 +113,10 @@ _FCN = {"width": "128", "depth": "3", "batch": "500", "lr": "0.1"}
 def _fcn_example(**values: str) -> str:
     """An FCN sub-grid on MNIST, one value per axis except those in ``values``."""
     return _FCN_EXAMPLE.format(**{**_FCN, **values})
+
+
+RATIO_EXAMPLE = _fcn_example(batch="250, 500, 1000", lr="0.05, 0.1, 0.2")
+"""A sub-grid with several η/b, three of them held by two or three (η, b) pairs."""
 
 
 def _sweep_figure(name: str, category: str, sweep: Sweep) -> Figure:
@@ -252,6 +258,20 @@ FIGURES: dict[str, Figure] = {
         Figure("metastability", DYNAMICS, stage="plot_dynamics"),
         Figure("sharpness_vs_alpha", "Width of the minima", stage="plot_sharpness_vs_alpha"),
         Figure(
+            "alpha_vs_eta_over_b",
+            STEP_OVER_BATCH,
+            inputs=SWEEP_INPUTS,
+            script="plot_alpha_vs_eta_over_b",
+            eta_over_b=True,
+        ),
+        Figure(
+            "sharpness_vs_eta_over_b",
+            STEP_OVER_BATCH,
+            inputs={"sharpness": "results/tables/sharpness.csv"},
+            script="plot_sharpness_vs_eta_over_b",
+            eta_over_b=True,
+        ),
+        Figure(
             "alpha_vs_eta_over_b_linear",
             STEP_OVER_BATCH,
             inputs={
@@ -290,6 +310,8 @@ def missing_runs(
                 f"grid {grid!r} has {steps}; set training.checkpoints (e.g. include_initial: "
                 "true)"
             )
+    if figure.eta_over_b:
+        return _missing_ratio_family(figure, points, grid)
     sweep = figure.sweep
     if sweep is None:
         return None
@@ -300,4 +322,19 @@ def missing_runs(
     return (
         f"figure {figure.name} needs {sweep.needs} with every other axis fixed, and grid "
         f"{grid!r} has none; add a sub-grid such as {sweep.example} to grids.{grid}.runs"
+    )
+
+
+def _missing_ratio_family(
+    figure: Figure, points: Iterable[Mapping[str, Any]], grid: str
+) -> str | None:
+    """Why ``grid`` cannot draw an η/b figure (no network at two or more η/b), or None."""
+    from sgdtail.eta_over_b import has_ratio_family  # pandas: only when such a figure is checked
+
+    if has_ratio_family(points):
+        return None
+    return (
+        f"figure {figure.name} needs runs of one network at two or more values of lr / "
+        f"batch_size with every other axis fixed (seed aside), and grid {grid!r} has none; add "
+        "a sub-grid such as " + RATIO_EXAMPLE + f" to grids.{grid}.runs"
     )

@@ -190,7 +190,7 @@ def long_alpha(df: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def _plain_log_axis(ax: plt.Axes, base: float, values: Sequence[float]) -> None:
+def plain_log_axis(ax: plt.Axes, base: float, values: Sequence[float]) -> None:
     """Log x axis whose ticks are the plotted values, written plainly (16, 32, ..., 0.05)."""
     ax.set_xscale("log", base=base)
     ticks = sorted(set(values))
@@ -273,7 +273,7 @@ def plot_alpha_vs_axis(
                 continue
             _sweep_panel(ax, sub, axis, lines, estimator)
             if log_base:
-                _plain_log_axis(ax, log_base, long[axis].unique())
+                plain_log_axis(ax, log_base, long[axis].unique())
             else:
                 ax.set_xticks(sorted(long[axis].unique()))
             ax.set_title(f"{setting}\n{estimator}" if r == 0 else estimator, fontsize=9)
@@ -1066,7 +1066,7 @@ def plot_runtime_by_grid_axis(
                 ax.set_yscale("log")
                 _plain_log_ticks(ax.yaxis)
             if base == 2:
-                _plain_log_axis(ax, 2, df[x].unique())
+                plain_log_axis(ax, 2, df[x].unique())
             elif base and _decades(df[x]) >= 1:
                 ax.set_xscale("log", base=base)
                 _plain_log_ticks(ax.xaxis)

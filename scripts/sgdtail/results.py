@@ -108,6 +108,23 @@ FINDINGS: list[Finding] = [
         "validation",
     ),
     Finding(
+        "alpha_vs_eta_over_b",
+        "trained networks: α̂ against η/b",
+        "heavier tails for larger η/b, with η/b rather than η or b alone setting the tail; "
+        "shown for the SGD iterates of fully connected networks, measured here on the "
+        "gradient noise (C7a; C7b in the claims table)",
+        "Gürbüzbalaban, Şimşekli & Zhu (ICML 2021); " + REVIEW,
+        "claim",
+    ),
+    Finding(
+        "sharpness_vs_eta_over_b",
+        "trained networks: sharpness of the end point against η/b",
+        "larger η/b leads SGD to wider (flatter) minima, the classical Brownian-theory result "
+        "the review builds on (C7c)",
+        REVIEW,
+        "claim",
+    ),
+    Finding(
         "alpha_vs_eta_over_b_linear",
         "SGD on Gaussian linear regression: the iterates' α against η/b",
         "the stationary iterates are heavy-tailed; α decreases in the step η, increases in the "
@@ -124,6 +141,8 @@ AGREEMENT = {SUPPORTED: "agrees", NOT_SUPPORTED: "disagrees", INCONCLUSIVE: "und
 CLAIM_OF = {
     "alpha_vs_batch_size": "C2",
     "noise_norm_histogram": "C5 (SGD)",
+    "alpha_vs_eta_over_b": "C7a",
+    "sharpness_vs_eta_over_b": "C7c",
     "alpha_vs_eta_over_b_linear": "C7a (linear regression)",
 }
 """Figures whose comparison with the papers is a claim of the claims table."""

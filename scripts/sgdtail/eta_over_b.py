@@ -1,0 +1,272 @@
+"""Claim C7 on neural networks: the tail index and the sharpness against η/b.
+
+The review leans on the Brownian-theory result that the step size over the batch size, η/b,
+sets the width of the minima SGD reaches; Gürbüzbalaban, Şimşekli & Zhu (ICML 2021) tie η/b to
+the tail index. Here the claim is judged on trained networks, within *families*: runs equal in
+every grid axis but the learning rate, the batch size and the seed (:data:`FAMILY_AXES`). A
+family with two or more values of η/b can judge C7a and C7c; one where two (η, b) pairs share a
+ratio can judge C7b.
+
+* C7a: α̂ falls as η/b grows. Per family, the least-squares slope of α̂ against log2(η/b)
+  (:func:`sgdtail.claims.log2_slope`: every run a point, seeds are replicates; standard error
+  from the residuals, floored by the measurements' own standard errors), ± z standard errors.
+  Supported when every family's interval lies below 0, not supported when one lies above.
+* C7b: runs with the same η/b but different η and b have the same α̂. Per family and shared
+  ratio, the mean α̂ over seeds at the largest b minus at the smallest b, ± z standard errors
+  (the seed-to-seed variance pooled over the family's (η, b) cells, floored by the
+  measurements' standard errors). Supported when every interval lies inside ± the tolerance,
+  not supported when one lies outside it.
+* C7c: the sharpness (top Hessian eigenvalue λ_max) falls as η/b grows: per family, the slope
+  of log2 λ_max against log2(η/b), ± z standard errors, over the runs whose end point C6 admits
+  (trained, finite, Lanczos converged, at a minimum; sharpness.csv's ``excluded``).
+
+The α̂ rows come from :func:`sgdtail.claims.alpha_measurements` (one estimator choice at a
+time, each run's last checkpoint); :func:`sgdtail.claims.evaluate_claims` judges C7a and C7b
+with every estimator choice like C1-C3. C7c does not depend on the α estimator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sgdtail.claims import Evaluation, Thresholds, log2_slope
+from sgdtail.grid import AXES
+from sgdtail.verdicts import INCONCLUSIVE, combine, interval_state, three_way
+
+FAMILY_AXES: tuple[str, ...] = tuple(a for a in AXES if a not in ("lr", "batch_size", "seed"))
+"""Axes a family of C7 runs shares: everything but η, b and the seed."""
+
+RATIO = "eta_over_b"
+
+_ADD_GRID = (
+    "add runs at several learning rates and batch sizes of one network, with (η, b) pairs that "
+    "share a ratio (the default grid's η × b sub-grid: lr [0.05, 0.1, 0.2] × batch_size "
+    "[250, 500, 1000], three seeds)"
+)
+
+
+def ratio(lr: Any, batch_size: Any) -> float:
+    """η/b rounded to 10 significant digits, so that equal ratios compare equal
+    (0.05/250 and 0.1/500)."""
+    return float(f"{float(lr) / float(batch_size):.10g}")
+
+
+def with_ratio(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a column ``eta_over_b`` (:func:`ratio` of its ``lr`` and ``batch_size``)."""
+    values = [ratio(lr, b) for lr, b in zip(df["lr"], df["batch_size"], strict=True)]
+    return df.assign(**{RATIO: pd.Series(values, index=df.index, dtype=np.float64)})
+
+
+def family_label(row: Mapping[str, Any]) -> str:
+    """``mnist/fcn/w64_d3/cross_entropy``: the axes a family shares."""
+    parts = [str(row[a]) for a in FAMILY_AXES if a not in ("width", "depth", "loss")]
+    return "/".join([*parts, f"w{row['width']}_d{row['depth']}", str(row["loss"])])
+
+
+def families(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) of each family in ``df`` (which needs the axes and ``eta_over_b``) with
+    two or more values of η/b, in a stable order."""
+    out = []
+    for _, rows in df.groupby(list(FAMILY_AXES), sort=True, dropna=False):
+        if rows[RATIO].nunique() >= 2:
+            out.append((family_label(rows.iloc[0]), rows))
+    return out
+
+
+def has_ratio_family(points: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether grid points (mappings with every axis) hold a family with two or more η/b."""
+    seen: dict[tuple, set[float]] = {}
+    for p in points:
+        seen.setdefault(tuple(p[a] for a in FAMILY_AXES), set()).add(
+            ratio(p["lr"], p["batch_size"])
+        )
+    return any(len(ratios) >= 2 for ratios in seen.values())
+
+
+def _last(m: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last-checkpoint row with a finite α̂, with η/b."""
+    last = m[m["last"].astype(bool) & np.isfinite(m["alpha"])]
+    return with_ratio(last)
+
+
+def _no_family(statistic: str, threshold: str, n_runs: int, what: str) -> Evaluation:
+    return Evaluation(
+        statistic=statistic,
+        value=math.nan,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        threshold=threshold,
+        verdict=INCONCLUSIVE,
+        reason=f"too few runs (no family with {what})",
+        n_runs=n_runs,
+        detail=f"a family is runs equal in every axis but η, b and the seed; {_ADD_GRID}",
+    )
+
+
+def _slopes(
+    fams: list[tuple[str, pd.DataFrame]], column: str, z: float, unit: str
+) -> tuple[list[str], list[tuple[float, float, float, str]]]:
+    """Per family, the :func:`log2_slope` of ``column`` against η/b ± ``z`` standard errors:
+    the states (pass: interval below 0, fail: above) and (slope, low, high, text) rows."""
+    states, rows = [], []
+    for label, runs in fams:
+        se = runs["se"].to_numpy() if "se" in runs else np.full(len(runs), math.nan)
+        slope, s = log2_slope(runs[RATIO].to_numpy(), runs[column].to_numpy(), se)
+        low, high = slope - z * s, slope + z * s
+        states.append(three_way(high < 0.0, low > 0.0))
+        text = (
+            f"{label}: {slope:+.3f} [{low:+.3f}, {high:+.3f}] {unit} per doubling of η/b "
+            f"({runs[RATIO].nunique()} values of η/b, {len(runs)} runs)"
+        )
+        rows.append((slope, low, high, text))
+    return states, rows
+
+
+def _judged(
+    states: list[str],
+    rows: list[tuple[float, float, float, str]],
+    worst: tuple[float, float, float, str],
+    base: Evaluation,
+    th: Thresholds,
+    unclear: str,
+) -> Evaluation:
+    """``base`` with the value of ``worst``, the verdict :func:`combine` gives ``states``
+    (``unclear`` as the reason when inconclusive) and the rows as detail; inconclusive when
+    fewer than ``min_runs`` runs."""
+    verdict = combine(states)
+    reason = unclear if verdict == INCONCLUSIVE else ""
+    if base.n_runs < th.min_runs:
+        verdict, reason = INCONCLUSIVE, f"too few runs ({base.n_runs} < min_runs {th.min_runs})"
+    base.value, base.ci_low, base.ci_high = worst[:3]
+    base.verdict, base.reason = verdict, reason
+    base.detail = "; ".join(r[3] for r in rows)
+    return base
+
+
+def claim_c7a(m: pd.DataFrame, th: Thresholds) -> Evaluation:
+    """C7a on networks: α̂ falls as η/b grows, in every family (see the module docstring)."""
+    last = _last(m)
+    fams = families(last)
+    base = Evaluation(
+        statistic="least-squares slope of α̂ against log2(η/b) per family of runs equal but for "
+        "η, b and seed (every run a point); the family closest to a rise",
+        value=math.nan,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        threshold="< 0 for every family",
+        verdict=INCONCLUSIVE,
+        n_runs=sum(len(rows) for _, rows in fams),
+    )
+    if not fams:
+        return _no_family(base.statistic, base.threshold, len(last), "two or more η/b")
+    states, rows = _slopes(fams, "alpha", th.z, "α̂")
+    worst = max(rows, key=lambda r: r[0])
+    return _judged(states, rows, worst, base, th, "too much spread (an interval contains 0)")
+
+
+def _cells(runs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """The (η, b) cells of one family (mean α̂, seeds, η/b) and the variance of one run's α̂
+    about its cell's mean: pooled over cells with two or more seeds, floored by the mean
+    squared measurement standard error (NaN when neither is known)."""
+    cells = runs.groupby(["lr", "batch_size"], sort=True).agg(
+        alpha=("alpha", "mean"), n=("alpha", "size"), var=("alpha", "var"), ratio=(RATIO, "first")
+    )
+    dof = (cells["n"] - 1).clip(lower=0)
+    dof_sum = float(dof.sum())
+    pooled = float((dof * cells["var"].fillna(0.0)).sum() / dof_sum) if dof_sum else math.nan
+    se2 = runs["se"].to_numpy(dtype=np.float64) ** 2 if "se" in runs else np.array([])
+    se2 = se2[np.isfinite(se2)]
+    floor = float(se2.mean()) if se2.size else math.nan
+    known = [v for v in (pooled, floor) if math.isfinite(v)]
+    return cells.reset_index(), max(known) if known else math.nan
+
+
+def _same_ratio_pairs(
+    label: str, runs: pd.DataFrame, z: float, tolerance: float
+) -> list[tuple[str, tuple[float, float, float, str]]]:
+    """(state, (diff, low, high, text)) for each η/b of one family held by two or more batch
+    sizes: mean α̂ at the largest b minus at the smallest b, ± ``z`` standard errors."""
+    cells, var = _cells(runs)
+    out = []
+    for r, same in cells.groupby("ratio", sort=True):
+        if len(same) < 2:
+            continue
+        small, big = same.sort_values("batch_size").iloc[[0, -1]].itertuples(index=False)
+        diff = big.alpha - small.alpha
+        se = math.sqrt(var / big.n + var / small.n) if math.isfinite(var) else math.nan
+        low, high = diff - z * se, diff + z * se
+        text = (
+            f"{label} η/b = {r:.3g}: (η {small.lr:g}, b {small.batch_size}) → (η {big.lr:g}, "
+            f"b {big.batch_size}): {diff:+.3f} [{low:+.3f}, {high:+.3f}] ({small.n} and "
+            f"{big.n} seeds)"
+        )
+        out.append((interval_state(low, high, (-tolerance, tolerance)), (diff, low, high, text)))
+    return out
+
+
+def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
+    """C7b on networks: at the same η/b, α̂ at the largest and the smallest batch size agree
+    within ± ``c7_same_tolerance`` (see the module docstring)."""
+    last = _last(m)
+    pairs = [
+        p
+        for label, runs in families(last)
+        for p in _same_ratio_pairs(label, runs, th.z, th.c7_same_tolerance)
+    ]
+    base = Evaluation(
+        statistic="mean α̂ at the largest minus at the smallest batch size with the same η/b "
+        "(per family and η/b); the pair furthest from 0",
+        value=math.nan,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        threshold=f"within ±{th.c7_same_tolerance:g} (claims.c7_same_tolerance)",
+        verdict=INCONCLUSIVE,
+        n_runs=len(last),
+    )
+    if not pairs:
+        return _no_family(base.statistic, base.threshold, len(last), "two (η, b) at one η/b")
+    states = [s for s, _ in pairs]
+    rows = [r for _, r in pairs]
+    worst = max(rows, key=lambda r: abs(r[0]))
+    unclear = "intervals too wide for the tolerance: add seeds"
+    return _judged(states, rows, worst, base, th, unclear)
+
+
+def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
+    """C7c: log2 λ_max falls as η/b grows, in every family, over the runs whose end point
+    C6 admits (sharpness.csv's ``excluded`` empty)."""
+    df = with_ratio(sharpness)
+    in_families = [rows for _, rows in families(df)]
+    candidates = pd.concat(in_families) if in_families else df.iloc[:0]
+    reasons = candidates["excluded"].fillna("").astype(str)
+    admitted = candidates[(reasons == "") & (candidates["top_hessian_eigenvalue"] > 0)]
+    admitted = admitted.assign(
+        log2_lambda=np.log2(admitted["top_hessian_eigenvalue"].to_numpy(dtype=np.float64))
+    )
+    fams = families(admitted)
+    base = Evaluation(
+        statistic="least-squares slope of log2 λ_max (top Hessian eigenvalue at the end point) "
+        "against log2(η/b) per family; the family closest to a rise",
+        value=math.nan,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        threshold="< 0 for every family",
+        verdict=INCONCLUSIVE,
+        n_runs=sum(len(rows) for _, rows in fams),
+    )
+    counts = reasons[reasons != ""].value_counts()
+    left_out = "; ".join(f"{n} end points left out: {why}" for why, n in counts.items())
+    if not fams:
+        ev = _no_family(base.statistic, base.threshold, len(admitted), "two or more η/b")
+    else:
+        states, rows = _slopes(fams, "log2_lambda", th.z, "log2 λ_max")
+        worst = max(rows, key=lambda r: r[0])
+        ev = _judged(states, rows, worst, base, th, "too much spread (an interval contains 0)")
+    if left_out:
+        ev.detail += f"; {left_out}"
+    return ev

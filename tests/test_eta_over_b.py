@@ -1,0 +1,248 @@
+"""Claim C7 on networks (sgdtail.eta_over_b): families, every verdict of C7a-c on synthetic
+tables, and the two η/b figures read back by content."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from sgdtail import eta_over_b as E
+from sgdtail.claims import Thresholds
+from sgdtail.figures import FIGURES, missing_runs
+from sgdtail.grid import AXES
+from sgdtail.plots_eta_over_b import plot_alpha_vs_eta_over_b, plot_sharpness_vs_eta_over_b
+from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+
+LRS = (0.05, 0.1, 0.2)
+BATCHES = (250, 500, 1000)
+SEEDS = (0, 1, 2)
+TH = Thresholds(z=2.0, min_runs=3, c7_same_tolerance=0.1)
+
+
+def point(lr: float, b: int, seed: int, width: int = 64) -> dict:
+    return {
+        "dataset": "mnist",
+        "arch": "fcn",
+        "width": width,
+        "depth": 3,
+        "batch_size": b,
+        "lr": lr,
+        "loss": "cross_entropy",
+        "seed": seed,
+    }
+
+
+def measurements(alpha_of, se: float = 0.01, noise: float = 0.0, width: int = 64) -> pd.DataFrame:
+    """Rows shaped like sgdtail.claims.alpha_measurements (one estimator): α̂ =
+    alpha_of(lr, b) + noise·(seed − 1) at each run's last checkpoint, and an earlier checkpoint
+    with α̂ = 5 that must not count."""
+    rows = []
+    for lr in LRS:
+        for b in BATCHES:
+            for seed in SEEDS:
+                alpha = alpha_of(lr, b) + noise * (seed - 1)
+                for step, last, value in ((10, False, 5.0), (1000, True, alpha)):
+                    rows.append(
+                        {
+                            **point(lr, b, seed, width),
+                            "step": step,
+                            "split": "train",
+                            "estimator": "robust",
+                            "variant": "",
+                            "alpha": value,
+                            "low": value,
+                            "high": value,
+                            "se": se,
+                            "last": last,
+                            "enough": True,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def falls_with_ratio(lr: float, b: int) -> float:
+    """α = 1.6 − 0.1 log2(η/b / 2e-4): a function of η/b alone that falls as it grows."""
+    return 1.6 - 0.1 * math.log2(lr / b / 2e-4)
+
+
+def test_ratio_makes_equal_ratios_equal_and_families_need_two_ratios():
+    assert E.ratio(0.05, 250) == E.ratio(0.1, 500) == E.ratio(0.2, 1000)
+    assert 0.3 / 3 != 0.1 / 1 and E.ratio(0.3, 3) == E.ratio(0.1, 1)
+    one_ratio = E.with_ratio(pd.DataFrame([point(0.1, 500, s) for s in SEEDS]))
+    assert E.families(one_ratio) == []
+    two = E.with_ratio(
+        pd.DataFrame([point(0.1, 500, 0), point(0.1, 250, 0), point(0.1, 250, 0, 16)])
+    )
+    ((label, rows),) = E.families(two)
+    assert label == "mnist/fcn/w64_d3/cross_entropy" and len(rows) == 2
+    assert set(E.FAMILY_AXES) == set(AXES) - {"lr", "batch_size", "seed"}
+    assert E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0)])
+    assert not E.has_ratio_family([point(0.1, 500, 0), point(0.1, 500, 1, 16)])
+
+
+def test_c7a_supported_when_alpha_falls_with_the_ratio():
+    ev = E.claim_c7a(measurements(falls_with_ratio, noise=0.01), TH)
+    assert ev.verdict == SUPPORTED, ev
+    assert ev.value == pytest.approx(-0.1, abs=1e-9) and ev.ci_high < 0
+    assert ev.n_runs == 27 and "5 values of η/b" in ev.detail
+
+
+def test_c7a_not_supported_when_alpha_rises_with_the_ratio():
+    ev = E.claim_c7a(measurements(lambda lr, b: 3.2 - falls_with_ratio(lr, b), noise=0.01), TH)
+    assert ev.verdict == NOT_SUPPORTED and ev.value == pytest.approx(0.1, abs=1e-9)
+    assert ev.ci_low > 0
+
+
+def test_c7a_inconclusive_when_seed_noise_hides_the_slope_and_when_there_is_no_family():
+    ev = E.claim_c7a(measurements(falls_with_ratio, noise=1.0), TH)
+    assert ev.verdict == INCONCLUSIVE and ev.reason.startswith("too much spread")
+    assert ev.ci_low < 0 < ev.ci_high
+    one = measurements(falls_with_ratio)
+    one = one[(one.lr == 0.1) & (one.batch_size == 500)]
+    ev = E.claim_c7a(one, TH)
+    assert ev.verdict == INCONCLUSIVE and "no family" in ev.reason and math.isnan(ev.value)
+
+
+def test_c7a_is_judged_in_every_family_and_too_few_runs_is_inconclusive():
+    rising = measurements(lambda lr, b: 3.2 - falls_with_ratio(lr, b), width=16)
+    both = pd.concat([measurements(falls_with_ratio), rising])
+    ev = E.claim_c7a(both, TH)
+    assert ev.verdict == NOT_SUPPORTED and "w16_d3" in ev.detail and "w64_d3" in ev.detail
+    few = measurements(falls_with_ratio)
+    few = few[(few.seed == 0) & (few.batch_size == 500) & (few.lr < 0.2)]
+    assert E.claim_c7a(few, TH).reason == "too few runs (2 < min_runs 3)"
+
+
+def test_c7b_supported_when_only_the_ratio_matters():
+    ev = E.claim_c7b(measurements(falls_with_ratio, noise=0.01), TH)
+    assert ev.verdict == SUPPORTED, ev
+    assert ev.value == pytest.approx(0.0, abs=1e-9)
+    # η/b = 2e-4 is held by three pairs: the largest and the smallest b are compared
+    assert "(η 0.05, b 250) → (η 0.2, b 1000)" in ev.detail
+    assert ev.detail.count("η/b =") == 3  # shared: 1e-4, 2e-4 (three pairs) and 4e-4
+
+
+def test_c7b_not_supported_when_the_batch_size_matters_at_the_same_ratio():
+    ev = E.claim_c7b(
+        measurements(lambda lr, b: falls_with_ratio(lr, b) + 0.3 * math.log2(b / 250)), TH
+    )
+    assert ev.verdict == NOT_SUPPORTED
+    assert ev.value == pytest.approx(0.6, abs=1e-9)  # b 250 → 1000 at η/b = 2e-4
+
+
+def test_c7b_inconclusive_when_the_seeds_spread_too_much_or_no_ratio_is_shared():
+    ev = E.claim_c7b(measurements(falls_with_ratio, noise=0.2), TH)
+    assert (
+        ev.verdict == INCONCLUSIVE
+        and ev.reason == "intervals too wide for the tolerance: add seeds"
+    )
+    m = measurements(falls_with_ratio)
+    ev = E.claim_c7b(m[m.batch_size == 500], TH)
+    assert ev.verdict == INCONCLUSIVE and "no family with two (η, b) at one η/b" in ev.reason
+
+
+def test_c7b_interval_uses_the_seed_variance_pooled_over_cells():
+    m = measurements(falls_with_ratio, se=0.0, noise=0.03)
+    ev = E.claim_c7b(m, TH)
+    # each cell's seeds are -0.03, 0, +0.03 around its mean: variance 0.0009, 3 seeds per side
+    half = 2.0 * math.sqrt(0.0009 / 3 + 0.0009 / 3)
+    assert ev.ci_high - ev.ci_low == pytest.approx(2 * half, rel=1e-9)
+
+
+def sharpness_table(lam_of, excluded=lambda lr, b, s: "") -> pd.DataFrame:
+    rows = [
+        {
+            **point(lr, b, s),
+            "top_hessian_eigenvalue": lam_of(lr, b) * (1 + 0.01 * (s - 1)),
+            "excluded": excluded(lr, b, s),
+        }
+        for lr in LRS
+        for b in BATCHES
+        for s in SEEDS
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_c7c_every_verdict():
+    falls = sharpness_table(lambda lr, b: 40.0 * (lr / b / 2e-4) ** -0.5)
+    ev = E.claim_c7c(falls, TH)
+    assert ev.verdict == SUPPORTED and ev.value == pytest.approx(-0.5, abs=1e-3)
+    rises = sharpness_table(lambda lr, b: 40.0 * (lr / b / 2e-4) ** 0.5)
+    assert E.claim_c7c(rises, TH).verdict == NOT_SUPPORTED
+    rng = np.random.default_rng(0)
+    flat = sharpness_table(lambda lr, b: 40.0 * math.exp(rng.normal(0, 1)))
+    assert E.claim_c7c(flat, TH).verdict == INCONCLUSIVE
+
+
+def test_c7c_leaves_out_the_end_points_c6_does_not_admit_and_says_so():
+    lam = lambda lr, b: 40.0 * (lr / b / 2e-4) ** -0.5  # noqa: E731
+    out = sharpness_table(lam, lambda lr, b, s: "not a minimum" if lr == 0.2 else "")
+    ev = E.claim_c7c(out, TH)
+    assert ev.verdict == SUPPORTED and ev.n_runs == 18
+    assert "9 end points left out: not a minimum" in ev.detail
+    none = sharpness_table(lam, lambda lr, b, s: "did not train")
+    ev = E.claim_c7c(none, TH)
+    assert ev.verdict == INCONCLUSIVE and "27 end points left out: did not train" in ev.detail
+
+
+def test_eta_over_b_figures_need_two_ratios_of_one_network():
+    fig = FIGURES["alpha_vs_eta_over_b"]
+    assert missing_runs(fig, [point(0.1, 500, 0), point(0.1, 250, 0)], {}, "g") is None
+    why = missing_runs(fig, [point(0.1, 500, 0), point(0.1, 500, 0, 16)], {}, "g")
+    assert "figure alpha_vs_eta_over_b needs runs of one network" in why
+    assert "grids.g.runs" in why
+
+
+def summary_table() -> tuple[pd.DataFrame, pd.DataFrame]:
+    m = measurements(falls_with_ratio, noise=0.02)
+    last = m[m["last"]]
+    summary = last[[*AXES, "step", "split"]].assign(
+        status="completed",
+        alpha_reference=last["alpha"] - 0.1,
+        alpha_robust=last["alpha"],
+        alpha_per_coordinate_median=last["alpha"] + 0.1,
+        pooled_enough=True,
+        per_coordinate_enough=True,
+    )
+    runs = last[list(AXES)].assign(status="completed", diverged_at=np.nan, final_train_accuracy=0.9)
+    return summary.reset_index(drop=True), runs.reset_index(drop=True)
+
+
+def test_alpha_vs_eta_over_b_draws_a_line_per_batch_size_with_the_cell_means(tmp_path):
+    summary, runs = summary_table()
+    fig = plot_alpha_vs_eta_over_b(summary, runs, tmp_path / "a.pdf", tmp_path / "a.png")
+    axes = fig.axes
+    assert len(axes) == 3  # three estimators × one family
+    for ax, shift in zip(axes, (-0.1, 0.0, 0.1), strict=True):
+        bars = [c for c in ax.containers if hasattr(c, "has_yerr")]
+        assert len(bars) == 3  # one per batch size
+        for b, container in zip(BATCHES, bars, strict=True):
+            x, y = (np.asarray(v, float) for v in container.lines[0].get_data())
+            expected_x = sorted(E.ratio(lr, b) for lr in LRS)
+            np.testing.assert_allclose(x, expected_x)
+            expected = [falls_with_ratio(r * b, b) + shift for r in expected_x]
+            np.testing.assert_allclose(y, expected, atol=1e-9)
+        assert ax.get_xscale() == "log"
+    assert axes[-1].get_xlabel() == "η / b"
+    assert "27 runs drawn" in " ".join(fig._suptitle.get_text().split())
+    plt.close("all")
+
+
+def test_sharpness_vs_eta_over_b_draws_admitted_means_and_hollow_left_out_points(tmp_path):
+    lam = lambda lr, b: 40.0 * (lr / b / 2e-4) ** -0.5  # noqa: E731
+    table = sharpness_table(lam, lambda lr, b, s: "not a minimum" if lr == 0.2 else "")
+    fig = plot_sharpness_vs_eta_over_b(table, tmp_path / "s.pdf", tmp_path / "s.png")
+    (ax,) = [a for a in fig.axes if a.get_ylabel() or a.get_xlabel()]
+    bars = [c for c in ax.containers if hasattr(c, "has_yerr")]
+    assert len(bars) == 3
+    for container in bars:
+        assert len(container.lines[0].get_xdata()) == 2  # lr 0.05 and 0.1 admitted
+    filled, hollow = ax.collections[-2:]
+    assert len(filled.get_offsets()) == 18 and len(hollow.get_offsets()) == 9
+    assert ax.get_yscale() == "log"
+    assert "hollow: left out (9)" in " ".join(fig._suptitle.get_text().split())
+    plt.close("all")
