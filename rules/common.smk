@@ -21,6 +21,7 @@ from sgdtail.grid import (  # noqa: E402
 from sgdtail.cost import (  # noqa: E402
     BASE_MEM_MB,
     DATA_SIZES,
+    ESTIMATOR_S_PER_VALUE,
     LANCZOS_VECTORS,
     noise_seconds,
     sharpness_seconds,
@@ -47,6 +48,7 @@ except ConfigError as err:
 
 TRAINING = resolved_section(config, "training")
 NOISE = resolved_section(config, "noise")
+ITERATES = resolved_section(config, "iterates")
 VALIDATION = resolved_section(config, "validation")
 DYNAMICS = resolved_section(config, "dynamics")
 SHARPNESS = resolved_section(config, "sharpness")
@@ -83,6 +85,19 @@ def run_checkpoints_of(wildcards):
     return RUN_CHECKPOINTS[run_path(wildcards)]
 
 
+def iterates_snapshot_output():
+    """train_sgd's extra output when iterates are measured: the state W steps before the end."""
+    if not ITERATES["measure"]:
+        return {}
+    return {"iterates_start": f"{RUN_DIR}/iterates_start.pt"}
+
+
+def iterates_params():
+    """train_sgd's extra param when iterates are measured (none otherwise, so that grids
+    without them keep their params and are not rerun)."""
+    return {"iterates": ITERATES} if ITERATES["measure"] else {}
+
+
 def run_files(name):
     """One file per run of the selected grid, e.g. run_files('run.json')."""
     return [f"results/runs/{run.path}/{name}" for run in RUNS]
@@ -96,6 +111,7 @@ def run_metadata():
 def all_targets():
     return [
         "results/tables/summary.csv",
+        *(["results/tables/iterates_vs_noise.csv"] if ITERATES["measure"] else []),
         "results/validation/estimator_validation.csv",
         *figure_targets(),
     ]
@@ -141,7 +157,9 @@ def missing_figure_runs(name):
         else {}
     )
     points = [asdict(run) for run in RUNS]
-    return missing_runs(figure, points, checkpoints, config["grid"])
+    return missing_runs(
+        figure, points, checkpoints, config["grid"], ITERATES["measure"]
+    )
 
 
 def figure_targets():
@@ -290,6 +308,14 @@ def _train_seconds(wildcards):
     )
 
 
+def iterates_runtime(wildcards, attempt):
+    """Two replays of the window's SGD steps and the estimators over its W·M values."""
+    params, _, _ = net_size(wildcards)
+    window = ITERATES["window"]
+    seconds = train_seconds(_point(wildcards), 2 * window, 0, _on_gpu())
+    return _minutes(seconds + window * params * ESTIMATOR_S_PER_VALUE, attempt)
+
+
 def _noise_seconds(wildcards):
     n_checkpoints = len(run_checkpoints_of(wildcards))
     return noise_seconds(_point(wildcards), NOISE["splits"], n_checkpoints, _on_gpu())
@@ -365,7 +391,8 @@ def noise_run_mem_mb(wildcards, attempt):
 
 
 def noise_budget_mb(wildcards, resources):
-    """Params function: the gradient budget the noise job uses, derived from its mem_mb, as
+    """Params function: the gradient budget the noise job (and the iterates job, for its rows
+    of centred iterates) uses, derived from its mem_mb, as
     {"mb": budget, "setting": noise.memory_budget_mb}.
 
     What mem_mb leaves after noise_overhead_mb, so the job never uses more than it asked
@@ -377,8 +404,8 @@ def noise_budget_mb(wildcards, resources):
     left = int(resources.mem_mb) - noise_overhead_mb(wildcards)
     if left < 16:
         raise WorkflowError(
-            f"measure_gradient_noise: mem_mb={resources.mem_mb} leaves {left} MB for the "
-            f"gradients after {noise_overhead_mb(wildcards)} MB of data, model and estimator "
+            f"mem_mb={resources.mem_mb} leaves {left} MB for the gradients (or "
+            f"iterates) after {noise_overhead_mb(wildcards)} MB of data, model and estimator "
             f"state; ask for at least {noise_overhead_mb(wildcards) + 16} MB"
         )
     budget = NOISE["memory_budget_mb"]

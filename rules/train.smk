@@ -5,6 +5,7 @@ rule train_sgd:
     input:
         data="resources/datasets/{dataset}.pt",
     output:
+        **iterates_snapshot_output(),
         checkpoints=f"{RUN_DIR}/checkpoints.pt",
         metrics=f"{RUN_DIR}/checkpoint_metrics.csv",
         train_log=f"{RUN_DIR}/train_log.csv",
@@ -25,6 +26,7 @@ rule train_sgd:
         gpu=run_gpus,
         group_slot=1,
     params:
+        **iterates_params(),
         training=run_training_of,
         checkpoints=run_checkpoints_of,
     script:

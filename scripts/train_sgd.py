@@ -6,6 +6,7 @@ import torch
 
 from sgdtail.data import load_prepared
 from sgdtail.io import setup_logging
+from sgdtail.iterates import WindowSnapshots, finish_snapshots, window_ends
 from sgdtail.train import Progress, TrainConfig, resolve_device, train_sgd
 
 setup_logging(snakemake.log[0])
@@ -32,6 +33,13 @@ data = load_prepared(snakemake.input.data, device=device)
 # read from the config, not a rule param: a new interval must not make Snakemake rerun runs
 interval = snakemake.config.get("progress", {})
 progress = Progress(seconds=interval.get("seconds", 30), every=interval.get("steps", 0))
+out = Path(snakemake.output.info).parent
+# iterates.measure: the training state is saved W steps before each step the run can end at
+iterates = getattr(snakemake.params, "iterates", None)
+snapshots = out / "iterates_snapshots"
+hook = WindowSnapshots(snapshots, iterates["window"], window_ends(cfg)) if iterates else None
 # SIGTERM/SIGUSR1 (walltime): resume.pt is saved at the current step and the job fails with
 # "training interrupted ..."; Snakemake's retry resumes from there
-train_sgd(cfg, data, Path(snakemake.output.info).parent, device, progress=progress)
+info = train_sgd(cfg, data, out, device, progress=progress, hook=hook)
+if iterates:
+    finish_snapshots(snapshots, info, iterates["window"], Path(snakemake.output.iterates_start))

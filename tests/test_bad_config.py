@@ -252,6 +252,22 @@ CASES = [
         ("grids.smoke.training.iterations", "allowed: an integer ≥ 1"),
     ),
     Case(
+        "iterates-window-longer-than-the-runs",
+        {"grids.smoke.iterates.window": 21},
+        ("grids.smoke.iterates.window is 21", "20 training.iterations", "allowed: 2..20"),
+        cli=True,
+    ),
+    Case(
+        "iterates-window-of-the-top-level-too-long",
+        {"grids.smoke.iterates": {"measure": True}, "iterates.window": 50},
+        ("iterates.window is 50", "grids.smoke.runs[0]", "allowed: 2..20"),
+    ),
+    Case(
+        "iterates-window-of-one-step",
+        {"grids.smoke.iterates.window": 1},
+        ("grids.smoke.iterates.window", "allowed: an integer ≥ 2"),
+    ),
+    Case(
         "negative-seed",
         {f"{RUN0}.seed": [-1]},
         ("grids.smoke.runs[0].seed[0]", "allowed: an integer ≥ 0"),

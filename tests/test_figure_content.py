@@ -701,3 +701,52 @@ def test_alpha_vs_eta_over_b_linear_draws_theory_lines_and_simulated_points(out)
         assert ax.get_xlabel() == "η / b"
     assert fig.axes[0].get_ylabel() == "tail index α of the iterates"
     assert legend_texts(fig.axes[0].get_legend()) == ["b = 1", "b = 2"]
+
+
+def iterates_pairs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """iterates_vs_noise.csv for three runs (seeds 0-2) and their runs.csv: seed 2 did not
+    train; per run a pooled row and two layers, of which layer ``b`` has too few values for
+    seed 0; seed 1 also has a run without a window (seed 3)."""
+    rows, runs = [], []
+    for seed in range(4):
+        axes = run(width=64, depth=3, seed=seed)
+        runs.append({**axes, "status": "not_trained" if seed == 2 else "completed",
+                     "diverged_at": np.nan, "final_train_accuracy": 0.9})  # fmt: skip
+        if seed == 3:
+            rows.append({**axes, "scope": "pooled", "status": "completed", "enough": False,
+                         "alpha_iterates": np.nan, "alpha_noise": 1.3,
+                         "note": "run ended"})  # fmt: skip
+            continue
+        for scope, shift in (("pooled", 0.0), ("a", 0.1), ("b", 0.2)):
+            rows.append({**axes, "scope": scope, "status": runs[-1]["status"], "window": 10,
+                         "alpha_iterates": 1.5 + shift + seed / 100, "ci_low_iterates": 1.4,
+                         "ci_high_iterates": 1.9, "alpha_noise": 1.2 + shift,
+                         "ci_low_noise": 1.1, "ci_high_noise": 1.5, "note": np.nan,
+                         "enough": not (scope == "b" and seed == 0)})  # fmt: skip
+    return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def test_alpha_iterates_vs_alpha_noise_draws_a_point_per_run_and_layer_and_the_identity(out):
+    table, runs = iterates_pairs()
+    fig = P.plot_alpha_iterates_vs_alpha_noise(table, runs, *out("iterates"))
+    pooled, layers = fig.axes[0], fig.axes[1]
+    assert [ax.get_title() for ax in (pooled, layers)] == ["pooled (all parameters)", "per layer"]
+    points = sorted((tuple(x), tuple(np.round(y, 9))) for x, y in errorbar_points(pooled))
+    assert points == [((1.2, 1.2), (1.5, 1.51))]  # seeds 0 and 1: trained, with a window
+    by_layer = sorted((tuple(x), tuple(np.round(y, 9))) for x, y in errorbar_points(layers))
+    assert by_layer == [((1.3, 1.3), (1.6, 1.61)), ((1.4,), (1.71,))]  # b of seed 0: too few
+    assert legend_texts(layers.get_legend()) == ["a", "b"]
+    for ax in (pooled, layers):
+        identity = [xy(line) for line in ax.lines if line.get_label() == "_identity"]
+        assert len(identity) == 1 and np.array_equal(identity[0][0], identity[0][1])
+        assert ax.get_xlabel() == "α̂ of the gradient noise (last checkpoint)"
+        assert ax.get_ylabel() == "α̂ of the centred iterates (last window)"
+    text = title(fig)
+    assert "window W = 10 steps" in text and "1 did not train" in text
+    assert "1 run(s) without a window" in text and "1 estimate(s) from too few values" in text
+
+
+def test_alpha_iterates_vs_alpha_noise_refuses_a_table_without_a_pooled_pair(out):
+    table, runs = iterates_pairs()
+    with pytest.raises(ValueError, match="measure iterates"):
+        P.plot_alpha_iterates_vs_alpha_noise(table[table.scope != "pooled"], runs, *out("x"))

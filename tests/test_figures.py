@@ -67,6 +67,13 @@ def test_sweep_arguments_are_those_of_plot_alpha_vs_axis():
         assert set(figure.sweep.plot_arguments()) <= set(parameters), figure.name
 
 
+def measures_iterates(grid: str) -> bool:
+    return {**CONFIG["iterates"], **CONFIG["grids"][grid].get("iterates", {})}["measure"]
+
+
+ITERATES_FIGURE = "alpha_iterates_vs_alpha_noise"
+
+
 @pytest.mark.parametrize(
     ("grid", "missing"),
     [
@@ -80,15 +87,16 @@ def test_sweep_arguments_are_those_of_plot_alpha_vs_axis():
                 "sharpness_vs_eta_over_b",
             },
         ),
-        ("smoke_sweeps", {"alpha_vs_width", "alpha_vs_depth"}),
-        ("paper", set()),
+        ("smoke_sweeps", {"alpha_vs_width", "alpha_vs_depth", ITERATES_FIGURE}),
+        ("paper", {ITERATES_FIGURE}),
     ],
 )
 def test_a_grid_without_a_sweep_misses_its_figure_and_is_told_what_to_add(grid, missing):
     points = grid_points(grid)
-    found = {name: missing_runs(f, points, {}, grid) for name, f in FIGURES.items()}
+    iterates = measures_iterates(grid)
+    found = {name: missing_runs(f, points, {}, grid, iterates) for name, f in FIGURES.items()}
     assert {name for name, text in found.items() if text} == missing
-    for name in missing:
+    for name in missing - {ITERATES_FIGURE}:
         text = found[name]
         assert text.startswith(f"figure {name} needs ") and "with every other axis fixed" in text
         assert text.endswith(f"to grids.{grid}.runs") and "add a sub-grid such as {" in text
@@ -120,3 +128,14 @@ def test_a_figure_over_training_needs_two_checkpoints_per_showcase_run():
     )
     plain = Figure("plain", "Runtime", script="plot_plain")  # no requirement
     assert missing_runs(plain, [], {path: [20]}, "smoke") is None
+
+
+def test_the_iterates_figure_needs_a_grid_that_measures_iterates():
+    figure = FIGURES[ITERATES_FIGURE]
+    assert missing_runs(figure, grid_points("smoke"), {}, "smoke", True) is None
+    assert missing_runs(figure, grid_points("smoke"), {}, "smoke") == (
+        "figure alpha_iterates_vs_alpha_noise needs the tail index of the iterates, and grid "
+        "'smoke' does not measure it; set grids.smoke.iterates: {measure: true} "
+        "(iterates.window at most the runs' training.iterations)"
+    )
+    assert not any(f.iterates for name, f in FIGURES.items() if name != ITERATES_FIGURE)

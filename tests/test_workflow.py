@@ -221,9 +221,11 @@ SMOKE_FIGURES = [
     "alpha_vs_block_size",
     "runtime_by_grid_axis",
     "alpha_vs_eta_over_b_linear",
+    "alpha_iterates_vs_alpha_noise",
 ]
 """The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep
-and no network at two values of η/b."""
+and no network at two values of η/b; it measures the iterates (the other grids do not:
+FIGURES leaves that figure out)."""
 
 
 def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
@@ -328,6 +330,25 @@ def test_one_figure_builds_alone_from_a_clean_folder(tmp_path, smoke_data):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "figures/estimator_validation.pdf").stat().st_size > 1000
     assert not (tmp_path / "results/runs").exists()  # no training for this figure
+
+
+def test_iterates_figure_builds_alone_on_the_smoke_grid(tmp_path, smoke_data):
+    """From a clean folder: training saves the state W steps before the end, measure_iterates
+    replays the window (ending on the trained weights), and the figure pairs each run's
+    iterates' α̂ with its noise α̂."""
+    name = "alpha_iterates_vs_alpha_noise"
+    res = snakemake(tmp_path, "--cores", "2", f"figures/{name}.pdf", *smoke_config(smoke_data))
+    assert res.returncode == 0, res.stderr[-3000:]
+    for ext in ("pdf", "png"):
+        assert (tmp_path / f"figures/{name}.{ext}").stat().st_size > 1000
+    paired = pd.read_csv(tmp_path / "results/tables/iterates_vs_noise.csv")
+    pooled = paired[paired.scope == "pooled"]
+    assert len(pooled) == 4 and pooled.enough.all() and (pooled.window == 10).all()
+    assert ((pooled.alpha_iterates > 0) & (pooled.alpha_iterates < 3)).all(), pooled
+    assert (pooled.step == 20).all() and (pooled.step_noise == 20).all()
+    estimates = pd.read_csv(tmp_path / "results/tables/iterates_estimates.csv")
+    assert {"mohammadi_robust", "per_coordinate", "hill"} <= set(estimates.estimator)
+    assert not list((tmp_path / "results/runs").rglob("iterates_snapshots"))
 
 
 @pytest.mark.parametrize(

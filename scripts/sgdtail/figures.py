@@ -65,6 +65,8 @@ class Figure:
     scheduled with the side jobs. ``sweep``: an α-against-one-axis figure. ``over_training``:
     draws each showcase run over its checkpoints, which must be two or more. ``eta_over_b``:
     needs runs of one network at two or more η/b (:func:`sgdtail.eta_over_b.has_ratio_family`).
+    ``iterates``: draws the tail index of the iterates, which the grid must measure
+    (``iterates.measure``).
     """
 
     name: str
@@ -77,6 +79,7 @@ class Figure:
     sweep: Sweep | None = None
     over_training: bool = False
     eta_over_b: bool = False
+    iterates: bool = False
 
     @property
     def caption(self) -> str:
@@ -251,6 +254,13 @@ FIGURES: dict[str, Figure] = {
             },
             script="plot_runtime_by_grid_axis",
         ),
+        Figure(
+            "alpha_iterates_vs_alpha_noise",
+            "Tail index of the iterates",
+            inputs={"table": "results/tables/iterates_vs_noise.csv", "runs": RUNS},
+            script="plot_alpha_iterates_vs_alpha_noise",
+            iterates=True,
+        ),
         Figure("exit_time_vs_height", DYNAMICS, stage="plot_dynamics"),
         Figure("exit_time_vs_width", DYNAMICS, stage="plot_dynamics"),
         Figure("levy_vs_brownian_paths", DYNAMICS, stage="plot_dynamics"),
@@ -294,13 +304,20 @@ def missing_runs(
     points: Iterable[Mapping[str, Any]],
     showcase_checkpoints: Mapping[str, list[int]],
     grid: str,
+    measures_iterates: bool = False,
 ) -> str | None:
     """Why grid ``grid`` cannot draw ``figure``, naming what to add, or None when it can.
 
     ``points``: the grid axes of every run (e.g. ``dataclasses.asdict(run)``);
     ``showcase_checkpoints``: the checkpoint steps of each showcase run (read only for a
-    figure drawn over training).
+    figure drawn over training); ``measures_iterates``: the grid's ``iterates.measure``.
     """
+    if figure.iterates and not measures_iterates:
+        return (
+            f"figure {figure.name} needs the tail index of the iterates, and grid {grid!r} does "
+            f"not measure it; set grids.{grid}.iterates: {{measure: true}} (iterates.window at "
+            "most the runs' training.iterations)"
+        )
     if figure.over_training:
         few = {p: s for p, s in showcase_checkpoints.items() if len(s) < 2}
         if few:

@@ -4,8 +4,9 @@ The JSON Schema (``config.schema.yaml``) checks types, ranges and allowed
 values, and :func:`describe_schema_error` turns its verdict into one line that
 names the key and the allowed values; :func:`check_config` adds the checks a
 schema cannot express (a batch larger than the data set, checkpoints beyond the
-run, duplicate grid values, missing data files, normalisation vectors that do
-not match the images' channels). Both run before Snakemake schedules any job.
+run, an iterates window longer than a run, duplicate grid values, missing data
+files, normalisation vectors that do not match the images' channels). Both run
+before Snakemake schedules any job.
 """
 
 from __future__ import annotations
@@ -266,6 +267,7 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[R
     points = expand_grid(grid["runs"], where=where)
     for i, sub in enumerate(grid["runs"]):
         _check_subgrid_training(config, i, sub)
+        _check_iterates_window(config, i)
     run_training(config, points)
     splits = resolved_section(config, "noise")["splits"]
     for i, sub in enumerate(grid["runs"]):
@@ -363,6 +365,24 @@ def _check_subgrid_training(config: Mapping[str, Any], index: int, sub: Mapping[
             f"{ckpt_key}.every is {spec['every']}, more than training.iterations "
             f"({iterations}) of grid {name!r}: no checkpoint would fall inside the run; "
             f"allowed: 1..{iterations}"
+        )
+
+
+def _check_iterates_window(config: Mapping[str, Any], index: int) -> None:
+    """When iterates are measured, the window fits in the runs of sub-grid ``index``."""
+    iterates = resolved_section(config, "iterates")
+    if not iterates.get("measure"):
+        return
+    name = config["grid"]
+    iterations = subgrid_training(config, index)["iterations"]
+    window = iterates["window"]
+    if window > iterations:
+        overridden = "window" in (selected_grid(config).get("iterates") or {})
+        key = f"grids.{name}.iterates.window" if overridden else "iterates.window"
+        raise ConfigError(
+            f"{key} is {window}, more than the {iterations} training.iterations of "
+            f"grids.{name}.runs[{index}]: the window must lie inside every run; allowed: "
+            f"2..{iterations} (or set iterates.measure: false)"
         )
 
 

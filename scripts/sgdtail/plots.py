@@ -1097,3 +1097,91 @@ def _decades(values: pd.Series) -> float:
     """Decades spanned by positive ``values``."""
     v = values[values > 0]
     return float(np.log10(v.max() / v.min())) if len(v) else 0.0
+
+
+# ----------------------------------------------------------------------------
+# The tail index of the iterates against that of the gradient noise
+# ----------------------------------------------------------------------------
+
+
+def _interval(alpha: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
+    """Asymmetric error bars (2 × n) of an interval around ``alpha``; 0 where it is missing."""
+    below = (alpha - low).clip(lower=0).fillna(0).to_numpy()
+    above = (high - alpha).clip(lower=0).fillna(0).to_numpy()
+    return np.vstack([below, above])
+
+
+def _iterates_panel(ax: plt.Axes, rows: pd.DataFrame, groups: str | None) -> None:
+    """One point per row at (noise α̂, iterates α̂) with both intervals, coloured by
+    ``groups`` (a column) when given."""
+    keys = sorted(rows[groups].unique()) if groups else [None]
+    colors = dict(zip(keys, sns.color_palette("tab10", len(keys)), strict=True))
+    for key in keys:
+        sub = rows if key is None else rows[rows[groups] == key]
+        ax.errorbar(
+            sub.alpha_noise,
+            sub.alpha_iterates,
+            xerr=_interval(sub.alpha_noise, sub.ci_low_noise, sub.ci_high_noise),
+            yerr=_interval(sub.alpha_iterates, sub.ci_low_iterates, sub.ci_high_iterates),
+            fmt="o",
+            ms=4,
+            lw=0.8,
+            capsize=2,
+            color=colors[key],
+            label=key,
+        )
+    if groups:
+        ax.legend(title="layer", fontsize=7, title_fontsize=8, frameon=False)
+    ax.set_xlabel("α̂ of the gradient noise (last checkpoint)")
+
+
+def plot_alpha_iterates_vs_alpha_noise(
+    table: pd.DataFrame, runs: pd.DataFrame, pdf: str | Path, png: str | Path
+) -> plt.Figure:
+    """The robust α̂ of the centred iterates over each run's last window against the robust
+    α̂ of its gradient noise at its last checkpoint (``iterates_vs_noise.csv``), pooled
+    (left) and per layer (right), with both batch-means intervals and the identity line.
+    Runs that diverged or did not train, runs without a window and estimates from too few
+    values are left out and counted in the title."""
+    set_style()
+    ok = table[usable(table.status)]
+    no_window = ok[ok.alpha_iterates.isna() & ok.note.fillna("").ne("")]
+    drawn = ok[ok.enough.astype(bool) & ok.alpha_iterates.notna() & ok.alpha_noise.notna()]
+    pooled = drawn[drawn.scope == "pooled"]
+    if pooled.empty:
+        raise ValueError(
+            "no run has a pooled α̂ of both its iterates and its noise from enough values; "
+            "measure iterates (iterates.measure) on runs that train, with iterates.window × "
+            "parameters ≥ estimators.min_pooled_values"
+        )
+    layers = drawn[drawn.scope != "pooled"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), squeeze=False)
+    for ax, rows, groups, name in (
+        (axes[0, 0], pooled, None, "pooled (all parameters)"),
+        (axes[0, 1], layers, "scope", "per layer"),
+    ):
+        if not rows.empty:
+            _iterates_panel(ax, rows, groups)
+        ax.set_title(name)
+        ax.set_ylabel("α̂ of the centred iterates (last window)")
+    values = pd.concat([drawn.alpha_noise, drawn.alpha_iterates])
+    low, high = float(values.min()) - 0.1, float(values.max()) + 0.1
+    for ax in axes[0]:
+        ax.plot([low, high], [low, high], ls="--", color="0.4", lw=1, label="_identity")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+    few = ok[~ok.enough.astype(bool) & ok.alpha_iterates.notna()]
+    window = table.window.dropna()
+    window_text = f"window W = {int(window.iloc[0])} steps" if len(window) else "no window"
+    note = excluded_runs_note(runs)
+    note += f" {len(no_window)} run(s) without a window" if len(no_window) else ""
+    note += f"; {len(few)} estimate(s) from too few values left out" if len(few) else ""
+    suptitle(
+        fig,
+        "Robust α̂ of the centred iterates θ_k − θ̄ over the last window against the robust α̂ "
+        f"of the gradient noise at the last checkpoint ({window_text}; bars: batch-means "
+        f"intervals; dashed: identity)\n{note}",
+    )
+    fig.tight_layout()
+    save_figure(fig, pdf, png)
+    return fig

@@ -287,6 +287,14 @@ class _RunState:
         return self.elapsed_before + time.perf_counter() - self.clock_start
 
 
+StepHook = Callable[[_Run, _RunState], None]
+"""Called with the run and its state at the first step and after every step (read only)."""
+
+
+def _no_hook(run: _Run, state: _RunState) -> None:
+    """The :data:`StepHook` that does nothing."""
+
+
 def load_resume(run: _Run, state: _RunState) -> None:
     """Continue from ``resume.pt`` when it was written by this configuration and data:
     the model, sampler and random number generators, and ``state``, as they were saved."""
@@ -454,15 +462,20 @@ def _interrupt(run: _Run, state: _RunState, signum: int) -> None:
     )
 
 
-def _train(run: _Run, state: _RunState, signals: _StopSignals, progress: Progress) -> None:
-    """SGD steps until the last one, divergence, the accuracy target or a stop signal."""
+def _train(
+    run: _Run, state: _RunState, signals: _StopSignals, progress: Progress, hook: StepHook
+) -> None:
+    """SGD steps until the last one, divergence, the accuracy target or a stop signal;
+    ``hook`` is called at the first step and after each step's checks."""
     state.flushed = start_step = state.step
     state.clock_start = time.perf_counter()
     stop = state.step in run.checkpoints and state.resumed_from is None and checkpoint(run, state)
+    hook(run, state)
     while state.step < run.cfg.iterations and not stop:
         _sgd_step(run, state.step)
         state.step += 1
         stop = _after_step(run, state)
+        hook(run, state)
         if state.status == STATUS_DIVERGED:
             break
         if signals.received is not None and not stop:  # a run that just converged ends
@@ -524,6 +537,7 @@ def train_sgd(
     out_dir: str | Path,
     device: torch.device,
     progress: Progress | None = None,
+    hook: StepHook | None = None,
 ) -> dict:
     """Run plain SGD for ``cfg`` on ``data``; write the run folder; return run.json's content.
 
@@ -531,7 +545,9 @@ def train_sgd(
     log a progress line (step / total, minibatch loss and accuracy, steps per second, ETA).
     SIGTERM or SIGUSR1 (the SLURM profile asks for one before the walltime) makes it save
     ``resume.pt`` at the current step and raise :class:`TrainingInterrupted`: a rerun resumes
-    from that step and ends bit-identical (on CPU) to an uninterrupted run.
+    from that step and ends bit-identical (on CPU) to an uninterrupted run. ``hook(run, state)``
+    (e.g. :class:`sgdtail.iterates.WindowSnapshots`) sees the state at the first step and after
+    every step; it must not change it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -539,5 +555,5 @@ def train_sgd(
     state = _RunState.fresh(cfg.iterations)
     with _StopSignals() as signals:
         load_resume(run, state)
-        _train(run, state, signals, progress or Progress())
+        _train(run, state, signals, progress or Progress(), hook or _no_hook)
     return _write_run_folder(run, state, out)
