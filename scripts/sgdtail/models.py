@@ -194,6 +194,9 @@ def build_model(
                 f"(5 conv + 3 linear); got depth={depth!r}. Vary its width (= ch) instead."
             )
         return AlexNetCifar(c, (h, w), width, num_classes)
+    why = arch_error(arch)
+    if why is not None:
+        raise ValueError(f"unknown arch {arch!r}: {why}; allowed: {allowed_archs()}")
     if (width, depth) != (NO_SIZE, NO_SIZE):
         raise ValueError(
             f"arch {arch!r} is a torchvision model, which has no width or depth; got "
