@@ -48,6 +48,7 @@ __all__ = [
     "ARCHS",
     "AlexNetCifar",
     "FullyConnected",
+    "Hardsigmoid",
     "alexnet_feature_geometry",
     "build_model",
     "build_torchvision",
@@ -225,6 +226,8 @@ def build_torchvision(arch: str, input_shape: tuple[int, int, int], num_classes:
       does), its average pool is global, and its classifier keeps its layers (Linear,
       ReLU, Dropout, Linear, ReLU, Dropout, Linear) at width :data:`VGG_HIDDEN`,
       initialised as torchvision's (normal, std 0.01; zero bias).
+    * every ``nn.Hardsigmoid`` (MobileNetV3's squeeze-excitation) becomes
+      :class:`Hardsigmoid`, the same function with a second derivative.
 
     Module names stay torchvision's (the stem is still ``conv1`` in a ResNet). Raises
     ``ValueError`` for a name that is not a supported torchvision model.
@@ -241,7 +244,19 @@ def build_torchvision(arch: str, input_shape: tuple[int, int, int], num_classes:
         _set_module(model, family.stem_pool, nn.Identity())
     if family.name == "vgg":
         _small_vgg_head(model, int(num_classes))
+    for name, module in list(model.named_modules()):
+        if type(module) is nn.Hardsigmoid:
+            _set_module(model, name, Hardsigmoid())
     return model
+
+
+class Hardsigmoid(nn.Hardsigmoid):
+    """``nn.Hardsigmoid`` computed as relu6(x + 3) / 6: the same values and gradient, and a
+    second derivative (zero almost everywhere), which torch's kernel lacks and the
+    Hessian-vector products of :mod:`sgdtail.sharpness` need."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.relu6(x + 3) / 6
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
