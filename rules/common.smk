@@ -9,6 +9,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from sgdtail.grid import (  # noqa: E402
     AXES,
+    AXIS_REGEX,
     RUN_PATTERN,
     ConfigError,
     check_config,
@@ -66,7 +67,7 @@ RUN_DIR = f"results/runs/{RUN_PATTERN}"
 
 wildcard_constraints:
     dataset="mnist|cifar10|cifar100",
-    arch="fcn|alexnet",
+    arch=AXIS_REGEX["arch"],
     width=r"\d+",
     depth=r"\d+",
     loss="cross_entropy|hinge",

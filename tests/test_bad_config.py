@@ -97,13 +97,13 @@ CASES = [
     Case(
         "axis-not-a-list",
         {f"{RUN0}.width": 8},
-        ("grids.smoke.runs[0].width", "allowed: a list of at least 1 item(s), each an integer ≥ 1"),
+        ("grids.smoke.runs[0].width", "allowed: a list of at least 1 item(s), each an integer ≥ 0"),
         cli=True,
     ),
     Case(
         "width-is-fractional",
         {f"{RUN0}.width": [4.5]},
-        ("grids.smoke.runs[0].width[0]", "allowed: an integer ≥ 1"),
+        ("grids.smoke.runs[0].width[0]", "allowed: an integer ≥ 0"),
     ),
     Case("grid-name-not-text", {"grid": 5}, ("grid is 5", "allowed: a string")),
     # ---- unknown keys
@@ -161,8 +161,46 @@ CASES = [
     Case(
         "unknown-architecture",
         {f"{RUN0}.arch": ["resnet"]},
-        ("grids.smoke.runs[0].arch[0]", "allowed: one of fcn, alexnet"),
+        (
+            "grids.smoke.runs[0].arch: 'resnet' is neither a built-in network nor a torchvision "
+            "classification model",
+            "allowed: fcn, alexnet, or a torchvision classification model of the families resnet,",
+            "list the names with python -c 'import torchvision.models as m; "
+            "print(m.list_models(module=m))'",
+        ),
         cli=True,
+    ),
+    Case(
+        "unsupported-torchvision-family",
+        {f"{RUN0}.arch": ["vit_b_16"], f"{RUN0}.width": DELETE, f"{RUN0}.depth": DELETE},
+        (
+            "grids.smoke.runs[0].arch: 'vit_b_16' is a torchvision model of a family not adapted",
+            "allowed: fcn, alexnet, or a torchvision classification model",
+        ),
+    ),
+    Case(
+        "torchvision-model-with-a-width",
+        {f"{RUN0}.arch": ["resnet18"], f"{RUN0}.depth": DELETE},
+        (
+            "grids.smoke.runs[0]: arch resnet18 is a torchvision model, which has no width or "
+            "depth, but the sub-grid gives width [4, 8] and depth [0]",
+            "allowed: width and depth left out (or [0])",
+        ),
+        cli=True,
+    ),
+    Case(
+        "torchvision-model-beside-fcn",
+        {f"{RUN0}.arch": ["fcn", "mobilenet_v3_small"]},
+        ("arch mobilenet_v3_small is a torchvision model", "a sub-grid of their own"),
+    ),
+    Case(
+        "fcn-without-width",
+        {f"{RUN0}.width": DELETE},
+        (
+            "grids.smoke.runs[0].width: arch fcn needs width ≥ 1 (hidden units per layer), "
+            "width is left out (so [0])",
+            "allowed: integers ≥ 1",
+        ),
     ),
     Case(
         "unknown-loss",
@@ -207,7 +245,7 @@ CASES = [
     Case(
         "zero-width",
         {f"{RUN0}.width": [0]},
-        ("grids.smoke.runs[0].width[0]", "allowed: an integer ≥ 1"),
+        ("grids.smoke.runs[0].width: arch fcn needs width ≥ 1", "got [0]", "allowed: integers ≥ 1"),
         cli=True,
     ),
     Case(
@@ -215,14 +253,14 @@ CASES = [
         {f"{RUN0}.width": [8, -3]},
         (
             "grids.smoke.runs[0].width[1]",
-            "-3 is less than the minimum of 1",
-            "allowed: an integer ≥ 1",
+            "-3 is less than the minimum of 0",
+            "allowed: an integer ≥ 0",
         ),
     ),
     Case(
         "depth-below-2",
         {f"{RUN0}.depth": [1]},
-        ("grids.smoke.runs[0].depth[0]", "allowed: an integer ≥ 2"),
+        ("grids.smoke.runs[0].depth: arch fcn needs depth ≥ 2", "allowed: integers ≥ 2"),
         cli=True,
     ),
     Case(

@@ -104,3 +104,37 @@ def test_grid_cost_adds_threads_times_seconds_per_kind():
     assert gpu["train"] == pytest.approx(
         sum(cost.train_seconds(r, 100, 3, gpu=True) for r in runs) / 3600
     )
+
+
+@pytest.mark.parametrize(
+    "dataset, arch",
+    [("cifar10", "resnet18"), ("mnist", "vgg11_bn"), ("cifar100", "mobilenet_v3_small")],
+)
+def test_net_size_counts_torchvision_models_as_built(dataset, arch):
+    """A torchvision model's parameter count in the resource model is the built model's."""
+    (c, h, w), classes, _, _ = cost.DATA_SIZES[dataset]
+    torch.manual_seed(0)
+    model = build_model(arch, 0, 0, input_shape=(c, h, w), num_classes=classes)
+    params, flops, acts = cost.net_size(dataset, arch, 0, 0)
+    assert params == count_parameters(model)
+    assert flops > 2 * params and acts > 0
+
+
+def test_net_size_of_resnet18_by_hand():
+    """CIFAR ResNet-18 on 32×32 images, multiply-adds per image: stem 32²·64·27 = 1,769,472;
+    layer1 4 · 32²·64·64·9 = 150,994,944; layers 2-4 each 134,217,728 (a stride-2 3×3 conv,
+    three 3×3 convs and a 1×1 downsample at 16², 8², 4²); fc 5,120: 555,422,720 in all, 2 FLOPs
+    each. Activations: stem conv, bn, relu 3 · 65,536; layer1 2 blocks · 6 · 65,536; layer2
+    (8 + 6) · 32,768; layer3 (8 + 6) · 16,384; layer4 (8 + 6) · 8,192; pool 512; fc 10
+    (the max-pool is gone). Each network is counted once per process."""
+    from sgdtail.models import torchvision_size
+
+    assert cost.net_size("cifar10", "resnet18", 0, 0) == (11_173_962, 1_110_845_440, 1_786_378)
+    hits = torchvision_size.cache_info().hits
+    cost.net_size("cifar10", "resnet18", 0, 0)
+    assert torchvision_size.cache_info().hits == hits + 1
+    run = point(dataset="cifar10", arch="resnet18", width=0, depth=0, batch_size=128)
+    assert cost.run_threads(run) == 4
+    assert cost.train_seconds(run, 1000, 5) > cost.train_seconds(
+        point(width=1024, depth=10), 1000, 5
+    )

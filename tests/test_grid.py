@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sgdtail.grid import (
+    AXIS_REGEX,
     ConfigError,
     RunPoint,
     check_config,
@@ -61,6 +62,8 @@ def test_run_path_encodes_every_axis():
         RunPoint("mnist", "fcn", 4, 2, 50, 1e-3, "cross_entropy", 0),
         RunPoint("cifar100", "alexnet", 1024, 8, 2000, 2.5e-05, "cross_entropy", 123),
         RunPoint("mnist", "fcn", 128, 10, 500, 1.0, "hinge", 7),
+        RunPoint("cifar100", "mobilenet_v3_small", 0, 0, 128, 0.05, "cross_entropy", 1),
+        RunPoint("mnist", "vgg11_bn", 0, 0, 50, 0.1, "hinge", 0),
     ],
 )
 def test_parse_run_path_inverts_the_run_path(point):
@@ -202,3 +205,40 @@ def test_schema_error_without_the_schema_names_key_and_allowed_values():
         "width is '8' ('8' is not of type 'integer'); allowed: an integer ≥ 1; '8' is text "
         "(YAML reads numbers such as 1e-3 as text: write 0.001 or 1.0e-3) [config['width']]"
     )
+
+
+TORCHVISION_SUB = dict(
+    dataset=["cifar10"],
+    arch=["resnet18", "mobilenet_v3_small"],
+    batch_size=[100],
+    lr=[0.1],
+    loss=["cross_entropy"],
+    seed=[0],
+)
+"""A sub-grid of torchvision models: no width, no depth."""
+
+
+def test_a_torchvision_subgrid_leaves_width_and_depth_out(config):
+    """Its runs get width and depth 0 (run path w0_d0); the schema and check_config accept it
+    beside the shipped sub-grids, whose run paths do not change."""
+    cfg = copy.deepcopy(config)
+    cfg["grid"] = "smoke"
+    before = [p.path for p in check_config(cfg)]
+    cfg["grids"]["smoke"]["runs"].append(copy.deepcopy(TORCHVISION_SUB))
+    schema = yaml.safe_load(open("config.schema.yaml").read())
+    jsonschema.validate(cfg, schema)
+    points = check_config(cfg)
+    assert [p.path for p in points[: len(before)]] == before
+    assert [p.path for p in points[len(before) :]] == [
+        "cifar10/resnet18/w0_d0/cross_entropy_b100_lr0.1_s0",
+        "cifar10/mobilenet_v3_small/w0_d0/cross_entropy_b100_lr0.1_s0",
+    ]
+    explicit = dict(TORCHVISION_SUB, width=[0], depth=[0])
+    assert expand_grid([explicit]) == expand_grid([TORCHVISION_SUB])
+
+
+def test_the_schema_allows_the_arch_names_a_run_path_can_hold():
+    """The schema's pattern for ``arch`` is the run path's (grid.AXIS_REGEX)."""
+    schema = yaml.safe_load(open("config.schema.yaml").read())
+    pattern = schema["$defs"]["subgrid"]["properties"]["arch"]["items"]["pattern"]
+    assert pattern == f"^{AXIS_REGEX['arch']}$"

@@ -131,7 +131,7 @@ def test_alexnet_has_biases_and_dropout():
 def test_build_model_errors():
     with pytest.raises(ValueError, match="depth of 8"):
         models.build_model("alexnet", 16, 5, CIFAR, 10)
-    with pytest.raises(ValueError, match="'fcn', 'alexnet'"):
+    with pytest.raises(ValueError, match="'resnet' is neither a built-in network nor a torch"):
         models.build_model("resnet", 16, 5, CIFAR, 10)
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         models.build_model("fcn", 16, 3, (784,), 10)

@@ -416,3 +416,26 @@ def test_slurm_profile_packs_small_runs_into_few_group_jobs(work):
         ("small_runs", sorted(["train_sgd", "measure_gradient_noise"] * 4)),
         ("small_sharpness", ["measure_sharpness"] * 4),
     ], by_name
+
+
+RESNET = "cifar10/resnet18/w0_d0/cross_entropy_b500_lr0.1_s0"
+
+
+def test_a_torchvision_run_asks_for_resources_from_its_size(work):
+    """A ResNet-18 sub-grid leaves width and depth out (run path w0_d0); its jobs ask for
+    threads, memory and time from its parameter count and FLOPs, as a built-in network's do."""
+    paper = yaml.safe_load((REPO / "config.yaml").read_text())["grids"]["paper"]
+    resnet = {k: v for k, v in point(RESNET).items() if k not in ("width", "depth")}
+    config = {
+        "grid": "torchvision_test",
+        "grids": {
+            "torchvision_test": {"training": paper["training"], "runs": [point(SMALL), resnet]}
+        },
+    }
+    path = work / "resources_torchvision.yaml"
+    path.write_text(yaml.safe_dump(config))
+    table = jobs(dry_run(work, "--configfile", str(REPO / "config.yaml"), str(path)))
+    for rule in PER_RUN:
+        small, large = of_run(table, rule, SMALL), of_run(table, rule, RESNET)
+        assert large["threads"] == 4 and small["threads"] == 1, rule
+        assert large["mem_mb"] > small["mem_mb"] and large["runtime"] > small["runtime"], rule

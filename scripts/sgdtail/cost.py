@@ -1,4 +1,4 @@
-"""Expected time and memory of a run's jobs, from its grid point (no torch import).
+"""Expected time and memory of a run's jobs, from its grid point.
 
 The workflow turns these into the SLURM requests of ``train_sgd``,
 ``measure_gradient_noise`` and ``measure_sharpness`` (``rules/common.smk``),
@@ -7,14 +7,18 @@ cost"). The rates below were calibrated on the ``paper_sample`` grid's runs at
 full length (CPU time per SGD step and per noise measurement, README,
 "The paper grid's cost"); the GPU rate is an assumption until measured.
 
-Network sizes come from :mod:`sgdtail.shapes`, which the models are built from (the tests
-check them against the built models on every network of the ``paper`` grid).
+Network sizes of the built-in networks come from :mod:`sgdtail.shapes`, which the models are
+built from (the tests check them against the built models on every network of the ``paper``
+grid), without importing torch; those of torchvision models are counted on the built model
+(:func:`sgdtail.models.torchvision_size`: torch is imported then, and each network is counted
+once per process).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sgdtail.archs import is_torchvision
 from sgdtail.data import DATASETS
 from sgdtail.shapes import alexnet_size, fcn_size
 
@@ -48,6 +52,10 @@ LANCZOS_VECTORS = 10
 def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int, int]:
     """(parameters, forward FLOPs, activations) per image of a network on ``dataset``."""
     (c, h, w), classes, _, _ = DATA_SIZES[dataset]
+    if is_torchvision(arch):
+        from sgdtail.models import torchvision_size
+
+        return torchvision_size(arch, (c, h, w), classes)
     if arch == "fcn":
         return fcn_size(c * h * w, width, depth, classes)
     return alexnet_size((c, h, w), width, classes)

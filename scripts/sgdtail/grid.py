@@ -5,8 +5,9 @@ values, and :func:`describe_schema_error` turns its verdict into one line that
 names the key and the allowed values; :func:`check_config` adds the checks a
 schema cannot express (a batch larger than the data set, checkpoints beyond the
 run, an iterates window longer than a run, duplicate grid values, missing data
-files, normalisation vectors that do not match the images' channels). Both run
-before Snakemake schedules any job.
+files, normalisation vectors that do not match the images' channels, an ``arch``
+that names no network, a ``width`` or ``depth`` its architecture cannot have).
+Both run before Snakemake schedules any job.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sgdtail.archs import NO_SIZE, allowed_archs, arch_error, is_torchvision
 from sgdtail.data import DATASETS
 from sgdtail.shapes import ALEXNET_DEPTH
 
@@ -38,13 +40,17 @@ AXIS_TYPES: dict[str, type] = {
 INTEGER_AXES = tuple(axis for axis, kind in AXIS_TYPES.items() if kind is int)
 """Axes whose values are integers (``8.0`` in YAML is taken as ``8``)."""
 
+SIZE_AXES = ("width", "depth")
+"""Axes a sub-grid of torchvision models leaves out: they are then ``[0]``
+(:data:`sgdtail.archs.NO_SIZE`; run path ``w0_d0``)."""
+
 RUN_PATTERN = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
 """Relative path of one run; every axis is encoded, nothing else is (:func:`run_path`
 formats it, :func:`parse_run_path` reads it back)."""
 
 AXIS_REGEX: dict[str, str] = {
     "dataset": "[a-z0-9]+",
-    "arch": "[a-z]+",
+    "arch": "[a-z][a-z0-9_]*",
     "width": r"\d+",
     "depth": r"\d+",
     "batch_size": r"\d+",
@@ -180,10 +186,19 @@ def _as_integer(value: Any) -> Any:
     return value
 
 
+def subgrid_values(sub: Mapping[str, Any], axis: str) -> list[Any]:
+    """The values a sub-grid lists for ``axis``; ``[0]`` for a size axis it leaves out
+    (:data:`SIZE_AXES`)."""
+    if axis in SIZE_AXES and axis not in sub:
+        return [NO_SIZE]
+    return list(sub[axis])
+
+
 def expand_grid(subgrids: list[Mapping[str, Any]], where: str = "grid") -> list[RunPoint]:
     """Union of the Cartesian products of each sub-grid, in a stable order, without repeats.
 
-    Each sub-grid maps every axis in :data:`AXES` to a list of values. A value
+    Each sub-grid maps every axis in :data:`AXES` to a list of values (``width`` and
+    ``depth`` may be left out: :func:`subgrid_values`). A value
     repeated inside one list is an error (it is almost always a typo); the same
     point reached by two sub-grids (a batch-size sweep crossing the main grid)
     is kept once. Two points that would share a run folder (learning rates equal
@@ -195,7 +210,7 @@ def expand_grid(subgrids: list[Mapping[str, Any]], where: str = "grid") -> list[
     for i, sub in enumerate(subgrids):
         axes = {}
         for axis in AXES:
-            values = list(sub[axis])
+            values = subgrid_values(sub, axis)
             if axis in INTEGER_AXES:
                 values = [_as_integer(v) for v in values]
             if not values:
@@ -274,7 +289,7 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[R
         key = f"{where}.runs[{i}]"
         _check_learning_rates(key, sub)
         _check_batch_sizes(config, key, sub, splits)
-        _check_alexnet_depth(key, sub)
+        _check_architectures(key, sub)
     for dataset in sorted({p.dataset for p in points}):
         ds = config["datasets"][dataset]
         _check_normalisation(dataset, ds)
@@ -311,11 +326,46 @@ def _check_batch_sizes(
                 )
 
 
-def _check_alexnet_depth(key: str, sub: Mapping[str, Any]) -> None:
+def _check_architectures(key: str, sub: Mapping[str, Any]) -> None:
+    """Every ``arch`` of sub-grid ``key`` names a network, with the width and depth it can
+    have: torchvision models none (0), the built-in ones their own."""
+    for arch in sub["arch"]:
+        why = arch_error(arch)
+        if why is not None:
+            raise ConfigError(f"{key}.arch: {why}; allowed: {allowed_archs()}")
+    widths, depths = ([_as_integer(v) for v in subgrid_values(sub, a)] for a in SIZE_AXES)
+    torchvision = [arch for arch in sub["arch"] if is_torchvision(arch)]
+    if torchvision and (widths, depths) != ([NO_SIZE], [NO_SIZE]):
+        raise ConfigError(
+            f"{key}: arch {torchvision[0]} is a torchvision model, which has no width or "
+            f"depth, but the sub-grid gives width {widths} and depth {depths}; allowed: "
+            f"width and depth left out (or [{NO_SIZE}]); put torchvision models in a sub-grid "
+            "of their own"
+        )
+    if "fcn" in sub["arch"]:
+        _check_at_least(key, "fcn", sub, "width", 1, "hidden units per layer")
+        _check_at_least(key, "fcn", sub, "depth", 2, "linear layers")
+    if "alexnet" in sub["arch"]:
+        _check_at_least(key, "alexnet", sub, "width", 1, "filters ch")
+        _check_alexnet_depth(key, depths)
+
+
+def _check_at_least(
+    key: str, arch: str, sub: Mapping[str, Any], axis: str, least: int, meaning: str
+) -> None:
+    """Every ``axis`` value of built-in ``arch`` in sub-grid ``key`` is at least ``least``."""
+    values = [_as_integer(v) for v in subgrid_values(sub, axis)]
+    if min(values) < least:
+        given = f"got {values}" if axis in sub else f"{axis} is left out (so {values})"
+        raise ConfigError(
+            f"{key}.{axis}: arch {arch} needs {axis} ≥ {least} ({meaning}), {given}; "
+            f"allowed: integers ≥ {least} ({axis} {NO_SIZE} or left out only for torchvision "
+            "models)"
+        )
+
+
+def _check_alexnet_depth(key: str, depths: list[int]) -> None:
     """A sub-grid ``key`` with AlexNet has the one depth AlexNet has."""
-    if "alexnet" not in sub["arch"]:
-        return
-    depths = [_as_integer(d) for d in sub["depth"]]
     if depths != [ALEXNET_DEPTH]:
         raise ConfigError(
             f"{key}.depth: arch alexnet has a fixed depth of {ALEXNET_DEPTH} weight "
@@ -612,9 +662,9 @@ def describe_schema_error(error: Any, schema: Mapping[str, Any] | str | Path | N
     ``error`` may also be the ``WorkflowError`` that ``snakemake.utils.validate`` raises
     (the ``ValidationError`` is its ``__context__``); ``schema`` (the schema or its file)
     adds the key's description, and the allowed values where a key is missing. E.g.
-    ``grids.smoke.runs[0].arch[0] is 'resnet' ('resnet' is not one of ['fcn', 'alexnet']);
-    allowed: one of fcn, alexnet (architectures (fcn, alexnet))
-    [config['grids']['smoke']['runs'][0]['arch'][0]]``.
+    ``grids.smoke.runs[0].loss[0] is 'mse' ('mse' is not one of ['cross_entropy', 'hinge']);
+    allowed: one of cross_entropy, hinge (cross_entropy or hinge (linear multi-class hinge))
+    [config['grids']['smoke']['runs'][0]['loss'][0]]``.
     """
     err = _validation_error(error)
     if err is None:

@@ -1,4 +1,5 @@
-"""Networks of the study: a bias-free fully connected net and a CIFAR-style AlexNet.
+"""Networks of the study: a bias-free fully connected net, a CIFAR-style AlexNet, and
+torchvision's classification models adapted to small images.
 
 Both follow the Setup section of the replication brief (Şimşekli et al., ICML 2019):
 
@@ -10,8 +11,13 @@ Both follow the Setup section of the replication brief (Şimşekli et al., ICML 
   h = s·⌊1 + log2 s⌋. Conv and linear layers keep PyTorch's defaults, **biases
   included**: that is what the reference code does, unlike the bias-free FCN.
 
-All layers use PyTorch's default initialisation; the caller seeds
-(``torch.manual_seed``) before ``build_model`` so that a run is reproducible.
+* :func:`build_torchvision`: a torchvision model of a family in
+  :data:`sgdtail.archs.FAMILIES` (ResNet, VGG, MobileNet, EfficientNet, MNASNet, DenseNet,
+  ShuffleNet), without pretrained weights, with a small-image stem and, for VGG, a small
+  classifier (docs/science.md, "Torchvision models").
+
+The built-in layers use PyTorch's default initialisation, torchvision's models their own;
+the caller seeds (``torch.manual_seed``) before ``build_model`` so that a run is reproducible.
 
 ``layer_slices`` maps the flat parameter vector (``parameters_to_vector``) back to
 named layers, so that per-layer gradient noise can be cut out of the full vector.
@@ -19,11 +25,13 @@ named layers, so that per-layer gradient noise can be cut out of the full vector
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from sgdtail.archs import BUILTIN_ARCHS, NO_SIZE, allowed_archs, arch_error, family_of
 from sgdtail.shapes import (
     ALEXNET_DEPTH,
     ALEXNET_FEATURES,
@@ -33,18 +41,21 @@ from sgdtail.shapes import (
     is_conv,
 )
 
-ARCHS = ("fcn", "alexnet")
+ARCHS = BUILTIN_ARCHS
 
 __all__ = [
     "ALEXNET_DEPTH",
     "ARCHS",
     "AlexNetCifar",
     "FullyConnected",
+    "Hardsigmoid",
     "alexnet_feature_geometry",
     "build_model",
+    "build_torchvision",
     "count_parameters",
     "expected_fcn_parameters",
     "layer_slices",
+    "torchvision_size",
 ]
 
 
@@ -168,6 +179,8 @@ def build_model(
     ``arch="fcn"``: ``FullyConnected(C·H·W, width, depth, num_classes)``.
     ``arch="alexnet"``: ``AlexNetCifar(C, (H, W), ch=width, num_classes)``; ``depth``
     must be 8 (its 5 conv + 3 linear weight layers), it is only checked.
+    Any other ``arch``: :func:`build_torchvision`; ``width`` and ``depth`` must be 0
+    (:data:`sgdtail.archs.NO_SIZE`: a torchvision model has neither).
     ``input_shape`` is ``(C, H, W)`` of one example, e.g. ``(1, 28, 28)``.
     """
     if len(input_shape) != 3:
@@ -182,7 +195,143 @@ def build_model(
                 f"(5 conv + 3 linear); got depth={depth!r}. Vary its width (= ch) instead."
             )
         return AlexNetCifar(c, (h, w), width, num_classes)
-    raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(map(repr, ARCHS))}")
+    why = arch_error(arch)
+    if why is not None:
+        raise ValueError(f"unknown arch {arch!r}: {why}; allowed: {allowed_archs()}")
+    if (width, depth) != (NO_SIZE, NO_SIZE):
+        raise ValueError(
+            f"arch {arch!r} is a torchvision model, which has no width or depth; got "
+            f"width={width!r}, depth={depth!r}, allowed: {NO_SIZE} for both"
+        )
+    return build_torchvision(arch, (c, h, w), num_classes)
+
+
+VGG_HIDDEN = 512
+"""Width of VGG's two hidden classifier layers here: the channels of its last convolution
+(torchvision's 4096 are sized for 7×7 maps of 224-pixel images)."""
+
+
+def build_torchvision(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """A torchvision classification model for small images, without pretrained weights.
+
+    ``torchvision.models.get_model(arch, weights=None, num_classes=num_classes)``, then:
+
+    * the stem (:attr:`sgdtail.archs.Family.stem`, the first convolution) becomes a 3×3
+      convolution with stride 1 and padding 1 from the ``C`` input channels, with the old
+      one's output channels and bias, initialised as the family initialises its
+      convolutions; the max-pool after it (``stem_pool``) becomes ``nn.Identity``. The
+      CIFAR ResNet's stem, applied to every family: the network downsamples 28×28 and
+      32×32 images 2–4× less than 224-pixel ones.
+    * VGG: its max-pools round up (``ceil_mode``, so that 28×28 ends at 1×1 as 32×32
+      does), its average pool is global, and its classifier keeps its layers (Linear,
+      ReLU, Dropout, Linear, ReLU, Dropout, Linear) at width :data:`VGG_HIDDEN`,
+      initialised as torchvision's (normal, std 0.01; zero bias).
+    * every ``nn.Hardsigmoid`` (MobileNetV3's squeeze-excitation) becomes
+      :class:`Hardsigmoid`, the same function with a second derivative.
+
+    Module names stay torchvision's (the stem is still ``conv1`` in a ResNet). Raises
+    ``ValueError`` for a name that is not a supported torchvision model.
+    """
+    why = arch_error(arch)
+    if why is not None:
+        raise ValueError(f"unknown arch {arch!r}: {why}; allowed: {allowed_archs()}")
+    import torchvision.models
+
+    family = family_of(arch)
+    model = torchvision.models.get_model(arch, weights=None, num_classes=int(num_classes))
+    _replace_stem(model, family.stem, int(input_shape[0]), family.stem_init)
+    if family.stem_pool is not None:
+        _set_module(model, family.stem_pool, nn.Identity())
+    if family.name == "vgg":
+        _small_vgg_head(model, int(num_classes))
+    for name, module in list(model.named_modules()):
+        if type(module) is nn.Hardsigmoid:
+            _set_module(model, name, Hardsigmoid())
+    return model
+
+
+class Hardsigmoid(nn.Hardsigmoid):
+    """``nn.Hardsigmoid`` computed as relu6(x + 3) / 6: the same values and gradient, and a
+    second derivative (zero almost everywhere), which torch's kernel lacks and the
+    Hessian-vector products of :mod:`sgdtail.sharpness` need."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.relu6(x + 3) / 6
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` in the place of ``model``'s submodule ``name`` (dotted path)."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent), child, module)
+
+
+def _replace_stem(model: nn.Module, name: str, in_channels: int, init: str | None) -> None:
+    """Replace the convolution ``name`` by a 3×3, stride-1, padding-1 one from
+    ``in_channels``; ``init``: the ``kaiming_normal_`` mode of its weights (zero bias), or
+    None for PyTorch's default initialisation."""
+    old = model.get_submodule(name)
+    if not isinstance(old, nn.Conv2d) or old.groups != 1:
+        raise ValueError(f"{name} of {type(model).__name__} is not the stem convolution: {old}")
+    new = nn.Conv2d(
+        in_channels, old.out_channels, 3, stride=1, padding=1, bias=old.bias is not None
+    )
+    if init is not None:
+        nn.init.kaiming_normal_(new.weight, mode=init, nonlinearity="relu")
+        if new.bias is not None:
+            nn.init.zeros_(new.bias)
+    _set_module(model, name, new)
+
+
+def _small_vgg_head(model: nn.Module, num_classes: int) -> None:
+    """VGG for 28×28 and 32×32 images: max-pools that round up, a global average pool, and
+    a classifier of width :data:`VGG_HIDDEN` (see :func:`build_torchvision`)."""
+    for layer in model.features:
+        if isinstance(layer, nn.MaxPool2d):
+            layer.ceil_mode = True
+    model.avgpool = nn.AdaptiveAvgPool2d(1)
+    channels = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)][-1]
+    old = model.classifier
+    widths = [channels, VGG_HIDDEN, VGG_HIDDEN, num_classes]
+    for index, (d_in, d_out) in zip(
+        (0, 3, 6), zip(widths[:-1], widths[1:], strict=True), strict=True
+    ):
+        if not isinstance(old[index], nn.Linear):
+            raise ValueError(f"VGG classifier layer {index} is not linear: {old[index]}")
+        linear = nn.Linear(d_in, d_out)
+        nn.init.normal_(linear.weight, 0, 0.01)
+        nn.init.zeros_(linear.bias)
+        old[index] = linear
+
+
+@functools.lru_cache(maxsize=64)
+def torchvision_size(
+    arch: str, input_shape: tuple[int, int, int], num_classes: int
+) -> tuple[int, int, int]:
+    """(parameters, forward FLOPs, activations) per image of :func:`build_torchvision`'s
+    model, counted on the meta device (shapes only: nothing is allocated or initialised).
+
+    FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` on one image in eval mode, 2 per
+    multiply-add of the convolutions and matrix products (as :mod:`sgdtail.shapes` counts
+    the built-in networks); activations: the output sizes of every module without children
+    except those that copy nothing (Flatten, Dropout, Identity). Cached per network.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    copies = (nn.Flatten, nn.Dropout, nn.Identity)
+    sizes: list[int] = []
+    with torch.device("meta"):
+        model = build_torchvision(arch, input_shape, num_classes).eval()
+        params = count_parameters(model)
+        handles = [
+            m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
+            for m in model.modules()
+            if not list(m.children()) and not isinstance(m, copies)
+        ]
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.empty(1, *input_shape))
+    for h in handles:
+        h.remove()
+    return params, int(counter.get_total_flops()), sum(sizes)
 
 
 def count_parameters(model: nn.Module) -> int:

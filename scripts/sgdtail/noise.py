@@ -2,7 +2,8 @@
 
 For a split of N images and batch size b, the split is cut *in order* into
 P = N // b disjoint minibatches (the 2019 procedure; README, "How it works"). Each
-minibatch gradient g_p (all M trainable parameters, eval mode, dropout off) is
+minibatch gradient g_p (all M trainable parameters; eval mode: dropout off, batch norm
+normalising with its running statistics, which the measurement leaves unchanged) is
 computed, for all-``nn.Linear`` models (the FCN), from one large-batch
 forward+backward pass per chunk of minibatches and one batched matrix
 product per layer, and otherwise by a plain autograd loop; either way the
@@ -373,7 +374,9 @@ def measure_noise(
     """Measure the gradient noise of ``model`` on (x, y) and estimate its tail index.
 
     ``estimator_options`` are passed to :class:`StreamingTailStats`. The model
-    is put in eval mode for the measurement and restored afterwards.
+    is put in eval mode for the measurement (dropout off; batch norm uses, and does not
+    update, its running statistics) and restored afterwards. Per-layer rows name each
+    layer by its parameter's name (:func:`sgdtail.models.layer_slices`).
     """
     if remainder not in ("drop", "weight"):
         raise ValueError(f"noise.remainder is {remainder!r}; allowed: drop, weight")

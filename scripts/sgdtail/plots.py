@@ -112,8 +112,10 @@ def select_run(df: pd.DataFrame, run: Mapping) -> pd.DataFrame:
 
 
 def network_label(arch: str, width: int, depth: int) -> str:
-    """``FCN 128×3`` (width × depth) or ``AlexNet ch 64``."""
-    return f"AlexNet ch {width}" if arch == "alexnet" else f"FCN {width}×{depth}"
+    """``FCN 128×3`` (width × depth), ``AlexNet ch 64``, or a torchvision model's name."""
+    if arch == "alexnet":
+        return f"AlexNet ch {width}"
+    return f"FCN {width}×{depth}" if arch == "fcn" else arch
 
 
 def run_label(run: Mapping) -> str:
