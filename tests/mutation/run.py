@@ -41,6 +41,7 @@ MODULES: dict[str, list[str]] = {
     "train": ["tests/test_train.py"],
     "dynamics": ["tests/test_dynamics.py"],
     "linear_sgd": ["tests/test_linear_sgd.py"],
+    "eta_over_b": ["tests/test_eta_over_b.py", "tests/test_claims.py"],
     "dynamics_claims": ["tests/test_dynamics.py"],
     "verdicts": [
         "tests/test_verdicts.py",
