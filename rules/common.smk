@@ -112,7 +112,7 @@ def run_metadata():
 def all_targets():
     return [
         "results/tables/summary.csv",
-        *(["results/tables/iterates_vs_noise.csv"] if ITERATES["measure"] else []),
+        *iterates_table(),
         "results/validation/estimator_validation.csv",
         *figure_targets(),
     ]
@@ -217,6 +217,11 @@ def figure_params(figure):
     if figure.sweep:
         params["sweep"] = figure.sweep.plot_arguments()
     return params
+
+
+def iterates_table():
+    """The iterates' α̂ beside the noise's, when the grid measures the iterates (else none)."""
+    return ["results/tables/iterates_vs_noise.csv"] if ITERATES["measure"] else []
 
 
 def extra_claim_files():

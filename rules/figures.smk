@@ -43,6 +43,7 @@ rule make_claims_table:
         estimates="results/tables/estimates.parquet",
         runs="results/tables/runs.csv",
         sharpness="results/tables/sharpness.csv",
+        iterates=iterates_table(),
         extra=extra_claim_files(),
     output:
         md="figures/claims.md",

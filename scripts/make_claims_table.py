@@ -24,6 +24,7 @@ computed = evaluate_claims(
     ci_level=snakemake.params.ci_level,
     k1_factors=snakemake.params.robust_k1_factors,
     sharpness=pd.read_csv(snakemake.input.sharpness),
+    iterates=pd.read_csv(snakemake.input.iterates[0]) if snakemake.input.iterates else None,
 )
 extra = []
 for path in snakemake.input.extra:

@@ -246,3 +246,56 @@ def test_sharpness_vs_eta_over_b_draws_admitted_means_and_hollow_left_out_points
     assert ax.get_yscale() == "log"
     assert "hollow: left out (9)" in " ".join(fig._suptitle.get_text().split())
     plt.close("all")
+
+
+def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
+    """Rows shaped like iterates_vs_noise.csv: a pooled and a layer row per run."""
+    rows = []
+    for lr in LRS:
+        for b in BATCHES:
+            for seed in SEEDS:
+                alpha = alpha_of(lr, b) + 0.01 * (seed - 1)
+                for scope, a in (("pooled", alpha), ("net.0.weight", 9.0)):
+                    rows.append(
+                        {
+                            **point(lr, b, seed),
+                            "scope": scope,
+                            "alpha_iterates": a,
+                            "ci_low_iterates": a - 0.0392,  # se 0.02 at the 95% level
+                            "ci_high_iterates": a + 0.0392,
+                            "status": status,
+                            "enough": True,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_iterate_rows_keep_the_pooled_alpha_of_trained_runs_with_its_standard_error():
+    rows = E.iterate_rows(paired_iterates(falls_with_ratio), 0.95)
+    assert len(rows) == 27 and rows["last"].all()
+    np.testing.assert_allclose(rows["se"], 0.02, rtol=1e-3)
+    assert E.iterate_rows(paired_iterates(falls_with_ratio, "not_trained"), 0.95).empty
+
+
+def test_c7_on_the_iterates_is_its_own_column_and_says_when_it_is_not_measured():
+    from test_claims import make_tables, widths
+
+    from sgdtail import claims as C
+
+    summary, estimates, _ = make_tables(widths())
+    long = C.evaluate_claims(summary, estimates, TH)
+    its = long[long.estimator == C.ITERATES]
+    assert list(its.claim) == ["C7a", "C7b"]
+    assert (its.verdict == INCONCLUSIVE).all() and (its.reason == "not measured").all()
+    assert "iterates.measure: true" in its.detail.iloc[0]
+    long = C.evaluate_claims(summary, estimates, TH, iterates=paired_iterates(falls_with_ratio))
+    its = long[long.estimator == C.ITERATES].set_index("claim")
+    assert its.loc["C7a", "verdict"] == SUPPORTED and its.loc["C7b", "verdict"] == SUPPORTED
+    assert its.loc["C7a", "value"] == pytest.approx(-0.1, abs=1e-9)
+    wide = C.wide_table(long).set_index("claim")
+    assert wide.loc["C7a", C.ITERATES_LABEL] == SUPPORTED
+    assert wide.loc["C1", C.ITERATES_LABEL] == "n/a"
+    # the iterates are another quantity: they do not enter "survives every estimator"
+    assert wide.loc["C7a", "survives every estimator"] == C.survives(
+        long[(long.claim == "C7a") & (long.estimator != C.ITERATES)]
+    )

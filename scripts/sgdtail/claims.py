@@ -80,6 +80,12 @@ ESTIMATOR_CHOICES: dict[str, str] = {
 }
 """Estimator choices every claim is judged with, in table order; the first is primary."""
 
+ITERATES = "iterates"
+ITERATES_LABEL = "iterates (C7a, C7b)"
+"""Estimator of the C7a and C7b rows judged on the tail index of the SGD iterates (the pooled
+robust α̂ of the centred iterates over each run's last window) instead of the gradient noise:
+another quantity, so it is a column of its own and not part of *survives every estimator*."""
+
 PRIMARY = "robust"
 
 ENOUGH_FLAG: dict[str, str] = {
@@ -943,15 +949,24 @@ def evaluate_claims(
     ci_level: float = 0.95,
     k1_factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
     sharpness: pd.DataFrame | None = None,
+    iterates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """C1-C3, C7a and C7b judged with every estimator choice, and C7c from ``sharpness``
-    (sharpness.csv) when given: the long claims table (:data:`COLUMNS`).
+    """C1-C3, C7a and C7b judged with every estimator choice, C7a and C7b on the iterates'
+    α̂ (:data:`ITERATES`: ``iterates``, iterates_vs_noise.csv, or None when the grid does not
+    measure them: inconclusive rows), and C7c from ``sharpness`` (sharpness.csv) when given:
+    the long claims table (:data:`COLUMNS`).
 
     Each choice uses only the measurements it has enough data for
     (:data:`ENOUGH_FLAG`); how many it left out is appended to the detail.
     ``k1_factors``: config ``estimators.robust_k1_factors`` (see :func:`k1_spread`).
     """
-    from sgdtail.eta_over_b import claim_c7a, claim_c7b, claim_c7c  # imports this module
+    from sgdtail.eta_over_b import (  # they import this module
+        claim_c7a,
+        claim_c7b,
+        claim_c7c,
+        iterate_rows,
+        not_measured,
+    )
 
     m = alpha_measurements(summary, estimates, ci_level, k1_factors, split=th.split)
     accuracy = accuracy_table(usable_runs(summary))
@@ -977,6 +992,10 @@ def evaluate_claims(
             if notes[estimator]:
                 ev.detail = f"{ev.detail}; {notes[estimator]}"
             rows.append({"claim": claim, "estimator": estimator, **dataclasses.asdict(ev)})
+    its = None if iterates is None else iterate_rows(iterates, ci_level)
+    for claim, judge in (("C7a", claim_c7a), ("C7b", claim_c7b)):
+        ev = not_measured(claim) if its is None else judge(its, th)
+        rows.append({"claim": claim, "estimator": ITERATES, **dataclasses.asdict(ev)})
     if sharpness is not None:
         ev = claim_c7c(sharpness, th)
         rows.append({"claim": "C7c", "estimator": "n/a", **dataclasses.asdict(ev)})
@@ -1027,7 +1046,7 @@ def survives(group: pd.DataFrame) -> str:
     choices that differ; ``n/a`` for claims that are not α estimates."""
     if (group["estimator"] == "n/a").all():
         return "n/a"
-    verdicts = group.set_index("estimator")["verdict"]
+    verdicts = group[group["estimator"].isin(ESTIMATOR_CHOICES)].set_index("estimator")["verdict"]
     differ = [ESTIMATOR_CHOICES[e] for e, v in verdicts.items() if v != verdicts[PRIMARY]]
     return "yes" if not differ else f"no ({', '.join(differ)} differ)"
 
@@ -1065,6 +1084,8 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
         if (group["estimator"] == "n/a").all():
             row[ESTIMATOR_CHOICES[PRIMARY]] = format_verdict(primary)
         row["survives every estimator"] = survives(group)
+        sel = group[group["estimator"] == ITERATES]
+        row[ITERATES_LABEL] = format_verdict(sel.iloc[0]) if len(sel) else "n/a"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -1153,7 +1174,8 @@ def claims_markdown(long: pd.DataFrame, runs: pd.DataFrame, th: Thresholds) -> s
         f"Value: the primary estimate ({ESTIMATOR_CHOICES[PRIMARY]}) with its interval "
         "(share claims: Wilson 95% interval over runs; C2: ± z standard errors). Each "
         "estimator column is the verdict the same rule gives with that estimator; "
-        "*survives every estimator* is `yes` when all four agree.",
+        "*survives every estimator* is `yes` when all four agree. The last column judges C7a "
+        "and C7b on the tail index of the SGD iterates instead of the gradient noise.",
         "",
         "## Claims",
         "",

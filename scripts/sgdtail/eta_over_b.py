@@ -22,18 +22,22 @@ ratio can judge C7b.
 
 The α̂ rows come from :func:`sgdtail.claims.alpha_measurements` (one estimator choice at a
 time, each run's last checkpoint); :func:`sgdtail.claims.evaluate_claims` judges C7a and C7b
-with every estimator choice like C1-C3. C7c does not depend on the α estimator.
+with every estimator choice like C1-C3, and once more on the tail index of the SGD iterates
+(the quantity of the 2021 paper; :func:`iterate_rows`, estimator ``iterates``) when the grid
+measures it. C7c does not depend on the α estimator.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from sgdtail.aggregate import usable
 from sgdtail.claims import Evaluation, Thresholds, log2_slope
 from sgdtail.grid import AXES
 from sgdtail.verdicts import INCONCLUSIVE, combine, interval_state, three_way
@@ -92,6 +96,37 @@ def _last(m: pd.DataFrame) -> pd.DataFrame:
     """Each run's last-checkpoint row with a finite α̂, with η/b."""
     last = m[m["last"].astype(bool) & np.isfinite(m["alpha"])]
     return with_ratio(last)
+
+
+NOT_MEASURED = (
+    "the iterates' α̂ is not measured in this grid (set iterates.measure: true, docs/science.md)"
+)
+
+
+def iterate_rows(paired: pd.DataFrame, ci_level: float) -> pd.DataFrame:
+    """The pooled robust α̂ of each trained run's iterates (``iterates_vs_noise.csv``) as rows
+    C7a and C7b read: the axes, alpha, se (from its batch-means interval), last (true)."""
+    rows = paired[(paired["scope"] == "pooled") & usable(paired["status"])]
+    rows = rows[rows["enough"].astype(bool) & np.isfinite(rows["alpha_iterates"])]
+    z_level = statistics.NormalDist().inv_cdf(0.5 + ci_level / 2.0)
+    se = (rows["ci_high_iterates"] - rows["ci_low_iterates"]) / (2.0 * z_level)
+    return rows[list(AXES)].assign(
+        alpha=rows["alpha_iterates"], se=se.where(np.isfinite(se)), last=True
+    )
+
+
+def not_measured(claim: str) -> Evaluation:
+    """C7a or C7b on the iterates of a grid that does not measure them: inconclusive."""
+    return Evaluation(
+        statistic=f"as {claim} on the gradient noise, with the iterates' pooled robust α̂",
+        value=math.nan,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        threshold="as on the gradient noise",
+        verdict=INCONCLUSIVE,
+        reason="not measured",
+        detail=NOT_MEASURED,
+    )
 
 
 def _no_family(statistic: str, threshold: str, n_runs: int, what: str) -> Evaluation:
