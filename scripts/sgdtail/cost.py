@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sgdtail.data import DATASETS
+from sgdtail.grid import DEFAULT_OPTIMIZER, PRECONDITIONED_OPTIMIZERS
 from sgdtail.shapes import alexnet_size, fcn_size
 
 DATA_SIZES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
@@ -38,6 +39,19 @@ on the ``paper_sample`` runs' noise jobs, predicts their time per checkpoint wit
 BASE_MEM_MB = 1000
 """Python, torch, pandas."""
 
+OPTIMIZER_STATE_BUFFERS: dict[str, int] = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
+"""Parameter-sized tensors each optimizer keeps (a momentum buffer; Adam's two moments): held
+while training, in ``resume.pt`` and once more per checkpoint in ``checkpoints.pt``."""
+OPTIMIZER_S_PER_PARAMETER: dict[str, float] = {
+    "sgd": 0.0,
+    "momentum": 0.5e-9,
+    "nesterov": 0.5e-9,
+    "adam": 5e-9,
+}
+"""An optimizer's time per parameter per step beyond plain SGD's update: its ``torch.optim``
+step over 0.67 M parameters on one CPU thread took 0.24 (momentum), 0.34 (Nesterov) and
+2.9 ms (Adam) against plain SGD's 0.08 ms (a loaded 2-core machine)."""
+
 
 #: Lanczos vectors ARPACK keeps in the sharpness job (eigsh's ncv; sgdtail.sharpness): each
 #: restart costs this many Hessian-vector products less one, and the job holds this many
@@ -51,6 +65,22 @@ def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int,
     if arch == "fcn":
         return fcn_size(c * h * w, width, depth, classes)
     return alexnet_size((c, h, w), width, classes)
+
+
+def optimizer_of(point: Mapping) -> str:
+    """The optimizer of a grid point (plain SGD when the point names none)."""
+    return point.get("optimizer", DEFAULT_OPTIMIZER)
+
+
+def state_buffers(point: Mapping) -> int:
+    """Parameter-sized tensors the point's optimizer keeps (:data:`OPTIMIZER_STATE_BUFFERS`)."""
+    return OPTIMIZER_STATE_BUFFERS[optimizer_of(point)]
+
+
+def noise_kinds(point: Mapping) -> int:
+    """Noises a measurement streams through the estimators: the gradient noise, and for an
+    adaptive optimizer also the preconditioned one (from the same minibatch gradients)."""
+    return 2 if optimizer_of(point) in PRECONDITIONED_OPTIMIZERS else 1
 
 
 def run_threads(point: Mapping, gpu: bool = False) -> int:
@@ -68,14 +98,16 @@ def _speed(point: Mapping, gpu: bool) -> float:
 
 
 def train_seconds(point: Mapping, iterations: int, n_checkpoints: int, gpu: bool = False) -> float:
-    """SGD steps (forward + backward: 3 × forward FLOPs per image) and the evaluations of the
-    whole train and test sets at each checkpoint."""
-    _, flops, _ = net_size(
+    """Optimizer steps (forward + backward: 3 × forward FLOPs per image, and the optimizer's
+    update beyond plain SGD's) and the evaluations of the whole train and test sets at each
+    checkpoint."""
+    params, flops, _ = net_size(
         point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
     )
     _, _, n_train, n_test = DATA_SIZES[point["dataset"]]
     speed = _speed(point, gpu)
-    sgd = iterations * (STEP_OVERHEAD_S + 3 * int(point["batch_size"]) * flops / speed)
+    update = params * OPTIMIZER_S_PER_PARAMETER[optimizer_of(point)]
+    sgd = iterations * (STEP_OVERHEAD_S + 3 * int(point["batch_size"]) * flops / speed + update)
     return sgd + n_checkpoints * (n_train + n_test) * flops / speed
 
 
@@ -83,7 +115,8 @@ def noise_seconds(
     point: Mapping, splits: list[str], n_checkpoints: int, gpu: bool = False
 ) -> float:
     """Per checkpoint: every minibatch gradient of each split (about one forward + backward
-    epoch) and the estimator suite over the P·M noise values."""
+    epoch) and the estimator suite over the P·M noise values of each noise
+    (:func:`noise_kinds`)."""
     params, flops, _ = net_size(
         point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
     )
@@ -93,7 +126,7 @@ def noise_seconds(
     per_checkpoint = (
         minibatches * STEP_OVERHEAD_S
         + 3 * n * flops / _speed(point, gpu)
-        + minibatches * params * ESTIMATOR_S_PER_VALUE
+        + noise_kinds(point) * minibatches * params * ESTIMATOR_S_PER_VALUE
     )
     return n_checkpoints * per_checkpoint
 

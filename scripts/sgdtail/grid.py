@@ -64,6 +64,12 @@ OPTIMIZER_KEYS: tuple[str, ...] = tuple(dict.fromkeys(k for keys in OPTIMIZERS.v
 PRECONDITIONED_OPTIMIZERS: tuple[str, ...] = ("adam",)
 """Adaptive optimizers: their noise is also measured as preconditioned by their state."""
 
+NOISE_KINDS: tuple[str, ...] = ("gradient", "preconditioned")
+"""Values of the ``noise`` column of the tail-index tables: the gradient noise (every run) and
+the noise preconditioned by the optimizer's state (runs of :data:`PRECONDITIONED_OPTIMIZERS`)."""
+
+GRADIENT_NOISE, PRECONDITIONED_NOISE = NOISE_KINDS
+
 AXIS_DEFAULTS: dict[str, list[Any]] = {"optimizer": [DEFAULT_OPTIMIZER]}
 """Axes a sub-grid may leave out, and the values it then has."""
 
@@ -129,10 +135,22 @@ def run_path(wildcards: Mapping[str, Any]) -> str:
     return RUN_PATTERN.format(**{axis: wildcards[axis] for axis in AXES})
 
 
+def _axis_text(wildcards: Mapping[str, str], axis: str) -> str:
+    """The wildcard text of ``axis``; plain SGD's (empty) for an optimizer that
+    ``wildcards`` lacks (as a sub-grid that leaves it out)."""
+    try:
+        return wildcards[axis]
+    except KeyError:
+        if axis != "optimizer":
+            raise
+        return optimizer_text(DEFAULT_OPTIMIZER)
+
+
 def typed_axes(wildcards: Mapping[str, str]) -> dict[str, Any]:
     """Grid-axis values from their wildcard text: numeric types restored
-    (:data:`AXIS_TYPES`), the optimizer named (:func:`optimizer_name`)."""
-    return {axis: AXIS_FROM_TEXT.get(axis, str)(wildcards[axis]) for axis in AXES}
+    (:data:`AXIS_TYPES`), the optimizer named (:func:`optimizer_name`; plain SGD where
+    ``wildcards`` has no optimizer)."""
+    return {axis: AXIS_FROM_TEXT.get(axis, str)(_axis_text(wildcards, axis)) for axis in AXES}
 
 
 def parse_run_path(path: str) -> dict[str, Any]:
