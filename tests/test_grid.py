@@ -66,7 +66,10 @@ def test_run_path_encodes_every_axis():
         RunPoint("mnist", "fcn", 4, 2, 50, 1e-3, "cross_entropy", 0),
         RunPoint("cifar100", "alexnet", 1024, 8, 2000, 2.5e-05, "cross_entropy", 123),
         RunPoint("mnist", "fcn", 128, 10, 500, 1.0, "hinge", 7),
-        *(RunPoint("mnist", "fcn", 16, 2, 50, 0.1, "cross_entropy", 3, name) for name in OPTIMIZERS),
+        *(
+            RunPoint("mnist", "fcn", 16, 2, 50, 0.1, "cross_entropy", 3, name)
+            for name in OPTIMIZERS
+        ),
         RunPoint("cifar10", "alexnet", 64, 8, 100, 2.5e-05, "hinge", 12, "adam"),
     ],
 )
@@ -87,7 +90,8 @@ def test_plain_sgd_keeps_its_run_path_and_the_others_end_in_their_name():
     assert sgd.optimizer == "sgd" and sgd.path == "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3"
     assert expand_grid([SUB])[0].optimizer == "sgd"
     paths = {
-        name: dataclasses.replace(sgd, optimizer=name).path for name in ("momentum", "nesterov", "adam")
+        name: dataclasses.replace(sgd, optimizer=name).path
+        for name in ("momentum", "nesterov", "adam")
     }
     assert paths == {
         "momentum": "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3_momentum",

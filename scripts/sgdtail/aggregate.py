@@ -67,6 +67,12 @@ def gradient_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["noise"] == GRADIENT_NOISE]
 
 
+def with_noise_column(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``noise`` column, ``gradient`` in the rows without one (a tail-index
+    file written before the column existed holds the gradient noise only)."""
+    return df.assign(noise=df["noise"].fillna(GRADIENT_NOISE) if "noise" in df else GRADIENT_NOISE)
+
+
 def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
     """Concatenate per-run CSV files, adding each run's grid axes as columns."""
     frames = []
@@ -120,8 +126,7 @@ def runs_table(
 def estimates_table(axes: Sequence[dict], estimates: Sequence[str]) -> pd.DataFrame:
     """Every estimator row of every run, with the grid axes as columns (``noise`` is
     ``gradient`` in the rows of a file written without the column)."""
-    df = read_with_axes(axes, estimates)
-    df["noise"] = df["noise"].fillna(GRADIENT_NOISE) if "noise" in df else GRADIENT_NOISE
+    df = with_noise_column(read_with_axes(axes, estimates))
     first = list(AXES) + ["step", "split", "noise", "estimator", "scope", "order", "k1"]
     return df[first + [c for c in df.columns if c not in first]]
 
@@ -145,6 +150,7 @@ def summary_table(
     ``min_per_coordinate_minibatches`` minibatches (config ``estimators``).
     Measurements without enough are kept in the table and flagged."""
     keys = list(AXES) + ["step", "split", "noise"]
+    estimates = with_noise_column(estimates)
     robust = _pick(estimates, "mohammadi_robust")
     out = pd.DataFrame(index=robust.index)
     out[ALPHA_COLUMNS["robust"]] = robust["alpha"]

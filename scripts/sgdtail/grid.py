@@ -58,7 +58,9 @@ OPTIMIZERS: dict[str, tuple[str, ...]] = {
 }
 """Values of the ``optimizer`` axis and the ``training`` keys (hyper-parameters) each uses."""
 
-OPTIMIZER_KEYS: tuple[str, ...] = tuple(dict.fromkeys(k for keys in OPTIMIZERS.values() for k in keys))
+OPTIMIZER_KEYS: tuple[str, ...] = tuple(
+    dict.fromkeys(k for keys in OPTIMIZERS.values() for k in keys)
+)
 """Every ``training`` key that belongs to an optimizer."""
 
 PRECONDITIONED_OPTIMIZERS: tuple[str, ...] = ("adam",)

@@ -101,7 +101,9 @@ def adam_preconditioner(state: Mapping[str, Any], n_params: int) -> torch.Tensor
     return torch.cat(parts).float()
 
 
-def preconditioner(name: str, state: Mapping[str, Any] | None, n_params: int) -> torch.Tensor | None:
+def preconditioner(
+    name: str, state: Mapping[str, Any] | None, n_params: int
+) -> torch.Tensor | None:
     """The elementwise divisor of optimizer ``name``'s step at ``state`` (see
     :func:`adam_preconditioner`); None for an optimizer that does not precondition (not in
     :data:`sgdtail.grid.PRECONDITIONED_OPTIMIZERS`) or a state without one."""

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
-from sgdtail.aggregate import ALPHA_COLUMNS, USABLE_STATUSES
+from sgdtail.aggregate import ALPHA_COLUMNS, USABLE_STATUSES, gradient_rows
 from sgdtail.cost import LANCZOS_VECTORS
+from sgdtail.grid import DEFAULT_OPTIMIZER, optimizer_text
 from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, need_keys, with_reason
 
 if TYPE_CHECKING:  # torch is imported by the functions that compute on networks, so that
@@ -47,8 +48,9 @@ log = logging.getLogger(__name__)
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 #: grid axes shared by the runs of one family of comparable runs (the learning rate is one:
-#: SGD settles where λ_max ≲ 2/η, so runs at different η are not compared)
-FAMILY_AXES = ("dataset", "arch", "loss", "lr")
+#: SGD settles where λ_max ≲ 2/η, so runs at different η are not compared; so is the
+#: optimizer, which changes where a step of size η settles)
+FAMILY_AXES = ("dataset", "arch", "loss", "lr", "optimizer")
 #: the sharpness measures as (column, label); the first is the primary one (the verdict's)
 MEASURES = (
     ("random_direction_sharpness", "filter-normalised random-direction sharpness"),
@@ -360,8 +362,10 @@ def gradient_to_noise(
 
 
 def family_name(row: Mapping[str, Any]) -> str:
-    """The family of comparable runs a run belongs to: ``dataset/arch/loss/lr<η>``."""
-    return f"{row['dataset']}/{row['arch']}/{row['loss']}/lr{row['lr']:g}"
+    """The family of comparable runs a run belongs to: ``dataset/arch/loss/lr<η>``, followed
+    by the optimizer as in run paths (nothing for plain SGD, ``_adam`` for Adam)."""
+    optimizer = optimizer_text(row.get("optimizer", DEFAULT_OPTIMIZER))
+    return f"{row['dataset']}/{row['arch']}/{row['loss']}/lr{row['lr']:g}{optimizer}"
 
 
 def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) -> pd.DataFrame:
@@ -369,7 +373,7 @@ def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) ->
 
     ``sharpness``: one dict per run with the grid axes plus the fields of the
     measure_sharpness output; ``summary``: the summary table (its ``status``
-    per run; its α̂ of the train split at the sharpness record's ``step``).
+    per run; its α̂ of the train split's gradient noise at the sharpness record's ``step``).
     Fields of :data:`SHARPNESS_FIELDS` a record lacks are NaN.  Returns a
     DataFrame with the axes, ``family`` (:func:`family_name`), ``step``,
     ``status``, ``alpha_robust``, ``alpha_reference``,
@@ -384,6 +388,7 @@ def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) ->
         if col not in sharp:
             sharp[col] = np.nan
     keys = list(AXES)
+    summary = gradient_rows(summary)
     status = summary[keys + ["status"]].drop_duplicates(subset=keys)
     train = summary[summary["split"] == "train"]
     alpha_cols = [ALPHA_COLUMNS[k] for k in ("robust", "reference", "per_coordinate")]

@@ -2,8 +2,8 @@
 handling.
 
 One run = one grid point; its optimizer (plain SGD, momentum, Nesterov, Adam) is the grid
-axis ``optimizer`` (:mod:`sgdtail.optim` gives the updates). The whole training set lives in one tensor on the
-device; minibatches are drawn by a seeded ``torch.Generator`` as epochs of
+axis ``optimizer`` (:mod:`sgdtail.optim` gives the updates). The whole training set lives in
+one tensor on the device; minibatches are drawn by a seeded ``torch.Generator`` as epochs of
 random permutations (the last partial batch of an epoch is dropped, like a
 shuffled DataLoader with ``drop_last``). Nothing in the hot loop synchronises
 with the device except the periodic divergence check.
