@@ -119,6 +119,19 @@ def test_snakemake_wildcard_constraints_match_every_optimizer(optimizer):
     assert match and match["optimizer"] == optimizer and match["seed"] == "3"
 
 
+def test_the_schema_accepts_every_optimizers_run_path_as_a_showcase():
+    """figures.showcase's pattern in config.schema.yaml takes the run path of every optimizer
+    and, like parse_run_path, not a plain-SGD path that names its optimizer."""
+    import re
+
+    schema = yaml.safe_load(Path("config.schema.yaml").read_text())
+    pattern = schema["$defs"]["figures"]["properties"]["showcase"]["items"]["pattern"]
+    sgd = RunPoint("mnist", "fcn", 16, 2, 50, 0.1, "cross_entropy", 3)
+    for name in OPTIMIZERS:
+        assert re.search(pattern, dataclasses.replace(sgd, optimizer=name).path), name
+    assert not re.search(pattern, sgd.path + "_sgd")
+
+
 def test_parse_run_path_rejects_what_is_not_a_run_path():
     for bad in (
         "mnist/fcn/w16/cross_entropy",

@@ -15,7 +15,7 @@ import torch
 from conftest import make_prepared
 from sgdtail import cost, io
 from sgdtail.estimators import StreamingTailStats
-from sgdtail.grid import OPTIMIZERS, PRECONDITIONED_OPTIMIZERS, optimizer_settings
+from sgdtail.grid import OPTIMIZERS, PRECONDITIONED_OPTIMIZERS, RunPoint, optimizer_settings
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model, layer_slices
 from sgdtail.noise import measure_checkpoints, measure_noise
@@ -32,6 +32,9 @@ SETTINGS = {
 }
 """Hyper-parameters away from PyTorch's defaults, so a formula that ignored one would differ."""
 LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
+SUB = dict(
+    dataset="mnist", arch="fcn", width=64, depth=3, batch_size=500, lr=0.1, loss="hinge", seed=0
+)
 
 
 def config(optimizer: str, **overrides) -> TrainConfig:
@@ -280,6 +283,8 @@ def test_cost_model_counts_the_optimizers_state(name):
     point = dict(dataset="mnist", arch="fcn", width=64, depth=3, batch_size=500, optimizer=name)
     plain = {k: v for k, v in point.items() if k != "optimizer"}
     assert cost.noise_kinds(point) == (2 if name == "adam" else 1)
+    as_text = {**point, "optimizer": RunPoint(**{**SUB, "optimizer": name}).wildcards()["optimizer"]}
+    assert cost.state_buffers(as_text) == cost.state_buffers(point)  # grid_cost's wildcards
     more = cost.train_seconds(point, 1000, 5) - cost.train_seconds(plain, 1000, 5)
     assert (more > 0) == (name != "sgd")
     noise_more = cost.noise_seconds(point, ["train"], 5) > cost.noise_seconds(plain, ["train"], 5)

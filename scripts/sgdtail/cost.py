@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sgdtail.data import DATASETS
-from sgdtail.grid import DEFAULT_OPTIMIZER, PRECONDITIONED_OPTIMIZERS
+from sgdtail.grid import PRECONDITIONED_OPTIMIZERS, optimizer_name
 from sgdtail.shapes import alexnet_size, fcn_size
 
 DATA_SIZES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
@@ -68,8 +68,9 @@ def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int,
 
 
 def optimizer_of(point: Mapping) -> str:
-    """The optimizer of a grid point (plain SGD when the point names none)."""
-    return point.get("optimizer", DEFAULT_OPTIMIZER)
+    """The optimizer of a grid point, whose ``optimizer`` may be its name or its wildcard text
+    (``_adam``, empty for plain SGD); plain SGD when the point has none."""
+    return optimizer_name(point.get("optimizer", ""))
 
 
 def state_buffers(point: Mapping) -> int:
