@@ -283,7 +283,8 @@ def test_cost_model_counts_the_optimizers_state(name):
     point = dict(dataset="mnist", arch="fcn", width=64, depth=3, batch_size=500, optimizer=name)
     plain = {k: v for k, v in point.items() if k != "optimizer"}
     assert cost.noise_kinds(point) == (2 if name == "adam" else 1)
-    as_text = {**point, "optimizer": RunPoint(**{**SUB, "optimizer": name}).wildcards()["optimizer"]}
+    text = RunPoint(**{**SUB, "optimizer": name}).wildcards()["optimizer"]
+    as_text = {**point, "optimizer": text}
     assert cost.state_buffers(as_text) == cost.state_buffers(point)  # grid_cost's wildcards
     more = cost.train_seconds(point, 1000, 5) - cost.train_seconds(plain, 1000, 5)
     assert (more > 0) == (name != "sgd")
