@@ -8,7 +8,6 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from sgdtail.grid import (  # noqa: E402
-    AXES,
     AXIS_REGEX,
     RUN_PATTERN,
     ConfigError,
@@ -18,14 +17,17 @@ from sgdtail.grid import (  # noqa: E402
     resolved_section,
     run_path,
     run_training,
+    typed_axes,
 )
 from sgdtail.cost import (  # noqa: E402
     BASE_MEM_MB,
     DATA_SIZES,
     ESTIMATOR_S_PER_VALUE,
     LANCZOS_VECTORS,
+    noise_kinds,
     noise_seconds,
     sharpness_seconds,
+    state_buffers,
     train_seconds,
     visible_gpus,
 )
@@ -74,6 +76,8 @@ wildcard_constraints:
     batch_size=r"\d+",
     lr=r"[0-9.eE+-]+",
     seed=r"\d+",
+    # empty for plain SGD, _<name> for the other optimizers (sgdtail.grid.optimizer_text)
+    optimizer=AXIS_REGEX["optimizer"],
 
 
 def run_training_of(wildcards):
@@ -272,7 +276,8 @@ def _on_gpu():
 
 
 def _point(wildcards):
-    return {axis: wildcards[axis] for axis in AXES}
+    """The run's grid axes, typed (the optimizer by its name, not its run-path text)."""
+    return typed_axes(wildcards)
 
 
 def net_size(wildcards):
@@ -348,12 +353,15 @@ def _data_mb(dataset):
 
 
 def train_mem_mb(wildcards, attempt):
-    """Weights at every checkpoint, params/grads/resume copies, activations, the data."""
+    """Weights and optimizer state at every checkpoint, params/grads/resume copies, the
+    optimizer's state and its resume copy, activations, the data."""
     params, _, acts = net_size(wildcards)
     batch = max(
         int(wildcards.batch_size), run_training_of(wildcards)["eval_batch_size"]
     )
-    model_mb = 4 * params * (len(run_checkpoints_of(wildcards)) + 8) / 2**20
+    buffers = state_buffers(_point(wildcards))
+    copies = (1 + buffers) * len(run_checkpoints_of(wildcards)) + 8 + 2 * buffers
+    model_mb = 4 * params * copies / 2**20
     acts_mb = 2 * 4 * batch * acts / 2**20
     mb = BASE_MEM_MB + _data_mb(wildcards.dataset) + model_mb + acts_mb
     return int(1.5 * mb) * attempt
@@ -363,11 +371,14 @@ def noise_overhead_mb(wildcards):
     """Memory of a noise job besides its gradient budget: Python and torch with 500 MB of
     data, the rest of the data, the checkpoints, the estimators' state, activations."""
     params, _, acts = net_size(wildcards)
+    point = _point(wildcards)
     extra_mb = (
         4
         * params
+        * (1 + state_buffers(point))  # weights and optimizer state of each checkpoint
         * len(run_checkpoints_of(wildcards))  # checkpoints.pt, held in memory
-        + 128 * params  # gradient mean and the estimators' per-coordinate state
+        # gradient mean and the estimators' per-coordinate state, per noise measured
+        + 128 * params * noise_kinds(point)
         + 2 * 4 * int(wildcards.batch_size) * acts  # activations of one minibatch
     ) / 2**20
     extra_mb += max(0.0, _data_mb(wildcards.dataset) - 500)  # 1500 below counts 500 MB

@@ -1,11 +1,13 @@
 """Speed and memory benchmarks: each prints ratios measured in one run on this machine.
 
     python scripts/benchmark.py train   # train_sgd's loop vs a minimal hand-written loop
+    python scripts/benchmark.py train --optimizer adam  # the same with another optimizer
     python scripts/benchmark.py noise   # one noise measurement vs a plain forward+backward epoch
     python scripts/benchmark.py estimators  # the streamed estimator suite alone: ns per value
     python scripts/benchmark.py cores   # the smoke grid end to end: --cores 2 vs --cores 1
 
-Targets: the training loop within 10% of the bare loop (ratio ≥ 0.90, issue 3); a
+Targets: the training loop within 10% of the bare loop of the same optimizer (ratio ≥ 0.90,
+issues 3 and 16); a
 measurement ≤ 1.5 plain epochs, for an FCN of width 128 and depth 3 on MNIST-shaped data,
 on the CPU (issue 4; printed at batch 100, the 2019 code's, and 500, the paper's, each split
 into the gradient stage and the noise + estimator stage); ``snakemake --cores 2`` on the
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sgdtail.data import PreparedData, load_prepared  # noqa: E402
 from sgdtail.estimators import StreamingTailStats, sample_sas  # noqa: E402
+from sgdtail.grid import OPTIMIZERS, optimizer_settings  # noqa: E402
 from sgdtail.losses import get_loss  # noqa: E402
 from sgdtail.models import build_model, count_parameters, layer_slices  # noqa: E402
 from sgdtail.noise import full_gradient, measure_noise  # noqa: E402
@@ -67,13 +70,42 @@ def load_data(path: str | None, device: torch.device) -> PreparedData:
     )
 
 
+BENCH_SETTINGS = {
+    "momentum": 0.9,
+    "nesterov_momentum": 0.9,
+    "adam_betas": [0.9, 0.999],
+    "adam_eps": 1e-8,
+    "weight_decay": 0.0,
+}
+"""Optimizer hyper-parameters of the train benchmark (config.yaml's defaults)."""
+
+
+def bare_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """The optimizer of the minimal loop: ``torch.optim`` as one would write it by hand
+    (PyTorch's default implementation choice), with :data:`BENCH_SETTINGS`."""
+    s = BENCH_SETTINGS
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(s["adam_betas"]), eps=s["adam_eps"])
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    momentum = s["nesterov_momentum" if name == "nesterov" else "momentum"]
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov")
+
+
 def bare_loop(
-    data: PreparedData, width: int, depth: int, batch: int, steps: int, device: torch.device
+    data: PreparedData,
+    width: int,
+    depth: int,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    optimizer: str = "sgd",
 ) -> float:
-    """Steps per second of the minimal loop: randperm epochs, torch.optim.SGD, cross-entropy."""
+    """Steps per second of the minimal loop: randperm epochs, the ``torch.optim`` optimizer
+    (:func:`bare_optimizer`), cross-entropy."""
     torch.manual_seed(0)
     model = build_model("fcn", width, depth, data.input_shape, data.num_classes).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = bare_optimizer(optimizer, model.parameters(), lr=0.1)
     gen = torch.Generator().manual_seed(0)
     n = len(data.x_train)
     perm, pos = torch.randperm(n, generator=gen), 0
@@ -93,7 +125,13 @@ def bare_loop(
 
 
 def pipeline_loop(
-    data: PreparedData, width: int, depth: int, batch: int, steps: int, device: torch.device
+    data: PreparedData,
+    width: int,
+    depth: int,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    optimizer: str = "sgd",
 ) -> float:
     """Steps per second of train_sgd, wall time of the whole call (one checkpoint at the end)."""
     cfg = TrainConfig(
@@ -108,6 +146,8 @@ def pipeline_loop(
         iterations=steps,
         checkpoints=(steps,),
         resume_every=10**9,
+        optimizer=optimizer,
+        optimizer_settings=optimizer_settings(optimizer, BENCH_SETTINGS),
     )
     with tempfile.TemporaryDirectory() as tmp:
         sync(device)
@@ -126,12 +166,13 @@ def bench_train(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     data = load_data(args.data, device)
     bare, pipe = [], []
+    case = (args.width, args.depth, args.batch, args.steps, device, args.optimizer)
     for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        bare.append(bare_loop(data, args.width, args.depth, args.batch, args.steps, device))
-        pipe.append(pipeline_loop(data, args.width, args.depth, args.batch, args.steps, device))
+        bare.append(bare_loop(data, *case))
+        pipe.append(pipeline_loop(data, *case))
     result = {
         "case": f"FCN w{args.width} d{args.depth}, batch {args.batch}, {args.steps} steps, "
-        f"{device}, {torch.get_num_threads()} threads",
+        f"optimizer {args.optimizer}, {device}, {torch.get_num_threads()} threads",
         "bare_steps_per_s": statistics.median(bare),
         "pipeline_steps_per_s": statistics.median(pipe),
     }
@@ -377,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
         help="noise: further batch sizes measured for context (the paper's b = 500)",
     )
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--optimizer", default="sgd", choices=list(OPTIMIZERS), help="train: the optimizer"
+    )
     parser.add_argument(
         "--train-steps",
         type=int,

@@ -21,6 +21,8 @@ for axes, path in zip(snakemake.params.runs, snakemake.input.sharpness, strict=T
 c6 = snakemake.params.sharpness["c6"]
 df = sharpness_vs_alpha_table(records, pd.read_csv(snakemake.input.summary))
 df["excluded"] = exclusion_reasons(df, float(c6["max_gradient_to_noise"]))
+# C7c reads the sharpness alone: the same admission without C6's checks of the α̂
+df["excluded_sharpness"] = exclusion_reasons(df, float(c6["max_gradient_to_noise"]), False)
 claim, results = claim_c6(df, c6)
 write_table(snakemake.output.table, df)
 write_json(snakemake.output.claim, claim)

@@ -1,10 +1,11 @@
-"""Rule train_sgd: one plain-SGD run of the grid (resumes from resume.pt if present)."""
+"""Rule train_sgd: one run of the grid, with its optimizer (resumes from resume.pt if present)."""
 
 from pathlib import Path
 
 import torch
 
 from sgdtail.data import load_prepared
+from sgdtail.grid import optimizer_settings, typed_axes
 from sgdtail.io import setup_logging
 from sgdtail.iterates import WindowSnapshots, finish_snapshots, window_ends
 from sgdtail.train import Progress, TrainConfig, resolve_device, train_sgd
@@ -13,6 +14,7 @@ setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 w = snakemake.wildcards
 training = snakemake.params.training
+optimizer = typed_axes(w)["optimizer"]
 cfg = TrainConfig(
     dataset=w.dataset,
     arch=w.arch,
@@ -27,6 +29,8 @@ cfg = TrainConfig(
     lr_schedule=training["lr_schedule"],
     stop_at_train_accuracy=training["stop_at_train_accuracy"],
     eval_batch_size=training["eval_batch_size"],
+    optimizer=optimizer,
+    optimizer_settings=optimizer_settings(optimizer, training),
 )
 device = resolve_device(training["device"])
 data = load_prepared(snakemake.input.data, device=device)

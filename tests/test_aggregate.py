@@ -204,6 +204,7 @@ def test_read_with_axes_exact_frame(tmp_path):
             "lr": 0.1,
             "loss": "cross_entropy",
             "seed": 0,
+            "optimizer": "sgd",  # wildcards without an optimizer: plain SGD
         }
     )
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
@@ -405,6 +406,7 @@ def tail_index_rows(i: int) -> list[dict]:
                 return {
                     "step": step,
                     "split": split,
+                    "noise": "gradient",
                     "estimator": estimator,
                     "scope": scope,
                     "order": order,
@@ -574,6 +576,7 @@ def expected_summary() -> pd.DataFrame:
                         **dataclasses.asdict(point),
                         "step": step,
                         "split": split,
+                        "noise": "gradient",
                         "alpha_robust": a["mohammadi_robust"],
                         "alpha_robust_ci_low": a["mohammadi_robust"] - 0.05,
                         "alpha_robust_ci_high": a["mohammadi_robust"] + 0.07,
@@ -604,7 +607,7 @@ def expected_summary() -> pd.DataFrame:
                         "n_parameters": n_parameters(i),
                     }
                 )
-    keys = [*AXES, "step", "split"]
+    keys = [*AXES, "step", "split", "noise"]
     return pd.DataFrame(rows).sort_values(keys).reset_index(drop=True)
 
 
@@ -632,10 +635,10 @@ def test_estimates_and_norms_tables_keep_every_row_with_its_runs_axes(aggregated
     """estimates.parquet: every row of every run's tail_index.csv, the run's axes (typed)
     first; noise_norms.parquet: every norm with its run's axes."""
     estimates = aggregated["estimates"]
-    first = [*AXES, "step", "split", "estimator", "scope", "order", "k1"]
+    first = [*AXES, "step", "split", "noise", "estimator", "scope", "order", "k1"]
     assert list(estimates.columns[: len(first)]) == first
     rows = [
-        {**dataclasses.asdict(point), **row}
+        {**dataclasses.asdict(point), "noise": "gradient", **row}
         for i, point in enumerate(GRID)
         for row in tail_index_rows(i)
     ]
@@ -709,6 +712,42 @@ def test_claims_read_the_aggregated_numbers(aggregated):
     assert robust.width.tolist() == [p.width for p in GRID[:5]]
     assert robust.alpha.tolist() == pytest.approx([1.40 + 0.01 * i for i in range(5)])
     assert (robust.high - robust.alpha).tolist() == pytest.approx((0.07 + robust.k1_up).tolist())
+
+
+def test_preconditioned_rows_are_kept_apart_and_leave_the_claims_as_they_were(
+    aggregated, tmp_path, monkeypatch
+):
+    """Rows of the preconditioned noise (as an Adam run's tail_index.csv has beside its
+    gradient rows) reach estimates.parquet and summary.csv under noise = preconditioned,
+    each with its own numbers; the gradient rows and the claims stay exactly as without them."""
+    root = tmp_path / "with_preconditioned"
+    for i, point in enumerate(GRID):
+        folder = write_run_files(root, i, point)
+        if i == 0:
+            rows = tail_index_rows(i)
+            shifted = [
+                {**row, "noise": "preconditioned", "alpha": row["alpha"] + 0.3}
+                for row in rows
+                if row["estimator"] != "none"
+            ]
+            table = pd.DataFrame([{**row, "noise": "gradient"} for row in rows] + shifted)
+            io.write_table(folder / "tail_index.csv", table)
+    tables = run_aggregate_script(root, GRID, monkeypatch)
+    summary, estimates = tables["summary"], tables["estimates"]
+    assert set(estimates["noise"]) == set(summary["noise"]) == {"gradient", "preconditioned"}
+    pre = summary[summary["noise"] == "preconditioned"]
+    assert len(pre) == len(RUN_STEPS) * len(SPLITS) and set(pre["width"]) == {GRID[0].width}
+    gradient = A.gradient_rows(summary).reset_index(drop=True)
+    pd.testing.assert_frame_equal(gradient, aggregated["summary"], check_exact=True)
+    same = gradient[gradient["width"] == GRID[0].width].set_index(["step", "split"])
+    pre = pre.set_index(["step", "split"]).loc[same.index]
+    for column in ("alpha_robust", "alpha_reference", "alpha_hill", "alpha_per_coordinate_median"):
+        assert (pre[column] - same[column]).tolist() == pytest.approx([0.3] * len(same)), column
+    th = C.Thresholds()
+    pd.testing.assert_frame_equal(
+        C.evaluate_claims(summary, estimates, th),
+        C.evaluate_claims(aggregated["summary"], aggregated["estimates"], th),
+    )
 
 
 def test_tables_from_files_written_by_the_real_producers(tmp_path, monkeypatch):

@@ -118,18 +118,81 @@ CASES = [
         {"training.learning_rate": 0.1},
         (
             "training has unknown key(s) 'learning_rate'",
-            "allowed: keys checkpoints, device, eval_batch_size, iterations",
+            "allowed: keys adam_betas, adam_eps, checkpoints, device, eval_batch_size, iterations",
         ),
         cli=True,
     ),
     Case(
         "unknown-grid-axis",
-        {f"{RUN0}.optimizer": ["adam"]},
+        {f"{RUN0}.momentum": [0.9]},
         (
-            "grids.smoke.runs[0] has unknown key(s) 'optimizer'",
-            "allowed: keys arch, batch_size, dataset, depth, loss, lr, seed, training, width",
+            "grids.smoke.runs[0] has unknown key(s) 'momentum'",
+            "allowed: keys arch, batch_size, dataset, depth, loss, lr, optimizer, seed, "
+            "training, width",
         ),
         cli=True,
+    ),
+    # ---- the optimizer axis and its hyper-parameters
+    Case(
+        "unknown-optimizer",
+        {f"{RUN0}.optimizer": ["sgd", "rmsprop"]},
+        (
+            "grids.smoke.runs[0].optimizer[1] is 'rmsprop'",
+            "allowed: one of sgd, momentum, nesterov, adam",
+        ),
+        cli=True,
+    ),
+    Case(
+        "optimizer-not-a-list",
+        {f"{RUN0}.optimizer": "adam"},
+        ("grids.smoke.runs[0].optimizer is 'adam'", "allowed: a list of at least 1 item(s)"),
+    ),
+    Case(
+        "optimizer-repeated",
+        {f"{RUN0}.optimizer": ["adam", "adam"]},
+        ("grids.smoke.runs[0].optimizer lists a value twice", "allowed: distinct values"),
+    ),
+    Case(
+        "momentum-one",
+        {"training.momentum": 1.0},
+        ("training.momentum is 1.0", "allowed: a number ≥ 0 and < 1"),
+        cli=True,
+    ),
+    Case(
+        "nesterov-momentum-zero",
+        {"grids.smoke.training.nesterov_momentum": 0},
+        ("grids.smoke.training.nesterov_momentum is 0", "allowed: a number > 0 and < 1"),
+    ),
+    Case(
+        "adam-one-beta",
+        {"training.adam_betas": [0.9]},
+        ("training.adam_betas is [0.9]", "allowed: a list of at least 2 and at most 2 item(s)"),
+    ),
+    Case(
+        "adam-beta2-one",
+        {"training.adam_betas": [0.9, 1.0]},
+        ("training.adam_betas[1] is 1.0", "allowed: a number ≥ 0 and < 1"),
+    ),
+    Case(
+        "adam-eps-zero",
+        {"training.adam_eps": 0},
+        ("training.adam_eps is 0", "allowed: a number > 0"),
+    ),
+    Case(
+        "negative-weight-decay",
+        {"training.weight_decay": -0.1},
+        ("training.weight_decay is -0.1", "allowed: a number ≥ 0"),
+    ),
+    Case(
+        "infinite-adam-eps",
+        {"training.adam_eps": math.inf},
+        ("training.adam_eps is inf", "allowed: finite numbers"),
+        cli=True,
+    ),
+    Case(
+        "infinite-weight-decay-in-a-subgrid",
+        {f"{RUN0}.training": {"weight_decay": math.inf}},
+        ("grids.smoke.runs[0].training.weight_decay is inf", "allowed: finite numbers"),
     ),
     Case(
         "device-per-subgrid",

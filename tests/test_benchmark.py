@@ -25,3 +25,24 @@ def test_estimators_benchmark_prints_ns_per_value(capsys) -> None:
     benchmark.main(["estimators", "--width", "4", "--depth", "2", "--batch", "6000"])
     out = capsys.readouterr().out
     assert "10 x 3,176 values" in out and "estimator_ns_per_value" in out
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+def test_train_loops_of_each_optimizer(optimizer) -> None:
+    """``train --optimizer``: the bare loop steps the torch.optim optimizer of that name with
+    the benchmark's hyper-parameters, and both loops return a rate."""
+    from conftest import make_prepared
+
+    model = torch.nn.Linear(3, 2)
+    opt = benchmark.bare_optimizer(optimizer, model.parameters(), lr=0.1)
+    group = opt.param_groups[0]
+    expected = {"sgd": 0.0, "momentum": 0.9, "nesterov": 0.9}
+    if optimizer == "adam":
+        assert isinstance(opt, torch.optim.Adam) and group["betas"] == (0.9, 0.999)
+    else:
+        assert isinstance(opt, torch.optim.SGD) and group["momentum"] == expected[optimizer]
+        assert group["nesterov"] == (optimizer == "nesterov")
+    data = make_prepared(n_train=200, n_test=50)
+    cpu = torch.device("cpu")
+    assert benchmark.bare_loop(data, 8, 2, 20, 5, cpu, optimizer) > 0
+    assert benchmark.pipeline_loop(data, 8, 2, 20, 5, cpu, optimizer) > 0

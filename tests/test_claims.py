@@ -23,7 +23,8 @@ AlphaFn = Callable[[dict, int], float]
 
 
 def run(**axes) -> dict:
-    """A run's axes: MNIST FCN 16×2, b = 500, η = 0.1, cross-entropy, seed 0, unless given."""
+    """A run's axes: MNIST FCN 16×2, b = 500, η = 0.1, cross-entropy, seed 0, plain SGD,
+    unless given."""
     base = {
         "dataset": "mnist",
         "arch": "fcn",
@@ -33,6 +34,7 @@ def run(**axes) -> dict:
         "lr": 0.1,
         "loss": "cross_entropy",
         "seed": 0,
+        "optimizer": "sgd",
     }
     return {**base, **axes}
 
@@ -540,10 +542,14 @@ def test_axis_sweeps_exact_groups_ignore_the_seed_and_need_two_values():
     assert C.axis_sweeps([a, d, b, f, c, e, g], "width") == [[a, b, c], [d, e]]
     assert C.axis_sweeps([a, f], "width") == []
     assert C.axis_sweeps([a, f], "lr") == [[a, f]]
+    # runs of different optimizers are different sweeps; the optimizer is an axis to sweep
+    h = run(width=32, optimizer="adam")
+    assert C.axis_sweeps([a, b, h], "width") == [[a, b]]
+    assert C.axis_sweeps([b, h], "optimizer") == [[b, h]]
     with pytest.raises(
         ValueError,
         match=r"^axis='seed' must be one of \['dataset', 'arch', "
-        r"'width', 'depth', 'batch_size', 'lr', 'loss'\]$",
+        r"'width', 'depth', 'batch_size', 'lr', 'loss', 'optimizer'\]$",
     ):
         C.axis_sweeps([a], "seed")
 
@@ -919,7 +925,7 @@ def test_claim_rows_cover_every_claim_and_estimator():
     assert set(AXES) <= set(summary.columns)
     # C7c, judged on the sharpness table once (not an α estimate)
     sharp = summary[summary.split == "train"].drop_duplicates(list(AXES))[list(AXES)]
-    sharp = sharp.assign(top_hessian_eigenvalue=10.0, excluded="")
+    sharp = sharp.assign(top_hessian_eigenvalue=10.0, excluded="", excluded_sharpness="")
     long = C.evaluate_claims(summary, estimates, C.Thresholds(), sharpness=sharp)
     c7c = long[long.claim == "C7c"]
     assert list(c7c.estimator) == ["n/a"] and len(long) == 5 * len(C.ESTIMATOR_CHOICES) + 3

@@ -458,6 +458,7 @@ def _norms_tables(status=("completed", "diverged", "not_trained", "converged"), 
             lr=0.1,
             loss="cross_entropy",
             seed=0,
+            optimizer="sgd",
             status=list(status),
         )
     )

@@ -33,6 +33,7 @@ def point(lr: float, b: int, seed: int, width: int = 64) -> dict:
         "lr": lr,
         "loss": "cross_entropy",
         "seed": seed,
+        "optimizer": "sgd",
     }
 
 
@@ -79,6 +80,12 @@ def test_ratio_makes_equal_ratios_equal_and_families_need_two_ratios():
     )
     ((label, rows),) = E.families(two)
     assert label == "mnist/fcn/w64_d3/cross_entropy" and len(rows) == 2
+    adam = E.with_ratio(pd.DataFrame([{**point(0.1, 500, 0), "optimizer": "adam"}] * 2))
+    assert E.family_label(adam.iloc[0]) == "mnist/fcn/w64_d3/cross_entropy_adam"
+    mixed = E.with_ratio(
+        pd.DataFrame([point(0.1, 500, 0), {**point(0.1, 250, 0), "optimizer": "adam"}])
+    )
+    assert E.families(mixed) == []  # optimizers are kept apart
     assert set(E.FAMILY_AXES) == set(AXES) - {"lr", "batch_size", "seed"}
     assert E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0)])
     assert not E.has_ratio_family([point(0.1, 500, 0), point(0.1, 500, 1, 16)])
@@ -154,11 +161,12 @@ def test_c7b_interval_uses_the_seed_variance_pooled_over_cells():
 
 
 def sharpness_table(lam_of, excluded=lambda lr, b, s: "") -> pd.DataFrame:
+    """Rows shaped like sharpness.csv; ``excluded(lr, b, seed)`` is C7c's exclusion reason."""
     rows = [
         {
             **point(lr, b, s),
             "top_hessian_eigenvalue": lam_of(lr, b) * (1 + 0.01 * (s - 1)),
-            "excluded": excluded(lr, b, s),
+            "excluded_sharpness": excluded(lr, b, s),
         }
         for lr in LRS
         for b in BATCHES
@@ -207,7 +215,11 @@ def summary_table() -> tuple[pd.DataFrame, pd.DataFrame]:
         alpha_per_coordinate_median=last["alpha"] + 0.1,
         pooled_enough=True,
         per_coordinate_enough=True,
+        noise="gradient",
     )
+    # Adam-style preconditioned rows of the same runs, far off: the figure must not draw them
+    shifted = summary.assign(noise="preconditioned", alpha_robust=summary["alpha_robust"] + 5)
+    summary = pd.concat([summary, shifted])
     runs = last[list(AXES)].assign(status="completed", diverged_at=np.nan, final_train_accuracy=0.9)
     return summary.reset_index(drop=True), runs.reset_index(drop=True)
 
@@ -299,3 +311,84 @@ def test_c7_on_the_iterates_is_its_own_column_and_says_when_it_is_not_measured()
     assert wide.loc["C7a", "survives every estimator"] == C.survives(
         long[(long.claim == "C7a") & (long.estimator != C.ITERATES)]
     )
+
+
+def test_c7a_counts_a_cell_effect_as_noise_not_as_replication():
+    """α̂ = a trend of -0.05 per doubling of η/b plus an effect of η·b that the three seeds of
+    each cell share (orthogonal to η/b in this design): run by run, 27 points would give
+    -0.05 ± 0.04; cell by cell (9 points) the interval holds 0."""
+
+    def alpha(lr, b):
+        shared = 0.1 * (math.log2(lr / 0.1) + math.log2(b / 500))
+        return falls_with_ratio(lr, b) / 2 + 0.8 + shared
+
+    ev = E.claim_c7a(measurements(alpha, noise=0.01), TH)
+    assert ev.value == pytest.approx(-0.05, abs=1e-9)
+    assert ev.verdict == INCONCLUSIVE and ev.ci_low < 0 < ev.ci_high, ev
+    assert "9 (η, b) cells, 27 runs" in ev.detail
+
+
+def test_c7b_without_seed_replication_stays_inconclusive_and_counts_the_compared_runs():
+    one_seed = measurements(lambda lr, b: falls_with_ratio(lr, b) + 0.3 * math.log2(b / 250))
+    one_seed = one_seed[one_seed.seed == 0]
+    ev = E.claim_c7b(one_seed, TH)
+    assert ev.verdict == INCONCLUSIVE and math.isnan(ev.ci_low), ev
+    assert "no seed-to-seed spread" in ev.detail
+    ev = E.claim_c7b(measurements(falls_with_ratio, noise=0.01), TH)
+    assert ev.n_runs == 18  # three shared ratios, two cells of three seeds each
+
+
+def test_c7b_judges_a_family_that_only_holds_equal_ratios():
+    m = measurements(falls_with_ratio, noise=0.01)
+    same = m[[E.ratio(lr, b) == 2e-4 for lr, b in zip(m.lr, m.batch_size, strict=True)]]
+    ev = E.claim_c7b(same, TH)
+    assert ev.verdict == SUPPORTED and "(η 0.05, b 250) → (η 0.2, b 1000)" in ev.detail
+    assert E.claim_c7a(same, TH).verdict == INCONCLUSIVE  # one value of η/b: no slope
+
+
+def test_c7c_reads_sharpness_csv_after_a_csv_round_trip(tmp_path):
+    lam = lambda lr, b: 40.0 * (lr / b / 2e-4) ** -0.5  # noqa: E731
+    table = sharpness_table(lam, lambda lr, b, s: "not a minimum" if lr == 0.2 else "")
+    table.to_csv(tmp_path / "sharpness.csv", index=False)
+    back = pd.read_csv(tmp_path / "sharpness.csv")
+    assert back["excluded_sharpness"].isna().sum() == 18  # "" comes back as NaN
+    ev = E.claim_c7c(back, TH)
+    assert ev.verdict == SUPPORTED and ev.n_runs == 18
+
+
+def test_c7_end_to_end_through_evaluate_claims_with_every_estimator():
+    from test_claims import make_tables, run
+
+    from sgdtail import claims as C
+
+    runs = [
+        run(width=64, depth=3, lr=lr, batch_size=b, seed=s)
+        for lr in LRS
+        for b in BATCHES
+        for s in SEEDS
+    ]
+    summary, estimates, _ = make_tables(
+        runs, alpha=lambda r, step: falls_with_ratio(r["lr"], r["batch_size"]) + 0.01 * r["seed"]
+    )
+    long = C.evaluate_claims(summary, estimates, TH)
+    for claim in ("C7a", "C7b"):
+        rows = long[(long.claim == claim) & long.estimator.isin(C.ESTIMATOR_CHOICES)]
+        assert len(rows) == 4 and (rows.verdict == SUPPORTED).all(), rows[["estimator", "reason"]]
+    robust = long[(long.claim == "C7a") & (long.estimator == "robust")].iloc[0]
+    assert robust.value == pytest.approx(-0.1, abs=1e-9) and robust.n_runs == 27
+
+
+def test_results_page_keeps_the_iterates_column_out_of_other_estimators():
+    from sgdtail.results import claim_row
+
+    long = pd.DataFrame(
+        [
+            {"claim": "C7a", "estimator": "robust", "verdict": SUPPORTED, "reason": ""},
+            {"claim": "C7a", "estimator": "reference", "verdict": SUPPORTED, "reason": ""},
+            {"claim": "C7a", "estimator": "iterates", "verdict": INCONCLUSIVE, "reason": "x"},
+        ]
+    ).assign(statistic="s", value=-0.1, ci_low=-0.2, ci_high=-0.05)
+    row = claim_row("C7a", long)
+    assert row["agreement"] == "agrees", row
+    long.loc[1, "verdict"] = NOT_SUPPORTED
+    assert claim_row("C7a", long)["agreement"] == "agrees; other estimators differ: reference"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -11,6 +12,8 @@ import yaml
 
 from sgdtail.grid import (
     AXIS_REGEX,
+    OPTIMIZERS,
+    RUN_PATH_REGEX,
     ConfigError,
     RunPoint,
     check_config,
@@ -18,9 +21,11 @@ from sgdtail.grid import (
     describe_schema_error,
     expand_grid,
     format_lr,
+    optimizer_settings,
     parse_run_path,
     run_path,
     run_training,
+    typed_axes,
 )
 
 SUB = dict(
@@ -64,16 +69,70 @@ def test_run_path_encodes_every_axis():
         RunPoint("mnist", "fcn", 128, 10, 500, 1.0, "hinge", 7),
         RunPoint("cifar100", "mobilenet_v3_small", 0, 0, 128, 0.05, "cross_entropy", 1),
         RunPoint("mnist", "vgg11_bn", 0, 0, 50, 0.1, "hinge", 0),
+        *(
+            RunPoint("mnist", "fcn", 16, 2, 50, 0.1, "cross_entropy", 3, name)
+            for name in OPTIMIZERS
+        ),
+        RunPoint("cifar10", "alexnet", 64, 8, 100, 2.5e-05, "hinge", 12, "adam"),
     ],
 )
 def test_parse_run_path_inverts_the_run_path(point):
     """Every axis comes back with its type (str, int, float), from the path and its wildcards."""
     axes = parse_run_path(point.path)
     assert axes == dataclasses.asdict(point)
-    assert [type(v) for v in axes.values()] == [str, str, int, int, int, float, str, int]
+    assert [type(v) for v in axes.values()] == [str, str, int, int, int, float, str, int, str]
     assert run_path(point.wildcards()) == point.path
     assert parse_run_path(f"/{point.path}/") == axes
     assert RunPoint(**axes).path == point.path
+
+
+def test_plain_sgd_keeps_its_run_path_and_the_others_end_in_their_name():
+    """Plain SGD's run paths are those of the grids before the optimizer axis; a sub-grid that
+    names no optimizer is plain SGD; each other optimizer gets its own folder."""
+    sgd = RunPoint("mnist", "fcn", 16, 2, 50, 0.1, "cross_entropy", 3)
+    assert sgd.optimizer == "sgd" and sgd.path == "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3"
+    assert expand_grid([SUB])[0].optimizer == "sgd"
+    paths = {
+        name: dataclasses.replace(sgd, optimizer=name).path
+        for name in ("momentum", "nesterov", "adam")
+    }
+    assert paths == {
+        "momentum": "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3_momentum",
+        "nesterov": "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3_nesterov",
+        "adam": "mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3_adam",
+    }
+    points = expand_grid([dict(SUB, optimizer=list(OPTIMIZERS))])
+    assert len(points) == 4 * len(OPTIMIZERS) and len({p.path for p in points}) == len(points)
+    # wildcards without an optimizer (metadata of a plain-SGD grid) read as plain SGD
+    wildcards = sgd.wildcards()
+    del wildcards["optimizer"]
+    assert typed_axes(wildcards)["optimizer"] == "sgd"
+
+
+@pytest.mark.parametrize("optimizer", ["", "_momentum", "_nesterov", "_adam"])
+def test_snakemake_wildcard_constraints_match_every_optimizer(optimizer):
+    """rules/common.smk constrains the wildcards with the same regular expressions: a run
+    path with any optimizer matches, with its optimizer's text as the wildcard."""
+    import re
+
+    text = Path("rules/common.smk").read_text()
+    assert 'optimizer=AXIS_REGEX["optimizer"]' in text
+    path = f"mnist/fcn/w16_d2/cross_entropy_b50_lr0.1_s3{optimizer}"
+    match = re.fullmatch(RUN_PATH_REGEX, path)
+    assert match and match["optimizer"] == optimizer and match["seed"] == "3"
+
+
+def test_the_schema_accepts_every_optimizers_run_path_as_a_showcase():
+    """figures.showcase's pattern in config.schema.yaml takes the run path of every optimizer
+    and, like parse_run_path, not a plain-SGD path that names its optimizer."""
+    import re
+
+    schema = yaml.safe_load(Path("config.schema.yaml").read_text())
+    pattern = schema["$defs"]["figures"]["properties"]["showcase"]["items"]["pattern"]
+    sgd = RunPoint("mnist", "fcn", 16, 2, 50, 0.1, "cross_entropy", 3)
+    for name in OPTIMIZERS:
+        assert re.search(pattern, dataclasses.replace(sgd, optimizer=name).path), name
+    assert not re.search(pattern, sgd.path + "_sgd")
 
 
 def test_parse_run_path_rejects_what_is_not_a_run_path():
@@ -81,6 +140,9 @@ def test_parse_run_path_rejects_what_is_not_a_run_path():
         "mnist/fcn/w16/cross_entropy",
         "mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0/extra",
         "mnist/fcn/wX_d2/cross_entropy_b500_lr0.1_s0",
+        "mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0_sgd",
+        "mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_s0_rmsprop",
+        "mnist/fcn/w16_d2/cross_entropy_b500_lr0.1_adam_s0",
     ):
         with pytest.raises(ValueError, match="not a run path.*<dataset>/<arch>/w<width>_d<depth>"):
             parse_run_path(bad)
@@ -171,6 +233,28 @@ def test_a_subgrid_may_set_its_own_training(config):
     assert training[own]["eval_batch_size"] == training[other]["eval_batch_size"] == 1000
     assert training[own]["lr_schedule"] == cfg["training"]["lr_schedule"]
     assert checkpoint_schedule(training[own]["checkpoints"], 40) == [10, 30, 40]
+
+
+def test_a_run_gets_only_its_optimizers_keys(config):
+    """A run's training section holds the hyper-parameters of its own optimizer only: plain
+    SGD's is the section it had before optimizers had keys, and two sub-grids that differ
+    only in another optimizer's keys give a run the same settings."""
+    cfg = copy.deepcopy(config)
+    cfg["grid"] = "smoke"
+    cfg["grids"]["smoke"]["runs"] = [
+        dict(SUB, optimizer=["sgd", "adam"]),
+        dict(SUB, width=[4], depth=[2], optimizer=["sgd", "momentum"], training={"momentum": 0.5}),
+    ]
+    training = run_training(cfg, check_config(cfg))
+    base = "mnist/fcn/w4_d2/cross_entropy_b50_lr0.1_s0"
+    assert not set(training[base]) & {"momentum", "adam_eps", "weight_decay", "adam_betas"}
+    assert optimizer_settings("adam", training[base + "_adam"]) == {
+        "adam_betas": cfg["training"]["adam_betas"],
+        "adam_eps": cfg["training"]["adam_eps"],
+        "weight_decay": cfg["training"]["weight_decay"],
+    }
+    assert training[base + "_momentum"]["momentum"] == 0.5
+    assert "momentum" not in training[base + "_adam"]
 
 
 def test_one_run_with_two_training_settings_fails(config):

@@ -222,7 +222,7 @@ def test_a_window_as_long_as_the_run_starts_at_the_initialisation(tmp_path, smal
 
 def test_iterates_vs_noise_pairs_each_scope_with_the_last_checkpoint_s_noise():
     axes = {"dataset": "mnist", "arch": "fcn", "width": 4, "depth": 2, "batch_size": 50,
-            "lr": 0.1, "loss": "cross_entropy", "seed": 0}  # fmt: skip
+            "lr": 0.1, "loss": "cross_entropy", "seed": 0, "optimizer": "sgd"}  # fmt: skip
     other = {**axes, "seed": 1}
 
     def row(run, scope, alpha, **extra):
@@ -235,12 +235,15 @@ def test_iterates_vs_noise_pairs_each_scope_with_the_last_checkpoint_s_noise():
         {**other, "estimator": "none", "step": 3, "note": "run ended at step 3, ..."},
     ])  # fmt: skip
     noise = pd.DataFrame([
-        row(axes, "pooled", 1.1, n_values=90000, step=20, split="train"),
+        row(axes, "pooled", 1.1, n_values=90000, step=20, split="train", noise="gradient"),
+        # an optimizer's preconditioned noise of the same checkpoint is not what is paired
+        row(axes, "pooled", 0.6, n_values=90000, step=20, split="train", noise="preconditioned"),
         row(axes, "pooled", 1.9, n_values=90000, step=5, split="train"),
         row(axes, "pooled", 1.7, n_values=90000, step=20, split="test"),
         row(axes, "w", 1.2, n_values=90000, step=20, split="train"),
         row(other, "pooled", 1.3, n_values=90000, step=3, split="train"),
     ])  # fmt: skip
+    noise["noise"] = noise["noise"].fillna("gradient")  # as estimates.parquet has it
     runs = pd.DataFrame([{**axes, "status": "completed"}, {**other, "status": "converged"}])
     out = iterates_vs_noise(it, noise, runs, "train", 10000).set_index(["seed", "scope"])
     assert out.loc[(0, "pooled"), ["alpha_iterates", "alpha_noise", "step_noise"]].tolist() == [

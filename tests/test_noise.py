@@ -452,7 +452,7 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
     want_est, want_norms = [], []
     for step in (0, 5, 10):
         for split, (x, y) in splits.items():
-            base = {"step": step, "split": split}
+            base = {"step": step, "split": split, "noise": "gradient"}
             if step == 5:
                 want_est.append({**base, "estimator": "none", "note": "weights not finite"})
                 continue
@@ -476,7 +476,8 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
             }
             want_est.extend({**base, **row, **extra} for row in res.rows)
             want_norms.extend(
-                {**base, "minibatch": p, "norm": float(v)} for p, v in enumerate(res.norms)
+                {"step": step, "split": split, "minibatch": p, "norm": float(v)}
+                for p, v in enumerate(res.norms)
             )
     got = pd.DataFrame(estimates)
     assert got["seconds"].notna().sum() == len(got) - 2  # wall time: not compared
@@ -486,8 +487,14 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
     )
     assert list(got.columns) == list(want.columns[:-1]) + ["seconds", "note"]
     assert [r for r in estimates if r["step"] == 5] == [
-        {"step": 5, "split": "train", "estimator": "none", "note": "weights not finite"},
-        {"step": 5, "split": "test", "estimator": "none", "note": "weights not finite"},
+        {
+            "step": 5,
+            "split": s,
+            "noise": "gradient",
+            "estimator": "none",
+            "note": "weights not finite",
+        }
+        for s in ("train", "test")
     ]
     assert norms == want_norms
     assert [(r["step"], r["split"]) for r in norms].count((0, "train")) == 11

@@ -439,3 +439,27 @@ def test_a_torchvision_run_asks_for_resources_from_its_size(work):
         small, large = of_run(table, rule, SMALL), of_run(table, rule, RESNET)
         assert large["threads"] == 4 and small["threads"] == 1, rule
         assert large["mem_mb"] > small["mem_mb"] and large["runtime"] > small["runtime"], rule
+
+
+def test_an_optimizers_state_and_preconditioned_noise_ask_for_more(work, tmp_path):
+    """The large FCN with plain SGD, momentum and Adam: the optimizer's state (one buffer,
+    two for Adam, in training, resume.pt and every checkpoint) raises train_sgd's and the
+    noise job's memory, its update the training time, and Adam's preconditioned noise the
+    noise job's time; plain SGD asks for what it asked before the optimizer axis."""
+    config = yaml.safe_load(write_config(work, "auto").read_text())
+    grid = config["grids"]["resources_test"]
+    grid["runs"] = [{**point(LARGE), "optimizer": ["sgd", "momentum", "adam"]}]
+    path = tmp_path / "optimizers.yaml"
+    path.write_text(yaml.safe_dump(config))
+    table = jobs(dry_run(tmp_path, "--configfile", str(REPO / "config.yaml"), str(path)))
+    sgd, momentum, adam = (f"{LARGE}{suffix}" for suffix in ("", "_momentum", "_adam"))
+    for rule in ("train_sgd", "measure_gradient_noise"):
+        mem = [of_run(table, rule, run)["mem_mb"] for run in (sgd, momentum, adam)]
+        assert mem[0] < mem[1] < mem[2], (rule, mem)
+    runtime = [of_run(table, "train_sgd", run)["runtime"] for run in (sgd, momentum, adam)]
+    assert runtime[0] <= runtime[1] < runtime[2], runtime
+    noise = [of_run(table, "measure_gradient_noise", run)["runtime"] for run in (sgd, adam)]
+    assert noise[0] < noise[1], noise
+    before = jobs(dry_run(work, "--configfile", str(REPO / "config.yaml"), str(write_config(work))))
+    for rule in PER_RUN:
+        assert of_run(table, rule, sgd) == of_run(before, rule, LARGE), rule

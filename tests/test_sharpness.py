@@ -283,6 +283,7 @@ def test_table_joins_status_alpha_and_family():
         lr=0.1,
         loss="cross_entropy",
         seed=0,
+        optimizer="sgd",
     )
     summary = pd.DataFrame(
         [
@@ -452,10 +453,11 @@ def test_plot_sharpness_vs_alpha(tmp_path):
             assert len(fh.read()) > 5000
 
 
-def test_family_is_data_set_architecture_loss_and_learning_rate():
-    """Comparable runs (one C6 family) share data set, architecture, loss and learning rate;
-    width, depth, batch size and seed vary within a family."""
-    assert S.FAMILY_AXES == ("dataset", "arch", "loss", "lr")
+def test_family_is_data_set_architecture_loss_learning_rate_and_optimizer():
+    """Comparable runs (one C6 family) share data set, architecture, loss, learning rate and
+    optimizer; width, depth, batch size and seed vary within a family. Plain SGD's family
+    names are those before the optimizer axis (a record without an optimizer is plain SGD)."""
+    assert S.FAMILY_AXES == ("dataset", "arch", "loss", "lr", "optimizer")
     assert set(S.FAMILY_AXES) <= set(AXES)
     base = dict(
         dataset="mnist",
@@ -474,5 +476,11 @@ def test_family_is_data_set_architecture_loss_and_learning_rate():
         dict(base, seed=2),
     ]
     assert {S.family_name(r) for r in [base, *within]} == {"mnist/fcn/cross_entropy/lr0.1"}
-    for axis, value in dict(dataset="cifar10", arch="alexnet", loss="hinge", lr=0.02).items():
+    for axis, value in dict(
+        dataset="cifar10", arch="alexnet", loss="hinge", lr=0.02, optimizer="adam"
+    ).items():
         assert S.family_name({**base, axis: value}) != S.family_name(base), axis
+    assert S.family_name({**base, "optimizer": "sgd"}) == "mnist/fcn/cross_entropy/lr0.1"
+    assert (
+        S.family_name({**base, "optimizer": "momentum"}) == "mnist/fcn/cross_entropy/lr0.1_momentum"
+    )

@@ -1,4 +1,5 @@
-"""Plain SGD: determinism, bit-identical resumption after a kill, divergence, schedules."""
+"""Training: determinism, bit-identical resumption after a kill (every optimizer, its state
+included), divergence, schedules."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 
 from conftest import make_prepared
 from sgdtail import io
+from sgdtail.grid import OPTIMIZERS, optimizer_settings
 from sgdtail.train import Progress, TrainConfig, lr_at, train_sgd
 
 CPU = torch.device("cpu")
@@ -50,11 +52,29 @@ def read_run(folder) -> dict:
     }
 
 
+def assert_same_tree(a, b, where: str = "") -> None:
+    """Nested dicts and lists of tensors and plain values, equal bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a, key=str) == sorted(b, key=str), where
+        for key in a:
+            assert_same_tree(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tree(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
 def assert_same_run(a: dict, b: dict) -> None:
+    """Same checkpoints (weights and the optimizer's state), metrics and log."""
     assert a["ckpt"]["steps"].tolist() == b["ckpt"]["steps"].tolist()
-    for step, state in a["ckpt"]["state_dicts"].items():
-        for key, tensor in state.items():
-            assert torch.equal(tensor, b["ckpt"]["state_dicts"][step][key]), (step, key)
+    assert_same_tree(
+        {k: v for k, v in a["ckpt"].items() if k != "steps"},
+        {k: v for k, v in b["ckpt"].items() if k != "steps"},
+    )
     pd.testing.assert_frame_equal(a["metrics"], b["metrics"], check_exact=True)
     pd.testing.assert_frame_equal(a["log"], b["log"], check_exact=True)
 
@@ -93,8 +113,28 @@ def _train_in_child(cfg, folder, slow: bool) -> None:
     train_sgd(cfg, data, folder, CPU)
 
 
-def test_killed_run_resumes_bit_identical(tmp_path):
-    cfg = config(iterations=400, checkpoints=(0, 100, 400), resume_every=30)
+OPTIMIZER_SETTINGS = {
+    "momentum": 0.9,
+    "nesterov_momentum": 0.9,
+    "adam_betas": [0.9, 0.999],
+    "adam_eps": 1e-8,
+    "weight_decay": 0.001,
+}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_killed_run_resumes_bit_identical(tmp_path, optimizer):
+    """SIGKILL mid-run, then a rerun from the last resume.pt: checkpoints (the optimizer's
+    state at each included), metrics and log equal an uninterrupted run's, for every
+    optimizer (its momentum buffers, or Adam's moments and step count, come back too)."""
+    cfg = config(
+        iterations=400,
+        checkpoints=(0, 100, 400),
+        resume_every=30,
+        lr=0.01 if optimizer == "adam" else 0.05,
+        optimizer=optimizer,
+        optimizer_settings=optimizer_settings(optimizer, OPTIMIZER_SETTINGS),
+    )
     train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
 
     killed = tmp_path / "killed"
@@ -111,6 +151,7 @@ def test_killed_run_resumes_bit_identical(tmp_path):
     assert not (killed / "run.json").exists(), "the kill came too late to test resumption"
     partial = io.load_torch(killed / "resume.pt")
     assert 0 < partial["step"] < 400
+    assert ("optimizer" in partial) == (optimizer != "sgd")
 
     info = train_sgd(cfg, make_prepared(), killed, CPU)
     assert info["resumed_from"] == partial["step"]

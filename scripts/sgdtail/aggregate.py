@@ -3,10 +3,14 @@
 - ``runs``: one row per run: every grid axis, status (``not_trained`` when the final
   training accuracy is below the trained gate), steps done, divergence step,
   parameter count, time, final accuracies.
-- ``estimates``: one row per run × checkpoint × split × estimator (× scope, block
+- ``estimates``: one row per run × checkpoint × split × noise × estimator (× scope, block
   size and order where they apply): every row the estimators produced.
-- ``summary``: one row per run × checkpoint × split, the main estimates side by
+- ``summary``: one row per run × checkpoint × split × noise, the main estimates side by
   side with the accuracies at that checkpoint; what the figures draw.
+
+``noise`` (:data:`sgdtail.grid.NOISE_KINDS`) is ``gradient`` for the gradient noise, which
+every run has and the figures and claims use (:func:`gradient_rows`), and ``preconditioned``
+for the noise an adaptive optimizer steps with.
 - ``norms``: the noise norms ‖U_p‖ per run × checkpoint × split × minibatch.
 """
 
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from sgdtail.grid import AXES, typed_axes
+from sgdtail.grid import AXES, GRADIENT_NOISE, typed_axes
 from sgdtail.validation import sweep_slope
 
 #: The α̂ columns of ``summary.csv`` that the figures and claims put side by side, by the
@@ -53,6 +57,20 @@ def run_status(info_status: str, final_train_accuracy: float, min_train_accuracy
     if not final_train_accuracy >= min_train_accuracy:  # NaN counts as not trained
         return "not_trained"
     return info_status
+
+
+def gradient_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the gradient noise of a tail-index table (``estimates`` or ``summary``;
+    every row of a table without a ``noise`` column)."""
+    if "noise" not in df.columns:
+        return df
+    return df[df["noise"] == GRADIENT_NOISE]
+
+
+def with_noise_column(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``noise`` column, ``gradient`` in the rows without one (a tail-index
+    file written before the column existed holds the gradient noise only)."""
+    return df.assign(noise=df["noise"].fillna(GRADIENT_NOISE) if "noise" in df else GRADIENT_NOISE)
 
 
 def read_with_axes(axes: Sequence[dict], paths: Sequence[str]) -> pd.DataFrame:
@@ -106,15 +124,16 @@ def runs_table(
 
 
 def estimates_table(axes: Sequence[dict], estimates: Sequence[str]) -> pd.DataFrame:
-    """Every estimator row of every run, with the grid axes as columns."""
-    df = read_with_axes(axes, estimates)
-    first = list(AXES) + ["step", "split", "estimator", "scope", "order", "k1"]
+    """Every estimator row of every run, with the grid axes as columns (``noise`` is
+    ``gradient`` in the rows of a file written without the column)."""
+    df = with_noise_column(read_with_axes(axes, estimates))
+    first = list(AXES) + ["step", "split", "noise", "estimator", "scope", "order", "k1"]
     return df[first + [c for c in df.columns if c not in first]]
 
 
 def _pick(est: pd.DataFrame, estimator: str, scope: str = "pooled", order: str = "natural"):
     sel = est[(est.estimator == estimator) & (est.scope == scope) & (est.order == order)]
-    return sel.set_index(list(AXES) + ["step", "split"])
+    return sel.set_index(list(AXES) + ["step", "split", "noise"])
 
 
 def summary_table(
@@ -124,13 +143,14 @@ def summary_table(
     min_pooled_values: int = 0,
     min_per_coordinate_minibatches: int = 0,
 ) -> pd.DataFrame:
-    """Run × checkpoint × split: main α estimates, block-sweep slope and accuracies.
+    """Run × checkpoint × split × noise: main α estimates, block-sweep slope and accuracies.
 
     ``pooled_enough``: the pooled estimators saw at least ``min_pooled_values``
     values; ``per_coordinate_enough``: the per-coordinate estimator saw at least
     ``min_per_coordinate_minibatches`` minibatches (config ``estimators``).
     Measurements without enough are kept in the table and flagged."""
-    keys = list(AXES) + ["step", "split"]
+    keys = list(AXES) + ["step", "split", "noise"]
+    estimates = with_noise_column(estimates)
     robust = _pick(estimates, "mohammadi_robust")
     out = pd.DataFrame(index=robust.index)
     out[ALPHA_COLUMNS["robust"]] = robust["alpha"]

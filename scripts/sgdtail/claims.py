@@ -21,6 +21,8 @@ A verdict *survives every estimator* when all four choices give the same one.
 
 What enters the statistics:
 
+* the gradient noise only (rows with ``noise`` = gradient, :func:`sgdtail.aggregate.gradient_rows`;
+  an adaptive optimizer's preconditioned noise enters none);
 * runs with status ``completed`` or ``converged`` (:func:`usable_runs`);
   ``diverged`` runs (loss not finite) and ``not_trained`` runs (final training
   accuracy below ``min_train_accuracy``) enter none;
@@ -60,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sgdtail.aggregate import ALPHA_COLUMNS, excluded_runs_note, usable
+from sgdtail.aggregate import ALPHA_COLUMNS, excluded_runs_note, gradient_rows, usable
 from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
 from sgdtail.grid import AXES
 from sgdtail.verdicts import (
@@ -319,9 +321,11 @@ def alpha_measurements(
     k1_up]``, NaN where the spread is unknown; the others: alpha itself); se
     (standard error: see the module docstring); last (the run's last
     checkpoint); enough (the measurement's :data:`ENOUGH_FLAG` column); k1_down,
-    k1_up (robust rows). ``split``: keep only that noise split.
+    k1_up (robust rows). ``split``: keep only that noise split. Gradient noise only
+    (:func:`sgdtail.aggregate.gradient_rows`).
     """
-    s = usable_runs(summary)
+    estimates = gradient_rows(estimates)
+    s = usable_runs(gradient_rows(summary))
     if split is not None:
         s = s[s["split"] == split]
     spread = k1_spread(s, estimates, k1_factors)
@@ -969,7 +973,7 @@ def evaluate_claims(
     )
 
     m = alpha_measurements(summary, estimates, ci_level, k1_factors, split=th.split)
-    accuracy = accuracy_table(usable_runs(summary))
+    accuracy = accuracy_table(usable_runs(gradient_rows(summary)))
     judges = {
         "C1": lambda sub: claim_c1(sub, th),
         "C2": lambda sub: claim_c2(sub, th),

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from sgdtail.archs import is_torchvision
 from sgdtail.data import DATASETS
+from sgdtail.grid import PRECONDITIONED_OPTIMIZERS, optimizer_name
 from sgdtail.shapes import alexnet_size, fcn_size
 
 DATA_SIZES: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
@@ -42,6 +43,19 @@ on the ``paper_sample`` runs' noise jobs, predicts their time per checkpoint wit
 BASE_MEM_MB = 1000
 """Python, torch, pandas."""
 
+OPTIMIZER_STATE_BUFFERS: dict[str, int] = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
+"""Parameter-sized tensors each optimizer keeps (a momentum buffer; Adam's two moments): held
+while training, in ``resume.pt`` and once more per checkpoint in ``checkpoints.pt``."""
+OPTIMIZER_S_PER_PARAMETER: dict[str, float] = {
+    "sgd": 0.0,
+    "momentum": 0.5e-9,
+    "nesterov": 0.5e-9,
+    "adam": 5e-9,
+}
+"""An optimizer's time per parameter per step beyond plain SGD's update: its ``torch.optim``
+step over 0.67 M parameters on one CPU thread took 0.24 (momentum), 0.34 (Nesterov) and
+2.9 ms (Adam) against plain SGD's 0.08 ms (a loaded 2-core machine)."""
+
 
 #: Lanczos vectors ARPACK keeps in the sharpness job (eigsh's ncv; sgdtail.sharpness): each
 #: restart costs this many Hessian-vector products less one, and the job holds this many
@@ -61,6 +75,23 @@ def net_size(dataset: str, arch: str, width: int, depth: int) -> tuple[int, int,
     return alexnet_size((c, h, w), width, classes)
 
 
+def optimizer_of(point: Mapping) -> str:
+    """The optimizer of a grid point, whose ``optimizer`` may be its name or its wildcard text
+    (``_adam``, empty for plain SGD); plain SGD when the point has none."""
+    return optimizer_name(point.get("optimizer", ""))
+
+
+def state_buffers(point: Mapping) -> int:
+    """Parameter-sized tensors the point's optimizer keeps (:data:`OPTIMIZER_STATE_BUFFERS`)."""
+    return OPTIMIZER_STATE_BUFFERS[optimizer_of(point)]
+
+
+def noise_kinds(point: Mapping) -> int:
+    """Noises a measurement streams through the estimators: the gradient noise, and for an
+    adaptive optimizer also the preconditioned one (from the same minibatch gradients)."""
+    return 2 if optimizer_of(point) in PRECONDITIONED_OPTIMIZERS else 1
+
+
 def run_threads(point: Mapping, gpu: bool = False) -> int:
     """CPU threads of a run's jobs: more for the large networks (2 beside a GPU)."""
     if gpu:
@@ -76,14 +107,16 @@ def _speed(point: Mapping, gpu: bool) -> float:
 
 
 def train_seconds(point: Mapping, iterations: int, n_checkpoints: int, gpu: bool = False) -> float:
-    """SGD steps (forward + backward: 3 × forward FLOPs per image) and the evaluations of the
-    whole train and test sets at each checkpoint."""
-    _, flops, _ = net_size(
+    """Optimizer steps (forward + backward: 3 × forward FLOPs per image, and the optimizer's
+    update beyond plain SGD's) and the evaluations of the whole train and test sets at each
+    checkpoint."""
+    params, flops, _ = net_size(
         point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
     )
     _, _, n_train, n_test = DATA_SIZES[point["dataset"]]
     speed = _speed(point, gpu)
-    sgd = iterations * (STEP_OVERHEAD_S + 3 * int(point["batch_size"]) * flops / speed)
+    update = params * OPTIMIZER_S_PER_PARAMETER[optimizer_of(point)]
+    sgd = iterations * (STEP_OVERHEAD_S + 3 * int(point["batch_size"]) * flops / speed + update)
     return sgd + n_checkpoints * (n_train + n_test) * flops / speed
 
 
@@ -91,7 +124,8 @@ def noise_seconds(
     point: Mapping, splits: list[str], n_checkpoints: int, gpu: bool = False
 ) -> float:
     """Per checkpoint: every minibatch gradient of each split (about one forward + backward
-    epoch) and the estimator suite over the P·M noise values."""
+    epoch) and the estimator suite over the P·M noise values of each noise
+    (:func:`noise_kinds`)."""
     params, flops, _ = net_size(
         point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
     )
@@ -101,7 +135,7 @@ def noise_seconds(
     per_checkpoint = (
         minibatches * STEP_OVERHEAD_S
         + 3 * n * flops / _speed(point, gpu)
-        + minibatches * params * ESTIMATOR_S_PER_VALUE
+        + noise_kinds(point) * minibatches * params * ESTIMATOR_S_PER_VALUE
     )
     return n_checkpoints * per_checkpoint
 

@@ -3,22 +3,23 @@
 The review leans on the Brownian-theory result that the step size over the batch size, η/b,
 sets the width of the minima SGD reaches; Gürbüzbalaban, Şimşekli & Zhu (ICML 2021) tie η/b to
 the tail index. Here the claim is judged on trained networks, within *families*: runs equal in
-every grid axis but the learning rate, the batch size and the seed (:data:`FAMILY_AXES`). A
-family with two or more values of η/b can judge C7a and C7c; one where two (η, b) pairs share a
-ratio can judge C7b.
+every grid axis but the learning rate, the batch size and the seed (:data:`FAMILY_AXES`), made of
+*cells*, the runs of one (η, b) (their seeds). A family with two or more values of η/b can judge
+C7a and C7c; one where two cells share a ratio can judge C7b.
 
-* C7a: α̂ falls as η/b grows. Per family, the least-squares slope of α̂ against log2(η/b)
-  (:func:`sgdtail.claims.log2_slope`: every run a point, seeds are replicates; standard error
-  from the residuals, floored by the measurements' own standard errors), ± z standard errors.
+* C7a: α̂ falls as η/b grows. Per family, the least-squares slope of the cells' mean α̂ against
+  log2(η/b) (:func:`cell_slope`: every cell one point, so that an effect of η or b beyond η/b,
+  shared by a cell's seeds, counts as noise rather than as replication), ± z standard errors.
   Supported when every family's interval lies below 0, not supported when one lies above.
 * C7b: runs with the same η/b but different η and b have the same α̂. Per family and shared
   ratio, the mean α̂ over seeds at the largest b minus at the smallest b, ± z standard errors
-  (the seed-to-seed variance pooled over the family's (η, b) cells, floored by the
-  measurements' standard errors). Supported when every interval lies inside ± the tolerance,
-  not supported when one lies outside it.
-* C7c: the sharpness (top Hessian eigenvalue λ_max) falls as η/b grows: per family, the slope
-  of log2 λ_max against log2(η/b), ± z standard errors, over the runs whose end point C6 admits
-  (trained, finite, Lanczos converged, at a minimum; sharpness.csv's ``excluded``).
+  (the seed-to-seed variance pooled over the family's cells, at least the measurements' own
+  squared standard errors; without two seeds in some cell: inconclusive). Supported when every
+  interval lies inside ± the tolerance, not supported when one lies outside it.
+* C7c: the sharpness (top Hessian eigenvalue λ_max) falls as η/b grows: per family, the
+  :func:`cell_slope` of log2 λ_max, over the end points whose sharpness is measured and that
+  rest in a minimum (sharpness.csv's ``excluded_sharpness``: C6's admission without its α̂
+  checks).
 
 The α̂ rows come from :func:`sgdtail.claims.alpha_measurements` (one estimator choice at a
 time, each run's last checkpoint); :func:`sgdtail.claims.evaluate_claims` judges C7a and C7b
@@ -38,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from sgdtail.aggregate import usable
-from sgdtail.claims import Evaluation, Thresholds, log2_slope
-from sgdtail.grid import AXES
+from sgdtail.claims import Evaluation, Thresholds
+from sgdtail.grid import AXES, DEFAULT_OPTIMIZER, optimizer_text
 from sgdtail.verdicts import INCONCLUSIVE, combine, interval_state, three_way
 
 FAMILY_AXES: tuple[str, ...] = tuple(a for a in AXES if a not in ("lr", "batch_size", "seed"))
@@ -67,19 +68,80 @@ def with_ratio(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_label(row: Mapping[str, Any]) -> str:
-    """``mnist/fcn/w64_d3/cross_entropy``: the axes a family shares."""
-    parts = [str(row[a]) for a in FAMILY_AXES if a not in ("width", "depth", "loss")]
-    return "/".join([*parts, f"w{row['width']}_d{row['depth']}", str(row["loss"])])
+    """``mnist/fcn/w64_d3/cross_entropy`` (``..._adam`` for Adam runs, as in run paths): the
+    axes a family shares."""
+    optimizer = optimizer_text(row.get("optimizer", DEFAULT_OPTIMIZER))
+    label = f"{row['dataset']}/{row['arch']}/w{row['width']}_d{row['depth']}/{row['loss']}"
+    named = ("dataset", "arch", "width", "depth", "loss", "optimizer")
+    return " ".join([label + optimizer, *(f"{a}={row[a]}" for a in FAMILY_AXES if a not in named)])
 
 
-def families(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def families(df: pd.DataFrame, min_ratios: int = 2) -> list[tuple[str, pd.DataFrame]]:
     """(label, rows) of each family in ``df`` (which needs the axes and ``eta_over_b``) with
-    two or more values of η/b, in a stable order."""
+    at least ``min_ratios`` values of η/b, in a stable order."""
     out = []
     for _, rows in df.groupby(list(FAMILY_AXES), sort=True, dropna=False):
-        if rows[RATIO].nunique() >= 2:
+        if rows[RATIO].nunique() >= min_ratios:
             out.append((family_label(rows.iloc[0]), rows))
     return out
+
+
+def cells(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The (η, b) cells of one family's ``runs``: lr, batch_size, ratio, mean of ``column``
+    over the cell's seeds, n (seeds), var (their sample variance; NaN for one seed)."""
+    return (
+        runs.groupby(["lr", "batch_size"], sort=True)
+        .agg(
+            ratio=(RATIO, "first"),
+            mean=(column, "mean"),
+            n=(column, "size"),
+            var=(column, "var"),
+        )
+        .reset_index()
+    )
+
+
+def seed_variance(table: pd.DataFrame) -> float:
+    """The variance of one run about its cell's mean, pooled over the :func:`cells` of
+    ``table`` that have two or more seeds; NaN when none has."""
+    dof = (table["n"] - 1).clip(lower=0)
+    total = float(dof.sum())
+    return float((dof * table["var"].fillna(0.0)).sum() / total) if total else math.nan
+
+
+def _measurement_variance(runs: pd.DataFrame) -> float:
+    """Mean squared standard error of the runs' own α̂ (column ``se``), NaN when unknown."""
+    se2 = runs["se"].to_numpy(dtype=np.float64) ** 2 if "se" in runs else np.array([])
+    se2 = se2[np.isfinite(se2)]
+    return float(se2.mean()) if se2.size else math.nan
+
+
+def _largest(*values: float) -> float:
+    known = [v for v in values if math.isfinite(v)]
+    return max(known) if known else math.nan
+
+
+def cell_slope(runs: pd.DataFrame, column: str) -> tuple[float, float]:
+    """Least-squares slope of the cells' means of ``column`` against log2(η/b) (change per
+    doubling; every cell one point) and its standard error √(v / Σ(log2 x − mean)²), v the
+    largest of: the residual variance of the cells' means (cells − 2 degrees of freedom, with
+    three or more cells) and the variance a cell's mean has from its seeds alone (pooled seed
+    variance, or the runs' mean squared standard error, over the cell's seeds, averaged over
+    cells). (NaN, NaN) with one value of η/b."""
+    table = cells(runs, column)
+    u = np.log2(table["ratio"].to_numpy(dtype=np.float64))
+    y = table["mean"].to_numpy(dtype=np.float64)
+    uc = u - u.mean()
+    sxx = float((uc**2).sum())
+    if sxx <= 0:
+        return math.nan, math.nan
+    slope = float((uc * y).sum() / sxx)
+    per_seed = _largest(seed_variance(table), _measurement_variance(runs))
+    v = per_seed * float((1.0 / table["n"]).mean())
+    if len(table) > 2:
+        resid = y - y.mean() - slope * uc
+        v = _largest(v, float((resid**2).sum() / (len(table) - 2)))
+    return slope, math.sqrt(v / sxx) if math.isfinite(v) else math.nan
 
 
 def has_ratio_family(points: Iterable[Mapping[str, Any]]) -> bool:
@@ -146,17 +208,17 @@ def _no_family(statistic: str, threshold: str, n_runs: int, what: str) -> Evalua
 def _slopes(
     fams: list[tuple[str, pd.DataFrame]], column: str, z: float, unit: str
 ) -> tuple[list[str], list[tuple[float, float, float, str]]]:
-    """Per family, the :func:`log2_slope` of ``column`` against η/b ± ``z`` standard errors:
-    the states (pass: interval below 0, fail: above) and (slope, low, high, text) rows."""
+    """Per family, the :func:`cell_slope` of ``column`` ± ``z`` standard errors: the states
+    (pass: interval below 0, fail: above) and (slope, low, high, text) rows."""
     states, rows = [], []
     for label, runs in fams:
-        se = runs["se"].to_numpy() if "se" in runs else np.full(len(runs), math.nan)
-        slope, s = log2_slope(runs[RATIO].to_numpy(), runs[column].to_numpy(), se)
+        slope, s = cell_slope(runs, column)
         low, high = slope - z * s, slope + z * s
         states.append(three_way(high < 0.0, low > 0.0))
+        n_cells = len(runs.groupby(["lr", "batch_size"]))
         text = (
             f"{label}: {slope:+.3f} [{low:+.3f}, {high:+.3f}] {unit} per doubling of η/b "
-            f"({runs[RATIO].nunique()} values of η/b, {len(runs)} runs)"
+            f"({runs[RATIO].nunique()} values of η/b, {n_cells} (η, b) cells, {len(runs)} runs)"
         )
         rows.append((slope, low, high, text))
     return states, rows
@@ -188,8 +250,8 @@ def claim_c7a(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     last = _last(m)
     fams = families(last)
     base = Evaluation(
-        statistic="least-squares slope of α̂ against log2(η/b) per family of runs equal but for "
-        "η, b and seed (every run a point); the family closest to a rise",
+        statistic="least-squares slope of the mean α̂ of each (η, b) against log2(η/b), per "
+        "family of runs equal but for η, b and seed; the family closest to a rise",
         value=math.nan,
         ci_low=math.nan,
         ci_high=math.nan,
@@ -204,35 +266,21 @@ def claim_c7a(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     return _judged(states, rows, worst, base, th, "too much spread (an interval contains 0)")
 
 
-def _cells(runs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """The (η, b) cells of one family (mean α̂, seeds, η/b) and the variance of one run's α̂
-    about its cell's mean: pooled over cells with two or more seeds, floored by the mean
-    squared measurement standard error (NaN when neither is known)."""
-    cells = runs.groupby(["lr", "batch_size"], sort=True).agg(
-        alpha=("alpha", "mean"), n=("alpha", "size"), var=("alpha", "var"), ratio=(RATIO, "first")
-    )
-    dof = (cells["n"] - 1).clip(lower=0)
-    dof_sum = float(dof.sum())
-    pooled = float((dof * cells["var"].fillna(0.0)).sum() / dof_sum) if dof_sum else math.nan
-    se2 = runs["se"].to_numpy(dtype=np.float64) ** 2 if "se" in runs else np.array([])
-    se2 = se2[np.isfinite(se2)]
-    floor = float(se2.mean()) if se2.size else math.nan
-    known = [v for v in (pooled, floor) if math.isfinite(v)]
-    return cells.reset_index(), max(known) if known else math.nan
-
-
 def _same_ratio_pairs(
     label: str, runs: pd.DataFrame, z: float, tolerance: float
-) -> list[tuple[str, tuple[float, float, float, str]]]:
-    """(state, (diff, low, high, text)) for each η/b of one family held by two or more batch
-    sizes: mean α̂ at the largest b minus at the smallest b, ± ``z`` standard errors."""
-    cells, var = _cells(runs)
+) -> list[tuple[str, tuple[float, float, float, str], int]]:
+    """(state, (diff, low, high, text), runs compared) for each η/b of one family held by two
+    or more batch sizes: mean α̂ at the largest b minus at the smallest b, ± ``z`` standard
+    errors (unclear without seed replication in the family)."""
+    table = cells(runs, "alpha")
+    seeds = seed_variance(table)
+    var = _largest(seeds, _measurement_variance(runs)) if math.isfinite(seeds) else math.nan
     out = []
-    for r, same in cells.groupby("ratio", sort=True):
+    for r, same in table.groupby("ratio", sort=True):
         if len(same) < 2:
             continue
         small, big = same.sort_values("batch_size").iloc[[0, -1]].itertuples(index=False)
-        diff = big.alpha - small.alpha
+        diff = big.mean - small.mean
         se = math.sqrt(var / big.n + var / small.n) if math.isfinite(var) else math.nan
         low, high = diff - z * se, diff + z * se
         text = (
@@ -240,7 +288,10 @@ def _same_ratio_pairs(
             f"b {big.batch_size}): {diff:+.3f} [{low:+.3f}, {high:+.3f}] ({small.n} and "
             f"{big.n} seeds)"
         )
-        out.append((interval_state(low, high, (-tolerance, tolerance)), (diff, low, high, text)))
+        if not math.isfinite(seeds):
+            text += " (no cell of the family has two seeds: no seed-to-seed spread)"
+        state = interval_state(low, high, (-tolerance, tolerance))
+        out.append((state, (diff, low, high, text), int(small.n + big.n)))
     return out
 
 
@@ -248,10 +299,11 @@ def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     """C7b on networks: at the same η/b, α̂ at the largest and the smallest batch size agree
     within ± ``c7_same_tolerance`` (see the module docstring)."""
     last = _last(m)
+    tolerance = th.c7_same_tolerance
     pairs = [
         p
-        for label, runs in families(last)
-        for p in _same_ratio_pairs(label, runs, th.z, th.c7_same_tolerance)
+        for label, runs in families(last, min_ratios=1)
+        for p in _same_ratio_pairs(label, runs, th.z, tolerance)
     ]
     base = Evaluation(
         statistic="mean α̂ at the largest minus at the smallest batch size with the same η/b "
@@ -259,34 +311,34 @@ def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         value=math.nan,
         ci_low=math.nan,
         ci_high=math.nan,
-        threshold=f"within ±{th.c7_same_tolerance:g} (claims.c7_same_tolerance)",
+        threshold=f"within ±{tolerance:g} (claims.c7_same_tolerance)",
         verdict=INCONCLUSIVE,
-        n_runs=len(last),
+        n_runs=sum(n for *_, n in pairs),
     )
     if not pairs:
         return _no_family(base.statistic, base.threshold, len(last), "two (η, b) at one η/b")
-    states = [s for s, _ in pairs]
-    rows = [r for _, r in pairs]
+    states = [s for s, _, _ in pairs]
+    rows = [r for _, r, _ in pairs]
     worst = max(rows, key=lambda r: abs(r[0]))
     unclear = "intervals too wide for the tolerance: add seeds"
     return _judged(states, rows, worst, base, th, unclear)
 
 
 def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
-    """C7c: log2 λ_max falls as η/b grows, in every family, over the runs whose end point
-    C6 admits (sharpness.csv's ``excluded`` empty)."""
+    """C7c: log2 λ_max falls as η/b grows, in every family, over the end points whose
+    sharpness.csv ``excluded_sharpness`` is empty (a CSV round trip makes it NaN)."""
     df = with_ratio(sharpness)
     in_families = [rows for _, rows in families(df)]
     candidates = pd.concat(in_families) if in_families else df.iloc[:0]
-    reasons = candidates["excluded"].fillna("").astype(str)
+    reasons = candidates["excluded_sharpness"].fillna("").astype(str)
     admitted = candidates[(reasons == "") & (candidates["top_hessian_eigenvalue"] > 0)]
     admitted = admitted.assign(
         log2_lambda=np.log2(admitted["top_hessian_eigenvalue"].to_numpy(dtype=np.float64))
     )
     fams = families(admitted)
     base = Evaluation(
-        statistic="least-squares slope of log2 λ_max (top Hessian eigenvalue at the end point) "
-        "against log2(η/b) per family; the family closest to a rise",
+        statistic="least-squares slope of the mean log2 λ_max (top Hessian eigenvalue at the end "
+        "point) of each (η, b) against log2(η/b), per family; the family closest to a rise",
         value=math.nan,
         ci_low=math.nan,
         ci_high=math.nan,

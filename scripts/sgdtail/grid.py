@@ -25,7 +25,17 @@ from sgdtail.archs import NO_SIZE, allowed_archs, arch_error, is_torchvision
 from sgdtail.data import DATASETS
 from sgdtail.shapes import ALEXNET_DEPTH
 
-AXES: tuple[str, ...] = ("dataset", "arch", "width", "depth", "batch_size", "lr", "loss", "seed")
+AXES: tuple[str, ...] = (
+    "dataset",
+    "arch",
+    "width",
+    "depth",
+    "batch_size",
+    "lr",
+    "loss",
+    "seed",
+    "optimizer",
+)
 """Grid axes, in the order they appear in run paths and tables."""
 
 AXIS_TYPES: dict[str, type] = {
@@ -44,9 +54,54 @@ SIZE_AXES = ("width", "depth")
 """Axes a sub-grid of torchvision models leaves out: they are then ``[0]``
 (:data:`sgdtail.archs.NO_SIZE`; run path ``w0_d0``)."""
 
-RUN_PATTERN = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}"
+
+DEFAULT_OPTIMIZER = "sgd"
+"""Plain SGD, the papers' optimizer: the ``optimizer`` of a sub-grid that names none."""
+
+OPTIMIZERS: dict[str, tuple[str, ...]] = {
+    DEFAULT_OPTIMIZER: (),
+    "momentum": ("momentum", "weight_decay"),
+    "nesterov": ("nesterov_momentum", "weight_decay"),
+    "adam": ("adam_betas", "adam_eps", "weight_decay"),
+}
+"""Values of the ``optimizer`` axis and the ``training`` keys (hyper-parameters) each uses."""
+
+OPTIMIZER_KEYS: tuple[str, ...] = tuple(
+    dict.fromkeys(k for keys in OPTIMIZERS.values() for k in keys)
+)
+"""Every ``training`` key that belongs to an optimizer."""
+
+PRECONDITIONED_OPTIMIZERS: tuple[str, ...] = ("adam",)
+"""Adaptive optimizers: their noise is also measured as preconditioned by their state."""
+
+NOISE_KINDS: tuple[str, ...] = ("gradient", "preconditioned")
+"""Values of the ``noise`` column of the tail-index tables: the gradient noise (every run) and
+the noise preconditioned by the optimizer's state (runs of :data:`PRECONDITIONED_OPTIMIZERS`)."""
+
+GRADIENT_NOISE, PRECONDITIONED_NOISE = NOISE_KINDS
+
+AXIS_DEFAULTS: dict[str, list[Any]] = {"optimizer": [DEFAULT_OPTIMIZER]}
+"""Axes a sub-grid may leave out, and the values it then has."""
+
+
+def optimizer_text(name: str) -> str:
+    """The ``optimizer`` axis as run-path text: empty for plain SGD (so its run paths are
+    those of the grids before the axis existed), ``_<name>`` for the others."""
+    return "" if name == DEFAULT_OPTIMIZER else f"_{name}"
+
+
+def optimizer_name(text: str) -> str:
+    """The optimizer of run-path text ``text`` (the inverse of :func:`optimizer_text`)."""
+    return text.removeprefix("_") or DEFAULT_OPTIMIZER
+
+
+AXIS_FROM_TEXT: dict[str, Any] = {**AXIS_TYPES, "optimizer": optimizer_name}
+"""How each non-string axis is read back from its wildcard text."""
+
+RUN_PATTERN = "{dataset}/{arch}/w{width}_d{depth}/{loss}_b{batch_size}_lr{lr}_s{seed}{optimizer}"
 """Relative path of one run; every axis is encoded, nothing else is (:func:`run_path`
-formats it, :func:`parse_run_path` reads it back)."""
+formats it, :func:`parse_run_path` reads it back). The optimizer's text is empty for plain
+SGD (:func:`optimizer_text`): ``..._lr0.1_s0`` is plain SGD, ``..._lr0.1_s0_adam`` Adam."""
 
 AXIS_REGEX: dict[str, str] = {
     "dataset": "[a-z0-9]+",
@@ -57,8 +112,9 @@ AXIS_REGEX: dict[str, str] = {
     "lr": "[0-9.eE+-]+",
     "loss": "[a-z_]+",
     "seed": r"\d+",
+    "optimizer": "|".join(re.escape(optimizer_text(name)) for name in OPTIMIZERS),
 }
-"""What each axis's text may look like inside a run path."""
+"""What each axis's text may look like inside a run path (the optimizer's may be empty)."""
 
 RUN_PATH_REGEX = "".join(
     re.escape(literal) + (f"(?P<{axis}>{AXIS_REGEX[axis]})" if axis else "")
@@ -89,9 +145,22 @@ def run_path(wildcards: Mapping[str, Any]) -> str:
     return RUN_PATTERN.format(**{axis: wildcards[axis] for axis in AXES})
 
 
+def _axis_text(wildcards: Mapping[str, str], axis: str) -> str:
+    """The wildcard text of ``axis``; plain SGD's (empty) for an optimizer that
+    ``wildcards`` lacks (as a sub-grid that leaves it out)."""
+    try:
+        return wildcards[axis]
+    except KeyError:
+        if axis != "optimizer":
+            raise
+        return optimizer_text(DEFAULT_OPTIMIZER)
+
+
 def typed_axes(wildcards: Mapping[str, str]) -> dict[str, Any]:
-    """Grid-axis values with their numeric types restored (:data:`AXIS_TYPES`)."""
-    return {axis: AXIS_TYPES.get(axis, str)(wildcards[axis]) for axis in AXES}
+    """Grid-axis values from their wildcard text: numeric types restored
+    (:data:`AXIS_TYPES`), the optimizer named (:func:`optimizer_name`; plain SGD where
+    ``wildcards`` has no optimizer)."""
+    return {axis: AXIS_FROM_TEXT.get(axis, str)(_axis_text(wildcards, axis)) for axis in AXES}
 
 
 def parse_run_path(path: str) -> dict[str, Any]:
@@ -118,6 +187,7 @@ class RunPoint:
     lr: float
     loss: str
     seed: int
+    optimizer: str = DEFAULT_OPTIMIZER
 
     @property
     def path(self) -> str:
@@ -128,6 +198,7 @@ class RunPoint:
         """The axis values as the strings Snakemake wildcards carry."""
         values = {axis: str(getattr(self, axis)) for axis in AXES}
         values["lr"] = format_lr(self.lr)
+        values["optimizer"] = optimizer_text(self.optimizer)
         return values
 
 
@@ -158,8 +229,22 @@ def subgrid_training(config: Mapping[str, Any], index: int) -> dict[str, Any]:
     return merged
 
 
+def optimizer_settings(name: str, training: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of optimizer ``name``: its keys (:data:`OPTIMIZERS`) of the
+    resolved training section ``training``."""
+    return {key: training[key] for key in OPTIMIZERS[name]}
+
+
+def point_training(training: Mapping[str, Any], optimizer: str) -> dict[str, Any]:
+    """A run's training section: ``training`` without the optimizer keys that its optimizer
+    does not use (a plain-SGD run's section is the one it had before optimizers had keys)."""
+    unused = set(OPTIMIZER_KEYS) - set(OPTIMIZERS[optimizer])
+    return {key: value for key, value in training.items() if key not in unused}
+
+
 def run_training(config: Mapping[str, Any], points: list[RunPoint]) -> dict[str, dict[str, Any]]:
-    """Run path → resolved training section, for every point of the selected grid.
+    """Run path → resolved training section (:func:`point_training`), for every point of
+    the selected grid.
 
     A point reached by two sub-grids must get the same training settings from
     both (else a ConfigError naming the two sub-grids).
@@ -167,8 +252,9 @@ def run_training(config: Mapping[str, Any], points: list[RunPoint]) -> dict[str,
     name = config["grid"]
     found: dict[str, tuple[int, dict[str, Any]]] = {}
     for i, sub in enumerate(selected_grid(config)["runs"]):
-        training = subgrid_training(config, i)
+        section = subgrid_training(config, i)
         for point in expand_grid([sub], where=f"grids.{name}.runs[{i}]"):
+            training = point_training(section, point.optimizer)
             j, other = found.setdefault(point.path, (i, training))
             if other != training:
                 raise ConfigError(
@@ -188,17 +274,18 @@ def _as_integer(value: Any) -> Any:
 
 def subgrid_values(sub: Mapping[str, Any], axis: str) -> list[Any]:
     """The values a sub-grid lists for ``axis``; ``[0]`` for a size axis it leaves out
-    (:data:`SIZE_AXES`)."""
+    (:data:`SIZE_AXES`), the :data:`AXIS_DEFAULTS` for another axis it leaves out."""
     if axis in SIZE_AXES and axis not in sub:
         return [NO_SIZE]
-    return list(sub[axis])
+    return list(sub[axis] if axis in sub else AXIS_DEFAULTS[axis])
 
 
 def expand_grid(subgrids: list[Mapping[str, Any]], where: str = "grid") -> list[RunPoint]:
     """Union of the Cartesian products of each sub-grid, in a stable order, without repeats.
 
     Each sub-grid maps every axis in :data:`AXES` to a list of values (``width`` and
-    ``depth`` may be left out: :func:`subgrid_values`). A value
+    ``depth`` may be left out, and so may an axis of :data:`AXIS_DEFAULTS`:
+    :func:`subgrid_values`). A value
     repeated inside one list is an error (it is almost always a typo); the same
     point reached by two sub-grids (a batch-size sweep crossing the main grid)
     is kept once. Two points that would share a run folder (learning rates equal
@@ -283,6 +370,7 @@ def check_config(config: Mapping[str, Any], workdir: str | Path = ".") -> list[R
     for i, sub in enumerate(grid["runs"]):
         _check_subgrid_training(config, i, sub)
         _check_iterates_window(config, i)
+        _check_optimizer_settings(config, i)
     run_training(config, points)
     splits = resolved_section(config, "noise")["splits"]
     for i, sub in enumerate(grid["runs"]):
@@ -390,6 +478,30 @@ def _check_normalisation(dataset: str, ds: Mapping[str, Any]) -> None:
             raise ConfigError(f"datasets.{dataset}.{stat} is {values}; allowed: finite numbers")
 
 
+def _training_key(config: Mapping[str, Any], index: int, key: str) -> str:
+    """Where sub-grid ``index`` gets training key ``key`` from, as a dotted config key: its own
+    ``training`` block, its grid's, or the top level's."""
+    where = f"grids.{config['grid']}"
+    if key in (selected_grid(config)["runs"][index].get("training") or {}):
+        return f"{where}.runs[{index}].training.{key}"
+    if key in (selected_grid(config).get("training") or {}):
+        return f"{where}.training.{key}"
+    return f"training.{key}"
+
+
+def _check_optimizer_settings(config: Mapping[str, Any], index: int) -> None:
+    """The optimizer hyper-parameters of sub-grid ``index`` are finite numbers (the schema
+    checks their types and ranges, which infinity can pass)."""
+    training = subgrid_training(config, index)
+    for key in OPTIMIZER_KEYS:
+        values = training[key] if isinstance(training[key], list) else [training[key]]
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(
+                f"{_training_key(config, index, key)} is {training[key]!r}; allowed: finite "
+                "numbers (config.yaml documents each optimizer key's range)"
+            )
+
+
 def _check_subgrid_training(config: Mapping[str, Any], index: int, sub: Mapping[str, Any]) -> None:
     """Sub-grid ``index`` sets no device of its own, and its checkpoints fall inside its runs."""
     name = config["grid"]
@@ -403,12 +515,7 @@ def _check_subgrid_training(config: Mapping[str, Any], index: int, sub: Mapping[
     training = subgrid_training(config, index)
     iterations = training["iterations"]
     spec = training["checkpoints"]
-    if "checkpoints" in (sub.get("training") or {}):
-        ckpt_key = f"{where}.runs[{index}].training.checkpoints"
-    elif "checkpoints" in (selected_grid(config).get("training") or {}):
-        ckpt_key = f"{where}.training.checkpoints"
-    else:
-        ckpt_key = "training.checkpoints"
+    ckpt_key = _training_key(config, index, "checkpoints")
     checkpoint_schedule(spec, iterations, key=ckpt_key)
     if spec["schedule"] == "every" and int(spec["every"]) > iterations:
         raise ConfigError(

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from sgdtail import io
+from sgdtail.aggregate import gradient_rows
 from sgdtail.estimators import StreamingTailStats
 from sgdtail.grid import AXES
 from sgdtail.models import layer_slices
@@ -317,7 +318,8 @@ def iterates_vs_noise(
     ``status`` (``runs.csv``), the window and its ``drift_ratio``; ``enough``: both estimates
     saw at least ``min_pooled_values`` values. A run without a window has one ``pooled`` row
     with no α̂ and its reason in ``note``."""
-    noise = estimates[estimates.split == split]
+    noise = gradient_rows(estimates)  # the gradient noise, not a preconditioned one
+    noise = noise[noise.split == split]
     last = noise.groupby(list(AXES))["step"].transform("max")
     measured = _robust(iterates, "iterates").assign(note="")
     missing = iterates[iterates.estimator == "none"][[*AXES, "step", "note"]]

@@ -14,6 +14,13 @@ its rows' norms are taken, and it goes into the estimators' running sums
 (:class:`sgdtail.estimators.StreamingTailStats`); the P×M gradient matrix is
 held only when it fits in the memory budget.
 
+Preconditioned noise (adaptive optimizers, :data:`sgdtail.grid.PRECONDITIONED_OPTIMIZERS`):
+with the optimizer's elementwise divisor d at the checkpoint (Adam: √v̂ + ε,
+:func:`sgdtail.optim.adam_preconditioner`), the noise the optimizer steps with is
+g_p / d − ḡ / d = U_p / d. Each chunk of U, once in the gradient noise's estimators, is
+divided by d in place and streamed through a second set of the same estimators: no
+second pass over the data.
+
 Remainder (b does not divide N):
 - ``drop``: the last N mod b images are ignored; ḡ is the mean of the P
   minibatch gradients (the full gradient of the first P·b images).
@@ -31,7 +38,14 @@ from dataclasses import dataclass
 import torch
 
 from sgdtail.estimators import StreamingTailStats
+from sgdtail.grid import (
+    DEFAULT_OPTIMIZER,
+    GRADIENT_NOISE,
+    PRECONDITIONED_NOISE,
+    PRECONDITIONED_OPTIMIZERS,
+)
 from sgdtail.models import layer_slices
+from sgdtail.optim import preconditioner
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +62,8 @@ class NoiseResult:
     seconds: float  # wall time of the whole measurement
     estimator_seconds: float  # of which forming U = g - ḡ, its norms and the estimators
     passes: int  # 1 when all gradients fit in the budget, else 2
+    preconditioned_rows: list[dict] | None = None  # estimator rows of U / d (with a divisor d)
+    preconditioned_gradient_norm: float = float("nan")  # ‖ḡ / d‖₂
 
 
 def minibatch_gradients(
@@ -370,13 +386,16 @@ def measure_noise(
     remainder: str = "drop",
     memory_budget_mb: float = 512,
     estimator_options: dict | None = None,
+    divisor: torch.Tensor | None = None,
 ) -> NoiseResult:
     """Measure the gradient noise of ``model`` on (x, y) and estimate its tail index.
 
     ``estimator_options`` are passed to :class:`StreamingTailStats`. The model
     is put in eval mode for the measurement (dropout off; batch norm uses, and does not
     update, its running statistics) and restored afterwards. Per-layer rows name each
-    layer by its parameter's name (:func:`sgdtail.models.layer_slices`).
+    layer by its parameter's name (:func:`sgdtail.models.layer_slices`). With ``divisor``
+    (M,), an optimizer's elementwise preconditioner d, the preconditioned noise U_p / d
+    goes through the same estimators too (``preconditioned_rows``).
     """
     if remainder not in ("drop", "weight"):
         raise ValueError(f"noise.remainder is {remainder!r}; allowed: drop, weight")
@@ -414,6 +433,10 @@ def measure_noise(
 
     t_est = time.perf_counter()
     stats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
+    pstats = None
+    if divisor is not None:
+        divisor = divisor.to(device=x.device, dtype=torch.float32)
+        pstats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
     est_seconds = time.perf_counter() - t_est
     norms = torch.empty(n_groups, dtype=torch.float64)
     source = held if fits else minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out)
@@ -423,12 +446,15 @@ def measure_noise(
         u = g.sub_(gbar)  # the noise U_p = g_p - ḡ, in place: the gradients are not needed again
         norms[done : done + len(u)] = torch.linalg.vector_norm(u, dim=1).double().cpu()
         stats.update(u)  # the estimators run on the host (numpy)
+        if pstats is not None:  # the estimators keep no reference to u
+            pstats.update(u.div_(divisor))
         est_seconds += time.perf_counter() - t_est
         done += len(u)
     held.clear()
     del out
     t_est = time.perf_counter()
     rows = stats.finalize()
+    preconditioned_rows = pstats.finalize() if pstats is not None else None
     est_seconds += time.perf_counter() - t_est
     model.train(was_training)
     return NoiseResult(
@@ -440,6 +466,12 @@ def measure_noise(
         seconds=time.perf_counter() - t0,
         estimator_seconds=est_seconds,
         passes=passes,
+        preconditioned_rows=preconditioned_rows,
+        preconditioned_gradient_norm=(
+            float(torch.linalg.vector_norm(gbar.double() / divisor.double()))
+            if divisor is not None
+            else float("nan")
+        ),
     )
 
 
@@ -531,17 +563,46 @@ def _load_part(path, key: str) -> dict | None:
     return part if isinstance(part, dict) and part.get("key") == key else None
 
 
+def _preconditioned_estimates(
+    res: NoiseResult | None, base: dict, extra: dict, note: str
+) -> list[dict]:
+    """Estimate rows of the preconditioned noise (``noise`` = preconditioned): the rows of
+    ``res``, or one row with ``note`` when there are none (no optimizer state yet, weights
+    not finite)."""
+    base = {**base, "noise": PRECONDITIONED_NOISE}
+    if res is None or res.preconditioned_rows is None:
+        return [{**base, "estimator": "none", "note": note}]
+    extra = {**extra, "gradient_norm": res.preconditioned_gradient_norm}
+    return [{**base, **row, **extra} for row in res.preconditioned_rows]
+
+
 def _measure_one(
-    model, loss_fn, x, y, batch_size: int, base: dict, finite: bool, options: dict
+    model,
+    loss_fn,
+    x,
+    y,
+    batch_size: int,
+    base: dict,
+    finite: bool,
+    options: dict,
+    precondition: tuple[bool, torch.Tensor | None] = (False, None),
 ) -> dict:
-    """Estimate rows and norm rows of one checkpoint × split (the part file's content)."""
+    """Estimate rows and norm rows of one checkpoint × split (the part file's content).
+
+    ``precondition``: whether the run's optimizer preconditions its steps, and its divisor at
+    this checkpoint (None before its first step). Estimate rows carry ``noise``: gradient,
+    and for such an optimizer also preconditioned rows."""
+    adaptive, divisor = precondition
+    gradient = {**base, "noise": GRADIENT_NOISE}
     if not finite:
+        note = "weights not finite"
         return {
-            "estimates": [{**base, "estimator": "none", "note": "weights not finite"}],
+            "estimates": [{**gradient, "estimator": "none", "note": note}]
+            + (_preconditioned_estimates(None, base, {}, note) if adaptive else []),
             "norms": [],
             "seconds": 0.0,
         }
-    res = measure_noise(model, loss_fn, x, y, batch_size, **options)
+    res = measure_noise(model, loss_fn, x, y, batch_size, divisor=divisor, **options)
     extra = {
         "n_minibatches": res.n_minibatches,
         "n_parameters": res.n_parameters,
@@ -549,8 +610,12 @@ def _measure_one(
         "seconds": res.seconds,
         "note": "",
     }
+    estimates = [{**gradient, **row, **extra} for row in res.rows]
+    if adaptive:
+        note = "no optimizer state before the optimizer's first step"
+        estimates += _preconditioned_estimates(res, base, extra, note)
     return {
-        "estimates": [{**base, **row, **extra} for row in res.rows],
+        "estimates": estimates,
         "norms": [{**base, "minibatch": p, "norm": float(v)} for p, v in enumerate(res.norms)],
         "seconds": res.seconds,
     }
@@ -573,9 +638,14 @@ def measure_checkpoints(
     ``checkpoints`` is the content of a run's ``checkpoints.pt``; ``build``
     returns a fresh model on the data's device. Returns (estimate rows, norm
     rows): each estimate row is a StreamingTailStats row plus ``step``,
-    ``split``, ``n_minibatches``, ``n_parameters``, ``gradient_norm``,
-    ``seconds`` and ``note``; each norm row is (step, split, minibatch, norm).
-    A checkpoint whose weights are not finite is skipped with a row saying so.
+    ``split``, ``noise``, ``n_minibatches``, ``n_parameters``, ``gradient_norm``,
+    ``seconds`` and ``note``; each norm row is (step, split, minibatch, norm) of the
+    gradient noise. ``noise`` is ``gradient`` for the gradient noise; a run of an adaptive
+    optimizer (``checkpoints["optimizer"]``, with its state at each checkpoint in
+    ``checkpoints["optimizer_states"]``) also gets ``preconditioned`` rows: the same
+    estimators on the noise divided by the optimizer's preconditioner at that checkpoint
+    (module docstring). A checkpoint whose weights are not finite is skipped with a row
+    saying so.
 
     With ``parts_dir`` (a folder), each checkpoint × split's rows are written there
     (atomically) as soon as they are measured, keyed by a hash of the checkpoint's weights,
@@ -608,13 +678,19 @@ def measure_checkpoints(
     norms: list[dict] = []
     model = build()
     device = next(model.parameters()).device
+    optimizer = checkpoints.get("optimizer", DEFAULT_OPTIMIZER)
+    adaptive = optimizer in PRECONDITIONED_OPTIMIZERS
+    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
     steps = [int(s) for s in checkpoints["steps"]]
     total, item = len(steps) * len(splits), 0
     for step in steps:
         state = checkpoints["state_dicts"][str(step)]
         finite = all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
         model.load_state_dict({k: v.to(device) for k, v in state.items()})
-        key = _state_key(state, settings) if folder is not None else ""
+        opt_state = checkpoints.get("optimizer_states", {}).get(str(step))
+        divisor = preconditioner(optimizer, opt_state, n_tensors)
+        keyed = state if divisor is None else {**state, "preconditioner": divisor}
+        key = _state_key(keyed, settings) if folder is not None else ""
         for split, (x, y) in splits.items():
             item += 1
             path = folder / f"step{step}_{split}.pt" if folder is not None else None
@@ -630,6 +706,7 @@ def measure_checkpoints(
                     {"step": step, "split": split},
                     finite,
                     options,
+                    (adaptive, divisor),
                 )
                 if path is not None:
                     io.save_torch(path, {**part, "key": key + split + digests.get(split, "")})

@@ -32,6 +32,7 @@ from sgdtail.aggregate import (  # noqa: E402
     ALPHA_COLUMNS,
     EXCLUDED_STATUSES,
     excluded_runs_note,
+    gradient_rows,
     usable,
 )
 from sgdtail.claims import sweep_rows  # noqa: E402
@@ -249,6 +250,7 @@ def plot_alpha_vs_axis(
     also the batch-means interval (mean of its ends over seeds) as bars.
     ``hue`` may be an axis or ``"network"`` (architecture, width × depth).
     """
+    summary = gradient_rows(summary)  # the gradient noise, not a preconditioned one
     set_style()
     df = _sweep_runs(summary, axis, arch)
     few = too_few_note(df)
@@ -498,6 +500,7 @@ def plot_noise_norm_histogram(
     many synthetic vectors as measured minibatches, fewer for SαS when
     that would exceed ``max_synthetic_values`` coordinates (at least 20).
     """
+    summary = gradient_rows(summary)  # the gradient noise, not a preconditioned one
     set_style()
     fig, axes = plt.subplots(
         3, len(showcase), figsize=(4.8 * len(showcase) + 0.6, 7.6), sharex="col", squeeze=False
@@ -824,6 +827,7 @@ def plot_alpha_and_accuracy_over_training(
     accuracy of every SGD step from ``train_log.csv`` (``smooth_steps``-step
     running mean). x: symmetric-log steps, so step 0 (initialisation) shows.
     """
+    summary = gradient_rows(summary)  # the gradient noise, not a preconditioned one
     set_style()
     n_rows = len(ESTIMATOR_LABELS) + 1
     fig, axes = plt.subplots(
@@ -916,6 +920,7 @@ def plot_alpha_vs_block_size(
     """Pooled α̂ against block size K1 for the showcase runs (last checkpoint, training set),
     natural and shuffled order, beside i.i.d. SαS and Gaussian sweeps. Legend: slopes
     d α̂ / d log10 K1 (0 for i.i.d. stable data)."""
+    estimates = gradient_rows(estimates)  # the gradient noise, not a preconditioned one
     set_style()
     fig, axes = plt.subplots(
         1, len(showcase), figsize=(5.8 * len(showcase), 5.0), sharey=True, squeeze=False

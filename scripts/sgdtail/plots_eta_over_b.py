@@ -16,7 +16,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sgdtail.aggregate import excluded_runs_note
+from sgdtail.aggregate import excluded_runs_note, gradient_rows
 from sgdtail.eta_over_b import RATIO, families, with_ratio
 from sgdtail.plots import (
     ESTIMATOR_LABELS,
@@ -53,21 +53,30 @@ def _legend(fig: Figure, colours: dict[int, tuple], extra: list[Line2D] = ()) ->
     )
 
 
-def _cell_means(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Per (b, η): η/b, the mean of ``column`` over seeds and its range."""
-    return (
-        rows.groupby(["batch_size", "lr"], sort=True)
+def _cell_means(rows: pd.DataFrame, column: str, geometric: bool) -> pd.DataFrame:
+    """Per (b, η): η/b, the mean of ``column`` over seeds (geometric: of its log, as C7c fits
+    log2 λ_max) and its range."""
+    values = np.log(rows[column]) if geometric else rows[column]
+    table = (
+        rows.assign(value=values)
+        .groupby(["batch_size", "lr"], sort=True)
         .agg(
-            ratio=(RATIO, "first"), mean=(column, "mean"), low=(column, "min"), high=(column, "max")
+            ratio=(RATIO, "first"),
+            mean=("value", "mean"),
+            low=(column, "min"),
+            high=(column, "max"),
         )
         .reset_index()
         .sort_values(["batch_size", "ratio"])
     )
+    return table.assign(mean=np.exp(table["mean"])) if geometric else table
 
 
-def _draw_cells(ax: plt.Axes, rows: pd.DataFrame, column: str, colours: dict) -> None:
+def _draw_cells(
+    ax: plt.Axes, rows: pd.DataFrame, column: str, colours: dict, geometric: bool = False
+) -> None:
     """One line per batch size through its cells' means over seeds, bars: the seed range."""
-    for b, cells in _cell_means(rows, column).groupby("batch_size", sort=True):
+    for b, cells in _cell_means(rows, column, geometric).groupby("batch_size", sort=True):
         ax.errorbar(
             cells["ratio"],
             cells["mean"],
@@ -88,7 +97,7 @@ def plot_alpha_vs_eta_over_b(
     estimators, columns the families; per batch size a line through the mean over seeds of
     each (η, b), bars the range over seeds. α = 2 dashed."""
     set_style()
-    last = enough_samples(final_checkpoints(summary))
+    last = enough_samples(final_checkpoints(gradient_rows(summary)))
     fams = families(with_ratio(last))
     if not fams:
         raise ValueError(_NO_FAMILY)
@@ -129,7 +138,8 @@ def plot_sharpness_vs_eta_over_b(
     sharpness: pd.DataFrame, pdf: str | Path, png: str | Path
 ) -> Figure:
     """The top Hessian eigenvalue λ_max at each run's end point against η/b, one column per
-    family: a line per batch size through the mean over seeds of the end points C6 admits
+    family: a line per batch size through the geometric mean over seeds of the end points C7c
+    admits (``excluded_sharpness`` empty)
     (bars: their range), every admitted run as a filled point, the others hollow."""
     set_style()
     df = with_ratio(sharpness[np.isfinite(sharpness["top_hessian_eigenvalue"])])
@@ -140,10 +150,10 @@ def plot_sharpness_vs_eta_over_b(
     fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams) + 1.6, 3.6), squeeze=False)
     n_out = 0
     for ax, (family, rows) in zip(axes[0], fams, strict=True):
-        admitted = rows["excluded"].fillna("").astype(str) == ""
+        admitted = rows["excluded_sharpness"].fillna("").astype(str) == ""
         admitted &= rows["top_hessian_eigenvalue"] > 0
         n_out += int((~admitted).sum())
-        _draw_cells(ax, rows[admitted], "top_hessian_eigenvalue", colours)
+        _draw_cells(ax, rows[admitted], "top_hessian_eigenvalue", colours, geometric=True)
         for keep, face in ((admitted, None), (~admitted, "none")):
             sub = rows[keep]
             ax.scatter(
@@ -162,8 +172,9 @@ def plot_sharpness_vs_eta_over_b(
     _legend(fig, colours, [hollow])
     suptitle(
         fig,
-        "Sharpness of each run's end point against η/b (line: mean over seeds of the end points "
-        "claim C6 admits, bars: their range; filled: each admitted run; hollow: left out "
+        "Sharpness of each run's end point against η/b (line: geometric mean over seeds of the "
+        "end points "
+        "claim C7c admits, bars: their range; filled: each admitted run; hollow: left out "
         f"({n_out}): not trained, not converged or not at a minimum, see sharpness.csv)",
     )
     fig.tight_layout()

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sgdtail.claims import CLAIM_TEXT, Thresholds, sweep_rows, sweep_slopes
+from sgdtail.claims import CLAIM_TEXT, ITERATES, Thresholds, sweep_rows, sweep_slopes
 from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 PAPER_2019 = "Şimşekli, Sagun & Gürbüzbalaban (ICML 2019)"
@@ -255,6 +255,7 @@ def claim_row(claim: str, claims: pd.DataFrame) -> dict[str, str]:
     reason = f" ({row['reason']})" if isinstance(row["reason"], str) and row["reason"] else ""
     agreement = AGREEMENT.get(row["verdict"], row["verdict"]) + reason
     others = claims[(claims["claim"] == claim) & (claims["estimator"] != row["estimator"])]
+    others = others[others["estimator"] != ITERATES]  # another quantity, its own column
     differ = sorted(others.loc[others["verdict"] != row["verdict"], "estimator"])
     if differ:
         agreement += f"; other estimators differ: {', '.join(differ)}"

@@ -1,20 +1,24 @@
-"""Plain SGD on an in-memory data set, with checkpoints, resumption and divergence handling.
+"""SGD and its variants on an in-memory data set, with checkpoints, resumption and divergence
+handling.
 
-One run = one grid point. The whole training set lives in one tensor on the
-device; minibatches are drawn by a seeded ``torch.Generator`` as epochs of
+One run = one grid point; its optimizer (plain SGD, momentum, Nesterov, Adam) is the grid
+axis ``optimizer`` (:mod:`sgdtail.optim` gives the updates). The whole training set lives in
+one tensor on the device; minibatches are drawn by a seeded ``torch.Generator`` as epochs of
 random permutations (the last partial batch of an epoch is dropped, like a
 shuffled DataLoader with ``drop_last``). Nothing in the hot loop synchronises
 with the device except the periodic divergence check.
 
 Files written into the run folder (all atomically):
 
-- ``checkpoints.pt``: ``{"steps": LongTensor[n], "state_dicts": {str(step): state_dict}}``
+- ``checkpoints.pt``: ``{"steps": LongTensor[n], "state_dicts": {str(step): state_dict}}``;
+  with an optimizer other than plain SGD also ``"optimizer"`` (its name) and
+  ``"optimizer_states": {str(step): the optimizer's state_dict at that step}``
 - ``checkpoint_metrics.csv``: step, lr, train/test loss and accuracy over the full splits
 - ``train_log.csv``: step, lr, minibatch loss and accuracy, every SGD step
 - ``run.json``: status (completed, converged, diverged), steps done, the step of
   divergence, the resolved configuration, data hash, provenance (package versions; CUDA,
   cuDNN and the GPU model on a GPU) and timings
-- ``resume.pt`` (not an output): the full training state, saved every
+- ``resume.pt`` (not an output): the full training state (the optimizer's included), saved every
   ``resume_every`` steps, at each checkpoint and on SIGTERM/SIGUSR1 (then the
   run stops with :class:`TrainingInterrupted`), and removed on success. A run
   killed at any point restarts from it and ends bit-identical (on CPU) to an
@@ -41,8 +45,10 @@ import torch
 
 from sgdtail import io
 from sgdtail.data import PreparedData
+from sgdtail.grid import DEFAULT_OPTIMIZER
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model, count_parameters
+from sgdtail.optim import build_optimizer, cpu_state, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,9 @@ STATUS_DIVERGED = "diverged"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of one SGD run (grid axes plus the training section of config)."""
+    """Hyperparameters of one run (grid axes plus the training section of config);
+    ``optimizer_settings``: the optimizer's keys of the training section
+    (:func:`sgdtail.grid.optimizer_settings`)."""
 
     dataset: str
     arch: str
@@ -70,10 +78,17 @@ class TrainConfig:
     eval_batch_size: int = 5000
     resume_every: int = 1000
     divergence_check_every: int = 100
+    optimizer: str = DEFAULT_OPTIMIZER
+    optimizer_settings: dict = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Hash of every field: a resume file is only used by the run that wrote it."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Hash of every field: a resume file is only used by the run that wrote it. A
+        plain-SGD run hashes without the optimizer fields, as before they existed (its
+        resume files stay valid)."""
+        fields = dataclasses.asdict(self)
+        if self.optimizer == DEFAULT_OPTIMIZER and not self.optimizer_settings:
+            del fields["optimizer"], fields["optimizer_settings"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -222,7 +237,8 @@ class _StopSignals:
 
 @dataclass
 class _Run:
-    """The fixed parts of one SGD run: configuration, data, model, sampler, device buffers."""
+    """The fixed parts of one run: configuration, data, model, optimizer (None: plain SGD),
+    sampler, device buffers."""
 
     cfg: TrainConfig
     data: PreparedData
@@ -231,6 +247,7 @@ class _Run:
     loss_fn: Callable
     model: torch.nn.Module
     params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer | None
     sampler: MinibatchSampler
     checkpoints: frozenset[int]
     losses_dev: torch.Tensor  # (iterations,) minibatch losses, on the device
@@ -243,6 +260,7 @@ def _build_run(cfg: TrainConfig, data: PreparedData, out: Path, device: torch.de
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, cfg.width, cfg.depth, data.input_shape, data.num_classes)
     model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
     return _Run(
         cfg=cfg,
         data=data,
@@ -250,7 +268,8 @@ def _build_run(cfg: TrainConfig, data: PreparedData, out: Path, device: torch.de
         resume_path=out / "resume.pt",
         loss_fn=loss_fn,
         model=model,
-        params=[p for p in model.parameters() if p.requires_grad],
+        params=params,
+        optimizer=build_optimizer(cfg.optimizer, params, cfg.optimizer_settings),
         sampler=MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, device),
         checkpoints=frozenset(cfg.checkpoints),
         losses_dev=torch.empty(cfg.iterations, device=device),
@@ -267,6 +286,7 @@ class _RunState:
     step: int = 0  # SGD steps done
     flushed: int = 0  # steps whose loss and accuracy are in step_loss / step_acc
     state_dicts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    optimizer_states: dict[str, dict] = field(default_factory=dict)  # per checkpoint
     metrics: list[dict] = field(default_factory=list)  # one row per checkpoint
     status: str = STATUS_COMPLETED
     diverged_at: int | None = None
@@ -297,7 +317,8 @@ def _no_hook(run: _Run, state: _RunState) -> None:
 
 def load_resume(run: _Run, state: _RunState) -> None:
     """Continue from ``resume.pt`` when it was written by this configuration and data:
-    the model, sampler and random number generators, and ``state``, as they were saved."""
+    the model, optimizer, sampler and random number generators, and ``state``, as they were
+    saved."""
     if not run.resume_path.exists():
         return
     saved = io.load_torch(run.resume_path)
@@ -306,6 +327,9 @@ def load_resume(run: _Run, state: _RunState) -> None:
         log.warning("ignoring %s: written by a different configuration or data", run.resume_path)
         return
     run.model.load_state_dict(saved["model"])
+    if run.optimizer is not None:
+        run.optimizer.load_state_dict(saved["optimizer"])
+        state.optimizer_states = saved["optimizer_states"]
     run.sampler.load_state(saved["sampler"])
     torch.set_rng_state(saved["torch_rng"])
     if run.device.type == "cuda" and "cuda_rng" in saved:  # dropout masks on the GPU
@@ -323,6 +347,11 @@ def load_resume(run: _Run, state: _RunState) -> None:
 def save_resume(run: _Run, state: _RunState) -> None:
     """Write the full training state at the current step to ``resume.pt`` (atomically)."""
     step, device = state.step, run.device
+    optimizer = (
+        {}
+        if run.optimizer is None
+        else {"optimizer": cpu_state(run.optimizer), "optimizer_states": state.optimizer_states}
+    )
     io.save_torch(
         run.resume_path,
         {
@@ -338,13 +367,14 @@ def save_resume(run: _Run, state: _RunState) -> None:
             "step_loss": state.step_loss[:step].clone(),
             "step_acc": state.step_acc[:step].clone(),
             "elapsed": state.elapsed(),
+            **optimizer,
         },
     )
 
 
 def checkpoint(run: _Run, state: _RunState) -> bool:
-    """Evaluate and keep the weights at the current step; True when the accuracy target
-    is reached (training should stop)."""
+    """Evaluate and keep the weights (and the optimizer's state) at the current step; True
+    when the accuracy target is reached (training should stop)."""
     model, data, cfg, step = run.model, run.data, run.cfg, state.step
     model.eval()
     train_loss, train_acc = evaluate(
@@ -355,6 +385,8 @@ def checkpoint(run: _Run, state: _RunState) -> bool:
     )
     model.train()
     state.state_dicts[str(step)] = _cpu_state_dict(model)
+    if run.optimizer is not None:
+        state.optimizer_states[str(step)] = cpu_state(run.optimizer)
     state.metrics.append(
         {
             "step": step,
@@ -388,8 +420,9 @@ def _flush(run: _Run, state: _RunState) -> bool:
 
 
 def _sgd_step(run: _Run, step: int) -> None:
-    """The plain-SGD update that produces step ``step + 1``; its minibatch loss and accuracy
-    stay on the device (``run.losses_dev[step]``, ``run.accs_dev[step]``)."""
+    """The optimizer's update that produces step ``step + 1`` (plain SGD: one
+    ``_foreach_add_``); its minibatch loss and accuracy stay on the device
+    (``run.losses_dev[step]``, ``run.accs_dev[step]``)."""
     params = run.params
     lr = lr_at(step, run.cfg)
     idx = run.sampler.next()
@@ -400,7 +433,11 @@ def _sgd_step(run: _Run, step: int) -> None:
         p.grad = None
     loss.backward()
     with torch.no_grad():
-        torch._foreach_add_(params, [p.grad for p in params], alpha=-lr)
+        if run.optimizer is None:
+            torch._foreach_add_(params, [p.grad for p in params], alpha=-lr)
+        else:
+            set_lr(run.optimizer, lr)
+            run.optimizer.step()
         run.losses_dev[step] = loss.detach()
         run.accs_dev[step] = (logits.argmax(1) == yb).float().mean()
 
@@ -465,7 +502,7 @@ def _interrupt(run: _Run, state: _RunState, signum: int) -> None:
 def _train(
     run: _Run, state: _RunState, signals: _StopSignals, progress: Progress, hook: StepHook
 ) -> None:
-    """SGD steps until the last one, divergence, the accuracy target or a stop signal;
+    """Optimizer steps until the last one, divergence, the accuracy target or a stop signal;
     ``hook`` is called at the first step and after each step's checks."""
     state.flushed = start_step = state.step
     state.clock_start = time.perf_counter()
@@ -494,9 +531,18 @@ def _write_run_folder(run: _Run, state: _RunState, out: Path) -> dict:
     elapsed = state.elapsed()
     last = state.step if status != STATUS_DIVERGED else diverged_at - 1
     steps = sorted(int(s) for s in state.state_dicts)
+    optimizer = (
+        {}
+        if run.optimizer is None
+        else {"optimizer": cfg.optimizer, "optimizer_states": state.optimizer_states}
+    )
     io.save_torch(
         out / "checkpoints.pt",
-        {"steps": torch.tensor(steps, dtype=torch.int64), "state_dicts": state.state_dicts},
+        {
+            "steps": torch.tensor(steps, dtype=torch.int64),
+            "state_dicts": state.state_dicts,
+            **optimizer,
+        },
     )
     io.write_table(out / "checkpoint_metrics.csv", pd.DataFrame(state.metrics))
     n_logged = cfg.iterations if status != STATUS_DIVERGED else diverged_at
@@ -539,7 +585,7 @@ def train_sgd(
     progress: Progress | None = None,
     hook: StepHook | None = None,
 ) -> dict:
-    """Run plain SGD for ``cfg`` on ``data``; write the run folder; return run.json's content.
+    """Train ``cfg`` (its optimizer) on ``data``; write the run folder; return run.json's content.
 
     Resumes from ``resume.pt`` when present.  ``progress`` (default: every 30 s) says when to
     log a progress line (step / total, minibatch loss and accuracy, steps per second, ETA).
