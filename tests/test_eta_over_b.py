@@ -131,6 +131,8 @@ def test_c7b_supported_when_only_the_ratio_matters():
     # η/b = 2e-4 is held by three pairs: the largest and the smallest b are compared
     assert "(η 0.05, b 250) → (η 0.2, b 1000)" in ev.detail
     assert ev.detail.count("η/b =") == 3  # shared: 1e-4, 2e-4 (three pairs) and 4e-4
+    lo, hi = falls_with_ratio(0.05, 1000), falls_with_ratio(0.2, 250)  # 5e-5 and 8e-4
+    assert f"the cells' mean α̂ span mnist/fcn/w64_d3/cross_entropy {hi:.3f}-{lo:.3f}" in ev.detail
 
 
 def test_c7b_not_supported_when_the_batch_size_matters_at_the_same_ratio():

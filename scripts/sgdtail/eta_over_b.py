@@ -321,7 +321,19 @@ def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     rows = [r for _, r, _ in pairs]
     worst = max(rows, key=lambda r: abs(r[0]))
     unclear = "intervals too wide for the tolerance: add seeds"
-    return _judged(states, rows, worst, base, th, unclear)
+    ev = _judged(states, rows, worst, base, th, unclear)
+    ev.detail += "; " + _spread_note(last)
+    return ev
+
+
+def _spread_note(last: pd.DataFrame) -> str:
+    """For scale beside C7b: the range of the cells' mean α̂ in each family. Equal α̂ at equal
+    η/b says little when α̂ hardly changes across the whole family (then see C7a)."""
+    spans = []
+    for label, runs in families(last, min_ratios=1):
+        means = cells(runs, "alpha")["mean"]
+        spans.append(f"{label} {means.min():.3f}-{means.max():.3f}")
+    return "the cells' mean α̂ span " + ", ".join(spans) + " (for scale: see C7a)"
 
 
 def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
