@@ -394,3 +394,18 @@ def test_results_page_keeps_the_iterates_column_out_of_other_estimators():
     assert row["agreement"] == "agrees", row
     long.loc[1, "verdict"] = NOT_SUPPORTED
     assert claim_row("C7a", long)["agreement"] == "agrees; other estimators differ: reference"
+
+
+def test_sharpness_figure_draws_one_seed_cells_whose_geometric_mean_rounds_below_the_value(
+    tmp_path,
+):
+    """exp(log x) < x by rounding for x = 1.6863431715857928: the bar below the point would be
+    negative (matplotlib refuses it) unless clipped; the smoke_sweeps grid has such cells."""
+    x = 1.6863431715857928
+    assert np.exp(np.log(x)) < x
+    table = sharpness_table(lambda lr, b: x)
+    table = table[table.seed == 0].assign(top_hessian_eigenvalue=x)
+    fig = plot_sharpness_vs_eta_over_b(table, tmp_path / "s.pdf", tmp_path / "s.png")
+    (ax,) = [a for a in fig.axes if a.get_xlabel()]
+    assert len([c for c in ax.containers if hasattr(c, "has_yerr")]) == 3
+    plt.close("all")

@@ -80,7 +80,10 @@ def _draw_cells(
         ax.errorbar(
             cells["ratio"],
             cells["mean"],
-            yerr=np.vstack([cells["mean"] - cells["low"], cells["high"] - cells["mean"]]),
+            # clipped: a one-seed cell's geometric mean exp(log x) can differ from x by rounding
+            yerr=np.clip(
+                np.vstack([cells["mean"] - cells["low"], cells["high"] - cells["mean"]]), 0, None
+            ),
             color=colours[b],
             marker="o",
             ms=4,
