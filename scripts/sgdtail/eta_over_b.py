@@ -30,6 +30,7 @@ measures it. C7c does not depend on the α estimator.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -177,30 +178,29 @@ def iterate_rows(paired: pd.DataFrame, ci_level: float) -> pd.DataFrame:
     )
 
 
+def _open(statistic: str, threshold: str, n_runs: int = 0, **why: str) -> Evaluation:
+    """An inconclusive Evaluation with no value yet (``why``: reason, detail)."""
+    nan = math.nan
+    return Evaluation(statistic, nan, nan, nan, threshold, INCONCLUSIVE, n_runs=n_runs, **why)
+
+
 def not_measured(claim: str) -> Evaluation:
     """C7a or C7b on the iterates of a grid that does not measure them: inconclusive."""
-    return Evaluation(
-        statistic=f"as {claim} on the gradient noise, with the iterates' pooled robust α̂",
-        value=math.nan,
-        ci_low=math.nan,
-        ci_high=math.nan,
-        threshold="as on the gradient noise",
-        verdict=INCONCLUSIVE,
+    return _open(
+        f"as {claim} on the gradient noise, with the iterates' pooled robust α̂",
+        "as on the gradient noise",
         reason="not measured",
         detail=NOT_MEASURED,
     )
 
 
-def _no_family(statistic: str, threshold: str, n_runs: int, what: str) -> Evaluation:
-    return Evaluation(
-        statistic=statistic,
-        value=math.nan,
-        ci_low=math.nan,
-        ci_high=math.nan,
-        threshold=threshold,
-        verdict=INCONCLUSIVE,
+def _no_family(base: Evaluation, n_runs: int, what: str) -> Evaluation:
+    """``base``'s claim with no family that can judge it: inconclusive, naming what to add."""
+    return _open(
+        base.statistic,
+        base.threshold,
+        n_runs,
         reason=f"too few runs (no family with {what})",
-        n_runs=n_runs,
         detail=f"a family is runs equal in every axis but η, b and the seed; {_ADD_GRID}",
     )
 
@@ -239,31 +239,42 @@ def _judged(
     reason = unclear if verdict == INCONCLUSIVE else ""
     if base.n_runs < th.min_runs:
         verdict, reason = INCONCLUSIVE, f"too few runs ({base.n_runs} < min_runs {th.min_runs})"
-    base.value, base.ci_low, base.ci_high = worst[:3]
-    base.verdict, base.reason = verdict, reason
-    base.detail = "; ".join(r[3] for r in rows)
-    return base
+    value, low, high, _ = worst
+    detail = "; ".join(r[3] for r in rows)
+    return dataclasses.replace(
+        base, value=value, ci_low=low, ci_high=high, verdict=verdict, reason=reason, detail=detail
+    )
+
+
+def _falls(
+    fams: list[tuple[str, pd.DataFrame]],
+    column: str,
+    unit: str,
+    base: Evaluation,
+    th: Thresholds,
+    n_runs: int,
+) -> Evaluation:
+    """C7a's and C7c's verdict: ``column`` falls as η/b grows in every family
+    (:func:`_slopes`); the family closest to a rise is the value. ``n_runs``: the runs
+    considered, for a grid without a family."""
+    if not fams:
+        return _no_family(base, n_runs, "two or more η/b")
+    states, rows = _slopes(fams, column, th.z, unit)
+    worst = max(rows, key=lambda r: r[0])
+    return _judged(states, rows, worst, base, th, "too much spread (an interval contains 0)")
 
 
 def claim_c7a(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     """C7a on networks: α̂ falls as η/b grows, in every family (see the module docstring)."""
     last = _last(m)
     fams = families(last)
-    base = Evaluation(
-        statistic="least-squares slope of the mean α̂ of each (η, b) against log2(η/b), per "
-        "family of runs equal but for η, b and seed; the family closest to a rise",
-        value=math.nan,
-        ci_low=math.nan,
-        ci_high=math.nan,
-        threshold="< 0 for every family",
-        verdict=INCONCLUSIVE,
-        n_runs=sum(len(rows) for _, rows in fams),
+    base = _open(
+        "least-squares slope of the mean α̂ of each (η, b) against log2(η/b), per family of "
+        "runs equal but for η, b and seed; the family closest to a rise",
+        "< 0 for every family",
+        sum(len(rows) for _, rows in fams),
     )
-    if not fams:
-        return _no_family(base.statistic, base.threshold, len(last), "two or more η/b")
-    states, rows = _slopes(fams, "alpha", th.z, "α̂")
-    worst = max(rows, key=lambda r: r[0])
-    return _judged(states, rows, worst, base, th, "too much spread (an interval contains 0)")
+    return _falls(fams, "alpha", "α̂", base, th, len(last))
 
 
 def _same_ratio_pairs(
@@ -305,25 +316,20 @@ def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         for label, runs in families(last, min_ratios=1)
         for p in _same_ratio_pairs(label, runs, th.z, tolerance)
     ]
-    base = Evaluation(
-        statistic="mean α̂ at the largest minus at the smallest batch size with the same η/b "
-        "(per family and η/b); the pair furthest from 0",
-        value=math.nan,
-        ci_low=math.nan,
-        ci_high=math.nan,
-        threshold=f"within ±{tolerance:g} (claims.c7_same_tolerance)",
-        verdict=INCONCLUSIVE,
-        n_runs=sum(n for *_, n in pairs),
+    base = _open(
+        "mean α̂ at the largest minus at the smallest batch size with the same η/b (per family "
+        "and η/b); the pair furthest from 0",
+        f"within ±{tolerance:g} (claims.c7_same_tolerance)",
+        sum(n for *_, n in pairs),
     )
     if not pairs:
-        return _no_family(base.statistic, base.threshold, len(last), "two (η, b) at one η/b")
+        return _no_family(base, len(last), "two (η, b) at one η/b")
     states = [s for s, _, _ in pairs]
     rows = [r for _, r, _ in pairs]
     worst = max(rows, key=lambda r: abs(r[0]))
     unclear = "intervals too wide for the tolerance: add seeds"
     ev = _judged(states, rows, worst, base, th, unclear)
-    ev.detail += "; " + _spread_note(last)
-    return ev
+    return dataclasses.replace(ev, detail=f"{ev.detail}; {_spread_note(last)}")
 
 
 def _spread_note(last: pd.DataFrame) -> str:
@@ -348,24 +354,15 @@ def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
         log2_lambda=np.log2(admitted["top_hessian_eigenvalue"].to_numpy(dtype=np.float64))
     )
     fams = families(admitted)
-    base = Evaluation(
-        statistic="least-squares slope of the mean log2 λ_max (top Hessian eigenvalue at the end "
-        "point) of each (η, b) against log2(η/b), per family; the family closest to a rise",
-        value=math.nan,
-        ci_low=math.nan,
-        ci_high=math.nan,
-        threshold="< 0 for every family",
-        verdict=INCONCLUSIVE,
-        n_runs=sum(len(rows) for _, rows in fams),
+    base = _open(
+        "least-squares slope of the mean log2 λ_max (top Hessian eigenvalue at the end point) "
+        "of each (η, b) against log2(η/b), per family; the family closest to a rise",
+        "< 0 for every family",
+        sum(len(rows) for _, rows in fams),
     )
+    ev = _falls(fams, "log2_lambda", "log2 λ_max", base, th, len(admitted))
     counts = reasons[reasons != ""].value_counts()
+    if counts.empty:
+        return ev
     left_out = "; ".join(f"{n} end points left out: {why}" for why, n in counts.items())
-    if not fams:
-        ev = _no_family(base.statistic, base.threshold, len(admitted), "two or more η/b")
-    else:
-        states, rows = _slopes(fams, "log2_lambda", th.z, "log2 λ_max")
-        worst = max(rows, key=lambda r: r[0])
-        ev = _judged(states, rows, worst, base, th, "too much spread (an interval contains 0)")
-    if left_out:
-        ev.detail += f"; {left_out}"
-    return ev
+    return dataclasses.replace(ev, detail=f"{ev.detail}; {left_out}")
