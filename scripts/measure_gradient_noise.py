@@ -16,7 +16,12 @@ from sgdtail.data import load_prepared
 from sgdtail.io import load_torch, setup_logging, write_table
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
-from sgdtail.noise import auto_budget_mb, measure_checkpoints, minibatch_order
+from sgdtail.noise import (
+    auto_budget_mb,
+    estimator_options,
+    measure_checkpoints,
+    minibatch_order,
+)
 from sgdtail.train import resolve_device
 
 setup_logging(snakemake.log[0])
@@ -55,13 +60,7 @@ estimates, norms = measure_checkpoints(
     int(w.batch_size),
     remainder=noise["remainder"],
     memory_budget_mb=budget_mb,
-    estimator_options={
-        "exclude_zeros": estimators["exclude_zeros"],
-        "robust_factors": tuple(estimators["robust_k1_factors"]),
-        "ci_groups": estimators["ci_groups"],
-        "ci_level": estimators["ci_level"],
-        "shuffle_seed": estimators["shuffle_seed"],
-    },
+    estimator_options=estimator_options(estimators),
     parts_dir=parts,
 )
 write_table(snakemake.output.estimates, pd.DataFrame(estimates))

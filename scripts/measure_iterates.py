@@ -10,7 +10,7 @@ import torch
 from sgdtail.data import load_prepared
 from sgdtail.io import load_torch, setup_logging, write_table
 from sgdtail.iterates import measure_iterates
-from sgdtail.noise import auto_budget_mb
+from sgdtail.noise import auto_budget_mb, estimator_options
 from sgdtail.train import TrainConfig, resolve_device
 
 setup_logging(snakemake.log[0])
@@ -36,13 +36,7 @@ rows = measure_iterates(
     end,
     device,
     memory_budget_mb=budget_mb,
-    estimator_options={
-        "exclude_zeros": estimators["exclude_zeros"],
-        "robust_factors": tuple(estimators["robust_k1_factors"]),
-        "ci_groups": estimators["ci_groups"],
-        "ci_level": estimators["ci_level"],
-        "shuffle_seed": estimators["shuffle_seed"],
-    },
+    estimator_options=estimator_options(estimators),
 )
 pooled = [r for r in rows if r.get("scope") == "pooled" and r["estimator"] == "mohammadi_robust"]
 log.info("pooled robust alpha of the iterates: %s", pooled[0]["alpha"] if pooled else rows[0])

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -310,6 +311,18 @@ def available_memory_mb() -> float:
     except OSError:
         pass
     return float("inf")
+
+
+def estimator_options(estimators: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`StreamingTailStats` keyword arguments from the ``estimators`` config
+    section (the noise and the iterates are estimated alike)."""
+    return {
+        "exclude_zeros": estimators["exclude_zeros"],
+        "robust_factors": tuple(estimators["robust_k1_factors"]),
+        "ci_groups": estimators["ci_groups"],
+        "ci_level": estimators["ci_level"],
+        "shuffle_seed": estimators["shuffle_seed"],
+    }
 
 
 def auto_budget_mb(job_budget_mb: float) -> float:
