@@ -39,11 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sgdtail.data import PreparedData, load_prepared  # noqa: E402
 from sgdtail.estimators import StreamingTailStats, sample_sas  # noqa: E402
-from sgdtail.grid import OPTIMIZERS, optimizer_settings  # noqa: E402
+from sgdtail.grid import OPTIMIZER_KEYS, OPTIMIZERS, optimizer_settings  # noqa: E402
 from sgdtail.losses import get_loss  # noqa: E402
 from sgdtail.models import build_model, count_parameters, layer_slices  # noqa: E402
 from sgdtail.noise import full_gradient, measure_noise  # noqa: E402
@@ -71,13 +72,13 @@ def load_data(path: str | None, device: torch.device) -> PreparedData:
 
 
 BENCH_SETTINGS = {
-    "momentum": 0.9,
-    "nesterov_momentum": 0.9,
-    "adam_betas": [0.9, 0.999],
-    "adam_eps": 1e-8,
-    "weight_decay": 0.0,
+    key: value
+    for key, value in yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "config.yaml").read_text()
+    )["training"].items()
+    if key in OPTIMIZER_KEYS
 }
-"""Optimizer hyper-parameters of the train benchmark (config.yaml's defaults)."""
+"""Optimizer hyper-parameters of the train benchmark: config.yaml's training defaults."""
 
 
 def bare_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
