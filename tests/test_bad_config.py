@@ -477,7 +477,7 @@ CASES = [
     Case(
         "unknown-grid",
         {"grid": "nope"},
-        ("'grid' is 'nope'", "allowed: one of default, paper, paper_sample, smoke"),
+        ("'grid' is 'nope'", "allowed: one of default, eta_over_b, paper, paper_sample, smoke"),
         cli=True,
     ),
     Case(
