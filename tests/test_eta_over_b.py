@@ -263,7 +263,8 @@ def test_sharpness_vs_eta_over_b_draws_admitted_means_and_hollow_left_out_points
 
 
 def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
-    """Rows shaped like iterates_vs_noise.csv: a pooled and a layer row per run."""
+    """Rows shaped like iterates_vs_noise.csv: a pooled and a layer row per run; the seed-0
+    runs' noise saw too few values (``enough`` false), their iterates did not."""
     rows = []
     for lr in LRS:
         for b in BATCHES:
@@ -278,7 +279,8 @@ def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
                             "ci_low_iterates": a - 0.0392,  # se 0.02 at the 95% level
                             "ci_high_iterates": a + 0.0392,
                             "status": status,
-                            "enough": True,
+                            "enough_iterates": True,
+                            "enough": seed != 0,
                         }
                     )
     return pd.DataFrame(rows)
@@ -289,6 +291,8 @@ def test_iterate_rows_keep_the_pooled_alpha_of_trained_runs_with_its_standard_er
     assert len(rows) == 27 and rows["last"].all()
     np.testing.assert_allclose(rows["se"], 0.02, rtol=1e-3)
     assert E.iterate_rows(paired_iterates(falls_with_ratio, "not_trained"), 0.95).empty
+    few = paired_iterates(falls_with_ratio).assign(enough_iterates=lambda d: d.seed != 1)
+    assert sorted(set(E.iterate_rows(few, 0.95)["seed"])) == [0, 2]
 
 
 def test_c7_on_the_iterates_is_its_own_column_and_says_when_it_is_not_measured():

@@ -249,6 +249,7 @@ def test_iterates_vs_noise_pairs_each_scope_with_the_last_checkpoint_s_noise():
     assert out.loc[(0, "pooled"), ["alpha_iterates", "alpha_noise", "step_noise"]].tolist() == [
         1.5, 1.1, 20]  # fmt: skip
     assert bool(out.loc[(0, "pooled"), "enough"]) and not bool(out.loc[(0, "w"), "enough"])
+    assert not bool(out.loc[(0, "w"), "enough_iterates"])
     assert out.loc[(0, "w"), "alpha_noise"] == 1.2
     assert np.isnan(out.loc[(1, "pooled"), "alpha_iterates"])
     assert out.loc[(1, "pooled"), "note"].startswith("run ended at step 3")

@@ -168,9 +168,11 @@ NOT_MEASURED = (
 
 def iterate_rows(paired: pd.DataFrame, ci_level: float) -> pd.DataFrame:
     """The pooled robust α̂ of each trained run's iterates (``iterates_vs_noise.csv``) as rows
-    C7a and C7b read: the axes, alpha, se (from its batch-means interval), last (true)."""
+    C7a and C7b read: the axes, alpha, se (from its batch-means interval), last (true). An
+    estimate from too few values (``enough_iterates``) is left out; the noise's sample size
+    does not matter here."""
     rows = paired[(paired["scope"] == "pooled") & usable(paired["status"])]
-    rows = rows[rows["enough"].astype(bool) & np.isfinite(rows["alpha_iterates"])]
+    rows = rows[rows["enough_iterates"].astype(bool) & np.isfinite(rows["alpha_iterates"])]
     z_level = statistics.NormalDist().inv_cdf(0.5 + ci_level / 2.0)
     se = (rows["ci_high_iterates"] - rows["ci_low_iterates"]) / (2.0 * z_level)
     return rows[list(AXES)].assign(

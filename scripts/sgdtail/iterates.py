@@ -315,9 +315,9 @@ def iterates_vs_noise(
     """One row per run × scope (``pooled`` and each layer): the robust α̂ of the iterates
     (``iterates_estimates.csv``) beside the robust α̂ of the gradient noise on ``split`` at
     the run's last checkpoint (``estimates.parquet``), with both intervals, the run's
-    ``status`` (``runs.csv``), the window and its ``drift_ratio``; ``enough``: both estimates
-    saw at least ``min_pooled_values`` values. A run without a window has one ``pooled`` row
-    with no α̂ and its reason in ``note``."""
+    ``status`` (``runs.csv``), the window and its ``drift_ratio``; ``enough_iterates``: the
+    iterates' estimate saw at least ``min_pooled_values`` values, ``enough``: both estimates
+    did. A run without a window has one ``pooled`` row with no α̂ and its reason in ``note``."""
     noise = gradient_rows(estimates)  # the gradient noise, not a preconditioned one
     noise = noise[noise.split == split]
     last = noise.groupby(list(AXES))["step"].transform("max")
@@ -332,8 +332,7 @@ def iterates_vs_noise(
         windows = iterates[iterates.estimator != "none"].drop_duplicates(list(AXES))
         paired = paired.merge(windows[[*AXES, "window", "drift_ratio"]], on=list(AXES), how="left")
     paired = paired.merge(runs[[*AXES, "status"]], on=list(AXES), how="left")
-    paired["enough"] = (paired.n_values_iterates >= min_pooled_values) & (
-        paired.n_values_noise >= min_pooled_values
-    )
+    paired["enough_iterates"] = paired.n_values_iterates >= min_pooled_values
+    paired["enough"] = paired.enough_iterates & (paired.n_values_noise >= min_pooled_values)
     paired = paired.rename(columns={"step_iterates": "step"})
     return paired.sort_values([*AXES, "scope"]).reset_index(drop=True)
