@@ -86,7 +86,7 @@ def test_ratio_makes_equal_ratios_equal_and_families_need_two_ratios():
         pd.DataFrame([point(0.1, 500, 0), {**point(0.1, 250, 0), "optimizer": "adam"}])
     )
     assert E.families(mixed) == []  # optimizers are kept apart
-    assert set(E.FAMILY_AXES) == set(AXES) - {"lr", "batch_size", "seed"}
+    assert set(E.RATIO_FAMILY_AXES) == set(AXES) - {"lr", "batch_size", "seed"}
     assert E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0)])
     assert not E.has_ratio_family([point(0.1, 500, 0), point(0.1, 500, 1, 16)])
 

@@ -457,8 +457,8 @@ def test_family_is_data_set_architecture_loss_learning_rate_and_optimizer():
     """Comparable runs (one C6 family) share data set, architecture, loss, learning rate and
     optimizer; width, depth, batch size and seed vary within a family. Plain SGD's family
     names are those before the optimizer axis (a record without an optimizer is plain SGD)."""
-    assert S.FAMILY_AXES == ("dataset", "arch", "loss", "lr", "optimizer")
-    assert set(S.FAMILY_AXES) <= set(AXES)
+    assert S.C6_FAMILY_AXES == ("dataset", "arch", "loss", "lr", "optimizer")
+    assert set(S.C6_FAMILY_AXES) <= set(AXES)
     base = dict(
         dataset="mnist",
         arch="fcn",

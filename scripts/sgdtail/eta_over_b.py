@@ -2,10 +2,11 @@
 
 The review leans on the Brownian-theory result that the step size over the batch size, η/b,
 sets the width of the minima SGD reaches; Gürbüzbalaban, Şimşekli & Zhu (ICML 2021) tie η/b to
-the tail index. Here the claim is judged on trained networks, within *families*: runs equal in
-every grid axis but the learning rate, the batch size and the seed (:data:`FAMILY_AXES`), made of
-*cells*, the runs of one (η, b) (their seeds). A family with two or more values of η/b can judge
-C7a and C7c; one where two cells share a ratio can judge C7b.
+the tail index. Here the claim is judged on trained networks, within *families*: runs equal
+in every grid axis but the learning rate, the batch size and the seed
+(:data:`RATIO_FAMILY_AXES`), made of *cells*, the runs of one (η, b) (their seeds). A family
+with two or more values of η/b can judge C7a and C7c; one where two cells share a ratio can
+judge C7b.
 
 * C7a: α̂ falls as η/b grows. Per family, the least-squares slope of the cells' mean α̂ against
   log2(η/b) (:func:`cell_slope`: every cell one point, so that an effect of η or b beyond η/b,
@@ -44,7 +45,7 @@ from sgdtail.claims import Evaluation, Thresholds
 from sgdtail.grid import AXES, DEFAULT_OPTIMIZER, optimizer_text
 from sgdtail.verdicts import INCONCLUSIVE, combine, interval_state, three_way
 
-FAMILY_AXES: tuple[str, ...] = tuple(a for a in AXES if a not in ("lr", "batch_size", "seed"))
+RATIO_FAMILY_AXES: tuple[str, ...] = tuple(a for a in AXES if a not in ("lr", "batch_size", "seed"))
 """Axes a family of C7 runs shares: everything but η, b and the seed."""
 
 RATIO = "eta_over_b"
@@ -74,14 +75,16 @@ def family_label(row: Mapping[str, Any]) -> str:
     optimizer = optimizer_text(row.get("optimizer", DEFAULT_OPTIMIZER))
     label = f"{row['dataset']}/{row['arch']}/w{row['width']}_d{row['depth']}/{row['loss']}"
     named = ("dataset", "arch", "width", "depth", "loss", "optimizer")
-    return " ".join([label + optimizer, *(f"{a}={row[a]}" for a in FAMILY_AXES if a not in named)])
+    return " ".join(
+        [label + optimizer, *(f"{a}={row[a]}" for a in RATIO_FAMILY_AXES if a not in named)]
+    )
 
 
 def families(df: pd.DataFrame, min_ratios: int = 2) -> list[tuple[str, pd.DataFrame]]:
     """(label, rows) of each family in ``df`` (which needs the axes and ``eta_over_b``) with
     at least ``min_ratios`` values of η/b, in a stable order."""
     out = []
-    for _, rows in df.groupby(list(FAMILY_AXES), sort=True, dropna=False):
+    for _, rows in df.groupby(list(RATIO_FAMILY_AXES), sort=True, dropna=False):
         if rows[RATIO].nunique() >= min_ratios:
             out.append((family_label(rows.iloc[0]), rows))
     return out
@@ -149,7 +152,7 @@ def has_ratio_family(points: Iterable[Mapping[str, Any]]) -> bool:
     """Whether grid points (mappings with every axis) hold a family with two or more η/b."""
     seen: dict[tuple, set[float]] = {}
     for p in points:
-        seen.setdefault(tuple(p[a] for a in FAMILY_AXES), set()).add(
+        seen.setdefault(tuple(p[a] for a in RATIO_FAMILY_AXES), set()).add(
             ratio(p["lr"], p["batch_size"])
         )
     return any(len(ratios) >= 2 for ratios in seen.values())

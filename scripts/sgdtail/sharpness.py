@@ -50,7 +50,7 @@ LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 #: grid axes shared by the runs of one family of comparable runs (the learning rate is one:
 #: SGD settles where λ_max ≲ 2/η, so runs at different η are not compared; so is the
 #: optimizer, which changes where a step of size η settles)
-FAMILY_AXES = ("dataset", "arch", "loss", "lr", "optimizer")
+C6_FAMILY_AXES = ("dataset", "arch", "loss", "lr", "optimizer")
 #: the sharpness measures as (column, label); the first is the primary one (the verdict's)
 MEASURES = (
     ("random_direction_sharpness", "filter-normalised random-direction sharpness"),
@@ -395,7 +395,7 @@ def sharpness_vs_alpha_table(sharpness: Sequence[Mapping[str, Any]], summary) ->
     df = sharp.merge(status, on=keys, how="left")
     flags = [c for c in ("pooled_enough",) if c in train.columns]
     df = df.merge(train[keys + ["step"] + alpha_cols + flags], on=keys + ["step"], how="left")
-    df["family"] = [family_name(r) for r in df[list(FAMILY_AXES)].to_dict("records")]
+    df["family"] = [family_name(r) for r in df[list(C6_FAMILY_AXES)].to_dict("records")]
     first = keys + ["family", "step", "status"] + alpha_cols + list(SHARPNESS_FIELDS)
     return df[first + [c for c in df.columns if c not in first]]
 
