@@ -171,12 +171,16 @@ def _optimizer_panel(ax: plt.Axes, family: pd.DataFrame, column: str) -> None:
     lines = _optimizer_lines(family)
     seeds = sorted(family["seed"].unique())
     noise = _noise_of(family)
+    drawn = family[np.isfinite(family[column])]
     for i, (optimizer, lr) in enumerate(lines):
-        cell = family[(family["optimizer"] == optimizer) & np.isclose(family["lr"], lr)]
+        cell = drawn[(drawn["optimizer"] == optimizer) & np.isclose(drawn["lr"], lr)]
         for kind in NOISE_STYLES:
-            sub = cell[(noise.loc[cell.index] == kind) & np.isfinite(cell[column])]
+            sub = cell[noise.loc[cell.index] == kind]
             if not sub.empty:
                 _draw_points(ax, sub.sort_values("seed"), i, column, kind, seeds)
+    if drawn.empty:
+        text = "no estimate from enough samples"
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", color="grey")
     ax.set_xticks(range(len(lines)), [_line_label(o, lr).replace(", ", "\n") for o, lr in lines])
     ax.set_xlim(-0.6, len(lines) - 0.3)
     ax.axhline(GAUSSIAN_ALPHA, color="grey", lw=0.8, ls="--")
@@ -192,7 +196,8 @@ def _optimizer_legend(fig: Figure, rows: pd.DataFrame) -> None:
     if (_noise_of(rows) == PRECONDITIONED_NOISE).any():
         label = "Adam: preconditioned"
         handles.append(Line2D([], [], color="grey", marker="D", mfc="none", ls="", label=label))
-    handles.append(Line2D([], [], color="grey", lw=1.4, label="mean over seeds"))
+    if rows.groupby([*FAMILY_AXES, "optimizer", "lr"])["seed"].nunique().max() > 1:
+        handles.append(Line2D([], [], color="grey", lw=1.4, label="mean over seeds"))
     handles.append(Line2D([], [], color="grey", ls="--", lw=0.8, label="Gaussian, α = 2"))
     fig.legend(
         handles=handles,
