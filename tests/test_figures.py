@@ -98,6 +98,8 @@ ITERATES_FIGURE = "alpha_iterates_vs_alpha_noise"
             "smoke_sweeps",
             {"alpha_vs_width", "alpha_vs_depth", ITERATES_FIGURE} | OPTIMIZER_FIGURES,
         ),
+        ("smoke_optimizers", SWEEPS | RATIO_FIGURES | {ITERATES_FIGURE}),
+        ("optimizers_models", SWEEPS | RATIO_FIGURES | {ITERATES_FIGURE}),
         ("paper", {ITERATES_FIGURE} | OPTIMIZER_FIGURES),
     ],
 )

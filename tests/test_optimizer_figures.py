@@ -94,6 +94,14 @@ def test_a_grid_without_the_runs_is_told_which_sub_grid_to_add():
     assert missing_runs(FIGURES["alpha_vs_optimizer"], fcn_sgd, {}, "g") is not None
 
 
+def test_the_optimizer_grids_draw_both_figures():
+    config = yaml.safe_load(open("config.yaml"))
+    for grid in ("optimizers_models", "smoke_optimizers"):
+        grid_points = [dataclasses.asdict(p) for p in expand_grid(config["grids"][grid]["runs"])]
+        for name in ("alpha_vs_optimizer", "alpha_per_layer"):
+            assert missing_runs(FIGURES[name], grid_points, {}, grid) is None, (grid, name)
+
+
 # ----------------------------------------------------------------------------- α̂ per optimizer
 
 LRS = {"sgd": 0.1, "momentum": 0.01, "adam": 0.001}
@@ -207,6 +215,7 @@ def test_alpha_vs_optimizer_leaves_out_estimates_from_too_few_samples_and_says_s
     fig = plot_alpha_vs_optimizer(summary, runs, *out("few"))
     axes = np.array(fig.axes).reshape(3, 2)  # CIFAR10's ResNet-18, MNIST's FCN
     assert point_lines(axes[2, 0]) == [] and len(point_lines(axes[2, 1])) == 4
+    assert [t.get_text() for t in axes[2, 0].texts] == ["no estimate from enough samples"]
     assert len(point_lines(axes[1, 0])) == 3
     assert "per-coordinate α̂ left out of 6 measurement(s) (too few minibatches" in title(fig)
 
