@@ -213,11 +213,18 @@ def figure_input(figure):
 
 
 def figure_params(figure):
-    """Params of plot_<name>: its script's name, the showcase runs and figures settings it
-    declares, and a sweep's plotting arguments (`sweep`)."""
+    """Params of plot_<name>: its script's name, the showcase runs, figures settings and
+    <section>.<key> settings of other sections it declares (the latter as <key>), and a
+    sweep's plotting arguments (`sweep`)."""
     params = {"script": figure.script}
     for key in figure.params:
-        params[key] = showcase_runs() if key == "showcase" else figure_settings()[key]
+        section, _, name = key.rpartition(".")
+        if key == "showcase":
+            params[key] = showcase_runs()
+        elif section:
+            params[name] = resolved_section(config, section)[name]
+        else:
+            params[key] = figure_settings()[key]
     if figure.sweep:
         params["sweep"] = figure.sweep.plot_arguments()
     return params

@@ -477,7 +477,11 @@ CASES = [
     Case(
         "unknown-grid",
         {"grid": "nope"},
-        ("'grid' is 'nope'", "allowed: one of default, eta_over_b, paper, paper_sample, smoke"),
+        (
+            "'grid' is 'nope'",
+            "allowed: one of default, eta_over_b, optimizers_models, paper, paper_sample, smoke, "
+            "smoke_optimizers, smoke_sweeps",
+        ),
         cli=True,
     ),
     Case(

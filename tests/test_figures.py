@@ -11,11 +11,28 @@ import pytest
 import yaml
 
 from sgdtail import plots as P
-from sgdtail.figures import FIGURES, PLOT_RULE_FIGURES, RATIO_EXAMPLE, Figure, missing_runs
+from sgdtail.figures import (
+    FIGURES,
+    OPTIMIZER_EXAMPLE,
+    PLOT_RULE_FIGURES,
+    RATIO_EXAMPLE,
+    TORCHVISION_EXAMPLE,
+    Figure,
+    missing_runs,
+)
 from sgdtail.grid import expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+OPTIMIZER_FIGURES = {"alpha_vs_optimizer", "alpha_per_layer"}
+SWEEPS = {
+    "alpha_vs_width",
+    "alpha_vs_depth",
+    "alpha_vs_filters",
+    "alpha_vs_batch_size",
+    "alpha_vs_learning_rate",
+}
+RATIO_FIGURES = {"alpha_vs_eta_over_b", "sharpness_vs_eta_over_b"}
 
 
 def grid_points(grid: str) -> list[dict]:
@@ -55,13 +72,7 @@ def test_the_docs_list_every_figure_once():
 def test_sweep_arguments_are_those_of_plot_alpha_vs_axis():
     parameters = inspect.signature(P.plot_alpha_vs_axis).parameters
     sweeps = [f for f in FIGURES.values() if f.sweep]
-    assert {f.name for f in sweeps} == {
-        "alpha_vs_width",
-        "alpha_vs_depth",
-        "alpha_vs_filters",
-        "alpha_vs_batch_size",
-        "alpha_vs_learning_rate",
-    }
+    assert {f.name for f in sweeps} == SWEEPS
     for figure in sweeps:
         assert figure.script == "plot_alpha_vs_axis"
         assert set(figure.sweep.plot_arguments()) <= set(parameters), figure.name
@@ -79,16 +90,17 @@ ITERATES_FIGURE = "alpha_iterates_vs_alpha_noise"
     [
         (
             "smoke",
-            {
-                "alpha_vs_filters",
-                "alpha_vs_batch_size",
-                "alpha_vs_learning_rate",
-                "alpha_vs_eta_over_b",
-                "sharpness_vs_eta_over_b",
-            },
+            {"alpha_vs_filters", "alpha_vs_batch_size", "alpha_vs_learning_rate"}
+            | RATIO_FIGURES
+            | OPTIMIZER_FIGURES,
         ),
-        ("smoke_sweeps", {"alpha_vs_width", "alpha_vs_depth", ITERATES_FIGURE}),
-        ("paper", {ITERATES_FIGURE}),
+        (
+            "smoke_sweeps",
+            {"alpha_vs_width", "alpha_vs_depth", ITERATES_FIGURE} | OPTIMIZER_FIGURES,
+        ),
+        ("smoke_optimizers", SWEEPS | RATIO_FIGURES | {ITERATES_FIGURE}),
+        ("optimizers_models", SWEEPS | RATIO_FIGURES | {ITERATES_FIGURE}),
+        ("paper", {ITERATES_FIGURE} | OPTIMIZER_FIGURES),
     ],
 )
 def test_a_grid_without_a_sweep_misses_its_figure_and_is_told_what_to_add(grid, missing):
@@ -98,8 +110,10 @@ def test_a_grid_without_a_sweep_misses_its_figure_and_is_told_what_to_add(grid, 
     assert {name for name, text in found.items() if text} == missing
     for name in missing - {ITERATES_FIGURE}:
         text = found[name]
-        assert text.startswith(f"figure {name} needs ") and "with every other axis fixed" in text
-        assert text.endswith(f"to grids.{grid}.runs") and "add a sub-grid such as {" in text
+        assert text.startswith(f"figure {name} needs ") and "add a sub-grid such as {" in text
+        assert text.endswith(f"to grids.{grid}.runs")
+        if name != "alpha_per_layer":  # a torchvision model: no axis to hold fixed
+            assert "with every other axis fixed" in text, name
 
 
 def test_each_sweep_example_is_a_sub_grid_that_draws_its_figure():
@@ -113,6 +127,12 @@ def test_each_sweep_example_is_a_sub_grid_that_draws_its_figure():
     assert len(ratio_figures) == 2
     points = [dataclasses.asdict(run) for run in expand_grid([yaml.safe_load(RATIO_EXAMPLE)])]
     for figure in ratio_figures:
+        assert missing_runs(figure, points, {}, "example") is None, figure.name
+    for figure, example in (
+        (FIGURES["alpha_vs_optimizer"], OPTIMIZER_EXAMPLE),
+        (FIGURES["alpha_per_layer"], TORCHVISION_EXAMPLE),
+    ):
+        points = [dataclasses.asdict(run) for run in expand_grid([yaml.safe_load(example)])]
         assert missing_runs(figure, points, {}, "example") is None, figure.name
 
 

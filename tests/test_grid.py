@@ -185,6 +185,8 @@ def test_shipped_grids_pass_the_checks(config):
     # smoke: widths {4, 8} x depths {2, 3}; smoke_sweeps: 2 AlexNets, 2 batch sizes and
     # 2 learning rates at w4_d2, one run (b50, lr 0.1) shared by the last two, and (b25, lr 0.05)
     assert (sizes["smoke"], sizes["smoke_sweeps"]) == (4, 6)
+    # 3 optimizers x (FCN, ResNet-18); the full grid with 2 seeds
+    assert (sizes["smoke_optimizers"], sizes["optimizers_models"]) == (6, 12)
     assert sizes["paper"] > 1000
 
 

@@ -189,6 +189,7 @@ def test_figure_aggregate_and_claims_jobs_do_not_import_torch():
         "import sgdtail.plots, sgdtail.aggregate, sgdtail.claims, sgdtail.validation\n"
         "import sgdtail.sharpness, sgdtail.dynamics, sgdtail.io, sgdtail.grid, sgdtail.figures\n"
         "import sgdtail.dynamics_claims, sgdtail.plots_dynamics, sgdtail.verdicts\n"
+        "import sgdtail.plots_optimizers, sgdtail.optimizer_families, sgdtail.plots_eta_over_b\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
     )
     root = Path(__file__).resolve().parents[1]

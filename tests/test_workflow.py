@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from formats import load_real_digits, write_mnist_folder
+from formats import load_real_digits, write_mnist_folder, write_npz
 from sgdtail.grid import expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,11 +227,14 @@ SMOKE_FIGURES = [
 """The figures the smoke grid can draw: it has no AlexNet, batch-size or learning-rate sweep
 and no network at two values of η/b; it measures the iterates (the other grids do not:
 FIGURES leaves that figure out)."""
+OPTIMIZER_FIGURES = ["alpha_vs_optimizer", "alpha_per_layer"]
+"""The figures of grid smoke_optimizers (one network at several optimizers, a torchvision
+model), which neither smoke nor the paper grid can draw."""
 
 
 def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
     work, data_root, _ = workflow_run
-    for name in FIGURES:
+    for name in FIGURES + OPTIMIZER_FIGURES:
         for ext in ("pdf", "png"):
             path = work / "figures" / f"{name}.{ext}"
             assert path.exists() == (name in SMOKE_FIGURES), path
@@ -307,7 +310,7 @@ def smoke_data(tmp_path_factory) -> Path:
     return data_root
 
 
-@pytest.mark.parametrize("name", FIGURES)
+@pytest.mark.parametrize("name", FIGURES + OPTIMIZER_FIGURES)
 def test_each_figure_is_a_target_of_its_own(name, tmp_path, smoke_data):
     """From a clean folder, figures/<name>.pdf schedules its plot rule and what it needs; a
     figure whose axis the grid lacks fails before any job, naming the runs to add."""
@@ -470,3 +473,75 @@ def test_every_optimizer_through_the_workflow(tmp_path, smoke_data):
     }
     pre = summary[(summary.noise == "preconditioned") & (summary.step > 0)]
     assert len(pre) == 2 * 2 and pre.alpha_robust.notna().all()  # steps 5, 20 × 2 splits
+
+
+def write_cifar_npz(path: Path, n_train: int = 200, n_test: int = 100, seed: int = 0) -> Path:
+    """A CIFAR10-shaped .npz (uint8 32×32×3 images, labels 0-9): each class its own mean image
+    plus noise, so that a network can learn it."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(40, 216, (10, 32, 32, 3))
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, n)
+        x = np.clip(centres[y] + rng.normal(0, 40, (n, 32, 32, 3)), 0, 255)
+        return x.astype(np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = split(n_train), split(n_test)
+    return write_npz(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+@pytest.fixture(scope="module")
+def cifar_npz(tmp_path_factory) -> Path:
+    return write_cifar_npz(tmp_path_factory.mktemp("cifar_data") / "cifar10.npz")
+
+
+def optimizer_config(npz: Path) -> list[str]:
+    return [
+        "--config",
+        "grid=smoke_optimizers",
+        f"datasets={{cifar10: {{source: npz, path: {npz}}}}}",
+    ]
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_FIGURES)
+def test_optimizer_figure_builds_alone_on_the_optimizer_grid(name, tmp_path, cifar_npz):
+    """Each optimizer figure from a clean folder on ``smoke_optimizers`` (plain SGD, momentum
+    and Adam on an FCN 4×2 and ResNet-18, 10 steps on 200 CIFAR-shaped images): the six runs,
+    their noise (Adam's preconditioned too) and the tables, nothing else."""
+    res = snakemake(tmp_path, "--cores", "2", f"figures/{name}.pdf", *optimizer_config(cifar_npz))
+    assert res.returncode == 0, res.stderr[-3000:]
+    for ext in ("pdf", "png"):
+        assert (tmp_path / f"figures/{name}.{ext}").stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        f"{name}.pdf",
+        f"{name}.png",
+    ]
+    assert not (tmp_path / "results/sharpness").exists()
+    runs = pd.read_csv(tmp_path / "results/tables/runs.csv")
+    assert len(runs) == 6 and set(runs.status) == {"completed"}
+    assert sorted(zip(runs.arch, runs.optimizer, strict=True)) == [
+        (arch, optimizer)
+        for arch in ("fcn", "resnet18")
+        for optimizer in ("adam", "momentum", "sgd")
+    ]
+    summary = pd.read_csv(tmp_path / "results/tables/summary.csv")
+    assert set(summary.split) == {"train"} and set(summary.step) == {10}
+    kinds = summary.groupby("optimizer")["noise"].agg(lambda s: sorted(set(s))).to_dict()
+    assert kinds == {
+        "adam": ["gradient", "preconditioned"],
+        "momentum": ["gradient"],
+        "sgd": ["gradient"],
+    }
+    estimates = pd.read_parquet(tmp_path / "results/tables/estimates.parquet")
+    layers = estimates[
+        (estimates.arch == "resnet18")
+        & (estimates.estimator == "mohammadi_robust")
+        & (estimates.scope != "pooled")
+        & (estimates.noise == "gradient")
+    ]
+    assert layers.groupby("optimizer")["scope"].nunique().to_dict() == {
+        "adam": 62,
+        "momentum": 62,
+        "sgd": 62,
+    }
+    assert list(layers.scope.iloc[:3]) == ["conv1.weight", "bn1.weight", "bn1.bias"]

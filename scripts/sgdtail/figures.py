@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgdtail.optimizer_families import has_optimizer_family, has_torchvision_run
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -61,12 +63,17 @@ class Figure:
     (rules/figures.smk); None for a figure drawn by its stage's rule beside the tables that
     stage computes (``stage``, in rules/dynamics.smk or rules/sharpness.smk). ``params``:
     what the script gets besides its inputs: ``showcase`` (the showcase run paths) or keys of
-    the ``figures`` config section. ``side``: needs nothing from the training runs, so it is
-    scheduled with the side jobs. ``sweep``: an α-against-one-axis figure. ``over_training``:
-    draws each showcase run over its checkpoints, which must be two or more. ``eta_over_b``:
-    needs runs of one network at two or more η/b (:func:`sgdtail.eta_over_b.has_ratio_family`).
+    the ``figures`` config section, or ``<section>.<key>`` for a key of another top-level
+    section (given to the script as ``<key>``). ``side``: needs nothing from the training
+    runs, so it is scheduled with the side jobs. ``sweep``: an α-against-one-axis figure.
+    ``over_training``: draws each showcase run over its checkpoints, which must be two or
+    more. ``eta_over_b``: needs runs of one network at two or more η/b
+    (:func:`sgdtail.eta_over_b.has_ratio_family`).
     ``iterates``: draws the tail index of the iterates, which the grid must measure
-    (``iterates.measure``).
+    (``iterates.measure``). ``optimizers``: needs runs of one network at two or more optimizers
+    with every other axis fixed, learning rate and seed aside
+    (:func:`sgdtail.optimizer_families.has_optimizer_family`). ``torchvision``: needs a run of
+    a torchvision model (:func:`sgdtail.optimizer_families.has_torchvision_run`).
     """
 
     name: str
@@ -80,6 +87,8 @@ class Figure:
     over_training: bool = False
     eta_over_b: bool = False
     iterates: bool = False
+    optimizers: bool = False
+    torchvision: bool = False
 
     @property
     def caption(self) -> str:
@@ -101,6 +110,7 @@ BATCH_AND_RATE = "Tail index vs batch size and learning rate"
 NOISE_AND_ESTIMATORS = "Noise and estimators"
 DYNAMICS = "Lévy vs Brownian dynamics"
 STEP_OVER_BATCH = "Step size over batch size"
+OPTIMIZERS_AND_LAYERS = "Optimizers and layers"
 
 SUMMARY = "results/tables/summary.csv"
 RUNS = "results/tables/runs.csv"
@@ -120,6 +130,17 @@ def _fcn_example(**values: str) -> str:
 
 RATIO_EXAMPLE = _fcn_example(batch="250, 500, 1000", lr="0.05, 0.1, 0.2")
 """A sub-grid with several η/b, three of them held by two or three (η, b) pairs."""
+
+OPTIMIZER_EXAMPLE = _fcn_example(lr="0.01")[:-1] + ", optimizer: [sgd, momentum, adam]}"
+"""A sub-grid of one network trained by three optimizers. One learning rate for all three keeps
+it one sub-grid: 0.01 is plain SGD's slow end, momentum's effective 0.1 (μ = 0.9) and Adam's
+fast end; a grid gives each optimizer a sub-grid at its own, as ``optimizers_models`` does."""
+
+TORCHVISION_EXAMPLE = (
+    "{dataset: [cifar10], arch: [resnet18], batch_size: [100], lr: [0.1], "
+    "loss: [cross_entropy], seed: [0]}"
+)
+"""A sub-grid of a torchvision model (no width or depth)."""
 
 
 def _sweep_figure(name: str, category: str, sweep: Sweep) -> Figure:
@@ -291,6 +312,21 @@ FIGURES: dict[str, Figure] = {
             script="plot_linear_sgd",
             side=True,
         ),
+        Figure(
+            "alpha_vs_optimizer",
+            OPTIMIZERS_AND_LAYERS,
+            inputs=SWEEP_INPUTS,
+            script="plot_alpha_vs_optimizer",
+            optimizers=True,
+        ),
+        Figure(
+            "alpha_per_layer",
+            OPTIMIZERS_AND_LAYERS,
+            inputs={"estimates": "results/tables/estimates.parquet", "runs": RUNS},
+            script="plot_alpha_per_layer",
+            params=("estimators.min_pooled_values",),
+            torchvision=True,
+        ),
     ]
 }
 """Every figure of the workflow, by name, in report order."""
@@ -312,6 +348,7 @@ def missing_runs(
     ``showcase_checkpoints``: the checkpoint steps of each showcase run (read only for a
     figure drawn over training); ``measures_iterates``: the grid's ``iterates.measure``.
     """
+    points = list(points)
     if figure.iterates and not measures_iterates:
         return (
             f"figure {figure.name} needs the tail index of the iterates, and grid {grid!r} does "
@@ -319,21 +356,39 @@ def missing_runs(
             "most the runs' training.iterations)"
         )
     if figure.over_training:
-        few = {p: s for p, s in showcase_checkpoints.items() if len(s) < 2}
-        if few:
-            path, steps = next(iter(few.items()))
-            return (
-                f"figure {figure.name} needs two or more checkpoints, and showcase run {path} of "
-                f"grid {grid!r} has {steps}; set training.checkpoints (e.g. include_initial: "
-                "true)"
-            )
+        return _missing_checkpoints(figure, showcase_checkpoints, grid)
     if figure.eta_over_b:
         return _missing_ratio_family(figure, points, grid)
-    sweep = figure.sweep
-    if sweep is None:
+    if figure.optimizers:
+        return _missing_optimizer_family(figure, points, grid)
+    if figure.torchvision:
+        return _missing_torchvision_run(figure, points, grid)
+    if figure.sweep is not None:
+        return _missing_sweep(figure, points, grid)
+    return None
+
+
+def _missing_checkpoints(
+    figure: Figure, showcase_checkpoints: Mapping[str, list[int]], grid: str
+) -> str | None:
+    """Why ``grid`` cannot draw a figure over training (a showcase run with fewer than two
+    checkpoints), or None."""
+    few = {p: s for p, s in showcase_checkpoints.items() if len(s) < 2}
+    if not few:
         return None
+    path, steps = next(iter(few.items()))
+    return (
+        f"figure {figure.name} needs two or more checkpoints, and showcase run {path} of "
+        f"grid {grid!r} has {steps}; set training.checkpoints (e.g. include_initial: "
+        "true)"
+    )
+
+
+def _missing_sweep(figure: Figure, points: list[Mapping[str, Any]], grid: str) -> str | None:
+    """Why ``grid`` cannot draw an α-against-one-axis figure (no sweep over its axis), or None."""
     from sgdtail.claims import axis_sweeps  # numpy: only when a sweep figure is checked
 
+    sweep = figure.sweep
     if axis_sweeps([p for p in points if sweep.arch in (None, p["arch"])], sweep.axis):
         return None
     return (
@@ -354,4 +409,32 @@ def _missing_ratio_family(
         f"figure {figure.name} needs runs of one network at two or more values of lr / "
         f"batch_size with every other axis fixed (seed aside), and grid {grid!r} has none; add "
         "a sub-grid such as " + RATIO_EXAMPLE + f" to grids.{grid}.runs"
+    )
+
+
+def _missing_optimizer_family(
+    figure: Figure, points: Iterable[Mapping[str, Any]], grid: str
+) -> str | None:
+    """Why ``grid`` cannot draw a figure that compares optimizers (no network trained by two
+    or more), or None."""
+    if has_optimizer_family(points):
+        return None
+    return (
+        f"figure {figure.name} needs runs of one network at two or more optimizers with every "
+        f"other axis fixed (learning rate and seed aside), and grid {grid!r} has none; add a "
+        f"sub-grid such as {OPTIMIZER_EXAMPLE} to grids.{grid}.runs"
+    )
+
+
+def _missing_torchvision_run(
+    figure: Figure, points: Iterable[Mapping[str, Any]], grid: str
+) -> str | None:
+    """Why ``grid`` cannot draw a figure of a torchvision model's layers (it trains none), or
+    None."""
+    if has_torchvision_run(points):
+        return None
+    return (
+        f"figure {figure.name} needs runs of a torchvision model (its per-layer α̂, by module), "
+        f"and grid {grid!r} has none; add a sub-grid such as {TORCHVISION_EXAMPLE} to "
+        f"grids.{grid}.runs"
     )
