@@ -1,4 +1,4 @@
-# One plain-SGD run per grid point.
+# One training run per grid point (plain SGD unless the grid point names another optimizer).
 
 
 rule train_sgd:
