@@ -202,6 +202,14 @@ def plain_log_axis(ax: plt.Axes, base: float, values: Sequence[float]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def interval_bars(alpha: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
+    """Asymmetric error bars (2 × n) of an interval around ``alpha`` for ``errorbar``: never
+    negative (an estimate a rounding step outside its interval), 0 where it is missing."""
+    below = (alpha - low).clip(lower=0).fillna(0).to_numpy()
+    above = (high - alpha).clip(lower=0).fillna(0).to_numpy()
+    return np.vstack([below, above])
+
+
 def _minibatch_note(measurements: pd.DataFrame) -> str:
     """``P = 120 training / 20 test minibatches`` from a run's summary rows."""
     counts = measurements.groupby("split")["n_minibatches"].max()
@@ -1111,13 +1119,6 @@ def _decades(values: pd.Series) -> float:
 # ----------------------------------------------------------------------------
 
 
-def _interval(alpha: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
-    """Asymmetric error bars (2 × n) of an interval around ``alpha``; 0 where it is missing."""
-    below = (alpha - low).clip(lower=0).fillna(0).to_numpy()
-    above = (high - alpha).clip(lower=0).fillna(0).to_numpy()
-    return np.vstack([below, above])
-
-
 def _iterates_panel(ax: plt.Axes, rows: pd.DataFrame, groups: str | None) -> None:
     """One point per row at (noise α̂, iterates α̂) with both intervals, coloured by
     ``groups`` (a column) when given."""
@@ -1128,8 +1129,8 @@ def _iterates_panel(ax: plt.Axes, rows: pd.DataFrame, groups: str | None) -> Non
         ax.errorbar(
             sub.alpha_noise,
             sub.alpha_iterates,
-            xerr=_interval(sub.alpha_noise, sub.ci_low_noise, sub.ci_high_noise),
-            yerr=_interval(sub.alpha_iterates, sub.ci_low_iterates, sub.ci_high_iterates),
+            xerr=interval_bars(sub.alpha_noise, sub.ci_low_noise, sub.ci_high_noise),
+            yerr=interval_bars(sub.alpha_iterates, sub.ci_low_iterates, sub.ci_high_iterates),
             fmt="o",
             ms=4,
             lw=0.8,

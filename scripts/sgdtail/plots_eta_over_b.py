@@ -23,6 +23,7 @@ from sgdtail.plots import (
     GAUSSIAN_ALPHA,
     enough_samples,
     final_checkpoints,
+    interval_bars,
     plain_log_axis,
     save_figure,
     set_style,
@@ -80,10 +81,9 @@ def _draw_cells(
         ax.errorbar(
             cells["ratio"],
             cells["mean"],
-            # clipped: a one-seed cell's geometric mean exp(log x) can differ from x by rounding
-            yerr=np.clip(
-                np.vstack([cells["mean"] - cells["low"], cells["high"] - cells["mean"]]), 0, None
-            ),
+            # never negative: a one-seed cell's geometric mean exp(log x) can differ from x by
+            # rounding
+            yerr=interval_bars(cells["mean"], cells["low"], cells["high"]),
             color=colours[b],
             marker="o",
             ms=4,

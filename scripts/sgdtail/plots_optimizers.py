@@ -33,6 +33,7 @@ from sgdtail.plots import (
     LOSS_LABELS,
     enough_samples,
     final_checkpoints,
+    interval_bars,
     network_label,
     save_figure,
     set_style,
@@ -69,13 +70,6 @@ _NO_TORCHVISION = (
     "split); add runs of a torchvision model (e.g. arch: [resnet18]) to the selected grid (and "
     "check their final training accuracy against claims.min_train_accuracy) to draw this figure"
 )
-
-
-def _bars(alpha: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
-    """Asymmetric error bars (2 × n) of an interval around ``alpha``; 0 where it is missing."""
-    below = (alpha - low).clip(lower=0).fillna(0).to_numpy()
-    above = (high - alpha).clip(lower=0).fillna(0).to_numpy()
-    return np.vstack([below, above])
 
 
 def _setting(row: pd.Series | dict) -> str:
@@ -153,7 +147,9 @@ def _draw_points(
         ax.errorbar(
             x,
             sub[column],
-            yerr=_bars(sub[column], sub["alpha_robust_ci_low"], sub["alpha_robust_ci_high"]),
+            yerr=interval_bars(
+                sub[column], sub["alpha_robust_ci_low"], sub["alpha_robust_ci_high"]
+            ),
             fmt="none",
             ecolor=colour,
             lw=0.8,
@@ -290,7 +286,7 @@ def _layer_line(
     ax.errorbar(
         x,
         means["alpha"],
-        yerr=_bars(means["alpha"], means["ci_low"], means["ci_high"]),
+        yerr=interval_bars(means["alpha"], means["ci_low"], means["ci_high"]),
         color=colour,
         marker="o",
         ms=3,
