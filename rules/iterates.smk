@@ -52,5 +52,6 @@ rule aggregate_iterates:
         runs=run_metadata(),
         split=resolved_section(config, "claims")["split"],
         min_pooled_values=config["estimators"]["min_pooled_values"],
+        robust_k1_factors=config["estimators"]["robust_k1_factors"],
     script:
         "../scripts/aggregate_iterates.py"

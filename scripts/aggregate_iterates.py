@@ -1,5 +1,6 @@
 """Rule aggregate_iterates: every run's iterates_tail_index.csv in one table, and the
-iterates' robust α̂ paired with the gradient noise's at each run's last checkpoint."""
+iterates' robust α̂ paired with the gradient noise's at each run's last checkpoint, with the
+K1 spread of both."""
 
 import pandas as pd
 
@@ -16,5 +17,6 @@ paired = iterates_vs_noise(
     pd.read_csv(snakemake.input.runs),
     snakemake.params.split,
     snakemake.params.min_pooled_values,
+    snakemake.params.robust_k1_factors,
 )
 write_table(snakemake.output.paired, paired)

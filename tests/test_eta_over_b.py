@@ -278,6 +278,8 @@ def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
                             "alpha_iterates": a,
                             "ci_low_iterates": a - 0.0392,  # se 0.02 at the 95% level
                             "ci_high_iterates": a + 0.0392,
+                            "k1_down_iterates": 0.0196,  # se 0.03 with the K1 spread
+                            "k1_up_iterates": 0.0196,
                             "status": status,
                             "enough_iterates": True,
                             "enough": seed != 0,
@@ -289,7 +291,11 @@ def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
 def test_iterate_rows_keep_the_pooled_alpha_of_trained_runs_with_its_standard_error():
     rows = E.iterate_rows(paired_iterates(falls_with_ratio), 0.95)
     assert len(rows) == 27 and rows["last"].all()
-    np.testing.assert_allclose(rows["se"], 0.02, rtol=1e-3)
+    np.testing.assert_allclose(rows["se"], 0.03, rtol=1e-3)  # batch means + the K1 spread
+    at_half = E.iterate_rows(paired_iterates(falls_with_ratio), 0.5)["se"]
+    np.testing.assert_allclose(at_half, 0.1176 / (2 * 0.6745), rtol=1e-3)
+    unknown = paired_iterates(falls_with_ratio).assign(k1_up_iterates=np.nan)
+    assert E.iterate_rows(unknown, 0.95)["se"].isna().all()
     assert E.iterate_rows(paired_iterates(falls_with_ratio, "not_trained"), 0.95).empty
     few = paired_iterates(falls_with_ratio).assign(enough_iterates=lambda d: d.seed != 1)
     assert sorted(set(E.iterate_rows(few, 0.95)["seed"])) == [0, 2]

@@ -723,7 +723,21 @@ def iterates_pairs() -> tuple[pd.DataFrame, pd.DataFrame]:
                          "ci_high_iterates": 1.9, "alpha_noise": 1.2 + shift,
                          "ci_low_noise": 1.1, "ci_high_noise": 1.5, "note": np.nan,
                          "enough": not (scope == "b" and seed == 0)})  # fmt: skip
+            if scope == "pooled":  # the K1 spread is known for pooled estimates only
+                rows[-1].update(k1_down_iterates=0.05, k1_up_iterates=0.1, k1_down_noise=0.0,
+                                k1_up_noise=0.2)  # fmt: skip
     return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def bar_ends(ax, axis: int) -> list[tuple[float, float]]:
+    """(low, high) of every error bar along ``axis`` (0: x, 1: y) of ``ax``'s containers."""
+    return sorted(
+        (round(float(seg[:, axis].min()), 9), round(float(seg[:, axis].max()), 9))
+        for c in ax.containers
+        for cols in c.lines[2]
+        for seg in cols.get_segments()
+        if np.ptp(seg[:, axis]) > 0
+    )
 
 
 def test_alpha_iterates_vs_alpha_noise_draws_a_point_per_run_and_layer_and_the_identity(out):
@@ -736,6 +750,9 @@ def test_alpha_iterates_vs_alpha_noise_draws_a_point_per_run_and_layer_and_the_i
     by_layer = sorted((tuple(x), tuple(np.round(y, 9))) for x, y in errorbar_points(layers))
     assert by_layer == [((1.3, 1.3), (1.6, 1.61)), ((1.4,), (1.71,))]  # b of seed 0: too few
     assert legend_texts(layers.get_legend()) == ["a", "b"]
+    # pooled bars: the batch-means interval widened by the K1 spread; per layer: batch means
+    assert bar_ends(pooled, 1) == [(1.35, 2.0)] * 2 and bar_ends(pooled, 0) == [(1.1, 1.7)] * 2
+    assert bar_ends(layers, 1) == [(1.4, 1.9)] * 3
     for ax in (pooled, layers):
         identity = [xy(line) for line in ax.lines if line.get_label() == "_identity"]
         assert len(identity) == 1 and np.array_equal(identity[0][0], identity[0][1])

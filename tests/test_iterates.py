@@ -246,6 +246,7 @@ def test_iterates_vs_noise_pairs_each_scope_with_the_last_checkpoint_s_noise():
     noise["noise"] = noise["noise"].fillna("gradient")  # as estimates.parquet has it
     runs = pd.DataFrame([{**axes, "status": "completed"}, {**other, "status": "converged"}])
     out = iterates_vs_noise(it, noise, runs, "train", 10000).set_index(["seed", "scope"])
+    assert out[["k1_down_iterates", "k1_up_iterates", "k1_down_noise"]].isna().all().all()
     assert out.loc[(0, "pooled"), ["alpha_iterates", "alpha_noise", "step_noise"]].tolist() == [
         1.5, 1.1, 20]  # fmt: skip
     assert bool(out.loc[(0, "pooled"), "enough"]) and not bool(out.loc[(0, "w"), "enough"])
@@ -255,3 +256,35 @@ def test_iterates_vs_noise_pairs_each_scope_with_the_last_checkpoint_s_noise():
     assert out.loc[(1, "pooled"), "note"].startswith("run ended at step 3")
     assert out.loc[(1, "pooled"), "status"] == "converged"
     assert set(AXES) <= set(out.reset_index().columns)
+
+
+def test_iterates_vs_noise_gives_the_k1_spread_of_both_pooled_estimates():
+    """K = 10 steps × 4,000 parameters (iterates) = 40 minibatches × 1,000 parameters (noise)
+    = 40,000: the robust members are K1 = 64, 128, 256, 512, 1024 (the powers of two nearest
+    f·200). The iterates' sweep rises 0.1 per doubling up to K1 = 256 and is flat after it:
+    members 1.3, 1.4, 1.5, 1.5, 1.5, so 0.2 below the median and 0 above it."""
+    axes = {"dataset": "mnist", "arch": "fcn", "width": 4, "depth": 2, "batch_size": 50,
+            "lr": 0.1, "loss": "cross_entropy", "seed": 0, "optimizer": "sgd"}  # fmt: skip
+    common = {**axes, "scope": "pooled", "order": "natural", "step": 20, "note": ""}
+    robust = {**common, "estimator": "mohammadi_robust", "alpha": 1.5, "ci_low": 1.45,
+              "ci_high": 1.55, "n_values": 40000}  # fmt: skip
+    k1s = [2**j for j in range(4, 13)]
+    it = pd.DataFrame(
+        [{**robust, "window": 10, "n_parameters": 4000, "drift_ratio": 0.1}]
+        + [{**common, "estimator": "block_sweep", "k1": k1, "window": 10, "n_parameters": 4000,
+            "alpha": 1.5 + 0.1 * min(0.0, np.log2(k1 / 256))} for k1 in k1s]
+    )  # fmt: skip
+    noise = pd.DataFrame(
+        [{**robust, "split": "train", "noise": "gradient", "n_minibatches": 40,
+          "n_parameters": 1000}]
+        + [{**common, "estimator": "block_sweep", "k1": k1, "split": "train", "noise": "gradient",
+            "n_minibatches": 40, "n_parameters": 1000, "alpha": 1.0 + 0.01 * np.log2(k1)}
+           for k1 in k1s]
+    )  # fmt: skip
+    runs = pd.DataFrame([{**axes, "status": "completed"}])
+    row = iterates_vs_noise(it, noise, runs, "train", 10000).iloc[0]
+    assert row.k1_down_iterates == pytest.approx(0.2) and row.k1_up_iterates == pytest.approx(0)
+    assert row.k1_down_noise == pytest.approx(0.02) and row.k1_up_noise == pytest.approx(0.02)
+    # robust members from other factors: K1 = 256 and 512 only, both on the flat part
+    row = iterates_vs_noise(it, noise, runs, "train", 10000, k1_factors=(1, 2)).iloc[0]
+    assert row.k1_down_iterates == pytest.approx(0) and row.k1_up_iterates == pytest.approx(0)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from sgdtail.estimators import robust_k1_values
 from sgdtail.grid import AXES, GRADIENT_NOISE, typed_axes
 from sgdtail.validation import sweep_slope
 
@@ -227,3 +228,37 @@ def excluded_runs_note(runs: pd.DataFrame, min_train_accuracy: float | None = No
             "last checkpoint is the one used)"
         )
     return text + "."
+
+
+def sweep_spread(
+    sweep: pd.DataFrame, keys: Sequence[str], factors: Sequence[float]
+) -> pd.DataFrame:
+    """How far the members of the robust α̂ lie below and above their median, per ``keys``.
+
+    The robust α̂ of K values is the median of the pooled estimator at the block sizes
+    :func:`sgdtail.estimators.robust_k1_values` (K, ``factors``); its batch-means interval
+    belongs to the member at :func:`sgdtail.estimators.central_k1` (K) only. ``sweep``: the
+    pooled natural-order block-sweep rows (the same values in the same order), columns
+    ``keys``, ``k1``, ``alpha`` and ``k`` (= K). The members are read off the sweep by linear
+    interpolation in log K1. Columns: ``keys``, ``k1_down`` (median member − smallest member),
+    ``k1_up`` (largest member − median member). Groups whose sweep does not reach from the
+    smallest to the largest member, or whose K is below 1, are left out.
+    """
+    keys = list(keys)
+    rows = []
+    sweep = sweep[np.isfinite(sweep["alpha"])].sort_values([*keys, "k1"], kind="stable")
+    for key, g in sweep.groupby(keys, sort=False):
+        k = float(g["k"].iloc[0])
+        if not (np.isfinite(k) and k >= 1):
+            continue
+        members = np.log(robust_k1_values(int(k), factors))
+        log_k1 = np.log(g["k1"].to_numpy(dtype=np.float64))
+        if log_k1[0] > members[0] or log_k1[-1] < members[-1]:
+            continue
+        a = np.interp(members, log_k1, g["alpha"].to_numpy(dtype=np.float64))
+        mid = float(np.median(a))
+        rows.append((*key, mid - float(a.min()), float(a.max()) - mid))
+    empty = sweep[keys].iloc[:0].assign(k1_down=[], k1_up=[])
+    if not rows:
+        return empty
+    return pd.DataFrame(rows, columns=list(empty.columns)).astype(empty.dtypes.to_dict())

@@ -62,8 +62,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sgdtail.aggregate import ALPHA_COLUMNS, excluded_runs_note, gradient_rows, usable
-from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, robust_k1_values
+from sgdtail.aggregate import (
+    ALPHA_COLUMNS,
+    excluded_runs_note,
+    gradient_rows,
+    sweep_spread,
+    usable,
+)
+from sgdtail.estimators import DEFAULT_ROBUST_FACTORS
 from sgdtail.grid import AXES
 from sgdtail.verdicts import (
     INCONCLUSIVE,
@@ -263,46 +269,24 @@ def k1_spread(
     estimates: pd.DataFrame,
     factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
 ) -> pd.DataFrame:
-    """How far the members of the robust α̂ lie below and above their median, per measurement.
+    """How far the members of the robust α̂ lie below and above their median, per measurement
+    (:func:`sgdtail.aggregate.sweep_spread` with K = n_minibatches × n_parameters).
 
-    The robust α̂ is the median of the pooled estimator at the block sizes
-    K1 = the power of two nearest f·√K, f in ``factors``, K = n_minibatches ×
-    n_parameters (:func:`sgdtail.estimators.robust_k1_values`); its batch-means
-    interval belongs to the member at the power of two nearest √K only. The members are read off the
-    natural-order block sweep (the same values in the same order) by linear
-    interpolation in log K1. Columns: :data:`MEASUREMENT_KEYS`, ``k1_down``
-    (median member − smallest member) and ``k1_up`` (largest member − median
-    member). Measurements whose sweep does not reach from the smallest to the
-    largest member's K1 are left out.
+    Columns: :data:`MEASUREMENT_KEYS`, ``k1_down``, ``k1_up``. Measurements whose sweep does
+    not reach from the smallest to the largest member's K1 are left out.
     """
-    none = summary[MEASUREMENT_KEYS].iloc[:0].assign(k1_down=[], k1_up=[])
     needed = ["n_minibatches", "n_parameters"]
     if estimates.empty or not set(needed) <= set(summary.columns):
-        return none
+        return summary[MEASUREMENT_KEYS].iloc[:0].assign(k1_down=[], k1_up=[])
     sweep = estimates[
         (estimates["estimator"] == "block_sweep")
         & (estimates["scope"] == "pooled")
         & (estimates["order"] == "natural")
-        & np.isfinite(estimates["alpha"])
     ]
     sizes = summary[[*MEASUREMENT_KEYS, *needed]].drop_duplicates(MEASUREMENT_KEYS)
     sweep = sweep[[*MEASUREMENT_KEYS, "k1", "alpha"]].merge(sizes, on=MEASUREMENT_KEYS)
-    sweep = sweep.sort_values([*MEASUREMENT_KEYS, "k1"], kind="stable")
-    rows = []
-    for key, g in sweep.groupby(MEASUREMENT_KEYS, sort=False):
-        k = float(g["n_minibatches"].iloc[0]) * float(g["n_parameters"].iloc[0])
-        if not (np.isfinite(k) and k >= 1):
-            continue
-        members = np.log(robust_k1_values(int(k), factors))
-        log_k1 = np.log(g["k1"].to_numpy(dtype=np.float64))
-        if log_k1[0] > members[0] or log_k1[-1] < members[-1]:
-            continue
-        a = np.interp(members, log_k1, g["alpha"].to_numpy(dtype=np.float64))
-        mid = float(np.median(a))
-        rows.append((*key, mid - float(a.min()), float(a.max()) - mid))
-    if not rows:
-        return none
-    return pd.DataFrame(rows, columns=list(none.columns)).astype(none.dtypes.to_dict())
+    sweep = sweep.assign(k=sweep["n_minibatches"].astype(float) * sweep["n_parameters"])
+    return sweep_spread(sweep, MEASUREMENT_KEYS, factors)
 
 
 def alpha_measurements(

@@ -171,13 +171,18 @@ NOT_MEASURED = (
 
 def iterate_rows(paired: pd.DataFrame, ci_level: float) -> pd.DataFrame:
     """The pooled robust α̂ of each trained run's iterates (``iterates_vs_noise.csv``) as rows
-    C7a and C7b read: the axes, alpha, se (from its batch-means interval), last (true). An
-    estimate from too few values (``enough_iterates``) is left out; the noise's sample size
-    does not matter here."""
+    C7a and C7b read: the axes, alpha, se, last (true). ``se``: the half-width over z of the
+    batch-means interval widened by the K1 spread, [ci_low − k1_down, ci_high + k1_up]: the
+    iterates' α̂ (a median over block sizes) moves with K1 more than the noise's does, and
+    can lie outside the interval of the middle block size alone; NaN where the spread is
+    unknown. An estimate from too few values (``enough_iterates``) is left out; the noise's
+    sample size does not matter here."""
     rows = paired[(paired["scope"] == "pooled") & usable(paired["status"])]
     rows = rows[rows["enough_iterates"].astype(bool) & np.isfinite(rows["alpha_iterates"])]
     z_level = statistics.NormalDist().inv_cdf(0.5 + ci_level / 2.0)
-    se = (rows["ci_high_iterates"] - rows["ci_low_iterates"]) / (2.0 * z_level)
+    low = rows["ci_low_iterates"] - rows["k1_down_iterates"]
+    high = rows["ci_high_iterates"] + rows["k1_up_iterates"]
+    se = (high - low) / (2.0 * z_level)
     return rows[list(AXES)].assign(
         alpha=rows["alpha_iterates"], se=se.where(np.isfinite(se)), last=True
     )

@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 
 from sgdtail import io
-from sgdtail.aggregate import gradient_rows
-from sgdtail.estimators import StreamingTailStats
+from sgdtail.aggregate import gradient_rows, sweep_spread
+from sgdtail.estimators import DEFAULT_ROBUST_FACTORS, StreamingTailStats
 from sgdtail.grid import AXES
 from sgdtail.models import layer_slices
 from sgdtail.noise import groups_per_chunk
@@ -305,29 +305,48 @@ def _robust(df: pd.DataFrame, suffix: str) -> pd.DataFrame:
     return sel[[*AXES, "scope", *columns]].rename(columns=columns)
 
 
+def _spread(df: pd.DataFrame, count: str, factors: Sequence[float], suffix: str) -> pd.DataFrame:
+    """Per run, the K1 spread of the pooled robust α̂ of ``df`` (one measurement per run, K =
+    ``count`` × ``n_parameters`` values) as axes, scope (``pooled``), ``k1_down_<suffix>`` and
+    ``k1_up_<suffix>`` (:func:`sgdtail.aggregate.sweep_spread`); no row for a run without a
+    sweep."""
+    rows = (df.estimator == "block_sweep") & (df.scope == "pooled") & (df.get("order") == "natural")
+    sweep = df[rows].reindex(columns=[*AXES, "k1", "alpha", count, "n_parameters"])
+    sweep = sweep.assign(k=sweep[count].astype(float) * sweep["n_parameters"].astype(float))
+    spread = sweep_spread(sweep, AXES, factors).assign(scope="pooled")
+    return spread.rename(columns={c: f"{c}_{suffix}" for c in ("k1_down", "k1_up")})
+
+
 def iterates_vs_noise(
     iterates: pd.DataFrame,
     estimates: pd.DataFrame,
     runs: pd.DataFrame,
     split: str,
     min_pooled_values: int,
+    k1_factors: Sequence[float] = DEFAULT_ROBUST_FACTORS,
 ) -> pd.DataFrame:
     """One row per run × scope (``pooled`` and each layer): the robust α̂ of the iterates
     (``iterates_estimates.csv``) beside the robust α̂ of the gradient noise on ``split`` at
-    the run's last checkpoint (``estimates.parquet``), with both intervals, the run's
-    ``status`` (``runs.csv``), the window and its ``drift_ratio``; ``enough_iterates``: the
-    iterates' estimate saw at least ``min_pooled_values`` values, ``enough``: both estimates
-    did. A run without a window has one ``pooled`` row with no α̂ and its reason in ``note``."""
+    the run's last checkpoint (``estimates.parquet``), with both batch-means intervals, the
+    pooled estimates' K1 spreads (``k1_down_*``, ``k1_up_*``: :func:`sgdtail.aggregate.sweep_spread`
+    with ``k1_factors``; K = window × parameters for the iterates, minibatches × parameters
+    for the noise), the run's ``status`` (``runs.csv``), the window and its ``drift_ratio``;
+    ``enough_iterates``: the iterates' estimate saw at least ``min_pooled_values`` values,
+    ``enough``: both estimates did. A run without a window has one ``pooled`` row with no α̂
+    and its reason in ``note``."""
     noise = gradient_rows(estimates)  # the gradient noise, not a preconditioned one
     noise = noise[noise.split == split]
-    last = noise.groupby(list(AXES))["step"].transform("max")
+    noise = noise[noise.step == noise.groupby(list(AXES))["step"].transform("max")]
     measured = _robust(iterates, "iterates").assign(note="")
     missing = iterates[iterates.estimator == "none"][[*AXES, "step", "note"]]
     missing = missing.rename(columns={"step": "step_iterates"}).assign(scope="pooled")
     paired = pd.concat([measured, missing], ignore_index=True)
-    paired = paired.merge(
-        _robust(noise[noise.step == last], "noise"), on=[*AXES, "scope"], how="left"
-    )
+    paired = paired.merge(_robust(noise, "noise"), on=[*AXES, "scope"], how="left")
+    for spread in (
+        _spread(iterates, "window", k1_factors, "iterates"),
+        _spread(noise, "n_minibatches", k1_factors, "noise"),
+    ):
+        paired = paired.merge(spread, on=[*AXES, "scope"], how="left")
     if "window" in iterates:
         windows = iterates[iterates.estimator != "none"].drop_duplicates(list(AXES))
         paired = paired.merge(windows[[*AXES, "window", "drift_ratio"]], on=list(AXES), how="left")

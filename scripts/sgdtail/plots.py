@@ -1119,6 +1119,14 @@ def _decades(values: pd.Series) -> float:
 # ----------------------------------------------------------------------------
 
 
+def _widened(rows: pd.DataFrame, which: str) -> tuple[pd.Series, pd.Series]:
+    """The batch-means interval of ``alpha_<which>`` widened by its K1 spread where known
+    (pooled rows; ``iterates_vs_noise.csv``), the batch-means interval alone elsewhere."""
+    down = rows.get(f"k1_down_{which}", pd.Series(0.0, index=rows.index)).fillna(0.0)
+    up = rows.get(f"k1_up_{which}", pd.Series(0.0, index=rows.index)).fillna(0.0)
+    return rows[f"ci_low_{which}"] - down, rows[f"ci_high_{which}"] + up
+
+
 def _iterates_panel(ax: plt.Axes, rows: pd.DataFrame, groups: str | None) -> None:
     """One point per row at (noise α̂, iterates α̂) with both intervals, coloured by
     ``groups`` (a column) when given."""
@@ -1129,8 +1137,8 @@ def _iterates_panel(ax: plt.Axes, rows: pd.DataFrame, groups: str | None) -> Non
         ax.errorbar(
             sub.alpha_noise,
             sub.alpha_iterates,
-            xerr=interval_bars(sub.alpha_noise, sub.ci_low_noise, sub.ci_high_noise),
-            yerr=interval_bars(sub.alpha_iterates, sub.ci_low_iterates, sub.ci_high_iterates),
+            xerr=interval_bars(sub.alpha_noise, *_widened(sub, "noise")),
+            yerr=interval_bars(sub.alpha_iterates, *_widened(sub, "iterates")),
             fmt="o",
             ms=4,
             lw=0.8,
@@ -1148,7 +1156,8 @@ def plot_alpha_iterates_vs_alpha_noise(
 ) -> plt.Figure:
     """The robust α̂ of the centred iterates over each run's last window against the robust
     α̂ of its gradient noise at its last checkpoint (``iterates_vs_noise.csv``), pooled
-    (left) and per layer (right), with both batch-means intervals and the identity line.
+    (left) and per layer (right), with both batch-means intervals (the pooled ones widened by
+    their K1 spread, :func:`_widened`) and the identity line.
     Runs that diverged or did not train, runs without a window and estimates from too few
     values are left out and counted in the title."""
     set_style()
@@ -1188,7 +1197,7 @@ def plot_alpha_iterates_vs_alpha_noise(
         fig,
         "Robust α̂ of the centred iterates θ_k − θ̄ over the last window against the robust α̂ "
         f"of the gradient noise at the last checkpoint ({window_text}; bars: batch-means "
-        f"intervals; dashed: identity)\n{note}",
+        f"intervals, pooled ones widened by the K1 spread; dashed: identity)\n{note}",
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
