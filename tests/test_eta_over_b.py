@@ -133,6 +133,11 @@ def test_c7b_supported_when_only_the_ratio_matters():
     assert ev.detail.count("η/b =") == 3  # shared: 1e-4, 2e-4 (three pairs) and 4e-4
     lo, hi = falls_with_ratio(0.05, 1000), falls_with_ratio(0.2, 250)  # 5e-5 and 8e-4
     assert f"the cells' mean α̂ span mnist/fcn/w64_d3/cross_entropy {hi:.3f}-{lo:.3f}" in ev.detail
+    # a family of one (η, b) compares nothing and is not in the note for scale
+    single = measurements(falls_with_ratio, noise=0.01, width=16)
+    single = single[(single.lr == 0.1) & (single.batch_size == 500)]
+    both = E.claim_c7b(pd.concat([measurements(falls_with_ratio, noise=0.01), single]), TH)
+    assert both.detail == ev.detail and "w16_d3" not in both.detail
 
 
 def test_c7b_not_supported_when_the_batch_size_matters_at_the_same_ratio():

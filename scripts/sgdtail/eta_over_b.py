@@ -321,11 +321,12 @@ def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     within ± ``c7_same_tolerance`` (see the module docstring)."""
     last = _last(m)
     tolerance = th.c7_same_tolerance
-    pairs = [
-        p
+    compared = [
+        (label, runs, _same_ratio_pairs(label, runs, th.z, tolerance))
         for label, runs in families(last, min_ratios=1)
-        for p in _same_ratio_pairs(label, runs, th.z, tolerance)
     ]
+    compared = [c for c in compared if c[2]]
+    pairs = [p for *_, family_pairs in compared for p in family_pairs]
     base = _open(
         "mean α̂ at the largest minus at the smallest batch size with the same η/b (per family "
         "and η/b); the pair furthest from 0",
@@ -339,14 +340,16 @@ def claim_c7b(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     worst = max(rows, key=lambda r: abs(r[0]))
     unclear = "intervals too wide for the tolerance: add seeds"
     ev = _judged(states, rows, worst, base, th, unclear)
-    return dataclasses.replace(ev, detail=f"{ev.detail}; {_spread_note(last)}")
+    note = _spread_note([(label, runs) for label, runs, _ in compared])
+    return dataclasses.replace(ev, detail=f"{ev.detail}; {note}")
 
 
-def _spread_note(last: pd.DataFrame) -> str:
-    """For scale beside C7b: the range of the cells' mean α̂ in each family. Equal α̂ at equal
-    η/b says little when α̂ hardly changes across the whole family (then see C7a)."""
+def _spread_note(fams: list[tuple[str, pd.DataFrame]]) -> str:
+    """For scale beside C7b: the range of the cells' mean α̂ in each family that C7b compares.
+    Equal α̂ at equal η/b says little when α̂ hardly changes across the whole family (then see
+    C7a)."""
     spans = []
-    for label, runs in families(last, min_ratios=1):
+    for label, runs in fams:
         means = cells(runs, "alpha")["mean"]
         spans.append(f"{label} {means.min():.3f}-{means.max():.3f}")
     return "the cells' mean α̂ span " + ", ".join(spans) + " (for scale: see C7a)"
