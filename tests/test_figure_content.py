@@ -767,3 +767,15 @@ def test_alpha_iterates_vs_alpha_noise_refuses_a_table_without_a_pooled_pair(out
     table, runs = iterates_pairs()
     with pytest.raises(ValueError, match="measure iterates"):
         P.plot_alpha_iterates_vs_alpha_noise(table[table.scope != "pooled"], runs, *out("x"))
+
+
+def test_plain_log_axis_ticks_the_values_and_stands_crowded_labels_upright():
+    fig, (spread, crowded) = plt.subplots(1, 2)
+    P.plain_log_axis(spread, 2, [100, 250, 500, 1000, 250])
+    P.plain_log_axis(crowded, 10, [4e-5, 5e-5, 1e-4, 8e-4, 1e-3])
+    fig.canvas.draw()
+    assert list(spread.get_xticks()) == [100, 250, 500, 1000]
+    assert [t.get_text() for t in spread.get_xticklabels()] == ["100", "250", "500", "1000"]
+    assert {t.get_rotation() for t in spread.get_xticklabels()} == {0}
+    assert [t.get_text() for t in crowded.get_xticklabels()][:2] == ["4e-05", "5e-05"]
+    assert {t.get_rotation() for t in crowded.get_xticklabels()} == {90}

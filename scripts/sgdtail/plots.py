@@ -11,6 +11,7 @@ too few samples are left out and counted too.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import textwrap
@@ -194,12 +195,16 @@ def long_alpha(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plain_log_axis(ax: plt.Axes, base: float, values: Sequence[float]) -> None:
-    """Log x axis whose ticks are the plotted values, written plainly (16, 32, ..., 0.05)."""
+    """Log x axis whose ticks are the plotted values, written plainly (16, 32, ..., 0.05);
+    upright labels when two neighbours are within a factor 1.5 (e.g. η/b = 4e-05 and 5e-05),
+    which would overlap side by side."""
     ax.set_xscale("log", base=base)
     ticks = sorted(set(values))
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+    if any(high < 1.5 * low for low, high in itertools.pairwise(ticks)):
+        ax.tick_params(axis="x", labelrotation=90)
 
 
 def interval_bars(alpha: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
