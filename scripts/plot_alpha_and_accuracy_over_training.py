@@ -13,4 +13,5 @@ plot_alpha_and_accuracy_over_training(
     [parse_run_path(path) for path in snakemake.params.showcase],
     pdf=snakemake.output.pdf,
     png=snakemake.output.png,
+    ci_level=snakemake.params.ci_level,
 )

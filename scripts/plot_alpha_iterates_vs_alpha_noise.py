@@ -11,4 +11,5 @@ plot_alpha_iterates_vs_alpha_noise(
     pd.read_csv(snakemake.input.runs),
     pdf=snakemake.output.pdf,
     png=snakemake.output.png,
+    ci_level=snakemake.params.ci_level,
 )

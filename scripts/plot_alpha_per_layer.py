@@ -13,4 +13,5 @@ plot_alpha_per_layer(
     snakemake.output.pdf,
     snakemake.output.png,
     min_pooled_values=snakemake.params.min_pooled_values,
+    ci_level=snakemake.params.ci_level,
 )

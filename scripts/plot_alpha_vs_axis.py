@@ -12,4 +12,5 @@ plot_alpha_vs_axis(
     pdf=snakemake.output.pdf,
     png=snakemake.output.png,
     **snakemake.params.sweep,
+    ci_level=snakemake.params.ci_level,
 )

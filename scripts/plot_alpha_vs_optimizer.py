@@ -12,4 +12,5 @@ plot_alpha_vs_optimizer(
     pd.read_csv(snakemake.input.runs),
     snakemake.output.pdf,
     snakemake.output.png,
+    ci_level=snakemake.params.ci_level,
 )

@@ -124,6 +124,11 @@ def test_alpha_vs_width_draws_every_estimator_s_alpha_per_depth_line(out):
     assert legend_texts(legend) == ["2", "3", "Gaussian, α = 2"]
     assert legend.get_title().get_text() == "depth"
     assert "6 runs drawn (those in a sweep over width)" in title(fig)
+    assert "bars: 95% batch-means interval" in title(fig)
+    # the intervals' level is the configured one (estimators.ci_level), not a fixed 95%
+    fig = P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *out("w90"), ci_level=0.9)
+    assert "bars: 90% batch-means interval" in title(fig) and "95%" not in title(fig)
+    assert P.level_text(0.975) == "97.5%"
 
 
 def test_alpha_vs_batch_size_draws_one_line_per_network_with_the_seed_range(out):

@@ -286,6 +286,9 @@ def test_figures_claims_table_and_report_on_the_smoke_grid(workflow_run):
         assert f"figures/{name}.png" in html, name
     assert "figures/claims.html" in html
     assert "Euclidean norms" in html  # a caption
+    # captions state the configured interval level, rendered from the config by Jinja
+    assert "95% batch-means interval" in html
+    assert "format(snakemake.config" not in html
     assert "Configuration of this run" in html and "smoke" in html
     assert "measure_gradient_noise" in html  # runtimes per rule
     # every figure once (its PNG; the PDF is not registered), dynamics and sharpness included

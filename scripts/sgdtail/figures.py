@@ -143,12 +143,18 @@ TORCHVISION_EXAMPLE = (
 """A sub-grid of a torchvision model (no width or depth)."""
 
 
+CI_LEVEL = "estimators.ci_level"
+"""The level of the batch-means intervals the noise stage computed: a param of every figure
+that draws them and says their level."""
+
+
 def _sweep_figure(name: str, category: str, sweep: Sweep) -> Figure:
     return Figure(
         name,
         category,
         inputs=SWEEP_INPUTS,
         script="plot_alpha_vs_axis",
+        params=(CI_LEVEL,),
         sweep=sweep,
     )
 
@@ -252,7 +258,7 @@ FIGURES: dict[str, Figure] = {
             "Training dynamics",
             inputs={"summary": SUMMARY, "train_logs": "results/runs/{showcase}/train_log.csv"},
             script="plot_alpha_and_accuracy_over_training",
-            params=("showcase",),
+            params=("showcase", CI_LEVEL),
             over_training=True,
         ),
         Figure(
@@ -280,6 +286,7 @@ FIGURES: dict[str, Figure] = {
             "Tail index of the iterates",
             inputs={"table": "results/tables/iterates_vs_noise.csv", "runs": RUNS},
             script="plot_alpha_iterates_vs_alpha_noise",
+            params=(CI_LEVEL,),
             iterates=True,
         ),
         Figure("exit_time_vs_height", DYNAMICS, stage="plot_dynamics"),
@@ -317,6 +324,7 @@ FIGURES: dict[str, Figure] = {
             OPTIMIZERS_AND_LAYERS,
             inputs=SWEEP_INPUTS,
             script="plot_alpha_vs_optimizer",
+            params=(CI_LEVEL,),
             optimizers=True,
         ),
         Figure(
@@ -324,7 +332,7 @@ FIGURES: dict[str, Figure] = {
             OPTIMIZERS_AND_LAYERS,
             inputs={"estimates": "results/tables/estimates.parquet", "runs": RUNS},
             script="plot_alpha_per_layer",
-            params=("estimators.min_pooled_values",),
+            params=("estimators.min_pooled_values", CI_LEVEL),
             torchvision=True,
         ),
     ]

@@ -207,6 +207,11 @@ def plain_log_axis(ax: plt.Axes, base: float, values: Sequence[float]) -> None:
         ax.tick_params(axis="x", labelrotation=90)
 
 
+def level_text(ci_level: float) -> str:
+    """A confidence level as the figures print it: 0.95 → ``95%``, 0.975 → ``97.5%``."""
+    return f"{ci_level * 100:g}%"
+
+
 def interval_bars(alpha: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray:
     """Asymmetric error bars (2 × n) of an interval around ``alpha`` for ``errorbar``: never
     negative (an estimate a rounding step outside its interval), 0 where it is missing."""
@@ -253,6 +258,7 @@ def plot_alpha_vs_axis(
     log_base: float | None = 2,
     axis_label: str | None = None,
     hue_label: str | None = None,
+    ci_level: float = 0.95,
 ) -> plt.Figure:
     """α at the end of training against ``axis``, one line per ``hue``, bands over seeds.
 
@@ -308,8 +314,8 @@ def plot_alpha_vs_axis(
     suptitle(
         fig,
         f"α̂ of the training-set gradient noise at each run's last checkpoint ({spread}; "
-        f"bars: 95% batch-means interval of the robust α̂)\n{len(df)} runs drawn (those in "
-        f"a sweep over {axis}); {excluded_runs_note(runs)[:-1]}{few}",
+        f"bars: {level_text(ci_level)} batch-means interval of the robust α̂)\n{len(df)} runs "
+        f"drawn (those in a sweep over {axis}); {excluded_runs_note(runs)[:-1]}{few}",
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)
@@ -831,6 +837,7 @@ def plot_alpha_and_accuracy_over_training(
     pdf: str | Path,
     png: str | Path,
     smooth_steps: int = 10,
+    ci_level: float = 0.95,
 ) -> plt.Figure:
     """α̂ of the train- and test-set noise and train/test accuracy against the SGD step.
 
@@ -904,7 +911,12 @@ def plot_alpha_and_accuracy_over_training(
         ),
         Line2D([], [], color="grey", ls="--", lw=0.8, label="Gaussian, α = 2"),
         plt.Rectangle(
-            (0, 0), 1, 1, color=SPLIT_COLORS["train"], alpha=0.2, label="95% batch-means interval"
+            (0, 0),
+            1,
+            1,
+            color=SPLIT_COLORS["train"],
+            alpha=0.2,
+            label=f"{level_text(ci_level)} batch-means interval",
         ),
     ]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
@@ -1157,7 +1169,11 @@ def _iterates_panel(ax: plt.Axes, rows: pd.DataFrame, groups: str | None) -> Non
 
 
 def plot_alpha_iterates_vs_alpha_noise(
-    table: pd.DataFrame, runs: pd.DataFrame, pdf: str | Path, png: str | Path
+    table: pd.DataFrame,
+    runs: pd.DataFrame,
+    pdf: str | Path,
+    png: str | Path,
+    ci_level: float = 0.95,
 ) -> plt.Figure:
     """The robust α̂ of the centred iterates over each run's last window against the robust
     α̂ of its gradient noise at its last checkpoint (``iterates_vs_noise.csv``), pooled
@@ -1201,8 +1217,9 @@ def plot_alpha_iterates_vs_alpha_noise(
     suptitle(
         fig,
         "Robust α̂ of the centred iterates θ_k − θ̄ over the last window against the robust α̂ "
-        f"of the gradient noise at the last checkpoint ({window_text}; bars: batch-means "
-        f"intervals, pooled ones widened by the K1 spread; dashed: identity)\n{note}",
+        f"of the gradient noise at the last checkpoint ({window_text}; bars: "
+        f"{level_text(ci_level)} batch-means intervals, pooled ones widened by the K1 spread; "
+        f"dashed: identity)\n{note}",
     )
     fig.tight_layout()
     save_figure(fig, pdf, png)

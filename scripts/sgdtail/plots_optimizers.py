@@ -34,6 +34,7 @@ from sgdtail.plots import (
     enough_samples,
     final_checkpoints,
     interval_bars,
+    level_text,
     network_label,
     save_figure,
     set_style,
@@ -205,7 +206,11 @@ def _optimizer_legend(fig: Figure, rows: pd.DataFrame) -> None:
 
 
 def plot_alpha_vs_optimizer(
-    summary: pd.DataFrame, runs: pd.DataFrame, pdf: str | Path, png: str | Path
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    pdf: str | Path,
+    png: str | Path,
+    ci_level: float = 0.95,
 ) -> Figure:
     """α̂ of the training-set noise at each run's last checkpoint per optimizer: rows the
     three estimators, columns the families (one network, data set, loss and batch size trained
@@ -239,8 +244,8 @@ def plot_alpha_vs_optimizer(
     suptitle(
         fig,
         "α̂ of the training-set noise at each run's last checkpoint per optimizer (points: "
-        "seeds; bars: 95% batch-means interval of the robust α̂; line: mean over seeds; filled: "
-        "the gradient noise, hollow diamonds: Adam's preconditioned noise)\n"
+        f"seeds; bars: {level_text(ci_level)} batch-means interval of the robust α̂; line: mean "
+        "over seeds; filled: the gradient noise, hollow diamonds: Adam's preconditioned noise)\n"
         f"{n_runs} runs drawn (those of a network trained by two or more optimizers); "
         f"{excluded_runs_note(runs)[:-1]}{few}",
     )
@@ -331,6 +336,7 @@ def plot_alpha_per_layer(
     pdf: str | Path,
     png: str | Path,
     min_pooled_values: int = 0,
+    ci_level: float = 0.95,
 ) -> Figure:
     """The robust α̂ of each layer's training-set gradient noise at each run's last checkpoint
     against the layer's position in the network, for the torchvision-model runs: one panel per
@@ -363,7 +369,8 @@ def plot_alpha_per_layer(
     suptitle(
         fig,
         "Robust α̂ of each layer's training-set gradient noise at each run's last checkpoint, "
-        "torchvision models (line: mean over seeds; bars: 95% batch-means interval, averaged "
+        f"torchvision models (line: mean over seeds; bars: {level_text(ci_level)} batch-means "
+        "interval, averaged "
         "over seeds; band: range over seeds); batch-norm scales and shifts and biases are "
         f"layers of their own\n{n_runs} runs drawn; {excluded_runs_note(runs)[:-1]}{few_note}",
     )
