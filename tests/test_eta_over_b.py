@@ -283,8 +283,8 @@ def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
                             "alpha_iterates": a,
                             "ci_low_iterates": a - 0.0392,  # se 0.02 at the 95% level
                             "ci_high_iterates": a + 0.0392,
-                            "k1_down_iterates": 0.0196,  # se 0.03 with the K1 spread
-                            "k1_up_iterates": 0.0196,
+                            "k1_down_iterates": 0.03 + 0.01 * seed,  # the K1 spread
+                            "k1_up_iterates": 0.05,
                             "status": status,
                             "enough_iterates": True,
                             "enough": seed != 0,
@@ -296,11 +296,19 @@ def paired_iterates(alpha_of, status: str = "completed") -> pd.DataFrame:
 def test_iterate_rows_keep_the_pooled_alpha_of_trained_runs_with_its_standard_error():
     rows = E.iterate_rows(paired_iterates(falls_with_ratio), 0.95)
     assert len(rows) == 27 and rows["last"].all()
-    np.testing.assert_allclose(rows["se"], 0.03, rtol=1e-3)  # batch means + the K1 spread
+    # the batch-means interval alone, as for the noise: the K1 spread is carried, not added
+    np.testing.assert_allclose(rows["se"], 0.02, rtol=1e-3)
     at_half = E.iterate_rows(paired_iterates(falls_with_ratio), 0.5)["se"]
-    np.testing.assert_allclose(at_half, 0.1176 / (2 * 0.6745), rtol=1e-3)
-    unknown = paired_iterates(falls_with_ratio).assign(k1_up_iterates=np.nan)
-    assert E.iterate_rows(unknown, 0.95)["se"].isna().all()
+    np.testing.assert_allclose(at_half, 0.0784 / (2 * 0.6745), rtol=1e-3)
+    assert sorted(set(rows["k1_down"].round(9))) == [0.03, 0.04, 0.05]
+    assert E.iterates_k1_note(rows) == (
+        "the iterates' robust α̂ moves over its block sizes K1 (median −0.040 / +0.050, at most "
+        "−0.050 / +0.050 around it, 27 runs; not in its standard error)"
+    )
+    unknown = paired_iterates(falls_with_ratio).drop(columns=["k1_down_iterates", "k1_up_iterates"])
+    rows = E.iterate_rows(unknown, 0.95)
+    np.testing.assert_allclose(rows["se"], 0.02, rtol=1e-3)
+    assert rows["k1_up"].isna().all() and E.iterates_k1_note(rows) == ""
     assert E.iterate_rows(paired_iterates(falls_with_ratio, "not_trained"), 0.95).empty
     few = paired_iterates(falls_with_ratio).assign(enough_iterates=lambda d: d.seed != 1)
     assert sorted(set(E.iterate_rows(few, 0.95)["seed"])) == [0, 2]
@@ -321,6 +329,7 @@ def test_c7_on_the_iterates_is_its_own_column_and_says_when_it_is_not_measured()
     its = long[long.estimator == C.ITERATES].set_index("claim")
     assert its.loc["C7a", "verdict"] == SUPPORTED and its.loc["C7b", "verdict"] == SUPPORTED
     assert its.loc["C7a", "value"] == pytest.approx(-0.1, abs=1e-9)
+    assert all("moves over its block sizes K1 (median −0.040" in d for d in its["detail"])
     wide = C.wide_table(long).set_index("claim")
     assert wide.loc["C7a", C.ITERATES_LABEL] == SUPPORTED
     assert wide.loc["C1", C.ITERATES_LABEL] == "n/a"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,25 @@ def test_the_iterates_figure_needs_a_grid_that_measures_iterates():
         "(iterates.window at most the runs' training.iterations)"
     )
     assert not any(f.iterates for name, f in FIGURES.items() if name != ITERATES_FIGURE)
+
+
+def test_captions_state_the_configured_interval_levels():
+    """Rendered as the report renders them (Jinja, with the job's config and params), the
+    captions give the configured levels, never a fixed 95%."""
+    from types import SimpleNamespace
+
+    from jinja2 import Environment
+
+    snakemake = SimpleNamespace(
+        config={"estimators": {"ci_level": 0.9}}, params=SimpleNamespace(dynamics={"level": 0.8})
+    )
+    levels = Counter()
+    for path in sorted((REPO / "rules/captions").glob("*.rst")):
+        if path.stem == "workflow":  # the configuration dump, rendered with the whole config
+            continue
+        text = Environment().from_string(path.read_text()).render(snakemake=snakemake)
+        text = " ".join(text.split())
+        assert not re.search(r"95 ?%", text), path.name
+        levels.update(re.findall(r"\b(90|80)% (?:batch-means )?interval", text))
+    # the ten figures with batch-means intervals and the three dynamics figures with intervals
+    assert levels == {"90": 10, "80": 3}, levels

@@ -952,8 +952,7 @@ def evaluate_claims(
         claim_c7a,
         claim_c7b,
         claim_c7c,
-        iterate_rows,
-        not_measured,
+        iterates_claims,
     )
 
     m = alpha_measurements(summary, estimates, ci_level, k1_factors, split=th.split)
@@ -980,9 +979,7 @@ def evaluate_claims(
             if notes[estimator]:
                 ev.detail = f"{ev.detail}; {notes[estimator]}"
             rows.append({"claim": claim, "estimator": estimator, **dataclasses.asdict(ev)})
-    its = None if iterates is None else iterate_rows(iterates, ci_level)
-    for claim, judge in (("C7a", claim_c7a), ("C7b", claim_c7b)):
-        ev = not_measured(claim) if its is None else judge(its, th)
+    for claim, ev in iterates_claims(iterates, th, ci_level):
         rows.append({"claim": claim, "estimator": ITERATES, **dataclasses.asdict(ev)})
     if sharpness is not None:
         ev = claim_c7c(sharpness, th)

@@ -171,20 +171,38 @@ NOT_MEASURED = (
 
 def iterate_rows(paired: pd.DataFrame, ci_level: float) -> pd.DataFrame:
     """The pooled robust α̂ of each trained run's iterates (``iterates_vs_noise.csv``) as rows
-    C7a and C7b read: the axes, alpha, se, last (true). ``se``: the half-width over z of the
-    batch-means interval widened by the K1 spread, [ci_low − k1_down, ci_high + k1_up]: the
-    iterates' α̂ (a median over block sizes) moves with K1 more than the noise's does, and
-    can lie outside the interval of the middle block size alone; NaN where the spread is
-    unknown. An estimate from too few values (``enough_iterates``) is left out; the noise's
-    sample size does not matter here."""
+    C7a and C7b read: the axes, alpha, se (from its batch-means interval, as for the noise),
+    last (true), and the K1 spread k1_down, k1_up (NaN where unknown) for
+    :func:`iterates_k1_note`. An estimate from too few values (``enough_iterates``) is left
+    out; the noise's sample size does not matter here."""
     rows = paired[(paired["scope"] == "pooled") & usable(paired["status"])]
     rows = rows[rows["enough_iterates"].astype(bool) & np.isfinite(rows["alpha_iterates"])]
     z_level = statistics.NormalDist().inv_cdf(0.5 + ci_level / 2.0)
-    low = rows["ci_low_iterates"] - rows["k1_down_iterates"]
-    high = rows["ci_high_iterates"] + rows["k1_up_iterates"]
-    se = (high - low) / (2.0 * z_level)
+    se = (rows["ci_high_iterates"] - rows["ci_low_iterates"]) / (2.0 * z_level)
+    unknown = pd.Series(np.nan, index=rows.index)
     return rows[list(AXES)].assign(
-        alpha=rows["alpha_iterates"], se=se.where(np.isfinite(se)), last=True
+        alpha=rows["alpha_iterates"],
+        se=se.where(np.isfinite(se)),
+        last=True,
+        k1_down=rows.get("k1_down_iterates", unknown),
+        k1_up=rows.get("k1_up_iterates", unknown),
+    )
+
+
+def iterates_k1_note(rows: pd.DataFrame) -> str:
+    """How far the iterates' robust α̂ (:func:`iterate_rows`) moves over its block sizes: a
+    median over K1 whose members can differ by more than the batch-means interval, which
+    belongs to the middle K1. Not part of the standard error: two runs judged by the same K1
+    rule differ by sampling noise (and their seeds' spread), as for the noise. ``""`` when
+    the spread is unknown for every run."""
+    known = rows["k1_up"].notna() & rows["k1_down"].notna()
+    if not known.any():
+        return ""
+    down, up = rows.loc[known, "k1_down"], rows.loc[known, "k1_up"]
+    return (
+        f"the iterates' robust α̂ moves over its block sizes K1 (median −{down.median():.3f} / "
+        f"+{up.median():.3f}, at most −{down.max():.3f} / +{up.max():.3f} around it, "
+        f"{int(known.sum())} runs; not in its standard error)"
     )
 
 
@@ -379,3 +397,19 @@ def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
         return ev
     left_out = "; ".join(f"{n} end points left out: {why}" for why, n in counts.items())
     return dataclasses.replace(ev, detail=f"{ev.detail}; {left_out}")
+
+
+def iterates_claims(
+    paired: pd.DataFrame | None, th: Thresholds, ci_level: float
+) -> list[tuple[str, Evaluation]]:
+    """C7a and C7b judged on the iterates' α̂ (``iterates_vs_noise.csv``; None: the grid does
+    not measure them, both "not measured"), each detail with :func:`iterates_k1_note`."""
+    if paired is None:
+        return [(claim, not_measured(claim)) for claim in ("C7a", "C7b")]
+    rows = iterate_rows(paired, ci_level)
+    note = iterates_k1_note(rows)
+    out = []
+    for claim, judge in (("C7a", claim_c7a), ("C7b", claim_c7b)):
+        ev = judge(rows, th)
+        out.append((claim, dataclasses.replace(ev, detail=f"{ev.detail}; {note}") if note else ev))
+    return out
