@@ -198,6 +198,40 @@ def test_c7b_every_verdict(second, verdict):
     assert "eta/b=0.2 b=1 vs 4" in c7b["detail"]
 
 
+def test_c7_claims_give_every_field_of_the_worst_series_and_pair():
+    """Two (d, b) series fall (−2 and −0.5: the worst is −0.5), one has a single η/b and is
+    left out; at η/b = 0.2 the batch sizes 1 and 2 differ by −1 [−1.6, −0.4], outside ±0.25."""
+    rows = FALLING + [(5, 2, 0.2, 3.0, 2.8, 3.2), (5, 2, 0.25, 2.5, 2.3, 2.7)]
+    c7a, c7b = claim_c7_linear(_table(rows + [(10, 1, 0.2, 2.0, 1.9, 2.1)]), 0.25)
+    assert (c7a["value"], c7a["ci_low"], c7a["ci_high"]) == pytest.approx((-0.5, -0.9, -0.1))
+    assert c7a["verdict"] == "supported" and c7a["threshold"] == "< 0 for every series"
+    assert c7a["detail"] == (
+        "d=5 b=1: -2 [-2.6, -1.4]; d=5 b=2: -0.5 [-0.9, -0.1]; "
+        "fewer than two simulated eta/b (left out): d=10 b=1"
+    )
+    assert c7a["statistic"].startswith("change of Hill's alpha-hat from the smallest to the")
+    assert (c7b["value"], c7b["ci_low"], c7b["ci_high"]) == pytest.approx((-1.0, -1.6, -0.4))
+    assert c7b["verdict"] == "not supported"
+    assert c7b["threshold"] == "within +-0.25 (linear_sgd.c7_same_tolerance)"
+    assert c7b["detail"] == "d=5 eta/b=0.2 b=1 vs 2: -1 [-1.6, -0.4] (theory -1)"
+    assert c7b["statistic"].startswith("alpha-hat at the largest minus at the smallest batch")
+    # three batch sizes at one η/b: the largest against the smallest; the theory's own change
+    table = _table(
+        [(5, 1, 0.2, 2.0, 1.9, 2.1), (5, 2, 0.2, 9.0, 8.0, 10.0), (5, 4, 0.2, 2.0, 1.5, 2.5)]
+    )
+    table.loc[2, "alpha_theory"] = 1.7
+    c7a, c7b = claim_c7_linear(table, 0.25)
+    assert c7b["verdict"] == (
+        "inconclusive (intervals too wide for the tolerance: raise linear_sgd.chains)"
+    )
+    assert c7b["detail"] == "d=5 eta/b=0.2 b=1 vs 4: +0 [-0.6, +0.6] (theory -0.3)"
+    assert c7a["verdict"] == (
+        "inconclusive (too few simulated settings: widen linear_sgd.alpha_range or raise "
+        "linear_sgd.ratios)"
+    )
+    assert c7a["detail"] == "no (d, b) series with two simulated eta/b" and c7a["value"] is None
+
+
 def test_c7b_without_two_batch_sizes_at_one_ratio_is_inconclusive():
     (_, c7b) = claim_c7_linear(_table(FALLING), 0.25)
     assert c7b["verdict"].startswith("inconclusive (too few simulated settings: widen")
