@@ -343,6 +343,10 @@ def test_alpha_and_accuracy_over_training_draws_both_splits_and_the_accuracies(o
         "Gaussian, α = 2",
         "95% batch-means interval",
     ]
+    fig = P.plot_alpha_and_accuracy_over_training(
+        summary, [log], showcase, *out("t80"), ci_level=0.8
+    )
+    assert legend_texts(fig.legends[0])[-1] == "80% batch-means interval"
 
 
 # ----------------------------------------------------------------------------- block size
@@ -765,6 +769,9 @@ def test_alpha_iterates_vs_alpha_noise_draws_a_point_per_run_and_layer_and_the_i
         assert ax.get_ylabel() == "α̂ of the centred iterates (last window)"
     text = title(fig)
     assert "window W = 10 steps" in text and "1 did not train" in text
+    assert "bars: 95% batch-means intervals" in text
+    fig = P.plot_alpha_iterates_vs_alpha_noise(table, runs, *out("it90"), ci_level=0.9)
+    assert "bars: 90% batch-means intervals" in title(fig)
     assert "1 run(s) without a window" in text and "1 estimate(s) from too few values" in text
 
 

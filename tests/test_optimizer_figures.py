@@ -205,6 +205,9 @@ def test_alpha_vs_optimizer_draws_a_point_per_seed_and_noise_in_each_family(out)
     text = title(fig)
     assert "9 runs drawn (those of a network trained by two or more optimizers)" in text
     assert "11 runs in the grid; 1 excluded from every statistic: 1 did not train" in text
+    assert "bars: 95% batch-means interval" in text
+    fig = plot_alpha_vs_optimizer(summary, runs, *out("o90"), ci_level=0.9)
+    assert "bars: 90% batch-means interval" in title(fig)
 
 
 def test_alpha_vs_optimizer_leaves_out_estimates_from_too_few_samples_and_says_so(out):
@@ -310,6 +313,9 @@ def test_alpha_per_layer_draws_one_line_per_optimizer_in_the_network_s_layer_ord
     assert legend_texts(ax.get_legend()) == ["SGD, η = 0.1", "Adam, η = 0.001"]
     text = title(fig)
     assert "4 runs drawn" in text and "6 runs in the grid; none excluded" in text
+    assert "bars: 95% batch-means interval" in text
+    fig = plot_alpha_per_layer(estimates, runs, *out("l90"), min_pooled_values=10_000, ci_level=0.9)
+    assert "bars: 90% batch-means interval" in title(fig)
     assert (
         "4 layer estimate(s) left out (too few noise values: K = 500 < "
         "estimators.min_pooled_values = 10,000)" in text
