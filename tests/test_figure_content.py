@@ -124,11 +124,6 @@ def test_alpha_vs_width_draws_every_estimator_s_alpha_per_depth_line(out):
     assert legend_texts(legend) == ["2", "3", "Gaussian, α = 2"]
     assert legend.get_title().get_text() == "depth"
     assert "6 runs drawn (those in a sweep over width)" in title(fig)
-    assert "bars: 95% batch-means interval" in title(fig)
-    # the intervals' level is the configured one (estimators.ci_level), not a fixed 95%
-    fig = P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *out("w90"), ci_level=0.9)
-    assert "bars: 90% batch-means interval" in title(fig) and "95%" not in title(fig)
-    assert P.level_text(0.975) == "97.5%"
 
 
 def test_alpha_vs_batch_size_draws_one_line_per_network_with_the_seed_range(out):
@@ -343,10 +338,6 @@ def test_alpha_and_accuracy_over_training_draws_both_splits_and_the_accuracies(o
         "Gaussian, α = 2",
         "95% batch-means interval",
     ]
-    fig = P.plot_alpha_and_accuracy_over_training(
-        summary, [log], showcase, *out("t80"), ci_level=0.8
-    )
-    assert legend_texts(fig.legends[0])[-1] == "80% batch-means interval"
 
 
 # ----------------------------------------------------------------------------- block size
@@ -769,9 +760,6 @@ def test_alpha_iterates_vs_alpha_noise_draws_a_point_per_run_and_layer_and_the_i
         assert ax.get_ylabel() == "α̂ of the centred iterates (last window)"
     text = title(fig)
     assert "window W = 10 steps" in text and "1 did not train" in text
-    assert "bars: 95% batch-means intervals" in text
-    fig = P.plot_alpha_iterates_vs_alpha_noise(table, runs, *out("it90"), ci_level=0.9)
-    assert "bars: 90% batch-means intervals" in title(fig)
     assert "1 run(s) without a window" in text and "1 estimate(s) from too few values" in text
 
 
@@ -791,3 +779,18 @@ def test_plain_log_axis_ticks_the_values_and_stands_crowded_labels_upright():
     assert {t.get_rotation() for t in spread.get_xticklabels()} == {0}
     assert [t.get_text() for t in crowded.get_xticklabels()][:2] == ["4e-05", "5e-05"]
     assert {t.get_rotation() for t in crowded.get_xticklabels()} == {90}
+
+
+@pytest.mark.parametrize("level, text", [(0.95, "95%"), (0.9, "90%"), (0.975, "97.5%")])
+def test_figures_print_the_configured_interval_level(out, level, text):
+    """The batch-means intervals' level is estimators.ci_level, not a fixed 95%."""
+    summary, _, runs_table = make_tables(widths(3), alpha=1.5, half_width=0.02)
+    fig = P.plot_alpha_vs_axis(summary, runs_table, "width", "depth", *out("w"), ci_level=level)
+    assert f"bars: {text} batch-means interval of the robust" in title(fig)
+    log = pd.DataFrame({"step": [1, 2], "lr": 0.1, "loss": 1.0, "accuracy": [0.1, 0.2]})
+    fig = P.plot_alpha_and_accuracy_over_training(
+        summary[summary.width == 16], [log], [widths(3)[0]], *out("t"), ci_level=level
+    )
+    assert legend_texts(fig.legends[0])[-1] == f"{text} batch-means interval"
+    fig = P.plot_alpha_iterates_vs_alpha_noise(*iterates_pairs(), *out("i"), ci_level=level)
+    assert f"bars: {text} batch-means intervals" in title(fig)

@@ -205,9 +205,6 @@ def test_alpha_vs_optimizer_draws_a_point_per_seed_and_noise_in_each_family(out)
     text = title(fig)
     assert "9 runs drawn (those of a network trained by two or more optimizers)" in text
     assert "11 runs in the grid; 1 excluded from every statistic: 1 did not train" in text
-    assert "bars: 95% batch-means interval" in text
-    fig = plot_alpha_vs_optimizer(summary, runs, *out("o90"), ci_level=0.9)
-    assert "bars: 90% batch-means interval" in title(fig)
 
 
 def test_alpha_vs_optimizer_leaves_out_estimates_from_too_few_samples_and_says_so(out):
@@ -313,9 +310,6 @@ def test_alpha_per_layer_draws_one_line_per_optimizer_in_the_network_s_layer_ord
     assert legend_texts(ax.get_legend()) == ["SGD, η = 0.1", "Adam, η = 0.001"]
     text = title(fig)
     assert "4 runs drawn" in text and "6 runs in the grid; none excluded" in text
-    assert "bars: 95% batch-means interval" in text
-    fig = plot_alpha_per_layer(estimates, runs, *out("l90"), min_pooled_values=10_000, ci_level=0.9)
-    assert "bars: 90% batch-means interval" in title(fig)
     assert (
         "4 layer estimate(s) left out (too few noise values: K = 500 < "
         "estimators.min_pooled_values = 10,000)" in text
@@ -342,3 +336,13 @@ def test_alpha_per_layer_keeps_the_layer_order_of_the_estimates_table(out):
     fig = plot_alpha_per_layer(estimates, runs, *out("order"))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == LAYERS
     assert sorted(LAYERS) != LAYERS
+
+
+@pytest.mark.parametrize("level, text", [(0.95, "95%"), (0.9, "90%")])
+def test_optimizer_figures_print_the_configured_interval_level(out, level, text):
+    summary, runs = optimizer_tables()
+    fig = plot_alpha_vs_optimizer(summary, runs, *out("o"), ci_level=level)
+    assert f"bars: {text} batch-means interval" in title(fig)
+    estimates, runs = layer_tables()
+    fig = plot_alpha_per_layer(estimates, runs, *out("l"), ci_level=level)
+    assert f"bars: {text} batch-means interval" in title(fig)
