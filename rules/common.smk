@@ -308,9 +308,15 @@ PRIORITY_UNLOCKS = 2
 PRIORITY_SIDE = 1
 
 
+# CPUs of a local run (--cores), which a run's jobs take at most half of (sgdtail.cost.run_threads);
+# none on a cluster, where each job gets its own CPUs
+LOCAL_CORES = workflow.global_resources["_cores"].value if LOCAL_RUN else None
+
+
 def run_threads(wildcards):
-    """CPU threads of a run's jobs (train, noise, sharpness): more for the large networks."""
-    return _run_threads(_point(wildcards), _on_gpu())
+    """CPU threads of a run's jobs (train, noise, sharpness): more for the large networks,
+    at most half of a local run's --cores."""
+    return _run_threads(_point(wildcards), _on_gpu(), LOCAL_CORES)
 
 
 def run_gpus(wildcards):

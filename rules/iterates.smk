@@ -10,10 +10,9 @@ rule measure_iterates:
         info=f"{RUN_DIR}/run.json",
     output:
         estimates=f"{RUN_DIR}/iterates_tail_index.csv",
+        usage=f"benchmarks/measure_iterates/{RUN_PATTERN}.tsv",  # time and memory (sgdtail.io)
     log:
         f"logs/measure_iterates/{RUN_PATTERN}.log",
-    benchmark:
-        f"benchmarks/measure_iterates/{RUN_PATTERN}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: run_threads

@@ -9,10 +9,9 @@ rule measure_gradient_noise:
     output:
         estimates=f"{RUN_DIR}/tail_index.csv",
         norms=f"{RUN_DIR}/noise_norms.csv",
+        usage=f"benchmarks/measure_gradient_noise/{RUN_PATTERN}.tsv",  # time and memory (sgdtail.io)
     log:
         f"logs/measure_gradient_noise/{RUN_PATTERN}.log",
-    benchmark:
-        f"benchmarks/measure_gradient_noise/{RUN_PATTERN}.tsv"
     group:
         run_group
     conda:

@@ -7,11 +7,10 @@ rule measure_sharpness:
         checkpoints=f"{RUN_DIR}/checkpoints.pt",
         info=f"{RUN_DIR}/run.json",
     output:
-        f"{RUN_DIR}/sharpness.json",
+        sharpness=f"{RUN_DIR}/sharpness.json",
+        usage=f"benchmarks/measure_sharpness/{RUN_PATTERN}.tsv",  # time and memory (sgdtail.io)
     log:
         f"logs/measure_sharpness/{RUN_PATTERN}.log",
-    benchmark:
-        f"benchmarks/measure_sharpness/{RUN_PATTERN}.tsv"
     group:
         sharpness_group
     conda:

@@ -10,10 +10,9 @@ rule train_sgd:
         metrics=f"{RUN_DIR}/checkpoint_metrics.csv",
         train_log=f"{RUN_DIR}/train_log.csv",
         info=f"{RUN_DIR}/run.json",
+        usage=f"benchmarks/train_sgd/{RUN_PATTERN}.tsv",  # time and memory (sgdtail.io)
     log:
         f"logs/train_sgd/{RUN_PATTERN}.log",
-    benchmark:
-        f"benchmarks/train_sgd/{RUN_PATTERN}.tsv"
     priority: PRIORITY_UNLOCKS
     group:
         run_group

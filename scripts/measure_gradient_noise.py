@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from sgdtail.data import load_prepared
-from sgdtail.io import load_torch, setup_logging, write_table
+from sgdtail.io import load_torch, setup_logging, write_job_usage, write_table
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
 from sgdtail.noise import (
@@ -68,3 +68,4 @@ write_table(
     snakemake.output.norms, pd.DataFrame(norms, columns=["step", "split", "minibatch", "norm"])
 )
 shutil.rmtree(parts, ignore_errors=True)
+write_job_usage(snakemake.output.usage)

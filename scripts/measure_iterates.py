@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from sgdtail.data import load_prepared
-from sgdtail.io import load_torch, setup_logging, write_table
+from sgdtail.io import load_torch, setup_logging, write_job_usage, write_table
 from sgdtail.iterates import measure_iterates
 from sgdtail.noise import auto_budget_mb, estimator_options
 from sgdtail.train import TrainConfig, resolve_device
@@ -41,3 +41,4 @@ rows = measure_iterates(
 pooled = [r for r in rows if r.get("scope") == "pooled" and r["estimator"] == "mohammadi_robust"]
 log.info("pooled robust alpha of the iterates: %s", pooled[0]["alpha"] if pooled else rows[0])
 write_table(snakemake.output.estimates, pd.DataFrame(rows))
+write_job_usage(snakemake.output.usage)

@@ -12,7 +12,7 @@ import time
 import torch
 
 from sgdtail.data import load_prepared
-from sgdtail.io import load_torch, setup_logging, write_json
+from sgdtail.io import load_torch, setup_logging, write_job_usage, write_json
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
 from sgdtail.sharpness import gradient_to_noise, random_direction_sharpness, top_hessian_eigenvalue
@@ -55,4 +55,5 @@ if finite:
         gradient_minibatch=grad["minibatch"],
         seconds=time.perf_counter() - start,
     )
-write_json(snakemake.output[0], result)
+write_json(snakemake.output.sharpness, result)
+write_job_usage(snakemake.output.usage)

@@ -6,7 +6,7 @@ import torch
 
 from sgdtail.data import load_prepared
 from sgdtail.grid import optimizer_settings, typed_axes
-from sgdtail.io import setup_logging
+from sgdtail.io import setup_logging, write_job_usage
 from sgdtail.iterates import WindowSnapshots, finish_snapshots, window_ends
 from sgdtail.train import Progress, TrainConfig, resolve_device, train_sgd
 
@@ -47,3 +47,4 @@ hook = WindowSnapshots(snapshots, iterates["window"], window_ends(cfg)) if itera
 info = train_sgd(cfg, data, out, device, progress=progress, hook=hook)
 if iterates:
     finish_snapshots(snapshots, info, iterates["window"], Path(snakemake.output.iterates_start))
+write_job_usage(snakemake.output.usage)

@@ -92,6 +92,29 @@ def test_costs_grow_with_steps_size_and_checkpoints():
     assert cost.train_seconds(large, 1000, 5, gpu=True) < cost.train_seconds(large, 1000, 5)
 
 
+@pytest.mark.parametrize(
+    ("cores", "expected"),
+    [
+        (None, (1, 2, 4, 2)),
+        (2, (1, 1, 1, 1)),
+        (3, (1, 1, 1, 1)),
+        (4, (1, 2, 2, 2)),
+        (8, (1, 2, 4, 2)),
+        (1, (1, 1, 1, 1)),
+    ],
+)
+def test_a_local_run_gives_each_job_at_most_half_its_cores(cores, expected):
+    """Locally two jobs always fit side by side; on a cluster (cores None) the network decides."""
+    alexnet = point(dataset="cifar100", arch="alexnet", width=256, depth=8)
+    got = (
+        cost.run_threads(point(width=4), cores=cores),
+        cost.run_threads(point(width=1024, depth=10), cores=cores),
+        cost.run_threads(alexnet, cores=cores),
+        cost.run_threads(alexnet, gpu=True, cores=cores),
+    )
+    assert got == expected
+
+
 def test_grid_cost_adds_threads_times_seconds_per_kind():
     runs = [{**point(width=w), "path": f"r{w}"} for w in (4, 1024)]
     training = {r["path"]: {"iterations": 100} for r in runs}

@@ -1,15 +1,20 @@
 """run.json's provenance: the versions of every package a result depends on, and on a GPU the
 CUDA and cuDNN versions and the GPU model (the CUDA path is checked with a stand-in device, so
-the test runs on CPU-only machines)."""
+the test runs on CPU-only machines), and the time and memory record of the per-run jobs."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy
+import pandas as pd
+import pytest
 import torch
 
 from sgdtail import io
@@ -94,3 +99,26 @@ def test_run_json_records_versions_device_and_data_hash(tmp_path, small_data):
     assert prov["scipy"] == installed("scipy") and prov["pandas"] == installed("pandas")
     assert prov["cuda"] is None and info["device"] == "cpu"
     assert info["data_hash"] == small_data.content_hash  # the prepared data's content hash
+
+
+def test_job_usage_records_the_whole_process_in_benchmark_columns(tmp_path):
+    """A process that sleeps 0.3 s, then holds 300 MB and spins 0.6 s of CPU, writes a record
+    that counts its start-up and sleep in s, its busy time in cpu_time and the 300 MB in
+    max_rss, in the columns figure runtime_by_grid_axis reads."""
+    out = tmp_path / "benchmarks" / "train_sgd" / "usage.tsv"
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[2]); time.sleep(0.3)\n"
+        "import numpy as np; from sgdtail.io import write_job_usage\n"
+        "x = np.ones(300 * 2**20 // 8); t = time.process_time()\n"
+        "while time.process_time() - t < 0.6: x[:1000] += 1\n"
+        "write_job_usage(sys.argv[1])\n"
+    )
+    scripts = Path(io.__file__).parents[1]
+    subprocess.run([sys.executable, "-c", code, str(out), str(scripts)], check=True)
+    usage = pd.read_csv(out, sep="\t")
+    assert tuple(usage.columns) == io.USAGE_COLUMNS and len(usage) == 1
+    row = usage.iloc[0]
+    assert row["s"] >= 0.9 and 0.6 <= row["cpu_time"] < row["s"]
+    assert row["max_rss"] >= 300
+    assert row["mean_load"] == pytest.approx(100 * row["cpu_time"] / row["s"], rel=0.02)
+    assert row["h:m:s"] == str(datetime.timedelta(seconds=round(row["s"])))

@@ -92,14 +92,19 @@ def noise_kinds(point: Mapping) -> int:
     return 2 if optimizer_of(point) in PRECONDITIONED_OPTIMIZERS else 1
 
 
-def run_threads(point: Mapping, gpu: bool = False) -> int:
-    """CPU threads of a run's jobs: more for the large networks (2 beside a GPU)."""
+def run_threads(point: Mapping, gpu: bool = False, cores: int | None = None) -> int:
+    """CPU threads of a run's jobs: more for the large networks (2 beside a GPU), and at most
+    half of ``cores`` (at least 1) when the jobs share a machine of that many CPUs, so that
+    at least two jobs run side by side: a job's second thread adds less than a second job
+    does (docs/benchmarks.md, "Threads per job")."""
     if gpu:
-        return 2
-    _, flops, _ = net_size(
-        point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
-    )
-    return 1 if flops < 2e6 else 2 if flops < 2e7 else 4
+        need = 2
+    else:
+        _, flops, _ = net_size(
+            point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
+        )
+        need = 1 if flops < 2e6 else 2 if flops < 2e7 else 4
+    return need if cores is None else max(1, min(need, cores // 2))
 
 
 def _speed(point: Mapping, gpu: bool) -> float:

@@ -8,12 +8,14 @@ truncated file that a later rule would read as complete.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,54 @@ def write_table(path: str | os.PathLike, df) -> None:
             raise ValueError(
                 f"unsupported table format {suffix!r} for {path}: use .csv or .parquet"
             )
+
+
+USAGE_COLUMNS = ("s", "h:m:s", "max_rss", "io_in", "io_out", "mean_load", "cpu_time")
+"""Columns of :func:`write_job_usage`: those of Snakemake's benchmark files that one reading
+at a job's end gives exactly (seconds, MB, percent of one CPU, CPU seconds)."""
+
+
+def job_usage() -> dict[str, Any]:
+    """This process's resource use so far, in :data:`USAGE_COLUMNS`: wall-clock seconds since
+    it started, peak resident memory, bytes read and written on storage, and CPU seconds
+    (user + system, its own and those of its finished children)."""
+    import resource
+
+    import psutil
+
+    proc = psutil.Process()
+    seconds = max(time.time() - proc.create_time(), 1e-9)
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KB on Linux
+    try:
+        io = proc.io_counters()
+        io_in, io_out = io.read_bytes / 2**20, io.write_bytes / 2**20
+    except (AttributeError, NotImplementedError, psutil.Error):  # macOS keeps no I/O counters
+        io_in = io_out = float("nan")
+    return {
+        "s": round(seconds, 4),
+        "h:m:s": str(datetime.timedelta(seconds=round(seconds))),
+        "max_rss": round(max(own.ru_maxrss, children.ru_maxrss) * rss_unit / 2**20, 2),
+        "io_in": round(io_in, 2),
+        "io_out": round(io_out, 2),
+        "mean_load": round(100 * cpu / seconds, 2),
+        "cpu_time": round(cpu, 2),
+    }
+
+
+def write_job_usage(path: str | os.PathLike) -> None:
+    """Write :func:`job_usage` to ``path`` as a one-row TSV, atomically: the record the per-run
+    jobs keep in ``benchmarks/`` (one reading at the end instead of Snakemake's
+    ``benchmark:``, which samples every running job's memory map twice a second from the
+    workflow's own process)."""
+    usage = job_usage()
+    with atomic_path(path) as tmp:
+        tmp.write_text(
+            "\t".join(USAGE_COLUMNS) + "\n" + "\t".join(str(usage[c]) for c in USAGE_COLUMNS) + "\n"
+        )
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
