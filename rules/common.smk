@@ -24,6 +24,7 @@ from sgdtail.cost import (  # noqa: E402
     DATA_SIZES,
     ESTIMATOR_S_PER_VALUE,
     LANCZOS_VECTORS,
+    local_threads,
     noise_kinds,
     noise_seconds,
     sharpness_seconds,
@@ -272,6 +273,10 @@ SMALL_RUN_MINUTES = 30
 # otherwise, so --cores N never stacks several runs on one GPU. On SLURM each job gets its own.
 LOCAL_RUN = workflow.global_resources["_nodes"].value is None
 LOCAL_GPUS = visible_gpus() if LOCAL_RUN else 0
+# CPUs of a local run (--cores), of which a job with several threads takes at most half
+# (sgdtail.cost.local_threads), so that two jobs always run side by side; None on a cluster,
+# where each job gets its own CPUs
+LOCAL_CORES = workflow.global_resources["_cores"].value if LOCAL_RUN else None
 if LOCAL_RUN and LOCAL_GPUS > 0 and "gpu" not in workflow.global_resources:
     workflow.global_resources["gpu"] = LOCAL_GPUS
 
@@ -306,11 +311,6 @@ def net_size(wildcards):
 PRIORITY_SERIAL = 3
 PRIORITY_UNLOCKS = 2
 PRIORITY_SIDE = 1
-
-
-# CPUs of a local run (--cores), which a run's jobs take at most half of (sgdtail.cost.run_threads);
-# none on a cluster, where each job gets its own CPUs
-LOCAL_CORES = workflow.global_resources["_cores"].value if LOCAL_RUN else None
 
 
 def run_threads(wildcards):

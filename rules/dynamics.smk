@@ -14,7 +14,8 @@ rule simulate_exit_times:
     priority: PRIORITY_SIDE
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    # worker processes; the result depends on the seed only (sgdtail.dynamics)
+    threads: local_threads(2, LOCAL_CORES)
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(60),

@@ -104,6 +104,12 @@ def run_threads(point: Mapping, gpu: bool = False, cores: int | None = None) -> 
             point["dataset"], point["arch"], int(point["width"]), int(point["depth"])
         )
         need = 1 if flops < 2e6 else 2 if flops < 2e7 else 4
+    return local_threads(need, cores)
+
+
+def local_threads(need: int, cores: int | None) -> int:
+    """``need`` threads, at most half of a local run's ``cores`` (at least 1); ``need`` when
+    ``cores`` is None (a cluster, where each job gets its own CPUs)."""
     return need if cores is None else max(1, min(need, cores // 2))
 
 
