@@ -441,6 +441,41 @@ def test_c3_inconclusive_when_alpha_never_changes_beyond_noise():
     assert row.verdict == "inconclusive" and "too much spread" in row.reason
 
 
+@pytest.mark.parametrize(
+    ("yes", "no", "undecided", "to_no", "to_yes"),
+    [(3, 6, 52, 1, 52), (0, 0, 10, 2, 9), (5, 1, 4, 1, 4), (0, 5, 50, 1, 50), (1, 0, 2, 1, 2)],
+)
+def test_c3_decider_counts_the_undecided_runs_each_verdict_needs(yes, no, undecided, to_no, to_yes):
+    """At min_share 0.9: not supported once more than a tenth of the runs say no, supported
+    once nine tenths say yes; the counts are the fewest undecided runs that would tip it."""
+    th = C.Thresholds(min_share=0.9)
+    counts = {"yes": yes, "no": no, "undecided": undecided}
+    n = yes + no + undecided
+    verdict = C.share_verdict(yes, no, undecided, th)[3]
+    assert verdict == "inconclusive"
+    text = C.c3_decider(counts, th)
+    assert f"{to_no} more answering no would make it not supported" in text
+    assert f"{to_yes} answering yes would make it supported" in text
+    # one run fewer either way leaves it undecided; the count itself decides it
+    assert C.share_verdict(yes, no + to_no, undecided - to_no, th)[3] == "not supported"
+    assert C.share_verdict(yes + to_yes, no, undecided - to_yes, th)[3] == "supported"
+    if to_no > 1:
+        assert C.share_verdict(yes, no + to_no - 1, undecided - to_no + 1, th)[3] == verdict
+    assert C.share_verdict(yes + to_yes - 1, no, n - yes - no - to_yes + 1, th)[3] == verdict
+
+
+def test_c3_decider_says_when_no_answers_can_support_it():
+    text = C.c3_decider({"yes": 0, "no": 1, "undecided": 5}, C.Thresholds(min_share=0.9))
+    assert "no answers could make it supported" in text
+
+
+def test_an_inconclusive_c3_says_what_decides_it():
+    summary, estimates, _ = make_tables(widths(), alpha=lambda r, s: 1.3 + 0.001 * (s % 2))
+    row = judge(summary, estimates).loc[("C3", "robust")]
+    assert row.verdict == "inconclusive" and "decided by the undecided runs" in row.detail
+    assert "training.checkpoints" in row.detail
+
+
 def test_c3_inconclusive_with_too_few_checkpoints():
     summary, estimates, _ = make_tables(widths(), alpha=early_alpha_drop, steps=(0, 1, 1000))
     row = judge(summary, estimates).loc[("C3", "robust")]

@@ -113,6 +113,7 @@ def test_a_local_run_gives_each_job_at_most_half_its_cores(cores, expected):
         cost.run_threads(alexnet, gpu=True, cores=cores),
     )
     assert got == expected
+    assert cost.local_threads(2, cores) == expected[3]  # simulate_exit_times: 2 worker processes
 
 
 def test_grid_cost_adds_threads_times_seconds_per_kind():

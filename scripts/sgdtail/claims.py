@@ -811,6 +811,9 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
     share, low, high, verdict, reason = share_verdict(
         counts["yes"], counts["no"], counts["undecided"], th
     )
+    detail = _c3_detail(counts, where)
+    if reason.startswith("too much spread"):
+        detail += "; " + c3_decider(counts, th)
     return Evaluation(
         statistic=statistic,
         value=share,
@@ -820,7 +823,7 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
         verdict=verdict,
         reason=reason,
         n_runs=counts["yes"] + counts["no"] + counts["undecided"],
-        detail=_c3_detail(counts, where),
+        detail=detail,
     )
 
 
@@ -831,6 +834,27 @@ def _steepest_end(
     dv = np.diff(values.astype(np.float64))[candidates]
     rate = (dv if rise_only else np.abs(dv)) / np.diff(u)[candidates]
     return float(steps[candidates[int(np.argmax(rate))] + 1])
+
+
+def c3_decider(counts: Mapping[str, int], th: Thresholds) -> str:
+    """What would decide an inconclusive C3: how many of its undecided runs would have to
+    answer no (not supported) or yes (supported), and the settings that resolve them."""
+    yes, no, undecided = counts["yes"], counts["no"], counts["undecided"]
+    n = yes + no + undecided
+    to_no = next(k for k in range(undecided + 1) if (n - no - k) / n < th.min_share)
+    to_yes = next((k for k in range(undecided + 1) if (yes + k) / n >= th.min_share), None)
+    yes_text = (
+        f"{to_yes} answering yes would make it supported"
+        if to_yes is not None
+        else "no answers could make it supported"
+    )
+    return (
+        f"decided by the undecided runs: {to_no} more answering no would make it not "
+        f"supported, {yes_text}. A run without a change beyond noise needs smaller standard "
+        "errors (more minibatches per measurement: a smaller batch size); one with candidate "
+        "intervals on both sides of a limit needs checkpoints closer together "
+        "(training.checkpoints)"
+    )
 
 
 def _c3_detail(counts: Mapping[str, int], where: Sequence[tuple[float, float]]) -> str:
