@@ -275,8 +275,13 @@ LOCAL_RUN = workflow.global_resources["_nodes"].value is None
 LOCAL_GPUS = visible_gpus() if LOCAL_RUN else 0
 # CPUs of a local run (--cores), of which a job with several threads takes at most half
 # (sgdtail.cost.local_threads), so that two jobs always run side by side; None on a cluster,
-# where each job gets its own CPUs
-LOCAL_CORES = workflow.global_resources["_cores"].value if LOCAL_RUN else None
+# where each job gets its own CPUs, and inside a cluster job (the Snakemake that runs it there
+# sees --cores all of its allocation and must not halve the threads it asked for)
+LOCAL_CORES = (
+    workflow.global_resources["_cores"].value
+    if LOCAL_RUN and not (workflow.remote_exec or workflow.subprocess_exec)
+    else None
+)
 if LOCAL_RUN and LOCAL_GPUS > 0 and "gpu" not in workflow.global_resources:
     workflow.global_resources["gpu"] = LOCAL_GPUS
 

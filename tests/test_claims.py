@@ -455,7 +455,7 @@ def test_c3_decider_counts_the_undecided_runs_each_verdict_needs(yes, no, undeci
     assert verdict == "inconclusive"
     text = C.c3_decider(counts, th)
     assert f"{to_no} more answering no would make it not supported" in text
-    assert f"{to_yes} answering yes would make it supported" in text
+    assert f"{to_yes} answering yes supported" in text
     # one run fewer either way leaves it undecided; the count itself decides it
     assert C.share_verdict(yes, no + to_no, undecided - to_no, th)[3] == "not supported"
     assert C.share_verdict(yes + to_yes, no, undecided - to_yes, th)[3] == "supported"
@@ -464,16 +464,21 @@ def test_c3_decider_counts_the_undecided_runs_each_verdict_needs(yes, no, undeci
     assert C.share_verdict(yes + to_yes - 1, no, n - yes - no - to_yes + 1, th)[3] == verdict
 
 
-def test_c3_decider_says_when_no_answers_can_support_it():
-    text = C.c3_decider({"yes": 0, "no": 1, "undecided": 5}, C.Thresholds(min_share=0.9))
-    assert "no answers could make it supported" in text
+def test_c3_decider_names_only_the_kinds_of_undecided_runs_present():
+    th = C.Thresholds(min_share=0.9)
+    flat_only = C.c3_decider({"yes": 0, "no": 0, "undecided": 5, "flat": 5}, th)
+    assert "the 5 without" in flat_only and "training.checkpoints" not in flat_only
+    straddle = C.c3_decider({"yes": 0, "no": 0, "undecided": 5, "flat": 0}, th)
+    assert "the 5 with candidate intervals" in straddle and "without" not in straddle
+    both = C.c3_decider({"yes": 3, "no": 6, "undecided": 52, "flat": 31}, th)
+    assert "the 31 without" in both and "the 21 with candidate intervals" in both
 
 
 def test_an_inconclusive_c3_says_what_decides_it():
     summary, estimates, _ = make_tables(widths(), alpha=lambda r, s: 1.3 + 0.001 * (s % 2))
     row = judge(summary, estimates).loc[("C3", "robust")]
     assert row.verdict == "inconclusive" and "decided by the undecided runs" in row.detail
-    assert "training.checkpoints" in row.detail
+    assert "need smaller standard errors" in row.detail  # α̂ never changes beyond noise
 
 
 def test_c3_inconclusive_with_too_few_checkpoints():

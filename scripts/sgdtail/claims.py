@@ -838,22 +838,27 @@ def _steepest_end(
 
 def c3_decider(counts: Mapping[str, int], th: Thresholds) -> str:
     """What would decide an inconclusive C3: how many of its undecided runs would have to
-    answer no (not supported) or yes (supported), and the settings that resolve them."""
+    answer no (not supported) or yes (supported), and what resolves each kind of undecided
+    run present (``counts["flat"]`` of them without a change beyond noise)."""
     yes, no, undecided = counts["yes"], counts["no"], counts["undecided"]
     n = yes + no + undecided
     to_no = next(k for k in range(undecided + 1) if (n - no - k) / n < th.min_share)
-    to_yes = next((k for k in range(undecided + 1) if (yes + k) / n >= th.min_share), None)
-    yes_text = (
-        f"{to_yes} answering yes would make it supported"
-        if to_yes is not None
-        else "no answers could make it supported"
-    )
+    to_yes = next(k for k in range(undecided + 1) if (yes + k) / n >= th.min_share)
+    flat = counts.get("flat", 0)
+    fixes = []
+    if flat:
+        fixes.append(
+            f"the {flat} without an α̂ change or accuracy rise beyond noise need smaller "
+            "standard errors (more noise values or test images per measurement)"
+        )
+    if undecided > flat:
+        fixes.append(
+            f"the {undecided - flat} with candidate intervals on both sides of a limit need "
+            "checkpoints closer together (training.checkpoints)"
+        )
     return (
         f"decided by the undecided runs: {to_no} more answering no would make it not "
-        f"supported, {yes_text}. A run without a change beyond noise needs smaller standard "
-        "errors (more minibatches per measurement: a smaller batch size); one with candidate "
-        "intervals on both sides of a limit needs checkpoints closer together "
-        "(training.checkpoints)"
+        f"supported, {to_yes} answering yes supported; " + "; ".join(fixes)
     )
 
 

@@ -1044,9 +1044,10 @@ def plot_alpha_vs_block_size(
 def read_benchmarks(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Benchmark TSVs of per-run jobs with the rule and grid axes parsed from their paths.
 
-    Paths: ``benchmarks/<rule>/<run path>.tsv``. Columns: rule, the grid axes,
-    and Snakemake's benchmark columns (s, max_rss, cpu_time, ...; mean over
-    repeats if a job was benchmarked more than once).
+    Paths: ``benchmarks/<rule>/<run path>.tsv``, as the per-run jobs write them
+    (:func:`sgdtail.io.write_job_usage`, in the column names of Snakemake's benchmark
+    files). Columns: rule, the grid axes, and the numeric columns of the file (s, max_rss,
+    cpu_time, ...; their mean if a file has several rows).
     """
     frames = []
     for path in paths:
@@ -1116,7 +1117,7 @@ def plot_runtime_by_grid_axis(
     total = df.groupby("job (rule)")["s"].sum()
     suptitle(
         fig,
-        f"Cost of each job against the grid axes (Snakemake benchmark files; one point per job; "
+        f"Cost of each job against the grid axes (the jobs' benchmarks/ files; one point per job; "
         f"{scales})\n"
         + "; ".join(f"{job}: {sec / 3600:.2f} h in all" for job, sec in total.items()),
     )
