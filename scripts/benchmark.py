@@ -71,13 +71,14 @@ def load_data(path: str | None, device: torch.device) -> PreparedData:
     )
 
 
-BENCH_SETTINGS = {
-    key: value
-    for key, value in yaml.safe_load(
-        (Path(__file__).resolve().parents[1] / "config.yaml").read_text()
-    )["training"].items()
-    if key in OPTIMIZER_KEYS
-}
+CONFIG_TRAINING = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())[
+    "training"
+]
+
+EVAL_BATCH = int(CONFIG_TRAINING["eval_batch_size"])
+"""Images per forward pass when evaluating, in train_sgd and :func:`bare_evaluate` alike."""
+
+BENCH_SETTINGS = {key: value for key, value in CONFIG_TRAINING.items() if key in OPTIMIZER_KEYS}
 """Optimizer hyper-parameters of the train benchmark: config.yaml's training defaults."""
 
 
@@ -93,6 +94,20 @@ def bare_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov")
 
 
+@torch.no_grad()
+def bare_evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple:
+    """Mean cross-entropy and accuracy of ``model`` on (x, y), in eval mode, in chunks of
+    :data:`EVAL_BATCH` images: what the training loop computes at a checkpoint, by hand."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for start in range(0, len(x), EVAL_BATCH):
+        out = model(x[start : start + EVAL_BATCH])
+        loss += F.cross_entropy(out, y[start : start + EVAL_BATCH], reduction="sum").item()
+        correct += int((out.argmax(1) == y[start : start + EVAL_BATCH]).sum())
+    model.train()
+    return loss / len(x), correct / len(x)
+
+
 def bare_loop(
     data: PreparedData,
     width: int,
@@ -101,9 +116,12 @@ def bare_loop(
     steps: int,
     device: torch.device,
     optimizer: str = "sgd",
+    final_evaluation: bool = True,
 ) -> float:
     """Steps per second of the minimal loop: randperm epochs, the ``torch.optim`` optimizer
-    (:func:`bare_optimizer`), cross-entropy."""
+    (:func:`bare_optimizer`), cross-entropy; with ``final_evaluation`` (the like-for-like
+    case) it then evaluates the final weights on the training and test sets, as train_sgd does
+    at its one checkpoint (:func:`bare_evaluate`)."""
     torch.manual_seed(0)
     model = build_model("fcn", width, depth, data.input_shape, data.num_classes).to(device)
     opt = bare_optimizer(optimizer, model.parameters(), lr=0.1)
@@ -121,6 +139,9 @@ def bare_loop(
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if final_evaluation:
+        bare_evaluate(model, data.x_train, data.y_train)
+        bare_evaluate(model, data.x_test, data.y_test)
     sync(device)
     return steps / (time.perf_counter() - t0)
 
@@ -146,6 +167,7 @@ def pipeline_loop(
         seed=0,
         iterations=steps,
         checkpoints=(steps,),
+        eval_batch_size=EVAL_BATCH,
         resume_every=10**9,
         optimizer=optimizer,
         optimizer_settings=optimizer_settings(optimizer, BENCH_SETTINGS),
@@ -164,20 +186,34 @@ def sync(device: torch.device) -> None:
 
 
 def bench_train(args: argparse.Namespace) -> dict:
+    """Steps per second of the bare loop (with and without the final evaluation) and of
+    train_sgd, ``--repeats`` rounds; each round runs the three back to back, in an order
+    rotated from round to round, and the ratios are taken within a round (a drift of the
+    machine's speed between rounds then cancels); medians and ranges over the rounds."""
     device = torch.device(args.device)
     data = load_data(args.data, device)
-    bare, pipe = [], []
     case = (args.width, args.depth, args.batch, args.steps, device, args.optimizer)
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        bare.append(bare_loop(data, *case))
-        pipe.append(pipeline_loop(data, *case))
-    result = {
-        "case": f"FCN w{args.width} d{args.depth}, batch {args.batch}, {args.steps} steps, "
-        f"optimizer {args.optimizer}, {device}, {torch.get_num_threads()} threads",
-        "bare_steps_per_s": statistics.median(bare),
-        "pipeline_steps_per_s": statistics.median(pipe),
+    loops = {
+        "bare": lambda: bare_loop(data, *case),
+        "bare_without_evaluation": lambda: bare_loop(data, *case, final_evaluation=False),
+        "pipeline": lambda: pipeline_loop(data, *case),
     }
-    result["ratio_pipeline_over_bare"] = result["pipeline_steps_per_s"] / result["bare_steps_per_s"]
+    rounds: list[dict[str, float]] = []
+    for r in range(args.repeats):
+        names = list(loops)[r % 3 :] + list(loops)[: r % 3]
+        rounds.append({name: loops[name]() for name in names})
+    result: dict = {
+        "case": f"FCN w{args.width} d{args.depth}, batch {args.batch}, {args.steps} steps, "
+        f"optimizer {args.optimizer}, {device}, {torch.get_num_threads()} threads, "
+        f"{args.repeats} rounds",
+    }
+    for name in loops:
+        result[f"{name}_steps_per_s"] = statistics.median(r[name] for r in rounds)
+    for name in ("bare", "bare_without_evaluation"):
+        ratios = [r["pipeline"] / r[name] for r in rounds]
+        suffix = "" if name == "bare" else "_without_evaluation"
+        result[f"ratio_pipeline_over_bare{suffix}"] = statistics.median(ratios)
+        result[f"ratio_pipeline_over_bare{suffix}_range"] = f"{min(ratios):.3f}-{max(ratios):.3f}"
     return result
 
 
