@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -389,6 +389,70 @@ def minibatch_order(
     return x.index_select(0, perm), y.index_select(0, perm)
 
 
+def _check_measurement(remainder: str, n_images: int, batch_size: int) -> int:
+    """P, the number of minibatches of ``batch_size`` in a split of ``n_images``; a one-line
+    error for a bad remainder rule or fewer than two minibatches."""
+    if remainder not in ("drop", "weight"):
+        raise ValueError(f"noise.remainder is {remainder!r}; allowed: drop, weight")
+    n_groups = n_images // batch_size
+    if n_groups < 2:
+        raise ValueError(
+            f"the split has {n_images} images, fewer than two minibatches of {batch_size}; "
+            "the noise needs at least two: lower batch_size or use a larger split"
+        )
+    return n_groups
+
+
+def _gradient_source(
+    model, loss_fn, x, y, batch_size: int, remainder: str, memory_budget_mb: float
+) -> tuple[Iterable[torch.Tensor], torch.Tensor, int]:
+    """(chunks of minibatch gradients, ḡ, passes): with every gradient held when all P fit in
+    the budget (one pass; ḡ their mean, unless the remainder counts), else ḡ from a
+    large-batch pass first and the gradients recomputed chunk by chunk (two passes)."""
+    n_groups = len(x) // batch_size
+    n_params = layer_slices(model)[-1][2]
+    budget = int(memory_budget_mb * 2**20)
+    chunk = groups_per_chunk(n_params, budget)
+    fits = 4 * n_params * n_groups <= budget
+    # one reusable buffer per device: all P gradients when they fit, else one chunk
+    out = _workspace(n_groups if fits else min(chunk, n_groups), n_params, x.device)
+    weighted = remainder == "weight" and len(x) % batch_size > 0
+    if fits:
+        held = list(minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out))
+        if not weighted:
+            gbar = (sum(_column_sums(g) for g in held) / n_groups).float()
+            return held, gbar, 1
+    used = len(x) if weighted else n_groups * batch_size
+    gbar = full_gradient(model, loss_fn, x[:used], y[:used], chunk=max(batch_size * chunk, 1024))
+    if fits:
+        return held, gbar, 1
+    return minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out), gbar, 2
+
+
+def _stream_noise(
+    source: Iterable[torch.Tensor],
+    gbar: torch.Tensor,
+    stats: StreamingTailStats,
+    pstats: StreamingTailStats | None,
+    divisor: torch.Tensor | None,
+) -> tuple[torch.Tensor, float]:
+    """Form the noise U = g − ḡ of each chunk of ``source`` in place, take its rows' norms
+    and feed it to ``stats`` (and U / d to ``pstats``); returns (norms (P,) float64, the
+    seconds spent outside ``source``)."""
+    norms = torch.empty(stats.n_rows, dtype=torch.float64)
+    seconds, done = 0.0, 0
+    for g in source:
+        t0 = time.perf_counter()
+        u = g.sub_(gbar)  # the noise U_p = g_p - ḡ, in place: the gradients are not needed again
+        norms[done : done + len(u)] = torch.linalg.vector_norm(u, dim=1).double().cpu()
+        stats.update(u)  # the estimators run on the host (numpy)
+        if pstats is not None:  # the estimators keep no reference to u
+            pstats.update(u.div_(divisor))
+        seconds += time.perf_counter() - t0
+        done += len(u)
+    return norms, seconds
+
+
 def measure_noise(
     model: torch.nn.Module,
     loss_fn: Callable,
@@ -410,40 +474,15 @@ def measure_noise(
     (M,), an optimizer's elementwise preconditioner d, the preconditioned noise U_p / d
     goes through the same estimators too (``preconditioned_rows``).
     """
-    if remainder not in ("drop", "weight"):
-        raise ValueError(f"noise.remainder is {remainder!r}; allowed: drop, weight")
-    n_groups = len(x) // batch_size
-    if n_groups < 2:
-        raise ValueError(
-            f"the split has {len(x)} images, fewer than two minibatches of {batch_size}; "
-            "the noise needs at least two: lower batch_size or use a larger split"
-        )
+    n_groups = _check_measurement(remainder, len(x), batch_size)
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
     slices = layer_slices(model)
     n_params = slices[-1][2]
-    budget = int(memory_budget_mb * 2**20)
-    chunk = groups_per_chunk(n_params, budget)
-    fits = 4 * n_params * n_groups <= budget
-
-    held: list[torch.Tensor] = []
-    # one reusable buffer per device: all P gradients when they fit, else one chunk
-    out = _workspace(n_groups if fits else min(chunk, n_groups), n_params, x.device)
-    weighted = remainder == "weight" and len(x) % batch_size > 0
-    gbar = None
-    if fits:  # one pass: keep every gradient; ḡ is their mean unless the remainder counts
-        held = list(minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out))
-        if not weighted:
-            gbar = (sum(_column_sums(g) for g in held) / n_groups).float()
-    # else two passes: ḡ from a large-batch pass first, then recompute the g_p
-    passes = 1 if fits else 2
-    if gbar is None:
-        used = len(x) if weighted else n_groups * batch_size
-        gbar = full_gradient(
-            model, loss_fn, x[:used], y[:used], chunk=max(batch_size * chunk, 1024)
-        )
-
+    source, gbar, passes = _gradient_source(
+        model, loss_fn, x, y, batch_size, remainder, memory_budget_mb
+    )
     t_est = time.perf_counter()
     stats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
     pstats = None
@@ -451,20 +490,9 @@ def measure_noise(
         divisor = divisor.to(device=x.device, dtype=torch.float32)
         pstats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
     est_seconds = time.perf_counter() - t_est
-    norms = torch.empty(n_groups, dtype=torch.float64)
-    source = held if fits else minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out)
-    done = 0
-    for g in source:
-        t_est = time.perf_counter()
-        u = g.sub_(gbar)  # the noise U_p = g_p - ḡ, in place: the gradients are not needed again
-        norms[done : done + len(u)] = torch.linalg.vector_norm(u, dim=1).double().cpu()
-        stats.update(u)  # the estimators run on the host (numpy)
-        if pstats is not None:  # the estimators keep no reference to u
-            pstats.update(u.div_(divisor))
-        est_seconds += time.perf_counter() - t_est
-        done += len(u)
-    held.clear()
-    del out
+    norms, seconds = _stream_noise(source, gbar, stats, pstats, divisor)
+    est_seconds += seconds
+    del source
     t_est = time.perf_counter()
     rows = stats.finalize()
     preconditioned_rows = pstats.finalize() if pstats is not None else None
@@ -634,6 +662,44 @@ def _measure_one(
     }
 
 
+class _Parts:
+    """The part files of one noise job: each checkpoint × split's rows in
+    ``<parts_dir>/step<step>_<split>.pt``, keyed by a hash of the checkpoint's weights (and
+    preconditioner), the split's data, the measurement code and ``settings``. With
+    ``parts_dir`` None nothing is read or written."""
+
+    def __init__(self, parts_dir, splits: dict, settings: dict) -> None:
+        from pathlib import Path
+
+        self.folder = Path(parts_dir) if parts_dir is not None else None
+        self.settings = settings
+        self.digests = dict.fromkeys(splits, "")
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.digests = {s: _tensor_digest(x, y) for s, (x, y) in splits.items()}
+
+    def keys(self, state: dict) -> dict[str, str]:
+        """Split -> what the part of this checkpoint (its tensors ``state``) × split is of."""
+        if self.folder is None:
+            return dict.fromkeys(self.digests, "")
+        state_key = _state_key(state, self.settings)
+        return {split: state_key + split + digest for split, digest in self.digests.items()}
+
+    def load(self, step: int, split: str, key: str) -> dict | None:
+        """The part written by an earlier attempt, if it is this one's (see :func:`_load_part`)."""
+        return _load_part(self._path(step, split), key)
+
+    def save(self, step: int, split: str, key: str, part: dict) -> None:
+        """Write a measured part (atomically); nothing without a folder."""
+        from sgdtail import io
+
+        if self.folder is not None:
+            io.save_torch(self._path(step, split), {**part, "key": key})
+
+    def _path(self, step: int, split: str):
+        return self.folder / f"step{step}_{split}.pt" if self.folder is not None else None
+
+
 def measure_checkpoints(
     checkpoints: dict,
     build: Callable[[], torch.nn.Module],
@@ -667,26 +733,22 @@ def measure_checkpoints(
     (and any part it cannot read), so its tables equal an uninterrupted job's. A progress line per
     checkpoint × split goes to the log.
     """
-    from pathlib import Path
-
-    from sgdtail import io
-
     options = {
         "remainder": remainder,
         "memory_budget_mb": memory_budget_mb,
         "estimator_options": estimator_options,
     }
-    settings = {  # what a part's numbers depend on (the gradient budget only changes
-        # whether the gradients are computed in one pass or two, and grows on a retry)
-        "remainder": remainder,
-        "estimator_options": estimator_options,
-        "batch_size": batch_size,
-        "code": _code_digest(),
-    }
-    digests = {s: _tensor_digest(x, y) for s, (x, y) in splits.items()} if parts_dir else {}
-    folder = Path(parts_dir) if parts_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
+    parts = _Parts(
+        parts_dir,
+        splits,
+        {  # what a part's numbers depend on (the gradient budget only changes whether the
+            # gradients are computed in one pass or two, and grows on a retry)
+            "remainder": remainder,
+            "estimator_options": estimator_options,
+            "batch_size": batch_size,
+            "code": _code_digest(),
+        },
+    )
     estimates: list[dict] = []
     norms: list[dict] = []
     model = build()
@@ -702,27 +764,18 @@ def measure_checkpoints(
         model.load_state_dict({k: v.to(device) for k, v in state.items()})
         opt_state = checkpoints.get("optimizer_states", {}).get(str(step))
         divisor = preconditioner(optimizer, opt_state, n_tensors)
-        keyed = state if divisor is None else {**state, "preconditioner": divisor}
-        key = _state_key(keyed, settings) if folder is not None else ""
+        keys = parts.keys(state if divisor is None else {**state, "preconditioner": divisor})
         for split, (x, y) in splits.items():
             item += 1
-            path = folder / f"step{step}_{split}.pt" if folder is not None else None
-            part = _load_part(path, key + split + digests.get(split, ""))
+            key = keys[split]
+            part = parts.load(step, split, key)
             kept = part is not None
             if part is None:
+                base = {"step": step, "split": split}
                 part = _measure_one(
-                    model,
-                    loss_fn,
-                    x,
-                    y,
-                    batch_size,
-                    {"step": step, "split": split},
-                    finite,
-                    options,
-                    (adaptive, divisor),
+                    model, loss_fn, x, y, batch_size, base, finite, options, (adaptive, divisor)
                 )
-                if path is not None:
-                    io.save_torch(path, {**part, "key": key + split + digests.get(split, "")})
+                parts.save(step, split, key, part)
             _report(item, total, step, split, part["estimates"], part["seconds"], kept)
             estimates.extend(part["estimates"])
             norms.extend(part["norms"])
