@@ -38,6 +38,23 @@ def test_staged_copy_has_the_library_under_src_and_mutmuts_config(runner, tmp_pa
     assert mutmut["process_isolation"] == "forkserver"
 
 
+def test_restaging_a_changed_library_drops_mutmuts_test_map(runner, tmp_path):
+    """mutmut maps tests to the functions they call only once; after a change to the library
+    (new functions) the map must be taken again, and an unchanged restage keeps it."""
+    folder = tmp_path / "stage"
+    runner.stage(folder, ["noise"], fresh=True)
+    stats = folder / "mutants" / "mutmut-stats.json"
+    stats.parent.mkdir()
+    stats.write_text("{}")
+    runner.stage(folder, ["noise"], fresh=False)
+    assert stats.exists()
+    staged = folder / "src/sgdtail/noise.py"
+    staged.write_text(staged.read_text() + "\n# changed\n")  # the repository's differs now
+    runner.stage(folder, ["noise"], fresh=False)
+    assert not stats.exists()
+    assert staged.read_bytes() == (runner.REPO / "scripts/sgdtail/noise.py").read_bytes()
+
+
 def test_only_the_named_functions_are_fenced_off(runner, tmp_path):
     path = tmp_path / "m.py"
     path.write_text(

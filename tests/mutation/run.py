@@ -114,9 +114,15 @@ def tracked_files() -> list[str]:
 
 
 def stage(folder: Path, modules: list[str], fresh: bool) -> None:
-    """Copy the repository to ``folder`` (library in src/) with mutmut's config for ``modules``."""
+    """Copy the repository to ``folder`` (library in src/) with mutmut's config for ``modules``.
+
+    When a library or test file changed since the last run, mutmut's record of which tests
+    call which function (``mutants/mutmut-stats.json``) is deleted, so that it is taken
+    again: mutmut itself only adds the calls of new tests, and a function that a change
+    created would otherwise count as covered by no test."""
     if fresh and folder.exists():
         shutil.rmtree(folder)
+    before = _code_snapshot(folder)
     for name in tracked_files():
         target = folder / re.sub(r"^scripts/sgdtail/", "src/sgdtail/", name)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +146,14 @@ def stage(folder: Path, modules: list[str], fresh: bool) -> None:
     ).replace("'", '"')
     (folder / "pyproject.toml").write_text(pyproject)
     exclude_functions(folder / "src/sgdtail/dynamics.py", NOT_STATISTICS)
+    if _code_snapshot(folder) != before:
+        (folder / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+
+
+def _code_snapshot(folder: Path) -> dict[str, bytes]:
+    """The staged library and tests, file by file (what the test map depends on)."""
+    files = [*folder.glob("src/sgdtail/*.py"), *folder.glob("tests/**/*.py")]
+    return {str(f.relative_to(folder)): f.read_bytes() for f in files}
 
 
 def exclude_functions(path: Path, names: list[str]) -> None:
