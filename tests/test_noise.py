@@ -842,3 +842,66 @@ def test_noise_parts_are_taken_only_for_the_same_data_code_and_settings(tmp_path
         **NOISE_OPTIONS,
     )
     assert len(calls) == 3  # the training split's three checkpoints
+
+
+def _progress_rows() -> list[dict]:
+    """Estimate rows as a measurement returns them, a layer's before the pooled ones."""
+    return [
+        {"estimator": "mohammadi_robust", "scope": "fc1.weight", "order": "natural",
+         "alpha": 1.9, "zero_fraction": 0.5},
+        {"estimator": "mohammadi_reference", "scope": "pooled", "order": "natural",
+         "alpha": 1.25, "zero_fraction": 0.125},
+        {"estimator": "block_sweep", "scope": "pooled", "order": "shuffled", "alpha": 0.75},
+        {"estimator": "mohammadi_robust", "scope": "pooled", "order": "natural",
+         "alpha": 1.5, "zero_fraction": 0.125},
+    ]  # fmt: skip
+
+
+def test_progress_line_names_the_pooled_estimates_and_the_zero_fraction(caplog) -> None:
+    """One line per checkpoint × split: its place, seconds (or kept), the pooled natural-order
+    reference and robust α̂ and the pooled zero fraction, whatever the rows' order."""
+    with caplog.at_level("INFO", logger="sgdtail.noise"):
+        noise._report(2, 6, 40, "test", _progress_rows(), 1.234, False)
+        noise._report(3, 6, 40, "train", _progress_rows()[:1], 0.0, True)
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first == (
+        "progress: 2/6 checkpoint step 40, split test: 1.23 s; pooled alpha reference 1.25, "
+        "robust 1.5; zero fraction 0.125"
+    )
+    assert second == (
+        "progress: 3/6 checkpoint step 40, split train: kept from an earlier attempt; "
+        "pooled alpha reference nan, robust nan; zero fraction nan"
+    )
+
+
+def test_available_memory_from_psutil_then_proc_meminfo_then_unknown(monkeypatch) -> None:
+    """MB available: psutil's figure; without psutil, MemAvailable of /proc/meminfo (kB);
+    when neither can be read, inf (no limit known)."""
+    import builtins
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    import psutil
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=3 * 2**20))
+    assert noise.available_memory_mb() == 3.0
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
+    real_open = builtins.open
+    meminfo = "MemTotal:       8192 kB\nMemFree:   1024 kB\nMemAvailable:    2048 kB\n"
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/meminfo":
+            return io.StringIO(meminfo)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert noise.available_memory_mb() == 2.0
+
+    def no_proc(path, *args, **kwargs):
+        if path == "/proc/meminfo":
+            raise OSError("no /proc here")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    assert noise.available_memory_mb() == float("inf")

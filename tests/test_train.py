@@ -390,3 +390,144 @@ def test_a_signal_during_the_converging_checkpoint_ends_the_run_converged(tmp_pa
     info = train_sgd(cfg, easy, tmp_path / "signalled", CPU)
     assert (info["status"], info["steps_done"]) == (ref["status"], ref["steps_done"])
     assert not (tmp_path / "signalled" / "resume.pt").exists()
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(tmp_path, optimizer):
+    """SIGUSR1 to this very process at step 45 (between resume points): train_sgd saves the
+    state at step 45 (the optimizer's included) and raises TrainingInterrupted; the rerun
+    resumes there and ends as the uninterrupted run, checkpoints and optimizer states
+    included."""
+    from sgdtail.train import TrainingInterrupted
+
+    cfg = config(
+        iterations=80,
+        checkpoints=(0, 30, 80),
+        resume_every=10_000,
+        lr=0.01 if optimizer == "adam" else 0.05,
+        optimizer=optimizer,
+        optimizer_settings=optimizer_settings(optimizer, OPTIMIZER_SETTINGS),
+    )
+    train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
+
+    def stop_at_45(run, state) -> None:
+        if state.step == 45:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    folder = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted, match="interrupted by SIGUSR1 at step 45;"):
+        train_sgd(cfg, make_prepared(), folder, CPU, hook=stop_at_45)
+    saved = io.load_torch(folder / "resume.pt")
+    assert saved["step"] == 45 and not (folder / "run.json").exists()
+    if optimizer == "sgd":
+        assert "optimizer" not in saved and "optimizer_states" not in saved
+    else:
+        assert len(saved["optimizer"]["state"]) == len(saved["model"])  # one per tensor
+        assert sorted(saved["optimizer_states"]) == ["0", "30"]
+    info = train_sgd(cfg, make_prepared(), folder, CPU)
+    assert info["resumed_from"] == 45 and info["steps_done"] == 80
+    assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(folder))
+
+
+def test_fingerprint_separates_configurations_and_keeps_plain_sgd_as_before() -> None:
+    """The hash changes with any field; plain SGD without settings hashes as before the
+    optimizer fields existed, while plain SGD with settings and any other optimizer hash
+    them; a 16-hex-digit text."""
+    import hashlib
+
+    base = config()
+    fields = dataclasses.asdict(base)
+    del fields["optimizer"], fields["optimizer_settings"]
+    old = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    assert base.fingerprint() == old and re.fullmatch(r"[0-9a-f]{16}", old)
+    settings = optimizer_settings("momentum", OPTIMIZER_SETTINGS)
+    with_settings = dataclasses.replace(base, optimizer_settings=settings)
+    momentum = dataclasses.replace(with_settings, optimizer="momentum")
+    bare_momentum = dataclasses.replace(base, optimizer="momentum")
+    prints = [c.fingerprint() for c in (base, with_settings, momentum, bare_momentum)]
+    assert len(set(prints)) == 4
+    assert dataclasses.replace(base, seed=1).fingerprint() != old
+
+
+def test_sampler_uses_every_image_of_an_epoch_then_draws_a_new_order() -> None:
+    """Batches of b cut one seeded permutation in order; an epoch whose last batch would be
+    short starts a new permutation from the same generator (reproducible from the seed)."""
+    from sgdtail.train import MinibatchSampler
+
+    sampler = MinibatchSampler(10, 5, seed=3, device=CPU)
+    epoch = torch.cat([sampler.next(), sampler.next()])
+    assert sorted(epoch.tolist()) == list(range(10))
+    gen = torch.Generator().manual_seed(3)
+    first = torch.randperm(10, generator=gen)
+    second = torch.randperm(10, generator=gen)
+    assert epoch.tolist() == first.tolist()
+    assert torch.cat([sampler.next(), sampler.next()]).tolist() == second.tolist()
+    uneven = MinibatchSampler(10, 4, seed=3, device=CPU)
+    got = [uneven.next().tolist() for _ in range(3)]
+    assert got[:2] == [first[:4].tolist(), first[4:8].tolist()]
+    assert got[2] == second[:4].tolist()  # images 8 and 9 of the first order are not used
+
+
+def test_eta_and_rate_in_the_progress_line(monkeypatch, caplog) -> None:
+    """The progress line's numbers: percent done, steps per second since this process started
+    training, and the time left at that rate, as h/m/s."""
+    from types import SimpleNamespace
+
+    import sgdtail.train as train_mod
+
+    assert train_mod._format_seconds(7265.4) == "2h01m05s"
+    assert train_mod._format_seconds(125) == "2m05s"
+    assert train_mod._format_seconds(59.4) == "59s"
+    assert train_mod._format_seconds(float("inf")) == "?"
+    losses, accs = torch.full((1000,), 9.0), torch.full((1000,), 0.5)
+    losses[199], accs[199] = 0.25, 0.75  # step 200's minibatch
+    run = SimpleNamespace(cfg=config(iterations=1000), losses_dev=losses, accs_dev=accs)
+    state = SimpleNamespace(step=200, clock_start=100.0)
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: 110.0)
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        train_mod._report(run, state, 150)  # 50 steps in 10 s; 800 left
+    assert caplog.records[-1].getMessage() == (
+        "progress: step 200/1000 (20.0%), minibatch loss 0.25, accuracy 0.750, 5.0 steps/s, "
+        "ETA 2m40s"
+    )
+
+
+def test_resume_state_keeps_the_cuda_generator_of_a_gpu_run(tmp_path, monkeypatch) -> None:
+    """On a CUDA device resume.pt also holds the device's random-number state (dropout masks
+    drawn on the GPU) and a resumed run restores it; a CPU run's file has none. torch.cuda's
+    two calls are stood in for, so this runs without a GPU."""
+    from sgdtail.train import _build_run, _RunState, load_resume, save_resume
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda d: torch.tensor([7, d.index or 0]))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, d: calls.append((s.tolist(), d)))
+    cfg = config(iterations=10, checkpoints=(10,))
+    run = _build_run(cfg, make_prepared(), tmp_path, CPU)
+    save_resume(run, _RunState.fresh(10))
+    assert "cuda_rng" not in io.load_torch(run.resume_path)
+    gpu = torch.device("cuda", 1)
+    save_resume(dataclasses.replace(run, device=gpu), _RunState.fresh(10))
+    assert io.load_torch(run.resume_path)["cuda_rng"].tolist() == [7, 1]
+    load_resume(dataclasses.replace(run, device=gpu), _RunState.fresh(10))
+    assert calls == [([7, 1], gpu)]
+
+
+def test_device_auto_cpu_and_cuda_without_a_gpu(monkeypatch) -> None:
+    """``auto`` takes CUDA when visible, else the CPU; ``cuda`` without a GPU is a one-line
+    error naming the setting; on CUDA, TF32 is switched off for matrix products and
+    convolutions (float32 arithmetic on every device)."""
+    from sgdtail.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == CPU and resolve_device("cpu") == CPU
+    with pytest.raises(RuntimeError, match="no CUDA device is visible; set training.device: auto"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        assert resolve_device("auto") == torch.device("cuda")
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is False
+    finally:  # torch's flag objects do not take monkeypatch's undo
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
