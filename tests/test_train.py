@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import multiprocessing as mp
 import os
 import re
@@ -392,12 +393,14 @@ def test_a_signal_during_the_converging_checkpoint_ends_the_run_converged(tmp_pa
     assert not (tmp_path / "signalled" / "resume.pt").exists()
 
 
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(tmp_path, optimizer):
-    """SIGUSR1 to this very process at step 45 (between resume points): train_sgd saves the
-    state at step 45 (the optimizer's included) and raises TrainingInterrupted; the rerun
-    resumes there and ends as the uninterrupted run, checkpoints and optimizer states
-    included."""
+@pytest.mark.parametrize(("optimizer", "stop"), [*((name, 45) for name in OPTIMIZERS), ("sgd", 30)])
+def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(
+    tmp_path, optimizer, stop
+):
+    """SIGUSR1 to this very process after step ``stop`` (45: between resume points; 30: right
+    after a checkpoint): train_sgd saves the state at that step (the optimizer's included)
+    and raises TrainingInterrupted; the rerun resumes there and ends as the uninterrupted
+    run, checkpoints and optimizer states included."""
     from sgdtail.train import TrainingInterrupted
 
     cfg = config(
@@ -410,22 +413,22 @@ def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(t
     )
     train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
 
-    def stop_at_45(run, state) -> None:
-        if state.step == 45:
+    def stop_there(run, state) -> None:
+        if state.step == stop:
             os.kill(os.getpid(), signal.SIGUSR1)
 
     folder = tmp_path / "interrupted"
-    with pytest.raises(TrainingInterrupted, match="interrupted by SIGUSR1 at step 45;"):
-        train_sgd(cfg, make_prepared(), folder, CPU, hook=stop_at_45)
+    with pytest.raises(TrainingInterrupted, match=f"interrupted by SIGUSR1 at step {stop};"):
+        train_sgd(cfg, make_prepared(), folder, CPU, hook=stop_there)
     saved = io.load_torch(folder / "resume.pt")
-    assert saved["step"] == 45 and not (folder / "run.json").exists()
+    assert saved["step"] == stop and not (folder / "run.json").exists()
     if optimizer == "sgd":
         assert "optimizer" not in saved and "optimizer_states" not in saved
     else:
         assert len(saved["optimizer"]["state"]) == len(saved["model"])  # one per tensor
         assert sorted(saved["optimizer_states"]) == ["0", "30"]
     info = train_sgd(cfg, make_prepared(), folder, CPU)
-    assert info["resumed_from"] == 45 and info["steps_done"] == 80
+    assert info["resumed_from"] == stop and info["steps_done"] == 80
     assert_same_run(read_run(tmp_path / "uninterrupted"), read_run(folder))
 
 
@@ -531,3 +534,134 @@ def test_device_auto_cpu_and_cuda_without_a_gpu(monkeypatch) -> None:
         assert torch.backends.cudnn.allow_tf32 is False
     finally:  # torch's flag objects do not take monkeypatch's undo
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_checkpoint_records_the_weights_optimizer_state_and_metrics_of_its_step(tmp_path):
+    """Each checkpoint holds the weights and the optimizer's state as they were after that
+    step (read by a hook during training), and its metrics row is the learning rate and the
+    evaluation of those weights on both splits."""
+    from sgdtail.losses import get_loss
+    from sgdtail.models import build_model
+    from sgdtail.optim import cpu_state
+    from sgdtail.train import evaluate
+
+    data = make_prepared()
+    cfg = config(
+        iterations=40,
+        checkpoints=(0, 30, 40),
+        lr_schedule="halve",
+        optimizer="momentum",
+        optimizer_settings=optimizer_settings("momentum", OPTIMIZER_SETTINGS),
+    )
+    seen = {}
+
+    def keep(run, state) -> None:
+        if state.step in (0, 30):
+            weights = {k: v.clone() for k, v in run.model.state_dict().items()}
+            seen[state.step] = (weights, cpu_state(run.optimizer))
+
+    train_sgd(cfg, data, tmp_path, CPU, hook=keep)
+    run = read_run(tmp_path)
+    metrics = run["metrics"].set_index("step")
+    for step in (0, 30):
+        weights, opt_state = seen[step]
+        assert_same_tree(run["ckpt"]["state_dicts"][str(step)], weights, f"weights {step}")
+        assert_same_tree(run["ckpt"]["optimizer_states"][str(step)], opt_state, f"opt {step}")
+        model = build_model("fcn", 16, 3, data.input_shape, data.num_classes)
+        model.load_state_dict(weights)
+        splits = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
+        for split, (x, y) in splits.items():
+            loss, acc = evaluate(model, get_loss("cross_entropy"), x, y, cfg.eval_batch_size)
+            assert metrics.loc[step, f"{split}_loss"] == loss
+            assert metrics.loc[step, f"{split}_accuracy"] == acc
+        assert metrics.loc[step, "lr"] == lr_at(step, cfg)
+    assert metrics.loc[30, "lr"] == 0.025  # halved after a third and two thirds of the run
+
+
+def test_divergence_ends_the_log_at_the_first_non_finite_loss(tmp_path, small_data):
+    """diverged_at is the step whose minibatch loss first is not finite: the log's last row,
+    every earlier loss finite."""
+    info = train_sgd(config(lr=1e6, loss="cross_entropy"), small_data, tmp_path, CPU)
+    log = read_run(tmp_path)["log"]
+    assert info["status"] == "diverged" and log["step"].iloc[-1] == info["diverged_at"]
+    assert not math.isfinite(log["loss"].iloc[-1])
+    assert log["loss"].iloc[:-1].map(math.isfinite).all()
+
+
+def test_progress_is_due_every_n_items_or_after_the_interval(monkeypatch) -> None:
+    """Due at every multiple of ``every`` (every = 1: each item), or once ``seconds`` have
+    passed since the last report (not before), which restarts the clock."""
+    import sgdtail.train as train_mod
+
+    clock = [100.0]
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock[0])
+    each = Progress(seconds=1e9, every=1)
+    assert each.due(1) and each.due(2)
+    timed = Progress(seconds=30.0)
+    clock[0] = 129.9
+    assert not timed.due(1)
+    clock[0] = 130.0
+    assert timed.due(2)
+    clock[0] = 159.0
+    assert not timed.due(3)  # the clock restarted at 130
+
+
+def test_resume_points_and_divergence_checks_fall_on_their_steps(tmp_path, small_data):
+    """resume.pt is rewritten at every multiple of resume_every; a diverged run is noticed at
+    the first divergence check (every divergence_check_every steps) after the loss stopped
+    being finite, before that step's checkpoint, and training stops there."""
+    seen = []
+
+    def watch(run, state) -> None:
+        if state.step and state.step % 25 == 0:
+            seen.append((state.step, int(io.load_torch(run.resume_path)["step"])))
+
+    cfg = config(iterations=60, checkpoints=(0, 60))
+    train_sgd(cfg, small_data, tmp_path / "a", CPU, hook=watch)
+    assert seen == [(25, 25), (50, 50)]
+
+    last = []
+    cfg = config(
+        lr=1e6, iterations=200, checkpoints=(0, 10, 20, 200), resume_every=10**6,
+        divergence_check_every=10,
+    )  # fmt: skip
+    info = train_sgd(cfg, small_data, tmp_path / "b", CPU, hook=lambda r, s: last.append(s.step))
+    assert info["status"] == "diverged" and info["diverged_at"] < 10
+    assert last[-1] == 10  # the first check after the divergence, and training stopped there
+    assert read_run(tmp_path / "b")["ckpt"]["steps"].tolist() == [0]
+
+
+def test_log_holds_each_minibatchs_loss_and_accuracy(tmp_path) -> None:
+    """train_log.csv: step s has the loss and accuracy of the minibatch of step s, before its
+    update (checked at learning rate 0, where the weights never change), with the learning
+    rate of that step."""
+    from sgdtail.losses import get_loss
+    from sgdtail.models import build_model
+    from sgdtail.train import MinibatchSampler
+
+    data = make_prepared()
+    cfg = config(lr=0.0, iterations=12, checkpoints=(12,))
+    train_sgd(cfg, data, tmp_path, CPU)
+    log = read_run(tmp_path)["log"]
+    torch.manual_seed(cfg.seed)
+    model = build_model("fcn", 16, 3, data.input_shape, data.num_classes)
+    sampler = MinibatchSampler(len(data.x_train), cfg.batch_size, cfg.seed, CPU)
+    with torch.no_grad():
+        for step in range(1, 13):
+            idx = sampler.next()
+            logits = model(data.x_train[idx])
+            row = log.loc[log["step"] == step].iloc[0]
+            loss = get_loss("cross_entropy")(logits, data.y_train[idx])
+            assert row["loss"] == pytest.approx(float(loss), rel=1e-6)
+            acc = (logits.argmax(1) == data.y_train[idx]).float().mean()
+            assert row["accuracy"] == pytest.approx(float(acc), abs=1e-7) and row["lr"] == 0.0
+    assert log["accuracy"].nunique() > 1  # the minibatches differ, so a mix-up shows
+
+
+def test_run_records_its_wall_time(tmp_path, small_data):
+    """run.json's seconds: the time train_sgd took (within the call), and steps per second."""
+    t0 = time.perf_counter()
+    info = train_sgd(config(iterations=50, checkpoints=(50,)), small_data, tmp_path, CPU)
+    took = time.perf_counter() - t0
+    assert 0 < info["seconds"] <= took
+    assert info["steps_per_second"] == pytest.approx(50 / info["seconds"])
