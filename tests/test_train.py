@@ -665,3 +665,13 @@ def test_run_records_its_wall_time(tmp_path, small_data):
     took = time.perf_counter() - t0
     assert 0 < info["seconds"] <= took
     assert info["steps_per_second"] == pytest.approx(50 / info["seconds"])
+
+
+def test_default_progress_reports_by_time_only(tmp_path, small_data, caplog) -> None:
+    """Without a Progress, train_sgd reports every 30 s of wall time and not by step count:
+    a run of a second writes no progress line."""
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        train_sgd(config(iterations=60, checkpoints=(60,)), small_data, tmp_path, CPU)
+    assert not [r for r in caplog.records if r.getMessage().startswith("progress:")]
+    default = Progress()
+    assert (default.seconds, default.every) == (30.0, 0)
