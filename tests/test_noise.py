@@ -905,3 +905,57 @@ def test_available_memory_from_psutil_then_proc_meminfo_then_unknown(monkeypatch
 
     monkeypatch.setattr(builtins, "open", no_proc)
     assert noise.available_memory_mb() == float("inf")
+
+
+def test_noise_job_that_dies_midway_resumes_from_its_parts_in_process(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """The fourth measurement fails (as a killed job would stop): the three finished parts
+    are on disk, named by step and split; the rerun measures only the other three, says
+    which parts it kept, and its tables equal an uninterrupted job's (bit for bit, apart from
+    the wall time). Parts of other weights are not taken."""
+    import pandas as pd
+
+    from sgdtail import io
+
+    ckpt = tmp_path / "checkpoints.pt"
+    _checkpoints_file(ckpt)
+    want_est, want_norms = _measure_file(ckpt, None)
+    parts = tmp_path / "noise_parts"
+    original, calls = noise.measure_noise, []
+
+    def dies_at_the_fourth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(noise, "measure_noise", dies_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        _measure_file(ckpt, parts)
+    names = ["step0_test.pt", "step0_train.pt", "step10_train.pt"]
+    assert sorted(p.name for p in parts.glob("*.pt")) == names
+    calls.clear()
+    counted = lambda *a, **k: calls.append(1) or original(*a, **k)  # noqa: E731
+    monkeypatch.setattr(noise, "measure_noise", counted)
+    with caplog.at_level("INFO", logger="sgdtail.noise"):
+        got_est, got_norms = _measure_file(ckpt, parts)
+    assert len(calls) == 3
+    got, want = pd.DataFrame(got_est), pd.DataFrame(want_est)
+    pd.testing.assert_frame_equal(
+        got.drop(columns="seconds"), want.drop(columns="seconds"), check_exact=True
+    )
+    pd.testing.assert_frame_equal(pd.DataFrame(got_norms), pd.DataFrame(want_norms))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
+    kept = [ln.split(":")[1].strip() for ln in lines if "kept from an earlier attempt" in ln]
+    assert kept == ["1/6 checkpoint step 0, split train", "2/6 checkpoint step 0, split test",
+                    "3/6 checkpoint step 10, split train"]  # fmt: skip
+    saved = io.load_torch(parts / "step10_train.pt")
+    assert set(saved) == {"estimates", "norms", "seconds", "key"} and len(saved["key"]) > 64
+    calls.clear()
+    content = io.load_torch(ckpt)
+    content["state_dicts"]["10"] = {k: v * 2 for k, v in content["state_dicts"]["10"].items()}
+    other = tmp_path / "other.pt"
+    io.save_torch(other, content)
+    _measure_file(other, parts)
+    assert len(calls) == 2  # step 10 on both splits: other weights

@@ -92,9 +92,12 @@ NOT_STATISTICS = [
     "draw_increments",
     "walk_paths",
 ]
-# a kill-and-resume of a subprocess (about a minute); test_train's in-process resume tests
-# cover the same path for the mutants
-DESELECT = ["tests/test_train.py::test_killed_run_resumes_bit_identical"]
+# kill-and-resume tests of a subprocess (up to a minute each); the in-process resume tests of
+# test_train and test_noise cover the same paths for the mutants
+DESELECT = [
+    "tests/test_train.py::test_killed_run_resumes_bit_identical",
+    "tests/test_noise.py::test_killed_noise_job_keeps_finished_parts_and_completes_identically",
+]
 KILLED = {"killed", "timeout"}
 SURVIVED = {"survived", "no tests"}
 NOT_CHECKED = "not checked"
