@@ -830,6 +830,17 @@ def test_summary_without_block_sweeps_has_nan_sweep_slopes(tmp_path):
         pd.DataFrame(none), runs, metrics, min_pooled_values=1, min_per_coordinate_minibatches=1
     )
     assert summary.sweep_slope_natural.isna().all() and len(summary) == 4
+    for order in ("natural", "shuffled"):  # numbers, not objects, like every other α column
+        assert summary[f"sweep_slope_{order}"].dtype == "float64"
+
+
+def test_noise_column_defaults_to_the_gradient_noise():
+    """Rows without a noise kind (files written before the column existed) are the gradient
+    noise; rows with one keep it."""
+    old = A.with_noise_column(pd.DataFrame({"alpha": [1.0, 1.2]}))
+    assert old["noise"].tolist() == ["gradient", "gradient"]
+    mixed = A.with_noise_column(pd.DataFrame({"noise": [float("nan"), "preconditioned"]}))
+    assert mixed["noise"].tolist() == ["gradient", "preconditioned"]
 
 
 def test_the_compared_alpha_columns_are_summary_columns_and_claims_choices(tmp_path):
