@@ -96,6 +96,7 @@ NOT_STATISTICS = [
 # test_train and test_noise cover the same paths for the mutants
 DESELECT = [
     "tests/test_train.py::test_killed_run_resumes_bit_identical",
+    "tests/test_train.py::test_signal_saves_resume_state_at_the_current_step_and_resumes_bit_identical",
     "tests/test_noise.py::test_killed_noise_job_keeps_finished_parts_and_completes_identically",
 ]
 KILLED = {"killed", "timeout"}
