@@ -959,3 +959,28 @@ def test_noise_job_that_dies_midway_resumes_from_its_parts_in_process(
     io.save_torch(other, content)
     _measure_file(other, parts)
     assert len(calls) == 2  # step 10 on both splits: other weights
+
+
+def test_estimator_options_come_from_the_estimators_section() -> None:
+    """The estimators section's keys, renamed to StreamingTailStats's arguments (factors as a
+    tuple); keys the streamed estimators do not take are left out."""
+    from sgdtail.estimators import StreamingTailStats
+
+    section = {
+        "exclude_zeros": False,
+        "robust_k1_factors": [0.5, 1.0, 2.0],
+        "ci_groups": 10,
+        "ci_level": 0.9,
+        "shuffle_seed": 3,
+        "min_pooled_values": 100,
+    }
+    options = noise.estimator_options(section)
+    assert options == {
+        "exclude_zeros": False,
+        "robust_factors": (0.5, 1.0, 2.0),
+        "ci_groups": 10,
+        "ci_level": 0.9,
+        "shuffle_seed": 3,
+    }
+    stats = StreamingTailStats(4, 50, [], **options)
+    assert (stats.exclude_zeros, stats.factors, stats.ci_level) == (False, (0.5, 1.0, 2.0), 0.9)

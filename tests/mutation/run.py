@@ -35,7 +35,7 @@ EQUIVALENT = Path(__file__).with_name("equivalent.txt")
 # module of scripts/sgdtail -> the fast test files that cover it
 MODULES: dict[str, list[str]] = {
     "estimators": ["tests/test_estimators.py"],
-    "noise": ["tests/test_noise.py"],
+    "noise": ["tests/test_noise.py", "tests/test_optimizers.py"],
     "claims": ["tests/test_claims.py"],
     "aggregate": ["tests/test_aggregate.py", "tests/test_claims.py"],
     "train": ["tests/test_train.py"],
