@@ -410,7 +410,7 @@ def test_shuffled_order_indexes_on_the_data_device():
 
 
 def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weights(
-    model_and_data, one_thread
+    model_and_data, one_thread, caplog
 ):
     """Each checkpoint × split gives measure_noise's rows (with the remainder, budget and
     estimator options handed over) plus step, split, sizes, ‖ḡ‖ and an empty note; a
@@ -438,16 +438,22 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
         torch.manual_seed(99)
         return build_model("fcn", 12, 3, data.input_shape, 10)
 
-    estimates, norms = measure_checkpoints(
-        checkpoints,
-        build,
-        loss_fn,
-        splits,
-        20,
-        remainder="weight",
-        memory_budget_mb=0.01,
-        estimator_options=options,
-    )
+    with caplog.at_level("INFO", logger="sgdtail.noise"):
+        estimates, norms = measure_checkpoints(
+            checkpoints,
+            build,
+            loss_fn,
+            splits,
+            20,
+            remainder="weight",
+            memory_budget_mb=0.01,
+            estimator_options=options,
+        )
+    skipped = [r.getMessage() for r in caplog.records if "checkpoint step 5," in r.getMessage()]
+    assert [m.split(";")[0] for m in skipped] == [
+        "progress: 3/6 checkpoint step 5, split train: 0.00 s",
+        "progress: 4/6 checkpoint step 5, split test: 0.00 s",
+    ]  # a skipped measurement takes no time
 
     want_est, want_norms = [], []
     for step in (0, 5, 10):
@@ -921,7 +927,7 @@ def test_noise_job_that_dies_midway_resumes_from_its_parts_in_process(
     ckpt = tmp_path / "checkpoints.pt"
     _checkpoints_file(ckpt)
     want_est, want_norms = _measure_file(ckpt, None)
-    parts = tmp_path / "noise_parts"
+    parts = tmp_path / "results" / "run" / "noise_parts"  # its parents made as needed
     original, calls = noise.measure_noise, []
 
     def dies_at_the_fourth(*args, **kwargs):
@@ -984,3 +990,27 @@ def test_estimator_options_come_from_the_estimators_section() -> None:
     }
     stats = StreamingTailStats(4, 50, [], **options)
     assert (stats.exclude_zeros, stats.factors, stats.ci_level) == (False, (0.5, 1.0, 2.0), 0.9)
+
+
+def test_part_keys_follow_the_settings_not_their_order_and_the_labels_too(tmp_path, caplog):
+    """A part's key: the same for settings that differ only in key order, different for other
+    values (any JSON-unfriendly value written as text); a split's digest covers its labels;
+    an unreadable part file is named in a warning and measured again."""
+    from pathlib import Path
+
+    state = {"w": torch.arange(6.0)}
+    one = noise._state_key(state, {"a": 1, "b": {"c": 2, "d": 3}})
+    assert one == noise._state_key(state, {"b": {"d": 3, "c": 2}, "a": 1})
+    assert one != noise._state_key(state, {"a": 1, "b": {"c": 2, "d": 4}})
+    assert noise._state_key(state, {"p": Path("x")}) != noise._state_key(state, {"p": Path("y")})
+    x, y = torch.zeros(4, 3), torch.tensor([0, 1, 2, 3])
+    parts = noise._Parts(tmp_path / "parts", {"train": (x, y)}, {})
+    relabelled = noise._Parts(tmp_path / "parts", {"train": (x, y.flip(0))}, {})
+    assert parts.keys(state)["train"] != relabelled.keys(state)["train"]
+    bad = tmp_path / "parts" / "step5_train.pt"
+    bad.write_bytes(b"not a torch file")
+    with caplog.at_level("WARNING", logger="sgdtail.noise"):
+        assert parts.load(5, "train", parts.keys(state)["train"]) is None
+    assert caplog.records[-1].getMessage() == (
+        f"noise part {bad} cannot be read: measuring it again"
+    )
