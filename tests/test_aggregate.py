@@ -855,3 +855,29 @@ def test_the_compared_alpha_columns_are_summary_columns_and_claims_choices(tmp_p
     assert summary[list(aggregate.ALPHA_COLUMNS.values())].eq(1.5).all().all()
     assert set(aggregate.ALPHA_COLUMNS) <= set(claims.ESTIMATOR_CHOICES)
     assert list(plots.ESTIMATOR_LABELS) == list(aggregate.ALPHA_COLUMNS.values())
+
+
+def test_sweep_spread_reads_the_robust_members_off_the_sweep():
+    """Per group: the members of the robust α̂ (block sizes robust_k1_values(K, factors)) read
+    off the sweep in log K1, and how far the smallest and largest lie from their median.
+    Groups with K < 1, or whose sweep does not reach from the smallest member to the largest
+    (reaching exactly is enough), are left out; the others come in key order."""
+    factors = (0.5, 1.0, 2.0)  # K = 10,000: members 64, 128, 256; K = 1: member 2
+
+    def f(k1):  # α̂ along the sweep; exact at the sweep's block sizes
+        return 1.0 + 0.01 * np.log2(k1) ** 2
+
+    groups = {
+        "f": (10_000, [32, 64, 128]),  # stops below 256
+        "d": (10_000, [256, 64, 128]),  # exactly the members
+        "c": (10_000, [512, 32, 256, 64, 128]),
+        "e": (10_000, [128, 256, 512]),  # starts above 64
+        "b": (0.5, [2, 4]),
+        "a": (1, [2]),
+    }
+    rows = [(r, k, k1) for r, (k, k1s) in groups.items() for k1 in k1s]
+    sweep = pd.DataFrame([{"run": r, "k": k, "k1": k1, "alpha": f(k1)} for r, k, k1 in rows])
+    got = A.sweep_spread(sweep, ["run"], factors)
+    assert got["run"].tolist() == ["a", "c", "d"]
+    down, up = f(128) - f(64), f(256) - f(128)  # 0.13 and 0.15
+    assert np.allclose(got["k1_down"], [0.0, down, down]) and np.allclose(got["k1_up"], [0, up, up])
