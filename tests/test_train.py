@@ -395,7 +395,7 @@ def test_a_signal_during_the_converging_checkpoint_ends_the_run_converged(tmp_pa
 
 @pytest.mark.parametrize(("optimizer", "stop"), [*((name, 45) for name in OPTIMIZERS), ("sgd", 30)])
 def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(
-    tmp_path, optimizer, stop
+    tmp_path, optimizer, stop, caplog
 ):
     """SIGUSR1 to this very process after step ``stop`` (45: between resume points; 30: right
     after a checkpoint): train_sgd saves the state at that step (the optimizer's included)
@@ -418,8 +418,15 @@ def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(
             os.kill(os.getpid(), signal.SIGUSR1)
 
     folder = tmp_path / "interrupted"
-    with pytest.raises(TrainingInterrupted, match=f"interrupted by SIGUSR1 at step {stop};"):
+    with (
+        caplog.at_level("ERROR", logger="sgdtail.train"),
+        pytest.raises(TrainingInterrupted, match=f"interrupted by SIGUSR1 at step {stop};"),
+    ):
         train_sgd(cfg, make_prepared(), folder, CPU, hook=stop_there)
+    assert caplog.records[-1].getMessage() == (
+        f"interrupted by SIGUSR1 at step {stop}/80: resume state saved to "
+        f"{folder / 'resume.pt'}; rerun to resume from step {stop}"
+    )
     saved = io.load_torch(folder / "resume.pt")
     assert saved["step"] == stop and not (folder / "run.json").exists()
     if optimizer == "sgd":
@@ -675,3 +682,59 @@ def test_default_progress_reports_by_time_only(tmp_path, small_data, caplog) -> 
     assert not [r for r in caplog.records if r.getMessage().startswith("progress:")]
     default = Progress()
     assert (default.seconds, default.every) == (30.0, 0)
+
+
+def test_run_folder_records_what_was_trained(tmp_path) -> None:
+    """run.json on disk is train_sgd's return value: status, steps done, the checkpoints, the
+    data's hash, device, threads, parameters and steps per second; checkpoints.pt names the
+    optimizer and holds int64 steps; the folder's parents are made as needed."""
+    data = make_prepared()
+    cfg = config(
+        iterations=40,
+        checkpoints=(0, 20, 40),
+        optimizer="momentum",
+        optimizer_settings=optimizer_settings("momentum", OPTIMIZER_SETTINGS),
+    )
+    folder = tmp_path / "results" / "runs" / "one"
+    info = train_sgd(cfg, data, folder, CPU)
+    on_disk = json.loads((folder / "run.json").read_text())
+    assert on_disk == json.loads(json.dumps(info))
+    assert (on_disk["status"], on_disk["steps_done"], on_disk["checkpoints_saved"]) == (
+        "completed",
+        40,
+        [0, 20, 40],
+    )
+    assert on_disk["data_hash"] == data.content_hash and on_disk["device"] == "cpu"
+    assert on_disk["threads"] == torch.get_num_threads()
+    assert on_disk["n_parameters"] == 64 * 16 + 16 * 16 + 16 * 10
+    assert on_disk["steps_per_second"] == pytest.approx(40 / on_disk["seconds"])
+    ckpt = io.load_torch(folder / "checkpoints.pt")
+    assert ckpt["optimizer"] == "momentum" and ckpt["steps"].dtype == torch.int64
+
+
+def test_diverged_and_converged_runs_record_how_far_they_got(tmp_path, small_data) -> None:
+    """A diverged run's steps_done is the last step with a finite loss; a run whose first
+    checkpoint already meets the accuracy target ends there, converged, after no step."""
+    info = train_sgd(config(lr=1e6), small_data, tmp_path / "diverged", CPU)
+    assert info["status"] == "diverged" and info["steps_done"] == info["diverged_at"] - 1
+    cfg = config(iterations=50, checkpoints=(0, 50), stop_at_train_accuracy=0.0)
+    info = train_sgd(cfg, small_data, tmp_path / "converged", CPU)
+    assert (info["status"], info["steps_done"]) == ("converged", 0)
+    assert math.isnan(info["steps_per_second"])
+
+
+def test_sampler_and_schedule_errors_name_the_setting() -> None:
+    """A batch as large as the training set is allowed (one batch per epoch); a larger one,
+    or an unknown schedule, is a one-line error naming what to change."""
+    from sgdtail.train import MinibatchSampler
+
+    whole = MinibatchSampler(10, 10, seed=0, device=CPU)
+    assert sorted(whole.next().tolist()) == list(range(10))
+    with pytest.raises(ValueError) as too_large:
+        MinibatchSampler(10, 11, seed=0, device=CPU)
+    assert str(too_large.value) == (
+        "batch_size 11 is larger than the training set (10 images); lower batch_size in the grid"
+    )
+    with pytest.raises(ValueError) as unknown:
+        lr_at(0, config(lr_schedule="cosine"))
+    assert str(unknown.value) == "training.lr_schedule 'cosine': allowed constant, halve"
