@@ -1014,3 +1014,70 @@ def test_part_keys_follow_the_settings_not_their_order_and_the_labels_too(tmp_pa
     assert caplog.records[-1].getMessage() == (
         f"noise part {bad} cannot be read: measuring it again"
     )
+
+
+def _adam_checkpoints(bump: float = 1.0) -> dict:
+    """checkpoints.pt content of an Adam run: the same FCN weights at steps 0 and 10, with
+    no optimizer state at step 0 and one Adam step's state at step 10 (its second moments
+    scaled by ``bump``); a NaN weight at step 20."""
+    from sgdtail.optim import cpu_state
+
+    torch.manual_seed(0)
+    model = build_model("fcn", 8, 2, (1, 8, 8), 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    fresh = cpu_state(opt)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    state = cpu_state(opt)
+    for moments in state["state"].values():
+        moments["exp_avg_sq"] *= bump
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    broken = {k: v.clone() for k, v in weights.items()}
+    next(iter(broken.values()))[0, 0] = float("nan")
+    return {
+        "steps": torch.tensor([0, 10, 20]),
+        "state_dicts": {"0": weights, "10": weights, "20": broken},
+        "optimizer": "adam",
+        "optimizer_states": {"0": fresh, "10": state, "20": state},
+    }
+
+
+def test_adaptive_checkpoints_say_why_a_preconditioned_estimate_is_missing(tmp_path, monkeypatch):
+    """For an adaptive optimizer, a checkpoint before its first step (no second moments) and
+    one whose weights are not finite each get one preconditioned row saying so; the parts'
+    key covers the preconditioner, so the same weights with another optimizer state are
+    measured again."""
+    data = make_prepared(n_train=200, n_test=100)
+    splits = {"train": (data.x_train, data.y_train)}
+
+    def measure(checkpoints):
+        return noise.measure_checkpoints(
+            checkpoints,
+            lambda: build_model("fcn", 8, 2, (1, 8, 8), 10),
+            get_loss("cross_entropy"),
+            splits,
+            20,
+            parts_dir=tmp_path / "parts",
+            **NOISE_OPTIONS,
+        )[0]
+
+    rows = measure(_adam_checkpoints())
+    missing = [r for r in rows if r["estimator"] == "none"]
+    base = {"split": "train", "estimator": "none"}
+    assert missing == [
+        {"step": 0, **base, "noise": "preconditioned",
+         "note": "no optimizer state before the optimizer's first step"},
+        {"step": 20, **base, "noise": "gradient", "note": "weights not finite"},
+        {"step": 20, **base, "noise": "preconditioned", "note": "weights not finite"},
+    ]  # fmt: skip
+    step10 = [r for r in rows if r["step"] == 10 and r["noise"] == "preconditioned"]
+    assert step10 and all(r["estimator"] != "none" for r in step10)
+    calls, original = [], noise.measure_noise
+    monkeypatch.setattr(
+        noise, "measure_noise", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    measure(_adam_checkpoints())
+    assert calls == []  # every part kept
+    measure(_adam_checkpoints(bump=4.0))
+    assert len(calls) == 1  # step 10: same weights, another preconditioner
