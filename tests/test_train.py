@@ -738,3 +738,70 @@ def test_sampler_and_schedule_errors_name_the_setting() -> None:
     with pytest.raises(ValueError) as unknown:
         lr_at(0, config(lr_schedule="cosine"))
     assert str(unknown.value) == "training.lr_schedule 'cosine': allowed constant, halve"
+
+
+def test_resume_decisions_are_logged_and_need_the_same_data(tmp_path, small_data, caplog):
+    """A resume file of this configuration but other data is ignored like one of another
+    configuration, with a warning naming it; a matching one is taken, with an info line
+    naming its step and path. A divergence is logged with its step."""
+    from sgdtail.train import _build_run, _RunState, load_resume, save_resume
+
+    cfg = config(iterations=60, checkpoints=(0, 60), resume_every=30)
+    run = _build_run(cfg, small_data, tmp_path, CPU)
+    state = _RunState.fresh(60)
+    state.step = 30
+    save_resume(run, state)
+    other_data = dataclasses.replace(run, data=dataclasses.replace(small_data, content_hash="x"))
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        fresh = _RunState.fresh(60)
+        load_resume(other_data, fresh)
+        assert fresh.resumed_from is None
+        load_resume(run, fresh)
+        assert fresh.resumed_from == 30
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ignoring {run.resume_path}: written by a different configuration or data",
+        f"resuming from step 30 ({run.resume_path})",
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sgdtail.train"):
+        info = train_sgd(config(lr=1e6), small_data, tmp_path / "diverged", CPU)
+    assert caplog.records[-1].getMessage() == (
+        f"loss is not finite at step {info['diverged_at']}: run diverged"
+    )
+
+
+def test_a_cpu_run_ignores_a_saved_cuda_generator_and_plain_sgd_saves_no_optimizer(
+    tmp_path, monkeypatch, small_data
+):
+    """A resume file that holds a CUDA generator state restores it only on a CUDA device;
+    plain SGD's checkpoints.pt has no optimizer entries (as before the optimizer axis)."""
+    from sgdtail.train import _build_run, _RunState, load_resume, save_resume
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda d: torch.tensor([7]))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, d: calls.append(d))
+    run = _build_run(config(iterations=10, checkpoints=(10,)), small_data, tmp_path, CPU)
+    save_resume(dataclasses.replace(run, device=torch.device("cuda")), _RunState.fresh(10))
+    load_resume(run, _RunState.fresh(10))
+    assert calls == []
+    train_sgd(config(iterations=10, checkpoints=(10,)), small_data, tmp_path / "sgd", CPU)
+    assert set(io.load_torch(tmp_path / "sgd" / "checkpoints.pt")) == {"steps", "state_dicts"}
+
+
+def test_progress_rate_below_one_second_and_at_zero(monkeypatch, caplog) -> None:
+    """Half a second after the start, 50 steps read 100 steps/s; a rate of 0.5 steps/s still
+    gives an ETA; no step yet gives an unknown ETA."""
+    from types import SimpleNamespace
+
+    import sgdtail.train as train_mod
+
+    assert train_mod._format_seconds(7199.6) == "2h00m00s"
+    losses, accs = torch.zeros(1000), torch.zeros(1000)
+    run = SimpleNamespace(cfg=config(iterations=1000), losses_dev=losses, accs_dev=accs)
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: 100.5)
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        train_mod._report(run, SimpleNamespace(step=50, clock_start=100.0), 0)
+        train_mod._report(run, SimpleNamespace(step=998, clock_start=96.5), 996)
+        train_mod._report(run, SimpleNamespace(step=10, clock_start=100.0), 10)
+    tails = [r.getMessage().split("accuracy 0.000, ")[1] for r in caplog.records]
+    assert tails == ["100.0 steps/s, ETA 10s", "0.5 steps/s, ETA 4s", "0.0 steps/s, ETA ?"]
