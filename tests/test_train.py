@@ -530,8 +530,11 @@ def test_device_auto_cpu_and_cuda_without_a_gpu(monkeypatch) -> None:
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == CPU and resolve_device("cpu") == CPU
-    with pytest.raises(RuntimeError, match="no CUDA device is visible; set training.device: auto"):
+    with pytest.raises(RuntimeError) as no_gpu:
         resolve_device("cuda")
+    assert str(no_gpu.value) == (
+        "training.device is 'cuda' but no CUDA device is visible; set training.device: auto"
+    )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
@@ -543,7 +546,7 @@ def test_device_auto_cpu_and_cuda_without_a_gpu(monkeypatch) -> None:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def test_checkpoint_records_the_weights_optimizer_state_and_metrics_of_its_step(tmp_path):
+def test_checkpoint_records_the_weights_optimizer_state_and_metrics_of_its_step(tmp_path, caplog):
     """Each checkpoint holds the weights and the optimizer's state as they were after that
     step (read by a hook during training), and its metrics row is the learning rate and the
     evaluation of those weights on both splits."""
@@ -567,9 +570,14 @@ def test_checkpoint_records_the_weights_optimizer_state_and_metrics_of_its_step(
             weights = {k: v.clone() for k, v in run.model.state_dict().items()}
             seen[state.step] = (weights, cpu_state(run.optimizer))
 
-    train_sgd(cfg, data, tmp_path, CPU, hook=keep)
+    with caplog.at_level("INFO", logger="sgdtail.train"):
+        train_sgd(cfg, data, tmp_path, CPU, hook=keep)
     run = read_run(tmp_path)
     metrics = run["metrics"].set_index("step")
+    m30 = metrics.loc[30]
+    assert f"step 30: train acc {m30.train_accuracy:.4f}, test acc {m30.test_accuracy:.4f}" in [
+        r.getMessage() for r in caplog.records
+    ]
     for step in (0, 30):
         weights, opt_state = seen[step]
         assert_same_tree(run["ckpt"]["state_dicts"][str(step)], weights, f"weights {step}")
