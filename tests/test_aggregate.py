@@ -874,10 +874,17 @@ def test_sweep_spread_reads_the_robust_members_off_the_sweep():
         "e": (10_000, [128, 256, 512]),  # starts above 64
         "b": (0.5, [2, 4]),
         "a": (1, [2]),
+        "g": (10_000, [64, 128, 256]),  # after two groups left out for their reach
     }
     rows = [(r, k, k1) for r, (k, k1s) in groups.items() for k1 in k1s]
     sweep = pd.DataFrame([{"run": r, "k": k, "k1": k1, "alpha": f(k1)} for r, k, k1 in rows])
     got = A.sweep_spread(sweep, ["run"], factors)
-    assert got["run"].tolist() == ["a", "c", "d"]
+    assert got["run"].tolist() == ["a", "c", "d", "g"]
     down, up = f(128) - f(64), f(256) - f(128)  # 0.13 and 0.15
-    assert np.allclose(got["k1_down"], [0.0, down, down]) and np.allclose(got["k1_up"], [0, up, up])
+    assert np.allclose(got["k1_down"], [0.0, down, down, down])
+    assert np.allclose(got["k1_up"], [0.0, up, up, up])
+    none = A.sweep_spread(sweep[sweep["run"].isin(["b", "e", "f"])], ["run"], factors)
+    for table in (got, none):
+        assert list(table.columns) == ["run", "k1_down", "k1_up"]
+        assert (table["k1_down"].dtype, table["k1_up"].dtype) == ("float64", "float64")
+    assert none.empty
