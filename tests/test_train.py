@@ -635,15 +635,19 @@ def test_resume_points_and_divergence_checks_fall_on_their_steps(tmp_path, small
     train_sgd(cfg, small_data, tmp_path / "a", CPU, hook=watch)
     assert seen == [(25, 25), (50, 50)]
 
-    last = []
-    cfg = config(
-        lr=1e6, iterations=200, checkpoints=(0, 10, 20, 200), resume_every=10**6,
-        divergence_check_every=10,
-    )  # fmt: skip
-    info = train_sgd(cfg, small_data, tmp_path / "b", CPU, hook=lambda r, s: last.append(s.step))
-    assert info["status"] == "diverged" and info["diverged_at"] < 10
-    assert last[-1] == 10  # the first check after the divergence, and training stopped there
-    assert read_run(tmp_path / "b")["ckpt"]["steps"].tolist() == [0]
+    for check_every, name in ((10, "checked"), (1000, "at_checkpoint")):
+        last = []
+        cfg = config(
+            lr=1e6, iterations=200, checkpoints=(0, 15, 200), resume_every=10**6,
+            divergence_check_every=check_every,
+        )  # fmt: skip
+        hook = lambda r, s, seen=last: seen.append(s.step)  # noqa: E731
+        info = train_sgd(cfg, small_data, tmp_path / name, CPU, hook=hook)
+        assert info["status"] == "diverged" and info["diverged_at"] < 10
+        # noticed at the first check after the divergence (step 10), else at the checkpoint
+        # (step 15), whose weights are then not kept; training stops there
+        assert last[-1] == (10 if check_every == 10 else 15)
+        assert read_run(tmp_path / name)["ckpt"]["steps"].tolist() == [0]
 
 
 def test_log_holds_each_minibatchs_loss_and_accuracy(tmp_path) -> None:
