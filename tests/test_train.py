@@ -651,9 +651,9 @@ def test_resume_points_and_divergence_checks_fall_on_their_steps(tmp_path, small
 
 
 def test_log_holds_each_minibatchs_loss_and_accuracy(tmp_path) -> None:
-    """train_log.csv: step s has the loss and accuracy of the minibatch of step s, before its
-    update (checked at learning rate 0, where the weights never change), with the learning
-    rate of that step."""
+    """train_log.csv: step s has the loss and accuracy of the minibatch that step s drew from
+    the sampler (checked at learning rate 0, where the weights never change, so each row can
+    be recomputed)."""
     from sgdtail.losses import get_loss
     from sgdtail.models import build_model
     from sgdtail.train import MinibatchSampler
@@ -725,10 +725,15 @@ def test_run_folder_records_what_was_trained(tmp_path) -> None:
 
 
 def test_diverged_and_converged_runs_record_how_far_they_got(tmp_path, small_data) -> None:
-    """A diverged run's steps_done is the last step with a finite loss; a run whose first
+    """A diverged run's steps_done is the last step with a finite loss (a run that diverged
+    before its first checkpoint still writes int64 steps, none of them); a run whose first
     checkpoint already meets the accuracy target ends there, converged, after no step."""
     info = train_sgd(config(lr=1e6), small_data, tmp_path / "diverged", CPU)
     assert info["status"] == "diverged" and info["steps_done"] == info["diverged_at"] - 1
+    early = config(lr=1e6, checkpoints=(50, 200))
+    assert train_sgd(early, small_data, tmp_path / "early", CPU)["diverged_at"] < 50
+    steps = io.load_torch(tmp_path / "early" / "checkpoints.pt")["steps"]
+    assert steps.dtype == torch.int64 and steps.numel() == 0
     cfg = config(iterations=50, checkpoints=(0, 50), stop_at_train_accuracy=0.0)
     info = train_sgd(cfg, small_data, tmp_path / "converged", CPU)
     assert (info["status"], info["steps_done"]) == ("converged", 0)
@@ -794,8 +799,9 @@ def test_a_cpu_run_ignores_a_saved_cuda_generator_and_plain_sgd_saves_no_optimiz
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, d: calls.append(d))
     run = _build_run(config(iterations=10, checkpoints=(10,)), small_data, tmp_path, CPU)
     save_resume(dataclasses.replace(run, device=torch.device("cuda")), _RunState.fresh(10))
-    load_resume(run, _RunState.fresh(10))
-    assert calls == []
+    state = _RunState.fresh(10)
+    load_resume(run, state)
+    assert state.resumed_from == 0 and calls == []  # the file was taken, its CUDA state not
     train_sgd(config(iterations=10, checkpoints=(10,)), small_data, tmp_path / "sgd", CPU)
     assert set(io.load_torch(tmp_path / "sgd" / "checkpoints.pt")) == {"steps", "state_dicts"}
 
