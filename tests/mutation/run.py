@@ -120,10 +120,10 @@ def tracked_files() -> list[str]:
 def stage(folder: Path, modules: list[str], fresh: bool) -> None:
     """Copy the repository to ``folder`` (library in src/) with mutmut's config for ``modules``.
 
-    When a library or test file changed since the last run, mutmut's record of which tests
-    call which function (``mutants/mutmut-stats.json``) is deleted, so that it is taken
-    again: mutmut itself only adds the calls of new tests, and a function that a change
-    created would otherwise count as covered by no test."""
+    When a library or test file, or the test selection, changed since the last run, mutmut's
+    record of which tests call which function (``mutants/mutmut-stats.json``) is deleted, so
+    that it is taken again: mutmut itself only adds the calls of new tests, and a function
+    that a change created would otherwise count as covered by no test."""
     if fresh and folder.exists():
         shutil.rmtree(folder)
     before = _code_snapshot(folder)
@@ -155,8 +155,10 @@ def stage(folder: Path, modules: list[str], fresh: bool) -> None:
 
 
 def _code_snapshot(folder: Path) -> dict[str, bytes]:
-    """The staged library and tests, file by file (what the test map depends on)."""
+    """The staged library, tests and mutmut config (with its test selection), file by file:
+    what the test map depends on."""
     files = [*folder.glob("src/sgdtail/*.py"), *folder.glob("tests/**/*.py")]
+    files += [f for f in [folder / "pyproject.toml"] if f.exists()]
     return {str(f.relative_to(folder)): f.read_bytes() for f in files}
 
 
