@@ -123,18 +123,23 @@ OPTIMIZER_SETTINGS = {
 }
 
 
+def optimizer_config(name: str, **overrides) -> TrainConfig:
+    """config() with optimizer ``name`` and the tests' optimizer hyper-parameters."""
+    settings = optimizer_settings(name, OPTIMIZER_SETTINGS)
+    return config(optimizer=name, optimizer_settings=settings, **overrides)
+
+
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_killed_run_resumes_bit_identical(tmp_path, optimizer):
     """SIGKILL mid-run, then a rerun from the last resume.pt: checkpoints (the optimizer's
     state at each included), metrics and log equal an uninterrupted run's, for every
     optimizer (its momentum buffers, or Adam's moments and step count, come back too)."""
-    cfg = config(
+    cfg = optimizer_config(
+        optimizer,
         iterations=400,
         checkpoints=(0, 100, 400),
         resume_every=30,
         lr=0.01 if optimizer == "adam" else 0.05,
-        optimizer=optimizer,
-        optimizer_settings=optimizer_settings(optimizer, OPTIMIZER_SETTINGS),
     )
     train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
 
@@ -403,13 +408,12 @@ def test_signal_in_process_saves_the_optimizer_state_and_resumes_bit_identical(
     run, checkpoints and optimizer states included."""
     from sgdtail.train import TrainingInterrupted
 
-    cfg = config(
+    cfg = optimizer_config(
+        optimizer,
         iterations=80,
         checkpoints=(0, 30, 80),
         resume_every=10_000,
         lr=0.01 if optimizer == "adam" else 0.05,
-        optimizer=optimizer,
-        optimizer_settings=optimizer_settings(optimizer, OPTIMIZER_SETTINGS),
     )
     train_sgd(cfg, make_prepared(), tmp_path / "uninterrupted", CPU)
 
@@ -556,12 +560,11 @@ def test_checkpoint_records_the_weights_optimizer_state_and_metrics_of_its_step(
     from sgdtail.train import evaluate
 
     data = make_prepared()
-    cfg = config(
+    cfg = optimizer_config(
+        "momentum",
         iterations=40,
         checkpoints=(0, 30, 40),
         lr_schedule="halve",
-        optimizer="momentum",
-        optimizer_settings=optimizer_settings("momentum", OPTIMIZER_SETTINGS),
     )
     seen = {}
 
@@ -701,11 +704,10 @@ def test_run_folder_records_what_was_trained(tmp_path) -> None:
     data's hash, device, threads, parameters and steps per second; checkpoints.pt names the
     optimizer and holds int64 steps; the folder's parents are made as needed."""
     data = make_prepared()
-    cfg = config(
+    cfg = optimizer_config(
+        "momentum",
         iterations=40,
         checkpoints=(0, 20, 40),
-        optimizer="momentum",
-        optimizer_settings=optimizer_settings("momentum", OPTIMIZER_SETTINGS),
     )
     folder = tmp_path / "results" / "runs" / "one"
     info = train_sgd(cfg, data, folder, CPU)

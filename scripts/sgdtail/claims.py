@@ -839,7 +839,8 @@ def _steepest_end(
 def c3_decider(counts: Mapping[str, int], th: Thresholds) -> str:
     """What would decide an inconclusive C3: how many of its undecided runs would have to
     answer no (not supported) or yes (supported), and what resolves each kind of undecided
-    run present (``counts["flat"]`` of them without a change beyond noise)."""
+    run present (``counts["flat"]`` of them without a change beyond noise). Called only for
+    "too much spread" (share_verdict), where enough undecided runs can give either verdict."""
     yes, no, undecided = counts["yes"], counts["no"], counts["undecided"]
     n = yes + no + undecided
     to_no = next(k for k in range(undecided + 1) if (n - no - k) / n < th.min_share)
