@@ -516,6 +516,79 @@ def test_c3_run_rule():
     assert rule([], [3]) == "undecided"
 
 
+def test_c3_run_rule_at_its_limits():
+    """An interval ending at the early step is early; "coincide" compares the
+    geometric means of the intervals' (step + 1) ends, and includes a factor of exactly
+    max_ratio; a late α̂ alone answers no even when the intervals coincide."""
+    steps = np.array([0.0, 1, 4, 16, 63, 251, 1000])
+    assert C.c3_run(np.array([3]), np.array([3]), steps, 63.0, 4.0) == "yes"  # both end at 63
+    assert C.c3_run(np.array([3]), np.array([3]), steps, 62.0, 4.0) == "no"
+    assert C.c3_run(np.array([3]), np.array([3]), steps, 100.0, 1.0) == "yes"  # same centre
+    # [4, 16] and [16, 63]: centres √(5·17) = 9.22 and √(17·64) = 32.98, a factor 3.58
+    assert C.c3_run(np.array([2]), np.array([3]), steps, 100.0, 3.6) == "yes"
+    assert C.c3_run(np.array([2]), np.array([3]), steps, 100.0, 3.5) == "no"
+    # α̂ in [63, 251], ending after the early step, accuracy in [16, 63], ending before it:
+    # centres √(17·64) = 33 and √(64·252) = 127, a factor 3.85
+    assert C.c3_run(np.array([4]), np.array([3]), steps, 100.0, 4.0) == "no"
+    assert C.c3_run(np.array([3]), np.array([4]), steps, 100.0, 4.0) == "no"
+
+
+def test_steepest_intervals_never_pick_an_interval_next_to_a_missing_value():
+    u = np.log1p(np.array([0.0, 1, 4, 16, 63]))
+    values = np.array([0.1, np.nan, 0.2, 0.3, 0.9])
+    assert list(C.steepest_intervals(u, values, np.full(5, 0.01), 2.0, True)) == [3]
+    assert list(C.steepest_intervals(u, values, np.full(5, 0.01), 2.0, False)) == [3]
+
+
+def test_steepest_end_is_the_end_of_the_steepest_candidate_per_unit_of_u():
+    steps = np.array([0.0, 1, 4, 16, 63])
+    u = np.log1p(steps)  # interval lengths 0.69, 0.92, 1.22, 1.33
+    values = np.array([0.0, -0.3, -0.3, 0.2, 0.2])  # interval 0 falls 0.3, interval 2 rises 0.5
+    candidates = np.array([0, 2])
+    # |change| per unit of u: 0.43 (interval 0) against 0.41 (interval 2)
+    assert C._steepest_end(candidates, u, values, False, steps) == 1.0
+    # a rise only: interval 2
+    assert C._steepest_end(candidates, u, values, True, steps) == 16.0
+
+
+def test_c3_detail_text():
+    counts = {"yes": 1, "no": 2, "undecided": 5, "flat": 2}
+    assert C._c3_detail(counts, []) == (
+        "1 runs yes, 2 no, 5 undecided (2 with no α̂ change or accuracy rise beyond noise, "
+        "3 with candidate intervals on both sides of a limit)"
+    )
+    where = [(10.0, 20.0), (30.0, 40.0), (50.0, 400.0)]
+    assert C._c3_detail(counts, where).endswith(
+        "; steepest α̂ change per log(step + 1) ends at a median step 30, steepest "
+        "test-accuracy rise at step 40"
+    )
+
+
+def test_effect_ratio_and_level_ranges():
+    assert C._ratio(6.0, 2.0) == 3.0
+    assert C._ratio(0.5, 0.0) == math.inf  # only the denominator vanishes
+    assert math.isnan(C._ratio(0.0, 0.0))
+    assert C._ratio(0.0, 0.5) == 0.0
+    sweeps = pd.DataFrame({"n_values": [3, 3], "n_runs": [9, 15]})
+    assert C._levels(sweeps) == "3 levels, 9-15 runs each"
+    assert C._levels(sweeps.assign(n_values=[3, 5], n_runs=9)) == "3-5 levels, 9 runs each"
+
+
+def test_wide_table_shows_the_iterates_verdict_beside_the_noises():
+    def row(claim, estimator, verdict, reason=""):
+        return {"claim": claim, "estimator": estimator, "statistic": "slope", "value": -0.1,
+                "ci_low": -0.2, "ci_high": 0.0, "threshold": "< 0", "verdict": verdict,
+                "reason": reason, "n_runs": 9, "detail": ""}  # fmt: skip
+
+    long = pd.DataFrame(
+        [row("C7a", e, "supported") for e in C.ESTIMATOR_CHOICES]
+        + [row("C7a", C.ITERATES, "inconclusive", "not measured"), row("C1", "robust", "supported")]
+    )
+    wide = C.wide_table(long).set_index("claim")
+    assert wide.loc["C7a", C.ITERATES_LABEL] == "inconclusive: not measured"
+    assert wide.loc["C1", C.ITERATES_LABEL] == "n/a"
+
+
 # ----------------------------------------------------------------------------
 # Sweeps, external claims, the table
 # ----------------------------------------------------------------------------
