@@ -471,7 +471,14 @@ def test_c3_decider_names_only_the_kinds_of_undecided_runs_present():
     straddle = C.c3_decider({"yes": 0, "no": 0, "undecided": 5, "flat": 0}, th)
     assert "the 5 with candidate intervals" in straddle and "without" not in straddle
     both = C.c3_decider({"yes": 3, "no": 6, "undecided": 52, "flat": 31}, th)
-    assert "the 31 without" in both and "the 21 with candidate intervals" in both
+    assert both == (
+        "decided by the undecided runs: 1 more answering no would make it not supported, 52 "
+        "answering yes supported; the 31 without an α̂ change or accuracy rise beyond noise "
+        "need smaller standard errors (more noise values or test images per measurement); the "
+        "21 with candidate intervals on both sides of a limit need checkpoints closer together "
+        "(training.checkpoints)"
+    )
+    assert "without" not in C.c3_decider({"yes": 0, "no": 0, "undecided": 5}, th)  # no "flat"
 
 
 def test_an_inconclusive_c3_says_what_decides_it():
@@ -514,6 +521,22 @@ def test_c3_run_rule():
     assert rule([5], [3]) == "no"  # α̂ changes after step 100
     assert rule([3, 4], [3]) == "undecided"  # one candidate early, one late
     assert rule([], [3]) == "undecided"
+
+
+def test_steepest_intervals_at_their_limits():
+    """Rates and their errors are per unit of u; a change of exactly z standard errors is not
+    beyond noise; equally steep intervals are all candidates; no candidate is an empty
+    array of indices."""
+    u = np.array([0.0, 1.0, 3.0])
+    noise = np.full(3, 0.1)  # each change ± 0.141; per unit of u ± 0.141 and ± 0.071
+    # rates 1 and 0.5: 0.5 apart, beyond 2 × √(0.141² + 0.071²) = 0.32
+    assert list(C.steepest_intervals(u, np.array([0.0, 1.0, 2.0]), noise, 2.0, True)) == [0]
+    # rates 1 and 0.9: within noise
+    assert list(C.steepest_intervals(u, np.array([0.0, 1.0, 2.8]), noise, 2.0, True)) == [0, 1]
+    at_limit = C.steepest_intervals(u[:2], np.array([0.0, 2.0]), np.array([0.0, 1.0]), 2.0, True)
+    assert at_limit.size == 0 and np.arange(3)[at_limit].size == 0  # usable as indices
+    even = np.array([0.0, 1.0, 2.0])
+    assert list(C.steepest_intervals(even, even, np.zeros(3), 2.0, True)) == [0, 1]  # a tie
 
 
 def test_c3_run_rule_at_its_limits():
@@ -602,6 +625,15 @@ def test_axis_sweeps_groups_runs_that_differ_in_one_axis():
     assert C.axis_sweeps(points, "lr") == []
     with pytest.raises(ValueError, match="axis"):
         C.axis_sweeps(points, "seed")
+
+
+def test_sweep_rows_label_each_sweep_and_keep_a_text_column_when_empty():
+    df = pd.DataFrame(c2_runs())
+    rows = C.sweep_rows(df, "batch_size")
+    assert sorted(rows["batch_size"]) == [100, 250, 500, 1000]  # the width-64 runs only
+    assert set(rows["sweep"]) == {"mnist fcn 64 2 0.1 cross_entropy sgd"}
+    for empty in (C.sweep_rows(df, "lr"), C.sweep_rows(df.iloc[:0], "width")):
+        assert empty.empty and empty["sweep"].dtype == rows["sweep"].dtype
 
 
 def external(claim: str, verdict: str, **kw) -> dict:

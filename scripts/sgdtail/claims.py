@@ -716,9 +716,8 @@ def steepest_intervals(
     k = int(np.argmax(rate))
     if not change[k] > z * change_se[k]:
         return np.zeros(0, dtype=int)
-    with np.errstate(invalid="ignore"):  # inf - inf: an unknown rate stays a candidate
-        below = rate[k] - rate
-    close = ~(below > z * np.hypot(rate_se[k], rate_se))
+    below = rate[k] - rate  # rate[k] is finite: an interval next to a NaN value has rate −inf
+    close = ~(below > z * np.hypot(rate_se[k], rate_se))  # an unknown error keeps a candidate
     close[k] = True
     return np.flatnonzero(close)
 
