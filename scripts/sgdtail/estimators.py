@@ -985,8 +985,10 @@ class StreamingTailStats:
                 f"got {self.rows_seen + a.shape[0]} rows in total but n_rows={self.n_rows}; "
                 "construct StreamingTailStats with the true number of minibatches"
             )
-        for r in range(0, a.shape[0], self.max_piece_rows):
-            piece = np.ascontiguousarray(a[r : r + self.max_piece_rows])
+        n_pieces = -(-a.shape[0] // self.max_piece_rows)  # pieces of near-equal size
+        cuts = [i * a.shape[0] // n_pieces for i in range(n_pieces + 1)]
+        for r, stop in zip(cuts, cuts[1:], strict=False):
+            piece = np.ascontiguousarray(a[r:stop])
             self._piece(piece, self.rows_seen)
             self.rows_seen += piece.shape[0]
 
