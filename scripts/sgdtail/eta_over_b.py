@@ -311,6 +311,8 @@ def _same_ratio_pairs(
     """(state, (diff, low, high, text), runs compared) for each η/b of one family held by two
     or more batch sizes: mean α̂ at the largest b minus at the smallest b, ± ``z`` standard
     errors (unclear without seed replication in the family)."""
+    if runs["batch_size"].nunique() < 2:  # two cells with one η/b have two batch sizes
+        return []
     table = cells(runs, "alpha")
     seeds = seed_variance(table)
     var = _largest(seeds, _measurement_variance(runs)) if math.isfinite(seeds) else math.nan
