@@ -200,6 +200,24 @@ def test_c1_run_is_undecided_when_the_sweep_does_not_cover_the_robust_block_size
     assert row.verdict == "inconclusive" and "does not cover" in row.detail, row.detail
 
 
+def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
+    summary, estimates, _ = make_tables(widths(), alpha=1.3)
+    columns = [*C.MEASUREMENT_KEYS, "k1_down", "k1_up"]
+    for empty in (
+        C.k1_spread(summary, pd.DataFrame()),
+        C.k1_spread(summary.drop(columns="n_parameters"), estimates),
+    ):
+        assert empty.empty and list(empty.columns) == columns
+
+
+def test_flags_read_missing_as_false_and_default_to_true():
+    df = pd.DataFrame({"enough": [True, None, False]}, index=[5, 7, 9])
+    pd.testing.assert_series_equal(
+        C._flag(df, "enough"), pd.Series([True, False, False], index=[5, 7, 9], name="enough")
+    )
+    pd.testing.assert_series_equal(C._flag(df, "absent"), pd.Series(True, index=df.index))
+
+
 def test_diverged_and_untrained_runs_are_excluded_and_reported():
     runs = widths(5)
     alpha = lambda r, s: 2.0 if r["width"] >= 128 else 1.3  # noqa: E731
@@ -634,6 +652,10 @@ def test_sweep_rows_label_each_sweep_and_keep_a_text_column_when_empty():
     assert set(rows["sweep"]) == {"mnist fcn 64 2 0.1 cross_entropy sgd"}
     for empty in (C.sweep_rows(df, "lr"), C.sweep_rows(df.iloc[:0], "width")):
         assert empty.empty and empty["sweep"].dtype == rows["sweep"].dtype
+    # a missing value in another axis (a grid without optimizers) is a value like any other
+    unnamed = C.sweep_rows(df.assign(optimizer=None), "batch_size")
+    assert sorted(unnamed["batch_size"]) == [100, 250, 500, 1000]
+    assert set(unnamed["sweep"]) == {"mnist fcn 64 2 0.1 cross_entropy None"}
 
 
 def external(claim: str, verdict: str, **kw) -> dict:

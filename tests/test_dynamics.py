@@ -1600,6 +1600,17 @@ def test_jump_share_table_columns_formulas_and_errors():
         [2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0), student_df=4.0, level=0.9
     )
     pd.testing.assert_frame_equal(tab, again)
+    # the same walks at a lower level: the same medians, narrower intervals
+    narrow = D.jump_share_table(
+        [2.0, 1.5, 1.5], [8, 2, 8], 40, np.random.default_rng(0), student_df=4.0, level=0.5
+    )
+    pd.testing.assert_series_equal(narrow["share"], tab["share"])
+    assert (narrow["share_ci_low"] >= tab["share_ci_low"]).all()
+    assert (narrow["share_ci_high"] - narrow["share_ci_low"]).sum() < (
+        tab["share_ci_high"] - tab["share_ci_low"]
+    ).sum()
+    empty = D.jump_share_table([2.0], [], 10, np.random.default_rng(0))
+    assert empty.empty and list(empty.columns) == D.SHARE_COLUMNS
     nodf = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0), student_df=None)
     default = D.jump_share_table([2.0], [4], 10, np.random.default_rng(0))
     assert default["noise"].tolist() == ["Gaussian", "t(3)"]  # t(3) unless told otherwise
