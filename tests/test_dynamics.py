@@ -1629,6 +1629,12 @@ def test_shares_of_draws_in_blocks_of_whole_walks():
     v = D._shares_of(nz, 2500, 2048, np.random.default_rng(0))  # blocks of 2048 walks
     assert v.shape == (2500,) and v.min() >= 1 / 2048 and v.max() <= 1
     assert 0.01 < np.median(v) < 0.2
+    # blocks of 2**22 // window whole walks (32 MiB): the seeded C5 table depends on them
+    stable = D.noise_list([1.5], None)[0]
+    got = D._shares_of(stable, 2500, 2048, np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    blocks = [D.draw_increments((k, 2048), rng, stable) for k in (2048, 452)]
+    np.testing.assert_array_equal(got, np.concatenate([D.largest_step_share(b) for b in blocks]))
 
 
 def test_c5_verdict_one_stable_noise_without_long_windows_has_null_value():
