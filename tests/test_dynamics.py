@@ -362,7 +362,9 @@ def test_largest_step_share_by_hand():
     assert D.largest_step_share(np.ones((2, 4))) == pytest.approx([0.25, 0.25])
     # walk 0, -1, 0, 3: range 4, largest step 3
     assert D.largest_step_share(np.array([-1.0, 1.0, 3.0]))[0] == pytest.approx(0.75)
-    with pytest.raises(ValueError, match="range"):
+    # a walk of one step: the step is the range
+    assert D.largest_step_share(np.array([[-2.0], [0.5]])) == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="^a walk with all steps 0 has no range$"):
         D.largest_step_share(np.zeros(3))
 
 
