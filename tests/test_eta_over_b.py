@@ -89,6 +89,8 @@ def test_ratio_makes_equal_ratios_equal_and_families_need_two_ratios():
     assert set(E.RATIO_FAMILY_AXES) == set(AXES) - {"lr", "batch_size", "seed"}
     assert E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0)])
     assert not E.has_ratio_family([point(0.1, 500, 0), point(0.1, 500, 1, 16)])
+    # two values of η/b, but in two networks: no family
+    assert not E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0, 16)])
 
 
 def test_c7a_supported_when_alpha_falls_with_the_ratio():
@@ -138,6 +140,15 @@ def test_c7b_supported_when_only_the_ratio_matters():
     single = single[(single.lr == 0.1) & (single.batch_size == 500)]
     both = E.claim_c7b(pd.concat([measurements(falls_with_ratio, noise=0.01), single]), TH)
     assert both.detail == ev.detail and "w16_d3" not in both.detail
+    assert ev.detail.endswith(" (for scale: see C7a)")
+    two = E.claim_c7b(
+        pd.concat(
+            [measurements(falls_with_ratio, noise=0.01), measurements(falls_with_ratio, width=16)]
+        ),
+        TH,
+    )
+    spans = f"w16_d3/cross_entropy {hi:.3f}-{lo:.3f}, mnist/fcn/w64_d3/cross_entropy {hi:.3f}"
+    assert spans in two.detail  # the families in label order
 
 
 def test_c7b_not_supported_when_the_batch_size_matters_at_the_same_ratio():
@@ -202,6 +213,37 @@ def test_c7c_leaves_out_the_end_points_c6_does_not_admit_and_says_so():
     none = sharpness_table(lam, lambda lr, b, s: "did not train")
     ev = E.claim_c7c(none, TH)
     assert ev.verdict == INCONCLUSIVE and "27 end points left out: did not train" in ev.detail
+
+
+def test_c7c_statistic_detail_and_every_reason_to_leave_an_end_point_out():
+    lam = lambda lr, b: 40.0 * (lr / b / 2e-4) ** -0.5  # noqa: E731
+    ev = E.claim_c7c(sharpness_table(lam), TH)
+    assert ev.statistic == (
+        "least-squares slope of the mean log2 λ_max (top Hessian eigenvalue at the end point) "
+        "of each (η, b) against log2(η/b), per family; the family closest to a rise"
+    )
+    assert ev.threshold == "< 0 for every family"
+    assert ev.detail == (
+        "mnist/fcn/w64_d3/cross_entropy: -0.500 [-0.505, -0.495] log2 λ_max per doubling of "
+        "η/b (5 values of η/b, 9 (η, b) cells, 27 runs)"
+    )  # nothing left out, nothing said about it
+    # small eigenvalues (below 1) count; a zero or negative one has no log and is left out
+    small = sharpness_table(lambda lr, b: lam(lr, b) / 100)
+    assert E.claim_c7c(small, TH).verdict == SUPPORTED
+    cell = (small.lr == 0.2) & (small.batch_size == 250) & (small.seed < 2)
+    small.loc[cell, "top_hessian_eigenvalue"] = [0.0, -1.0]
+    small.loc[small.batch_size == 1000, "excluded_sharpness"] = "not a minimum"
+    ev = E.claim_c7c(small, TH)
+    assert ev.verdict == SUPPORTED and ev.n_runs == 16
+    assert ev.detail.endswith(
+        "; 9 end points left out: not a minimum; 2 end points left out: top Hessian "
+        "eigenvalue not positive"
+    )
+    # no family: the end points considered are still counted
+    one = sharpness_table(lam)
+    one = one[(one.lr == 0.1) & (one.batch_size == 500)]
+    ev = E.claim_c7c(one, TH)
+    assert ev.verdict == INCONCLUSIVE and ev.n_runs == 3 and "no family" in ev.reason
 
 
 def test_eta_over_b_figures_need_two_ratios_of_one_network():
@@ -309,6 +351,11 @@ def test_iterate_rows_keep_the_pooled_alpha_of_trained_runs_with_its_standard_er
     rows = E.iterate_rows(unknown, 0.95)
     np.testing.assert_allclose(rows["se"], 0.02, rtol=1e-3)
     assert rows["k1_up"].isna().all() and E.iterates_k1_note(rows) == ""
+    assert rows["k1_up"].dtype == rows["k1_down"].dtype == np.float64  # NaN, not None
+    # a run counts in the note only when both sides of its spread are known
+    half = E.iterate_rows(paired_iterates(falls_with_ratio), 0.95)
+    half.loc[half.seed == 2, "k1_down"] = np.nan
+    assert "18 runs" in E.iterates_k1_note(half)
     assert E.iterate_rows(paired_iterates(falls_with_ratio, "not_trained"), 0.95).empty
     few = paired_iterates(falls_with_ratio).assign(enough_iterates=lambda d: d.seed != 1)
     assert sorted(set(E.iterate_rows(few, 0.95)["seed"])) == [0, 2]
