@@ -4,6 +4,7 @@ tables, and the two η/b figures read back by content."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -124,6 +125,36 @@ def test_c7a_is_judged_in_every_family_and_too_few_runs_is_inconclusive():
     few = measurements(falls_with_ratio)
     few = few[(few.seed == 0) & (few.batch_size == 500) & (few.lr < 0.2)]
     assert E.claim_c7a(few, TH).reason == "too few runs (2 < min_runs 3)"
+
+
+def cell_runs(cells: dict[tuple[float, int], list[float]], se: float) -> pd.DataFrame:
+    """Runs with α̂ ``values`` per (η, b) cell (one run per value), each with standard error
+    ``se``."""
+    rows = [
+        {**point(lr, b, seed), "alpha": a, "se": se}
+        for (lr, b), values in cells.items()
+        for seed, a in enumerate(values)
+    ]
+    return E.with_ratio(pd.DataFrame(rows))
+
+
+def test_cell_slope_and_its_standard_error_by_hand():
+    # two cells one doubling of η/b apart (u = 0, 1: Σ(u - ū)² = 0.5), two seeds each (seed
+    # variance 0.02): v = 0.02 · mean(1/n) = 0.01, se = √(0.01 / 0.5)
+    two = {(0.1, 500): [1.0, 1.2], (0.2, 500): [1.5, 1.7]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # two cells have no residual variance to take
+        slope, se = E.cell_slope(cell_runs(two, se=0.01), "alpha")
+    assert slope == pytest.approx(0.5) and se == pytest.approx(math.sqrt(0.02))
+    # the runs' own standard errors when they exceed the seeds' spread: v = 0.25 / 2
+    assert E.cell_slope(cell_runs(two, se=0.5), "alpha")[1] == pytest.approx(0.5)
+    # three cells, one seed each: the residual variance 0.0067 (1 degree of freedom) decides
+    three = {(0.1, 500): [1.0], (0.2, 500): [1.3], (0.4, 500): [1.4]}
+    slope, se = E.cell_slope(cell_runs(three, se=0.001), "alpha")
+    assert slope == pytest.approx(0.2) and se == pytest.approx(math.sqrt(0.02 / 3 / 2))
+    # one η/b: no slope
+    same = {(0.1, 500): [1.0, 1.1], (0.05, 250): [1.2, 1.3]}
+    assert all(math.isnan(x) for x in E.cell_slope(cell_runs(same, se=0.01), "alpha"))
 
 
 def test_c7b_supported_when_only_the_ratio_matters():
