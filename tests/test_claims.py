@@ -200,6 +200,39 @@ def test_c1_run_is_undecided_when_the_sweep_does_not_cover_the_robust_block_size
     assert row.verdict == "inconclusive" and "does not cover" in row.detail, row.detail
 
 
+def test_alpha_measurements_by_hand():
+    """One run, two checkpoints, both noise splits, read on the test split at the 90 % level:
+    the robust α̂ 1.7 ± 0.05 widened by its K1 spread (members K1 = 64, 128, 256 of a sweep
+    rising 0.15 per decade: 0.15·log10(2) on each side), every choice's se from the robust
+    interval, the sweep's variants in order; another estimator's rows, a layer's sweep and the
+    shuffled order (flat in K1) enter neither the spread nor the sweep's pooled rows twice."""
+    drift = lambda r, s, k1: 1.3 + 0.15 * math.log10(k1 / 141)  # noqa: E731
+    summary, estimates, _ = make_tables([run()], half_width=0.05, steps=(10, 100), sweep=drift)
+    robust_columns = ["alpha_robust", "alpha_robust_ci_low", "alpha_robust_ci_high"]
+    summary.loc[summary.split == "test", robust_columns] = [1.7, 1.65, 1.75]
+    natural = estimates[estimates.order == "natural"]
+    estimates.loc[estimates.order == "shuffled", "alpha"] = 1.3
+    others = [natural.assign(estimator="hill", alpha=9.0), natural.assign(scope="fc1", alpha=9.0)]
+    estimates = pd.concat([estimates, *others], ignore_index=True)
+    estimates["k1"] = estimates["k1"].astype(float)  # as parquet gives it back with NaNs
+    m = C.alpha_measurements(summary, estimates, 0.9, (0.5, 1.0, 2.0), split="test")
+    assert set(m["split"]) == {"test"} and len(m) == 2 * (3 + 6)
+    robust = m[m.estimator == "robust"]
+    spread = 0.15 * math.log10(2)
+    assert list(robust["alpha"]) == [1.7, 1.7] and list(robust["last"]) == [False, True]
+    np.testing.assert_allclose(robust[["k1_down", "k1_up"]].to_numpy(), spread)
+    np.testing.assert_allclose(robust["low"], 1.65 - spread)
+    np.testing.assert_allclose(robust["high"], 1.75 + spread)
+    np.testing.assert_allclose(m["se"], 0.1 / (2 * 1.6448536), rtol=1e-6)
+    assert (m.loc[m.estimator != "block_sweep", "variant"] == "").all()
+    sweep = m[m.estimator == "block_sweep"]
+    assert list(dict.fromkeys(sweep["variant"])) == [
+        f"{order} K1={k1}" for order in ("natural", "shuffled") for k1 in SWEEP_K1
+    ]
+    natural_100 = sweep[sweep.variant == "natural K1=100"]
+    np.testing.assert_allclose(natural_100["alpha"], drift(None, 0, 100))
+
+
 def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
     summary, estimates, _ = make_tables(widths(), alpha=1.3)
     columns = [*C.MEASUREMENT_KEYS, "k1_down", "k1_up"]
@@ -208,6 +241,7 @@ def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
         C.k1_spread(summary.drop(columns="n_parameters"), estimates),
     ):
         assert empty.empty and list(empty.columns) == columns
+        assert (empty[["k1_down", "k1_up"]].dtypes == np.float64).all()
 
 
 def test_flags_read_missing_as_false_and_default_to_true():
