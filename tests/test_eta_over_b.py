@@ -115,6 +115,9 @@ def test_c7a_inconclusive_when_seed_noise_hides_the_slope_and_when_there_is_no_f
     one = one[(one.lr == 0.1) & (one.batch_size == 500)]
     ev = E.claim_c7a(one, TH)
     assert ev.verdict == INCONCLUSIVE and "no family" in ev.reason and math.isnan(ev.value)
+    judged = E.claim_c7a(measurements(falls_with_ratio), TH)
+    assert (ev.statistic, ev.threshold) == (judged.statistic, judged.threshold)
+    assert ev.detail.startswith("a family is runs equal in every axis but η, b and the seed; ")
 
 
 def test_c7a_is_judged_in_every_family_and_too_few_runs_is_inconclusive():
@@ -122,6 +125,7 @@ def test_c7a_is_judged_in_every_family_and_too_few_runs_is_inconclusive():
     both = pd.concat([measurements(falls_with_ratio), rising])
     ev = E.claim_c7a(both, TH)
     assert ev.verdict == NOT_SUPPORTED and "w16_d3" in ev.detail and "w64_d3" in ev.detail
+    assert "27 runs); mnist/fcn/w64_d3/cross_entropy: -0.100 [" in ev.detail  # one per family
     few = measurements(falls_with_ratio)
     few = few[(few.seed == 0) & (few.batch_size == 500) & (few.lr < 0.2)]
     assert E.claim_c7a(few, TH).reason == "too few runs (2 < min_runs 3)"
@@ -131,7 +135,7 @@ def cell_runs(cells: dict[tuple[float, int], list[float]], se: float) -> pd.Data
     """Runs with α̂ ``values`` per (η, b) cell (one run per value), each with standard error
     ``se``."""
     rows = [
-        {**point(lr, b, seed), "alpha": a, "se": se}
+        {**point(lr, b, seed), "alpha": a, "se": se, "last": True}
         for (lr, b), values in cells.items()
         for seed, a in enumerate(values)
     ]
@@ -152,9 +156,32 @@ def test_cell_slope_and_its_standard_error_by_hand():
     three = {(0.1, 500): [1.0], (0.2, 500): [1.3], (0.4, 500): [1.4]}
     slope, se = E.cell_slope(cell_runs(three, se=0.001), "alpha")
     assert slope == pytest.approx(0.2) and se == pytest.approx(math.sqrt(0.02 / 3 / 2))
+    # four cells: the residual variance has 2 degrees of freedom
+    four = {(0.1, 500): [1.0], (0.2, 500): [1.3], (0.4, 500): [1.4], (0.8, 500): [1.5]}
+    slope, se = E.cell_slope(cell_runs(four, se=0.001), "alpha")
+    assert slope == pytest.approx(0.16) and se == pytest.approx(math.sqrt(0.012 / 2 / 5))
     # one η/b: no slope
     same = {(0.1, 500): [1.0, 1.1], (0.05, 250): [1.2, 1.3]}
     assert all(math.isnan(x) for x in E.cell_slope(cell_runs(same, se=0.01), "alpha"))
+    # one seed per cell and no standard errors: no error known, and no warning either
+    lone = cell_runs({(0.1, 500): [1.0], (0.2, 500): [1.5]}, se=0.01).drop(columns="se")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        slope, se = E.cell_slope(lone, "alpha")
+    assert slope == pytest.approx(0.5) and math.isnan(se)
+
+
+def test_c7a_interval_touching_zero_does_not_decide():
+    """Slope ∓0.5 per doubling with standard error 0.25 exactly (seeds agree, each run ± 0.25):
+    at z = 2 the interval ends exactly at 0, which it does not exclude."""
+    for sign in (-1, 1):
+        runs = cell_runs({(0.1, 500): [1.0, 1.0], (0.2, 500): [1.0 + 0.5 * sign] * 2}, se=0.25)
+        ev = E.claim_c7a(runs, TH)
+        assert ev.value == 0.5 * sign and (ev.ci_low, ev.ci_high) == tuple(sorted((0.0, sign)))
+        assert ev.verdict == INCONCLUSIVE and ev.reason.startswith("too much spread")
+    # exactly min_runs runs are enough to judge
+    three = cell_runs({(0.1, 500): [1.0], (0.2, 500): [0.9], (0.4, 500): [0.8]}, se=0.01)
+    assert TH.min_runs == 3 and E.claim_c7a(three, TH).verdict == SUPPORTED
 
 
 def test_c7b_supported_when_only_the_ratio_matters():
