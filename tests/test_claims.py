@@ -217,6 +217,7 @@ def test_alpha_measurements_by_hand():
     estimates["k1"] = estimates["k1"].astype(float)  # as parquet gives it back with NaNs
     m = C.alpha_measurements(summary, estimates, 0.9, (0.5, 1.0, 2.0), split="test")
     assert set(m["split"]) == {"test"} and len(m) == 2 * (3 + 6)
+    assert m.index.equals(pd.RangeIndex(len(m)))  # one label per row
     robust = m[m.estimator == "robust"]
     spread = 0.15 * math.log10(2)
     assert list(robust["alpha"]) == [1.7, 1.7] and list(robust["last"]) == [False, True]
@@ -231,6 +232,70 @@ def test_alpha_measurements_by_hand():
     ]
     natural_100 = sweep[sweep.variant == "natural K1=100"]
     np.testing.assert_allclose(natural_100["alpha"], drift(None, 0, 100))
+
+
+def c1_rows(intervals: list[tuple[float, float, float]], **columns) -> pd.DataFrame:
+    """Measurement rows of one estimator, one run each at its last checkpoint: (α̂, low, high)
+    per run, plus an earlier checkpoint of the first run (α̂ 5) that must not count."""
+    rows = [
+        {**run(width=16 * 2**i), "step": 1000, "alpha": a, "low": lo, "high": hi, "last": True}
+        for i, (a, lo, hi) in enumerate(intervals)
+    ]
+    rows.append({**rows[0], "step": 10, "alpha": 5.0, "low": 5.0, "high": 5.0, "last": False})
+    return pd.DataFrame(rows).assign(**columns)
+
+
+def test_c1_counts_each_run_once_by_hand():
+    """Threshold 1.9: below (1.5, 1.8), at it (low = 1.9: no), touching it from below (high =
+    1.9: not below, so undecided), above, straddling."""
+    runs = [(1.5, 1.4, 1.6), (1.9, 1.9, 2.0), (1.85, 1.8, 1.9), (2.1, 2.0, 2.2), (1.9, 1.7, 2.1)]
+    th = C.Thresholds(c1_alpha_max=1.9, min_share=0.9)
+    ev = C.claim_c1(c1_rows(runs, estimator="reference"), th)
+    share, low, high, verdict, reason = C.share_verdict(1, 2, 2, th)
+    assert (ev.value, ev.ci_low, ev.ci_high, ev.verdict) == (share, low, high, verdict)
+    assert ev.statistic == "share of runs whose α̂ interval lies below 1.9"
+    assert ev.threshold == "≥ 0.9 of runs" and ev.n_runs == 5
+    assert ev.detail == (
+        "1 of 5 runs below, 2 at or above, 2 undecided; α̂ at the last checkpoint (train split) "
+        "from 1.50 to 2.10, median 1.90"
+    )  # no K1 note: the reference estimate has no K1 spread
+    spread = {"k1_down": [0.01, 0.02, 0.03, np.nan, 0.05], "k1_up": [0.1, 0.2, 0.3, np.nan, 0.5]}
+    robust = C.claim_c1(c1_rows(runs, estimator="robust").iloc[:5].assign(**spread), th)
+    assert robust.detail.endswith(
+        "median 1.90; intervals widened by the K1 spread of the robust α̂ (median −0.025 / "
+        "+0.250, at most +0.500); 1 runs undecided because their block sweep does not cover "
+        "the robust block sizes"
+    )
+    empty = C.claim_c1(c1_rows(runs, estimator="robust").iloc[:0], th)
+    assert empty.detail == "no measurements" and empty.n_runs == 0
+
+
+def test_sample_note_variants_and_sweep_slopes_by_hand():
+    m = c1_rows([(1.5, 1.4, 1.6)] * 2, enough=True, split="train")
+    assert C.small_sample_note(m, "robust") == ""
+    # variants in the table's order (K1 = 16 before 128), those of every measurement only
+    sweep = pd.DataFrame(
+        {"variant": ["natural K1=16", "natural K1=128", "natural K1=16", "natural K1=128",
+                     "natural K1=256"], "alpha": [1.0, 1.1, 1.2, 1.3, 1.4]}
+    )  # fmt: skip
+    assert C.common_variants(sweep, 2) == ["natural K1=16", "natural K1=128"]
+    # two width sweeps, listed out of order: one row each, sorted by label; α̂ falls 0.1 per
+    # doubling in both
+    rows = [
+        {**run(width=w, lr=lr), "alpha": 2.0 - 0.1 * math.log2(w), "se": 0.01}
+        for lr in (0.2, 0.1)
+        for w in (16, 32, 64)
+    ]
+    slopes = C.sweep_slopes(pd.DataFrame(rows), ["width", "batch_size"])
+    assert list(slopes.columns) == [
+        "axis", "sweep", "n_values", "n_runs", "slope", "effect", "se", *C.SETTING_KEYS,
+        "batches",
+    ]  # fmt: skip
+    assert list(slopes["sweep"]) == sorted(slopes["sweep"]) and len(slopes) == 2
+    np.testing.assert_allclose(slopes["slope"], -0.1)
+    np.testing.assert_allclose(slopes["effect"], 0.1)
+    empty = C.sweep_slopes(pd.DataFrame(rows).iloc[:0], ["width"])
+    assert empty.empty and list(empty.columns) == list(slopes.columns)
 
 
 def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
@@ -250,6 +315,8 @@ def test_flags_read_missing_as_false_and_default_to_true():
         C._flag(df, "enough"), pd.Series([True, False, False], index=[5, 7, 9], name="enough")
     )
     pd.testing.assert_series_equal(C._flag(df, "absent"), pd.Series(True, index=df.index))
+    floats = pd.DataFrame({"enough": [1.0, np.nan, 0.0]})  # a bool column with a gap, as float
+    assert list(C._flag(floats, "enough")) == [True, False, False]
 
 
 def test_diverged_and_untrained_runs_are_excluded_and_reported():
@@ -583,6 +650,9 @@ def test_steepest_intervals_at_their_limits():
     noise = np.full(3, 0.1)  # each change ± 0.141; per unit of u ± 0.141 and ± 0.071
     # rates 1 and 0.5: 0.5 apart, beyond 2 × √(0.141² + 0.071²) = 0.32
     assert list(C.steepest_intervals(u, np.array([0.0, 1.0, 2.0]), noise, 2.0, True)) == [0]
+    # rates 1 and 0.65: 0.35 apart, beyond 0.32 (the errors per unit of u), within 0.4 (the
+    # errors of the changes themselves)
+    assert list(C.steepest_intervals(u, np.array([0.0, 1.0, 2.3]), noise, 2.0, True)) == [0]
     # rates 1 and 0.9: within noise
     assert list(C.steepest_intervals(u, np.array([0.0, 1.0, 2.8]), noise, 2.0, True)) == [0, 1]
     at_limit = C.steepest_intervals(u[:2], np.array([0.0, 2.0]), np.array([0.0, 1.0]), 2.0, True)

@@ -294,9 +294,13 @@ def test_c7c_statistic_detail_and_every_reason_to_leave_an_end_point_out():
     ev = E.claim_c7c(small, TH)
     assert ev.verdict == SUPPORTED and ev.n_runs == 16
     assert ev.detail.endswith(
-        "; 9 end points left out: not a minimum; 2 end points left out: top Hessian "
-        "eigenvalue not positive"
+        "; 9 end points left out: not a minimum; 2 end points left out: non-positive top "
+        "Hessian eigenvalue"
     )
+    # end points of a network with one η/b are not C7c's to leave out
+    other = sharpness_table(lam).assign(width=16, excluded_sharpness="not trained")
+    other = other[(other.lr == 0.1) & (other.batch_size == 500)]
+    assert E.claim_c7c(pd.concat([small, other]), TH).detail == ev.detail
     # no family: the end points considered are still counted
     one = sharpness_table(lam)
     one = one[(one.lr == 0.1) & (one.batch_size == 500)]

@@ -258,10 +258,11 @@ def usable_runs(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _flag(df: pd.DataFrame, column: str) -> pd.Series:
-    """Boolean column ``column`` of ``df``; all true when the table has no such column."""
+    """Boolean column ``column`` of ``df``: true where it holds True (a missing value, None or
+    NaN, is false); all true when the table has no such column."""
     if column not in df.columns:
         return pd.Series(True, index=df.index)
-    return df[column].fillna(False).astype(bool)
+    return df[column].eq(True)
 
 
 def k1_spread(

@@ -43,6 +43,7 @@ import pandas as pd
 from sgdtail.aggregate import usable
 from sgdtail.claims import Evaluation, Thresholds
 from sgdtail.grid import AXES, DEFAULT_OPTIMIZER, optimizer_text
+from sgdtail.sharpness import NON_POSITIVE_LAMBDA
 from sgdtail.verdicts import INCONCLUSIVE, combine, interval_state, three_way
 
 RATIO_FAMILY_AXES: tuple[str, ...] = tuple(a for a in AXES if a not in ("lr", "batch_size", "seed"))
@@ -378,11 +379,13 @@ def _spread_note(fams: list[tuple[str, pd.DataFrame]]) -> str:
 def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
     """C7c: log2 λ_max falls as η/b grows, in every family, over the end points whose
     sharpness.csv ``excluded_sharpness`` is empty (a CSV round trip makes it NaN) and whose
-    λ_max is positive (it has a log); the detail counts the end points left out, by reason."""
-    df = with_ratio(sharpness)
+    λ_max is positive (it has a log; C6's admission already asks for that); the detail counts
+    the end points of families with two or more η/b left out, by reason."""
+    df = with_ratio(sharpness).reset_index(drop=True)
     reasons = df["excluded_sharpness"].fillna("").astype(str)
     positive = df["top_hessian_eigenvalue"] > 0
-    reasons = reasons.where((reasons != "") | positive, "top Hessian eigenvalue not positive")
+    reasons = reasons.where((reasons != "") | positive, NON_POSITIVE_LAMBDA)
+    in_families = df.index.isin([i for _, rows in families(df) for i in rows.index])
     admitted = df[reasons == ""]
     admitted = admitted.assign(
         log2_lambda=np.log2(admitted["top_hessian_eigenvalue"].to_numpy(dtype=np.float64))
@@ -395,7 +398,7 @@ def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
         sum(len(rows) for _, rows in fams),
     )
     ev = _falls(fams, "log2_lambda", "log2 λ_max", base, th, len(admitted))
-    counts = reasons[reasons != ""].value_counts()
+    counts = reasons[in_families & (reasons != "")].value_counts()
     if counts.empty:
         return ev
     left_out = "; ".join(f"{n} end points left out: {why}" for why, n in counts.items())

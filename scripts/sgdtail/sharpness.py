@@ -404,6 +404,10 @@ def _is_true(value: Any) -> bool:
     return isinstance(value, bool | np.bool_) and bool(value)
 
 
+#: The exclusion reason of an end point without a positive λ_max (C6, C7c).
+NON_POSITIVE_LAMBDA = "non-positive top Hessian eigenvalue"
+
+
 def exclusion_reason(
     row: Mapping[str, Any], max_gradient_to_noise: float, need_alpha: bool = True
 ) -> str:
@@ -442,7 +446,7 @@ def exclusion_reason(
         ),
         (
             bad("top_hessian_eigenvalue") or row["top_hessian_eigenvalue"] <= 0,
-            "non-positive top Hessian eigenvalue",
+            NON_POSITIVE_LAMBDA,
         ),
     )
     return next((why for failed, why in checks if failed), "")
