@@ -115,8 +115,11 @@ def test_c7a_inconclusive_when_seed_noise_hides_the_slope_and_when_there_is_no_f
     one = one[(one.lr == 0.1) & (one.batch_size == 500)]
     ev = E.claim_c7a(one, TH)
     assert ev.verdict == INCONCLUSIVE and "no family" in ev.reason and math.isnan(ev.value)
-    judged = E.claim_c7a(measurements(falls_with_ratio), TH)
-    assert (ev.statistic, ev.threshold) == (judged.statistic, judged.threshold)
+    assert ev.statistic == (
+        "least-squares slope of the mean α̂ of each (η, b) against log2(η/b), per family of runs "
+        "equal but for η, b and seed; the family closest to a rise"
+    )
+    assert ev.threshold == "< 0 for every family" and ev.n_runs == 3  # the cell's three seeds
     assert ev.detail.startswith("a family is runs equal in every axis but η, b and the seed; ")
 
 
@@ -434,6 +437,14 @@ def test_c7_on_the_iterates_is_its_own_column_and_says_when_it_is_not_measured()
     assert list(its.claim) == ["C7a", "C7b"]
     assert (its.verdict == INCONCLUSIVE).all() and (its.reason == "not measured").all()
     assert "iterates.measure: true" in its.detail.iloc[0]
+    assert list(its.statistic) == [
+        f"as {c} on the gradient noise, with the iterates' pooled robust α̂" for c in ("C7a", "C7b")
+    ]
+    assert (its.threshold == "as on the gradient noise").all()
+    # iterates without a known K1 spread: no note, and nothing appended for it
+    unknown = paired_iterates(falls_with_ratio).drop(columns=["k1_down_iterates", "k1_up_iterates"])
+    plain = dict(E.iterates_claims(unknown, TH, 0.95))
+    assert plain["C7a"].detail == E.claim_c7a(E.iterate_rows(unknown, 0.95), TH).detail
     long = C.evaluate_claims(summary, estimates, TH, iterates=paired_iterates(falls_with_ratio))
     its = long[long.estimator == C.ITERATES].set_index("claim")
     assert its.loc["C7a", "verdict"] == SUPPORTED and its.loc["C7b", "verdict"] == SUPPORTED
