@@ -486,6 +486,19 @@ def test_streaming_state_does_not_grow_with_rows() -> None:
     assert size_early < 200_000
 
 
+def test_streaming_cuts_a_chunk_into_near_equal_pieces(monkeypatch) -> None:
+    """A piece has a fixed cost: 71 rows with pieces of at most 35 rows go in as 23 + 24 + 24
+    rows, not 35 + 35 + 1; the pieces follow one another."""
+    seen = []
+    monkeypatch.setattr(
+        E.StreamingTailStats, "_piece", lambda self, u, first: seen.append((first, u.shape[0]))
+    )
+    s = E.StreamingTailStats(80, 30, [], max_piece_values=35 * 30 + 29)
+    s.update(np.ones((71, 30), np.float32))
+    s.update(np.ones((9, 30), np.float32))
+    assert seen == [(0, 23), (23, 24), (47, 24), (71, 9)] and s.rows_seen == 80
+
+
 def test_streaming_input_errors() -> None:
     s = E.StreamingTailStats(4, 3, [("a", 0, 3)])
     with pytest.raises(ValueError, match=r"shape \(c, 3\)"):
