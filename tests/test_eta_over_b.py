@@ -129,6 +129,7 @@ def test_c7a_is_judged_in_every_family_and_too_few_runs_is_inconclusive():
     ev = E.claim_c7a(both, TH)
     assert ev.verdict == NOT_SUPPORTED and "w16_d3" in ev.detail and "w64_d3" in ev.detail
     assert "27 runs); mnist/fcn/w64_d3/cross_entropy: -0.100 [" in ev.detail  # one per family
+    assert "α̂ per doubling of η/b" in ev.detail
     few = measurements(falls_with_ratio)
     few = few[(few.seed == 0) & (few.batch_size == 500) & (few.lr < 0.2)]
     assert E.claim_c7a(few, TH).reason == "too few runs (2 < min_runs 3)"
@@ -172,6 +173,41 @@ def test_cell_slope_and_its_standard_error_by_hand():
         warnings.simplefilter("error")
         slope, se = E.cell_slope(lone, "alpha")
     assert slope == pytest.approx(0.5) and math.isnan(se)
+
+
+def test_c7b_by_hand():
+    """Two batch sizes, two shared ratios: at η/b = 2e-4 the mean α̂ moves +0.15 from b = 250
+    to 500, at 4e-4 it moves -0.5; the value is the one furthest from 0. Seeds ± 0.1 (variance
+    0.02): each difference ± 2·√(0.02/2 + 0.02/2)."""
+    cells = {(0.05, 250): [1.0, 1.2], (0.1, 500): [1.15, 1.35]}
+    cells |= {(0.1, 250): [1.0, 1.2], (0.2, 500): [0.5, 0.7]}
+    ev = E.claim_c7b(cell_runs(cells, se=0.01), TH)
+    assert ev.value == pytest.approx(-0.5) and ev.verdict == NOT_SUPPORTED
+    assert ev.ci_high - ev.ci_low == pytest.approx(4 * math.sqrt(0.02))
+    assert ev.statistic == (
+        "mean α̂ at the largest minus at the smallest batch size with the same η/b (per family "
+        "and η/b); the pair furthest from 0"
+    )
+    assert ev.threshold == "within ±0.1 (claims.c7_same_tolerance)"
+    assert ev.detail.startswith(
+        "mnist/fcn/w64_d3/cross_entropy η/b = 0.0002: (η 0.05, b 250) → (η 0.1, b 500): +0.150 "
+    )
+    assert ev.detail.index("η/b = 0.0002") < ev.detail.index("η/b = 0.0004")
+    # the runs' own standard errors when they exceed the seeds' spread: ± 2·√(0.25/2 + 0.25/2)
+    wide = E.claim_c7b(cell_runs(cells, se=0.5), TH)
+    assert wide.ci_high - wide.ci_low == pytest.approx(4 * 0.5)
+    # ratios in increasing order even when the cells list the larger one first
+    flat = {(0.05, 125): [1.0, 1.0], (0.1, 250): [1.0, 1.0]}
+    flat |= {(0.1, 500): [1.0, 1.0], (0.2, 1000): [1.0, 1.0]}
+    detail = E.claim_c7b(cell_runs(flat, se=0.01), TH).detail
+    assert detail.index("η/b = 0.0002") < detail.index("η/b = 0.0004")
+    # one seed per cell: no seed-to-seed spread, and the pair says so
+    single = E.claim_c7b(cell_runs({k: v[:1] for k, v in cells.items()}, se=0.01), TH)
+    assert single.verdict == INCONCLUSIVE
+    assert (
+        "(η 0.1, b 250) → (η 0.2, b 500): -0.500 [+nan, +nan] (1 and 1 seeds) (no cell of the "
+        "family has two seeds: no seed-to-seed spread)" in single.detail
+    )
 
 
 def test_c7a_interval_touching_zero_does_not_decide():
