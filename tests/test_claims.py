@@ -315,8 +315,11 @@ def test_flags_read_missing_as_false_and_default_to_true():
         C._flag(df, "enough"), pd.Series([True, False, False], index=[5, 7, 9], name="enough")
     )
     pd.testing.assert_series_equal(C._flag(df, "absent"), pd.Series(True, index=df.index))
-    floats = pd.DataFrame({"enough": [1.0, np.nan, 0.0]})  # a bool column with a gap, as float
-    assert list(C._flag(floats, "enough")) == [True, False, False]
+    for dtype in (float, "boolean"):  # a bool column with a gap, as float or nullable
+        gap = pd.DataFrame({"enough": pd.Series([1, None, 0], dtype=dtype)})
+        pd.testing.assert_series_equal(
+            C._flag(gap, "enough"), pd.Series([True, False, False], name="enough")
+        )
 
 
 def test_diverged_and_untrained_runs_are_excluded_and_reported():

@@ -262,7 +262,7 @@ def _flag(df: pd.DataFrame, column: str) -> pd.Series:
     NaN, is false); all true when the table has no such column."""
     if column not in df.columns:
         return pd.Series(True, index=df.index)
-    return df[column].eq(True)
+    return df[column].eq(True).fillna(False).astype(bool)  # a nullable column gives NA
 
 
 def k1_spread(
