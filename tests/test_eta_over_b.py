@@ -120,6 +120,8 @@ def test_c7a_inconclusive_when_seed_noise_hides_the_slope_and_when_there_is_no_f
         "equal but for η, b and seed; the family closest to a rise"
     )
     assert ev.threshold == "< 0 for every family" and ev.n_runs == 3  # the cell's three seeds
+    assert ev.reason == "too few runs (no family with two or more η/b)"
+    assert math.isnan(ev.ci_low) and math.isnan(ev.ci_high)
     assert ev.detail.startswith("a family is runs equal in every axis but η, b and the seed; ")
 
 
@@ -193,6 +195,11 @@ def test_c7b_by_hand():
         "mnist/fcn/w64_d3/cross_entropy η/b = 0.0002: (η 0.05, b 250) → (η 0.1, b 500): +0.150 "
     )
     assert ev.detail.index("η/b = 0.0002") < ev.detail.index("η/b = 0.0004")
+    # furthest from 0 by the difference itself, not by an end of its interval: +0.35
+    # [+0.07, +0.63] against -0.3 [-0.58, -0.02]
+    other = {(0.05, 250): [1.0, 1.2], (0.1, 500): [1.35, 1.55]}
+    other |= {(0.1, 250): [1.0, 1.2], (0.2, 500): [0.7, 0.9]}
+    assert E.claim_c7b(cell_runs(other, se=0.01), TH).value == pytest.approx(0.35)
     # the runs' own standard errors when they exceed the seeds' spread: ± 2·√(0.25/2 + 0.25/2)
     wide = E.claim_c7b(cell_runs(cells, se=0.5), TH)
     assert wide.ci_high - wide.ci_low == pytest.approx(4 * 0.5)
@@ -218,6 +225,11 @@ def test_c7a_interval_touching_zero_does_not_decide():
         ev = E.claim_c7a(runs, TH)
         assert ev.value == 0.5 * sign and (ev.ci_low, ev.ci_high) == tuple(sorted((0.0, sign)))
         assert ev.verdict == INCONCLUSIVE and ev.reason.startswith("too much spread")
+    # the family closest to a rise decides, by its slope: -0.05 ± 1 (width 16) beside
+    # -0.1 ± 0.01 (width 64), whose lower end is the higher
+    steep = cell_runs({(0.1, 500): [1.0, 1.0], (0.2, 500): [0.9, 0.9]}, se=0.005)
+    vague = cell_runs({(0.1, 500): [1.0, 1.0], (0.2, 500): [0.95, 0.95]}, se=0.5).assign(width=16)
+    assert E.claim_c7a(pd.concat([steep, vague]), TH).value == pytest.approx(-0.05)
     # exactly min_runs runs are enough to judge
     three = cell_runs({(0.1, 500): [1.0], (0.2, 500): [0.9], (0.4, 500): [0.8]}, se=0.01)
     assert TH.min_runs == 3 and E.claim_c7a(three, TH).verdict == SUPPORTED
@@ -476,7 +488,7 @@ def test_c7_on_the_iterates_is_its_own_column_and_says_when_it_is_not_measured()
     assert list(its.statistic) == [
         f"as {c} on the gradient noise, with the iterates' pooled robust α̂" for c in ("C7a", "C7b")
     ]
-    assert (its.threshold == "as on the gradient noise").all()
+    assert (its.threshold == "as on the gradient noise").all() and (its.n_runs == 0).all()
     # iterates without a known K1 spread: no note, and nothing appended for it
     unknown = paired_iterates(falls_with_ratio).drop(columns=["k1_down_iterates", "k1_up_iterates"])
     plain = dict(E.iterates_claims(unknown, TH, 0.95))
