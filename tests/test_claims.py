@@ -296,6 +296,9 @@ def test_sample_note_variants_and_sweep_slopes_by_hand():
     np.testing.assert_allclose(slopes["effect"], 0.1)
     empty = C.sweep_slopes(pd.DataFrame(rows).iloc[:0], ["width"])
     assert empty.empty and list(empty.columns) == list(slopes.columns)
+    # no width or depth sweep to compare: still a table of sweeps, with its columns
+    none = C._comparable(slopes.iloc[:0], slopes)
+    assert none.empty and list(none.columns) == list(slopes.columns)
 
 
 def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
