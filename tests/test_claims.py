@@ -301,6 +301,25 @@ def test_sample_note_variants_and_sweep_slopes_by_hand():
     assert none.empty and list(none.columns) == list(slopes.columns)
 
 
+def test_c2_names_the_sweeps_it_misses():
+    def rows(**axis) -> list[dict]:
+        ((name, values),) = axis.items()
+        return [{**run(**{name: v}), "alpha": 1.3, "se": 0.01, "last": True} for v in values]
+
+    th = C.Thresholds()
+    ev = C.claim_c2(pd.DataFrame(rows(batch_size=(100, 250, 500))), th)
+    assert ev.reason == "too few runs (no width or depth sweep in the grid)"
+    assert ev.statistic == (
+        "|α̂ change per doubling of batch size| / |per doubling of width or depth|"
+    )
+    assert ev.threshold == f"< {th.c2_ratio_max}"
+    elsewhere = [{**r, "lr": 0.2} for r in rows(width=(16, 32))]  # another learning rate
+    ev = C.claim_c2(pd.DataFrame(rows(batch_size=(100, 250, 500)) + elsewhere), th)
+    assert ev.reason == (
+        "too few runs (no width or depth (in a batch-size sweep's setting) sweep in the grid)"
+    )
+
+
 def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
     summary, estimates, _ = make_tables(widths(), alpha=1.3)
     columns = [*C.MEASUREMENT_KEYS, "k1_down", "k1_up"]
