@@ -43,7 +43,6 @@ import pandas as pd
 from sgdtail.aggregate import usable
 from sgdtail.claims import Evaluation, Thresholds
 from sgdtail.grid import AXES, DEFAULT_OPTIMIZER, optimizer_text
-from sgdtail.sharpness import NON_POSITIVE_LAMBDA
 from sgdtail.verdicts import INCONCLUSIVE, combine, interval_state, three_way
 
 RATIO_FAMILY_AXES: tuple[str, ...] = tuple(a for a in AXES if a not in ("lr", "batch_size", "seed"))
@@ -381,6 +380,8 @@ def claim_c7c(sharpness: pd.DataFrame, th: Thresholds) -> Evaluation:
     sharpness.csv ``excluded_sharpness`` is empty (a CSV round trip makes it NaN) and whose
     λ_max is positive (it has a log; C6's admission already asks for that); the detail counts
     the end points of families with two or more η/b left out, by reason."""
+    from sgdtail.sharpness import NON_POSITIVE_LAMBDA  # its imports cost ~0.5 s: only here
+
     df = with_ratio(sharpness).reset_index(drop=True)
     reasons = df["excluded_sharpness"].fillna("").astype(str)
     positive = df["top_hessian_eigenvalue"] > 0
