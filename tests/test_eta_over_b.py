@@ -87,16 +87,19 @@ def test_ratio_makes_equal_ratios_equal_and_families_need_two_ratios():
         pd.DataFrame([point(0.1, 500, 0), {**point(0.1, 250, 0), "optimizer": "adam"}])
     )
     assert E.families(mixed) == []  # optimizers are kept apart
-    # a row without an optimizer is plain SGD; a missing value in an axis is a value too
-    plain = {k: v for k, v in point(0.1, 500, 0).items() if k != "optimizer"}
-    assert E.family_label(plain) == "mnist/fcn/w64_d3/cross_entropy"
-    unnamed = two.assign(optimizer=None)
-    assert [len(rows) for _, rows in E.families(unnamed)] == [2]
-    assert E.with_ratio(two.iloc[:0])[E.RATIO].dtype == np.float64
     assert set(E.RATIO_FAMILY_AXES) == set(AXES) - {"lr", "batch_size", "seed"}
     assert E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0)])
     assert not E.has_ratio_family([point(0.1, 500, 0), point(0.1, 500, 1, 16)])
-    # two values of η/b, but in two networks: no family
+
+
+def test_families_without_an_optimizer_or_with_a_missing_axis_value():
+    """A row without an optimizer is plain SGD; a missing value in an axis is a value too;
+    two values of η/b in two networks make no family."""
+    plain = {k: v for k, v in point(0.1, 500, 0).items() if k != "optimizer"}
+    assert E.family_label(plain) == "mnist/fcn/w64_d3/cross_entropy"
+    two = E.with_ratio(pd.DataFrame([point(0.1, 500, 0), point(0.1, 250, 0)]))
+    assert [len(rows) for _, rows in E.families(two.assign(optimizer=None))] == [2]
+    assert E.with_ratio(two.iloc[:0])[E.RATIO].dtype == np.float64
     assert not E.has_ratio_family([point(0.1, 500, 0), point(0.05, 500, 0, 16)])
 
 
