@@ -708,6 +708,10 @@ def test_steepest_intervals_never_pick_an_interval_next_to_a_missing_value():
     values = np.array([0.1, np.nan, 0.2, 0.3, 0.9])
     assert list(C.steepest_intervals(u, values, np.full(5, 0.01), 2.0, True)) == [3]
     assert list(C.steepest_intervals(u, values, np.full(5, 0.01), 2.0, False)) == [3]
+    # a missing value with an unknown error too (an accuracy without a test-set size)
+    noise = np.array([0.01, np.nan, 0.01, 0.01, 0.01])
+    assert list(C.steepest_intervals(u, values, noise, 2.0, True)) == [3]
+    assert list(C.steepest_intervals(u, values[::-1], noise[::-1], 2.0, False)) == [0]
 
 
 def test_steepest_end_is_the_end_of_the_steepest_candidate_per_unit_of_u():
@@ -731,6 +735,134 @@ def test_c3_detail_text():
     assert C._c3_detail(counts, where).endswith(
         "; steepest α̂ change per log(step + 1) ends at a median step 30, steepest "
         "test-accuracy rise at step 40"
+    )
+
+
+def c3_tables(*runs: dict, split: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(m, accuracy) for claim_c3 by hand, one run per dict (width 16·2^i): "alpha" and "acc"
+    at its "steps" (default STEPS), α̂'s standard error "se" (0.01) and the test images
+    "n_test" per checkpoint (10,000; NaN: not known); a run's "skip" steps have no accuracy
+    row. ``split``: both tables get a column "split" (m: train, accuracy: test)."""
+    m_rows, acc_rows = [], []
+    for i, r in enumerate(runs):
+        axes, steps = run(width=16 * 2**i), r.get("steps", STEPS)
+        n_test = r.get("n_test", [10_000] * len(steps))
+        for k, step in enumerate(steps):
+            m_rows.append({**axes, "step": step, "alpha": r["alpha"][k], "se": r.get("se", 0.01)})
+            if step not in r.get("skip", ()):
+                acc = {"step": step, "test_accuracy": r["acc"][k], "n_test": n_test[k]}
+                acc_rows.append({**axes, **acc})
+    m, acc = pd.DataFrame(m_rows), pd.DataFrame(acc_rows)
+    if split:
+        m, acc = m.assign(split="train"), acc.assign(split="test")
+    return m, acc
+
+
+#: α̂ falls by 0.5 between steps 4 and 16 (interval 2); accuracy rises 0.1 -> 0.9 there
+FALL_4_16 = [1.8, 1.8, 1.8, 1.3, 1.3, 1.3, 1.3]
+RISE_4_16 = [0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9]
+
+
+def c3_five_runs() -> list[dict]:
+    """Five runs at the default thresholds (early: by step 100; coincide: a factor 4):
+
+    - yes: α̂ and accuracy both change between steps 4 and 16;
+    - flat: α̂ constant (undecided, no change beyond noise);
+    - yes through the accuracy's binomial error: 0.4 -> 0.6 between steps 4 and 16 measured
+      on 100 test images at those two checkpoints: a change of 0.2 against 2 × 0.069 (with
+      p / (1 − p), p (1 + p) or p (2 − p) in place of p (1 − p) it would be within noise);
+    - yes with exactly c3_min_checkpoints checkpoints, one without an accuracy row (NaN);
+    - yes although accuracy falls 0.5 between steps 0 and 1 (0.72 per unit of log(step + 1),
+      steeper than its rise, 0.33): only a rise counts for accuracy.
+    """
+    return [
+        {"alpha": FALL_4_16, "acc": RISE_4_16},
+        {"alpha": [1.5] * 7, "acc": RISE_4_16},
+        {
+            "alpha": FALL_4_16,
+            "acc": [0.4, 0.4, 0.4, 0.6, 0.6, 0.6, 0.6],
+            "n_test": [10_000, 10_000, 100, 100, 10_000, 10_000, 10_000],
+        },
+        {
+            "steps": (0, 4, 16, 1000),
+            "alpha": [1.8, 1.8, 1.3, 1.3],
+            "acc": [0.1, 0.1, 0.9, 0.9],
+            "skip": (1000,),
+        },
+        {"alpha": FALL_4_16, "acc": [0.6, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]},
+    ]
+
+
+def test_c3_by_hand_counts_texts_and_the_accuracy_error():
+    th = C.Thresholds()
+    ev = C.claim_c3(*c3_tables(*c3_five_runs()), th)
+    share, low, high, verdict, reason = C.share_verdict(4, 0, 1, th)
+    assert (ev.value, ev.ci_low, ev.ci_high, ev.verdict, ev.reason) == (
+        share, low, high, verdict, reason
+    )  # fmt: skip
+    assert reason == "too much spread (1 of 5 runs undecided)" and ev.n_runs == 5
+    assert ev.statistic == (
+        "share of runs whose steepest α̂ change and test-accuracy rise per log(step + 1) end by "
+        "10% of the run, within a factor 4 in step + 1"
+    )
+    assert ev.threshold == "≥ 0.9 of runs"
+    counts = {"yes": 4, "no": 0, "undecided": 1, "flat": 1}
+    assert ev.detail == C._c3_detail(counts, [(16.0, 16.0)] * 4) + "; " + C.c3_decider(counts, th)
+    assert ev.detail.startswith(
+        "4 runs yes, 0 no, 1 undecided (1 with no α̂ change or accuracy rise beyond noise, 0 with "
+        "candidate intervals on both sides of a limit); steepest α̂ change per log(step + 1) "
+        "ends at a median step 16, steepest test-accuracy rise at step 16; decided by"
+    )
+    # the accuracy table's extra rows and columns do not enter: a later duplicate of a
+    # checkpoint, and a column both tables share beyond the run and step
+    m, acc = c3_tables(*c3_five_runs(), split=True)
+    stale = acc[(acc["width"] == 16) & (acc["step"] == 16)].assign(test_accuracy=0.1)
+    again = C.claim_c3(m, pd.concat([acc, stale], ignore_index=True), th)
+    assert (again.value, again.n_runs, again.detail) == (ev.value, ev.n_runs, ev.detail)
+
+
+def test_c3_by_hand_too_few_checkpoints_counts_every_run():
+    """A run with 3 checkpoints (sorted first) makes C3 inconclusive; n_runs counts all."""
+    short = {"steps": (0, 16, 1000), "alpha": [1.8, 1.3, 1.3], "acc": [0.1, 0.9, 0.9]}
+    runs = [short, *c3_five_runs()[:2]]
+    ev = C.claim_c3(*c3_tables(*runs), C.Thresholds())
+    assert all(math.isnan(v) for v in (ev.value, ev.ci_low, ev.ci_high))
+    assert ev.statistic.startswith("share of runs whose steepest α̂ change")
+    assert (ev.threshold, ev.verdict, ev.n_runs) == ("≥ 0.9 of runs", "inconclusive", 3)
+    assert ev.reason == "too few checkpoints (3 < c3_min_checkpoints 4)"
+    assert ev.detail == (
+        "add checkpoints (training.checkpoints) to resolve when α̂ and accuracy change"
+    )
+    # a run whose accuracy is missing at a checkpoint still has that checkpoint
+    four = c3_five_runs()[3]
+    assert C.claim_c3(*c3_tables(four), C.Thresholds()).detail.startswith("1 runs yes")
+
+
+@pytest.mark.parametrize(
+    ("one_run", "ends"),
+    [
+        # α̂ falls 0.3 between steps 0 and 1 (0.43 per unit of u) and rises 0.5 between 4 and
+        # 16 (0.41): both candidates; the steepest change either way is the fall
+        ({"alpha": [1.5, 1.2, 1.2, 1.7, 1.7, 1.7, 1.7], "acc": RISE_4_16}, (1, 16)),
+        # accuracy falls 0.4 between steps 0 and 1, with no known error at step 0 (a
+        # candidate), and rises 0.4 between 16 and 63: the steepest rise ends at 63
+        (
+            {
+                "alpha": [1.8, 1.8, 1.8, 1.8, 1.3, 1.3, 1.3],
+                "acc": [0.5, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5],
+                "n_test": [np.nan] + [10_000] * 6,
+            },
+            (63, 63),
+        ),
+    ],
+)
+def test_c3_by_hand_steepest_ends_of_one_run(one_run, ends):
+    ev = C.claim_c3(*c3_tables(one_run), C.Thresholds())
+    assert ev.detail == (
+        "0 runs yes, 0 no, 1 undecided (0 with no α̂ change or accuracy rise beyond noise, 1 "
+        "with candidate intervals on both sides of a limit); steepest α̂ change per "
+        f"log(step + 1) ends at a median step {ends[0]}, steepest test-accuracy rise at step "
+        f"{ends[1]}"
     )
 
 

@@ -706,7 +706,8 @@ def steepest_intervals(
     e_i = √(se_i² + se_{i+1}²); its rate is r_i = c_i / Δu_i with standard
     error e_i / Δu_i. With k the steepest interval, returns every i with
     r_k − r_i ≤ z·√(se(r_k)² + se(r_i)²) (k included), in order; empty when
-    c_k is not above z·e_k (no change beyond noise).
+    c_k is not above z·e_k (no change beyond noise). An interval next to a missing
+    value (NaN) is never a candidate, even when its error is unknown too.
     """
     se = np.nan_to_num(np.asarray(noise, dtype=np.float64), nan=np.inf)
     dv = np.diff(np.asarray(values, dtype=np.float64))
@@ -717,10 +718,9 @@ def steepest_intervals(
     k = int(np.argmax(rate))
     if not change[k] > z * change_se[k]:
         return np.zeros(0, dtype=int)
-    below = rate[k] - rate  # rate[k] is finite: an interval next to a NaN value has rate −inf
+    below = rate[k] - rate  # rate[k] is finite
     close = ~(below > z * np.hypot(rate_se[k], rate_se))  # an unknown error keeps a candidate
-    close[k] = True
-    return np.flatnonzero(close)
+    return np.flatnonzero(close & np.isfinite(change))  # but not an unknown value
 
 
 def c3_run(
