@@ -866,6 +866,86 @@ def test_c3_by_hand_steepest_ends_of_one_run(one_run, ends):
     )
 
 
+def sweep_ev(verdict: str, value: float, reason: str = "", n_runs: int = 5) -> C.Evaluation:
+    """A claim judged at one block size of the sweep (statistic "s", threshold "t")."""
+    return C.Evaluation("s", value, value - 0.1, value + 0.1, "t", verdict, reason, n_runs)
+
+
+def test_combine_sweep_by_hand():
+    empty = C.combine_sweep({})
+    assert (empty.statistic, empty.threshold, empty.verdict, empty.n_runs, empty.detail) == (
+        "", "", "inconclusive", 0, ""
+    )  # fmt: skip
+    assert empty.reason == "no block size common to every measurement"
+    assert all(math.isnan(v) for v in (empty.value, empty.ci_low, empty.ci_high))
+    few = "too few runs (2 < min_runs 3)"
+    one = C.combine_sweep({"natural K1=100": sweep_ev("inconclusive", 0.8, few, 2)})
+    assert (one.statistic, one.value, one.ci_low, one.ci_high, one.threshold) == (
+        "s", 0.8, 0.8, 0.8, "t"
+    )  # fmt: skip
+    assert (one.verdict, one.reason, one.n_runs) == ("inconclusive", few, 2)
+    assert one.detail == (
+        "value: median over 1 block sizes × orders (K1 = 100 to 100), interval: their range; "
+        "inconclusive: natural order at every K1"
+    )
+    # a common verdict other than inconclusive has no reason; the value is the median of the
+    # finite values and the interval their range; n_runs the largest
+    agree = C.combine_sweep(
+        {
+            "natural K1=10": sweep_ev("supported", 0.9, "ignored", 4),
+            "natural K1=1000": sweep_ev("supported", 1.0, "", 6),
+            "shuffled K1=10": sweep_ev("supported", math.nan, "", 5),
+        }
+    )
+    assert (agree.value, agree.ci_low, agree.ci_high, agree.n_runs) == (0.95, 0.9, 1.0, 6)
+    assert (agree.verdict, agree.reason) == ("supported", "")
+    assert agree.detail == (
+        "value: median over 3 block sizes × orders (K1 = 10 to 1,000), interval: their range; "
+        "supported: natural order at every K1, shuffled order at every K1"
+    )
+    # the reason of an inconclusive common verdict is the first variant's
+    spread = "too much spread (1 of 5 runs undecided)"
+    both = {
+        "natural K1=10": sweep_ev("inconclusive", 0.8, spread),
+        "natural K1=30": sweep_ev("inconclusive", 0.7, few),
+    }
+    assert C.combine_sweep(both).reason == spread
+    split = C.combine_sweep(
+        {
+            "natural K1=10": sweep_ev("supported", 0.95),
+            "natural K1=30": sweep_ev("not supported", 0.2),
+            "shuffled K1=10": sweep_ev("supported", 0.9),
+            "shuffled K1=30": sweep_ev("supported", 1.0),
+        }
+    )
+    assert (split.verdict, split.reason, split.value) == ("inconclusive", "depends on K1", 0.925)
+    assert split.detail.endswith(
+        "(K1 = 10 to 30), interval: their range; supported: natural order at K1 = 10, shuffled "
+        "order at every K1; not supported: natural order at K1 = 30"
+    )
+
+
+def test_accuracy_table_by_hand():
+    """One row per run × checkpoint (the first of its rows), with the test images of the test
+    split's measurement (n_minibatches × batch size), else 10,000."""
+    rows = []
+    for width, steps in ((16, (0, 10)), (32, (0,))):
+        for step in steps:
+            for split, n in (("train", 100), ("test", 16)):
+                acc = 0.5 + step / 100 if split == "train" else 0.2  # not the same in both
+                rows.append({**run(width=width), "step": step, "split": split,
+                             "test_accuracy": acc, "n_minibatches": n})  # fmt: skip
+    summary = pd.DataFrame(rows)
+    summary = summary[~((summary.width == 32) & (summary.split == "test"))]  # no test split
+    acc = C.accuracy_table(summary)
+    assert list(acc.columns) == [*C.RUN_KEYS, "step", "test_accuracy", "n_test"]
+    assert acc[["width", "step", "test_accuracy", "n_test"]].values.tolist() == [
+        [16, 0, 0.5, 16 * 500],
+        [16, 10, 0.6, 16 * 500],
+        [32, 0, 0.5, 10_000],
+    ]
+
+
 def test_effect_ratio_and_level_ranges():
     assert C._ratio(6.0, 2.0) == 3.0
     assert C._ratio(0.5, 0.0) == math.inf  # only the denominator vanishes
