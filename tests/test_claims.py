@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -899,6 +900,10 @@ def test_combine_sweep_by_hand():
     )
     assert (agree.value, agree.ci_low, agree.ci_high, agree.n_runs) == (0.95, 0.9, 1.0, 6)
     assert (agree.verdict, agree.reason) == ("supported", "")
+    with warnings.catch_warnings():  # no value at all: NaN, without a median of nothing
+        warnings.simplefilter("error")
+        unknown = C.combine_sweep({"natural K1=10": sweep_ev("inconclusive", math.nan)})
+    assert all(math.isnan(v) for v in (unknown.value, unknown.ci_low, unknown.ci_high))
     assert agree.detail == (
         "value: median over 3 block sizes × orders (K1 = 10 to 1,000), interval: their range; "
         "supported: natural order at every K1, shuffled order at every K1"
@@ -944,6 +949,65 @@ def test_accuracy_table_by_hand():
         [16, 10, 0.6, 16 * 500],
         [32, 0, 0.5, 10_000],
     ]
+
+
+def same_fields(row: dict, ev: C.Evaluation) -> None:
+    """A row of the long claims table holds exactly the fields of ``ev`` (NaN equal to NaN)."""
+    for key, want in dataclasses.asdict(ev).items():
+        got = row[key]
+        assert got == want or (pd.isna(got) and pd.isna(want)), (key, got, want)
+
+
+def test_evaluate_claims_passes_its_settings_to_every_claim():
+    """ci_level, k1_factors, the thresholds, the iterates and the sharpness reach the claims
+    they belong to: each row equals the claim judged directly with the same settings."""
+    from test_eta_over_b import TH, falls_with_ratio, paired_iterates, sharpness_table
+
+    from sgdtail import eta_over_b as E
+
+    # α̂ moves with K1 over the sweep, so the robust K1 spread depends on the factors
+    summary, estimates, _ = make_tables(
+        widths(), alpha=1.85, sweep=lambda r, s, k1: 1.85 + 0.1 * math.log10(k1 / 100)
+    )
+    iterates, sharp = paired_iterates(falls_with_ratio), sharpness_table(lambda lr, b: lr / b)
+    factors, level = (1.0, 4.0), 0.8
+    long = C.evaluate_claims(
+        summary, estimates, TH, level, factors, sharpness=sharp, iterates=iterates
+    )
+    assert list(long.columns) == C.COLUMNS
+    rows = {(r["claim"], r["estimator"]): r for r in long.to_dict("records")}
+    for claim, ev in E.iterates_claims(iterates, TH, level):
+        same_fields(rows[(claim, C.ITERATES)], ev)
+    same_fields(rows[("C7c", "n/a")], E.claim_c7c(sharp, TH))
+    m = C.alpha_measurements(summary, estimates, level, factors, split=TH.split)
+    robust = C.claim_c1(m[m["estimator"] == "robust"], TH)
+    same_fields(rows[("C1", "robust")], robust)
+    default = C.evaluate_claims(summary, estimates, TH, level).set_index(["claim", "estimator"])
+    assert default.loc[("C1", "robust"), "detail"] != robust.detail  # the factors matter here
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (0, 10), (4, 5), (9, 10), (37, 61)])
+@pytest.mark.parametrize("z", [1.96, 1.0])
+def test_wilson_interval_ends_solve_the_score_equation(k, n, z):
+    """The ends are the p with (k/n − p)² = z² p (1 − p) / n: the roots of
+    (1 + z²/n) p² − (2k/n + z²/n) p + (k/n)² = 0."""
+    share = k / n
+    roots = np.sort(np.roots([1 + z * z / n, -(2 * share + z * z / n), share * share]).real)
+    np.testing.assert_allclose(C.wilson_interval(k, n, z), roots, rtol=1e-9, atol=1e-12)
+    assert all(math.isnan(v) for v in C.wilson_interval(0, 0, z))
+    if z == 1.96:  # the default: a 95% interval
+        assert C.wilson_interval(k, n) == C.wilson_interval(k, n, 1.96)
+
+
+def test_describe_variants_names_orders_and_their_block_sizes():
+    every = [f"{o} K1={k}" for o in ("natural", "shuffled") for k in (10, 30, 1000)]
+    assert C._describe_variants(every, every) == (
+        "natural order at every K1, shuffled order at every K1"
+    )
+    some = ["natural K1=10", "natural K1=1000", "shuffled K1=30"]
+    assert C._describe_variants(some, every) == (
+        "natural order at K1 = 10, 1,000, shuffled order at K1 = 30"
+    )
 
 
 def test_effect_ratio_and_level_ranges():
