@@ -321,6 +321,80 @@ def test_c2_names_the_sweeps_it_misses():
     )
 
 
+def c2_table(points: list[tuple[dict, float]], se: float = 0.01) -> pd.DataFrame:
+    """Measurement rows for claim_c2 by hand: (axes given to run(), α̂) per run, each at its
+    last checkpoint with standard error ``se``."""
+    return pd.DataFrame([{**run(**axes), "alpha": a, "se": se, "last": True} for axes, a in points])
+
+
+#: Batch-size sweeps at width 16 (b 125-500) and 32 (b 250-500), both −0.05 per doubling;
+#: width sweeps at b = 500 (16-64) and 250 (16-32), both −0.2, and a depth sweep (2-4: −0.1)
+#: in their setting; a width sweep at another learning rate (left out). 7 distinct runs.
+C2_POINTS = [
+    ({"batch_size": 125}, 1.5),
+    ({"batch_size": 250}, 1.45),
+    ({}, 1.4),
+    ({"width": 32}, 1.2),
+    ({"width": 64}, 1.0),
+    ({"depth": 4}, 1.3),
+    ({"batch_size": 250, "width": 32}, 1.25),
+    ({"lr": 0.2}, 1.4),
+    ({"lr": 0.2, "width": 32}, 1.3),
+]
+
+
+def test_c2_by_hand():
+    th = C.Thresholds(min_runs=7)
+    ev = C.claim_c2(c2_table(C2_POINTS), th)
+    # exact points: the measurement error over Sxx = 2 (three points) or 0.5 (two points)
+    three, two = 0.01 / math.sqrt(2), 0.01 / math.sqrt(0.5)
+    se_b, se_n = (three + two) / 2, two  # medians over the sweeps
+    assert ev.value == pytest.approx(0.05 / 0.2, rel=1e-12)
+    assert ev.ci_low == pytest.approx((0.05 - 2 * se_b) / (0.2 + 2 * se_n), rel=1e-12)
+    assert ev.ci_high == pytest.approx((0.05 + 2 * se_b) / (0.2 - 2 * se_n), rel=1e-12)
+    assert (ev.verdict, ev.reason, ev.n_runs) == ("supported", "", 7)
+    assert ev.statistic == (
+        "|α̂ change per doubling of batch size| / |per doubling of width or depth|"
+    )
+    assert ev.threshold == "< 1.0"
+    assert ev.detail == (
+        "batch size: |slope| 0.050 ± 0.011 per doubling (median of 2 sweeps, 2-3 levels, 2-3 "
+        "runs each); width/depth: |slope| 0.200 ± 0.014 per doubling (median of 3 sweeps: 2 "
+        "over width, 1 over depth, 2-3 levels, 2-3 runs each, in the batch-size sweeps' data "
+        "set, architecture, loss and learning rate; 1 other width/depth sweeps left out)"
+    )
+    few = C.claim_c2(c2_table(C2_POINTS), C.Thresholds(min_runs=8))
+    assert (few.verdict, few.reason) == ("inconclusive", "too few runs (7 < min_runs 8)")
+
+
+def test_c2_by_hand_unknown_errors_and_missing_sweeps():
+    # the batch-size sweep's two runs have no standard error: the interval is unbounded
+    no_error = c2_table([({"batch_size": 125}, 1.5), ({"batch_size": 250}, 1.45)], se=math.nan)
+    width = c2_table([({"batch_size": 250, "width": w}, a) for w, a in ((32, 1.25), (64, 1.05))])
+    th = C.Thresholds()
+    ev = C.claim_c2(pd.concat([no_error, width]), th)
+    assert (ev.ci_low, ev.ci_high, ev.verdict) == (-math.inf, math.inf, "inconclusive")
+    assert ev.reason == "too much spread (interval [-inf, inf] contains 1.0)"
+    assert ev.value == pytest.approx(0.05 / 0.2, rel=1e-12)
+    decider = C._c2_decider(0.05, math.nan, 0.2, 0.01 / math.sqrt(2), th, 1)
+    assert ev.detail.endswith("other width/depth sweeps left out); " + decider)
+    # no sweep at all, or only the batch-size sweep
+    advice = (
+        "a sweep is ≥ 2 values of one axis with every other axis fixed; the width/depth sweeps "
+        "must share the batch-size sweep's data set, architecture, loss, learning rate and one "
+        "of its batch sizes; add them to the grid (the paper grid has batch-size, width and "
+        "depth sweeps)"
+    )
+    none = C.claim_c2(c2_table(C2_POINTS[2:3]), th)
+    assert none.reason == "too few runs (no batch-size and no width or depth sweep in the grid)"
+    assert (none.verdict, none.n_runs, none.detail) == ("inconclusive", 0, advice)
+    assert all(math.isnan(v) for v in (none.value, none.ci_low, none.ci_high))
+    batch_only = C.claim_c2(c2_table(C2_POINTS[:3]), th)
+    assert batch_only.reason == "too few runs (no width or depth sweep in the grid)"
+    assert (batch_only.n_runs, batch_only.detail) == (3, advice)
+    assert batch_only.threshold == "< 1.0" and batch_only.statistic == ev.statistic
+
+
 def test_k1_spread_is_empty_without_estimates_or_problem_sizes():
     summary, estimates, _ = make_tables(widths(), alpha=1.3)
     columns = [*C.MEASUREMENT_KEYS, "k1_down", "k1_up"]
@@ -997,6 +1071,7 @@ def test_wilson_interval_ends_solve_the_score_equation(k, n, z):
     assert all(math.isnan(v) for v in C.wilson_interval(0, 0, z))
     if z == 1.96:  # the default: a 95% interval
         assert C.wilson_interval(k, n) == C.wilson_interval(k, n, 1.96)
+    assert C.wilson_interval(5, 5)[1] == 1.0  # unclipped, rounding gives 1 + 2.2e-16
 
 
 def test_describe_variants_names_orders_and_their_block_sizes():
