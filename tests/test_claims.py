@@ -1588,6 +1588,10 @@ def test_share_verdict_allows_one_outlier_in_ten_exactly():
     assert C.share_verdict(17, 2, 1, th)[3] == "inconclusive"
     assert C.share_verdict(9, 1, 0, th)[3] == "supported"
     assert C.share_verdict(8, 2, 0, th)[3] == "not supported"
+    # reasons: none for a decided verdict
+    assert [C.share_verdict(*counts, th)[4] for counts in ((9, 1, 0), (8, 2, 0))] == ["", ""]
+    assert C.share_verdict(8, 1, 1, th)[4] == "too much spread (1 of 10 runs undecided)"
+    assert C.share_verdict(1, 0, 1, th)[4] == "too few runs (2 < min_runs 3)"
 
 
 # ----------------------------------------------------------------------------
