@@ -17,6 +17,7 @@ from sgdtail.linear_sgd import (
     eta_for_tail_index,
     moment_ratio,
     moment_ratio_two,
+    ratio_window,
     relaxation_steps,
     simulate_norms,
     simulation_sweep,
@@ -282,3 +283,63 @@ def test_stationary_interval_is_centred_on_the_estimate_from_every_chain():
         est = stationary_estimate(np.abs(rng.standard_t(2.0, 5_000)), groups=10)
         assert est.ci_low <= est.alpha <= est.ci_high, est
         assert 1 / est.ci_low - 1 / est.alpha == pytest.approx(1 / est.alpha - 1 / est.ci_high)
+
+
+def test_ratio_window_ends_are_the_theory_at_the_range_ends():
+    """The window is as wide as any batch size needs: at its low end the theory's α is the
+    range's upper end for one batch size and above it for the other, at its high end the
+    lower end for one and below it for the other (at σ = 2, the features' scale given)."""
+    low, high = ratio_window([1, 2], 3, 2.0, (1.5, 4.5))
+    alphas = lambda ratio: [theory_tail_index(LinearSetting(ratio * b, b, 3, 2.0)) for b in (1, 2)]  # noqa: E731
+    assert min(alphas(low)) == pytest.approx(4.5, rel=1e-7) and max(alphas(low)) > 4.6
+    assert max(alphas(high)) == pytest.approx(1.5, rel=1e-7) and min(alphas(high)) < 1.4
+
+
+def test_simulation_sweep_rows_by_hand(caplog):
+    """Each row: the setting at η/b on the window's log-spaced points, its theory α, whether
+    that is in the range, and for those that are, Hill's α̂ of its own chains (seed + row)."""
+    cfg = {"dimensions": [3], "batch_sizes": [1, 2], "ratios": 3, "alpha_range": [1.5, 4.5],
+           "sigma": 2.0, "sigma_y": 0.5, "chains": 400, "steps": 30, "relaxations": 0,
+           "groups": 4, "level": 0.8, "seed": 5}  # fmt: skip
+    with caplog.at_level("INFO", logger="sgdtail.linear_sgd"):
+        table = simulation_sweep(cfg)
+    assert list(table.columns) == [
+        "d", "b", "eta", "eta_over_b", "alpha_theory", "simulated", "alpha_hat", "ci_low",
+        "ci_high", "hill_k", "chains", "steps",
+    ]  # fmt: skip
+    low, high = ratio_window([1, 2], 3, 2.0, (1.5, 4.5))
+    ratios = np.geomspace(low, high, 3)
+    assert len(table) == 6 and table.simulated.any() and not table.simulated.all()
+    for i, row in enumerate(table.itertuples()):
+        ratio, b = ratios[i // 2], (1, 2)[i % 2]
+        s = LinearSetting(ratio * b, b, 3, 2.0, 0.5)
+        alpha = theory_tail_index(s)
+        assert (row.d, row.b, row.eta, row.eta_over_b) == (3, b, ratio * b, ratio)
+        assert (row.alpha_theory, row.chains, row.steps) == (alpha, 400, 30)
+        assert row.simulated == (1.5 * (1 - 1e-6) <= alpha <= 4.5 * (1 + 1e-6))
+        if row.simulated:
+            est = stationary_estimate(simulate_norms(s, 400, 30, 5 + i), 4, 0.8)
+            assert (row.alpha_hat, row.ci_low, row.ci_high, row.hill_k) == (
+                est.alpha, est.ci_low, est.ci_high, est.k
+            )  # fmt: skip
+        else:
+            assert np.isnan([row.alpha_hat, row.ci_low, row.ci_high]).all() and row.hill_k == 0
+    first = table.iloc[0]
+    assert caplog.messages[0] == (
+        f"progress: setting 1/6 (d 3, b 1, eta/b {ratios[0]:.4g}): theory alpha "
+        f"{first.alpha_theory:.3g}, simulated alpha-hat {first.alpha_hat:.3g}"
+    )
+
+
+def test_theory_curves_by_hand():
+    """The window widened by 10 % each side, on log-spaced η/b, for every batch size."""
+    cfg = {"dimensions": [3], "batch_sizes": [1, 2], "alpha_range": [1.5, 4.5], "sigma": 2.0,
+           "curve_points": 4}  # fmt: skip
+    curves = theory_curves(cfg)
+    low, high = ratio_window([1, 2], 3, 2.0, (1.5, 4.5))
+    ratios = np.geomspace(low / 1.1, high * 1.1, 4)
+    assert list(curves.columns) == ["d", "b", "eta_over_b", "alpha"] and len(curves) == 8
+    for i, row in enumerate(curves.itertuples()):
+        ratio, b = ratios[i // 2], (1, 2)[i % 2]
+        assert (row.d, row.b, row.eta_over_b) == (3, b, ratio)
+        assert row.alpha == theory_tail_index(LinearSetting(ratio * b, b, 3, 2.0))
