@@ -343,3 +343,81 @@ def test_theory_curves_by_hand():
         ratio, b = ratios[i // 2], (1, 2)[i % 2]
         assert (row.d, row.b, row.eta_over_b) == (3, b, ratio)
         assert row.alpha == theory_tail_index(LinearSetting(ratio * b, b, 3, 2.0))
+
+
+def sweep_rows(*rows: tuple) -> pd.DataFrame:
+    """A simulation_sweep table by hand: (d, b, η/b, α̂, ci_low, ci_high, theory α) per
+    simulated row; a row with α̂ None is not simulated."""
+    columns = ["d", "b", "eta_over_b", "alpha_hat", "ci_low", "ci_high", "alpha_theory"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.assign(simulated=table["alpha_hat"].notna()).fillna(math.nan)
+
+
+def test_c7a_linear_by_hand():
+    """Per (d, b) series: α̂ at its largest simulated η/b minus at its smallest, with the
+    interval from the two intervals; the series with the largest change decides the value;
+    series with one simulated η/b are left out and named."""
+    falls = [(2, 2, 0.1, 3.0, 2.875, 3.125, 3.2), (2, 2, 0.3, 2.5, 2.375, 2.625, 2.6)]
+    wide = [(2, 4, 0.1, 3.0, 2.5, 3.5, 3.0), (2, 4, 0.2, 2.75, 2.375, 3.125, 2.7)]
+    alone = [(2, 1, 0.1, 3.0, 2.9, 3.1, 3.1), (2, 1, 0.2, None, None, None, 1.0)]
+    claim = claim_c7_linear(
+        sweep_rows(*alone, *falls, *wide, (2, 8, 0.1, 2.0, 1.9, 2.1, 2.0)), 0.1
+    )[0]
+    assert claim == {
+        "claim": "C7a (linear regression)",
+        "statistic": "change of Hill's alpha-hat from the smallest to the largest simulated "
+        "eta/b, per (dimension, batch size) series; the series closest to a rise",
+        "value": -0.25,  # the wide series: -0.25 [-1.125, +0.625], not the falling one's -0.5
+        "ci_low": -1.125,
+        "ci_high": 0.625,
+        "threshold": "< 0 for every series",
+        "verdict": "inconclusive (intervals overlap 0: raise linear_sgd.chains)",
+        "detail": "d=2 b=2: -0.5 [-0.75, -0.25]; d=2 b=4: -0.25 [-1.12, +0.625]; fewer than two "
+        "simulated eta/b (left out): d=2 b=1, d=2 b=8",
+    }
+    assert claim_c7_linear(sweep_rows(*falls), 0.1)[0]["verdict"] == "supported"
+    # an interval ending exactly at 0 decides nothing; one starting above 0 is a rise
+    at_zero = [(3, 1, 0.1, 3.0, 2.75, 3.25, 3.0), (3, 1, 0.2, 2.5, 2.25, 2.75, 2.5)]
+    assert claim_c7_linear(sweep_rows(*at_zero), 0.1)[0]["verdict"].startswith("inconclusive")
+    from_zero = [(3, 2, 0.1, 2.5, 2.25, 2.75, 2.5), (3, 2, 0.2, 3.0, 2.75, 3.25, 3.0)]
+    assert claim_c7_linear(sweep_rows(*from_zero), 0.1)[0]["verdict"].startswith("inconclusive")
+    rises = [(3, 2, 0.1, 2.5, 2.375, 2.625, 2.5), (3, 2, 0.2, 3.25, 3.125, 3.375, 3.0)]
+    assert claim_c7_linear(sweep_rows(*rises), 0.1)[0]["verdict"] == "not supported"
+
+
+def test_c7b_linear_by_hand():
+    """Per (d, η/b) with two simulated batch sizes: α̂ at the largest b minus at the smallest,
+    within ±tolerance; the pair furthest from 0 decides the value."""
+    apart = [(2, 1, 0.1, 3.0, 2.875, 3.125, 3.0), (2, 2, 0.1, 2.5, 2.375, 2.625, 2.75)]
+    wide = [(2, 1, 0.2, 2.5, 1.75, 3.25, 2.5), (2, 2, 0.2, 2.75, 2.25, 3.25, 2.25)]
+    claim = claim_c7_linear(sweep_rows(*apart, *wide, (2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)), 0.1)[1]
+    assert claim == {
+        "claim": "C7b (linear regression)",
+        "statistic": "alpha-hat at the largest minus at the smallest batch size with the same "
+        "eta/b, per (dimension, eta/b); the pair furthest from 0",
+        "value": -0.5,  # not +0.25, and not the pair with the lower interval end furthest out
+        "ci_low": -0.75,
+        "ci_high": -0.25,
+        "threshold": "within +-0.1 (linear_sgd.c7_same_tolerance)",
+        "verdict": "not supported",
+        "detail": "d=2 eta/b=0.1 b=1 vs 2: -0.5 [-0.75, -0.25] (theory -0.25); d=2 eta/b=0.2 "
+        "b=1 vs 2: +0.25 [-1, +1.5] (theory -0.25)",
+    }
+    none = claim_c7_linear(sweep_rows((2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)), 0.25)[1]
+    assert none == {
+        "claim": "C7b (linear regression)",
+        "statistic": claim["statistic"],
+        "value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "threshold": "within +-0.25 (linear_sgd.c7_same_tolerance)",
+        "verdict": "inconclusive (too few simulated settings: widen linear_sgd.alpha_range or "
+        "raise linear_sgd.ratios)",
+        "detail": "no eta/b with two simulated batch sizes",
+    }
+    none_a = claim_c7_linear(sweep_rows((2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)), 0.25)[0]
+    assert (none_a["claim"], none_a["value"], none_a["threshold"]) == (
+        "C7a (linear regression)", None, "< 0 for every series"
+    )  # fmt: skip
+    assert none_a["verdict"] == none["verdict"] and none_a["statistic"].startswith("change of")
+    assert none_a["detail"] == "no (d, b) series with two simulated eta/b"
