@@ -376,6 +376,10 @@ def test_c7a_linear_by_hand():
         "simulated eta/b (left out): d=2 b=1, d=2 b=8",
     }
     assert claim_c7_linear(sweep_rows(*falls), 0.1)[0]["verdict"] == "supported"
+    # equal changes: the first series in (d, b) order gives the interval
+    tie = [(2, 8, 0.1, 3.0, 2.9375, 3.0625, 3.0), (2, 8, 0.2, 2.5, 2.4375, 2.5625, 2.5)]
+    tied = claim_c7_linear(sweep_rows(*falls, *tie), 0.1)[0]
+    assert (tied["value"], tied["ci_low"], tied["ci_high"]) == (-0.5, -0.75, -0.25)
     # an interval ending exactly at 0 decides nothing; one starting above 0 is a rise
     at_zero = [(3, 1, 0.1, 3.0, 2.75, 3.25, 3.0), (3, 1, 0.2, 2.5, 2.25, 2.75, 2.5)]
     assert claim_c7_linear(sweep_rows(*at_zero), 0.1)[0]["verdict"].startswith("inconclusive")
