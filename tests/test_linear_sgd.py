@@ -425,3 +425,16 @@ def test_c7b_linear_by_hand():
     )  # fmt: skip
     assert none_a["verdict"] == none["verdict"] and none_a["statistic"].startswith("change of")
     assert none_a["detail"] == "no (d, b) series with two simulated eta/b"
+
+
+def test_setting_limits_and_the_defaults_of_the_simulation():
+    LinearSetting(0.1, 1, 2)  # the smallest dimension
+    for bad in ({"sigma": 0.0}, {"sigma_y": 0.0}):
+        with pytest.raises(ValueError, match="must be positive"):
+            LinearSetting(0.1, 1, 3, **bad)
+    s = LinearSetting(0.2, 2, 3)
+    np.testing.assert_array_equal(simulate_norms(s, 50, 10), simulate_norms(s, 50, 10, 0, 0.0))
+    norms = simulate_norms(s, 2000, 50, 3)
+    assert stationary_estimate(norms) == stationary_estimate(norms, 10, 0.95)
+    at_80, at_95 = stationary_estimate(norms, 10, 0.8), stationary_estimate(norms)
+    assert at_80.ci_high - at_80.ci_low < at_95.ci_high - at_95.ci_low
