@@ -582,6 +582,14 @@ def test_log2_slope_and_its_standard_error():
     slope, se = C.log2_slope(x, noisy, np.full(4, 0.01))  # residual variance 0.04/2 > 0.01²
     assert slope == pytest.approx(0.1) and se == pytest.approx(math.sqrt(0.02 / 5))
     assert all(math.isnan(v) for v in C.log2_slope(np.array([8, 8]), np.ones(2), np.ones(2)))
+    # three points: slope 0.25, residuals (−1, 2, −1)/12, residual variance 1/24 over 1
+    # degree of freedom, Sxx = 2; errors unknown (NaN) or far smaller give the same
+    x, a = np.array([1, 2, 4]), np.array([1.0, 1.5, 1.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty array of errors
+        for se in (np.full(3, np.nan), np.full(3, 0.001)):
+            slope, err = C.log2_slope(x, a, se)
+            assert slope == pytest.approx(0.25) and err == pytest.approx(math.sqrt(1 / 48))
 
 
 # ----------------------------------------------------------------------------
