@@ -1053,19 +1053,28 @@ def test_evaluate_claims_passes_its_settings_to_every_claim():
     )
     iterates, sharp = paired_iterates(falls_with_ratio), sharpness_table(lambda lr, b: lr / b)
     factors, level = (1.0, 4.0), 0.8
+    th = dataclasses.replace(TH, z=1.5, min_share=0.8, c7_same_tolerance=0.03)
     long = C.evaluate_claims(
-        summary, estimates, TH, level, factors, sharpness=sharp, iterates=iterates
+        summary, estimates, th, level, factors, sharpness=sharp, iterates=iterates
     )
     assert list(long.columns) == C.COLUMNS
     rows = {(r["claim"], r["estimator"]): r for r in long.to_dict("records")}
-    for claim, ev in E.iterates_claims(iterates, TH, level):
+    for claim, ev in E.iterates_claims(iterates, th, level):
         same_fields(rows[(claim, C.ITERATES)], ev)
-    same_fields(rows[("C7c", "n/a")], E.claim_c7c(sharp, TH))
-    m = C.alpha_measurements(summary, estimates, level, factors, split=TH.split)
-    robust = C.claim_c1(m[m["estimator"] == "robust"], TH)
+    same_fields(rows[("C7c", "n/a")], E.claim_c7c(sharp, th))
+    m = C.alpha_measurements(summary, estimates, level, factors, split=th.split)
+    robust = C.claim_c1(m[m["estimator"] == "robust"], th)
     same_fields(rows[("C1", "robust")], robust)
-    default = C.evaluate_claims(summary, estimates, TH, level).set_index(["claim", "estimator"])
-    assert default.loc[("C1", "robust"), "detail"] != robust.detail  # the factors matter here
+    default = C.evaluate_claims(summary, estimates, TH, level, factors, sharp, iterates)
+    default = default.set_index(["claim", "estimator"])
+    # the settings matter here: the default factors and thresholds give other rows
+    assert (
+        C.evaluate_claims(summary, estimates, th, level)
+        .set_index(["claim", "estimator"])
+        .loc[("C1", "robust"), "detail"]
+        != robust.detail
+    )
+    assert default.loc[("C7b", C.ITERATES), "verdict"] != rows[("C7b", C.ITERATES)]["verdict"]
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (0, 10), (4, 5), (9, 10), (37, 61)])
@@ -1079,7 +1088,7 @@ def test_wilson_interval_ends_solve_the_score_equation(k, n, z):
     assert all(math.isnan(v) for v in C.wilson_interval(0, 0, z))
     if z == 1.96:  # the default: a 95% interval
         assert C.wilson_interval(k, n) == C.wilson_interval(k, n, 1.96)
-    assert C.wilson_interval(5, 5)[1] == 1.0  # unclipped, rounding gives 1 + 2.2e-16
+    assert C.wilson_interval(5, 5)[1] == 1.0  # clipped: unclipped, rounding gives 1 + 2.2e-16
 
 
 def test_describe_variants_names_orders_and_their_block_sizes():

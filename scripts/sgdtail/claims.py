@@ -720,7 +720,9 @@ def steepest_intervals(
         return np.zeros(0, dtype=int)
     below = rate[k] - rate  # rate[k] is finite
     close = ~(below > z * np.hypot(rate_se[k], rate_se))  # an unknown error keeps a candidate
-    return np.flatnonzero(close & np.isfinite(change))  # but not an unknown value
+    close &= np.isfinite(change)  # but not an unknown value
+    close[k] = True
+    return np.flatnonzero(close)
 
 
 def c3_run(
