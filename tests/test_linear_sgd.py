@@ -146,14 +146,15 @@ def test_eta_for_tail_index_inverts_the_theory(b, d, alpha):
 
 
 def _table(rows):
-    """A simulation table from (d, b, eta/b, alpha_hat, ci_low, ci_high) rows, all simulated."""
+    """A simulation table from (d, b, eta/b, alpha_hat, ci_low, ci_high[, theory alpha]) rows:
+    the theory's alpha defaults to alpha_hat; a row with alpha_hat None is not simulated."""
     return pd.DataFrame(
         [
             {"d": d, "b": b, "eta_over_b": r, "alpha_hat": a, "ci_low": lo, "ci_high": hi,
-             "alpha_theory": a, "simulated": True}
-            for d, b, r, a, lo, hi in rows
+             "alpha_theory": theory[0] if theory else a, "simulated": a is not None}
+            for d, b, r, a, lo, hi, *theory in rows
         ]
-    )  # fmt: skip
+    ).fillna(math.nan)  # fmt: skip
 
 
 FALLING = [(5, 1, 0.2, 4.0, 3.6, 4.4), (5, 1, 0.3, 2.0, 1.8, 2.2)]
@@ -295,7 +296,7 @@ def test_ratio_window_ends_are_the_theory_at_the_range_ends():
     assert max(alphas(high)) == pytest.approx(1.5, rel=1e-6) and min(alphas(high)) < 1.4
 
 
-def test_simulation_sweep_rows_by_hand(caplog):
+def test_simulation_sweep_rows_are_their_settings_simulated(caplog):
     """Each row: the setting at η/b on the window's log-spaced points, its theory α, whether
     that is in the range, and for those that are, Hill's α̂ of its own chains (seed + row)."""
     cfg = {"dimensions": [3], "batch_sizes": [1, 2], "ratios": 3, "alpha_range": [1.5, 4.5],
@@ -331,7 +332,7 @@ def test_simulation_sweep_rows_by_hand(caplog):
     )
 
 
-def test_theory_curves_by_hand():
+def test_theory_curves_cover_the_widened_window():
     """The window widened by 10 % each side, on log-spaced η/b, for every batch size."""
     cfg = {"dimensions": [3], "batch_sizes": [1, 2], "alpha_range": [1.5, 4.5], "sigma": 2.0,
            "curve_points": 4}  # fmt: skip
@@ -345,14 +346,6 @@ def test_theory_curves_by_hand():
         assert row.alpha == theory_tail_index(LinearSetting(ratio * b, b, 3, 2.0))
 
 
-def sweep_rows(*rows: tuple) -> pd.DataFrame:
-    """A simulation_sweep table by hand: (d, b, η/b, α̂, ci_low, ci_high, theory α) per
-    simulated row; a row with α̂ None is not simulated."""
-    columns = ["d", "b", "eta_over_b", "alpha_hat", "ci_low", "ci_high", "alpha_theory"]
-    table = pd.DataFrame(rows, columns=columns)
-    return table.assign(simulated=table["alpha_hat"].notna()).fillna(math.nan)
-
-
 def test_c7a_linear_by_hand():
     """Per (d, b) series: α̂ at its largest simulated η/b minus at its smallest, with the
     interval from the two intervals; the series with the largest change decides the value;
@@ -360,9 +353,9 @@ def test_c7a_linear_by_hand():
     falls = [(2, 2, 0.1, 3.0, 2.875, 3.125, 3.2), (2, 2, 0.3, 2.5, 2.375, 2.625, 2.6)]
     wide = [(2, 4, 0.1, 3.0, 2.5, 3.5, 3.0), (2, 4, 0.2, 2.75, 2.375, 3.125, 2.7)]
     alone = [(2, 1, 0.1, 3.0, 2.9, 3.1, 3.1), (2, 1, 0.2, None, None, None, 1.0)]
-    claim = claim_c7_linear(
-        sweep_rows(*alone, *falls, *wide, (2, 8, 0.1, 2.0, 1.9, 2.1, 2.0)), 0.1
-    )[0]
+    claim = claim_c7_linear(_table([*alone, *falls, *wide, (2, 8, 0.1, 2.0, 1.9, 2.1, 2.0)]), 0.1)[
+        0
+    ]
     assert claim == {
         "claim": "C7a (linear regression)",
         "statistic": "change of Hill's alpha-hat from the smallest to the largest simulated "
@@ -375,18 +368,18 @@ def test_c7a_linear_by_hand():
         "detail": "d=2 b=2: -0.5 [-0.75, -0.25]; d=2 b=4: -0.25 [-1.12, +0.625]; fewer than two "
         "simulated eta/b (left out): d=2 b=1, d=2 b=8",
     }
-    assert claim_c7_linear(sweep_rows(*falls), 0.1)[0]["verdict"] == "supported"
+    assert claim_c7_linear(_table(falls), 0.1)[0]["verdict"] == "supported"
     # equal changes: the first series in (d, b) order gives the interval
     tie = [(2, 8, 0.1, 3.0, 2.9375, 3.0625, 3.0), (2, 8, 0.2, 2.5, 2.4375, 2.5625, 2.5)]
-    tied = claim_c7_linear(sweep_rows(*falls, *tie), 0.1)[0]
+    tied = claim_c7_linear(_table([*falls, *tie]), 0.1)[0]
     assert (tied["value"], tied["ci_low"], tied["ci_high"]) == (-0.5, -0.75, -0.25)
     # an interval ending exactly at 0 decides nothing; one starting above 0 is a rise
     at_zero = [(3, 1, 0.1, 3.0, 2.75, 3.25, 3.0), (3, 1, 0.2, 2.5, 2.25, 2.75, 2.5)]
-    assert claim_c7_linear(sweep_rows(*at_zero), 0.1)[0]["verdict"].startswith("inconclusive")
+    assert claim_c7_linear(_table(at_zero), 0.1)[0]["verdict"].startswith("inconclusive")
     from_zero = [(3, 2, 0.1, 2.5, 2.25, 2.75, 2.5), (3, 2, 0.2, 3.0, 2.75, 3.25, 3.0)]
-    assert claim_c7_linear(sweep_rows(*from_zero), 0.1)[0]["verdict"].startswith("inconclusive")
+    assert claim_c7_linear(_table(from_zero), 0.1)[0]["verdict"].startswith("inconclusive")
     rises = [(3, 2, 0.1, 2.5, 2.375, 2.625, 2.5), (3, 2, 0.2, 3.25, 3.125, 3.375, 3.0)]
-    assert claim_c7_linear(sweep_rows(*rises), 0.1)[0]["verdict"] == "not supported"
+    assert claim_c7_linear(_table(rises), 0.1)[0]["verdict"] == "not supported"
 
 
 def test_c7b_linear_by_hand():
@@ -394,7 +387,7 @@ def test_c7b_linear_by_hand():
     within ±tolerance; the pair furthest from 0 decides the value."""
     apart = [(2, 1, 0.1, 3.0, 2.875, 3.125, 3.0), (2, 2, 0.1, 2.5, 2.375, 2.625, 2.75)]
     wide = [(2, 1, 0.2, 2.5, 1.75, 3.25, 2.5), (2, 2, 0.2, 2.75, 2.25, 3.25, 2.25)]
-    claim = claim_c7_linear(sweep_rows(*apart, *wide, (2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)), 0.1)[1]
+    claim = claim_c7_linear(_table([*apart, *wide, (2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)]), 0.1)[1]
     assert claim == {
         "claim": "C7b (linear regression)",
         "statistic": "alpha-hat at the largest minus at the smallest batch size with the same "
@@ -407,7 +400,7 @@ def test_c7b_linear_by_hand():
         "detail": "d=2 eta/b=0.1 b=1 vs 2: -0.5 [-0.75, -0.25] (theory -0.25); d=2 eta/b=0.2 "
         "b=1 vs 2: +0.25 [-1, +1.5] (theory -0.25)",
     }
-    none = claim_c7_linear(sweep_rows((2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)), 0.25)[1]
+    none = claim_c7_linear(_table([(2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)]), 0.25)[1]
     assert none == {
         "claim": "C7b (linear regression)",
         "statistic": claim["statistic"],
@@ -419,7 +412,7 @@ def test_c7b_linear_by_hand():
         "raise linear_sgd.ratios)",
         "detail": "no eta/b with two simulated batch sizes",
     }
-    none_a = claim_c7_linear(sweep_rows((2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)), 0.25)[0]
+    none_a = claim_c7_linear(_table([(2, 4, 0.3, 2.0, 1.9, 2.1, 2.0)]), 0.25)[0]
     assert (none_a["claim"], none_a["value"], none_a["threshold"]) == (
         "C7a (linear regression)", None, "< 0 for every series"
     )  # fmt: skip
