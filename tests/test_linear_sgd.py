@@ -10,7 +10,9 @@ import pytest
 from scipy import stats
 
 from sgdtail.claims import EXTERNAL_KEYS
+from sgdtail.estimators import batch_means_interval
 from sgdtail.linear_sgd import (
+    MAX_TAIL_INDEX,
     LinearSetting,
     _steps,
     claim_c7_linear,
@@ -109,10 +111,18 @@ def test_bad_settings_are_refused():
             LinearSetting(**{"eta": 0.1, "b": 2, "d": 5, **kwargs})
 
 
-@pytest.mark.parametrize("setting", [LinearSetting(0.3, 2, 5), LinearSetting(0.15, 1, 10)])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        LinearSetting(0.3, 2, 5),
+        LinearSetting(0.15, 1, 10),
+        LinearSetting(0.06, 2, 5, sigma=2.0, sigma_y=0.5),
+    ],
+)
 def test_norm_chain_has_the_law_of_the_full_sgd_norm(setting):
     """The reduced chain against d-dimensional SGD after 20 steps from ‖x_0‖ = 1 (two-sample
-    Kolmogorov–Smirnov; a chain with the wrong dimension is rejected at the same size)."""
+    Kolmogorov–Smirnov; a chain with the wrong dimension is rejected at the same size). The
+    third setting has features of scale σ = 2, where σ, σ² and σ⁴ differ."""
     full = full_sgd_norms(setting, 4000, 20, seed=0, start=1.0)
     reduced = simulate_norms(setting, 4000, 20, seed=1, start=1.0)
     assert stats.ks_2samp(full, reduced).pvalue > 1e-3
@@ -140,9 +150,22 @@ def test_stationary_estimate_on_pareto_samples():
 
 @pytest.mark.parametrize("b, d", [(1, 5), (4, 10)])
 @pytest.mark.parametrize("alpha", [1.0, 2.0, 4.5])
-def test_eta_for_tail_index_inverts_the_theory(b, d, alpha):
-    eta = eta_for_tail_index(alpha, b, d, sigma=1.2)
-    assert theory_tail_index(LinearSetting(eta, b, d, sigma=1.2)) == pytest.approx(alpha, rel=1e-4)
+@pytest.mark.parametrize("sigma", [1.2, 0.5])
+def test_eta_for_tail_index_inverts_the_theory(b, d, alpha, sigma):
+    """At σ = 0.5 the steps are large (η > 1.25 for α = 1): the search for the bracket's
+    upper end must grow it geometrically to get there."""
+    s = LinearSetting(eta_for_tail_index(alpha, b, d, sigma=sigma), b, d, sigma=sigma)
+    assert theory_tail_index(s) == pytest.approx(alpha, rel=1e-4)
+
+
+def test_tail_index_is_resolved_up_to_its_largest_value():
+    """A tail index of 50 (below :data:`MAX_TAIL_INDEX` = 64, above 32 and 40.5, where a search
+    that doubled its bracket one step too early or tripled it would stop) is found; one of 70
+    is reported as inf."""
+    assert MAX_TAIL_INDEX == 64.0
+    for alpha, expected in ((50.0, 50.0), (70.0, math.inf)):
+        s = LinearSetting(eta_for_tail_index(alpha, 2, 5), 2, 5)
+        assert theory_tail_index(s) == pytest.approx(expected, rel=1e-6)
 
 
 def _table(rows):
@@ -431,3 +454,22 @@ def test_setting_limits_and_the_defaults_of_the_simulation():
     assert stationary_estimate(norms) == stationary_estimate(norms, 10, 0.95)
     at_80, at_95 = stationary_estimate(norms, 10, 0.8), stationary_estimate(norms)
     assert at_80.ci_high - at_80.ci_low < at_95.ci_high - at_95.ci_low
+
+
+def _hill_by_hand(x: np.ndarray, k: int) -> float:
+    """1 / mean of log(x_(i) / x_(k+1)) over the k largest x_(1) ≥ ... ≥ x_(k)."""
+    t = np.sort(x)[::-1]
+    return 1.0 / np.mean(np.log(t[:k] / t[k]))
+
+
+def test_stationary_interval_by_hand_on_a_small_sample():
+    """n = 105 norms in 10 groups of ⌊105/10⌋ = 10 (the last 5 in none): k = 10 for the
+    estimate, and round(10·10/105) = 1 raised to the floor of 2 order statistics per group."""
+    x = np.random.default_rng(12).pareto(1.5, 105) + 1.0
+    est = stationary_estimate(x, groups=10, level=0.9)
+    alpha = _hill_by_hand(x, 10)
+    inv = np.array([1.0 / _hill_by_hand(x[10 * g : 10 * g + 10], 2) for g in range(10)])
+    low, high = batch_means_interval(inv - inv.mean() + 1.0 / alpha, 0.9)
+    assert (est.k, est.n) == (10, 105)
+    assert est.alpha == pytest.approx(alpha, rel=1e-12)
+    assert (est.ci_low, est.ci_high) == pytest.approx((low, high), rel=1e-12)
