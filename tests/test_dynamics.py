@@ -1546,6 +1546,44 @@ def test_fit_exit_slopes_exact():
         DC.fit_exit_slopes(df.assign(eps=np.where(df.height == 1.0, 1.0, 0.5)))
 
 
+def test_fit_exit_slopes_rows_in_alpha_order_with_short_exits_and_two_heights():
+    """Rows come out in increasing alpha whatever the input order; mean exit times below 1
+    are fitted like any other positive mean; at alpha = 2 two heights are enough for the
+    theory's slope (the line through the two exact Brownian means); columns absent for every
+    alpha are NaN floats, not None; intervals of the means give the fits that their log
+    standard errors give."""
+    rows = [  # alpha, sweep, height, width, mean, log_se, sigma
+        (2.0, "height", 3.0, 1.0, 40.0, 0.1, 0.4),
+        (2.0, "height", 1.0, 1.0, 0.6, 0.2, 0.8),
+        (1.5, "height", 2.0, 1.0, 0.5, 0.3, 0.2),
+        (1.5, "height", 8.0, 1.0, 3.0, 0.1, 0.05),
+        (1.5, "height", 4.0, 1.0, 0.8, 0.2, 0.1),
+    ]
+    df = pd.DataFrame(
+        rows, columns=["alpha", "sweep", "height", "width", "mean", "log_se", "sigma"]
+    )
+    got = DC.fit_exit_slopes(df.assign(eps=0.5))
+    assert got["alpha"].tolist() == [1.5, 2.0]
+    h15 = _wfit([2.0, 4.0, 8.0], np.log([0.5, 0.8, 3.0]), [0.3, 0.2, 0.1], 0.95)
+    assert got.loc[0, "height_n"] == 3
+    assert got.loc[0, "height_slope"] == pytest.approx(h15["slope"], rel=1e-12)
+    assert got.loc[1, "height_n"] == 2
+    assert got.loc[1, "height_slope"] == pytest.approx(math.log(40.0 / 0.6) / 2.0, rel=1e-12)
+    exact = [D.brownian_mean_exit_time(h, 1.0, 0.5) for h in (1.0, 3.0)]
+    theory = math.log(exact[1] / exact[0]) / 2.0
+    assert got.loc[1, "height_slope_theory"] == pytest.approx(theory, rel=1e-9)
+    only = DC.fit_exit_slopes(df[df.alpha == 1.5].assign(eps=0.5))
+    absent = ["height_slope_theory", "rho_top", "rho_top_ci_low", "rho_top_ci_high"]
+    assert (only[absent].dtypes == np.float64).all() and only[absent].isna().all().all()
+    # the same table with 90 % intervals of the means instead of log_se: the same fits
+    z = stats.norm.ppf(0.95)
+    spread = np.exp(z * df["log_se"])
+    alt = df.drop(columns="log_se").assign(
+        ci_low=df["mean"] / spread, ci_high=df["mean"] * spread, level=0.9, eps=0.5
+    )
+    pd.testing.assert_frame_equal(DC.fit_exit_slopes(alt), got, rtol=1e-9)
+
+
 def test_median_interval_order_statistics_by_hand():
     v = np.array([5.0, 1.0, 3.0])  # j = floor(1.5 - 1.70) -> 0, u = ceil(1.5 + 1.70) -> 2
     assert D.median_interval(v) == (3.0, 1.0, 5.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_norm_chain_has_the_law_of_the_full_sgd_norm(setting):
     full = full_sgd_norms(setting, 4000, 20, seed=0, start=1.0)
     reduced = simulate_norms(setting, 4000, 20, seed=1, start=1.0)
     assert stats.ks_2samp(full, reduced).pvalue > 1e-3
-    wrong = LinearSetting(setting.eta, setting.b, setting.d + 3)
+    wrong = dataclasses.replace(setting, d=setting.d + 3)
     assert stats.ks_2samp(full, simulate_norms(wrong, 4000, 20, seed=1, start=1.0)).pvalue < 1e-6
 
 
@@ -159,9 +160,10 @@ def test_eta_for_tail_index_inverts_the_theory(b, d, alpha, sigma):
 
 
 def test_tail_index_is_resolved_up_to_its_largest_value():
-    """A tail index of 50 (below :data:`MAX_TAIL_INDEX` = 64, above 32 and 40.5, where a search
-    that doubled its bracket one step too early or tripled it would stop) is found; one of 70
-    is reported as inf."""
+    """A tail index of 50 is found and one of 70 reported as inf (:data:`MAX_TAIL_INDEX` = 64).
+    The bracket's upper end doubles from 0.5 to 64; a search that stopped doubling one step
+    early (at 32), tripled the end (stopping at 40.5) or started it at 1.5 (stopping at 48)
+    would report 50 as inf."""
     assert MAX_TAIL_INDEX == 64.0
     for alpha, expected in ((50.0, 50.0), (70.0, math.inf)):
         s = LinearSetting(eta_for_tail_index(alpha, 2, 5), 2, 5)
