@@ -83,6 +83,9 @@ def test_report_scores_each_module_and_names_unlisted_survivors(runner, capsys, 
     status["sgdtail.noise.x_f__mutmut_1"] = "timeout"
     assert runner.report(status, ["noise"], 0.85)
     assert not runner.report(status, ["noise"], 0.95)
+    status["sgdtail.noise.x_f__mutmut_3"] = "segfault"  # the tests crashed: caught too
+    assert runner.report(status, ["noise"], 0.85)
+    assert "{'killed': 18, 'survived': 1}" in capsys.readouterr().out.splitlines()[-1]
     status["sgdtail.noise.x_f__mutmut_20"] = "not checked"  # a run stopped before the end
     assert not runner.report(status, ["noise"], 0.85)
     assert "19 checked" in capsys.readouterr().out

@@ -99,7 +99,9 @@ DESELECT = [
     "tests/test_train.py::test_signal_saves_resume_state_at_the_current_step_and_resumes_bit_identical",
     "tests/test_noise.py::test_killed_noise_job_keeps_finished_parts_and_completes_identically",
 ]
-KILLED = {"killed", "timeout"}
+# a mutant whose tests hang (timeout) or crash the test process (segfault, e.g. a loop that
+# grows a list without end) is caught as surely as one that fails an assertion
+KILLED = {"killed", "timeout", "segfault"}
 SURVIVED = {"survived", "no tests"}
 NOT_CHECKED = "not checked"
 RESULT = re.compile(r"^\s*(sgdtail\.(\w+)\.\S+): (.+?)\s*$")
