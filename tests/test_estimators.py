@@ -804,6 +804,7 @@ def test_order_x_rank_matches_quantiles_and_stays_in_the_buffer() -> None:
     assert E.order_x_rank(7, 4, 300, 100) == 21  # a quarter of the values are zeros
     assert E.order_x_rank(10, 64, 5, 90) == 1  # at least 1
     assert E.order_x_rank(3, 8, 100, 0) == 24  # no block kept: k1·k (the estimate is NaN)
+    assert E.order_x_rank(1, 4, 3, 1) == 3  # one block kept, 3 nonzero values: the 3rd
 
 
 @pytest.mark.parametrize("zero_fraction", [0.1, 0.3, 0.5])
@@ -1190,3 +1191,26 @@ def test_order_estimate_is_nan_when_every_kept_block_holds_one_nonzero_value() -
     assert E.central_k1(32) == 4  # blocks of 4 hold 2 nonzero values: finite
     (order,) = _pick(s.finalize(), "mohammadi_order")
     assert np.isfinite(order["alpha"])
+    sparse = np.zeros((2, 32), dtype=np.float32)
+    sparse.reshape(-1)[::8] = np.arange(1.0, 9.0)  # K1 = 8: one nonzero value per block
+    s = E.StreamingTailStats(2, 32, [], sweep_k1=[])
+    s.update(sparse)
+    assert E.central_k1(64) == 8
+    (order,) = _pick(s.finalize(), "mohammadi_order")
+    assert math.isnan(order["alpha"]) and math.isnan(E.mohammadi_order_alpha(sparse.ravel(), 8))
+
+
+def test_order_and_hill_estimates_are_nan_without_the_values_they_need() -> None:
+    """All-zero data keeps no block: NaN in memory and streamed (not a division by zero).
+    Nine of ten blocks of K1 = 4 cancel exactly (1, −1, 2, −2): one block is kept, fewer than
+    k = 2, though the 40 nonzero values would reach |X|'s rank. Hill with k = 2 on
+    (5, 3, 0, 0): its threshold, the 3rd largest |x|, is 0."""
+    assert math.isnan(E.mohammadi_order_alpha(np.zeros(100), 10))
+    s = E.StreamingTailStats(2, 32, [], sweep_k1=[])
+    s.update(np.zeros((2, 32), dtype=np.float32))
+    (order,) = _pick(s.finalize(), "mohammadi_order")
+    assert math.isnan(order["alpha"]) and order["n_values"] == 0
+    cancel = np.array([1.0, -1.0, 2.0, -2.0] * 9 + [1.0, 2.0, 3.0, 4.0])
+    assert E.order_x_rank(2, 4, 40, 1) == 8
+    assert math.isnan(E.mohammadi_order_alpha(cancel, 4, k=2))
+    assert math.isnan(E.hill_alpha([5.0, 3.0, 0.0, 0.0], 2))

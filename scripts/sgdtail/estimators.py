@@ -661,7 +661,7 @@ class _Stream:
         self.odd = {spec: _Adder(_odd_split(spec[0])[1]) for spec in self.sums}
         self.done = dict.fromkeys(self.sums, 0)
         self.n_values = 0
-        self.zeros = np.empty(0, dtype=np.int64)  # positions of exact zeros in open blocks
+        self.zeros = np.zeros(0, dtype=np.int64)  # positions of exact zeros in open blocks
 
     def feed(self, x: np.ndarray, zeros: np.ndarray) -> list[np.ndarray]:
         """The stream's next sums of 2^base values (1-D) and the positions of their exact
