@@ -1411,7 +1411,8 @@ def test_height_elasticities_exact():
     np.testing.assert_allclose(got["sigma_max"], sig, rtol=1e-12)
     dx = np.log([2.0, 2.0, 3.0])
     np.testing.assert_allclose(got["se"], math.hypot(0.1, 0.1) / dx, rtol=1e-9)
-    with pytest.raises(ValueError, match="needs 'log_se' or 'ci_low', 'ci_high', 'level'"):
+    whole = "^exit-time table needs 'log_se' or 'ci_low', 'ci_high', 'level'$"
+    with pytest.raises(ValueError, match=whole):
         DC.height_elasticities(alt.drop(columns="level"))
 
 
@@ -1582,6 +1583,30 @@ def test_fit_exit_slopes_rows_in_alpha_order_with_short_exits_and_two_heights():
         ci_low=df["mean"] / spread, ci_high=df["mean"] * spread, level=0.9, eps=0.5
     )
     pd.testing.assert_frame_equal(DC.fit_exit_slopes(alt), got, rtol=1e-9)
+
+
+def test_height_elasticities_skip_means_without_a_log_and_come_in_alpha_order():
+    """Means that are NaN (all censored), 0 or inf have no finite log: their heights are
+    skipped, so the pair is the next two usable heights. Rows come in increasing alpha, then
+    height, whatever the input order."""
+    nan, inf = math.nan, math.inf
+    rows = [  # alpha, height, mean, log_se
+        (2.0, 3.0, 40.0, 0.1),
+        (2.0, 1.0, 2.0, 0.2),
+        (1.5, 4.0, inf, 0.1),
+        (1.5, 1.0, 2.0, 0.1),
+        (1.5, 2.0, 0.0, 0.2),
+        (1.5, 3.0, 5.0, 0.3),
+        (1.5, 5.0, nan, 0.1),
+    ]
+    df = pd.DataFrame(rows, columns=["alpha", "height", "mean", "log_se"])
+    got = DC.height_elasticities(df.assign(sweep="height", width=1.0, eps=0.5, sigma=0.1))
+    assert got[["alpha", "height_low", "height_high"]].values.tolist() == [
+        [1.5, 1.0, 3.0],
+        [2.0, 1.0, 3.0],
+    ]
+    want = [math.log(5.0 / 2.0) / math.log(3.0), math.log(40.0 / 2.0) / math.log(3.0)]
+    assert got["elasticity"].tolist() == pytest.approx(want, rel=1e-12)
 
 
 def test_median_interval_order_statistics_by_hand():
