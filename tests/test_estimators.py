@@ -1200,6 +1200,27 @@ def test_order_estimate_is_nan_when_every_kept_block_holds_one_nonzero_value() -
     assert math.isnan(order["alpha"]) and math.isnan(E.mohammadi_order_alpha(sparse.ravel(), 8))
 
 
+def test_order_estimate_at_rank_one_reads_the_smallest_values() -> None:
+    """k = 1 on 4,000 Cauchy values in blocks of 4: the smallest |Y| and the 4th smallest |X|
+    (sorted here). Then zeros left out, 1,000 blocks: 400 of (x, 1, 0, 0) and 600 of
+    (100 + |x|, 0, 0, 0), 1,400 nonzero values, so |X| is read at rank round(1,400/1,000) = 1;
+    log k1 becomes the mean log of the blocks' numbers of nonzero values."""
+    x = np.random.default_rng(0).standard_cauchy(4000)
+    y = np.sort(np.abs(x.reshape(-1, 4).sum(axis=1)))
+    gap = math.log(y[0] + E.REFERENCE_EPS) - math.log(np.sort(np.abs(x))[3] + E.REFERENCE_EPS)
+    assert E.mohammadi_order_alpha(x, 4, k=1) == pytest.approx(math.log(4) / gap, rel=1e-12)
+    blocks = np.zeros((1000, 4))
+    blocks[:400, 0], blocks[:400, 1] = x[:400], 1.0
+    blocks[400:, 0] = 100.0 + np.abs(x[400:1000])
+    y = np.sort(np.abs(blocks.sum(axis=1)))
+    v = np.sort(np.abs(blocks[blocks != 0]))
+    assert (v.size, E.order_x_rank(1, 4, v.size, y.size)) == (1400, 1)
+    log_n = (400 * math.log(2) + 600 * math.log(1)) / 1000
+    gap = math.log(y[0] + E.REFERENCE_EPS) - math.log(v[0] + E.REFERENCE_EPS)
+    assert gap != 0.0
+    assert E.mohammadi_order_alpha(blocks.ravel(), 4, k=1) == pytest.approx(log_n / gap, rel=1e-12)
+
+
 def test_order_and_hill_estimates_are_nan_without_the_values_they_need() -> None:
     """All-zero data keeps no block: NaN in memory and streamed (not a division by zero).
     Nine of ten blocks of K1 = 4 cancel exactly (1, −1, 2, −2): one block is kept, fewer than
