@@ -274,48 +274,65 @@ def _values(x: np.ndarray, exclude: bool) -> np.ndarray:
 
 def _check_stream_vs_memory(u: np.ndarray, layers, rows: list[dict], s, exclude: bool) -> None:
     """Every row of the streamed estimates equals its in-memory function to 1e-6."""
+    _check_pooled_rows(u, rows, exclude)
+    cols = E.per_coordinate_alpha(u)
+    for name, start, stop in [("pooled", 0, u.shape[1]), *layers]:
+        _check_scope_rows(u, rows, name, start, stop, cols, exclude)
+    _check_sweep_rows(u, rows, s, exclude)
+
+
+def _check_pooled_rows(u: np.ndarray, rows: list[dict], exclude: bool) -> None:
+    """The reference and order-statistics rows against their in-memory functions."""
     p, m = u.shape
     flat = u.reshape(-1)
-    rel = 1e-6
     (ref,) = _pick(rows, "mohammadi_reference")
-    assert ref["alpha"] == pytest.approx(E.mohammadi_reference(flat), rel=rel, nan_ok=True)
+    assert ref["alpha"] == pytest.approx(E.mohammadi_reference(flat), rel=1e-6, nan_ok=True)
     assert ref["k1"] == E.reference_k1(p * m)
     assert ref["zero_fraction"] == pytest.approx(np.mean(flat == 0))
     (order,) = _pick(rows, "mohammadi_order")
     assert order["k1"] == E.central_k1(p * m)
     want = E.mohammadi_order_alpha(flat, order["k1"], exclude_zeros=exclude)
-    assert order["alpha"] == pytest.approx(want, rel=rel, nan_ok=True)
-    cols = E.per_coordinate_alpha(u)
-    for name, start, stop in [("pooled", 0, m), *layers]:
-        x_all = u[:, start:stop].reshape(-1)
-        x = _values(x_all, exclude)
-        k = p * (stop - start)
-        (rob,) = _pick(rows, "mohammadi_robust", name)
-        want = E.mohammadi_robust(x_all, exclude_zeros=exclude, k_nominal=k)
-        assert rob["alpha"] == pytest.approx(want, rel=rel), name
-        assert rob["k1"] == E.central_k1(k)
-        assert rob["n_values"] == x.size
-        assert rob["zero_fraction"] == pytest.approx(np.mean(x_all == 0))
-        (hill,) = _pick(rows, "hill", name)
-        want = E.hill_alpha(x, E.default_hill_k(x.size)) if x.size > 10 else math.nan
-        assert hill["alpha"] == pytest.approx(want, rel=rel, nan_ok=True), name
-        (pc,) = _pick(rows, "per_coordinate", name)
-        valid = cols[start:stop][np.isfinite(cols[start:stop])]
-        q = np.quantile(valid, [0.25, 0.5, 0.75]) if valid.size else [math.nan] * 3
-        assert [pc["q25"], pc["alpha"], pc["q75"]] == pytest.approx(list(q), rel=rel, nan_ok=True)
-        k1c = max(2, math.isqrt(p))
-        assert pc["k1"] == k1c and pc["n_values"] == valid.size * (p // k1c) * k1c
-        assert pc["zero_fraction"] == pytest.approx(np.mean(x_all == 0))
+    assert order["alpha"] == pytest.approx(want, rel=1e-6, nan_ok=True)
+
+
+def _check_scope_rows(u, rows, name, start, stop, cols, exclude: bool) -> None:
+    """A scope's robust, Hill and per-coordinate rows (columns start .. stop − 1 of U;
+    ``cols`` the in-memory per-coordinate α̂ of every column)."""
+    p = u.shape[0]
+    rel = 1e-6
+    x_all = u[:, start:stop].reshape(-1)
+    x = _values(x_all, exclude)
+    k = p * (stop - start)
+    (rob,) = _pick(rows, "mohammadi_robust", name)
+    want = E.mohammadi_robust(x_all, exclude_zeros=exclude, k_nominal=k)
+    assert rob["alpha"] == pytest.approx(want, rel=rel), name
+    assert rob["k1"] == E.central_k1(k)
+    assert rob["n_values"] == x.size
+    assert rob["zero_fraction"] == pytest.approx(np.mean(x_all == 0))
+    (hill,) = _pick(rows, "hill", name)
+    want = E.hill_alpha(x, E.default_hill_k(x.size)) if x.size > 10 else math.nan
+    assert hill["alpha"] == pytest.approx(want, rel=rel, nan_ok=True), name
+    (pc,) = _pick(rows, "per_coordinate", name)
+    valid = cols[start:stop][np.isfinite(cols[start:stop])]
+    q = np.quantile(valid, [0.25, 0.5, 0.75]) if valid.size else [math.nan] * 3
+    assert [pc["q25"], pc["alpha"], pc["q75"]] == pytest.approx(list(q), rel=rel, nan_ok=True)
+    k1c = max(2, math.isqrt(p))
+    assert pc["k1"] == k1c and pc["n_values"] == valid.size * (p // k1c) * k1c
+    assert pc["zero_fraction"] == pytest.approx(np.mean(x_all == 0))
+
+
+def _check_sweep_rows(u: np.ndarray, rows: list[dict], s, exclude: bool) -> None:
+    """The natural and shuffled block sweeps against :func:`E.block_size_sweep`."""
     sweep = _pick(rows, "block_sweep")
     k1s = [r["k1"] for r in sweep]
     assert k1s == sorted(s.sweep_k1)
-    expected = E.block_size_sweep(flat, k1s, exclude_zeros=exclude)
-    assert [r["alpha"] for r in sweep] == pytest.approx(expected.alpha.tolist(), rel=rel)
+    expected = E.block_size_sweep(u.reshape(-1), k1s, exclude_zeros=exclude)
+    assert [r["alpha"] for r in sweep] == pytest.approx(expected.alpha.tolist(), rel=1e-6)
     # shuffled: each row restricted to, and reordered by, the fixed column subset
     shuffled = u[:, s.shuffle_columns].reshape(-1)
     expected = E.block_size_sweep(shuffled, k1s, exclude_zeros=exclude)
     got = [r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")]
-    assert got == pytest.approx(expected.alpha.tolist(), rel=rel, nan_ok=True)
+    assert got == pytest.approx(expected.alpha.tolist(), rel=1e-6, nan_ok=True)
 
 
 @pytest.mark.parametrize("exclude_zeros", [True, False])
@@ -848,6 +865,17 @@ def test_sample_sas_scale_at_and_off_the_cauchy_case(alpha: float, scale: float)
     assert np.max(np.abs(emp - levy_stable.cdf(pts, alpha, 0.0, scale=scale))) < 0.006
 
 
+def _check_hill_at_k_one(x_all: np.ndarray, rows: list[dict], name: str) -> None:
+    """A scope's Hill row at k = 1: its counts and α̂ from the nonzero values of ``x_all``."""
+    x = x_all[x_all != 0]
+    (hill,) = _pick(rows, "hill", name)
+    assert hill["n_values"] == x.size and hill["zero_fraction"] == pytest.approx(
+        np.mean(x_all == 0)
+    )
+    want = E.hill_alpha(x, 1) if x.size > 1 else math.nan
+    assert hill["alpha"] == pytest.approx(want, rel=1e-9, nan_ok=True), name
+
+
 def test_streamed_rows_in_order_with_counts_and_zero_fractions(noise: np.ndarray) -> None:
     """Row order, n_values and zero_fraction of every row; a layer of zeros only; Hill with
     a given k (1 included); no per-coordinate or shuffled rows when switched off."""
@@ -880,14 +908,7 @@ def test_streamed_rows_in_order_with_counts_and_zero_fractions(noise: np.ndarray
     (order,) = _pick(rows, "mohammadi_order")
     assert (order["n_values"], order["zero_fraction"]) == (nonzero, pytest.approx(zf))
     for name, start, stop in [("pooled", 0, M), *layers]:
-        x_all = u[:, start:stop].reshape(-1)
-        x = x_all[x_all != 0]
-        (hill,) = _pick(rows, "hill", name)
-        assert hill["n_values"] == x.size and hill["zero_fraction"] == pytest.approx(
-            np.mean(x_all == 0)
-        )
-        want = E.hill_alpha(x, 1) if x.size > 1 else math.nan
-        assert hill["alpha"] == pytest.approx(want, rel=1e-9, nan_ok=True), name
+        _check_hill_at_k_one(u[:, start:stop].reshape(-1), rows, name)
     (fc3,) = _pick(rows, "mohammadi_robust", "fc3")
     assert math.isnan(fc3["alpha"]) and fc3["n_values"] == 0 and fc3["zero_fraction"] == 1.0
     for r in _pick(rows, "block_sweep"):

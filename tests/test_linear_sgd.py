@@ -316,7 +316,10 @@ def test_ratio_window_ends_are_the_theory_at_the_range_ends():
     range's upper end for one batch size and above it for the other, at its high end the
     lower end for one and below it for the other (at σ = 2, the features' scale given)."""
     low, high = ratio_window([1, 2], 3, 2.0, (1.5, 4.5))
-    alphas = lambda ratio: [theory_tail_index(LinearSetting(ratio * b, b, 3, 2.0)) for b in (1, 2)]  # noqa: E731
+
+    def alphas(ratio: float) -> list[float]:
+        return [theory_tail_index(LinearSetting(ratio * b, b, 3, 2.0)) for b in (1, 2)]
+
     assert min(alphas(low)) == pytest.approx(4.5, rel=1e-6) and max(alphas(low)) > 4.6
     assert max(alphas(high)) == pytest.approx(1.5, rel=1e-6) and min(alphas(high)) < 1.4
 
@@ -378,9 +381,8 @@ def test_c7a_linear_by_hand():
     falls = [(2, 2, 0.1, 3.0, 2.875, 3.125, 3.2), (2, 2, 0.3, 2.5, 2.375, 2.625, 2.6)]
     wide = [(2, 4, 0.1, 3.0, 2.5, 3.5, 3.0), (2, 4, 0.2, 2.75, 2.375, 3.125, 2.7)]
     alone = [(2, 1, 0.1, 3.0, 2.9, 3.1, 3.1), (2, 1, 0.2, None, None, None, 1.0)]
-    claim = claim_c7_linear(_table([*alone, *falls, *wide, (2, 8, 0.1, 2.0, 1.9, 2.1, 2.0)]), 0.1)[
-        0
-    ]
+    claims = claim_c7_linear(_table([*alone, *falls, *wide, (2, 8, 0.1, 2.0, 1.9, 2.1, 2.0)]), 0.1)
+    claim = claims[0]
     assert claim == {
         "claim": "C7a (linear regression)",
         "statistic": "change of Hill's alpha-hat from the smallest to the largest simulated "
