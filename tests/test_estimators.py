@@ -569,18 +569,30 @@ def test_shuffle_columns_rule() -> None:
 @pytest.mark.parametrize("q", [2, 3, 16, 375])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adder_sums_runs_across_pieces(q: int, dtype) -> None:
-    """The sums of runs of q consecutive entries, fed in pieces of any size (shorter and
-    longer than q), equal the float64 sums of the whole stream's runs, added in order."""
+    """The sums of runs of q consecutive values, fed in pieces of any size (shorter and
+    longer than q), equal the float64 sums of the whole stream's runs, added in order, and
+    carry each run's number of nonzero values; an adder fed those (2, n) sums adds q of them."""
     rng = np.random.default_rng(q)
     x = rng.standard_normal(5000).astype(dtype)
+    x[rng.choice(x.size, 700, replace=False)] = 0.0
     cuts = np.sort(rng.choice(np.arange(1, x.size), 40, replace=False))
-    adder = E._Adder(q)
-    got = np.concatenate([adder(piece).copy() for piece in np.split(x, cuts)])
+    adder, upper = E._Adder(q), E._Adder(3)
+    got, above = [], []
+    for piece in np.split(x, cuts):
+        got.append(adder(piece).copy())
+        above.append(upper(got[-1]).copy())
+    got, above = np.concatenate(got, axis=1), np.concatenate(above, axis=1)
     n = x.size // q
-    want = x[: n * q].astype(np.float64).reshape(n, q).sum(axis=1)
-    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    runs = x[: n * q].astype(np.float64).reshape(n, q)
+    np.testing.assert_allclose(got[0], runs.sum(axis=1), rtol=1e-13, atol=1e-13)
+    assert np.array_equal(got[1], (runs != 0).sum(axis=1))
     tail = x[n * q :].astype(np.float64)
-    assert (adder.open_count, adder.open_sum) == (tail.size, pytest.approx(tail.sum()))
+    assert adder.open_count == tail.size
+    assert adder.open_sum.tolist() == pytest.approx([tail.sum(), np.count_nonzero(tail)])
+    m = n // 3
+    want = runs[: 3 * m].reshape(m, 3 * q)
+    np.testing.assert_allclose(above[0], want.sum(axis=1), rtol=1e-12, atol=1e-12)
+    assert np.array_equal(above[1], (want != 0).sum(axis=1))
 
 
 def test_streaming_block_sums_survive_cancellation() -> None:

@@ -479,39 +479,55 @@ LOG_EPS32: float = float(np.log(np.float32(REFERENCE_EPS)))
 
 
 class _Adder:
-    """Float64 sums of consecutive runs of q entries of a stream fed in pieces.
+    """Sums of consecutive runs of q entries of a stream fed in pieces, with their numbers
+    of nonzero values.
 
-    The run that the earlier pieces left open is carried (its sum and length);
-    the output buffer is reused from piece to piece (fresh large arrays cost
-    page faults), so an output is valid until the next call.
+    Fed values (1-D), it returns a (2, n) float64 array: each run's sum, added in
+    order, and its number of nonzero values; fed such (2, n) sums, it adds q
+    consecutive columns. The run that the earlier pieces left open is carried
+    (its sums and length); the output buffer is reused from piece to piece
+    (fresh large arrays cost page faults), so an output is valid until the next call.
     """
 
     def __init__(self, q: int) -> None:
-        self.q, self.open_sum, self.open_count = q, 0.0, 0
-        self.buf = np.empty(0)
+        self.q, self.open_sum, self.open_count = q, np.zeros(2), 0
+        self.buf = np.empty((2, 0))
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The sums of the runs that end in ``a``, in order."""
         q, s, c = self.q, self.open_sum, self.open_count
-        head = min(q - c, a.size) if c else 0
+        head = min(q - c, a.shape[-1]) if c else 0
         if head:
-            s += float(a[:head].sum(dtype=np.float64))
-            c += head
-        n = (a.size - head) // q
-        if self.buf.size < n + 1:
-            self.buf = np.empty(2 * (n + 1))
-        out = self.buf[: n + (c == q)]
+            s, c = s + _totals(a[..., :head]), c + head
+        n = (a.shape[-1] - head) // q
+        if self.buf.shape[1] < n + 1:
+            self.buf = np.empty((2, 2 * (n + 1)))
+        out = self.buf[:, : n + (c == q)]
         if c == q:
-            out[0], s, c = s, 0.0, 0
-        body, tail = a[head : head + n * q], a[head + n * q :]
-        if q == 2:
-            np.add(body[0::2], body[1::2], out=out[out.size - n :], dtype=np.float64)
-        else:
-            _kernels().row_sums(body, q, out[out.size - n :])
-        if tail.size:
-            s, c = float(tail.sum(dtype=np.float64)), tail.size
+            out[:, 0], s, c = s, np.zeros(2), 0
+        _run_sums(a[..., head : head + n * q], q, out[:, out.shape[1] - n :])
+        if a.shape[-1] > head + n * q:
+            s, c = _totals(a[..., head + n * q :]), a.shape[-1] - head - n * q
         self.open_sum, self.open_count = s, c
         return out
+
+
+def _totals(a: np.ndarray) -> np.ndarray:
+    """(sum, number of nonzero values) of values ``a`` (1-D), or the row sums of (2, n) sums."""
+    if a.ndim == 1:
+        return np.array([a.sum(dtype=np.float64), np.count_nonzero(a)], dtype=np.float64)
+    return a.sum(axis=1)
+
+
+def _run_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:
+    """out = the sums of runs of q entries of ``a`` (see :class:`_Adder`)."""
+    if a.ndim == 1:
+        _kernels().value_sums(a, q, out)
+    elif q == 2:
+        np.add(a[:, 0::2], a[:, 1::2], out=out)
+    else:
+        for r in range(2):
+            _kernels().row_sums(a[r], q, out[r])
 
 
 def _kernels():
@@ -605,26 +621,29 @@ class _Sums:
         self.smallest: _Extremes | None = None  # |Y| order statistics, when asked for
         self._buf = np.empty(0)
 
-    def add(self, y: np.ndarray, zeros: tuple[np.ndarray, np.ndarray], group: int) -> None:
-        """Block sums ``y`` (float64) ending in ``group``, and (blocks, counts): the
-        blocks (indices into y) that hold exact zeros, and how many."""
-        if self._buf.size < y.size:
-            self._buf = np.empty(2 * y.size)
-        log_y = _log_eps(y, self._buf[: y.size])
-        blocks, log_n = y.size, y.size * math.log(self.k1)
-        if self.exclude_zeros and (zeros[0].size or not y.all()):
-            drop = np.flatnonzero(y == 0)
+    def add(self, y: np.ndarray, group: int) -> None:
+        """Blocks ending in ``group``: ``y`` (2, n), their float64 sums and their numbers
+        of nonzero values."""
+        n_blocks = y.shape[1]
+        if self._buf.size < n_blocks:
+            self._buf = np.empty(2 * n_blocks)
+        log_y = _log_eps(y[0], self._buf[:n_blocks])
+        blocks, log_n = n_blocks, n_blocks * math.log(self.k1)
+        sums = y[0]
+        if self.exclude_zeros:
+            drop = np.flatnonzero(sums == 0)
             log_y[drop] = 0.0
             blocks -= drop.size
             log_n -= drop.size * math.log(self.k1)
-            hit = y[zeros[0]] != 0  # blocks with zeros hold fewer than K1 values
-            log_n += float((np.log(self.k1 - zeros[1][hit]) - math.log(self.k1)).sum())
-            y = np.delete(y, drop) if self.smallest is not None and drop.size else y
+            short = np.flatnonzero(y[1] < self.k1)  # blocks that hold exact zeros
+            short = short[sums[short] != 0]
+            log_n += float((np.log(y[1, short]) - math.log(self.k1)).sum())
+            sums = np.delete(sums, drop) if self.smallest is not None and drop.size else sums
         self.log_y[group] += float(log_y.sum())
         self.blocks[group] += blocks
         self.log_n[group] += log_n
         if self.smallest is not None:
-            self.smallest.add_from(np.abs(y))
+            self.smallest.add_from(np.abs(sums))
 
 
 def _odd_split(k1: int) -> tuple[int, int]:
@@ -637,13 +656,14 @@ class _Stream:
     """Block sums of one stream of values at several block sizes, fed in pieces.
 
     A block size K1 = q·2^v (q odd) groups q consecutive sums of 2^v values; the
-    sums of 2^j values come from a ladder (level j + 1 adds consecutive pairs
-    of level j; from the values, when no block size needs levels 1 to 3, level
-    4 adds runs of 16). Blocks start at multiples of K1 from the stream's first
-    value, whatever the pieces. The stream is the rows of a (P, width) matrix
-    one after the other; the specs in ``grouped`` keep their sums per interval
-    group (a block counts in the group of the row of its last value). The
-    ladder also makes the sums of 2^j values for each j in ``levels``.
+    sums of 2^j values come from a ladder: its first level adds runs of up to 16
+    values in one compiled pass, each level above adds consecutive pairs of the
+    level below. Every sum carries its number of nonzero values, added alike.
+    Blocks start at multiples of K1 from the stream's first value, whatever the
+    pieces. The stream is the rows of a (P, width) matrix one after the other;
+    the specs in ``grouped`` keep their sums per interval group (a block counts in
+    the group of the row of its last value). The ladder also makes the sums of
+    2^j values for each j in ``levels``.
     """
 
     def __init__(self, specs, width, row_group, grouped=(), base: int = 0, levels=()):
@@ -654,45 +674,27 @@ class _Stream:
         }
         self.width, self.row_group, self.base = width, row_group, base
         needed = [_odd_split(k)[0] for k, _ in self.sums] + list(levels)
-        jump = 4 if base == 0 and min(needed) >= 4 else 1
+        jump = max(1, min(4, min(needed) - base))
         #: (level, adder): level ``level`` adds runs of entries of the level below
         self.ladder = [(base + jump, _Adder(1 << jump))] if max(needed) > base else []
         self.ladder += [(j, _Adder(2)) for j in range(base + jump + 1, max(needed) + 1)]
         self.odd = {spec: _Adder(_odd_split(spec[0])[1]) for spec in self.sums}
         self.done = dict.fromkeys(self.sums, 0)
-        self.n_values = 0
-        self.zeros = np.zeros(0, dtype=np.int64)  # positions of exact zeros in open blocks
 
-    def feed(self, x: np.ndarray, zeros: np.ndarray) -> list[np.ndarray]:
-        """The stream's next sums of 2^base values (1-D) and the positions of their exact
-        zeros (in values from the start of ``x``); returns the levels made:
-        ``levels[j]`` holds the completed sums of 2^j values (None below base)."""
+    def feed(self, x: np.ndarray) -> list[np.ndarray]:
+        """The stream's next values (1-D, base 0) or (2, n) sums of 2^base values and
+        their numbers of nonzero values; returns the levels made: ``levels[j]`` (2, n)
+        holds the completed sums of 2^j values (None below base)."""
         levels = [None] * self.base + [x]
         for level, adder in self.ladder:
             levels += [None] * (level - len(levels)) + [adder(levels[-1])]
-        if zeros.size:
-            self.zeros = np.concatenate([self.zeros, np.sort(zeros) + self.n_values])
         for spec, sums in self.sums.items():
             v, q = _odd_split(spec[0])
             y = levels[v] if q == 1 else self.odd[spec](levels[v])
-            blocks, counts = self._zero_counts(spec[0], self.done[spec], y.size)
-            for g, a, b in self._runs(spec[0], self.done[spec], y.size, sums.log_y.size > 1):
-                inside = (blocks >= a) & (blocks < b)
-                sums.add(y[a:b], (blocks[inside] - a, counts[inside]), g)
-            self.done[spec] += y.size
-        self.n_values += x.size << self.base
-        if self.zeros.size:
-            open_from = min(self.done[s] * s[0] for s in self.sums)
-            self.zeros = self.zeros[np.searchsorted(self.zeros, open_from) :]
+            for g, a, b in self._runs(spec[0], self.done[spec], y.shape[1], sums.log_y.size > 1):
+                sums.add(y[:, a:b], g)
+            self.done[spec] += y.shape[1]
         return levels
-
-    def _zero_counts(self, k1: int, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The blocks among first .. first + n − 1 (of size k1) that hold exact zeros,
-        as indices from ``first``, and their numbers of zeros (``self.zeros`` is sorted)."""
-        lo, hi = np.searchsorted(self.zeros, [first * k1, (first + n) * k1])
-        b = self.zeros[lo:hi] // k1 - first
-        starts = np.flatnonzero(np.diff(b, prepend=-1))
-        return b[starts], np.diff(starts, append=b.size)
 
     def _runs(self, k1: int, first: int, n: int, grouped: bool) -> list[tuple[int, int, int]]:
         """(group, start, stop): the blocks first + start .. first + stop − 1 end in one
@@ -725,18 +727,18 @@ class _Scope:
         self.n_zero = np.zeros(n_groups, dtype=np.int64)
         self.hill = _Extremes(hill_keep, True, True) if hill_keep else None
 
-    def feed(self, x: np.ndarray, first_row: int, col_logs: list, zeros: tuple) -> list:
-        """This scope's part of a piece of rows from ``first_row`` on: ``x`` (c, width /
-        2^base), the sums of 2^base consecutive values of each row; per interval
-        group of the piece's rows, (group, rows, Σ ℓ of every column of U over
-        them); the (row in the piece, column in the scope) of the exact zeros.
-        Returns the stream's levels (see :meth:`_Stream.feed`)."""
+    def feed(self, x: np.ndarray, first_row: int, col_logs: list, zero_rows: np.ndarray) -> list:
+        """This scope's part of a piece of rows from ``first_row`` on: ``x``, its values
+        (c, width) or, from base 1 on, (2, c, width / 2^base) sums of 2^base consecutive
+        values of each row and their numbers of nonzero values; per interval group of
+        the piece's rows, (group, rows, Σ ℓ of every column of U over them); the row in
+        the piece of each exact zero. Returns the stream's levels (see :meth:`_Stream.feed`)."""
         for g, rows, col_log in col_logs:
             self.log_x[g] += float(col_log[self.columns].sum(dtype=np.float64))
             self.n_x[g] += rows * self.width
-        np.add.at(self.n_zero, self.row_group[first_row + zeros[0]], 1)
-        local = zeros[0] * self.width + zeros[1]
-        return self.stream.feed(np.ascontiguousarray(x).reshape(-1), local)
+        np.add.at(self.n_zero, self.row_group[first_row + zero_rows], 1)
+        x = np.ascontiguousarray(x)
+        return self.stream.feed(x.reshape(2, -1) if self.stream.base else x.reshape(-1))
 
     def x_sums(self, exclude_zeros: bool) -> tuple[np.ndarray, np.ndarray]:
         """Per group: Σ ℓ(X) and the number of values (nonzero ones with ``exclude_zeros``)."""
@@ -848,8 +850,8 @@ class StreamingTailStats:
     sweep block size comes from one pass; any other K1 = q·2^v (the
     reference's) adds q consecutive sums of level v. A layer's stream starts
     from the pooled sums of 2^g values, g the largest level that no layer
-    boundary cuts. The positions of exact zeros give each block's number of
-    nonzero values.
+    boundary cuts. Each sum carries its number of nonzero values, which gives
+    a block's size when exact zeros are left out.
     """
 
     def __init__(
@@ -1014,18 +1016,17 @@ class StreamingTailStats:
             )
         if self._columns is not None:
             self._columns.add(u, col_log, zero_cols)
-        levels = self._scopes[0].feed(u, first_row, col_logs, (zr, zc))
+        levels = self._scopes[0].feed(u, first_row, col_logs, zr)
         g = self._layer_base
-        sums = levels[g].reshape(u.shape[0], -1)  # rows of U in sums of 2^g values
+        # rows of U in sums of 2^g values: (2, c, M / 2^g), or (1, c, M) values at g = 0
+        sums = levels[g].reshape(-1, u.shape[0], u.shape[1] >> g)
         for scope in self._scopes[1:]:
             a, b = scope.columns.start, scope.columns.stop
             inside = (zc >= a) & (zc < b)
-            zeros = (zr[inside], zc[inside] - a)
-            scope.feed(sums[:, a >> g : b >> g], first_row, col_logs, zeros)
+            scope.feed(sums[..., a >> g : b >> g], first_row, col_logs, zr[inside])
         if self._shuffled is not None:
-            where = self._shuffle_position[zc]
-            inside = where >= 0
-            self._shuffled.feed(shuffled, first_row, col_logs, (zr[inside], where[inside]))
+            inside = self._shuffle_position[zc] >= 0
+            self._shuffled.feed(shuffled, first_row, col_logs, zr[inside])
 
     def _col_logs(self, logs: np.ndarray, first_row: int) -> list[tuple[int, int, np.ndarray]]:
         """(group, rows, Σ ℓ per column) for each interval group of the piece's rows
