@@ -398,7 +398,7 @@ def _group_inverse_alphas(
     bounds = [(g * p) // groups for g in range(groups + 1)]
     x = u[:, start:stop].reshape(-1)
     value_group = np.searchsorted(bounds, np.repeat(np.arange(p), width), side="right") - 1
-    log_x = np.log(np.abs(x) + np.float32(E.REFERENCE_EPS)).astype(np.float64)
+    log_x = np.log(np.abs(x.astype(np.float64)) + E.REFERENCE_EPS)
     nb = x.size // k1
     blocks = x[: nb * k1].reshape(nb, k1)
     y = blocks.sum(axis=1, dtype=np.float64)
@@ -809,7 +809,7 @@ def test_order_statistics_are_the_exact_ranks() -> None:
         y = np.sort(np.abs(x.astype(np.float64).reshape(100, 4).sum(axis=1)))
         v = np.sort(np.abs(x))
         inv = (
-            np.log(y[k - 1] + E.REFERENCE_EPS) - np.log(v[k1 * k - 1] + np.float32(E.REFERENCE_EPS))
+            np.log(y[k - 1] + E.REFERENCE_EPS) - np.log(np.float64(v[k1 * k - 1]) + E.REFERENCE_EPS)
         ) / np.log(k1)
         assert E.mohammadi_order_alpha(x, k1, k=k) == pytest.approx(1 / inv, rel=1e-12), seed
     z = np.array([1.0, 0.0, 2.0, -1.0, 3.0, 0.0, 0.0, 0.0])  # k1 = 2: |Y| = 1, 1, 3, 0

@@ -204,9 +204,9 @@ def default_sweep_k1(k: int) -> list[int]:
 
 
 def _log_eps(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """ℓ(v) = log(|v| + ε) in v's precision (into ``out`` when given)."""
-    out = np.abs(v, out=out)
-    out += np.asarray(REFERENCE_EPS, dtype=out.dtype)
+    """ℓ(v) = log(|v| + ε) in float64 (into ``out``, float64, when given)."""
+    out = np.abs(v, out=out, dtype=np.float64)
+    out += REFERENCE_EPS
     return np.log(out, out=out)
 
 
@@ -230,7 +230,7 @@ def mohammadi_alpha(x: ArrayLike, k1: int, exclude_zeros: bool = True) -> float:
     Y_i = 0 are left out. Without zeros both forms are the same.
 
     Args:
-        x: 1-D samples, shape (n,); float32 stays float32 for ℓ(X), every sum is float64.
+        x: 1-D samples, shape (n,); ℓ and every sum are taken in float64.
         k1: block size, 2 ≤ k1 ≤ n.
 
     Returns:
@@ -474,8 +474,8 @@ def batch_means_interval(inv_alpha_groups: ArrayLike, level: float = 0.95) -> tu
 # Streaming engine
 # ----------------------------------------------------------------------------
 
-#: ℓ(0) as the engine computes it: log(0 + ε) in float32.
-LOG_EPS32: float = float(np.log(np.float32(REFERENCE_EPS)))
+#: ℓ(0) = log(0 + ε).
+LOG_EPS: float = math.log(REFERENCE_EPS)
 
 
 class _Adder:
@@ -533,18 +533,18 @@ def _run_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:
 def _kernels():
     """The compiled per-value kernels, :mod:`sgdtail.kernels` (numba is imported on first
     use: jobs that only read estimates, such as the figures, start ~0.5 s sooner)."""
-    from sgdtail import kernels
-
+    kernels = sys.modules.get("sgdtail.kernels")  # a dict lookup: an import statement per
+    if kernels is None:  # call costs ~20 µs, and the engine calls this thousands of times
+        from sgdtail import kernels
     return kernels
 
 
 class _Extremes:
     """The ``keep`` largest (or smallest) values seen so far, for order statistics.
 
-    Only values beyond :attr:`threshold` are taken, and only from the columns
-    whose extreme is beyond it: the keep-th value held once ``keep`` are held,
-    before that the keep-th value of a sample of the data (a sample's keep-th
-    largest is never above the data's). Candidates wait and are merged, with
+    Only values beyond :attr:`threshold` are taken: the keep-th value held once
+    ``keep`` are held, before that the keep-th value of a sample of the data (a
+    sample's keep-th largest is never above the data's). Candidates wait and are merged, with
     one partition, once they number ``keep``.
     """
 
@@ -555,22 +555,20 @@ class _Extremes:
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
 
-    def add_from(self, a: np.ndarray, extremes: np.ndarray | None = None) -> None:
-        """Take the candidates among the values of ``a``: a 1-D array, or a 2-D one with
-        ``extremes``, the maximum (or minimum) of each of its columns. Ties with the
-        threshold are taken (the threshold may be one of the values kept)."""
+    def bound_from(self, a: np.ndarray) -> None:
+        """While nothing is held: the threshold from |a| (any shape). A sample of
+        √(keep·n) values: its partition and the candidates it lets through (about
+        n·keep/sample) then cost alike, and its keep-th value is a valid bound."""
         if self.held.size < self.keep and not self._pending:
-            # a sample of √(keep·n) values: its partition and the candidates it lets through
-            # (about n·keep/sample) then cost alike
             stride = max(1, min(a.shape[-1], math.isqrt(a.size // self.keep)))
-            self.threshold = self._bound(np.ravel(a[..., ::stride]))
-        if extremes is not None:  # only the columns that hold a candidate, when few do
-            beyond = extremes >= self.threshold if self.largest else extremes <= self.threshold
-            hot = np.flatnonzero(beyond)
-            a = a[:, hot] if 4 * hot.size < beyond.size else a
+            self.threshold = self._bound(np.abs(np.ravel(a[..., ::stride])))
+
+    def add_from(self, a: np.ndarray) -> None:
+        """Take the candidates among the values of ``a`` (1-D, ≥ 0). Ties with the
+        threshold are taken (the threshold may be one of the values kept)."""
+        self.bound_from(a)
         c = a[a >= self.threshold] if self.largest else a[a <= self.threshold]
-        if self.exclude_zeros:
-            c = c[c != 0]
+        c = c[c != 0] if self.exclude_zeros else c
         self._pending.append(c)
         self._n_pending += c.size
         if self.held.size < self.keep or self._n_pending >= self.keep:
@@ -619,31 +617,17 @@ class _Sums:
         self.blocks = np.zeros(n_groups, dtype=np.int64)
         self.log_n = np.zeros(n_groups)
         self.smallest: _Extremes | None = None  # |Y| order statistics, when asked for
-        self._buf = np.empty(0)
 
     def add(self, y: np.ndarray, group: int) -> None:
         """Blocks ending in ``group``: ``y`` (2, n), their float64 sums and their numbers
         of nonzero values."""
-        n_blocks = y.shape[1]
-        if self._buf.size < n_blocks:
-            self._buf = np.empty(2 * n_blocks)
-        log_y = _log_eps(y[0], self._buf[:n_blocks])
-        blocks, log_n = n_blocks, n_blocks * math.log(self.k1)
-        sums = y[0]
-        if self.exclude_zeros:
-            drop = np.flatnonzero(sums == 0)
-            log_y[drop] = 0.0
-            blocks -= drop.size
-            log_n -= drop.size * math.log(self.k1)
-            short = np.flatnonzero(y[1] < self.k1)  # blocks that hold exact zeros
-            short = short[sums[short] != 0]
-            log_n += float((np.log(y[1, short]) - math.log(self.k1)).sum())
-            sums = np.delete(sums, drop) if self.smallest is not None and drop.size else sums
-        self.log_y[group] += float(log_y.sum())
+        args = (self.k1, self.exclude_zeros, REFERENCE_EPS)
+        log_y, blocks, log_n = _kernels().block_logs(y[0], y[1], *args)
+        self.log_y[group] += log_y
         self.blocks[group] += blocks
         self.log_n[group] += log_n
         if self.smallest is not None:
-            self.smallest.add_from(np.abs(sums))
+            self.smallest.add_from(np.abs(y[0][y[0] != 0] if self.exclude_zeros else y[0]))
 
 
 def _odd_split(k1: int) -> tuple[int, int]:
@@ -727,16 +711,17 @@ class _Scope:
         self.n_zero = np.zeros(n_groups, dtype=np.int64)
         self.hill = _Extremes(hill_keep, True, True) if hill_keep else None
 
-    def feed(self, x: np.ndarray, first_row: int, col_logs: list, zero_rows: np.ndarray) -> list:
-        """This scope's part of a piece of rows from ``first_row`` on: ``x``, its values
-        (c, width) or, from base 1 on, (2, c, width / 2^base) sums of 2^base consecutive
-        values of each row and their numbers of nonzero values; per interval group of
-        the piece's rows, (group, rows, Σ ℓ of every column of U over them); the row in
-        the piece of each exact zero. Returns the stream's levels (see :meth:`_Stream.feed`)."""
-        for g, rows, col_log in col_logs:
-            self.log_x[g] += float(col_log[self.columns].sum(dtype=np.float64))
-            self.n_x[g] += rows * self.width
-        np.add.at(self.n_zero, self.row_group[first_row + zero_rows], 1)
+    def close_group(self, g: int, rows: int, col_log: np.ndarray, zeros: np.ndarray) -> None:
+        """Interval group g has ended after ``rows`` rows with, per column of U, Σ ℓ
+        over its nonzero values and its number of exact zeros."""
+        self.log_x[g] += float(col_log[self.columns].sum())
+        self.n_x[g] += rows * self.width
+        self.n_zero[g] += int(zeros[self.columns].sum())
+
+    def feed(self, x: np.ndarray) -> list:
+        """This scope's part of a piece of rows: its values (c, width) or, from base 1 on,
+        (2, c, width / 2^base) sums of 2^base consecutive values of each row and their
+        numbers of nonzero values. Returns the stream's levels (see :meth:`_Stream.feed`)."""
         x = np.ascontiguousarray(x)
         return self.stream.feed(x.reshape(2, -1) if self.stream.base else x.reshape(-1))
 
@@ -744,7 +729,7 @@ class _Scope:
         """Per group: Σ ℓ(X) and the number of values (nonzero ones with ``exclude_zeros``)."""
         if exclude_zeros:
             return self.log_x, self.n_x - self.n_zero
-        return self.log_x + self.n_zero * LOG_EPS32, self.n_x
+        return self.log_x + self.n_zero * LOG_EPS, self.n_x
 
     def inverse_alphas(self) -> np.ndarray:
         """1/α̂ per group at the central block size (NaN where a group has no block)."""
@@ -765,8 +750,8 @@ class _Columns:
     """Per-coordinate Mohammadi sums along the rows of U.
 
     K1 = max(2, ⌊√P⌋) consecutive rows form a block; rows after the last complete
-    block are in no block. State, of shape (M,): the open block's sums (rows
-    added in float32, blocks in float64), Σ ℓ(Y), Σ ℓ(X) and an exact-zero flag.
+    block are in no block. State, of shape (M,): the open block's float64 sums
+    (``partial``, which the caller adds rows to), Σ ℓ(Y), Σ ℓ(X) and an exact-zero flag.
     """
 
     def __init__(self, n_rows: int, n_cols: int) -> None:
@@ -777,21 +762,12 @@ class _Columns:
         self.log_y = np.zeros(n_cols)
         self.log_x = np.zeros(n_cols)
         self.has_zero = np.zeros(n_cols, dtype=bool)
-        self.rows = 0
 
-    def add(self, u: np.ndarray, col_log: np.ndarray, zero_cols: np.ndarray) -> None:
-        """Rows ``u`` (c, M), their columns' Σ ℓ, and the columns with an exact zero."""
-        self.log_x += col_log
-        self.has_zero[zero_cols] = True
-        i = 0
-        while i < u.shape[0] and self.rows < self.k1 * self.k2:
-            take = min(self.k1 - self.rows % self.k1, u.shape[0] - i)
-            self.partial += u[i : i + take].sum(axis=0)
-            i, self.rows = i + take, self.rows + take
-            if self.rows % self.k1 == 0:
-                self.log_y += _log_eps(self.partial)
-                self.partial[:] = 0.0
-        self.rows += u.shape[0] - i
+    def rows_done(self, rows: int) -> None:
+        """Rows 0 .. rows − 1 have been added: close the block they complete, if any."""
+        if rows <= self.k1 * self.k2 and rows % self.k1 == 0:
+            self.log_y += _log_eps(self.partial)
+            self.partial[:] = 0.0
 
     def alphas(self) -> np.ndarray:
         """α̂ per column, shape (M,); NaN for columns with an exact zero."""
@@ -908,7 +884,6 @@ class StreamingTailStats:
         self.reference_k1 = reference_k1(n_total)
         self.rows_seen = 0
         self.max_piece_rows = max(1, int(max_piece_values) // self.n_cols)
-        self._scratch = np.empty(min(self.max_piece_rows, self.n_rows) * self.n_cols, np.float32)
         sweep = [(k, self.exclude_zeros) for k in self.sweep_k1]
         reference = [(self.reference_k1, False)] if self.reference_k1 >= 2 else []
         #: Layers take their streams from the pooled sums of 2^g values, g the largest
@@ -932,14 +907,19 @@ class StreamingTailStats:
         self._columns = _Columns(self.n_rows, self.n_cols) if per_coordinate else None
         rows = min(self.max_piece_rows, self.n_rows)
         self._gathered = np.empty((rows, self._gather_columns.size), np.float32)
+        #: Per column over the open interval group: Σ ℓ as (product, power of 2), and zeros.
+        self._acc = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
+        room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
+        self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
+        blocks = self._columns.k1 * np.arange(1, self._columns.k2 + 1) if per_coordinate else ()
+        #: Rows where an interval group or a per-coordinate block ends.
+        self._ends = np.union1d(self.group_bounds[1:], blocks).astype(np.int64)
 
     def _shuffle(self, seed: int, sweep: list) -> None:
         """The shuffled stream's columns (and its scope, when there is a sweep to run)."""
         n_shuffled = min(self.n_cols, max(SHUFFLE_MIN_COLUMNS, -(-self.n_cols // 8)))
         #: Columns of U, in order, that form each row of the shuffled stream.
         self.shuffle_columns = np.random.default_rng(seed).permutation(self.n_cols)[:n_shuffled]
-        self._shuffle_position = np.full(self.n_cols, -1)  # column -> place in a shuffled row
-        self._shuffle_position[self.shuffle_columns] = np.arange(n_shuffled)
         self._shuffled = None
         self._gather_columns = np.empty(0, np.int64)  # gathered by the first pass, if any
         if sweep:
@@ -996,47 +976,75 @@ class StreamingTailStats:
 
     def _piece(self, u: np.ndarray, first_row: int) -> None:
         """Feed one piece of rows, rows first_row .. first_row + c − 1 of U."""
-        lx = self._scratch[: u.size].reshape(u.shape)
-        col_min, col_max = np.empty(u.shape[1], np.float32), np.empty(u.shape[1], np.float32)
+        hi, lo, floor = self._thresholds(u)
         shuffled = self._gathered[: u.shape[0]]  # the shuffled stream's rows
-        _kernels().scan(u, lx, col_min, col_max, self._gather_columns, shuffled)
-        zero_cols = np.flatnonzero(col_min == 0)
-        zr, zc = np.nonzero(u[:, zero_cols] == 0)
-        zc = zero_cols[zc]
-        for scope in self._scopes:
-            scope.hill.add_from(lx[:, scope.columns], col_max[scope.columns])
-        self._order_x.add_from(lx, col_min)
-        np.log(np.add(lx, np.float32(REFERENCE_EPS), out=lx), out=lx)
-        lx[zr, zc] = 0.0  # zeros' ℓ(0) is added back where they count as values
-        col_logs = self._col_logs(lx, first_row)
-        col_log = np.sum([c for *_, c in col_logs], axis=0)
-        if not np.isfinite(col_log).all():
-            raise ValueError(
-                "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
-            )
-        if self._columns is not None:
-            self._columns.add(u, col_log, zero_cols)
-        levels = self._scopes[0].feed(u, first_row, col_logs, zr)
+        cols, (values, columns), n = self._columns, self._found, 0
+        cuts = self._ends[(self._ends > first_row) & (self._ends < first_row + len(u))]
+        cuts = [0, *(cuts - first_row).tolist(), len(u)]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            add = cols is not None and first_row + a < cols.k1 * cols.k2
+            partial = cols.partial if cols is not None else self._acc[0]  # untouched
+            args = (add, hi, lo, floor, REFERENCE_EPS, self._gather_columns, shuffled[a:b])
+            n, bad = _kernels().scan(u[a:b], *self._acc, partial, *args, values, columns, n)
+            if bad:
+                raise ValueError(
+                    "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
+                )
+            self._rows_done(first_row + b)
+        if n > values.size:  # too many candidates to hold: find them again, all of them
+            self._found = values, columns = np.empty(2 * n, np.float32), np.empty(2 * n, np.int64)
+            n = _kernels().candidates(u, hi, lo, floor, values, columns)
+        self._take(values[:n], columns[:n], floor)
+        levels = self._scopes[0].feed(u)
         g = self._layer_base
         # rows of U in sums of 2^g values: (2, c, M / 2^g), or (1, c, M) values at g = 0
         sums = levels[g].reshape(-1, u.shape[0], u.shape[1] >> g)
         for scope in self._scopes[1:]:
-            a, b = scope.columns.start, scope.columns.stop
-            inside = (zc >= a) & (zc < b)
-            scope.feed(sums[..., a >> g : b >> g], first_row, col_logs, zr[inside])
+            scope.feed(sums[..., scope.columns.start >> g : scope.columns.stop >> g])
         if self._shuffled is not None:
-            inside = self._shuffle_position[zc] >= 0
-            self._shuffled.feed(shuffled, first_row, col_logs, zr[inside])
+            self._shuffled.feed(shuffled)
 
-    def _col_logs(self, logs: np.ndarray, first_row: int) -> list[tuple[int, int, np.ndarray]]:
-        """(group, rows, Σ ℓ per column) for each interval group of the piece's rows
-        (float32 sums over the rows)."""
-        groups = self.row_group[first_row : first_row + logs.shape[0]]
-        cuts = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), logs.shape[0]]
-        return [
-            (int(groups[a]), b - a, logs[a:b].sum(axis=0))
-            for a, b in zip(cuts, cuts[1:], strict=False)
-        ]
+    def _thresholds(self, u: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
+        """(hi, lo, floor): the values of U that may be order statistics are those with
+        |u| ≥ hi[column] (Hill, pooled or in the column's layer) or floor < |u| ≤ lo (the
+        order estimate's |X|; floor 0 leaves zeros out). Bounds come from ``u`` while an
+        order-statistics buffer holds nothing yet."""
+        for scope in self._scopes:
+            scope.hill.bound_from(u[:, scope.columns])
+        self._order_x.bound_from(u)
+        pooled = self._scopes[0].hill.threshold
+        hi = np.full(self.n_cols, pooled, np.float32)
+        for scope in self._scopes[1:]:
+            hi[scope.columns] = min(pooled, scope.hill.threshold)
+        floor = np.float32(0.0 if self.exclude_zeros else -1.0)
+        return hi, np.float32(self._order_x.threshold), floor
+
+    def _take(self, values: np.ndarray, columns: np.ndarray, floor: np.float32) -> None:
+        """Give the candidates (|u| and column) to the order-statistics buffers."""
+        for scope in self._scopes:
+            inside = values >= scope.hill.threshold
+            if scope is not self._scopes[0]:
+                inside &= (columns >= scope.columns.start) & (columns < scope.columns.stop)
+            scope.hill.add_from(values[inside])
+        self._order_x.add_from(values[(values > floor) & (values <= self._order_x.threshold)])
+
+    def _rows_done(self, rows: int) -> None:
+        """Rows 0 .. rows − 1 of U are in: close the interval group and the per-coordinate
+        block that end there, if any."""
+        if self._columns is not None:
+            self._columns.rows_done(rows)
+        if rows not in self.group_bounds:
+            return
+        g = self.group_bounds.index(rows) - 1
+        prod, exponent, zeros = self._acc
+        col_log = np.log(prod) + exponent * math.log(2.0)
+        for scope in [*self._scopes, *([self._shuffled] if self._shuffled else [])]:
+            scope.close_group(g, rows - self.group_bounds[g], col_log, zeros)
+        if self._columns is not None:
+            self._columns.log_x += col_log
+            self._columns.has_zero |= zeros > 0
+        for a, start in zip(self._acc, (1, 0, 0), strict=True):
+            a[:] = start
 
     # -- results -------------------------------------------------------------
 

@@ -8,28 +8,37 @@ quantity, and these take several in one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-__all__ = ["row_sums", "scan", "value_sums"]
+__all__ = ["SCALE", "block_logs", "candidates", "row_sums", "scan", "value_sums"]
+
+#: Σ log a is kept as log(p) + e·log 2: p, a float64 product, is multiplied by SCALE
+#: or 1/SCALE (exactly: powers of two) whenever it leaves [1/SCALE, SCALE], and e counts
+#: the steps. Each factor lies in [ε, 2^128], so p stays far from float64's limits.
+SCALE = 2.0**500
+LOG2_SCALE = 500
+CHUNK = 64  # columns checked for candidates at once
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def row_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """out[i] = a[i·q] + a[i·q + 1] + ... + a[i·q + q − 1], added in order in float64
-    (a's size a multiple of q). Compiled: one pass over a, the blocks' sums in registers."""
+    """out[i] = a[i·q] + a[i·q + 1] + ... + a[i·q + q − 1] in float64 (a's size a multiple
+    of q; the compiler may add the q terms in any order)."""
     for i in range(out.size):
+        run = a[i * q : i * q + q]
         total = 0.0
-        for k in range(i * q, i * q + q):
-            total += a[k]
+        for k in range(q):
+            total += run[k]
         out[i] = total
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def value_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """out[0, i] = a[i·q] + ... + a[i·q + q − 1] added in order in float64, and out[1, i] the
-    number of nonzero values among them (a's size a multiple of q). Compiled: one pass (two
-    plain loops per run, which the compiler vectorises; one loop doing both is 2× slower)."""
+    """out[0, i] = a[i·q] + ... + a[i·q + q − 1] in float64 (in any order), and out[1, i]
+    the number of nonzero values among them (a's size a multiple of q). One pass."""
     for i in range(out.shape[1]):
         run = a[i * q : i * q + q]
         total, count = 0.0, 0
@@ -41,25 +50,138 @@ def value_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:  # pragma: no co
         out[1, i] = count
 
 
+@njit(cache=True, inline="always")
+def _times(p: float, power: int, x: float) -> tuple[float, int]:  # pragma: no cover - compiled
+    """p·2^power times x, as (p, power) with p brought back into [1/SCALE, SCALE]."""
+    p *= x
+    small, big = p < 1.0 / SCALE, p > SCALE
+    return p * (SCALE if small else (1.0 / SCALE if big else 1.0)), power + (
+        -LOG2_SCALE if small else (LOG2_SCALE if big else 0)
+    )
+
+
+@njit(cache=True, inline="always")
+def _factor(y: float, exclude: bool, eps: float) -> float:  # pragma: no cover - compiled
+    """|Y| + ε, or 1 (no factor) for a block left out."""
+    return abs(y) + eps if (y != 0 or not exclude) else 1.0
+
+
+@njit(cache=True)
+def block_logs(
+    sums: np.ndarray, counts: np.ndarray, k1: int, exclude: bool, eps: float
+) -> tuple[float, int, float]:  # pragma: no cover - compiled
+    """(Σ ℓ(Y), number of blocks, Σ log n) over blocks with sums Y and n nonzero values,
+    ℓ(Y) = log(|Y| + ε). With ``exclude`` blocks with Y = 0 are left out and n is their
+    count, else every block counts with n = k1. Σ ℓ is the log of a product, kept in
+    eight lanes (block i in lane i mod 8, the last size mod 8 in lane 0) so that the
+    compiler can vectorise it."""
+    lanes, powers = np.ones(8), np.zeros(8, np.int64)
+    whole = sums.size - sums.size % 8
+    for i in range(0, whole, 8):
+        for lane in range(8):
+            factor = _factor(sums[i + lane], exclude, eps)
+            lanes[lane], powers[lane] = _times(lanes[lane], powers[lane], factor)
+    for i in range(whole, sums.size):
+        lanes[0], powers[0] = _times(lanes[0], powers[0], _factor(sums[i], exclude, eps))
+    blocks, log_n = 0, 0.0
+    for i in range(sums.size):
+        keep = sums[i] != 0 or not exclude
+        blocks += keep
+        if exclude and keep and counts[i] < k1:
+            log_n += math.log(counts[i]) - math.log(k1)
+    total = powers.sum() * math.log(2.0) + np.log(lanes).sum()
+    return total, blocks, log_n + blocks * math.log(k1)
+
+
+@njit(cache=True, inline="always")
+def _columns(row, prod, power, zeros, hi, lo, floor, eps, j0, j1):  # pragma: no cover - compiled
+    """Columns j0 .. j1 − 1 of one row into the state of :func:`scan`; returns how many
+    of them are candidates or not finite."""
+    hits = 0
+    for j in range(j0, j1):
+        a = abs(row[j])
+        hits += np.int32((a >= hi[j]) | ((a > floor) & (a <= lo)) | (a >= np.inf) | (a != a))
+        zeros[j] += a == 0
+        p = prod[j] * (np.float64(a) + eps if a != 0 else 1.0)
+        small, big = p < 1.0 / SCALE, p > SCALE
+        prod[j] = p * (SCALE if small else (1.0 / SCALE if big else 1.0))
+        power[j] += -LOG2_SCALE if small else (LOG2_SCALE if big else 0)
+    return hits
+
+
+@njit(cache=True)
+def _take(row, hi, lo, floor, j0, j1, values, columns, n):  # pragma: no cover - compiled
+    """Append to (values, columns) the candidates among columns j0 .. j1 − 1 of one row
+    (those past the arrays' end are counted, not written); returns the new count and the
+    number of NaN or infinite values met."""
+    bad = 0
+    for j in range(j0, j1):
+        a = abs(row[j])
+        bad += not a < np.inf
+        if a >= hi[j] or (floor < a <= lo):
+            if n < values.size:
+                values[n], columns[n] = a, j
+            n += 1
+    return n, bad
+
+
 @njit(cache=True)
 def scan(
     u: np.ndarray,
-    out: np.ndarray,
-    col_min: np.ndarray,
-    col_max: np.ndarray,
-    columns: np.ndarray,
+    prod: np.ndarray,
+    power: np.ndarray,
+    zeros: np.ndarray,
+    partial: np.ndarray,
+    add: bool,
+    hi: np.ndarray,
+    lo: float,
+    floor: float,
+    eps: float,
+    gather: np.ndarray,
     gathered: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """One pass over the rows of u (c, M): out = |u|, the minimum and maximum of |u| in
-    each column, and gathered[i, k] = u[i, columns[k]] while row i is in cache. NaN is
-    passed to ``out`` and left out of the extremes."""
-    col_min[:] = np.inf
-    col_max[:] = 0.0
+    values: np.ndarray,
+    columns: np.ndarray,
+    n: int,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """One pass over the rows of u (c, M), a = |u|, into per-column state:
+
+    * prod (M,) float64 times 2^power (M,) int32 multiplied by a + ε (in float64) for
+      each nonzero a, so that Σ ℓ = log prod + power·log 2; zeros (M,) int32 counts the
+      exact zeros (separate arrays: rows of one 2-D array run 1.7× slower);
+    * with ``add``, each row added to ``partial`` (M,) in float64;
+    * gathered[i, k] = u[i, gather[k]];
+    * candidates for order statistics, a ≥ hi[j] or floor < a ≤ lo, appended to
+      (values, columns) from position n.
+
+    Returns (the new candidate count, the number of NaN or infinite values)."""
+    m = u.shape[1]
+    n_chunks = -(-m // CHUNK)
+    hits = np.zeros(n_chunks, np.int32)
+    bad = 0
     for i in range(u.shape[0]):
-        for j in range(u.shape[1]):
-            a = abs(u[i, j])
-            out[i, j] = a
-            col_min[j] = min(col_min[j], a)
-            col_max[j] = max(col_max[j], a)
-        for k in range(columns.size):
-            gathered[i, k] = u[i, columns[k]]
+        row = u[i]
+        for c in range(n_chunks - 1):
+            j0 = c * CHUNK
+            hits[c] = _columns(row, prod, power, zeros, hi, lo, floor, eps, j0, j0 + CHUNK)
+        j0 = (n_chunks - 1) * CHUNK
+        hits[-1] = _columns(row, prod, power, zeros, hi, lo, floor, eps, j0, m)
+        for c in range(n_chunks):
+            if hits[c]:
+                j0, j1 = c * CHUNK, min(c * CHUNK + CHUNK, m)
+                n, b = _take(row, hi, lo, floor, j0, j1, values, columns, n)
+                bad += b
+        if add:
+            for j in range(m):
+                partial[j] += row[j]
+        for k in range(gather.size):
+            gathered[i, k] = row[gather[k]]
+    return n, bad
+
+
+@njit(cache=True)
+def candidates(u, hi, lo, floor, values, columns) -> int:  # pragma: no cover - compiled
+    """The candidates of :func:`scan` alone, from position 0; returns their number."""
+    n = 0
+    for i in range(u.shape[0]):
+        n = _take(u[i], hi, lo, floor, 0, u.shape[1], values, columns, n)[0]
+    return n
