@@ -555,13 +555,21 @@ class _Extremes:
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
 
-    def bound_from(self, a: np.ndarray) -> None:
-        """While nothing is held: the threshold from |a| (any shape). A sample of
-        √(keep·n) values: its partition and the candidates it lets through (about
-        n·keep/sample) then cost alike, and its keep-th value is a valid bound."""
-        if self.held.size < self.keep and not self._pending:
-            stride = max(1, min(a.shape[-1], math.isqrt(a.size // self.keep)))
-            self.threshold = self._bound(np.abs(np.ravel(a[..., ::stride])))
+    def bound_from(self, a: np.ndarray, extremes: np.ndarray | None = None) -> int:
+        """While nothing is held: the threshold from |a| (any shape), or from
+        ``extremes``, the extreme of each column of a 2-D ``a`` (values of distinct
+        places, so their keep-th is a bound) when there are keep of them. Else a sample
+        of √(keep·n) values: its partition and the candidates it lets through (about
+        n·keep/sample) then cost alike, and its keep-th value is a valid bound.
+        Returns about how many values of ``a`` are beyond it (0 when nothing was done)."""
+        if self.held.size >= self.keep or self._pending:
+            return 0
+        if extremes is not None and extremes.size >= self.keep:
+            self.threshold = self._bound(extremes)
+            return 4 * self.keep  # a few values per column beyond the bound, seldom more
+        stride = max(1, min(a.shape[-1], math.isqrt(a.size // self.keep)))
+        self.threshold = self._bound(np.abs(np.ravel(a[..., ::stride])))
+        return self.keep * stride
 
     def add_from(self, a: np.ndarray) -> None:
         """Take the candidates among the values of ``a`` (1-D, ≥ 0). Ties with the
@@ -976,7 +984,7 @@ class StreamingTailStats:
 
     def _piece(self, u: np.ndarray, first_row: int) -> None:
         """Feed one piece of rows, rows first_row .. first_row + c − 1 of U."""
-        hi, lo, floor = self._thresholds(u)
+        hi, lo, floor = self._thresholds(u, first_row)
         shuffled = self._gathered[: u.shape[0]]  # the shuffled stream's rows
         cols, (values, columns), n = self._columns, self._found, 0
         cuts = self._ends[(self._ends > first_row) & (self._ends < first_row + len(u))]
@@ -1004,19 +1012,28 @@ class StreamingTailStats:
         if self._shuffled is not None:
             self._shuffled.feed(shuffled)
 
-    def _thresholds(self, u: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
+    def _thresholds(
+        self, u: np.ndarray, first_row: int
+    ) -> tuple[np.ndarray, np.float32, np.float32]:
         """(hi, lo, floor): the values of U that may be order statistics are those with
         |u| ≥ hi[column] (Hill, pooled or in the column's layer) or floor < |u| ≤ lo (the
         order estimate's |X|; floor 0 leaves zeros out). Bounds come from ``u`` while an
         order-statistics buffer holds nothing yet."""
+        floor = np.float32(0.0 if self.exclude_zeros else -1.0)
+        low, high = np.empty((2, self.n_cols), np.float32)
+        if first_row == 0:  # the first piece: bounds from the columns' extremes
+            _kernels().column_extremes(u, low, high, floor)
+        beyond = self._order_x.bound_from(u, low if first_row == 0 else None)
         for scope in self._scopes:
-            scope.hill.bound_from(u[:, scope.columns])
-        self._order_x.bound_from(u)
+            extremes = high[scope.columns] if first_row == 0 else None
+            beyond += scope.hill.bound_from(u[:, scope.columns], extremes)
+        if 2 * beyond > self._found[0].size:  # room for the candidates, found in one pass
+            room = min(2 * beyond, u.size)
+            self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
         pooled = self._scopes[0].hill.threshold
         hi = np.full(self.n_cols, pooled, np.float32)
         for scope in self._scopes[1:]:
             hi[scope.columns] = min(pooled, scope.hill.threshold)
-        floor = np.float32(0.0 if self.exclude_zeros else -1.0)
         return hi, np.float32(self._order_x.threshold), floor
 
     def _take(self, values: np.ndarray, columns: np.ndarray, floor: np.float32) -> None:

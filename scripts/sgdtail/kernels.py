@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["SCALE", "block_logs", "candidates", "row_sums", "scan", "value_sums"]
+__all__ = ["SCALE", "block_logs", "candidates", "column_extremes", "row_sums", "scan", "value_sums"]
 
 #: Σ log a is kept as log(p) + e·log 2: p, a float64 product, is multiplied by SCALE
 #: or 1/SCALE (exactly: powers of two) whenever it leaves [1/SCALE, SCALE], and e counts
@@ -185,3 +185,18 @@ def candidates(u, hi, lo, floor, values, columns) -> int:  # pragma: no cover - 
     for i in range(u.shape[0]):
         n = _take(u[i], hi, lo, floor, 0, u.shape[1], values, columns, n)[0]
     return n
+
+
+@njit(cache=True)
+def column_extremes(
+    u: np.ndarray, low: np.ndarray, high: np.ndarray, floor: float
+) -> None:  # pragma: no cover - compiled
+    """low[j] = the smallest |u[i, j]| above ``floor`` (inf if none), high[j] = the
+    largest |u[i, j]|, over the rows of u (c, M); NaN is left out."""
+    low[:] = np.inf
+    high[:] = 0.0
+    for i in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            a = abs(u[i, j])
+            low[j] = min(low[j], a if a > floor else np.inf)
+            high[j] = max(high[j], a)
