@@ -718,13 +718,16 @@ class _Scope:
         self.n_x = np.zeros(n_groups, dtype=np.int64)
         self.n_zero = np.zeros(n_groups, dtype=np.int64)
         self.hill = _Extremes(hill_keep, True, True) if hill_keep else None
+        self._seen = (0.0, 0)  # Σ ℓ(X) and zeros at the last group's end
 
     def close_group(self, g: int, rows: int, col_log: np.ndarray, zeros: np.ndarray) -> None:
-        """Interval group g has ended after ``rows`` rows with, per column of U, Σ ℓ
-        over its nonzero values and its number of exact zeros."""
-        self.log_x[g] += float(col_log[self.columns].sum())
+        """Interval group g has ended after ``rows`` rows; per column of U, Σ ℓ over its
+        nonzero values and its number of exact zeros, over every row so far."""
+        seen = (float(col_log[self.columns].sum()), int(zeros[self.columns].sum()))
+        self.log_x[g] += seen[0] - self._seen[0]
         self.n_x[g] += rows * self.width
-        self.n_zero[g] += int(zeros[self.columns].sum())
+        self.n_zero[g] += seen[1] - self._seen[1]
+        self._seen = seen
 
     def feed(self, x: np.ndarray) -> list:
         """This scope's part of a piece of rows: its values (c, width) or, from base 1 on,
@@ -759,7 +762,7 @@ class _Columns:
 
     K1 = max(2, ⌊√P⌋) consecutive rows form a block; rows after the last complete
     block are in no block. State, of shape (M,): the open block's float64 sums
-    (``partial``, which the caller adds rows to), Σ ℓ(Y), Σ ℓ(X) and an exact-zero flag.
+    (``partial``, which the caller adds rows to) and Σ ℓ(Y).
     """
 
     def __init__(self, n_rows: int, n_cols: int) -> None:
@@ -768,8 +771,6 @@ class _Columns:
         self.n_rows = n_rows
         self.partial = np.zeros(n_cols)
         self.log_y = np.zeros(n_cols)
-        self.log_x = np.zeros(n_cols)
-        self.has_zero = np.zeros(n_cols, dtype=bool)
 
     def rows_done(self, rows: int) -> None:
         """Rows 0 .. rows − 1 have been added: close the block they complete, if any."""
@@ -777,9 +778,10 @@ class _Columns:
             self.log_y += _log_eps(self.partial)
             self.partial[:] = 0.0
 
-    def alphas(self) -> np.ndarray:
-        """α̂ per column, shape (M,); NaN for columns with an exact zero."""
-        return _column_alphas(self.log_y, self.log_x, self.has_zero, self.k1, self.k2, self.n_rows)
+    def alphas(self, log_x: np.ndarray, has_zero: np.ndarray) -> np.ndarray:
+        """α̂ per column, shape (M,), given each column's Σ ℓ(X) over every row; NaN for
+        the columns with an exact zero."""
+        return _column_alphas(self.log_y, log_x, has_zero, self.k1, self.k2, self.n_rows)
 
 
 class StreamingTailStats:
@@ -915,7 +917,7 @@ class StreamingTailStats:
         self._columns = _Columns(self.n_rows, self.n_cols) if per_coordinate else None
         rows = min(self.max_piece_rows, self.n_rows)
         self._gathered = np.empty((rows, self._gather_columns.size), np.float32)
-        #: Per column over the open interval group: Σ ℓ as (product, power of 2), and zeros.
+        #: Per column over the rows so far: Σ ℓ as (product, power of 2), and exact zeros.
         self._acc = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
         room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
         self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
@@ -1053,15 +1055,14 @@ class StreamingTailStats:
         if rows not in self.group_bounds:
             return
         g = self.group_bounds.index(rows) - 1
-        prod, exponent, zeros = self._acc
-        col_log = np.log(prod) + exponent * math.log(2.0)
+        col_log = self._column_logs()
         for scope in [*self._scopes, *([self._shuffled] if self._shuffled else [])]:
-            scope.close_group(g, rows - self.group_bounds[g], col_log, zeros)
-        if self._columns is not None:
-            self._columns.log_x += col_log
-            self._columns.has_zero |= zeros > 0
-        for a, start in zip(self._acc, (1, 0, 0), strict=True):
-            a[:] = start
+            scope.close_group(g, rows - self.group_bounds[g], col_log, self._acc[2])
+
+    def _column_logs(self) -> np.ndarray:
+        """Σ ℓ over the nonzero values of each column of U in the rows so far."""
+        prod, power, _ = self._acc
+        return np.log(prod) + power * math.log(2.0)
 
     # -- results -------------------------------------------------------------
 
@@ -1089,7 +1090,9 @@ class StreamingTailStats:
                 zero_fraction=zf,
             )
         ]
-        cols = self._columns.alphas() if self._columns is not None else None
+        cols = (
+            self._columns.alphas(self._column_logs(), self._acc[2] > 0) if self._columns else None
+        )
         for scope in self._scopes:
             out.extend(self._scope_rows(scope, cols))
         out.insert(2, self._order_row(zf))

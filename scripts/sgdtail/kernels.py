@@ -20,7 +20,7 @@ __all__ = ["SCALE", "block_logs", "candidates", "column_extremes", "row_sums", "
 #: the steps. Each factor lies in [ε, 2^128], so p stays far from float64's limits.
 SCALE = 2.0**500
 LOG2_SCALE = 500
-CHUNK = 64  # columns checked for candidates at once
+CHUNK = 32  # columns checked for candidates at once
 
 
 @njit(cache=True, fastmath={"reassoc"})
