@@ -916,7 +916,7 @@ class StreamingTailStats:
         self._shuffle(shuffle_seed, sweep if shuffled_sweep else [])
         self._columns = _Columns(self.n_rows, self.n_cols) if per_coordinate else None
         rows = min(self.max_piece_rows, self.n_rows)
-        self._gathered = np.empty((rows, self._gather_columns.size), np.float32)
+        self._gathered = np.empty((rows, self._gather[0].size), np.float32)
         #: Per column over the rows so far: Σ ℓ as (product, power of 2), and exact zeros.
         self._acc = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
         room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
@@ -931,9 +931,11 @@ class StreamingTailStats:
         #: Columns of U, in order, that form each row of the shuffled stream.
         self.shuffle_columns = np.random.default_rng(seed).permutation(self.n_cols)[:n_shuffled]
         self._shuffled = None
-        self._gather_columns = np.empty(0, np.int64)  # gathered by the first pass, if any
+        #: (columns of U in increasing order, their places in a shuffled row), if any
+        self._gather = (np.empty(0, np.int64), np.empty(0, np.int64))
         if sweep:
-            self._gather_columns = self.shuffle_columns.astype(np.int64)
+            order = np.argsort(self.shuffle_columns)
+            self._gather = (self.shuffle_columns[order].astype(np.int64), order.astype(np.int64))
             self._shuffled = _Scope(
                 "shuffled", self.shuffle_columns, self.row_group, sweep, self.exclude_zeros, None
             )
@@ -994,7 +996,7 @@ class StreamingTailStats:
         for a, b in zip(cuts, cuts[1:], strict=False):
             add = cols is not None and first_row + a < cols.k1 * cols.k2
             partial = cols.partial if cols is not None else self._acc[0]  # untouched
-            args = (add, hi, lo, floor, REFERENCE_EPS, self._gather_columns, shuffled[a:b])
+            args = (add, hi, lo, floor, REFERENCE_EPS, *self._gather, shuffled[a:b])
             n, bad = _kernels().scan(u[a:b], *self._acc, partial, *args, values, columns, n)
             if bad:
                 raise ValueError(

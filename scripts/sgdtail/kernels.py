@@ -138,6 +138,7 @@ def scan(
     floor: float,
     eps: float,
     gather: np.ndarray,
+    place: np.ndarray,
     gathered: np.ndarray,
     values: np.ndarray,
     columns: np.ndarray,
@@ -149,7 +150,8 @@ def scan(
       each nonzero a, so that Σ ℓ = log prod + power·log 2; zeros (M,) int32 counts the
       exact zeros (separate arrays: rows of one 2-D array run 1.7× slower);
     * with ``add``, each row added to ``partial`` (M,) in float64;
-    * gathered[i, k] = u[i, gather[k]];
+    * gathered[i, place[k]] = u[i, gather[k]] (``gather`` sorted: reading the row in
+      order and writing the shorter gathered row at random is 2× faster than the reverse);
     * candidates for order statistics, a ≥ hi[j] or floor < a ≤ lo, appended to
       (values, columns) from position n.
 
@@ -174,7 +176,7 @@ def scan(
             for j in range(m):
                 partial[j] += row[j]
         for k in range(gather.size):
-            gathered[i, k] = row[gather[k]]
+            gathered[i, place[k]] = row[gather[k]]
     return n, bad
 
 
