@@ -1268,3 +1268,44 @@ def test_order_and_hill_estimates_are_nan_without_the_values_they_need() -> None
     assert E.order_x_rank(2, 4, 40, 1) == 8
     assert math.isnan(E.mohammadi_order_alpha(cancel, 4, k=2))
     assert math.isnan(E.hill_alpha([5.0, 3.0, 0.0, 0.0], 2))
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e30])
+def test_sums_of_logs_survive_products_beyond_float64(scale: float) -> None:
+    """Σ ℓ(X) per column and Σ ℓ(Y) are logs of float64 products, rescaled by powers of
+    two: 300 rows of values near 1e-12 (a product near 1e-3600, far below float64's
+    1e-308) or 1e30 must give the in-memory estimates, in one piece and in pieces of a
+    few rows."""
+    rng = np.random.default_rng(95)
+    u = (E.sample_sas(1.6, (300, 40), rng) * scale).astype(np.float32)
+    assert np.isfinite(u).all() and (u != 0).all()
+    for piece in (12_000, 200):
+        s = E.StreamingTailStats(300, 40, [("a", 0, 25), ("b", 25, 40)], max_piece_values=piece)
+        s.update(u)
+        _check_stream_vs_memory(u, [("a", 0, 25), ("b", 25, 40)], s.finalize(), s, True)
+
+
+def test_candidates_beyond_the_buffer_are_all_found(monkeypatch) -> None:
+    """Ties: every value of a layer equal, so that every one of them is an order-statistics
+    candidate; with a candidate buffer of 8 values the piece is scanned again for them
+    all, and the estimates equal the in-memory ones."""
+    rng = np.random.default_rng(96)
+    u = rng.standard_normal((30, 20)).astype(np.float32)
+    u[:, 12:] = 0.5
+    layers = [("a", 0, 12), ("b", 12, 20)]
+    s = E.StreamingTailStats(30, 20, layers, sweep_k1=[16])
+    s._found = (np.empty(8, np.float32), np.empty(8, np.int64))
+    monkeypatch.setattr(s, "_thresholds", _loose(s._thresholds))
+    s.update(u)
+    assert s._found[0].size > 8  # the buffer grew
+    _check_stream_vs_memory(u, layers, s.finalize(), s, True)
+
+
+def _loose(thresholds):
+    """Thresholds that let every value through (all values are then candidates)."""
+
+    def loose(u, first_row):
+        hi, lo, floor = thresholds(u, first_row)
+        return np.zeros_like(hi), np.float32(np.inf), floor
+
+    return loose
