@@ -997,12 +997,12 @@ class StreamingTailStats:
             add = cols is not None and first_row + a < cols.k1 * cols.k2
             partial = cols.partial if cols is not None else self._acc[0]  # untouched
             args = (add, hi, lo, floor, REFERENCE_EPS, *self._gather, shuffled[a:b])
-            n, bad = _kernels().scan(u[a:b], *self._acc, partial, *args, values, columns, n)
-            if bad:
-                raise ValueError(
-                    "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
-                )
+            n = _kernels().scan(u[a:b], *self._acc, partial, *args, values, columns, n)
             self._rows_done(first_row + b)
+        if not np.isfinite(self._acc[0]).all():  # NaN or inf in a column makes its product
+            raise ValueError(  # NaN or inf for good
+                "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
+            )
         if n > values.size:  # too many candidates to hold: find them again, all of them
             self._found = values, columns = np.empty(2 * n, np.float32), np.empty(2 * n, np.int64)
             n = _kernels().candidates(u, hi, lo, floor, values, columns)

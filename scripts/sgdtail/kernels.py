@@ -20,7 +20,7 @@ __all__ = ["SCALE", "block_logs", "candidates", "column_extremes", "row_sums", "
 #: the steps. Each factor lies in [ε, 2^128], so p stays far from float64's limits.
 SCALE = 2.0**500
 LOG2_SCALE = 500
-CHUNK = 32  # columns checked for candidates at once
+CHUNK = 32  # columns checked for candidates at once: a bit each in a uint32
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -94,35 +94,53 @@ def block_logs(
 
 
 @njit(cache=True, inline="always")
-def _columns(row, prod, power, zeros, hi, lo, floor, eps, j0, j1):  # pragma: no cover - compiled
-    """Columns j0 .. j1 − 1 of one row into the state of :func:`scan`; returns how many
-    of them are candidates or not finite."""
-    hits = 0
+def _columns(row, prod, zeros, hi, lo, floor, eps, j0, j1):  # pragma: no cover - compiled
+    """Columns j0 .. j1 − 1 (at most 32) of one row into the state of :func:`scan`;
+    returns a bit mask of the candidates among them (bit j − j0)."""
+    bits = np.uint32(0)
     for j in range(j0, j1):
         a = abs(row[j])
-        hits += np.int32((a >= hi[j]) | ((a > floor) & (a <= lo)) | (a >= np.inf) | (a != a))
+        hit = (a >= hi[j]) | ((a > floor) & (a <= lo))
+        bits |= np.uint32(hit) << np.uint32(j - j0)
         zeros[j] += a == 0
-        p = prod[j] * (np.float64(a) + eps if a != 0 else 1.0)
-        small, big = p < 1.0 / SCALE, p > SCALE
-        prod[j] = p * (SCALE if small else (1.0 / SCALE if big else 1.0))
-        power[j] += -LOG2_SCALE if small else (LOG2_SCALE if big else 0)
-    return hits
+        prod[j] *= np.float64(a) + eps if a != 0 else 1.0
+    return bits
 
 
 @njit(cache=True)
-def _take(row, hi, lo, floor, j0, j1, values, columns, n):  # pragma: no cover - compiled
-    """Append to (values, columns) the candidates among columns j0 .. j1 − 1 of one row
-    (those past the arrays' end are counted, not written); returns the new count and the
-    number of NaN or infinite values met."""
-    bad = 0
-    for j in range(j0, j1):
+def _rescale(prod, power) -> None:  # pragma: no cover - compiled
+    """Bring each prod[j] back into [1/SCALE, SCALE], power[j] counting the steps. Every
+    factor lies in [ε, 2^128], so four rows between calls keep prod within float64."""
+    for j in range(prod.size):
+        p = prod[j]
+        small, big = p < 1.0 / SCALE, p > SCALE
+        prod[j] = p * (SCALE if small else (1.0 / SCALE if big else 1.0))
+        power[j] += -LOG2_SCALE if small else (LOG2_SCALE if big else 0)
+
+
+@njit(cache=True)
+def _take(row, j0, bits, values, columns, n):  # pragma: no cover - compiled
+    """Append to (values, columns) the candidates |row[j0 + k]| for each set bit k of
+    ``bits`` (those past the arrays' end are counted, not written); returns the new count."""
+    while bits:
+        j = j0 + math.frexp(bits & -bits)[1] - 1  # the lowest set bit
+        if n < values.size:
+            values[n], columns[n] = abs(row[j]), j
+        n += 1
+        bits &= bits - 1
+    return n
+
+
+@njit(cache=True)
+def _take_all(row, hi, lo, floor, values, columns, n):  # pragma: no cover - compiled
+    """Append to (values, columns) the candidates of a whole row, as :func:`scan` does."""
+    for j in range(row.size):
         a = abs(row[j])
-        bad += not a < np.inf
         if a >= hi[j] or (floor < a <= lo):
             if n < values.size:
                 values[n], columns[n] = a, j
             n += 1
-    return n, bad
+    return n
 
 
 @njit(cache=True)
@@ -143,7 +161,7 @@ def scan(
     values: np.ndarray,
     columns: np.ndarray,
     n: int,
-) -> tuple[int, int]:  # pragma: no cover - compiled
+) -> int:  # pragma: no cover - compiled
     """One pass over the rows of u (c, M), a = |u|, into per-column state:
 
     * prod (M,) float64 times 2^power (M,) int32 multiplied by a + ε (in float64) for
@@ -155,29 +173,27 @@ def scan(
     * candidates for order statistics, a ≥ hi[j] or floor < a ≤ lo, appended to
       (values, columns) from position n.
 
-    Returns (the new candidate count, the number of NaN or infinite values)."""
+    Returns the new candidate count. NaN or inf in u makes prod NaN or inf."""
     m = u.shape[1]
     n_chunks = -(-m // CHUNK)
-    hits = np.zeros(n_chunks, np.int32)
-    bad = 0
+    hits = np.zeros(n_chunks, np.uint32)
     for i in range(u.shape[0]):
         row = u[i]
         for c in range(n_chunks - 1):
             j0 = c * CHUNK
-            hits[c] = _columns(row, prod, power, zeros, hi, lo, floor, eps, j0, j0 + CHUNK)
-        j0 = (n_chunks - 1) * CHUNK
-        hits[-1] = _columns(row, prod, power, zeros, hi, lo, floor, eps, j0, m)
+            hits[c] = _columns(row, prod, zeros, hi, lo, floor, eps, j0, j0 + CHUNK)
+        hits[-1] = _columns(row, prod, zeros, hi, lo, floor, eps, (n_chunks - 1) * CHUNK, m)
         for c in range(n_chunks):
             if hits[c]:
-                j0, j1 = c * CHUNK, min(c * CHUNK + CHUNK, m)
-                n, b = _take(row, hi, lo, floor, j0, j1, values, columns, n)
-                bad += b
+                n = _take(row, c * CHUNK, np.int64(hits[c]), values, columns, n)
+        if i % 4 == 3 or i == u.shape[0] - 1:
+            _rescale(prod, power)
         if add:
             for j in range(m):
                 partial[j] += row[j]
         for k in range(gather.size):
             gathered[i, place[k]] = row[gather[k]]
-    return n, bad
+    return n
 
 
 @njit(cache=True)
@@ -185,7 +201,7 @@ def candidates(u, hi, lo, floor, values, columns) -> int:  # pragma: no cover - 
     """The candidates of :func:`scan` alone, from position 0; returns their number."""
     n = 0
     for i in range(u.shape[0]):
-        n = _take(u[i], hi, lo, floor, 0, u.shape[1], values, columns, n)[0]
+        n = _take_all(u[i], hi, lo, floor, values, columns, n)
     return n
 
 
