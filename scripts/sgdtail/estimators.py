@@ -610,6 +610,15 @@ class _Extremes:
         s = np.sort(self.held)
         return s[::-1] if self.largest else s
 
+    def nth(self, r: int) -> np.ndarray:
+        """The r-th most extreme value held (r = 1 the most extreme), as a 1-element array;
+        empty when fewer are held."""
+        self._merge()
+        if self.held.size < r:
+            return self.held[:0]
+        i = self.held.size - r if self.largest else r - 1
+        return np.partition(self.held, i)[i : i + 1]
+
 
 class _Sums:
     """Running Mohammadi sums of one stream at one block size K1, per interval group.
@@ -1120,13 +1129,9 @@ class StreamingTailStats:
         n = int(self._scopes[0].x_sums(self.exclude_zeros)[1].sum())
         blocks = int(sums.blocks.sum())
         rank = order_x_rank(k, m, n, blocks) if self.exclude_zeros else m * k
-        y, x = sums.smallest.sorted(), self._order_x.sorted()
+        y, x = sums.smallest.nth(k), self._order_x.nth(rank)
         log_n = float(sums.log_n.sum()) / blocks if blocks else math.nan
-        alpha = (
-            _order_alpha(y[k - 1 : k], x[rank - 1 : rank], log_n)
-            if (y.size >= k and x.size >= rank and log_n > 0)
-            else math.nan
-        )
+        alpha = _order_alpha(y, x, log_n) if (y.size and x.size and log_n > 0) else math.nan
         return _row(
             "mohammadi_order", "pooled", k1=m, alpha=alpha, n_values=n, zero_fraction=zero_fraction
         )
