@@ -5,8 +5,9 @@ All estimators treat their input as samples of one scalar, symmetric
 tailed). Values are unit-free: the estimators are scale invariant.
 
 Every log is ℓ(v) = log(|v| + ε) with ε = :data:`REFERENCE_EPS`, the 2019
-code's; it differs from log|v| only for |v| below ~1e-8 (float32) and makes
-an exact zero finite. With ``exclude_zeros`` (the default of every estimator
+code's, taken in float64 (as the 2019 code's ``np.log(np.abs(X) + eps)`` does
+for float32 X under NumPy 2); it differs from log|v| by more than 1e-8 only
+for |v| below ~2e-8 and makes an exact zero finite. With ``exclude_zeros`` (the default of every estimator
 but the reference) exact zeros leave the sample: they are not values, and a
 block's size is the number of nonzero values in it.
 
@@ -800,8 +801,7 @@ class StreamingTailStats:
     :meth:`finalize`. The pooled sample is U flattened row-major (row p's M
     coordinates, then row p+1's, ...); a layer's sample is
     ``U[:, start:stop]`` flattened row-major. State is O(M + block sizes +
-    order-statistic buffers + the positions of the exact zeros in the largest open block);
-    scratch is O(piece size).
+    order-statistic buffers); scratch is O(piece size).
 
     Rows of :meth:`finalize`, each equal (to float rounding, whatever the
     chunking) to the in-memory function named; zeros are handled as
@@ -835,18 +835,22 @@ class StreamingTailStats:
     ``zero_fraction`` is the fraction of exact zeros among the scope's values;
     ``n_values`` the number of values that entered the estimate.
 
-    How, per piece of rows: one compiled pass takes |U| and each column's
-    minimum and maximum (:func:`sgdtail.kernels.scan`); the columns' extremes
-    say where order-statistic candidates and exact zeros can be; ℓ(U) is taken
-    in float32 and its column sums, per interval group of rows, give every
-    Σ ℓ(X). Each scope's values go through a ladder of float64 block sums
+    How, per piece of rows: one compiled pass (:func:`sgdtail.kernels.scan`)
+    multiplies each column's running product by |u| + ε for its nonzero values
+    (Σ ℓ = log of the product, kept as product × 2^power), counts its exact
+    zeros, adds the per-coordinate block sums, gathers the shuffled stream and
+    reports the order-statistics candidates: the values beyond their column's
+    Hill bounds (pooled and layer) or below the order estimate's. At the end of
+    an interval group each scope reads its Σ ℓ(X) and zeros off that state.
+    Each scope's values go through a ladder of float64 block sums
     (:class:`_Stream`): sums of 16 consecutive values in one compiled pass, then
     pair sums, level j holding the sums of 2^j values, so every robust and
     sweep block size comes from one pass; any other K1 = q·2^v (the
     reference's) adds q consecutive sums of level v. A layer's stream starts
     from the pooled sums of 2^g values, g the largest level that no layer
     boundary cuts. Each sum carries its number of nonzero values, which gives
-    a block's size when exact zeros are left out.
+    a block's size when exact zeros are left out; Σ ℓ(Y) is again the log of
+    a product (:func:`sgdtail.kernels.block_logs`).
     """
 
     def __init__(
@@ -883,7 +887,7 @@ class StreamingTailStats:
             per_coordinate: also compute per-coordinate estimates (O(M) state).
             shuffled_sweep: also run the sweep on the shuffled stream.
             max_piece_values: most values processed at once (whole rows, at least
-                one; scratch is about 20 bytes per value).
+                one; scratch is a few bytes per value).
         """
         self.n_rows = _positive_int(n_rows, "n_rows")
         self.n_cols = _positive_int(n_cols, "n_cols")
@@ -924,13 +928,18 @@ class StreamingTailStats:
         self._order_y.smallest = _Extremes(order_k, False, self.exclude_zeros)
         self._shuffle(shuffle_seed, sweep if shuffled_sweep else [])
         self._columns = _Columns(self.n_rows, self.n_cols) if per_coordinate else None
+        self._state()
+
+    def _state(self) -> None:
+        """The per-column state and the scratch of the scan."""
         rows = min(self.max_piece_rows, self.n_rows)
         self._gathered = np.empty((rows, self._gather[0].size), np.float32)
         #: Per column over the rows so far: Σ ℓ as (product, power of 2), and exact zeros.
         self._acc = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
         room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
         self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
-        blocks = self._columns.k1 * np.arange(1, self._columns.k2 + 1) if per_coordinate else ()
+        cols = self._columns
+        blocks = cols.k1 * np.arange(1, cols.k2 + 1) if cols is not None else ()
         #: Rows where an interval group or a per-coordinate block ends.
         self._ends = np.union1d(self.group_bounds[1:], blocks).astype(np.int64)
 
