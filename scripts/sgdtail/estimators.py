@@ -7,9 +7,10 @@ tailed). Values are unit-free: the estimators are scale invariant.
 Every log is ℓ(v) = log(|v| + ε) with ε = :data:`REFERENCE_EPS`, the 2019
 code's, taken in float64 (as the 2019 code's ``np.log(np.abs(X) + eps)`` does
 for float32 X under NumPy 2); it differs from log|v| by more than 1e-8 only
-for |v| below ~2e-8 and makes an exact zero finite. With ``exclude_zeros`` (the default of every estimator
-but the reference) exact zeros leave the sample: they are not values, and a
-block's size is the number of nonzero values in it.
+for |v| below ~2e-8 and makes an exact zero finite. With ``exclude_zeros``
+(the default of every estimator but the reference) exact zeros leave the
+sample: they are not values, and a block's size is the number of nonzero
+values in it.
 
 In-memory functions (1-D samples ``x`` in the given order):
 
