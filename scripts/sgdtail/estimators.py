@@ -205,9 +205,9 @@ def default_sweep_k1(k: int) -> list[int]:
 # ----------------------------------------------------------------------------
 
 
-def _log_eps(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """ℓ(v) = log(|v| + ε) in float64 (into ``out``, float64, when given)."""
-    out = np.abs(v, out=out, dtype=np.float64)
+def _log_eps(v: np.ndarray) -> np.ndarray:
+    """ℓ(v) = log(|v| + ε) in float64."""
+    out = np.abs(v, dtype=np.float64)
     out += REFERENCE_EPS
     return np.log(out, out=out)
 
@@ -484,8 +484,8 @@ class _Adder:
     """Sums of consecutive runs of q entries of a stream fed in pieces, with their numbers
     of nonzero values.
 
-    Fed values (1-D), it returns a (2, n) float64 array: each run's sum, added in
-    order, and its number of nonzero values; fed such (2, n) sums, it adds q
+    Fed values (1-D), it returns a (2, n) float64 array: each run's float64 sum and
+    its number of nonzero values; fed such (2, n) sums, it adds q
     consecutive columns. The run that the earlier pieces left open is carried
     (its sums and length); the output buffer is reused from piece to piece
     (fresh large arrays cost page faults), so an output is valid until the next call.
@@ -1041,7 +1041,7 @@ class StreamingTailStats:
         """(hi, lo, floor): the values of U that may be order statistics are those with
         |u| ≥ hi[column] (Hill, pooled or in the column's layer) or floor < |u| ≤ lo (the
         order estimate's |X|; floor 0 leaves zeros out). Bounds come from ``u`` while an
-        order-statistics buffer holds nothing yet."""
+        order-statistics buffer holds fewer than its keep values and none wait."""
         floor = np.float32(0.0 if self.exclude_zeros else -1.0)
         low, high = np.empty((2, self.n_cols), np.float32)
         if first_row == 0:  # the first piece: bounds from the columns' extremes

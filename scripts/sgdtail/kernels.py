@@ -16,8 +16,10 @@ from numba import njit
 __all__ = ["SCALE", "block_logs", "candidates", "column_extremes", "row_sums", "scan", "value_sums"]
 
 #: Σ log a is kept as log(p) + e·log 2: p, a float64 product, is multiplied by SCALE
-#: or 1/SCALE (exactly: powers of two) whenever it leaves [1/SCALE, SCALE], and e counts
-#: the steps. Each factor lies in [ε, 2^128], so p stays far from float64's limits.
+#: or 1/SCALE (exactly: powers of two) when it has left [1/SCALE, SCALE], and e counts
+#: the steps. A factor of the scan lies in [ε, 2^128] (ε = 2^-52), one of block_logs in
+#: [ε, K1·2^128]: one step after each factor, or after every three of the scan's,
+#: keeps p within [2^-500, 2^500] and every product within float64's range.
 SCALE = 2.0**500
 LOG2_SCALE = 500
 CHUNK = 32  # columns checked for candidates at once: a bit each in a uint32
@@ -109,8 +111,9 @@ def _columns(row, prod, zeros, hi, lo, floor, eps, j0, j1):  # pragma: no cover 
 
 @njit(cache=True)
 def _rescale(prod, power) -> None:  # pragma: no cover - compiled
-    """Bring each prod[j] back into [1/SCALE, SCALE], power[j] counting the steps. Every
-    factor lies in [ε, 2^128], so four rows between calls keep prod within float64."""
+    """One step of SCALE for each prod[j] outside [1/SCALE, SCALE], power[j] counting the
+    steps: called after every three rows, it keeps prod within [1/SCALE, SCALE] (three
+    factors move it by at most 2^384 up or 2^156 down)."""
     for j in range(prod.size):
         p = prod[j]
         small, big = p < 1.0 / SCALE, p > SCALE
@@ -171,7 +174,8 @@ def scan(
     * gathered[i, place[k]] = u[i, gather[k]] (``gather`` sorted: reading the row in
       order and writing the shorter gathered row at random is 2× faster than the reverse);
     * candidates for order statistics, a ≥ hi[j] or floor < a ≤ lo, appended to
-      (values, columns) from position n.
+      (values, columns) from position n (those past the arrays' end are counted, not
+      written: a count above values.size means the buffer was too small).
 
     Returns the new candidate count. NaN or inf in u makes prod NaN or inf."""
     m = u.shape[1]
@@ -186,7 +190,7 @@ def scan(
         for c in range(n_chunks):
             if hits[c]:
                 n = _take(row, c * CHUNK, np.int64(hits[c]), values, columns, n)
-        if i % 4 == 3 or i == u.shape[0] - 1:
+        if i % 3 == 2 or i == u.shape[0] - 1:
             _rescale(prod, power)
         if add:
             for j in range(m):
