@@ -1343,3 +1343,42 @@ def _loose(thresholds):
         return np.zeros_like(hi), np.float32(np.inf), floor
 
     return loose
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_order_statistics_buffer_reads_its_values_from_either_end(largest: bool) -> None:
+    """The buffer of the keep most extreme values: sorted() most extreme first, nth(r) the
+    r-th most extreme, empty past the values held; zeros are not values."""
+    keep = 4
+    ext = E._Extremes(keep, largest, True)
+    for piece in ([5.0, 0.0, 1.0], [7.0, 3.0], [2.0, 0.0, 9.0, 4.0]):
+        ext.add_from(np.array(piece, np.float32))
+    want = [9.0, 7.0, 5.0, 4.0] if largest else [1.0, 2.0, 3.0, 4.0]
+    assert ext.sorted().tolist() == want
+    assert [ext.nth(r).tolist() for r in (1, 2, 4, 5)] == [[want[0]], [want[1]], [want[3]], []]
+
+
+def test_streamed_order_estimate_counts_blocks_of_zeros_when_zeros_are_kept() -> None:
+    """With zeros kept as values, blocks that sum to 0 are the smallest |Y|: half the
+    blocks here are all zeros, so the k-th smallest |Y| is 0, as in memory."""
+    rng = np.random.default_rng(98)
+    u = rng.standard_normal((20, 100)).astype(np.float32)
+    u[:10] = 0.0
+    s = E.StreamingTailStats(20, 100, [], exclude_zeros=False, sweep_k1=[])
+    s.update(u)
+    (order,) = _pick(s.finalize(), "mohammadi_order")
+    want = E.mohammadi_order_alpha(u.reshape(-1), order["k1"], exclude_zeros=False)
+    assert order["alpha"] == pytest.approx(want, rel=1e-9)
+    assert want != pytest.approx(E.mohammadi_order_alpha(u.reshape(-1), order["k1"]))
+
+
+def test_streamed_order_estimate_keeps_a_block_summing_to_one() -> None:
+    """K = 8 values, K1 = 4, k = 1: the smallest |Y| is a block summing to exactly 1."""
+    u = np.array([[1.0, 0.0, 0.0, 0.0], [2.0, 1.0, 0.5, 0.5]], np.float32)
+    s = E.StreamingTailStats(2, 4, [], sweep_k1=[])
+    s.update(u)
+    (order,) = _pick(s.finalize(), "mohammadi_order")
+    assert order["k1"] == 4
+    assert order["alpha"] == pytest.approx(E.mohammadi_order_alpha(u.reshape(-1), 4, k=1))
+    without = E.mohammadi_order_alpha(np.r_[u[1], u[1]], 4, k=1)  # the other block alone
+    assert order["alpha"] != pytest.approx(without)

@@ -250,7 +250,7 @@ def mohammadi_alpha(x: ArrayLike, k1: int, exclude_zeros: bool = True) -> float:
     log_x = _log_eps(a)
     if not exclude_zeros:
         return _alpha(
-            float(_log_eps(y).sum()), k2, float(log_x.sum(dtype=np.float64)), a.size,
+            float(_log_eps(y).sum()), k2, float(log_x.sum()), a.size,
             k2 * math.log(k1),
         )  # fmt: skip
     n = np.count_nonzero(blocks, axis=1)[y != 0]
@@ -258,7 +258,7 @@ def mohammadi_alpha(x: ArrayLike, k1: int, exclude_zeros: bool = True) -> float:
     return _alpha(
         float(_log_eps(y[y != 0]).sum()),
         n.size,
-        float(log_x[nonzero].sum(dtype=np.float64)),
+        float(log_x[nonzero].sum()),
         int(nonzero.sum()),
         float(np.log(n).sum()),
     )
@@ -408,7 +408,7 @@ def per_coordinate_alpha(u: ArrayLike) -> np.ndarray:
     p, m = a.shape
     k1 = max(2, math.isqrt(p))
     k2 = p // k1
-    sum_log_x = _log_eps(a).sum(axis=0, dtype=np.float64)
+    sum_log_x = _log_eps(a).sum(axis=0)
     y = a[: k2 * k1].reshape(k2, k1, m).sum(axis=1, dtype=np.float64)
     has_zero = (a == 0).any(axis=0)
     return _column_alphas(_log_eps(y).sum(axis=0), sum_log_x, has_zero, k1, k2, p)
@@ -723,7 +723,6 @@ class _Scope:
         self.n_expected = row_group.size * self.width
         self.ci = (central_k1(self.n_expected), exclude_zeros)
         self.stream = _Stream(specs, self.width, row_group, {self.ci}, base, levels)
-        self.row_group = row_group
         n_groups = int(row_group[-1]) + 1
         self.log_x = np.zeros(n_groups)  # Σ ℓ(X) over the nonzero values, per group
         self.n_x = np.zeros(n_groups, dtype=np.int64)
@@ -735,9 +734,9 @@ class _Scope:
         """Interval group g has ended after ``rows`` rows; per column of U, Σ ℓ over its
         nonzero values and its number of exact zeros, over every row so far."""
         seen = (float(col_log[self.columns].sum()), int(zeros[self.columns].sum()))
-        self.log_x[g] += seen[0] - self._seen[0]
-        self.n_x[g] += rows * self.width
-        self.n_zero[g] += seen[1] - self._seen[1]
+        self.log_x[g] = seen[0] - self._seen[0]
+        self.n_x[g] = rows * self.width
+        self.n_zero[g] = seen[1] - self._seen[1]
         self._seen = seen
 
     def feed(self, x: np.ndarray) -> list:
@@ -1043,12 +1042,13 @@ class StreamingTailStats:
         order estimate's |X|; floor 0 leaves zeros out). Bounds come from ``u`` while an
         order-statistics buffer holds fewer than its keep values and none wait."""
         floor = np.float32(0.0 if self.exclude_zeros else -1.0)
-        low, high = np.empty((2, self.n_cols), np.float32)
+        low = high = None
         if first_row == 0:  # the first piece: bounds from the columns' extremes
+            low, high = np.empty((2, self.n_cols), np.float32)
             _kernels().column_extremes(u, low, high, floor)
-        beyond = self._order_x.bound_from(u, low if first_row == 0 else None)
+        beyond = self._order_x.bound_from(u, low)
         for scope in self._scopes:
-            extremes = high[scope.columns] if first_row == 0 else None
+            extremes = None if high is None else high[scope.columns]
             beyond += scope.hill.bound_from(u[:, scope.columns], extremes)
         if 2 * beyond > self._found[0].size:  # room for the candidates, found in one pass
             room = min(2 * beyond, u.size)
