@@ -1381,3 +1381,25 @@ def test_streamed_order_estimate_keeps_a_block_summing_to_one() -> None:
     (order,) = _pick(s.finalize(), "mohammadi_order")
     assert order["k1"] == 4
     assert order["alpha"] == pytest.approx(E.mohammadi_order_alpha(u.reshape(-1), 4, k=1))
+
+
+@pytest.mark.parametrize("exclude_zeros", [True, False])
+def test_first_bounds_from_column_extremes_keep_every_order_statistic(exclude_zeros) -> None:
+    """M = 5,000 columns, at least as many as the order estimate keeps (K1 = 256, k = 19:
+    4,864 values) and Hill keeps: the first piece's bounds then come from the columns'
+    smallest and largest values (zeros in whole columns and scattered), and the order
+    and Hill estimates equal the in-memory ones, whatever the chunking."""
+    rng = np.random.default_rng(99)
+    u = E.sample_sas(1.5, (20, 5000), rng).astype(np.float32)
+    u[:, :40] = 0.0
+    u[rng.random(u.shape) < 0.01] = 0.0
+    for chunk in (20, 3):
+        s = E.StreamingTailStats(20, 5000, [], exclude_zeros=exclude_zeros, sweep_k1=[])
+        assert s._order_x.keep <= 5000 and s._scopes[0].hill.keep <= 5000
+        for i in range(0, 20, chunk):
+            s.update(u[i : i + chunk])
+        rows = s.finalize()
+        _check_pooled_rows(u, rows, exclude_zeros)
+        (hill,) = _pick(rows, "hill")
+        x = _values(u.reshape(-1), exclude_zeros)
+        assert hill["alpha"] == pytest.approx(E.hill_alpha(x, E.default_hill_k(x.size)))
