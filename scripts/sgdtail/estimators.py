@@ -535,9 +535,8 @@ def _run_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:
 def _kernels():
     """The compiled per-value kernels, :mod:`sgdtail.kernels` (numba is imported on first
     use: jobs that only read estimates, such as the figures, start ~0.5 s sooner)."""
-    kernels = sys.modules.get("sgdtail.kernels")  # a dict lookup: an import statement per
-    if kernels is None:  # call costs ~20 µs, and the engine calls this thousands of times
-        from sgdtail import kernels
+    from sgdtail import kernels
+
     return kernels
 
 
@@ -574,9 +573,8 @@ class _Extremes:
         return self.keep * stride
 
     def add_from(self, a: np.ndarray) -> None:
-        """Take the candidates among the values of ``a`` (1-D, ≥ 0). Ties with the
-        threshold are taken (the threshold may be one of the values kept)."""
-        self.bound_from(a)
+        """Take the candidates among the values of ``a`` (1-D, ≥ 0): those at or beyond
+        the threshold (ties are taken: the threshold may be one of the values kept)."""
         c = a[a >= self.threshold] if self.largest else a[a <= self.threshold]
         c = c[c != 0] if self.exclude_zeros else c
         self._pending.append(c)
@@ -646,7 +644,9 @@ class _Sums:
         self.blocks[group] += blocks
         self.log_n[group] += log_n
         if self.smallest is not None:
-            self.smallest.add_from(np.abs(y[0][y[0] != 0] if self.exclude_zeros else y[0]))
+            y_abs = np.abs(y[0][y[0] != 0] if self.exclude_zeros else y[0])
+            self.smallest.bound_from(y_abs)
+            self.smallest.add_from(y_abs)
 
 
 def _odd_split(k1: int) -> tuple[int, int]:
