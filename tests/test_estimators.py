@@ -350,6 +350,35 @@ def test_streaming_equals_in_memory(
     _check_stream_vs_memory(noise, LAYERS, rows, s, exclude_zeros)
 
 
+@pytest.mark.parametrize("exclude_zeros", [True, False])
+@pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (5, 1 << 20), (48, 700)])
+@pytest.mark.parametrize(
+    "last,base",
+    [(384, 4), (496, 0)],  # layer "c" of 16 columns: its robust K1 = 8 is not a multiple of 16
+)
+def test_layers_from_the_pooled_sums_of_16_equal_in_memory(
+    chunk: int, max_piece: int, exclude_zeros: bool, last: int, base: int
+) -> None:
+    """Layers whose boundaries and block sizes are multiples of 16 take their streams from
+    the pooled sums of 16 values, others from U: every row equals its in-memory function
+    either way, with zeros scattered, in a whole row of a layer, and across a boundary."""
+    rng = np.random.default_rng(23)
+    p, m = 48, 512
+    layers = [("a", 0, 256), ("b", 256, last), ("c", last, 512)]
+    u = E.sample_sas(1.4, (p, m), rng).astype(np.float32)
+    u *= np.exp(rng.standard_normal(m)).astype(np.float32)
+    u[rng.random((p, m)) < 0.01] = 0.0
+    u[7, last:512] = 0.0
+    u[30, 250:270] = 0.0
+    s = E.StreamingTailStats(p, m, layers, exclude_zeros=exclude_zeros, max_piece_values=max_piece)
+    assert s._layer_base == base
+    for i in range(0, p, chunk):
+        s.update(u[i : i + chunk])
+    _check_stream_vs_memory(u, layers, s.finalize(), s, exclude_zeros)
+    misaligned = [("a", 0, 250), ("b", 250, 512)]
+    assert E.StreamingTailStats(p, m, misaligned)._layer_base == 0
+
+
 @pytest.mark.parametrize("zero_rows", [False, True])
 @pytest.mark.parametrize("exclude_zeros", [True, False])
 @pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (3, 1 << 20), (40, 1 << 20), (40, 777)])
@@ -569,17 +598,20 @@ def test_shuffle_columns_rule() -> None:
 @pytest.mark.parametrize("q", [2, 3, 16, 375])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adder_sums_runs_across_pieces(q: int, dtype) -> None:
-    """The sums of runs of q consecutive values, fed in pieces of any size (shorter and
-    longer than q), equal the float64 sums of the whole stream's runs (to float64 rounding:
-    the compiled sums may add a run's terms in any order), and carry each run's number of
-    nonzero values; an adder fed those (2, n) sums adds q of them."""
+    """The sums of runs of q consecutive values of a stream that is the rows of a
+    strided slice of a wider matrix, fed in pieces of rows (shorter and longer than q),
+    equal the float64 sums of the whole stream's runs (to float64 rounding: the compiled
+    sums may add a run's terms in any order), and carry each run's number of nonzero
+    values; an adder fed those (2, n) sums adds q of them."""
     rng = np.random.default_rng(q)
-    x = rng.standard_normal(5000).astype(dtype)
-    x[rng.choice(x.size, 700, replace=False)] = 0.0
-    cuts = np.sort(rng.choice(np.arange(1, x.size), 40, replace=False))
-    adder, upper = E._Adder(q), E._Adder(3)
+    wide = rng.standard_normal((100, 80)).astype(dtype)
+    wide[rng.random(wide.shape) < 0.15] = 0.0
+    rows = wide[:, 13:63]  # 50 values a row, not contiguous
+    x = rows.reshape(-1)
+    cuts = np.sort(rng.choice(np.arange(1, 100), 30, replace=False))
+    adder, upper = E._Adder(q, values=True), E._Adder(3)
     got, above = [], []
-    for piece in np.split(x, cuts):
+    for piece in np.split(rows, cuts):
         got.append(adder(piece).copy())
         above.append(upper(got[-1]).copy())
     got, above = np.concatenate(got, axis=1), np.concatenate(above, axis=1)
@@ -588,8 +620,8 @@ def test_adder_sums_runs_across_pieces(q: int, dtype) -> None:
     np.testing.assert_allclose(got[0], runs.sum(axis=1), rtol=1e-13, atol=1e-13)
     assert np.array_equal(got[1], (runs != 0).sum(axis=1))
     tail = x[n * q :].astype(np.float64)
-    assert adder.open_count == tail.size
-    assert adder.open_sum.tolist() == pytest.approx([tail.sum(), np.count_nonzero(tail)])
+    assert adder.open[2] == tail.size
+    assert adder.open[:2].tolist() == pytest.approx([tail.sum(), np.count_nonzero(tail)])
     m = n // 3
     want = runs[: 3 * m].reshape(m, 3 * q)
     np.testing.assert_allclose(above[0], want.sum(axis=1), rtol=1e-12, atol=1e-12)

@@ -1082,3 +1082,21 @@ def test_adaptive_checkpoints_say_why_a_preconditioned_estimate_is_missing(
     assert calls == []  # every part kept
     measure(_adam_checkpoints(bump=4.0))
     assert len(calls) == 1  # step 10: same weights, another preconditioner
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_center_forms_the_noise_in_place_and_its_float64_norms(contiguous: bool) -> None:
+    """U_p = g_p − ḡ replaces each row in place, on the compiled path (a contiguous CPU
+    chunk) and the torch path (here a strided one) alike, and the norms are ‖U_p‖₂ with
+    the squares added in float64: to 1e-12 of numpy's float64 norm of the same rows."""
+    gen = torch.Generator().manual_seed(5)
+    wide = torch.randn(6, 2 * 3001, generator=gen) * torch.logspace(-3, 3, 2 * 3001)
+    g = wide[:, :3001].contiguous() if contiguous else wide[:, ::2]
+    gbar = torch.randn(3001, generator=gen)
+    want = (g - gbar).double()
+    norms = torch.full((8,), -1.0, dtype=torch.float64)
+    u = noise._center(g, gbar, norms[1:7])
+    assert u.data_ptr() == g.data_ptr() and u.is_contiguous() == contiguous
+    assert torch.equal(g.double(), want)
+    torch.testing.assert_close(norms[1:7], want.norm(dim=1), rtol=1e-12, atol=0)
+    assert norms[0] == -1.0 and norms[7] == -1.0  # only its own rows' slots are written

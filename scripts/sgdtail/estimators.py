@@ -482,54 +482,43 @@ LOG_EPS: float = math.log(REFERENCE_EPS)
 
 class _Adder:
     """Sums of consecutive runs of q entries of a stream fed in pieces, with their numbers
-    of nonzero values.
+    of nonzero values, as a (2, n) float64 array: each completed run's sum and count.
 
-    Fed values (1-D), it returns a (2, n) float64 array: each run's float64 sum and
-    its number of nonzero values; fed such (2, n) sums, it adds q
-    consecutive columns. The run that the earlier pieces left open is carried
-    (its sums and length); the output buffer is reused from piece to piece
-    (fresh large arrays cost page faults), so an output is valid until the next call.
+    With ``values`` it is fed values, (c, w) rows read one after the other (a row may be
+    a strided slice of a wider matrix: :func:`sgdtail.kernels.value_runs`); else (2, n)
+    such sums, and it adds q consecutive columns. The run that the earlier pieces left
+    open is carried (sum, count, length); the output buffer is reused from piece to
+    piece (fresh large arrays cost page faults), so an output is valid until the next call.
     """
 
-    def __init__(self, q: int) -> None:
-        self.q, self.open_sum, self.open_count = q, np.zeros(2), 0
+    def __init__(self, q: int, values: bool = False) -> None:
+        self.q, self.values, self.open = q, values, np.zeros(3)
         self.buf = np.empty((2, 0))
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The sums of the runs that end in ``a``, in order."""
-        q, s, c = self.q, self.open_sum, self.open_count
-        head = min(q - c, a.shape[-1]) if c else 0
+        q, size = self.q, a.size if self.values else a.shape[1]
+        if self.buf.shape[1] <= (size + int(self.open[2])) // q:
+            self.buf = np.empty((2, 2 * (size // q + 1)))
+        if self.values:
+            return self.buf[:, : _kernels().value_runs(a, q, self.open, self.buf)]
+        s, c = self.open[:2], int(self.open[2])
+        head = min(q - c, size) if c else 0
         if head:
-            s, c = s + _totals(a[..., :head]), c + head
-        n = (a.shape[-1] - head) // q
-        if self.buf.shape[1] < n + 1:
-            self.buf = np.empty((2, 2 * (n + 1)))
+            s, c = s + a[:, :head].sum(axis=1), c + head
+        n = (size - head) // q
         out = self.buf[:, : n + (c == q)]
         if c == q:
             out[:, 0], s, c = s, np.zeros(2), 0
-        _run_sums(a[..., head : head + n * q], q, out[:, out.shape[1] - n :])
-        if a.shape[-1] > head + n * q:
-            s, c = _totals(a[..., head + n * q :]), a.shape[-1] - head - n * q
-        self.open_sum, self.open_count = s, c
+        body, dest = a[:, head : head + n * q], out[:, out.shape[1] - n :]
+        if q == 2:  # numpy's pair sums beat the compiled loop over runs of 2
+            np.add(body[:, 0::2], body[:, 1::2], out=dest)
+        else:
+            _kernels().run_sums(body, q, dest)
+        if size > head + n * q:
+            s, c = a[:, head + n * q :].sum(axis=1), size - head - n * q
+        self.open[:2], self.open[2] = s, c
         return out
-
-
-def _totals(a: np.ndarray) -> np.ndarray:
-    """(sum, number of nonzero values) of values ``a`` (1-D), or the row sums of (2, n) sums."""
-    if a.ndim == 1:
-        return np.array([a.sum(dtype=np.float64), np.count_nonzero(a)], dtype=np.float64)
-    return a.sum(axis=1)
-
-
-def _run_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:
-    """out = the sums of runs of q entries of ``a`` (see :class:`_Adder`)."""
-    if a.ndim == 1:
-        _kernels().value_sums(a, q, out)
-    elif q == 2:
-        np.add(a[:, 0::2], a[:, 1::2], out=out)
-    else:
-        for r in range(2):
-            _kernels().row_sums(a[r], q, out[r])
 
 
 def _kernels():
@@ -665,29 +654,32 @@ class _Stream:
     Blocks start at multiples of K1 from the stream's first value, whatever the
     pieces. The stream is the rows of a (P, width) matrix one after the other;
     the specs in ``grouped`` keep their sums per interval group (a block counts in
-    the group of the row of its last value). The ladder also makes the sums of
-    2^j values for each j in ``levels``.
+    the group of the row of its last value). From ``base`` 4 on it is fed the
+    (2, n) sums of 16 values instead; the ladder also makes level 4 when
+    ``sixteen`` (for the layers' streams).
     """
 
-    def __init__(self, specs, width, row_group, grouped=(), base: int = 0, levels=()):
+    def __init__(self, specs, width, row_group, grouped=(), base=0, sixteen=False):
         n_groups = int(row_group[-1]) + 1
         self.sums = {
             spec: _Sums(spec[0], n_groups if spec in grouped else 1, spec[1])
             for spec in sorted(set(specs))
         }
         self.width, self.row_group, self.base = width, row_group, base
-        needed = [_odd_split(k)[0] for k, _ in self.sums] + list(levels)
+        needed = [_odd_split(k)[0] for k, _ in self.sums] + [4] * sixteen
         jump = max(1, min(4, min(needed) - base))
         #: (level, adder): level ``level`` adds runs of entries of the level below
-        self.ladder = [(base + jump, _Adder(1 << jump))] if max(needed) > base else []
+        first = _Adder(1 << jump, values=base == 0)
+        self.ladder = [(base + jump, first)] if max(needed) > base else []
         self.ladder += [(j, _Adder(2)) for j in range(base + jump + 1, max(needed) + 1)]
-        self.odd = {spec: _Adder(_odd_split(spec[0])[1]) for spec in self.sums}
+        # K1 = q·2^v adds q sums of level v; at v = 0 (K1 odd) q values
+        self.odd = {spec: _Adder(_odd_split(spec[0])[1], spec[0] % 2 == 1) for spec in self.sums}
         self.done = dict.fromkeys(self.sums, 0)
 
-    def feed(self, x: np.ndarray) -> list[np.ndarray]:
-        """The stream's next values (1-D, base 0) or (2, n) sums of 2^base values and
-        their numbers of nonzero values; returns the levels made: ``levels[j]`` (2, n)
-        holds the completed sums of 2^j values (None below base)."""
+    def feed(self, x: np.ndarray) -> list:
+        """The stream's next values, rows (c, width) (strided or not), or from base 4 on
+        (2, n) sums of 16 values; returns the levels made: ``levels[j]`` (2, n) holds the
+        completed sums of 2^j values (None where not made)."""
         levels = [None] * self.base + [x]
         for level, adder in self.ladder:
             levels += [None] * (level - len(levels)) + [adder(levels[-1])]
@@ -715,14 +707,12 @@ class _Scope:
     buffer. Its robust block sizes are :func:`robust_k1_values` of its number
     of values, and the sums at :func:`central_k1` are kept per group."""
 
-    def __init__(
-        self, name, columns, row_group, specs, exclude_zeros, hill_keep, base=0, levels=()
-    ):
+    def __init__(self, name, columns, row_group, specs, exclude_zeros, hill_keep, **stream):
         self.name, self.columns = name, columns
         self.width = columns.stop - columns.start if isinstance(columns, slice) else columns.size
         self.n_expected = row_group.size * self.width
         self.ci = (central_k1(self.n_expected), exclude_zeros)
-        self.stream = _Stream(specs, self.width, row_group, {self.ci}, base, levels)
+        self.stream = _Stream(specs, self.width, row_group, {self.ci}, **stream)
         n_groups = int(row_group[-1]) + 1
         self.log_x = np.zeros(n_groups)  # Σ ℓ(X) over the nonzero values, per group
         self.n_x = np.zeros(n_groups, dtype=np.int64)
@@ -738,13 +728,6 @@ class _Scope:
         self.n_x[g] = rows * self.width
         self.n_zero[g] = seen[1] - self._seen[1]
         self._seen = seen
-
-    def feed(self, x: np.ndarray) -> list:
-        """This scope's part of a piece of rows: its values (c, width) or, from base 1 on,
-        (2, c, width / 2^base) sums of 2^base consecutive values of each row and their
-        numbers of nonzero values. Returns the stream's levels (see :meth:`_Stream.feed`)."""
-        x = np.ascontiguousarray(x)
-        return self.stream.feed(x.reshape(2, -1) if self.stream.base else x.reshape(-1))
 
     def x_sums(self, exclude_zeros: bool) -> tuple[np.ndarray, np.ndarray]:
         """Per group: Σ ℓ(X) and the number of values (nonzero ones with ``exclude_zeros``)."""
@@ -842,13 +825,12 @@ class StreamingTailStats:
     reports the order-statistics candidates: the values beyond their column's
     Hill bounds (pooled and layer) or below the order estimate's. At the end of
     an interval group each scope reads its Σ ℓ(X) and zeros off that state.
-    Each scope's values go through a ladder of float64 block sums
-    (:class:`_Stream`): sums of 16 consecutive values in one compiled pass, then
-    pair sums, level j holding the sums of 2^j values, so every robust and
-    sweep block size comes from one pass; any other K1 = q·2^v (the
-    reference's) adds q consecutive sums of level v. A layer's stream starts
-    from the pooled sums of 2^g values, g the largest level that no layer
-    boundary cuts. Each sum carries its number of nonzero values, which gives
+    Each scope's values (a layer's read in place, as strided rows) go through a
+    ladder of float64 block sums (:class:`_Stream`): sums of 16 consecutive
+    values in one compiled pass, then pair sums, level j holding the sums of 2^j
+    values, so every robust and sweep block size comes from one pass; any other
+    K1 = q·2^v (the reference's) adds q consecutive sums of level v. Each sum
+    carries its number of nonzero values, which gives
     a block's size when exact zeros are left out; Σ ℓ(Y) is again the log of
     a product (:func:`sgdtail.kernels.block_logs`).
     """
@@ -909,17 +891,12 @@ class StreamingTailStats:
         self.max_piece_rows = max(1, int(max_piece_values) // self.n_cols)
         sweep = [(k, self.exclude_zeros) for k in self.sweep_k1]
         reference = [(self.reference_k1, False)] if self.reference_k1 >= 2 else []
-        #: Layers take their streams from the pooled sums of 2^g values, g the largest
-        #: with 2^g dividing M and every layer's start, and at most their smallest K1.
-        self._layer_base = min(
-            [_odd_split(self.n_cols)[0], *(_odd_split(a)[0] for _, a, _ in self.layers if a)]
-            + [_odd_split(k)[0] for _, a, b in self.layers for k, _ in self._specs(b - a)]
-        )
-        extra = [*sweep, *reference]
-        pooled = self._scope("pooled", slice(0, self.n_cols), extra, 0, [self._layer_base])
+        self._layer_base = self._base_of_layers()
+        sixteen = bool(self._layer_base and self.layers)
+        pooled = self._scope("pooled", slice(0, self.n_cols), [*sweep, *reference], sixteen=sixteen)
         self._scopes = [pooled]
         self._scopes += [
-            self._scope(n, slice(a, b), [], self._layer_base) for n, a, b in self.layers
+            self._scope(n, slice(a, b), [], base=self._layer_base) for n, a, b in self.layers
         ]
         m = central_k1(n_total)
         order_k = default_order_k(n_total // m, m)
@@ -958,6 +935,14 @@ class StreamingTailStats:
                 "shuffled", self.shuffle_columns, self.row_group, sweep, self.exclude_zeros, None
             )
 
+    def _base_of_layers(self) -> int:
+        """4 when the layers take their streams from the pooled sums of 16 values (no
+        layer boundary cuts one and every layer block size is a multiple of 16), else 0:
+        each layer reads its values from the rows of U in place."""
+        cuts = [self.n_cols, *(a for _, a, _ in self.layers)]
+        sizes = [k for _, a, b in self.layers for k, _ in self._specs(b - a)]
+        return 4 if all(c % 16 == 0 for c in cuts + sizes) else 0
+
     def _specs(self, width: int) -> list[tuple[int, bool]]:
         """The robust block sizes of a scope of ``width`` columns, and its central one."""
         n = self.n_rows * width
@@ -965,12 +950,12 @@ class StreamingTailStats:
             (k, self.exclude_zeros) for k in [*robust_k1_values(n, self.factors), central_k1(n)]
         ]
 
-    def _scope(self, name: str, columns: slice, extra: Sequence, base: int, levels=()) -> _Scope:
+    def _scope(self, name: str, columns: slice, extra: Sequence, **stream) -> _Scope:
         specs = [*self._specs(columns.stop - columns.start), *extra]
         n = self.n_rows * (columns.stop - columns.start)
         keep = (self.hill_k if self.hill_k is not None else default_hill_k(n)) + 1
         ex = self.exclude_zeros
-        return _Scope(name, columns, self.row_group, specs, ex, keep, base, levels)
+        return _Scope(name, columns, self.row_group, specs, ex, keep, **stream)
 
     # -- feeding -------------------------------------------------------------
 
@@ -1025,14 +1010,19 @@ class StreamingTailStats:
             self._found = values, columns = np.empty(2 * n, np.float32), np.empty(2 * n, np.int64)
             n = _kernels().candidates(u, hi, lo, floor, values, columns)
         self._take(values[:n], columns[:n], floor)
-        levels = self._scopes[0].feed(u)
-        g = self._layer_base
-        # rows of U in sums of 2^g values: (2, c, M / 2^g), or (1, c, M) values at g = 0
-        sums = levels[g].reshape(-1, u.shape[0], u.shape[1] >> g)
+        levels = self._scopes[0].stream.feed(u)
         for scope in self._scopes[1:]:
-            scope.feed(sums[..., scope.columns.start >> g : scope.columns.stop >> g])
+            scope.stream.feed(self._layer_part(u, levels, scope.columns))
         if self._shuffled is not None:
-            self._shuffled.feed(shuffled)
+            self._shuffled.stream.feed(shuffled)
+
+    def _layer_part(self, u: np.ndarray, levels: list, columns: slice) -> np.ndarray:
+        """A layer's part of a piece of rows ``u``: its values in place, or (at layer base 4)
+        the pooled sums of 16 values that fall in it, row after row."""
+        if not self._layer_base:
+            return u[:, columns]
+        sums = levels[4].reshape(2, u.shape[0], -1)[..., columns.start >> 4 : columns.stop >> 4]
+        return np.ascontiguousarray(sums).reshape(2, -1)
 
     def _thresholds(
         self, u: np.ndarray, first_row: int

@@ -1,4 +1,5 @@
-"""Compiled per-value kernels of the streaming estimators (:mod:`sgdtail.estimators`).
+"""Compiled per-value kernels of the noise stage (:mod:`sgdtail.noise`) and the streaming
+estimators (:mod:`sgdtail.estimators`).
 
 numba compiles them on first use and caches the machine code next to this file
 (``__pycache__``), so later jobs load it. Each is a plain loop that a reader can check
@@ -13,7 +14,16 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["SCALE", "block_logs", "candidates", "column_extremes", "row_sums", "scan", "value_sums"]
+__all__ = [
+    "SCALE",
+    "block_logs",
+    "candidates",
+    "center_rows",
+    "column_extremes",
+    "run_sums",
+    "scan",
+    "value_runs",
+]
 
 #: Σ log a is kept as log(p) + e·log 2: p, a float64 product, is multiplied by SCALE
 #: or 1/SCALE (exactly: powers of two) when it has left [1/SCALE, SCALE], and e counts
@@ -26,30 +36,56 @@ CHUNK = 32  # columns checked for candidates at once: a bit each in a uint32
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def row_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """out[i] = a[i·q] + a[i·q + 1] + ... + a[i·q + q − 1] in float64 (a's size a multiple
-    of q; the compiler may add the q terms in any order)."""
-    for i in range(out.size):
-        run = a[i * q : i * q + q]
+def center_rows(g, gbar, norms) -> None:  # pragma: no cover - compiled
+    """g[i] −= gbar in place for each row of g (c, M), and norms[i] = the Euclidean norm
+    of the new row, its squares added in float64 (in any order). One pass."""
+    for i in range(g.shape[0]):
+        row = g[i]
         total = 0.0
-        for k in range(q):
-            total += run[k]
-        out[i] = total
+        for j in range(row.size):
+            row[j] -= gbar[j]
+            total += np.float64(row[j]) * np.float64(row[j])
+        norms[i] = math.sqrt(total)
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def value_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """out[0, i] = a[i·q] + ... + a[i·q + q − 1] in float64 (in any order), and out[1, i]
-    the number of nonzero values among them (a's size a multiple of q). One pass."""
-    for i in range(out.shape[1]):
-        run = a[i * q : i * q + q]
-        total, count = 0.0, 0
-        for k in range(q):
-            total += run[k]
-        for k in range(q):
-            count += run[k] != 0
-        out[0, i] = total
-        out[1, i] = count
+def value_runs(x, q, carry, out) -> int:  # pragma: no cover - compiled
+    """Sums of consecutive runs of q values of x (c, w), read row after row (a row may be
+    a strided slice of a wider matrix): out[0, r] the float64 sum of run r (its terms
+    added in any order), out[1, r] its number of nonzero values, for each run completed
+    here. carry = (sum, nonzero count, length) of the run left open, updated. Returns
+    the number of runs written."""
+    total, count, length = carry[0], carry[1], int(carry[2])
+    n = 0
+    for i in range(x.shape[0]):
+        row = x[i]
+        j = 0
+        while j < row.size:
+            part = row[j : j + q - length]
+            t, c = 0.0, 0
+            for k in range(part.size):
+                t += part[k]
+            for k in range(part.size):
+                c += part[k] != 0
+            total, count, length, j = total + t, count + c, length + part.size, j + part.size
+            if length == q:
+                out[0, n], out[1, n] = total, count
+                total, count, length, n = 0.0, 0.0, 0, n + 1
+    carry[0], carry[1], carry[2] = total, count, length
+    return n
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def run_sums(a, q, out) -> None:  # pragma: no cover - compiled
+    """out[r, i] = a[r, i·q] + ... + a[r, i·q + q − 1] for both rows r of a (2, ≥ n·q) and
+    out (2, n), in float64 (the compiler may add the q terms in any order)."""
+    for r in range(2):
+        for i in range(out.shape[1]):
+            run = a[r, i * q : i * q + q]
+            total = 0.0
+            for k in range(q):
+                total += run[k]
+            out[r, i] = total
 
 
 @njit(cache=True, inline="always")

@@ -56,7 +56,7 @@ class NoiseResult:
     """What one measurement produced."""
 
     rows: list[dict]  # estimator rows (see StreamingTailStats.finalize)
-    norms: torch.Tensor  # (P,) float64: ‖U_p‖₂ of each minibatch noise vector (taken in float32)
+    norms: torch.Tensor  # (P,) float64: ‖U_p‖₂ of each minibatch noise vector
     n_minibatches: int
     n_parameters: int
     gradient_norm: float  # ‖ḡ‖₂
@@ -429,6 +429,21 @@ def _gradient_source(
     return minibatch_gradients(model, loss_fn, x, y, batch_size, chunk, out=out), gbar, 2
 
 
+def _center(g: torch.Tensor, gbar: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """The noise U_p = g_p − ḡ of each row of ``g``, formed in place (the gradients are
+    not needed again), and ``norms`` (float64, on the host) = ‖U_p‖₂, its squares added
+    in float64: one compiled pass over a contiguous chunk on the CPU
+    (:func:`sgdtail.kernels.center_rows`), else torch ops on the chunk's device."""
+    if g.device.type == "cpu" and g.is_contiguous():
+        from sgdtail import kernels  # numba is imported on first use
+
+        kernels.center_rows(g.numpy(), gbar.numpy(), norms.numpy())
+        return g
+    g.sub_(gbar)
+    norms.copy_(torch.linalg.vector_norm(g, dim=1, dtype=torch.float64).cpu())
+    return g
+
+
 def _stream_noise(
     source: Iterable[torch.Tensor],
     gbar: torch.Tensor,
@@ -443,8 +458,7 @@ def _stream_noise(
     seconds, done = 0.0, 0
     for g in source:
         t0 = time.perf_counter()
-        u = g.sub_(gbar)  # the noise U_p = g_p - ḡ, in place: the gradients are not needed again
-        norms[done : done + len(u)] = torch.linalg.vector_norm(u, dim=1).double().cpu()
+        u = _center(g, gbar, norms[done : done + len(g)])
         stats.update(u)  # the estimators run on the host (numpy)
         if pstats is not None:  # the estimators keep no reference to u
             pstats.update(u.div_(divisor))
