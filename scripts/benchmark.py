@@ -51,11 +51,11 @@ from sgdtail.noise import full_gradient, measure_noise  # noqa: E402
 from sgdtail.train import TrainConfig, train_sgd  # noqa: E402
 
 
-def load_data(path: str | None, device: torch.device) -> PreparedData:
+def load_data(path: str | None, device: torch.device, shape=(1, 28, 28)) -> PreparedData:
     if path:
         return load_prepared(path, device=device)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(70_000, 1, 28, 28, generator=g)
+    x = torch.randn(70_000, *shape, generator=g)
     y = torch.randint(0, 10, (70_000,), generator=g)
     return PreparedData(
         x_train=x[:60_000].to(device),
@@ -63,11 +63,11 @@ def load_data(path: str | None, device: torch.device) -> PreparedData:
         x_test=x[60_000:].to(device),
         y_test=y[60_000:].to(device),
         num_classes=10,
-        input_shape=(1, 28, 28),
+        input_shape=tuple(shape),
         content_hash="random",
-        dataset="random-mnist-shaped",
-        mean=(0.0,),
-        std=(1.0,),
+        dataset=f"random-{'x'.join(map(str, shape))}",
+        mean=(0.0,) * shape[0],
+        std=(1.0,) * shape[0],
     )
 
 
@@ -221,13 +221,7 @@ def bench_train(args: argparse.Namespace) -> dict:
 def measure_once(args: argparse.Namespace, what: str) -> dict:
     """Run one case (``epoch`` or ``noise``) in this process; report time and peak RSS."""
     device = torch.device(args.device)
-    data = load_data(args.data, device)
-    torch.manual_seed(0)
-    model = build_model("fcn", args.width, args.depth, data.input_shape, data.num_classes)
-    model = model.to(device)
-    loss_fn = get_loss("cross_entropy")
-    sgd_steps(model, loss_fn, data, args.train_steps)
-    model.eval()
+    data, model, loss_fn = trained_model(args, device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times, est_times = [], []
     zero_fraction = 0.0
@@ -260,8 +254,22 @@ def measure_once(args: argparse.Namespace, what: str) -> dict:
         "rss_before_mb": rss_before,
         "passes": passes,
         "n_parameters": count_parameters(model),
+        "n_train": len(data.x_train),
         "zero_fraction": zero_fraction,
     }
+
+
+def trained_model(args: argparse.Namespace, device: torch.device):
+    """(data, model, loss): ``--arch`` (width, depth) on ``--data`` (else random images of
+    the arch's input shape) after ``--train-steps`` plain-SGD steps, in eval mode, on device."""
+    shape = (3, 32, 32) if args.arch == "alexnet" else (1, 28, 28)
+    data = load_data(args.data, device, shape)
+    torch.manual_seed(0)
+    model = build_model(args.arch, args.width, args.depth, data.input_shape, data.num_classes)
+    model = model.to(device)
+    loss_fn = get_loss("cross_entropy")
+    sgd_steps(model, loss_fn, data, args.train_steps)
+    return data, model.eval(), loss_fn
 
 
 def sgd_steps(model: torch.nn.Module, loss_fn, data: PreparedData, steps: int) -> None:
@@ -292,7 +300,7 @@ def bench_noise(args: argparse.Namespace) -> dict:
 
     epoch = child("epoch", args.batch)
     result: dict = {
-        "case": f"FCN w{args.width} d{args.depth} after {args.train_steps} SGD steps, "
+        "case": f"{args.arch} w{args.width} d{args.depth} after {args.train_steps} SGD steps, "
         f"{args.device}, {args.threads} thread(s), budget {args.budget_mb} MB, "
         f"plain epoch at batch {args.epoch_batch}, median of {args.repeats}",
         "epoch_seconds": epoch["seconds"],
@@ -306,7 +314,8 @@ def bench_noise(args: argparse.Namespace) -> dict:
             result["model_mb"] = 4 * noise["n_parameters"] / 2**20
         result.update(
             {
-                f"{tag}_values_per_measurement": noise["n_parameters"] * (60_000 // batch),
+                f"{tag}_values_per_measurement": noise["n_parameters"]
+                * (noise["n_train"] // batch),
                 f"{tag}_measurement_seconds": noise["seconds"],
                 f"{tag}_ratio_measurement_over_epoch": noise["seconds"] / epoch["seconds"],
                 f"{tag}_ratio_gradient_stage_over_epoch": (noise["seconds"] - est)
@@ -314,7 +323,7 @@ def bench_noise(args: argparse.Namespace) -> dict:
                 f"{tag}_ratio_noise_and_estimators_over_epoch": est / epoch["seconds"],
                 f"{tag}_estimator_ns_per_value": 1e9
                 * est
-                / (noise["n_parameters"] * (60_000 // batch)),
+                / (noise["n_parameters"] * (noise["n_train"] // batch)),
                 f"{tag}_measurement_passes": noise["passes"],
                 f"{tag}_zero_fraction": noise["zero_fraction"],
                 f"{tag}_noise_peak_rss_mb": noise["peak_rss_mb"],
@@ -445,6 +454,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", help="prepared data set (.pt); default: random MNIST-shaped")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--arch",
+        default="fcn",
+        choices=["fcn", "alexnet"],
+        help="noise: the network (alexnet: --width 64 --depth 8, CIFAR-shaped data)",
+    )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100)

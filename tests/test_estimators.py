@@ -240,6 +240,9 @@ KEYS = [
     "zero_fraction",
 ]
 CHUNKINGS = [(1, 1 << 20), (7, 1 << 20), (P, 1 << 20), (P, 120), (13, 300)]
+#: Where the per-value work runs: None the compiled kernels on the host, "cpu" their torch
+#: version (sgdtail.torch_kernels, the GPU's path) on the CPU.
+DEVICES = [None, "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -335,12 +338,15 @@ def _check_sweep_rows(u: np.ndarray, rows: list[dict], s, exclude: bool) -> None
     assert got == pytest.approx(expected.alpha.tolist(), rel=1e-6, nan_ok=True)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("exclude_zeros", [True, False])
 @pytest.mark.parametrize("chunk,max_piece", CHUNKINGS)
 def test_streaming_equals_in_memory(
-    noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool
+    noise: np.ndarray, chunk: int, max_piece: int, exclude_zeros: bool, device
 ) -> None:
-    s = E.StreamingTailStats(P, M, LAYERS, exclude_zeros=exclude_zeros, max_piece_values=max_piece)
+    s = E.StreamingTailStats(
+        P, M, LAYERS, exclude_zeros=exclude_zeros, max_piece_values=max_piece, device=device
+    )
     for i in range(0, P, chunk):
         s.update(torch.from_numpy(noise[i : i + chunk]))
     rows = s.finalize()
@@ -350,6 +356,7 @@ def test_streaming_equals_in_memory(
     _check_stream_vs_memory(noise, LAYERS, rows, s, exclude_zeros)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("exclude_zeros", [True, False])
 @pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (5, 1 << 20), (48, 700)])
 @pytest.mark.parametrize(
@@ -357,7 +364,7 @@ def test_streaming_equals_in_memory(
     [(384, 4), (496, 0)],  # layer "c" of 16 columns: its robust K1 = 8 is not a multiple of 16
 )
 def test_layers_from_the_pooled_sums_of_16_equal_in_memory(
-    chunk: int, max_piece: int, exclude_zeros: bool, last: int, base: int
+    chunk: int, max_piece: int, exclude_zeros: bool, last: int, base: int, device
 ) -> None:
     """Layers whose boundaries and block sizes are multiples of 16 take their streams from
     the pooled sums of 16 values, others from U: every row equals its in-memory function
@@ -370,7 +377,9 @@ def test_layers_from_the_pooled_sums_of_16_equal_in_memory(
     u[rng.random((p, m)) < 0.01] = 0.0
     u[7, last:512] = 0.0
     u[30, 250:270] = 0.0
-    s = E.StreamingTailStats(p, m, layers, exclude_zeros=exclude_zeros, max_piece_values=max_piece)
+    s = E.StreamingTailStats(
+        p, m, layers, exclude_zeros=exclude_zeros, max_piece_values=max_piece, device=device
+    )
     assert s._layer_base == base
     for i in range(0, p, chunk):
         s.update(u[i : i + chunk])
@@ -379,11 +388,12 @@ def test_layers_from_the_pooled_sums_of_16_equal_in_memory(
     assert E.StreamingTailStats(p, m, misaligned)._layer_base == 0
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("zero_rows", [False, True])
 @pytest.mark.parametrize("exclude_zeros", [True, False])
 @pytest.mark.parametrize("chunk,max_piece", [(1, 1 << 20), (3, 1 << 20), (40, 1 << 20), (40, 777)])
 def test_streaming_equals_in_memory_at_any_block_size(
-    chunk: int, max_piece: int, exclude_zeros: bool, zero_rows: bool
+    chunk: int, max_piece: int, exclude_zeros: bool, zero_rows: bool, device
 ) -> None:
     """Block sizes off the ladder of powers of two (10 = 5·2, 3000 = 375·8, odd 375...),
     layers whose starts are not multiples of a large power of two, tiny values (where
@@ -399,7 +409,13 @@ def test_streaming_equals_in_memory_at_any_block_size(
         u[23, 3] = 1e-9  # below 2**-27: log(|x| + eps) != log|x|
     sweep = [10, 20, 30, 100, 300, 375, 700, 1000, 3000]
     s = E.StreamingTailStats(
-        p, m, layers, exclude_zeros=exclude_zeros, sweep_k1=sweep, max_piece_values=max_piece
+        p,
+        m,
+        layers,
+        exclude_zeros=exclude_zeros,
+        sweep_k1=sweep,
+        max_piece_values=max_piece,
+        device=device,
     )
     for i in range(0, p, chunk):
         s.update(u[i : i + chunk])
@@ -626,6 +642,16 @@ def test_adder_sums_runs_across_pieces(q: int, dtype) -> None:
     want = runs[: 3 * m].reshape(m, 3 * q)
     np.testing.assert_allclose(above[0], want.sum(axis=1), rtol=1e-12, atol=1e-12)
     assert np.array_equal(above[1], (want != 0).sum(axis=1))
+
+
+def test_adder_grows_its_buffer_for_every_run_a_piece_completes() -> None:
+    """A first piece of 4 values leaves a run of q = 5 open and a buffer of 2 runs; a
+    second piece of 11 values completes 3 runs (the open one among them): all 3 come back."""
+    x = np.arange(1, 16, dtype=np.float32)[None, :]
+    adder = E._Adder(5, values=True)
+    assert adder(x[:, :4]).shape == (2, 0)
+    got = adder(x[:, 4:])
+    assert got[0].tolist() == [15.0, 40.0, 65.0] and got[1].tolist() == [5.0, 5.0, 5.0]
 
 
 def test_streaming_block_sums_survive_cancellation() -> None:
@@ -1179,9 +1205,11 @@ def test_a_layer_of_zeros_with_the_default_hill_k() -> None:
     assert math.isnan(hill["alpha"]) and hill["n_values"] == 0
 
 
-def test_nan_rows_are_refused_in_words() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_rows_are_refused_in_words(device, bad: float) -> None:
     with pytest.raises(ValueError) as err:
-        E.StreamingTailStats(4, 3, []).update(np.array([[1.0, np.nan, 2.0]], np.float32))
+        E.StreamingTailStats(4, 3, [], device=device).update(np.array([[1.0, bad, 2.0]]))
     assert str(err.value) == (
         "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
     )
@@ -1303,8 +1331,9 @@ def test_order_and_hill_estimates_are_nan_without_the_values_they_need() -> None
     assert math.isnan(E.hill_alpha([5.0, 3.0, 0.0, 0.0], 2))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("scale", [1e-12, 1e30])
-def test_sums_of_logs_survive_products_beyond_float64(scale: float) -> None:
+def test_sums_of_logs_survive_products_beyond_float64(scale: float, device) -> None:
     """Σ ℓ(X) per column and Σ ℓ(Y) are logs of float64 products, rescaled by powers of
     two: 300 rows of values near 1e-12 (a product near 1e-3600, far below float64's
     1e-308) or near 1e30 must give the in-memory estimates, in one piece and in pieces of
@@ -1313,25 +1342,28 @@ def test_sums_of_logs_survive_products_beyond_float64(scale: float) -> None:
     u = (E.sample_sas(1.6, (300, 40), rng) * scale).astype(np.float32)
     assert np.isfinite(u).all() and (u != 0).all()
     for piece in (12_000, 200):
-        s = E.StreamingTailStats(300, 40, [("a", 0, 25), ("b", 25, 40)], max_piece_values=piece)
+        layers = [("a", 0, 25), ("b", 25, 40)]
+        s = E.StreamingTailStats(300, 40, layers, max_piece_values=piece, device=device)
         s.update(u)
         _check_stream_vs_memory(u, [("a", 0, 25), ("b", 25, 40)], s.finalize(), s, True)
 
 
-def test_products_of_the_largest_float32_values_stay_finite() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_products_of_the_largest_float32_values_stay_finite(device) -> None:
     """±3e38 ≈ 2^127.8, near float32's largest: a column's product grows by 2^511 in four
     rows, more than one rescaling step (2^500) takes back, so it must be rescaled every
     three rows; 200 rows in runs of 100 (two interval groups, no per-coordinate blocks)."""
     rng = np.random.default_rng(97)
     u = np.where(rng.random((200, 3)) < 0.5, -3e38, 3e38).astype(np.float32)
     options = {"ci_groups": 2, "per_coordinate": False, "sweep_k1": []}
-    s = E.StreamingTailStats(200, 3, [], **options)
+    s = E.StreamingTailStats(200, 3, [], **options, device=device)
     s.update(u)
     (rob,) = _pick(s.finalize(), "mohammadi_robust")
     assert rob["alpha"] == pytest.approx(E.mohammadi_robust(u.reshape(-1)), rel=1e-9)
 
 
-def test_candidates_beyond_the_buffer_are_all_found(monkeypatch) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_candidates_beyond_the_buffer_are_all_found(monkeypatch, device) -> None:
     """Thresholds that let every value through (and a layer of tied values), with a
     candidate buffer of 8 values: the piece is scanned again for all its candidates, and the
     estimates equal the in-memory ones."""
@@ -1339,21 +1371,25 @@ def test_candidates_beyond_the_buffer_are_all_found(monkeypatch) -> None:
     u = rng.standard_normal((30, 20)).astype(np.float32)
     u[:, 12:] = 0.5
     layers = [("a", 0, 12), ("b", 12, 20)]
-    s = E.StreamingTailStats(30, 20, layers, sweep_k1=[16])
+    s = E.StreamingTailStats(30, 20, layers, sweep_k1=[16], device=device)
     monkeypatch.setattr(s, "_thresholds", _loose(s._thresholds))
     calls = []
-    monkeypatch.setattr(E, "_kernels", _counting(E._kernels(), "candidates", calls))
+    monkeypatch.setattr(E, "_kernels", _counting(E._kernels, "candidates", calls))
     s.update(u)
     assert calls and s._found[0].size > 8  # the piece was scanned again, into a larger buffer
     _check_stream_vs_memory(u, layers, s.finalize(), s, True)
 
 
 def _counting(kernels, name: str, calls: list):
-    """A stand-in for the kernels module that records each call of ``name``."""
+    """A stand-in for ``kernels(a)``, the kernels module for a, that records each call of
+    ``name``."""
 
     class Kernels:
+        def __init__(self, a) -> None:
+            self.module = kernels(a)
+
         def __getattr__(self, attr):
-            f = getattr(kernels, attr)
+            f = getattr(self.module, attr)
             if attr != name:
                 return f
 
@@ -1363,7 +1399,7 @@ def _counting(kernels, name: str, calls: list):
 
             return counted
 
-    return lambda: Kernels()
+    return lambda a=None: Kernels(a)
 
 
 def _loose(thresholds):
@@ -1373,7 +1409,7 @@ def _loose(thresholds):
         hi, lo, floor = thresholds(u, first_row)
         self = thresholds.__self__
         self._found = (np.empty(8, np.float32), np.empty(8, np.int64))  # too small again
-        return np.zeros_like(hi), np.float32(np.inf), floor
+        return hi * 0, np.float32(np.inf), floor  # hi: an array, or a tensor on a device
 
     return loose
 
@@ -1415,8 +1451,11 @@ def test_streamed_order_estimate_keeps_a_block_summing_to_one() -> None:
     assert order["alpha"] == pytest.approx(E.mohammadi_order_alpha(u.reshape(-1), 4, k=1))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("exclude_zeros", [True, False])
-def test_first_bounds_from_column_extremes_keep_every_order_statistic(exclude_zeros) -> None:
+def test_first_bounds_from_column_extremes_keep_every_order_statistic(
+    exclude_zeros, device
+) -> None:
     """M = 5,000 columns, at least as many as the order estimate keeps (K1 = 256, k = 19:
     4,864 values) and Hill keeps: the first piece's bounds then come from the columns'
     smallest and largest values (zeros in whole columns and scattered), and the order
@@ -1426,7 +1465,9 @@ def test_first_bounds_from_column_extremes_keep_every_order_statistic(exclude_ze
     u[:, :40] = 0.0
     u[rng.random(u.shape) < 0.01] = 0.0
     for chunk in (20, 3):
-        s = E.StreamingTailStats(20, 5000, [], exclude_zeros=exclude_zeros, sweep_k1=[])
+        s = E.StreamingTailStats(
+            20, 5000, [], exclude_zeros=exclude_zeros, sweep_k1=[], device=device
+        )
         assert s._order_x.keep <= 5000 and s._scopes[0].hill.keep <= 5000
         for i in range(0, 20, chunk):
             s.update(u[i : i + chunk])

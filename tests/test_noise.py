@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import make_prepared
-from sgdtail import noise
+from sgdtail import noise, torch_kernels
 from sgdtail.losses import get_loss
 from sgdtail.models import build_model
 from sgdtail.noise import full_gradient, measure_noise, minibatch_gradients
@@ -1100,3 +1100,34 @@ def test_center_forms_the_noise_in_place_and_its_float64_norms(contiguous: bool)
     assert torch.equal(g.double(), want)
     torch.testing.assert_close(norms[1:7], want.norm(dim=1), rtol=1e-12, atol=0)
     assert norms[0] == -1.0 and norms[7] == -1.0  # only its own rows' slots are written
+
+
+def test_estimates_on_the_device_path_equal_the_host_engine(model_and_data, monkeypatch):
+    """The estimators' torch path (what a GPU runs; here on the CPU) and the compiled host
+    engine give the same rows for the same measurement, preconditioned noise included;
+    ``device=None`` in the options keeps a measurement on the host."""
+    model, data = model_and_data
+    loss_fn = get_loss("cross_entropy")
+    divisor = torch.rand(sum(p.numel() for p in model.parameters())) + 0.5
+    args = (model, loss_fn, data.x_train, data.y_train, 5)
+    scans = []
+    scan = torch_kernels.scan
+    monkeypatch.setattr(torch_kernels, "scan", lambda *a: scans.append(1) or scan(*a))
+    host = measure_noise(*args, divisor=divisor, estimator_options={"device": None})
+    assert not scans
+    device = measure_noise(*args, divisor=divisor, estimator_options={"device": "cpu"})
+    assert scans
+    torch.testing.assert_close(device.norms, host.norms, rtol=0, atol=0)
+    for got, want in [
+        (device.rows, host.rows),
+        (device.preconditioned_rows, host.preconditioned_rows),
+    ]:
+        assert len(got) == len(want) > 20
+        for a, b in zip(got, want, strict=True):
+            assert {k: v for k, v in a.items() if not isinstance(v, float)} == {
+                k: v for k, v in b.items() if not isinstance(v, float)
+            }
+            floats = [k for k, v in b.items() if isinstance(v, float)]
+            assert [a[k] for k in floats] == pytest.approx(
+                [b[k] for k in floats], rel=1e-9, nan_ok=True
+            )

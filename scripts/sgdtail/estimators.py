@@ -497,11 +497,11 @@ class _Adder:
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The sums of the runs that end in ``a``, in order."""
-        q, size = self.q, a.size if self.values else a.shape[1]
+        q, size = self.q, math.prod(a.shape) if self.values else a.shape[1]
         if self.buf.shape[1] <= (size + int(self.open[2])) // q:
             self.buf = np.empty((2, 2 * (size // q + 1)))
         if self.values:
-            return self.buf[:, : _kernels().value_runs(a, q, self.open, self.buf)]
+            return self.buf[:, : _kernels(a).value_runs(a, q, self.open, self.buf)]
         s, c = self.open[:2], int(self.open[2])
         head = min(q - c, size) if c else 0
         if head:
@@ -521,9 +521,14 @@ class _Adder:
         return out
 
 
-def _kernels():
-    """The compiled per-value kernels, :mod:`sgdtail.kernels` (numba is imported on first
-    use: jobs that only read estimates, such as the figures, start ~0.5 s sooner)."""
+def _kernels(a=None):
+    """The per-value kernels for ``a``: their torch version (:mod:`sgdtail.torch_kernels`)
+    for a tensor, else the compiled ones (:mod:`sgdtail.kernels`; numba is imported on
+    first use: jobs that only read estimates, such as the figures, start ~0.5 s sooner)."""
+    if a is not None and not isinstance(a, np.ndarray):
+        from sgdtail import torch_kernels
+
+        return torch_kernels
     from sgdtail import kernels
 
     return kernels
@@ -557,8 +562,8 @@ class _Extremes:
         if extremes is not None and extremes.size >= self.keep:
             self.threshold = self._bound(extremes)
             return 4 * self.keep  # a few values per column beyond the bound, seldom more
-        stride = max(1, min(a.shape[-1], math.isqrt(a.size // self.keep)))
-        self.threshold = self._bound(np.abs(np.ravel(a[..., ::stride])))
+        stride = max(1, min(a.shape[-1], math.isqrt(math.prod(a.shape) // self.keep)))
+        self.threshold = self._bound(np.abs(np.ravel(_as_array(a[..., ::stride]))))
         return self.keep * stride
 
     def add_from(self, a: np.ndarray) -> None:
@@ -655,18 +660,17 @@ class _Stream:
     pieces. The stream is the rows of a (P, width) matrix one after the other;
     the specs in ``grouped`` keep their sums per interval group (a block counts in
     the group of the row of its last value). From ``base`` 4 on it is fed the
-    (2, n) sums of 16 values instead; the ladder also makes level 4 when
-    ``sixteen`` (for the layers' streams).
+    (2, n) sums of 16 values instead.
     """
 
-    def __init__(self, specs, width, row_group, grouped=(), base=0, sixteen=False):
+    def __init__(self, specs, width, row_group, grouped=(), base=0):
         n_groups = int(row_group[-1]) + 1
         self.sums = {
             spec: _Sums(spec[0], n_groups if spec in grouped else 1, spec[1])
             for spec in sorted(set(specs))
         }
         self.width, self.row_group, self.base = width, row_group, base
-        needed = [_odd_split(k)[0] for k, _ in self.sums] + [4] * sixteen
+        needed = [_odd_split(k)[0] for k, _ in self.sums]
         jump = max(1, min(4, min(needed) - base))
         #: (level, adder): level ``level`` adds runs of entries of the level below
         first = _Adder(1 << jump, values=base == 0)
@@ -768,7 +772,7 @@ class _Columns:
     def rows_done(self, rows: int) -> None:
         """Rows 0 .. rows − 1 have been added: close the block they complete, if any."""
         if rows <= self.k1 * self.k2 and rows % self.k1 == 0:
-            self.log_y += _log_eps(self.partial)
+            self.log_y += _log_eps(_as_array(self.partial))
             self.partial[:] = 0.0
 
     def alphas(self, log_x: np.ndarray, has_zero: np.ndarray) -> np.ndarray:
@@ -851,6 +855,7 @@ class StreamingTailStats:
         per_coordinate: bool = True,
         shuffled_sweep: bool = True,
         max_piece_values: int = 1 << 22,
+        device: str | None = None,
     ) -> None:
         """
         Args:
@@ -868,6 +873,11 @@ class StreamingTailStats:
             shuffle_seed: seed of the shuffled sweep's columns (``shuffle_columns``).
             per_coordinate: also compute per-coordinate estimates (O(M) state).
             shuffled_sweep: also run the sweep on the shuffled stream.
+            device: None: rows are estimated on the host by the compiled kernels (a
+                tensor elsewhere is copied there). A torch device ("cuda", "cpu"): the
+                per-value work runs in torch ops there (:mod:`sgdtail.torch_kernels`),
+                rows elsewhere are moved there, and only the small per-piece results
+                (candidates, sums of runs of 16 values) come to the host.
             max_piece_values: most values processed at once (whole rows, at least
                 one; scratch is a few bytes per value).
         """
@@ -889,11 +899,11 @@ class StreamingTailStats:
         self.reference_k1 = reference_k1(n_total)
         self.rows_seen = 0
         self.max_piece_rows = max(1, int(max_piece_values) // self.n_cols)
+        self.device = device
         sweep = [(k, self.exclude_zeros) for k in self.sweep_k1]
         reference = [(self.reference_k1, False)] if self.reference_k1 >= 2 else []
         self._layer_base = self._base_of_layers()
-        sixteen = bool(self._layer_base and self.layers)
-        pooled = self._scope("pooled", slice(0, self.n_cols), [*sweep, *reference], sixteen=sixteen)
+        pooled = self._scope("pooled", slice(0, self.n_cols), [*sweep, *reference])
         self._scopes = [pooled]
         self._scopes += [
             self._scope(n, slice(a, b), [], base=self._layer_base) for n, a, b in self.layers
@@ -910,15 +920,27 @@ class StreamingTailStats:
     def _state(self) -> None:
         """The per-column state and the scratch of the scan."""
         rows = min(self.max_piece_rows, self.n_rows)
-        self._gathered = np.empty((rows, self._gather[0].size), np.float32)
+        self._gathered = self._on_device(np.empty((rows, self._gather[0].size), np.float32))
         #: Per column over the rows so far: Σ ℓ as (product, power of 2), and exact zeros.
-        self._acc = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
+        state = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
+        self._acc = tuple(self._on_device(a) for a in state)
+        self._gather = tuple(self._on_device(a) for a in self._gather)
+        if self._columns is not None:
+            self._columns.partial = self._on_device(self._columns.partial)
         room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
         self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
         cols = self._columns
         blocks = cols.k1 * np.arange(1, cols.k2 + 1) if cols is not None else ()
         #: Rows where an interval group or a per-coordinate block ends.
         self._ends = np.union1d(self.group_bounds[1:], blocks).astype(np.int64)
+
+    def _on_device(self, a: np.ndarray):
+        """``a`` itself, or with a ``device``, a copy of it there as a tensor."""
+        if self.device is None:
+            return a
+        import torch
+
+        return torch.from_numpy(a).to(self.device)
 
     def _shuffle(self, seed: int, sweep: list) -> None:
         """The shuffled stream's columns (and its scope, when there is a sweep to run)."""
@@ -937,8 +959,9 @@ class StreamingTailStats:
 
     def _base_of_layers(self) -> int:
         """4 when the layers take their streams from the pooled sums of 16 values (no
-        layer boundary cuts one and every layer block size is a multiple of 16), else 0:
-        each layer reads its values from the rows of U in place."""
+        layer boundary cuts one and every layer block size is a multiple of 16; the pooled
+        stream's robust block sizes, at least any layer's, then make its ladder reach
+        level 4), else 0: each layer reads its values from the rows of U in place."""
         cuts = [self.n_cols, *(a for _, a, _ in self.layers)]
         sizes = [k for _, a, b in self.layers for k, _ in self._specs(b - a)]
         return 4 if all(c % 16 == 0 for c in cuts + sizes) else 0
@@ -964,12 +987,13 @@ class StreamingTailStats:
 
         Args:
             rows: shape (c, M) (or (M,) for one row), finite; converted to a
-                float32 numpy array on the CPU. c ≥ 1, any chunking.
+                float32 numpy array on the CPU, or with a ``device`` to a float32
+                tensor there. c ≥ 1, any chunking.
 
         A row with NaN or inf raises ValueError; rows of the same call may
         already have entered the sums (the accumulator is then of no further use).
         """
-        a = _as_array(rows).astype(np.float32, copy=False)
+        a = self._rows(rows)
         if a.ndim == 1:
             a = a[None, :]
         if a.ndim != 2 or a.shape[1] != self.n_cols:
@@ -985,9 +1009,18 @@ class StreamingTailStats:
         n_pieces = -(-a.shape[0] // self.max_piece_rows)  # pieces of near-equal size
         cuts = [i * a.shape[0] // n_pieces for i in range(n_pieces + 1)]
         for r, stop in zip(cuts, cuts[1:], strict=False):
-            piece = np.ascontiguousarray(a[r:stop])
+            piece = a[r:stop]
+            piece = np.ascontiguousarray(piece) if self.device is None else piece.contiguous()
             self._piece(piece, self.rows_seen)
             self.rows_seen += piece.shape[0]
+
+    def _rows(self, rows):
+        """``rows`` as float32: a numpy array on the host, or a tensor on ``device``."""
+        if self.device is None:
+            return _as_array(rows).astype(np.float32, copy=False)
+        import torch
+
+        return torch.as_tensor(rows).detach().to(device=self.device, dtype=torch.float32)
 
     def _piece(self, u: np.ndarray, first_row: int) -> None:
         """Feed one piece of rows, rows first_row .. first_row + c − 1 of U."""
@@ -1000,15 +1033,15 @@ class StreamingTailStats:
             add = cols is not None and first_row + a < cols.k1 * cols.k2
             partial = cols.partial if cols is not None else self._acc[0]  # untouched
             args = (add, hi, lo, floor, REFERENCE_EPS, *self._gather, shuffled[a:b])
-            n = _kernels().scan(u[a:b], *self._acc, partial, *args, values, columns, n)
+            n = _kernels(u).scan(u[a:b], *self._acc, partial, *args, values, columns, n)
             self._rows_done(first_row + b)
-        if not np.isfinite(self._acc[0]).all():  # NaN or inf in a column makes its product
-            raise ValueError(  # NaN or inf for good
+        if not np.isfinite(_as_array(self._acc[0])).all():  # NaN or inf in a column makes
+            raise ValueError(  # its product NaN or inf for good
                 "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
             )
         if n > values.size:  # too many candidates to hold: find them again, all of them
             self._found = values, columns = np.empty(2 * n, np.float32), np.empty(2 * n, np.int64)
-            n = _kernels().candidates(u, hi, lo, floor, values, columns)
+            n = _kernels(u).candidates(u, hi, lo, floor, values, columns)
         self._take(values[:n], columns[:n], floor)
         levels = self._scopes[0].stream.feed(u)
         for scope in self._scopes[1:]:
@@ -1035,19 +1068,19 @@ class StreamingTailStats:
         low = high = None
         if first_row == 0:  # the first piece: bounds from the columns' extremes
             low, high = np.empty((2, self.n_cols), np.float32)
-            _kernels().column_extremes(u, low, high, floor)
+            _kernels(u).column_extremes(u, low, high, floor)
         beyond = self._order_x.bound_from(u, low)
         for scope in self._scopes:
             extremes = None if high is None else high[scope.columns]
             beyond += scope.hill.bound_from(u[:, scope.columns], extremes)
         if 2 * beyond > self._found[0].size:  # room for the candidates, found in one pass
-            room = min(2 * beyond, u.size)
+            room = min(2 * beyond, u.shape[0] * u.shape[1])
             self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
         pooled = self._scopes[0].hill.threshold
         hi = np.full(self.n_cols, pooled, np.float32)
         for scope in self._scopes[1:]:
             hi[scope.columns] = min(pooled, scope.hill.threshold)
-        return hi, np.float32(self._order_x.threshold), floor
+        return self._on_device(hi), np.float32(self._order_x.threshold), floor
 
     def _take(self, values: np.ndarray, columns: np.ndarray, floor: np.float32) -> None:
         """Give the candidates (|u| and column) to the order-statistics buffers."""
@@ -1068,11 +1101,11 @@ class StreamingTailStats:
         g = self.group_bounds.index(rows) - 1
         col_log = self._column_logs()
         for scope in [*self._scopes, *([self._shuffled] if self._shuffled else [])]:
-            scope.close_group(g, rows - self.group_bounds[g], col_log, self._acc[2])
+            scope.close_group(g, rows - self.group_bounds[g], col_log, _as_array(self._acc[2]))
 
     def _column_logs(self) -> np.ndarray:
         """Σ ℓ over the nonzero values of each column of U in the rows so far."""
-        prod, power, _ = self._acc
+        prod, power = (_as_array(a) for a in self._acc[:2])
         return np.log(prod) + power * math.log(2.0)
 
     # -- results -------------------------------------------------------------
@@ -1102,7 +1135,9 @@ class StreamingTailStats:
             )
         ]
         cols = (
-            self._columns.alphas(self._column_logs(), self._acc[2] > 0) if self._columns else None
+            self._columns.alphas(self._column_logs(), _as_array(self._acc[2]) > 0)
+            if self._columns
+            else None
         )
         for scope in self._scopes:
             out.extend(self._scope_rows(scope, cols))

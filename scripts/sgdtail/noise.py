@@ -459,7 +459,7 @@ def _stream_noise(
     for g in source:
         t0 = time.perf_counter()
         u = _center(g, gbar, norms[done : done + len(g)])
-        stats.update(u)  # the estimators run on the host (numpy)
+        stats.update(u)
         if pstats is not None:  # the estimators keep no reference to u
             pstats.update(u.div_(divisor))
         seconds += time.perf_counter() - t0
@@ -481,7 +481,9 @@ def measure_noise(
 ) -> NoiseResult:
     """Measure the gradient noise of ``model`` on (x, y) and estimate its tail index.
 
-    ``estimator_options`` are passed to :class:`StreamingTailStats`. The model
+    ``estimator_options`` are passed to :class:`StreamingTailStats`; on a device other
+    than the CPU its ``device`` defaults to the data's, so that the rows of U never leave
+    it (``device=None`` there estimates on the host instead). The model
     is put in eval mode for the measurement (dropout off; batch norm uses, and does not
     update, its running statistics) and restored afterwards. Per-layer rows name each
     layer by its parameter's name (:func:`sgdtail.models.layer_slices`). With ``divisor``
@@ -498,11 +500,12 @@ def measure_noise(
         model, loss_fn, x, y, batch_size, remainder, memory_budget_mb
     )
     t_est = time.perf_counter()
-    stats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
+    options = {"device": None if x.device.type == "cpu" else x.device, **(estimator_options or {})}
+    stats = StreamingTailStats(n_groups, n_params, slices, **options)
     pstats = None
     if divisor is not None:
         divisor = divisor.to(device=x.device, dtype=torch.float32)
-        pstats = StreamingTailStats(n_groups, n_params, slices, **(estimator_options or {}))
+        pstats = StreamingTailStats(n_groups, n_params, slices, **options)
     est_seconds = time.perf_counter() - t_est
     norms, seconds = _stream_noise(source, gbar, stats, pstats, divisor)
     est_seconds += seconds

@@ -1,0 +1,85 @@
+"""The per-value kernels of :mod:`sgdtail.kernels` in torch ops, for rows of U that stay
+on their device (a GPU): same names, arguments and results, with the rows, the per-column
+state (``prod``, ``power``, ``zeros``, ``partial``), the bounds ``hi`` and the shuffled
+stream's buffer as tensors on that device; what comes back to the host is small (the
+order-statistics candidates, the sums of runs of values, the columns' extremes).
+
+Σ ℓ is taken as a float64 sum of logs here, not as a product: per column,
+log(prod) + Σ ℓ over the new rows is split into k·log 2 + r (0 ≤ r < log 2), so that
+prod = e^r and power += k keep the meaning they have in :func:`sgdtail.kernels.scan`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+LOG2 = math.log(2.0)
+
+
+def scan(
+    u, prod, power, zeros, partial, add, hi, lo, floor, eps, gather, place, gathered, values,
+    columns, n,
+) -> int:  # fmt: skip
+    """:func:`sgdtail.kernels.scan` on u's device: one call per segment of rows, whose
+    per-column work is a few tensor operations over the whole segment."""
+    a = u.abs()
+    logs = torch.where(a != 0, torch.log(a.double() + eps), 0.0).sum(0) + torch.log(prod)
+    k = torch.floor(logs / LOG2)
+    prod.copy_(torch.exp(logs - k * LOG2))
+    power += k.to(power.dtype)
+    zeros += (a == 0).sum(0, dtype=zeros.dtype)
+    if add:
+        partial += u.sum(0, dtype=torch.float64)
+    gathered[:, place] = u[:, gather]
+    return _take(a, hi, lo, floor, values, columns, n)
+
+
+def candidates(u, hi, lo, floor, values, columns) -> int:
+    """:func:`sgdtail.kernels.candidates` on u's device."""
+    return _take(u.abs(), hi, lo, floor, values, columns, 0)
+
+
+def _take(a, hi, lo, floor, values, columns, n) -> int:
+    """Append the candidates among |u| = ``a`` (row after row) to the host arrays
+    (values, columns) from position n, those past their end counted, not written."""
+    rows, cols = ((a >= hi) | ((a > floor) & (a <= lo))).nonzero(as_tuple=True)
+    found = a[rows, cols].cpu().numpy()
+    room = max(0, min(found.size, values.size - n))
+    values[n : n + room] = found[:room]
+    columns[n : n + room] = cols[:room].cpu().numpy()
+    return n + found.size
+
+
+def value_runs(x, q, carry, out) -> int:
+    """:func:`sgdtail.kernels.value_runs` on x's device, ``carry`` and ``out`` on the host."""
+    flat = x.reshape(-1)
+    head = min(q - int(carry[2]), flat.numel()) if carry[2] else 0
+    carry += _totals(flat[:head], head)
+    n = int(carry[2] == q)
+    if n:
+        out[:, 0], carry[:] = carry[:2], 0.0
+    runs = (flat.numel() - head) // q
+    body = flat[head : head + runs * q].view(runs, q)
+    out[0, n : n + runs] = body.sum(1, dtype=torch.float64).cpu().numpy()
+    out[1, n : n + runs] = (body != 0).sum(1).cpu().numpy()
+    tail = flat[head + runs * q :]
+    if tail.numel():
+        carry[:] = _totals(tail, tail.numel())
+    return n + runs
+
+
+def _totals(values, length: int) -> np.ndarray:
+    """(float64 sum, number of nonzero values, length) of ``values``."""
+    total = values.sum(dtype=torch.float64).item() if length else 0.0
+    return np.array([total, int(torch.count_nonzero(values)) if length else 0, length], float)
+
+
+def column_extremes(u, low, high, floor) -> None:
+    """:func:`sgdtail.kernels.column_extremes` on u's device, ``low`` and ``high`` on the
+    host; NaN is left out."""
+    a = u.abs()
+    low[:] = torch.where(a > floor, a, math.inf).amin(0).cpu().numpy()
+    high[:] = torch.nan_to_num(a, nan=0.0).amax(0).cpu().numpy()
