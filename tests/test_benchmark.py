@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import benchmark
+import check_cuda
 import pytest
 import torch
 
@@ -89,3 +92,20 @@ def test_train_benchmark_prints_paired_ratios(capsys, monkeypatch) -> None:
         low, high = (float(v) for v in out[f"{key}_range"].split("-"))
         assert 0 < low <= float(out[key]) <= high
     assert calls == [60_000, 10_000] * 3
+
+
+def test_check_cuda_compares_every_estimate_and_counts_a_lone_nan() -> None:
+    """The CPU-vs-GPU comparison of the same weights: the largest relative gap over every
+    row, infinite where one side alone is NaN (wherever that row is), none where both are."""
+
+    def row(k1, alpha, ci_low=1.0):
+        return {"estimator": "hill", "scope": "pooled", "order": "natural", "k1": k1,
+                "alpha": alpha, "ci_low": ci_low}  # fmt: skip
+
+    a = [row(1, 1.5), row(2, math.nan), row(3, 2.0, ci_low=4.0)]
+    b = [row(1, 1.5003), row(2, math.nan), row(3, 2.0, ci_low=4.4)]
+    gap, where = check_cuda.largest_difference(a, b)
+    assert gap == pytest.approx(2e-4) and where == "hill pooled natural 1 alpha"
+    assert check_cuda.largest_difference(a, b, ("ci_low",))[0] == pytest.approx(0.1)
+    b[0]["alpha"] = math.nan  # the NaN comes first: later equal rows must not hide it
+    assert check_cuda.largest_difference(a, b) == (math.inf, "hill pooled natural 1 alpha")

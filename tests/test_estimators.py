@@ -611,9 +611,10 @@ def test_shuffle_columns_rule() -> None:
     assert np.array_equal(s.shuffle_columns, again.shuffle_columns)
 
 
+@pytest.mark.parametrize("tensor", [False, True])  # the compiled pass, or the torch one
 @pytest.mark.parametrize("q", [2, 3, 16, 375])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adder_sums_runs_across_pieces(q: int, dtype) -> None:
+def test_adder_sums_runs_across_pieces(q: int, dtype, tensor: bool) -> None:
     """The sums of runs of q consecutive values of a stream that is the rows of a
     strided slice of a wider matrix, fed in pieces of rows (shorter and longer than q),
     equal the float64 sums of the whole stream's runs (to float64 rounding: the compiled
@@ -628,7 +629,7 @@ def test_adder_sums_runs_across_pieces(q: int, dtype) -> None:
     adder, upper = E._Adder(q, values=True), E._Adder(3)
     got, above = [], []
     for piece in np.split(rows, cuts):
-        got.append(adder(piece).copy())
+        got.append(adder(torch.from_numpy(piece) if tensor else piece).copy())
         above.append(upper(got[-1]).copy())
     got, above = np.concatenate(got, axis=1), np.concatenate(above, axis=1)
     n = x.size // q
@@ -654,7 +655,8 @@ def test_adder_grows_its_buffer_for_every_run_a_piece_completes() -> None:
     assert got[0].tolist() == [15.0, 40.0, 65.0] and got[1].tolist() == [5.0, 5.0, 5.0]
 
 
-def test_streaming_block_sums_survive_cancellation() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_streaming_block_sums_survive_cancellation(device) -> None:
     """Blocks of real gradient noise can cancel to ~1e-7 of their terms (on real MNIST
     noise, float32 sums of 10 values moved the reference's α̂ by 2e-4): here every block
     of 100 holds 50 values and their negatives plus ~1e-6, and the streamed block sums
@@ -663,15 +665,18 @@ def test_streaming_block_sums_survive_cancellation() -> None:
     half = rng.standard_normal((40, 20, 50)).astype(np.float32)
     jitter = (rng.standard_normal((40, 20, 50)) * 1e-6).astype(np.float32)
     u = np.concatenate([half, -half + jitter], axis=2).reshape(40, 2000)
-    s = E.StreamingTailStats(40, 2000, [], sweep_k1=[100, 128], max_piece_values=5000)
+    s = E.StreamingTailStats(
+        40, 2000, [], sweep_k1=[100, 128], max_piece_values=5000, device=device
+    )
     s.update(u)
     rows = _pick(s.finalize(), "block_sweep")
     expected = E.block_size_sweep(u.reshape(-1), [100, 128]).alpha
     assert [r["alpha"] for r in rows] == pytest.approx(list(expected), rel=1e-6)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("exclude_zeros", [True, False])
-def test_blocks_of_zeros_across_pieces(exclude_zeros: bool) -> None:
+def test_blocks_of_zeros_across_pieces(exclude_zeros: bool, device) -> None:
     """600 exact zeros in a row span blocks and pieces: kept, an all-zero block has Y = 0
     exactly (ℓ = log ε, as in memory); left out, it leaves the estimate and a block
     partly of zeros counts its nonzero values."""
@@ -680,7 +685,7 @@ def test_blocks_of_zeros_across_pieces(exclude_zeros: bool) -> None:
     u.reshape(-1)[300:900] = 0.0
     k1s = [50, 64, 256]
     s = E.StreamingTailStats(
-        20, 100, [], sweep_k1=k1s, exclude_zeros=exclude_zeros, max_piece_values=700
+        20, 100, [], sweep_k1=k1s, exclude_zeros=exclude_zeros, max_piece_values=700, device=device
     )
     for i in range(0, 20, 7):
         s.update(u[i : i + 7])

@@ -653,9 +653,11 @@ class _Stream:
     """Block sums of one stream of values at several block sizes, fed in pieces.
 
     A block size K1 = q·2^v (q odd) groups q consecutive sums of 2^v values; the
-    sums of 2^j values come from a ladder: its first level adds runs of up to 16
-    values in one compiled pass, each level above adds consecutive pairs of the
-    level below. Every sum carries its number of nonzero values, added alike.
+    sums of 2^j values come from a ladder: its first level adds runs of 16 values
+    (fewer when no block size needs 16) in one compiled pass, each level above adds
+    consecutive pairs of the level below; a block size below the first level adds
+    its K1 values (or sums of 16, from base 4 on) itself. Every sum carries its
+    number of nonzero values, added alike.
     Blocks start at multiples of K1 from the stream's first value, whatever the
     pieces. The stream is the rows of a (P, width) matrix one after the other;
     the specs in ``grouped`` keep their sums per interval group (a block counts in
@@ -670,15 +672,23 @@ class _Stream:
             for spec in sorted(set(specs))
         }
         self.width, self.row_group, self.base = width, row_group, base
-        needed = [_odd_split(k)[0] for k, _ in self.sums]
-        jump = max(1, min(4, min(needed) - base))
+        top = max(_odd_split(k)[0] for k, _ in self.sums)
+        first = base + max(1, min(4, top - base))
         #: (level, adder): level ``level`` adds runs of entries of the level below
-        first = _Adder(1 << jump, values=base == 0)
-        self.ladder = [(base + jump, first)] if max(needed) > base else []
-        self.ladder += [(j, _Adder(2)) for j in range(base + jump + 1, max(needed) + 1)]
-        # K1 = q·2^v adds q sums of level v; at v = 0 (K1 odd) q values
-        self.odd = {spec: _Adder(_odd_split(spec[0])[1], spec[0] % 2 == 1) for spec in self.sums}
+        self.ladder = [(first, _Adder(1 << first - base, base == 0))] if top >= first else []
+        self.ladder += [(j, _Adder(2)) for j in range(first + 1, top + 1)]
+        #: Per spec: the level it reads, and the adder of its blocks' entries (None: each
+        #: entry of the level is a block)
+        self.reads = {spec: self._reader(spec[0], first) for spec in self.sums}
         self.done = dict.fromkeys(self.sums, 0)
+
+    def _reader(self, k1: int, first: int) -> tuple[int, _Adder | None]:
+        """K1 = q·2^v reads level v, adding q of its sums; below the ladder's first level it
+        reads the stream's input (values, or sums of 2^base values) and adds K1 / 2^base."""
+        v, q = _odd_split(k1)
+        if v < first:
+            return self.base, _Adder(k1 >> self.base, self.base == 0)
+        return v, None if q == 1 else _Adder(q)
 
     def feed(self, x: np.ndarray) -> list:
         """The stream's next values, rows (c, width) (strided or not), or from base 4 on
@@ -688,8 +698,8 @@ class _Stream:
         for level, adder in self.ladder:
             levels += [None] * (level - len(levels)) + [adder(levels[-1])]
         for spec, sums in self.sums.items():
-            v, q = _odd_split(spec[0])
-            y = levels[v] if q == 1 else self.odd[spec](levels[v])
+            level, adder = self.reads[spec]
+            y = levels[level] if adder is None else adder(levels[level])
             for g, a, b in self._runs(spec[0], self.done[spec], y.shape[1], sums.log_y.size > 1):
                 sums.add(y[:, a:b], g)
             self.done[spec] += y.shape[1]
@@ -772,13 +782,14 @@ class _Columns:
     def rows_done(self, rows: int) -> None:
         """Rows 0 .. rows − 1 have been added: close the block they complete, if any."""
         if rows <= self.k1 * self.k2 and rows % self.k1 == 0:
-            self.log_y += _log_eps(_as_array(self.partial))
+            self.log_y += _kernels(self.partial).abs_logs(self.partial, REFERENCE_EPS)
             self.partial[:] = 0.0
 
     def alphas(self, log_x: np.ndarray, has_zero: np.ndarray) -> np.ndarray:
         """α̂ per column, shape (M,), given each column's Σ ℓ(X) over every row; NaN for
         the columns with an exact zero."""
-        return _column_alphas(self.log_y, log_x, has_zero, self.k1, self.k2, self.n_rows)
+        log_y = _as_array(self.log_y)
+        return _column_alphas(log_y, log_x, has_zero, self.k1, self.k2, self.n_rows)
 
 
 class StreamingTailStats:
@@ -877,7 +888,7 @@ class StreamingTailStats:
                 tensor elsewhere is copied there). A torch device ("cuda", "cpu"): the
                 per-value work runs in torch ops there (:mod:`sgdtail.torch_kernels`),
                 rows elsewhere are moved there, and only the small per-piece results
-                (candidates, sums of runs of 16 values) come to the host.
+                (candidates, sums of runs of 16 or more values) come to the host.
             max_piece_values: most values processed at once (whole rows, at least
                 one; scratch is a few bytes per value).
         """
@@ -925,8 +936,8 @@ class StreamingTailStats:
         state = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
         self._acc = tuple(self._on_device(a) for a in state)
         self._gather = tuple(self._on_device(a) for a in self._gather)
-        if self._columns is not None:
-            self._columns.partial = self._on_device(self._columns.partial)
+        if cols := self._columns:
+            cols.partial, cols.log_y = self._on_device(cols.partial), self._on_device(cols.log_y)
         room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
         self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
         cols = self._columns
@@ -1035,8 +1046,8 @@ class StreamingTailStats:
             args = (add, hi, lo, floor, REFERENCE_EPS, *self._gather, shuffled[a:b])
             n = _kernels(u).scan(u[a:b], *self._acc, partial, *args, values, columns, n)
             self._rows_done(first_row + b)
-        if not np.isfinite(_as_array(self._acc[0])).all():  # NaN or inf in a column makes
-            raise ValueError(  # its product NaN or inf for good
+        if not _kernels(u).all_finite(self._acc[0]):  # NaN or inf in a column makes its
+            raise ValueError(  # product NaN or inf for good
                 "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
             )
         if n > values.size:  # too many candidates to hold: find them again, all of them
@@ -1101,12 +1112,13 @@ class StreamingTailStats:
         g = self.group_bounds.index(rows) - 1
         col_log = self._column_logs()
         for scope in [*self._scopes, *([self._shuffled] if self._shuffled else [])]:
-            scope.close_group(g, rows - self.group_bounds[g], col_log, _as_array(self._acc[2]))
+            scope.close_group(g, rows - self.group_bounds[g], col_log, self._acc[2])
 
     def _column_logs(self) -> np.ndarray:
-        """Σ ℓ over the nonzero values of each column of U in the rows so far."""
-        prod, power = (_as_array(a) for a in self._acc[:2])
-        return np.log(prod) + power * math.log(2.0)
+        """Σ ℓ over the nonzero values of each column of U in the rows so far (where the
+        state is: on ``device`` as a tensor)."""
+        prod, power = self._acc[:2]
+        return _kernels(prod).column_logs(prod, power)
 
     # -- results -------------------------------------------------------------
 
@@ -1135,7 +1147,7 @@ class StreamingTailStats:
             )
         ]
         cols = (
-            self._columns.alphas(self._column_logs(), _as_array(self._acc[2]) > 0)
+            self._columns.alphas(_as_array(self._column_logs()), _as_array(self._acc[2]) > 0)
             if self._columns
             else None
         )

@@ -16,10 +16,13 @@ from numba import njit
 
 __all__ = [
     "SCALE",
+    "abs_logs",
+    "all_finite",
     "block_logs",
     "candidates",
     "center_rows",
     "column_extremes",
+    "column_logs",
     "run_sums",
     "scan",
     "value_runs",
@@ -33,6 +36,21 @@ __all__ = [
 SCALE = 2.0**500
 LOG2_SCALE = 500
 CHUNK = 32  # columns checked for candidates at once: a bit each in a uint32
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of ``a`` is finite."""
+    return bool(np.isfinite(a).all())
+
+
+def column_logs(prod: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """Σ ℓ per column from the state of :func:`scan`: log prod + power·log 2."""
+    return np.log(prod) + power * math.log(2.0)
+
+
+def abs_logs(a: np.ndarray, eps: float) -> np.ndarray:
+    """log(|a| + eps), elementwise."""
+    return np.log(np.abs(a) + eps)
 
 
 @njit(cache=True, fastmath={"reassoc"})

@@ -434,6 +434,11 @@ def _center(g: torch.Tensor, gbar: torch.Tensor, norms: torch.Tensor) -> torch.T
     not needed again), and ``norms`` (float64, on the host) = ‖U_p‖₂, its squares added
     in float64: one compiled pass over a contiguous chunk on the CPU
     (:func:`sgdtail.kernels.center_rows`), else torch ops on the chunk's device."""
+    if norms.shape != g.shape[:1] or gbar.shape != g.shape[1:]:
+        raise ValueError(  # the compiled pass would read or write past an array's end
+            f"gradients {tuple(g.shape)} need ḡ ({g.shape[1]},) and norms ({g.shape[0]},); "
+            f"got {tuple(gbar.shape)} and {tuple(norms.shape)}"
+        )
     if g.device.type == "cpu" and g.is_contiguous():
         from sgdtail import kernels  # numba is imported on first use
 
@@ -481,9 +486,9 @@ def measure_noise(
 ) -> NoiseResult:
     """Measure the gradient noise of ``model`` on (x, y) and estimate its tail index.
 
-    ``estimator_options`` are passed to :class:`StreamingTailStats`; on a device other
-    than the CPU its ``device`` defaults to the data's, so that the rows of U never leave
-    it (``device=None`` there estimates on the host instead). The model
+    ``estimator_options`` are passed to :class:`StreamingTailStats`; on a CUDA device its
+    ``device`` defaults to the data's, so that the rows of U never leave the GPU
+    (``device=None`` there estimates on the host instead). The model
     is put in eval mode for the measurement (dropout off; batch norm uses, and does not
     update, its running statistics) and restored afterwards. Per-layer rows name each
     layer by its parameter's name (:func:`sgdtail.models.layer_slices`). With ``divisor``
@@ -500,7 +505,7 @@ def measure_noise(
         model, loss_fn, x, y, batch_size, remainder, memory_budget_mb
     )
     t_est = time.perf_counter()
-    options = {"device": None if x.device.type == "cpu" else x.device, **(estimator_options or {})}
+    options = {"device": x.device if x.device.type == "cuda" else None, **(estimator_options or {})}
     stats = StreamingTailStats(n_groups, n_params, slices, **options)
     pstats = None
     if divisor is not None:
@@ -601,7 +606,14 @@ def _code_digest() -> str:
     from pathlib import Path
 
     h = hashlib.sha256()
-    for name in ("noise.py", "estimators.py", "kernels.py", "models.py", "losses.py"):
+    for name in (
+        "noise.py",
+        "estimators.py",
+        "kernels.py",
+        "torch_kernels.py",
+        "models.py",
+        "losses.py",
+    ):
         h.update((Path(__file__).with_name(name)).read_bytes())
     return h.hexdigest()
 

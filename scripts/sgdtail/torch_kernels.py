@@ -28,6 +28,7 @@ def scan(
     a = u.abs()
     logs = torch.where(a != 0, torch.log(a.double() + eps), 0.0).sum(0) + torch.log(prod)
     k = torch.floor(logs / LOG2)
+    k = torch.where(torch.isfinite(k), k, 0.0)  # NaN or inf (refused later) stays in prod
     prod.copy_(torch.exp(logs - k * LOG2))
     power += k.to(power.dtype)
     zeros += (a == 0).sum(0, dtype=zeros.dtype)
@@ -35,6 +36,21 @@ def scan(
         partial += u.sum(0, dtype=torch.float64)
     gathered[:, place] = u[:, gather]
     return _take(a, hi, lo, floor, values, columns, n)
+
+
+def all_finite(a) -> bool:
+    """Whether every value of the tensor ``a`` is finite."""
+    return bool(torch.isfinite(a).all())
+
+
+def column_logs(prod, power):
+    """:func:`sgdtail.kernels.column_logs` on the state's device."""
+    return torch.log(prod) + power.double() * LOG2
+
+
+def abs_logs(a, eps: float):
+    """log(|a| + eps), elementwise, on a's device."""
+    return torch.log(a.abs() + eps)
 
 
 def candidates(u, hi, lo, floor, values, columns) -> int:
@@ -82,4 +98,4 @@ def column_extremes(u, low, high, floor) -> None:
     host; NaN is left out."""
     a = u.abs()
     low[:] = torch.where(a > floor, a, math.inf).amin(0).cpu().numpy()
-    high[:] = torch.nan_to_num(a, nan=0.0).amax(0).cpu().numpy()
+    high[:] = torch.where(a.isnan(), 0.0, a).amax(0).cpu().numpy()
