@@ -353,6 +353,7 @@ def test_streaming_equals_in_memory(
     assert all(list(r) == KEYS for r in rows)
     assert {r["estimator"] for r in rows} == set(E.ESTIMATORS)
     assert s.sweep_k1 == [16, 32, 64, 128, 256]  # default: powers of two up to P·M / 10
+    assert isinstance(s._acc[0], torch.Tensor) == (device is not None)  # where the state is
     _check_stream_vs_memory(noise, LAYERS, rows, s, exclude_zeros)
 
 
