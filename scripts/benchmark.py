@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=["train", "noise", "estimators", "cores", "_child"])
     parser.add_argument("child_what", nargs="?", choices=["epoch", "noise"])
-    parser.add_argument("--data", help="prepared data set (.pt); default: random MNIST-shaped")
+    parser.add_argument("--data", help="prepared data set (.pt); default: random images (--arch)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(

@@ -840,14 +840,17 @@ class StreamingTailStats:
     reports the order-statistics candidates: the values beyond their column's
     Hill bounds (pooled and layer) or below the order estimate's. At the end of
     an interval group each scope reads its Σ ℓ(X) and zeros off that state.
-    Each scope's values (a layer's read in place, as strided rows) go through a
-    ladder of float64 block sums (:class:`_Stream`): sums of 16 consecutive
-    values in one compiled pass, then pair sums, level j holding the sums of 2^j
-    values, so every robust and sweep block size comes from one pass; any other
-    K1 = q·2^v (the reference's) adds q consecutive sums of level v. Each sum
-    carries its number of nonzero values, which gives
-    a block's size when exact zeros are left out; Σ ℓ(Y) is again the log of
-    a product (:func:`sgdtail.kernels.block_logs`).
+    Each scope's values go through a ladder of float64 block sums
+    (:class:`_Stream`): sums of 16 consecutive values in one compiled pass, then
+    pair sums, level j holding the sums of 2^j values, so every robust and sweep
+    block size comes from one pass; any other K1 = q·2^v (the reference's) adds q
+    consecutive sums of level v, or below level 4 its own K1 values. A layer reads
+    its values in place (strided rows of U), or the pooled sums of 16 values where
+    no layer boundary cuts one. Each sum carries its number of nonzero values,
+    which gives a block's size when exact zeros are left out; Σ ℓ(Y) is again the
+    log of a product (:func:`sgdtail.kernels.block_logs`). With a ``device`` the
+    per-value work runs there in torch ops (:mod:`sgdtail.torch_kernels`), the
+    per-column state held there too.
     """
 
     def __init__(

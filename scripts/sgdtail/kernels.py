@@ -4,7 +4,9 @@ estimators (:mod:`sgdtail.estimators`).
 numba compiles them on first use and caches the machine code next to this file
 (``__pycache__``), so later jobs load it. Each is a plain loop that a reader can check
 line by line; they exist because numpy would need one pass over the noise per
-quantity, and these take several in one.
+quantity, and these take several in one. Three small numpy functions (``all_finite``,
+``column_logs``, ``abs_logs``) sit beside them so that this module and its torch
+version (:mod:`sgdtail.torch_kernels`, for rows on a GPU) offer the same functions.
 """
 
 from __future__ import annotations
