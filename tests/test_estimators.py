@@ -629,9 +629,10 @@ def test_adder_sums_runs_across_pieces(q: int, dtype, tensor: bool) -> None:
     cuts = np.sort(rng.choice(np.arange(1, 100), 30, replace=False))
     adder, upper = E._Adder(q, values=True), E._Adder(3)
     got, above = [], []
-    for piece in np.split(rows, cuts):
-        got.append(adder(torch.from_numpy(piece) if tensor else piece).copy())
-        above.append(upper(got[-1]).copy())
+    for piece in np.split(rows, cuts):  # the tensors' sums stay tensors, on their device
+        got.append(adder(torch.from_numpy(piece) if tensor else piece))
+        above.append(np.array(E._as_array(upper(got[-1]))))
+        got[-1] = np.array(E._as_array(got[-1]))  # a copy: the adder reuses its buffer
     got, above = np.concatenate(got, axis=1), np.concatenate(above, axis=1)
     n = x.size // q
     runs = x[: n * q].astype(np.float64).reshape(n, q)

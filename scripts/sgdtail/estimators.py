@@ -496,27 +496,24 @@ class _Adder:
         self.buf = np.empty((2, 0))
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        """The sums of the runs that end in ``a``, in order."""
-        q, size = self.q, math.prod(a.shape) if self.values else a.shape[1]
+        """The sums of the runs that end in ``a``, in order (where ``a`` is: a tensor's on
+        its device)."""
+        q, size, kernels = self.q, math.prod(a.shape) if self.values else a.shape[1], _kernels(a)
         if self.buf.shape[1] <= (size + int(self.open[2])) // q:
-            self.buf = np.empty((2, 2 * (size // q + 1)))
+            self.buf = kernels.buffer(2 * (size // q + 1), a)
         if self.values:
-            return self.buf[:, : _kernels(a).value_runs(a, q, self.open, self.buf)]
+            return self.buf[:, : kernels.value_runs(a, q, self.open, self.buf)]
         s, c = self.open[:2], int(self.open[2])
         head = min(q - c, size) if c else 0
         if head:
-            s, c = s + a[:, :head].sum(axis=1), c + head
+            s, c = s + _as_array(a[:, :head].sum(1)), c + head
         n = (size - head) // q
         out = self.buf[:, : n + (c == q)]
         if c == q:
-            out[:, 0], s, c = s, np.zeros(2), 0
-        body, dest = a[:, head : head + n * q], out[:, out.shape[1] - n :]
-        if q == 2:  # numpy's pair sums beat the compiled loop over runs of 2
-            np.add(body[:, 0::2], body[:, 1::2], out=dest)
-        else:
-            _kernels().run_sums(body, q, dest)
+            (out[0, 0], out[1, 0]), s, c = s, np.zeros(2), 0
+        kernels.run_sums(a[:, head : head + n * q], q, out[:, out.shape[1] - n :])
         if size > head + n * q:
-            s, c = a[:, head + n * q :].sum(axis=1), size - head - n * q
+            s, c = _as_array(a[:, head + n * q :].sum(1)), size - head - n * q
         self.open[:2], self.open[2] = s, c
         return out
 
@@ -633,12 +630,13 @@ class _Sums:
         """Blocks ending in ``group``: ``y`` (2, n), their float64 sums and their numbers
         of nonzero values."""
         args = (self.k1, self.exclude_zeros, REFERENCE_EPS)
-        log_y, blocks, log_n = _kernels().block_logs(y[0], y[1], *args)
+        log_y, blocks, log_n = _kernels(y).block_logs(y[0], y[1], *args)
         self.log_y[group] += log_y
         self.blocks[group] += blocks
         self.log_n[group] += log_n
         if self.smallest is not None:
-            y_abs = np.abs(y[0][y[0] != 0] if self.exclude_zeros else y[0])
+            y = _as_array(y[0])  # the central block size's sums: few
+            y_abs = np.abs(y[y != 0] if self.exclude_zeros else y)
             self.smallest.bound_from(y_abs)
             self.smallest.add_from(y_abs)
 
@@ -849,8 +847,8 @@ class StreamingTailStats:
     no layer boundary cuts one. Each sum carries its number of nonzero values,
     which gives a block's size when exact zeros are left out; Σ ℓ(Y) is again the
     log of a product (:func:`sgdtail.kernels.block_logs`). With a ``device`` the
-    per-value work runs there in torch ops (:mod:`sgdtail.torch_kernels`), the
-    per-column state held there too.
+    per-value work, the per-column state and the ladder of block sums stay there,
+    in torch ops (:mod:`sgdtail.torch_kernels`).
     """
 
     def __init__(
@@ -890,8 +888,8 @@ class StreamingTailStats:
             device: None: rows are estimated on the host by the compiled kernels (a
                 tensor elsewhere is copied there). A torch device ("cuda", "cpu"): the
                 per-value work runs in torch ops there (:mod:`sgdtail.torch_kernels`),
-                rows elsewhere are moved there, and only the small per-piece results
-                (candidates, sums of runs of 16 or more values) come to the host.
+                rows elsewhere are moved there, and only small results come to the
+                host (order-statistics candidates, per-piece totals of the block logs).
             max_piece_values: most values processed at once (whole rows, at least
                 one; scratch is a few bytes per value).
         """
@@ -1069,7 +1067,7 @@ class StreamingTailStats:
         if not self._layer_base:
             return u[:, columns]
         sums = levels[4].reshape(2, u.shape[0], -1)[..., columns.start >> 4 : columns.stop >> 4]
-        return np.ascontiguousarray(sums).reshape(2, -1)
+        return sums.reshape(2, -1)  # a copy, row after row
 
     def _thresholds(
         self, u: np.ndarray, first_row: int

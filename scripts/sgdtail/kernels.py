@@ -4,9 +4,10 @@ estimators (:mod:`sgdtail.estimators`).
 numba compiles them on first use and caches the machine code next to this file
 (``__pycache__``), so later jobs load it. Each is a plain loop that a reader can check
 line by line; they exist because numpy would need one pass over the noise per
-quantity, and these take several in one. Three small numpy functions (``all_finite``,
-``column_logs``, ``abs_logs``) sit beside them so that this module and its torch
-version (:mod:`sgdtail.torch_kernels`, for rows on a GPU) offer the same functions.
+quantity, and these take several in one. A few small numpy functions (``all_finite``,
+``column_logs``, ``abs_logs``, ``buffer``, ``run_sums``) sit beside them so that this
+module and its torch version (:mod:`sgdtail.torch_kernels`, for rows on a GPU) offer the
+same functions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "abs_logs",
     "all_finite",
     "block_logs",
+    "buffer",
     "candidates",
     "center_rows",
     "column_extremes",
@@ -95,8 +97,23 @@ def value_runs(x, q, carry, out) -> int:  # pragma: no cover - compiled
     return n
 
 
+def buffer(n: int, like=None) -> np.ndarray:
+    """An uninitialised float64 (2, n) array (for sums of runs and their counts)."""
+    return np.empty((2, n))
+
+
+def run_sums(a: np.ndarray, q: int, out: np.ndarray) -> None:
+    """out[r, i] = a[r, i·q] + ... + a[r, i·q + q − 1] for both rows r of a (2, n·q) and
+    out (2, n), in float64: numpy's pair sums for q = 2 (faster than a loop over runs of
+    two), else :func:`_run_sums`."""
+    if q == 2:
+        np.add(a[:, 0::2], a[:, 1::2], out=out)
+    else:
+        _run_sums(a, q, out)
+
+
 @njit(cache=True, fastmath={"reassoc"})
-def run_sums(a, q, out) -> None:  # pragma: no cover - compiled
+def _run_sums(a, q, out) -> None:  # pragma: no cover - compiled
     """out[r, i] = a[r, i·q] + ... + a[r, i·q + q − 1] for both rows r of a (2, ≥ n·q) and
     out (2, n), in float64 (the compiler may add the q terms in any order)."""
     for r in range(2):

@@ -1,8 +1,9 @@
 """The per-value kernels of :mod:`sgdtail.kernels` in torch ops, for rows of U that stay
 on their device (a GPU): same names, arguments and results, with the rows, the per-column
 state (``prod``, ``power``, ``zeros``, ``partial``), the bounds ``hi`` and the shuffled
-stream's buffer as tensors on that device; what comes back to the host is small (the
-order-statistics candidates, the sums of runs of values, the columns' extremes).
+stream's buffer and the ladder of block sums as tensors on that device; what comes back
+to the host is small (the order-statistics candidates, the columns' extremes once, the
+central block size's sums, and a handful of totals per piece).
 
 Σ ℓ is taken as a float64 sum of logs here, not as a product: per column,
 log(prod) + Σ ℓ over the new rows is split into k·log 2 + r (0 ≤ r < log 2), so that
@@ -69,18 +70,38 @@ def _take(a, hi, lo, floor, values, columns, n) -> int:
     return n + found.size
 
 
+def buffer(n: int, like):
+    """An uninitialised float64 (2, n) tensor on the device of ``like``."""
+    return torch.empty((2, n), dtype=torch.float64, device=like.device)
+
+
+def run_sums(a, q: int, out) -> None:
+    """:func:`sgdtail.kernels.run_sums` on a's device."""
+    out.copy_(a.reshape(2, -1, q).sum(2))
+
+
+def block_logs(sums, counts, k1: int, exclude: bool, eps: float) -> tuple[float, int, float]:
+    """:func:`sgdtail.kernels.block_logs` on the sums' device (Σ ℓ(Y) as a sum of logs)."""
+    keep = sums != 0 if exclude else torch.ones_like(sums, dtype=torch.bool)
+    blocks = int(keep.sum())
+    log_y = float(torch.log(sums[keep].abs() + eps).sum())
+    log_n = float(torch.log(counts[keep]).sum()) if exclude else blocks * math.log(k1)
+    return log_y, blocks, log_n
+
+
 def value_runs(x, q, carry, out) -> int:
-    """:func:`sgdtail.kernels.value_runs` on x's device, ``carry`` and ``out`` on the host."""
+    """:func:`sgdtail.kernels.value_runs` on x's device (``out`` there too), ``carry`` on
+    the host."""
     flat = x.reshape(-1)
     head = min(q - int(carry[2]), flat.numel()) if carry[2] else 0
     carry += _totals(flat[:head], head)
     n = int(carry[2] == q)
     if n:
-        out[:, 0], carry[:] = carry[:2], 0.0
+        (out[0, 0], out[1, 0]), carry[:] = carry[:2], 0.0
     runs = (flat.numel() - head) // q
     body = flat[head : head + runs * q].view(runs, q)
-    out[0, n : n + runs] = body.sum(1, dtype=torch.float64).cpu().numpy()
-    out[1, n : n + runs] = (body != 0).sum(1).cpu().numpy()
+    out[0, n : n + runs] = body.sum(1, dtype=torch.float64)
+    out[1, n : n + runs] = (body != 0).sum(1)
     tail = flat[head + runs * q :]
     if tail.numel():
         carry[:] = _totals(tail, tail.numel())
