@@ -657,6 +657,18 @@ def test_adder_grows_its_buffer_for_every_run_a_piece_completes() -> None:
     assert got[0].tolist() == [15.0, 40.0, 65.0] and got[1].tolist() == [5.0, 5.0, 5.0]
 
 
+def test_value_runs_refuses_an_output_too_small() -> None:
+    """The compiled pass does not check bounds by itself: 3 runs of 5 into room for 2
+    raise, and nothing is written past the room (the array beyond it keeps its values)."""
+    from sgdtail import kernels
+
+    x = np.arange(1, 16, dtype=np.float32)[None, :]
+    room = np.full((2, 3), -1.0)
+    with pytest.raises(IndexError, match="room for fewer runs"):
+        kernels.value_runs(x, 5, np.zeros(3), room[:, :2])
+    assert room[:, 2].tolist() == [-1.0, -1.0]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_streaming_block_sums_survive_cancellation(device) -> None:
     """Blocks of real gradient noise can cancel to ~1e-7 of their terms (on real MNIST

@@ -76,7 +76,8 @@ def value_runs(x, q, carry, out) -> int:  # pragma: no cover - compiled
     a strided slice of a wider matrix): out[0, r] the float64 sum of run r (its terms
     added in any order), out[1, r] its number of nonzero values, for each run completed
     here. carry = (sum, nonzero count, length) of the run left open, updated. Returns
-    the number of runs written."""
+    the number of runs written; raises IndexError (writing nothing past its end) when
+    ``out`` has room for fewer runs than x completes."""
     total, count, length = carry[0], carry[1], int(carry[2])
     n = 0
     for i in range(x.shape[0]):
@@ -91,6 +92,8 @@ def value_runs(x, q, carry, out) -> int:  # pragma: no cover - compiled
                 c += part[k] != 0
             total, count, length, j = total + t, count + c, length + part.size, j + part.size
             if length == q:
+                if n == out.shape[1]:  # numba does not check bounds
+                    raise IndexError("value_runs: out has room for fewer runs than x completes")
                 out[0, n], out[1, n] = total, count
                 total, count, length, n = 0.0, 0.0, 0, n + 1
     carry[0], carry[1], carry[2] = total, count, length
