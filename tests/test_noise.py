@@ -409,6 +409,25 @@ def test_shuffled_order_indexes_on_the_data_device():
 # ------------------------------------------- measure_checkpoints
 
 
+def _checkpoint_rows(model, loss_fn, x, y, options, base) -> tuple[list, list]:
+    """What measure_checkpoints should write for one finite checkpoint and split (``base``:
+    step, split, noise), from measure_noise with the same settings: estimate rows, norms."""
+    res = measure_noise(
+        model, loss_fn, x, y, 20, remainder="weight", memory_budget_mb=0.01,
+        estimator_options=options,
+    )  # fmt: skip
+    assert res.passes == 2
+    extra = {
+        "n_minibatches": res.n_minibatches,
+        "n_parameters": res.n_parameters,
+        "gradient_norm": res.gradient_norm,
+        "note": "",
+    }
+    rows = [{**base, **row, **extra} for row in res.rows]
+    where = {"step": base["step"], "split": base["split"]}
+    return rows, [{**where, "minibatch": p, "norm": float(v)} for p, v in enumerate(res.norms)]
+
+
 def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weights(
     model_and_data, one_thread
 ):
@@ -457,28 +476,9 @@ def test_measure_checkpoints_rows_equal_measure_noise_and_skip_non_finite_weight
                 want_est.append({**base, "estimator": "none", "note": "weights not finite"})
                 continue
             model.load_state_dict(states[str(step)])
-            res = measure_noise(
-                model,
-                loss_fn,
-                x,
-                y,
-                20,
-                remainder="weight",
-                memory_budget_mb=0.01,
-                estimator_options=options,
-            )
-            assert res.passes == 2
-            extra = {
-                "n_minibatches": res.n_minibatches,
-                "n_parameters": res.n_parameters,
-                "gradient_norm": res.gradient_norm,
-                "note": "",
-            }
-            want_est.extend({**base, **row, **extra} for row in res.rows)
-            want_norms.extend(
-                {"step": step, "split": split, "minibatch": p, "norm": float(v)}
-                for p, v in enumerate(res.norms)
-            )
+            rows, step_norms = _checkpoint_rows(model, loss_fn, x, y, options, base)
+            want_est.extend(rows)
+            want_norms.extend(step_norms)
     got = pd.DataFrame(estimates)
     assert got["seconds"].notna().sum() == len(got) - 2  # wall time: not compared
     want = pd.DataFrame(want_est)

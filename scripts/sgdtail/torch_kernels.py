@@ -82,10 +82,11 @@ def run_sums(a, q: int, out) -> None:
 
 def block_logs(sums, counts, k1: int, exclude: bool, eps: float) -> tuple[float, int, float]:
     """:func:`sgdtail.kernels.block_logs` on the sums' device (Σ ℓ(Y) as a sum of logs)."""
-    keep = sums != 0 if exclude else torch.ones_like(sums, dtype=torch.bool)
-    blocks = int(keep.sum())
-    log_y = float(torch.log(sums[keep].abs() + eps).sum())
-    log_n = float(torch.log(counts[keep]).sum()) if exclude else blocks * math.log(k1)
+    if exclude:
+        sums, counts = sums[sums != 0], counts[sums != 0]
+    blocks = sums.numel()
+    log_y = float(torch.log(sums.abs() + eps).sum())
+    log_n = float(torch.log(counts).sum()) if exclude else blocks * math.log(k1)
     return log_y, blocks, log_n
 
 
@@ -110,8 +111,10 @@ def value_runs(x, q, carry, out) -> int:
 
 def _totals(values, length: int) -> np.ndarray:
     """(float64 sum, number of nonzero values, length) of ``values``."""
-    total = values.sum(dtype=torch.float64).item() if length else 0.0
-    return np.array([total, int(torch.count_nonzero(values)) if length else 0, length], float)
+    if not length:
+        return np.zeros(3)
+    total = values.sum(dtype=torch.float64).item()  # .item(): numpy cannot read a GPU tensor
+    return np.array([total, int(torch.count_nonzero(values)), length], float)
 
 
 def column_extremes(u, low, high, floor) -> None:
