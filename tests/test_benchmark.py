@@ -94,6 +94,28 @@ def test_train_benchmark_prints_paired_ratios(capsys, monkeypatch) -> None:
     assert calls == [60_000, 10_000] * 3
 
 
+def test_noise_benchmark_prints_paired_ratios(capsys) -> None:
+    """``noise`` on random images: each batch size's ratio is its median round's measurement
+    over that round's epoch, within the printed range; its two stages add up to it; the child
+    processes get the options given to main (a 4-wide net measures 3,176 parameters)."""
+    opts = ["--width", "4", "--depth", "2", "--train-steps", "0", "--repeats", "3"]
+    benchmark.main(["noise", *opts, "--batch", "12000", "--also-batch", "20000"])
+    out = dict(
+        line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines() if line.strip()
+    )
+    assert "median of 3 paired rounds" in out["case"]
+    assert float(out["model_mb"]) == pytest.approx(4 * 3176 / 2**20, rel=1e-3)
+    for tag, rows in (("b12000", 5), ("b20000", 3)):
+        assert int(out[f"{tag}_values_per_measurement"]) == rows * 3176
+        ratio = float(out[f"{tag}_ratio_measurement_over_epoch"])
+        seconds, epoch = (float(out[f"{tag}_{k}_seconds"]) for k in ("measurement", "epoch"))
+        assert ratio == pytest.approx(seconds / epoch, rel=1e-3)
+        low, high = (float(v) for v in out[f"{tag}_ratio_measurement_over_epoch_range"].split("-"))
+        assert 0 < low <= ratio <= high
+        stages = (f"{tag}_ratio_{k}_over_epoch" for k in ("gradient_stage", "noise_and_estimators"))
+        assert sum(float(out[k]) for k in stages) == pytest.approx(ratio, rel=1e-2)
+
+
 def test_check_cuda_compares_every_estimate_and_counts_a_lone_nan() -> None:
     """The CPU-vs-GPU comparison of the same weights: the largest relative gap over every
     row, infinite where one side alone is NaN (wherever that row is), none where both are."""
