@@ -1085,10 +1085,16 @@ def test_adaptive_checkpoints_say_why_a_preconditioned_estimate_is_missing(
 
 
 @pytest.mark.parametrize("contiguous", [True, False])
-def test_center_forms_the_noise_in_place_and_its_float64_norms(contiguous: bool) -> None:
+def test_center_forms_the_noise_in_place_and_its_float64_norms(contiguous: bool, monkeypatch):
     """U_p = g_p − ḡ replaces each row in place, on the compiled path (a contiguous CPU
-    chunk) and the torch path (here a strided one) alike, and the norms are ‖U_p‖₂ with
-    the squares added in float64: to 1e-12 of numpy's float64 norm of the same rows."""
+    chunk: it runs there) and the torch path (here a strided one) alike, and the norms are
+    ‖U_p‖₂ with the squares added in float64: to 1e-12 of numpy's float64 norm of the same
+    rows."""
+    from sgdtail import kernels
+
+    passes = []
+    center_rows = kernels.center_rows
+    monkeypatch.setattr(kernels, "center_rows", lambda *a: passes.append(1) or center_rows(*a))
     gen = torch.Generator().manual_seed(5)
     wide = torch.randn(6, 2 * 3001, generator=gen) * torch.logspace(-3, 3, 2 * 3001)
     g = wide[:, :3001].contiguous() if contiguous else wide[:, ::2]
@@ -1100,6 +1106,7 @@ def test_center_forms_the_noise_in_place_and_its_float64_norms(contiguous: bool)
     assert torch.equal(g.double(), want)
     torch.testing.assert_close(norms[1:7], want.norm(dim=1), rtol=1e-12, atol=0)
     assert norms[0] == -1.0 and norms[7] == -1.0  # only its own rows' slots are written
+    assert passes == ([1] if contiguous else [])
 
 
 def test_estimates_on_the_device_path_equal_the_host_engine(model_and_data, monkeypatch):
