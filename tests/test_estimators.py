@@ -1495,3 +1495,72 @@ def test_first_bounds_from_column_extremes_keep_every_order_statistic(
         (hill,) = _pick(rows, "hill")
         x = _values(u.reshape(-1), exclude_zeros)
         assert hill["alpha"] == pytest.approx(E.hill_alpha(x, E.default_hill_k(x.size)))
+
+
+class _OnDevice(torch.Tensor):
+    """A CPU tensor that behaves as one on a GPU would towards the host: numpy cannot read it
+    (``__array__``, ``numpy()`` raise) and a torch operation that mixes it with a numpy array
+    or with a host tensor of one or more dimensions raises, except copying and indexing,
+    which torch allows across devices. ``cpu()`` gives a plain host tensor (an explicit
+    copy); whatever else an operation returns stays "on the device"."""
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("numpy read a device tensor (on a GPU: can't convert cuda:0 to numpy)")
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("numpy() of a device tensor without cpu() first")
+
+    @classmethod
+    def _refuse_mixing(cls, func, operands) -> None:
+        if func in (torch.Tensor.copy_, torch.Tensor.__getitem__, torch.Tensor.__setitem__):
+            return
+        for x in [*operands, *(y for a in operands if isinstance(a, (tuple, list)) for y in a)]:
+            host = isinstance(x, torch.Tensor) and not isinstance(x, cls) and x.dim() > 0
+            if isinstance(x, np.ndarray) or host:
+                raise TypeError(f"{func.__name__} mixes a device tensor with a host array")
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        cls._refuse_mixing(func, [*args, *kwargs.values()])
+        with torch._C.DisableTorchFunctionSubclass():
+            out = func(*args, **kwargs)
+        if getattr(func, "__name__", "") == "cpu":  # on the CPU the same tensor: unwrap it
+            return out.as_subclass(torch.Tensor)
+        if isinstance(out, tuple):
+            return tuple(o.as_subclass(cls) if isinstance(o, torch.Tensor) else o for o in out)
+        return out.as_subclass(cls) if isinstance(out, torch.Tensor) else out
+
+
+@pytest.mark.parametrize(
+    "layers, options",
+    [
+        (LAYERS, {"max_piece_values": 300}),
+        ([("fc1", 0, 33), ("fc2", 33, M)], {"exclude_zeros": False, "sweep_k1": [16, 32]}),
+    ],
+)
+def test_device_path_hands_no_device_tensor_to_numpy(noise, monkeypatch, layers, options):
+    """With a device, the estimators never let numpy read a tensor of that device nor mix it
+    with host arrays in a torch operation (which a GPU refuses, while the CPU tests of the
+    torch path would pass): rows, per-column state and the ladder's buffers are made
+    "device" tensors that refuse both, and the estimates equal the host engine's."""
+    from sgdtail import torch_kernels
+
+    def on_device(self, a):
+        return torch.from_numpy(np.array(a)).as_subclass(_OnDevice)
+
+    def rows(self, r):
+        return torch.as_tensor(r).detach().to(torch.float32).clone().as_subclass(_OnDevice)
+
+    want = _stream(noise, 7, layers, **options)
+    buffer = torch_kernels.buffer
+    monkeypatch.setattr(E.StreamingTailStats, "_on_device", on_device)
+    monkeypatch.setattr(E.StreamingTailStats, "_rows", rows)
+    monkeypatch.setattr(torch_kernels, "buffer", lambda *a: buffer(*a).as_subclass(_OnDevice))
+    with pytest.raises(TypeError, match="numpy read a device tensor"):
+        np.log(rows(None, noise[:2]))  # the harness does refuse
+    got = _stream(noise, 7, layers, device="cpu", **options)
+    assert len(got) == len(want) > 10
+    for a, b in zip(got, want, strict=True):
+        for key in ("alpha", "ci_low", "ci_high", "q25", "q75"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9, nan_ok=True), (a, key)
