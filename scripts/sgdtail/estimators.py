@@ -547,21 +547,19 @@ class _Extremes:
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
 
-    def bound_from(self, a: np.ndarray, extremes: np.ndarray | None = None) -> int:
+    def bound_from(self, a: np.ndarray, extremes: np.ndarray | None = None) -> None:
         """While nothing is held: the threshold from |a| (any shape), or from
         ``extremes``, the extreme of each column of a 2-D ``a`` (values of distinct
         places, so their keep-th is a bound) when there are keep of them. Else a sample
         of √(keep·n) values: its partition and the candidates it lets through (about
-        n·keep/sample) then cost alike, and its keep-th value is a valid bound.
-        Returns about how many values of ``a`` are beyond it (0 when nothing was done)."""
+        n·keep/sample) then cost alike, and its keep-th value is a valid bound."""
         if self.held.size >= self.keep or self._pending:
-            return 0
+            return
         if extremes is not None and extremes.size >= self.keep:
             self.threshold = self._bound(extremes)
-            return 4 * self.keep  # a few values per column beyond the bound, seldom more
+            return
         stride = max(1, min(a.shape[-1], math.isqrt(math.prod(a.shape) // self.keep)))
         self.threshold = self._bound(np.abs(np.ravel(_as_array(a[..., ::stride]))))
-        return self.keep * stride
 
     def add_from(self, a: np.ndarray) -> None:
         """Take the candidates among the values of ``a`` (1-D, ≥ 0): those at or beyond
@@ -780,7 +778,7 @@ class _Columns:
     def rows_done(self, rows: int) -> None:
         """Rows 0 .. rows − 1 have been added: close the block they complete, if any."""
         if rows <= self.k1 * self.k2 and rows % self.k1 == 0:
-            self.log_y += _kernels(self.partial).abs_logs(self.partial, REFERENCE_EPS)
+            self.log_y += _kernels(self.partial).log(abs(self.partial) + REFERENCE_EPS)
             self.partial[:] = 0.0
 
     def alphas(self, log_x: np.ndarray, has_zero: np.ndarray) -> np.ndarray:
@@ -934,13 +932,13 @@ class StreamingTailStats:
         rows = min(self.max_piece_rows, self.n_rows)
         self._gathered = self._on_device(np.empty((rows, self._gather[0].size), np.float32))
         #: Per column over the rows so far: Σ ℓ as (product, power of 2), and exact zeros.
-        state = (np.ones(self.n_cols), *np.zeros((2, self.n_cols), np.int32))
+        state = (np.ones(self.n_cols), np.zeros(self.n_cols), np.zeros(self.n_cols, np.int32))
         self._acc = tuple(self._on_device(a) for a in state)
         self._gather = tuple(self._on_device(a) for a in self._gather)
         if cols := self._columns:
             cols.partial, cols.log_y = self._on_device(cols.partial), self._on_device(cols.log_y)
-        room = min(1 << 16, rows * self.n_cols)  # candidates held per piece; grows if needed
-        self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
+        room = rows * self.n_cols  # a piece's candidates: one per value at most (only the
+        self._found = (np.empty(room, np.float32), np.empty(room, np.int64))  # pages written count)
         cols = self._columns
         blocks = cols.k1 * np.arange(1, cols.k2 + 1) if cols is not None else ()
         #: Rows where an interval group or a per-coordinate block ends.
@@ -1047,13 +1045,10 @@ class StreamingTailStats:
             args = (add, hi, lo, floor, REFERENCE_EPS, *self._gather, shuffled[a:b])
             n = _kernels(u).scan(u[a:b], *self._acc, partial, *args, values, columns, n)
             self._rows_done(first_row + b)
-        if not _kernels(u).all_finite(self._acc[0]):  # NaN or inf in a column makes its
+        if not bool((abs(self._acc[0]) < math.inf).all()):  # NaN or inf in a column makes its
             raise ValueError(  # product NaN or inf for good
                 "rows contain NaN or inf (diverged training?); measure a finite checkpoint"
             )
-        if n > values.size:  # too many candidates to hold: find them again, all of them
-            self._found = values, columns = np.empty(2 * n, np.float32), np.empty(2 * n, np.int64)
-            n = _kernels(u).candidates(u, hi, lo, floor, values, columns)
         self._take(values[:n], columns[:n], floor)
         levels = self._scopes[0].stream.feed(u)
         for scope in self._scopes[1:]:
@@ -1081,13 +1076,10 @@ class StreamingTailStats:
         if first_row == 0:  # the first piece: bounds from the columns' extremes
             low, high = np.empty((2, self.n_cols), np.float32)
             _kernels(u).column_extremes(u, low, high, floor)
-        beyond = self._order_x.bound_from(u, low)
+        self._order_x.bound_from(u, low)
         for scope in self._scopes:
             extremes = None if high is None else high[scope.columns]
-            beyond += scope.hill.bound_from(u[:, scope.columns], extremes)
-        if 2 * beyond > self._found[0].size:  # room for the candidates, found in one pass
-            room = min(2 * beyond, u.shape[0] * u.shape[1])
-            self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
+            scope.hill.bound_from(u[:, scope.columns], extremes)
         pooled = self._scopes[0].hill.threshold
         hi = np.full(self.n_cols, pooled, np.float32)
         for scope in self._scopes[1:]:
@@ -1119,7 +1111,7 @@ class StreamingTailStats:
         """Σ ℓ over the nonzero values of each column of U in the rows so far (where the
         state is: on ``device`` as a tensor)."""
         prod, power = self._acc[:2]
-        return _kernels(prod).column_logs(prod, power)
+        return _kernels(prod).log(prod) + power * math.log(2.0)
 
     # -- results -------------------------------------------------------------
 
@@ -1319,30 +1311,15 @@ def _check_layers(
     return out
 
 
-def _row(
-    estimator: str,
-    scope: str,
-    *,
-    order: str = "natural",
-    k1: int = -1,
-    alpha: float = math.nan,
-    ci_low: float = math.nan,
-    ci_high: float = math.nan,
-    q25: float = math.nan,
-    q75: float = math.nan,
-    n_values: int = 0,
-    zero_fraction: float = math.nan,
-) -> dict:
-    return {
-        "estimator": estimator,
-        "scope": scope,
-        "order": order,
-        "k1": int(k1),
-        "alpha": float(alpha),
-        "ci_low": float(ci_low),
-        "ci_high": float(ci_high),
-        "q25": float(q25),
-        "q75": float(q75),
-        "n_values": int(n_values),
-        "zero_fraction": float(zero_fraction),
-    }
+#: The columns of a result row of :meth:`StreamingTailStats.finalize`, with their defaults.
+_ROW = {"estimator": "", "scope": "", "order": "natural", "k1": -1, "alpha": math.nan,
+        "ci_low": math.nan, "ci_high": math.nan, "q25": math.nan, "q75": math.nan,
+        "n_values": 0, "zero_fraction": math.nan}  # fmt: skip
+
+
+def _row(estimator: str, scope: str, **given) -> dict:
+    """A result row: the given columns (cast to their column's type), defaults elsewhere."""
+    if unknown := set(given) - set(_ROW):
+        raise TypeError(f"_row() got unknown columns {sorted(unknown)}")
+    given.update(estimator=estimator, scope=scope)
+    return {k: type(d)(given.get(k, d)) for k, d in _ROW.items()}

@@ -4,10 +4,9 @@ estimators (:mod:`sgdtail.estimators`).
 numba compiles them on first use and caches the machine code next to this file
 (``__pycache__``), so later jobs load it. Each is a plain loop that a reader can check
 line by line; they exist because numpy would need one pass over the noise per
-quantity, and these take several in one. A few small numpy functions (``all_finite``,
-``column_logs``, ``abs_logs``, ``buffer``, ``run_sums``) sit beside them so that this
-module and its torch version (:mod:`sgdtail.torch_kernels`, for rows on a GPU) offer the
-same functions.
+quantity, and these take several in one. A few numpy functions (``log``, ``buffer``,
+``run_sums``) sit beside them so that this module and its torch version
+(:mod:`sgdtail.torch_kernels`, for rows on a GPU) offer the same functions.
 """
 
 from __future__ import annotations
@@ -19,14 +18,11 @@ from numba import njit
 
 __all__ = [
     "SCALE",
-    "abs_logs",
-    "all_finite",
     "block_logs",
     "buffer",
-    "candidates",
     "center_rows",
+    "log",
     "column_extremes",
-    "column_logs",
     "run_sums",
     "scan",
     "value_runs",
@@ -42,19 +38,8 @@ LOG2_SCALE = 500
 CHUNK = 32  # columns checked for candidates at once: a bit each in a uint32
 
 
-def all_finite(a: np.ndarray) -> bool:
-    """Whether every value of ``a`` is finite."""
-    return bool(np.isfinite(a).all())
-
-
-def column_logs(prod: np.ndarray, power: np.ndarray) -> np.ndarray:
-    """Σ ℓ per column from the state of :func:`scan`: log prod + power·log 2."""
-    return np.log(prod) + power * math.log(2.0)
-
-
-def abs_logs(a: np.ndarray, eps: float) -> np.ndarray:
-    """log(|a| + eps), elementwise."""
-    return np.log(np.abs(a) + eps)
+#: The natural log of an array of this back end (:mod:`sgdtail.torch_kernels`: of a tensor).
+log = np.log
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -200,25 +185,15 @@ def _rescale(prod, power) -> None:  # pragma: no cover - compiled
 @njit(cache=True)
 def _take(row, j0, bits, values, columns, n):  # pragma: no cover - compiled
     """Append to (values, columns) the candidates |row[j0 + k]| for each set bit k of
-    ``bits`` (those past the arrays' end are counted, not written); returns the new count."""
+    ``bits``; returns the new count. Raises IndexError (writing nothing past the arrays'
+    end) when they have no room left."""
     while bits:
         j = j0 + math.frexp(bits & -bits)[1] - 1  # the lowest set bit
-        if n < values.size:
-            values[n], columns[n] = abs(row[j]), j
+        if n == values.size:  # numba does not check bounds
+            raise IndexError("_take: no room left for candidates")
+        values[n], columns[n] = abs(row[j]), j
         n += 1
         bits &= bits - 1
-    return n
-
-
-@njit(cache=True)
-def _take_all(row, hi, lo, floor, values, columns, n):  # pragma: no cover - compiled
-    """Append to (values, columns) the candidates of a whole row, as :func:`scan` does."""
-    for j in range(row.size):
-        a = abs(row[j])
-        if a >= hi[j] or (floor < a <= lo):
-            if n < values.size:
-                values[n], columns[n] = a, j
-            n += 1
     return n
 
 
@@ -243,15 +218,14 @@ def scan(
 ) -> int:  # pragma: no cover - compiled
     """One pass over the rows of u (c, M), a = |u|, into per-column state:
 
-    * prod (M,) float64 times 2^power (M,) int32 multiplied by a + ε (in float64) for
+    * prod (M,) float64 times 2^power (M,) float64 multiplied by a + ε (in float64) for
       each nonzero a, so that Σ ℓ = log prod + power·log 2; zeros (M,) int32 counts the
       exact zeros (separate arrays: rows of one 2-D array run 1.7× slower);
     * with ``add``, each row added to ``partial`` (M,) in float64;
     * gathered[i, place[k]] = u[i, gather[k]] (``gather`` sorted: reading the row in
       order and writing the shorter gathered row at random is 2× faster than the reverse);
     * candidates for order statistics, a ≥ hi[j] or floor < a ≤ lo, appended to
-      (values, columns) from position n (those past the arrays' end are counted, not
-      written: a count above values.size means the buffer was too small).
+      (values, columns) from position n (room for one per value of u).
 
     Returns the new candidate count. NaN or inf in u makes prod NaN or inf."""
     m = u.shape[1]
@@ -273,15 +247,6 @@ def scan(
                 partial[j] += row[j]
         for k in range(gather.size):
             gathered[i, place[k]] = row[gather[k]]
-    return n
-
-
-@njit(cache=True)
-def candidates(u, hi, lo, floor, values, columns) -> int:  # pragma: no cover - compiled
-    """The candidates of :func:`scan` alone, from position 0; returns their number."""
-    n = 0
-    for i in range(u.shape[0]):
-        n = _take_all(u[i], hi, lo, floor, values, columns, n)
     return n
 
 

@@ -31,7 +31,7 @@ def scan(
     k = torch.floor(logs / LOG2)
     k = torch.where(torch.isfinite(k), k, 0.0)  # NaN or inf (refused later) stays in prod
     prod.copy_(torch.exp(logs - k * LOG2))
-    power += k.to(power.dtype)
+    power += k
     zeros += (a == 0).sum(0, dtype=zeros.dtype)
     if add:
         partial += u.sum(0, dtype=torch.float64)
@@ -39,34 +39,17 @@ def scan(
     return _take(a, hi, lo, floor, values, columns, n)
 
 
-def all_finite(a) -> bool:
-    """Whether every value of the tensor ``a`` is finite."""
-    return bool(torch.isfinite(a).all())
-
-
-def column_logs(prod, power):
-    """:func:`sgdtail.kernels.column_logs` on the state's device."""
-    return torch.log(prod) + power.double() * LOG2
-
-
-def abs_logs(a, eps: float):
-    """log(|a| + eps), elementwise, on a's device."""
-    return torch.log(a.abs() + eps)
-
-
-def candidates(u, hi, lo, floor, values, columns) -> int:
-    """:func:`sgdtail.kernels.candidates` on u's device."""
-    return _take(u.abs(), hi, lo, floor, values, columns, 0)
+#: The natural log of a tensor (:mod:`sgdtail.kernels`: of a numpy array).
+log = torch.log
 
 
 def _take(a, hi, lo, floor, values, columns, n) -> int:
     """Append the candidates among |u| = ``a`` (row after row) to the host arrays
-    (values, columns) from position n, those past their end counted, not written."""
+    (values, columns) from position n; returns the new count."""
     rows, cols = ((a >= hi) | ((a > floor) & (a <= lo))).nonzero(as_tuple=True)
     found = a[rows, cols].cpu().numpy()
-    room = max(0, min(found.size, values.size - n))
-    values[n : n + room] = found[:room]
-    columns[n : n + room] = cols[:room].cpu().numpy()
+    values[n : n + found.size] = found
+    columns[n : n + found.size] = cols.cpu().numpy()
     return n + found.size
 
 
