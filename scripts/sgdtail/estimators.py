@@ -755,9 +755,7 @@ class _Scope:
         """α̂ over all groups at one block size."""
         s = self.stream.sums[spec]
         sx, nx = self.x_sums(spec[1])
-        inv = _inverse_alpha(s.log_y.sum(), s.blocks.sum(), sx.sum(), nx.sum(), s.log_n.sum())
-        with np.errstate(divide="ignore"):
-            return float(np.float64(1.0) / inv)
+        return _alpha(s.log_y.sum(), s.blocks.sum(), sx.sum(), nx.sum(), s.log_n.sum())
 
 
 class _Columns:
