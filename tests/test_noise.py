@@ -1111,8 +1111,8 @@ def test_center_forms_the_noise_in_place_and_its_float64_norms(contiguous: bool,
 
 def test_estimates_on_the_device_path_equal_the_host_engine(model_and_data, monkeypatch):
     """The estimators' torch path (what a GPU runs; here on the CPU) and the compiled host
-    engine give the same rows for the same measurement, preconditioned noise included;
-    ``device=None`` in the options keeps a measurement on the host."""
+    engine give the same rows for the same measurement, preconditioned noise included; data
+    on the CPU are estimated on the host unless the options name a device."""
     model, data = model_and_data
     loss_fn = get_loss("cross_entropy")
     divisor = torch.rand(sum(p.numel() for p in model.parameters())) + 0.5
@@ -1120,7 +1120,7 @@ def test_estimates_on_the_device_path_equal_the_host_engine(model_and_data, monk
     scans = []
     scan = torch_kernels.scan
     monkeypatch.setattr(torch_kernels, "scan", lambda *a: scans.append(1) or scan(*a))
-    host = measure_noise(*args, divisor=divisor, estimator_options={"device": None})
+    host = measure_noise(*args, divisor=divisor)
     assert not scans
     device = measure_noise(*args, divisor=divisor, estimator_options={"device": "cpu"})
     assert scans
