@@ -684,6 +684,31 @@ def test_scan_refuses_candidates_beyond_its_buffer() -> None:
     assert values.tolist() == [1.0, 2.0, 3.0, -1.0] and columns.tolist() == [0, 1, 2, -1]
 
 
+@pytest.mark.parametrize("bad", ["prod", "hi", "place", "gathered"])
+def test_scan_refuses_arrays_that_do_not_match_its_rows(bad: str) -> None:
+    """The compiled scan reads and writes without bounds checks, so it first compares the
+    sizes of every array with u's: one short per-column array, a gather permutation of
+    another length, or a gathered buffer with fewer rows is refused before any write."""
+    from sgdtail import kernels
+
+    u = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    arrays = {
+        "prod": np.ones(3), "power": np.zeros(3), "zeros": np.zeros(3, np.int32),
+        "partial": np.zeros(3), "hi": np.full(3, np.inf, np.float32),
+        "gather": np.array([0, 2]), "place": np.array([1, 0]),
+        "gathered": np.zeros((2, 2), np.float32),
+    }  # fmt: skip
+    arrays[bad] = arrays[bad][:-1]
+    a = arrays
+    found = (np.zeros(6, np.float32), np.zeros(6, np.int64), 0)
+    with pytest.raises(ValueError, match="scan: .* do"):
+        kernels.scan(
+            u, a["prod"], a["power"], a["zeros"], a["partial"], True, a["hi"], np.float32(0),
+            np.float32(0), 2.0**-52, a["gather"], a["place"], a["gathered"], *found,
+        )  # fmt: skip
+    assert np.all(a["prod"] == 1) and np.all(a["gathered"] == 0) and np.all(found[0] == 0)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_streaming_block_sums_survive_cancellation(device) -> None:
     """Blocks of real gradient noise can cancel to ~1e-7 of their terms (on real MNIST
@@ -1551,3 +1576,16 @@ def test_device_path_hands_no_device_tensor_to_numpy(noise, monkeypatch, layers,
     for a, b in zip(got, want, strict=True):
         for key in ("alpha", "ci_low", "ci_high", "q25", "q75"):
             assert a[key] == pytest.approx(b[key], rel=1e-9, nan_ok=True), (a, key)
+
+
+def test_result_rows_have_every_column_typed_and_refuse_unknown_ones() -> None:
+    """A result row holds every column (defaults where none is given, numpy numbers cast to
+    plain ones); a column name that is not one of them is refused by name."""
+    row = E._row("hill", "fc1", alpha=np.float32(1.5), k1=np.int64(8))
+    assert list(row) == list(E._ROW) and math.isnan(row["ci_low"]) and row["n_values"] == 0
+    assert (row["estimator"], row["scope"], row["order"], row["alpha"], row["k1"]) == (
+        "hill", "fc1", "natural", 1.5, 8
+    )  # fmt: skip
+    assert type(row["alpha"]) is float and type(row["k1"]) is int
+    with pytest.raises(TypeError, match=r"_row\(\) got unknown columns \['bogus', 'n'\]"):
+        E._row("hill", "fc1", n=1, bogus=2)

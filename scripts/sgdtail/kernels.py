@@ -227,8 +227,13 @@ def scan(
     * candidates for order statistics, a ≥ hi[j] or floor < a ≤ lo, appended to
       (values, columns) from position n (room for one per value of u).
 
-    Returns the new candidate count. NaN or inf in u makes prod NaN or inf."""
+    Returns the new candidate count. NaN or inf in u makes prod NaN or inf. Raises
+    ValueError when the arrays' sizes do not match u's (numba does not check bounds)."""
     m = u.shape[1]
+    if not prod.size == power.size == zeros.size == partial.size == hi.size == m:
+        raise ValueError("scan: a per-column array does not have u's number of columns")
+    if not place.size == gather.size == gathered.shape[1] or gathered.shape[0] < u.shape[0]:
+        raise ValueError("scan: the gather arrays do not match each other or u's rows")
     n_chunks = -(-m // CHUNK)
     hits = np.zeros(n_chunks, np.uint32)
     for i in range(u.shape[0]):
