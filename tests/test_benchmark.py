@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import benchmark
 import check_cuda
@@ -97,9 +98,10 @@ def test_train_benchmark_prints_paired_ratios(capsys, monkeypatch) -> None:
 def test_noise_benchmark_prints_paired_ratios(capsys) -> None:
     """``noise`` on random images: each batch size's ratio is its median round's measurement
     over that round's epoch, within the printed range; its two stages add up to it; the child
-    processes get the options given to main (a 4-wide net measures 3,176 parameters)."""
+    processes get the options given to main, wherever the subcommand stands among them (a
+    4-wide net measures 3,176 parameters)."""
     opts = ["--width", "4", "--depth", "2", "--train-steps", "0", "--repeats", "3"]
-    benchmark.main(["noise", *opts, "--batch", "12000", "--also-batch", "20000"])
+    benchmark.main([*opts[:2], "noise", *opts[2:], "--batch", "12000", "--also-batch", "20000"])
     out = dict(
         line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines() if line.strip()
     )
@@ -114,6 +116,31 @@ def test_noise_benchmark_prints_paired_ratios(capsys) -> None:
         assert 0 < low <= ratio <= high
         stages = (f"{tag}_ratio_{k}_over_epoch" for k in ("gradient_stage", "noise_and_estimators"))
         assert sum(float(out[k]) for k in stages) == pytest.approx(ratio, rel=1e-2)
+
+
+def test_noise_rounds_alternate_and_report_the_median_round(monkeypatch) -> None:
+    """One warm-up measurement and epoch, then rounds of epoch-then-measurement and
+    measurement-then-epoch in turn; the round whose ratio is the median is reported whole
+    (its measurement, estimator time and epoch), with the range of the rounds' ratios.
+    Scripted durations on a stand-in clock: rounds of ratio 2, 3 and 1."""
+    clock, calls = [0.0], []
+    durations = {"E": iter([10.0, 1.0, 1.0, 2.0]), "M": iter([10.0, 2.0, 3.0, 2.0])}
+
+    def run(kind):
+        calls.append(kind)
+        clock[0] += (d := next(durations[kind]))
+        return SimpleNamespace(passes=1, estimator_seconds=d / 4, rows=[{"zero_fraction": 0.0}])
+
+    data = SimpleNamespace(x_train=torch.zeros(600, 4), y_train=torch.zeros(600))
+    monkeypatch.setattr(benchmark, "trained_model", lambda *a: (data, torch.nn.Linear(4, 2), None))
+    monkeypatch.setattr(benchmark, "full_gradient", lambda *a, **k: run("E"))
+    monkeypatch.setattr(benchmark, "measure_noise", lambda *a, **k: run("M"))
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
+    args = SimpleNamespace(device="cpu", repeats=3, epoch_batch=100, batch=100, budget_mb=64)
+    out = benchmark.measure_once(args, "noise")
+    assert calls == ["M", "E", "E", "M", "M", "E", "E", "M"]
+    assert (out["seconds"], out["epoch_seconds"], out["estimator_seconds"]) == (2.0, 1.0, 0.5)
+    assert out["ratio_range"] == "1-3" and out["n_parameters"] == 10 and out["n_train"] == 600
 
 
 def test_check_cuda_compares_every_estimate_and_counts_a_lone_nan() -> None:

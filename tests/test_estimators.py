@@ -676,7 +676,7 @@ def test_scan_refuses_candidates_beyond_its_buffer() -> None:
 
     u = np.arange(1, 6, dtype=np.float32)[None, :]
     values, columns = np.full(4, -1.0, np.float32), np.full(4, -1, np.int64)
-    state = (np.ones(5), np.zeros(5, np.int32), np.zeros(5, np.int32), np.zeros(5))
+    state = (np.ones(5), np.zeros(5), np.zeros(5, np.int32), np.zeros(5))
     bounds = (np.zeros(5, np.float32), np.float32(0.0), np.float32(0.0), 2.0**-52)
     gather = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((1, 0), np.float32))
     with pytest.raises(IndexError, match="no room left"):
@@ -684,11 +684,15 @@ def test_scan_refuses_candidates_beyond_its_buffer() -> None:
     assert values.tolist() == [1.0, 2.0, 3.0, -1.0] and columns.tolist() == [0, 1, 2, -1]
 
 
-@pytest.mark.parametrize("bad", ["prod", "hi", "place", "gathered"])
+@pytest.mark.parametrize(
+    "bad",
+    ["prod", "power", "zeros", "partial", "hi", "gather", "place", "gathered", "columns", "n"],
+)
 def test_scan_refuses_arrays_that_do_not_match_its_rows(bad: str) -> None:
     """The compiled scan reads and writes without bounds checks, so it first compares the
-    sizes of every array with u's: one short per-column array, a gather permutation of
-    another length, or a gathered buffer with fewer rows is refused before any write."""
+    sizes of every array with u's and each other's: one short per-column array, gather
+    list or permutation, a gathered buffer with fewer rows, a column buffer shorter than
+    the value buffer, or a count past the buffers' end is refused before any write."""
     from sgdtail import kernels
 
     u = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
@@ -697,10 +701,11 @@ def test_scan_refuses_arrays_that_do_not_match_its_rows(bad: str) -> None:
         "partial": np.zeros(3), "hi": np.full(3, np.inf, np.float32),
         "gather": np.array([0, 2]), "place": np.array([1, 0]),
         "gathered": np.zeros((2, 2), np.float32),
+        "values": np.zeros(6, np.float32), "columns": np.zeros(6, np.int64), "n": 0,
     }  # fmt: skip
-    arrays[bad] = arrays[bad][:-1]
+    arrays[bad] = 7 if bad == "n" else arrays[bad][:-1]
     a = arrays
-    found = (np.zeros(6, np.float32), np.zeros(6, np.int64), 0)
+    found = (a["values"], a["columns"], a["n"])
     with pytest.raises(ValueError, match="scan: .* do"):
         kernels.scan(
             u, a["prod"], a["power"], a["zeros"], a["partial"], True, a["hi"], np.float32(0),

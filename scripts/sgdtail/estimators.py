@@ -887,7 +887,8 @@ class StreamingTailStats:
                 rows elsewhere are moved there, and only small results come to the
                 host (order-statistics candidates, per-piece totals of the block logs).
             max_piece_values: most values processed at once (whole rows, at least
-                one; scratch is a few bytes per value).
+                one; scratch is ~16 bytes per value of address space, of which only the
+                pages written are resident).
         """
         self.n_rows = _positive_int(n_rows, "n_rows")
         self.n_cols = _positive_int(n_cols, "n_cols")

@@ -189,7 +189,7 @@ def _take(row, j0, bits, values, columns, n):  # pragma: no cover - compiled
     end) when they have no room left."""
     while bits:
         j = j0 + math.frexp(bits & -bits)[1] - 1  # the lowest set bit
-        if n == values.size:  # numba does not check bounds
+        if n >= values.size:  # numba does not check bounds
             raise IndexError("_take: no room left for candidates")
         values[n], columns[n] = abs(row[j]), j
         n += 1
@@ -228,12 +228,15 @@ def scan(
       (values, columns) from position n (room for one per value of u).
 
     Returns the new candidate count. NaN or inf in u makes prod NaN or inf. Raises
-    ValueError when the arrays' sizes do not match u's (numba does not check bounds)."""
+    ValueError when the arrays' sizes do not match u's or each other's (numba does not
+    check bounds)."""
     m = u.shape[1]
     if not prod.size == power.size == zeros.size == partial.size == hi.size == m:
         raise ValueError("scan: a per-column array does not have u's number of columns")
     if not place.size == gather.size == gathered.shape[1] or gathered.shape[0] < u.shape[0]:
         raise ValueError("scan: the gather arrays do not match each other or u's rows")
+    if not (values.size == columns.size and 0 <= n <= values.size):
+        raise ValueError("scan: the candidate arrays do not match each other or n")
     n_chunks = -(-m // CHUNK)
     hits = np.zeros(n_chunks, np.uint32)
     for i in range(u.shape[0]):
