@@ -936,8 +936,9 @@ class StreamingTailStats:
         self._gather = tuple(self._on_device(a) for a in self._gather)
         if cols := self._columns:
             cols.partial, cols.log_y = self._on_device(cols.partial), self._on_device(cols.log_y)
-        room = rows * self.n_cols  # a piece's candidates: one per value at most (only the
-        self._found = (np.empty(room, np.float32), np.empty(room, np.int64))  # pages written count)
+        # a piece's candidates, one per value at most (only the pages written take memory)
+        room = rows * self.n_cols
+        self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
         cols = self._columns
         blocks = cols.k1 * np.arange(1, cols.k2 + 1) if cols is not None else ()
         #: Rows where an interval group or a per-coordinate block ends.
