@@ -198,6 +198,20 @@ def _take(row, j0, bits, values, columns, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _check_sizes(
+    u, prod, power, zeros, partial, hi, gather, place, gathered, values, columns, n
+) -> None:  # pragma: no cover - compiled
+    """Raise ValueError unless the arrays of :func:`scan` match u and each other."""
+    m = u.shape[1]
+    if not prod.size == power.size == zeros.size == partial.size == hi.size == m:
+        raise ValueError("scan: a per-column array does not have u's number of columns")
+    if not place.size == gather.size == gathered.shape[1] or gathered.shape[0] < u.shape[0]:
+        raise ValueError("scan: the gather arrays do not match each other or u's rows")
+    if not (values.size == columns.size and 0 <= n <= values.size):
+        raise ValueError("scan: the candidate arrays do not match each other or n")
+
+
+@njit(cache=True)
 def scan(
     u: np.ndarray,
     prod: np.ndarray,
@@ -230,13 +244,8 @@ def scan(
     Returns the new candidate count. NaN or inf in u makes prod NaN or inf. Raises
     ValueError when the arrays' sizes do not match u's or each other's (numba does not
     check bounds)."""
+    _check_sizes(u, prod, power, zeros, partial, hi, gather, place, gathered, values, columns, n)
     m = u.shape[1]
-    if not prod.size == power.size == zeros.size == partial.size == hi.size == m:
-        raise ValueError("scan: a per-column array does not have u's number of columns")
-    if not place.size == gather.size == gathered.shape[1] or gathered.shape[0] < u.shape[0]:
-        raise ValueError("scan: the gather arrays do not match each other or u's rows")
-    if not (values.size == columns.size and 0 <= n <= values.size):
-        raise ValueError("scan: the candidate arrays do not match each other or n")
     n_chunks = -(-m // CHUNK)
     hits = np.zeros(n_chunks, np.uint32)
     for i in range(u.shape[0]):
