@@ -939,7 +939,6 @@ class StreamingTailStats:
         # a piece's candidates, one per value at most (only the pages written take memory)
         room = rows * self.n_cols
         self._found = (np.empty(room, np.float32), np.empty(room, np.int64))
-        cols = self._columns
         blocks = cols.k1 * np.arange(1, cols.k2 + 1) if cols is not None else ()
         #: Rows where an interval group or a per-coordinate block ends.
         self._ends = np.union1d(self.group_bounds[1:], blocks).astype(np.int64)

@@ -66,7 +66,8 @@ def run_sums(a, q: int, out) -> None:
 def block_logs(sums, counts, k1: int, exclude: bool, eps: float) -> tuple[float, int, float]:
     """:func:`sgdtail.kernels.block_logs` on the sums' device (Σ ℓ(Y) as a sum of logs)."""
     if exclude:
-        sums, counts = sums[sums != 0], counts[sums != 0]
+        kept = sums != 0
+        sums, counts = sums[kept], counts[kept]
     blocks = sums.numel()
     log_y = float(torch.log(sums.abs() + eps).sum())
     log_n = float(torch.log(counts).sum()) if exclude else blocks * math.log(k1)
