@@ -241,7 +241,13 @@ def measure_once(args: argparse.Namespace, what: str) -> dict:
         sync(device)
         t0 = time.perf_counter()
         res = measure_noise(
-            model, loss_fn, data.x_train, data.y_train, args.batch, memory_budget_mb=args.budget_mb
+            model,
+            loss_fn,
+            data.x_train,
+            data.y_train,
+            args.batch,
+            memory_budget_mb=args.budget_mb,
+            estimator_options=WITHOUT_OPTIONS[args.without],
         )
         sync(device)
         return time.perf_counter() - t0, res
@@ -301,6 +307,16 @@ def sgd_steps(model: torch.nn.Module, loss_fn, data: PreparedData, steps: int) -
             torch._foreach_add_(params, grads, alpha=-0.1)
 
 
+#: ``noise --without``: the estimator options that leave out one part of the suite, to
+#: measure what that part costs (the targets are for the whole suite).
+WITHOUT_OPTIONS = {
+    "nothing": {},
+    "per_coordinate": {"per_coordinate": False},
+    "shuffled_sweep": {"shuffled_sweep": False},
+    "sweeps": {"sweep_k1": []},
+}
+
+
 def bench_noise(args: argparse.Namespace) -> dict:
     """``--batch`` and every ``--also-batch``: measurement / epoch, split into the
     gradient stage (all minibatch gradients and their mean ḡ: the forward+backward
@@ -320,7 +336,8 @@ def bench_noise(args: argparse.Namespace) -> dict:
     result: dict = {
         "case": f"{args.arch} w{args.width} d{args.depth} after {args.train_steps} SGD steps, "
         f"{args.device}, {args.threads} thread(s), budget {args.budget_mb} MB, "
-        f"plain epoch at batch {args.epoch_batch}, median of {args.repeats} paired rounds",
+        f"plain epoch at batch {args.epoch_batch}, median of {args.repeats} paired rounds, "
+        f"estimators: {'all' if args.without == 'nothing' else 'all but the ' + args.without}",
         "epoch_seconds": epoch["seconds"],
         "epoch_extra_rss_mb": epoch["peak_rss_mb"] - epoch["rss_before_mb"],
     }
@@ -499,6 +516,13 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=300,
         help="noise: plain-SGD steps before measuring (0: the initialisation)",
+    )
+    parser.add_argument(
+        "--without",
+        default="nothing",
+        choices=list(WITHOUT_OPTIONS),
+        help="noise: leave out one part of the estimator suite (its cost: compare with a run "
+        "without this option)",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget-mb", type=int, default=512)

@@ -101,11 +101,13 @@ def test_noise_benchmark_prints_paired_ratios(capsys) -> None:
     processes get the options given to main, wherever the subcommand stands among them (a
     4-wide net measures 3,176 parameters)."""
     opts = ["--width", "4", "--depth", "2", "--train-steps", "0", "--repeats", "3"]
+    opts += ["--without", "per_coordinate"]
     benchmark.main([*opts[:2], "noise", *opts[2:], "--batch", "12000", "--also-batch", "20000"])
     out = dict(
         line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines() if line.strip()
     )
     assert "median of 3 paired rounds" in out["case"]
+    assert out["case"].endswith("estimators: all but the per_coordinate")
     assert float(out["model_mb"]) == pytest.approx(4 * 3176 / 2**20, rel=1e-3)
     for tag, rows in (("b12000", 5), ("b20000", 3)):
         assert int(out[f"{tag}_values_per_measurement"]) == rows * 3176
@@ -122,8 +124,9 @@ def test_noise_rounds_alternate_and_report_the_median_round(monkeypatch) -> None
     """One warm-up measurement and epoch, then rounds of epoch-then-measurement and
     measurement-then-epoch in turn; the round whose ratio is the median is reported whole
     (its measurement, estimator time and epoch), with the range of the rounds' ratios.
-    Scripted durations on a stand-in clock: rounds of ratio 2, 3 and 1."""
-    clock, calls = [0.0], []
+    Scripted durations on a stand-in clock: rounds of ratio 2, 3 and 1. ``--without``
+    reaches every measurement as the estimator options that leave that part out."""
+    clock, calls, options = [0.0], [], []
     durations = {"E": iter([10.0, 1.0, 1.0, 2.0]), "M": iter([10.0, 2.0, 3.0, 2.0])}
 
     def run(kind):
@@ -134,13 +137,18 @@ def test_noise_rounds_alternate_and_report_the_median_round(monkeypatch) -> None
     data = SimpleNamespace(x_train=torch.zeros(600, 4), y_train=torch.zeros(600))
     monkeypatch.setattr(benchmark, "trained_model", lambda *a: (data, torch.nn.Linear(4, 2), None))
     monkeypatch.setattr(benchmark, "full_gradient", lambda *a, **k: run("E"))
-    monkeypatch.setattr(benchmark, "measure_noise", lambda *a, **k: run("M"))
+    monkeypatch.setattr(
+        benchmark, "measure_noise", lambda *a, **k: options.append(k) or run("M")
+    )
     monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
-    args = SimpleNamespace(device="cpu", repeats=3, epoch_batch=100, batch=100, budget_mb=64)
+    args = SimpleNamespace(
+        device="cpu", repeats=3, epoch_batch=100, batch=100, budget_mb=64, without="sweeps"
+    )
     out = benchmark.measure_once(args, "noise")
     assert calls == ["M", "E", "E", "M", "M", "E", "E", "M"]
     assert (out["seconds"], out["epoch_seconds"], out["estimator_seconds"]) == (2.0, 1.0, 0.5)
     assert out["ratio_range"] == "1-3" and out["n_parameters"] == 10 and out["n_train"] == 600
+    assert [k["estimator_options"] for k in options] == [{"sweep_k1": []}] * 4
 
 
 def test_check_cuda_compares_every_estimate_and_counts_a_lone_nan() -> None:

@@ -862,7 +862,7 @@ class StreamingTailStats:
         shuffle_seed: int = 0,
         per_coordinate: bool = True,
         shuffled_sweep: bool = True,
-        max_piece_values: int = 1 << 22,
+        max_piece_values: int = 1 << 23,
         device: str | None = None,
     ) -> None:
         """
