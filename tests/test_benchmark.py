@@ -137,9 +137,7 @@ def test_noise_rounds_alternate_and_report_the_median_round(monkeypatch) -> None
     data = SimpleNamespace(x_train=torch.zeros(600, 4), y_train=torch.zeros(600))
     monkeypatch.setattr(benchmark, "trained_model", lambda *a: (data, torch.nn.Linear(4, 2), None))
     monkeypatch.setattr(benchmark, "full_gradient", lambda *a, **k: run("E"))
-    monkeypatch.setattr(
-        benchmark, "measure_noise", lambda *a, **k: options.append(k) or run("M")
-    )
+    monkeypatch.setattr(benchmark, "measure_noise", lambda *a, **k: options.append(k) or run("M"))
     monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
     args = SimpleNamespace(
         device="cpu", repeats=3, epoch_batch=100, batch=100, budget_mb=64, without="sweeps"
