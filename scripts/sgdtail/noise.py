@@ -1,7 +1,7 @@
 """Gradient noise at a checkpoint: all minibatch gradients, the full gradient, the noise.
 
 For a split of N images and batch size b, the split is cut *in order* into
-P = N // b disjoint minibatches (the 2019 procedure; README, "How it works"). Each
+P = N // b disjoint minibatches (the 2019 procedure; docs/science.md, "How it is measured"). Each
 minibatch gradient g_p (all M trainable parameters; eval mode: dropout off, batch norm
 normalising with its running statistics, which the measurement leaves unchanged) is
 computed, for all-``nn.Linear`` models (the FCN), from one large-batch
