@@ -371,6 +371,33 @@ def test_cifar_folder_roundtrip_with_checksums_of_these_files(tmp_path, monkeypa
     assert torch.equal(prepared.y_train, torch.from_numpy(written["y_train"]))
 
 
+def test_setup_docs_cifar10_subset_recipe(tmp_path, monkeypatch):
+    """The recipe in docs/setup.md ("The 10,000-image CIFAR10 subset"), run as written on a
+    CIFAR10 folder in torchvision's layout (checksums pointed at these files, no network):
+    the first n images of each class in file order, sorted by class, in an .npz that the
+    pipeline's npz source reads back."""
+    text = (Path(__file__).parents[1] / "docs" / "setup.md").read_text()
+    section = text.split("### The 10,000-image CIFAR10 subset", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    root = tmp_path / "resources" / "downloads"
+    written = write_cifar_folder(root, "cifar10", np.random.default_rng(5), per_file=40)
+    cls = data.DATASETS["cifar10"].tv_class()
+    folder = root / cls.base_folder
+    for attr in ("train_list", "test_list"):
+        monkeypatch.setattr(cls, attr, [[fn, md5(folder / fn)] for fn, _ in getattr(cls, attr)])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / cls.meta["filename"])})
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("1000)", "3)").replace("200)", "2)"), "setup.md", "exec"), {})
+    out = np.load(tmp_path / "cifar10_subset.npz")
+    for split, n in (("train", 3), ("test", 2)):
+        y = written[f"y_{split}"]
+        idx = np.concatenate([np.flatnonzero(y == c)[:n] for c in range(10)])
+        assert np.array_equal(out[f"y_{split}"], y[idx])
+        images = written[f"x_{split}"][idx].transpose(0, 2, 3, 1)  # N×H×W×C, as torchvision's
+        assert np.array_equal(out[f"x_{split}"], images)
+    run_pipeline(tmp_path, "cifar10", "npz", tmp_path / "cifar10_subset.npz")
+
+
 # --------------------------------------------------------------------------- npz
 @pytest.mark.parametrize(
     ("name", "classes", "keras_labels"), [("cifar10", 10, False), ("cifar100", 100, True)]
