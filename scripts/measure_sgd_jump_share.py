@@ -10,11 +10,13 @@ from sgdtail.io import setup_logging, write_json, write_table
 setup_logging(snakemake.log[0])
 d = snakemake.params.dynamics
 s = d["sgd"]
-seqs, counts = norm_sequences(
+seqs, counts, runs_of = norm_sequences(
     pd.read_parquet(snakemake.input.norms), pd.read_csv(snakemake.input.runs), s["split"]
 )
 rng = np.random.default_rng(d["seed"])
-sgd = sgd_jump_share(seqs, s["window"], rng, n_boot=s["bootstrap"], level=d["level"])
+sgd = sgd_jump_share(
+    seqs, s["window"], rng, clusters=runs_of, n_boot=s["bootstrap"], level=d["level"]
+)
 bands = calibrate_jump_share(
     [len(x) for x in seqs if len(x) >= s["window"]],
     s["window"],

@@ -411,6 +411,7 @@ def tail_index_rows(i: int) -> list[dict]:
                     "scope": scope,
                     "order": order,
                     "k1": k1,
+                    "rank": -1,
                     "alpha": alpha,
                     "ci_low": alpha - 0.05 if ci else math.nan,
                     "ci_high": alpha + 0.07 if ci else math.nan,

@@ -298,8 +298,8 @@ def test_sample_note_variants_and_sweep_slopes_by_hand():
     empty = C.sweep_slopes(pd.DataFrame(rows).iloc[:0], ["width"])
     assert empty.empty and list(empty.columns) == list(slopes.columns)
     # no width or depth sweep to compare: still a table of sweeps, with its columns
-    none = C._comparable(slopes.iloc[:0], slopes)
-    assert none.empty and list(none.columns) == list(slopes.columns)
+    for none in C._comparable(slopes.iloc[:0], slopes):  # and then no batch-size sweep either
+        assert none.empty and list(none.columns) == list(slopes.columns)
 
 
 def c2_table(points: list[tuple[dict, float]], se: float = 0.01) -> pd.DataFrame:
@@ -356,12 +356,26 @@ def test_c2_by_hand():
     assert ev.threshold == "< 1.0"
     assert ev.detail == (
         "batch size: |slope| 0.050 ± 0.011 per doubling (median of 2 sweeps, 2-3 levels, 2-3 "
-        "runs each); width/depth: |slope| 0.200 ± 0.014 per doubling (median of 3 sweeps: 2 "
-        "over width, 1 over depth, 2-3 levels, 2-3 runs each, in the batch-size sweeps' data "
+        "runs each; 0 others left out); width/depth: |slope| 0.200 ± 0.014 per doubling "
+        "(median of 3 sweeps: 2 over width, 1 over depth, 2-3 levels, 2-3 runs each, in the "
+        "batch-size sweeps' data "
         "set, architecture, loss and learning rate; 1 other width/depth sweeps left out)"
     )
     few = C.claim_c2(c2_table(C2_POINTS), C.Thresholds(min_runs=8))
     assert (few.verdict, few.reason) == ("inconclusive", "too few runs (7 < min_runs 8)")
+
+
+def test_c2_leaves_out_batch_size_sweeps_without_a_size_sweep_in_their_setting():
+    """Two more batch-size sweeps, at learning rates with no width or depth sweep, each −0.5
+    per doubling: they would move the numerator's median from 0.05 to 0.275 (ratio 1.4, not
+    supported); compared in no common setting, they are left out and counted."""
+    th = C.Thresholds(min_runs=7)
+    sweep = ((500, 1.4), (250, 1.9), (125, 2.4))  # batch size, α̂
+    others = [({"lr": lr, "batch_size": b}, a) for lr in (0.05, 0.3) for b, a in sweep]
+    ev = C.claim_c2(c2_table(C2_POINTS + others), th)
+    assert ev.value == pytest.approx(0.05 / 0.2, rel=1e-12)
+    assert (ev.verdict, ev.n_runs) == ("supported", 7)
+    assert "(median of 2 sweeps, 2-3 levels, 2-3 runs each; 2 others left out)" in ev.detail
 
 
 def test_c2_by_hand_unknown_errors_and_missing_sweeps():
@@ -871,6 +885,21 @@ def c3_five_runs() -> list[dict]:
         },
         {"alpha": FALL_4_16, "acc": [0.6, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]},
     ]
+
+
+def test_c3_a_checkpoint_without_alpha_keeps_its_place():
+    """α̂ falls between steps 4 and 63 with no α̂ at step 16 (left out as too small, or not
+    finite), accuracy rises between 4 and 16: the intervals next to the missing checkpoint are
+    not candidates (steepest_intervals), so α̂ has no change beyond noise in any run and C3
+    is inconclusive; merging 4 and 63 into one interval made every run a coinciding yes."""
+    nan = math.nan
+    one = {"alpha": [1.8, 1.8, 1.8, nan, 1.3, 1.3, 1.3], "acc": RISE_4_16}
+    ev = C.claim_c3(*c3_tables(*[one] * 4), C.Thresholds())
+    assert ev.verdict == "inconclusive" and ev.value == 0.0, ev.detail
+    assert ev.detail.startswith("0 runs yes, 0 no, 4 undecided (4 with no α̂ change"), ev.detail
+    m, acc = c3_tables(*[one] * 4)
+    m = m[np.isfinite(m["alpha"])]  # the row missing altogether: the same
+    assert C.claim_c3(m, acc, C.Thresholds()).detail == ev.detail
 
 
 def test_c3_by_hand_counts_texts_and_the_accuracy_error():

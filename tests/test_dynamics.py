@@ -333,6 +333,25 @@ def test_c4_verdict_inconclusive_names_the_deciding_setting():
     assert "dynamics.height_fixed" in v["detail"] and v["verdict"].startswith("inconclusive")
 
 
+def test_c4_every_particle_censored_at_the_largest_height_is_unclear():
+    """No exit at the largest height within the horizon (mean NaN): the elasticity of the pair
+    below it says nothing about the top, so it is not used (height_top_censored 1) and the
+    Lévy height condition is unclear, asking for a longer horizon; without the censoring the
+    same table is supported."""
+    table = _sweep_table()
+    top = (table["alpha"] == 1.5) & (table["sweep"] == "height") & (table["height"] == 128.0)
+    censored = table.assign(mean=table["mean"].where(~top))
+    slopes = DC.fit_exit_slopes(censored)
+    levy = slopes[slopes["alpha"] == 1.5].iloc[0]
+    assert levy["height_top_censored"] == 1 and math.isnan(levy["height_elasticity"])
+    v = DC.claim_c4_verdict(slopes, C4_T)
+    assert v["verdict"].startswith("inconclusive"), v["detail"]
+    assert "every particle censored at the largest height" in v["detail"]
+    assert "raise dynamics.horizon" in v["detail"]
+    assert DC.fit_exit_slopes(table)["height_top_censored"].tolist() == [0, 0]
+    assert DC.claim_c4_verdict(DC.fit_exit_slopes(table), C4_T)["verdict"] == "supported"
+
+
 def test_c4_verdict_errors():
     slopes = DC.fit_exit_slopes(_sweep_table())
     with pytest.raises(KeyError, match="max_sigma"):
@@ -483,9 +502,10 @@ def _norms_tables(status=("completed", "diverged", "not_trained", "converged"), 
 
 def test_norm_sequences_excludes_and_counts_runs():
     norms, runs = _norms_tables()
-    seqs, counts = DC.norm_sequences(norms, runs)
+    seqs, counts, runs_of = DC.norm_sequences(norms, runs)
     assert counts == {"runs": 4, "used": 2, "diverged": 1, "not_trained": 1}
     assert len(seqs) == 2 * 2 and all(len(s) == 128 for s in seqs)  # 2 runs x 2 checkpoints
+    assert runs_of == [0, 0, 1, 1]  # each run's checkpoints, in order
     first = norms[(norms.width == 4) & (norms.step == 0) & (norms.split == "train")]
     np.testing.assert_array_equal(seqs[0], first.sort_values("minibatch")["norm"])
 
@@ -979,6 +999,27 @@ def test_sgd_jump_share_bootstrap_of_whole_sequences_by_hand():
     assert a != DC.sgd_jump_share(seqs, 4, np.random.default_rng(1), n_boot=1001)
 
 
+def test_sgd_jump_share_resamples_whole_runs():
+    """Run 0 has one checkpoint's sequence A (share 1), run 1 three, B (share 0.75 each).
+    Resampling the two runs draws (A, A), (A, B, B, B) or (B × 6): medians 1 or 0.75, never
+    0.875; resampling the four sequences also draws two of each (median 0.875). With every
+    sequence in one cluster the interval collapses onto the value."""
+    a, b = SGDV_SEQS
+    seqs, runs = [a, b, b, b], [0, 1, 1, 1]
+    got = DC.sgd_jump_share(seqs, 4, np.random.default_rng(0), clusters=runs, n_boot=400)
+    assert (got["value"], got["n_sequences"], got["n_windows"]) == (0.75, 4, 4)
+    by_run = {
+        DC.sgd_jump_share(seqs, 4, np.random.default_rng(s), clusters=runs, n_boot=1)["ci_low"]
+        for s in range(60)
+    }
+    by_sequence = {
+        DC.sgd_jump_share(seqs, 4, np.random.default_rng(s), n_boot=1)["ci_low"] for s in range(60)
+    }
+    assert by_run == {0.75, 1.0} and 0.875 in by_sequence
+    same = DC.sgd_jump_share(seqs, 4, np.random.default_rng(0), clusters=[7] * 4, n_boot=50)
+    assert same["ci_low"] == same["ci_high"] == same["value"]
+
+
 def test_sgd_jump_share_without_any_window():
     got = DC.sgd_jump_share([[1.0, 2.0], []], 4, np.random.default_rng(0))
     assert set(got) == {"value", "ci_low", "ci_high", "n_sequences", "n_windows"}
@@ -1024,9 +1065,10 @@ def test_norm_sequences_order_counts_dtype_and_axes():
     norms, runs = _norms_tables(status=("completed", "converged", "diverged", "completed"), p=16)
     norms = norms.sample(frac=1.0, random_state=0).reset_index(drop=True)
     norms["norm"] = norms["norm"].astype(np.float32)
-    seqs, counts = DC.norm_sequences(norms, runs)
+    seqs, counts, runs_of = DC.norm_sequences(norms, runs)
     assert counts == {"runs": 4, "used": 3, "diverged": 1, "not_trained": 0}
     assert len(seqs) == 3 * 2 and all(s.dtype == np.float64 for s in seqs)
+    assert runs_of == [0, 0, 1, 1, 2, 2]
     want = [
         norms[(norms.width == w) & (norms.step == st) & (norms.split == "train")]
         .sort_values("minibatch")["norm"]
@@ -1037,10 +1079,10 @@ def test_norm_sequences_order_counts_dtype_and_axes():
     for s, w in zip(seqs, want, strict=True):
         np.testing.assert_array_equal(s, w)
     small = norms[["width", "step", "split", "minibatch", "norm"]]
-    seqs2, counts2 = DC.norm_sequences(
+    seqs2, counts2, runs2 = DC.norm_sequences(
         small, runs[["width", "status"]], split="test", axes=["width"]
     )
-    assert counts2 == counts and len(seqs2) == 6
+    assert counts2 == counts and len(seqs2) == 6 and runs2 == runs_of
     first = small[(small.width == 4) & (small.step == 0) & (small.split == "test")]
     np.testing.assert_array_equal(seqs2[0], first.sort_values("minibatch")["norm"])
 
@@ -1440,7 +1482,8 @@ def _wfit(x, y, se, level):
 
 def test_fit_exit_slopes_exact():
     """Per alpha: WLS of log tau on H and on log W (censored rows left out and counted), the
-    elasticity of the two largest defined heights, rho at the largest height, theory columns."""
+    elasticity of the two largest heights (none when the largest is censored: the pair below
+    says nothing about it), rho at the largest height, theory columns."""
     nan = math.nan
     rows = [  # alpha, sweep, height, width, mean, log_se, sigma, rho
         (1.5, "height", 8.0, 1.0, 10.0, 0.1, 0.05, 0.9),
@@ -1464,7 +1507,6 @@ def test_fit_exit_slopes_exact():
     h2 = _wfit([1.0, 2.0, 3.0], np.log([2.0, 9.0, 40.0]), [0.2, 0.1, 0.1], 0.9)
     none = _wfit([], [], [], 0.9)
     z = stats.norm.ppf(0.95)
-    e15, s15 = math.log(10 / 6.5) / math.log(2), math.hypot(0.2, 0.1) / math.log(2)
     e2, s2 = math.log(40 / 9) / math.log(1.5), math.hypot(0.1, 0.1) / math.log(1.5)
     exact = [D.brownian_mean_exit_time(h, 1.0, 0.5) for h in (3.0, 1.0, 2.0)]
     theory = np.polyfit([3.0, 1.0, 2.0], np.log(exact), 1)[0]
@@ -1489,13 +1531,14 @@ def test_fit_exit_slopes_exact():
                 width_n=3,
                 width_n_all_censored=0,
                 width_sigma_max=0.3,
-                height_elasticity=e15,
-                height_elasticity_ci_low=e15 - z * s15,
-                height_elasticity_ci_high=e15 + z * s15,
-                height_elasticity_sigma=0.1,
+                height_elasticity=nan,  # the largest height (16) is censored
+                height_elasticity_ci_low=nan,
+                height_elasticity_ci_high=nan,
+                height_elasticity_sigma=nan,
                 rho_top=0.97,
                 rho_top_ci_low=0.87,
                 rho_top_ci_high=1.17,
+                height_top_censored=1,
                 height_slope_theory=nan,
                 width_exponent_theory=1.5,
                 level=0.9,
@@ -1526,6 +1569,7 @@ def test_fit_exit_slopes_exact():
                 rho_top=2.0,
                 rho_top_ci_low=1.9,
                 rho_top_ci_high=2.2,
+                height_top_censored=0,
                 height_slope_theory=theory,
                 width_exponent_theory=2.0,
                 level=0.9,

@@ -231,6 +231,7 @@ KEYS = [
     "scope",
     "order",
     "k1",
+    "rank",
     "alpha",
     "ci_low",
     "ci_high",
@@ -294,8 +295,10 @@ def _check_pooled_rows(u: np.ndarray, rows: list[dict], exclude: bool) -> None:
     assert ref["zero_fraction"] == pytest.approx(np.mean(flat == 0))
     (order,) = _pick(rows, "mohammadi_order")
     assert order["k1"] == E.central_k1(p * m)
-    want = E.mohammadi_order_alpha(flat, order["k1"], exclude_zeros=exclude)
+    assert order["rank"] == E.default_order_k(p * m // order["k1"], order["k1"])
+    want = E.mohammadi_order_alpha(flat, order["k1"], order["rank"], exclude_zeros=exclude)
     assert order["alpha"] == pytest.approx(want, rel=1e-6, nan_ok=True)
+    assert {r["rank"] for r in rows if r["estimator"] not in ("hill", "mohammadi_order")} == {-1}
 
 
 def _check_scope_rows(u, rows, name, start, stop, cols, exclude: bool) -> None:
@@ -315,6 +318,7 @@ def _check_scope_rows(u, rows, name, start, stop, cols, exclude: bool) -> None:
     (hill,) = _pick(rows, "hill", name)
     want = E.hill_alpha(x, E.default_hill_k(x.size)) if x.size > 10 else math.nan
     assert hill["alpha"] == pytest.approx(want, rel=rel, nan_ok=True), name
+    assert hill["rank"] == (E.default_hill_k(x.size) if x.size else 0), name
     (pc,) = _pick(rows, "per_coordinate", name)
     valid = cols[start:stop][np.isfinite(cols[start:stop])]
     q = np.quantile(valid, [0.25, 0.5, 0.75]) if valid.size else [math.nan] * 3
@@ -331,11 +335,17 @@ def _check_sweep_rows(u: np.ndarray, rows: list[dict], s, exclude: bool) -> None
     assert k1s == sorted(s.sweep_k1)
     expected = E.block_size_sweep(u.reshape(-1), k1s, exclude_zeros=exclude)
     assert [r["alpha"] for r in sweep] == pytest.approx(expected.alpha.tolist(), rel=1e-6)
-    # shuffled: each row restricted to, and reordered by, the fixed column subset
+    # shuffled: each row restricted to, and reordered by, the fixed column subset, at the
+    # block sizes up to 1/16 of its S columns
     shuffled = u[:, s.shuffle_columns].reshape(-1)
+    k1s = [k for k in k1s if 16 * k <= s.shuffle_columns.size]
+    assert s.shuffled_k1 == k1s
     expected = E.block_size_sweep(shuffled, k1s, exclude_zeros=exclude)
-    got = [r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")]
-    assert got == pytest.approx(expected.alpha.tolist(), rel=1e-6, nan_ok=True)
+    got = _pick(rows, "block_sweep", order="shuffled")
+    assert [r["k1"] for r in got] == k1s
+    assert [r["alpha"] for r in got] == pytest.approx(
+        expected.alpha.tolist(), rel=1e-6, nan_ok=True
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -491,8 +501,10 @@ def test_streaming_on_iid_sas_shuffled_matches_natural_and_ci_covers() -> None:
     rows = _stream(u, 10, layers, sweep_k1=[10, 30, 100, 300, 1000], ci_groups=20)
     nat = {r["k1"]: r["alpha"] for r in _pick(rows, "block_sweep")}
     shu = {r["k1"]: r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")}
+    assert list(shu) == [10, 30]  # up to S / 16 = 500 / 16
     for k1 in nat:
         assert abs(nat[k1] - alpha) < 0.15
+    for k1 in shu:
         assert abs(shu[k1] - nat[k1]) < 0.15
     (rob,) = _pick(rows, "mohammadi_robust")
     assert rob["ci_low"] < alpha < rob["ci_high"]
@@ -516,6 +528,30 @@ def test_shuffle_breaks_within_row_correlation() -> None:
     (shu,) = _pick(out, "block_sweep", order="shuffled")
     assert nat["alpha"] == pytest.approx(1.0, abs=1e-4)
     assert abs(shu["alpha"] - 2.0) < 0.15
+
+
+def test_shuffled_sweep_stops_where_blocks_would_span_whole_rows() -> None:
+    """Values equal to their column's neighbours (each repeated 8 times along the row), S = M:
+    the natural sweep reads α̂ ≈ 1 at K1 = 8 and, at K1 ≥ M, block sums of whole rows, which
+    do not depend on the order; the shuffled sweep runs only at K1 ≤ M / 16, where it reads
+    2 (Gaussian values) at the smallest K1, and has no row at K1 ≥ M, where it would repeat
+    the natural one."""
+    rng = np.random.default_rng(14)
+    p, m = 400, 1024
+    u = np.repeat(rng.standard_normal((p, m // 8)), 8, axis=1).astype(np.float32)
+    s = E.StreamingTailStats(p, m, [], sweep_k1=[8, 64, 512, 1024, 4096])
+    s.update(u)
+    rows = s.finalize()
+    nat = {r["k1"]: r["alpha"] for r in _pick(rows, "block_sweep")}
+    shu = {r["k1"]: r["alpha"] for r in _pick(rows, "block_sweep", order="shuffled")}
+    assert s.shuffle_columns.size == m and list(shu) == [8, 64] and s.shuffled_k1 == [8, 64]
+    assert nat[8] == pytest.approx(1.0, abs=1e-3)
+    assert abs(shu[8] - 2.0) < 0.1
+    # a block of 64 of the 1,024 shuffled coordinates holds ~14 pairs of copies: closer to 2
+    # than the natural order, not at 2 (the shuffle's remaining dependence grows with K1 / S)
+    assert nat[64] + 0.3 < shu[64] < 1.95
+    whole_rows = E.block_size_sweep(u[:, s.shuffle_columns].reshape(-1), [1024, 4096]).alpha
+    assert list(whole_rows) == pytest.approx([nat[1024], nat[4096]], rel=1e-9)
 
 
 def _state_nbytes(obj, seen=None) -> int:

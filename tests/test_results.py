@@ -60,6 +60,25 @@ def test_alexnet_level_below_2_and_untrained_runs_left_out():
     assert R.level_row(finding, m, C.Thresholds())["agreement"] == "disagrees"
 
 
+@pytest.mark.parametrize(
+    ("alpha", "half_width", "n_runs", "agreement"),
+    [
+        (1.88, 0.05, 4, "undecided (too much spread (4 of 4 runs undecided))"),  # straddle 1.9
+        (1.1, 0.05, 2, "undecided (too few runs (2 < min_runs 3))"),
+        (1.95, 0.01, 4, "disagrees"),
+    ],
+)
+def test_alexnet_level_follows_c1s_rule(alpha, half_width, n_runs, agreement):
+    """The results page's AlexNet level row is C1's rule on the AlexNet runs: intervals that
+    straddle the threshold are undecided (not a disagreement), too few runs decide nothing."""
+    runs = [run(arch="alexnet", width=16, depth=8, seed=s) for s in range(n_runs)]
+    summary, estimates, _ = make_tables(runs, alpha=alpha, half_width=half_width)
+    m = C.alpha_measurements(summary, estimates, split="train")
+    finding = next(f for f in R.FINDINGS if f.key == "alpha_vs_filters")
+    row = R.level_row(finding, m, C.Thresholds())
+    assert row["agreement"] == agreement, row
+
+
 def test_results_page_has_a_row_per_figure_and_claim():
     m, runs_table = measurements(lambda r, s: 1.4 - 0.03 * math.log2(r["width"] / 16))
     claims = pd.DataFrame(

@@ -563,17 +563,21 @@ def sweep_slopes(last: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _comparable(size: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
-    """Width/depth sweeps in the setting of some batch-size sweep: same data set,
-    architecture, loss and learning rate, at one of that sweep's batch sizes."""
-    keep = [
-        any(
-            all(row[k] == b[k] for k in SETTING_KEYS) and row["batches"] <= b["batches"]
-            for _, b in batch.iterrows()
-        )
-        for _, row in size.iterrows()
-    ]
-    return size[np.array(keep, dtype=bool)]
+def _comparable(size: pd.DataFrame, batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(width/depth sweeps, batch-size sweeps) that have a sweep of the other kind in their
+    setting: same data set, architecture, loss and learning rate, the width/depth sweep at
+    one of the batch-size sweep's batch sizes."""
+    pairs = np.array(
+        [
+            [
+                all(s[k] == b[k] for k in SETTING_KEYS) and s["batches"] <= b["batches"]
+                for _, b in batch.iterrows()
+            ]
+            for _, s in size.iterrows()
+        ],
+        dtype=bool,
+    ).reshape(len(size), len(batch))
+    return size[pairs.any(axis=1)], batch[pairs.any(axis=0)]
 
 
 def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
@@ -582,24 +586,26 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
     Each sweep (runs equal in every axis but one and the seed, at their last
     checkpoint) gives :func:`log2_slope`; its size does not grow with the
     number of levels. Each side is the median over its sweeps of |slope| (and
-    of its standard error); width and depth sweeps count only in a batch-size
-    sweep's data set, architecture, loss and learning rate. Interval: each
-    side ± z standard errors, the numerator's lower end clipped at 0.
+    of its standard error); a sweep counts only where the other side has one in
+    its data set, architecture, loss and learning rate (:func:`_comparable`).
+    Interval: each side ± z standard errors, the numerator's lower end clipped at 0.
     """
     last = m[m["last"] & np.isfinite(m["alpha"])]
     batch = sweep_slopes(last, ["batch_size"])
     size = sweep_slopes(last, ["width", "depth"])
-    n_size_sweeps = len(size)
-    size = _comparable(size, batch)
+    found = pd.concat([batch, size], ignore_index=True)
+    n_size_sweeps, n_batch_sweeps = len(size), len(batch)
+    size, batch = _comparable(size, batch)
     statistic = "|α̂ change per doubling of batch size| / |per doubling of width or depth|"
     threshold = f"< {th.c2_ratio_max}"
-    missing = ["batch-size"] if batch.empty else []
+    missing = [] if n_batch_sweeps else ["batch-size"]
     if not n_size_sweeps:
         missing.append("width or depth")
-    elif size.empty and not batch.empty:
+    elif size.empty and n_batch_sweeps:
         missing.append("width or depth (in a batch-size sweep's setting)")
     n_runs = _distinct_runs(last, pd.concat([batch, size], ignore_index=True))
     if missing:
+        n_runs = _distinct_runs(last, found)
         return Evaluation(
             statistic=statistic,
             value=math.nan,
@@ -626,7 +632,8 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         verdict, reason = INCONCLUSIVE, f"too few runs ({n_runs} < min_runs {th.min_runs})"
     detail = (
         f"batch size: |slope| {e_b:.3f} ± {se_b:.3f} per doubling (median of {len(batch)} "
-        f"sweeps, {_levels(batch)}); width/depth: |slope| {e_n:.3f} ± {se_n:.3f} per doubling "
+        f"sweeps, {_levels(batch)}; {n_batch_sweeps - len(batch)} others left out); "
+        f"width/depth: |slope| {e_n:.3f} ± {se_n:.3f} per doubling "
         f"(median of {len(size)} sweeps: {int((size.axis == 'width').sum())} over width, "
         f"{int((size.axis == 'depth').sum())} over depth, {_levels(size)}, in the batch-size "
         f"sweeps' data set, architecture, loss and learning rate; "
@@ -767,7 +774,11 @@ def claim_c3(m: pd.DataFrame, accuracy: pd.DataFrame, th: Thresholds) -> Evaluat
     ``accuracy``: columns grid axes, step, test_accuracy, n_test (images).
     """
     acc = accuracy.drop_duplicates([*RUN_KEYS, "step"])
-    merged = m[np.isfinite(m["alpha"])].merge(acc, on=[*RUN_KEYS, "step"], how="left")
+    # every checkpoint of each run measured, α̂ NaN where it has none (left out as too small,
+    # or not finite): an interval next to it is then never a candidate (steepest_intervals)
+    keys = [*RUN_KEYS, "step"]
+    steps = pd.concat([m[keys], acc.merge(m[RUN_KEYS].drop_duplicates(), on=RUN_KEYS)[keys]])
+    merged = steps.drop_duplicates().merge(m, on=keys, how="left").merge(acc, on=keys, how="left")
     statistic = (
         f"share of runs whose steepest α̂ change and test-accuracy rise per log(step + 1) end "
         f"by {th.c3_early_fraction:.0%} of the run, within a factor {th.c3_max_step_ratio:g} "

@@ -180,7 +180,11 @@ def _fit_sweep(s: pd.DataFrame, log_x: bool, level: float) -> dict[str, float]:
 
 
 def _top_of_height_sweep(g: pd.DataFrame, elast: pd.DataFrame) -> dict[str, float]:
-    """Elasticity between the two largest heights and ``rho`` at the largest, NaN if absent."""
+    """Elasticity between the two largest heights and ``rho`` at the largest, NaN if absent
+    (also when every particle at the largest height was censored: the pair below it says
+    nothing about the top; ``height_top_censored`` is then 1)."""
+    heights = g[g["sweep"] == "height"].sort_values("height")
+    top_censored = bool(len(heights)) and not np.isfinite(heights["mean"].to_numpy(float)[-1])
     out = dict.fromkeys(
         [
             "height_elasticity",
@@ -193,7 +197,8 @@ def _top_of_height_sweep(g: pd.DataFrame, elast: pd.DataFrame) -> dict[str, floa
         ],
         float("nan"),
     )
-    if len(elast):
+    out["height_top_censored"] = int(top_censored)
+    if len(elast) and not top_censored:
         e = elast.iloc[-1]
         out.update(
             height_elasticity=float(e["elasticity"]),
@@ -323,12 +328,18 @@ def _c4_levy_states(
     states, notes, fixes = [], [], []
     lo, hi = float(r["height_elasticity_ci_low"]), float(r["height_elasticity_ci_high"])
     sig = float(r["height_elasticity_sigma"])
-    st = _small_noise_state(lo, hi, (-emax, emax), sig, smax, "dynamics.levy_heights", fixes)
-    states.append(st)
-    notes.append(
-        f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
-        f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}"
-    )
+    if r.get("height_top_censored", 0):  # no exit at the largest height within the horizon
+        states.append(UNCLEAR)
+        fixes.append("raise dynamics.horizon (no particle left the largest height's well)")
+        notes.append(f"alpha={a:g} height elasticity: every particle censored at the largest "
+                     f"height: {UNCLEAR}")  # fmt: skip
+    else:
+        st = _small_noise_state(lo, hi, (-emax, emax), sig, smax, "dynamics.levy_heights", fixes)
+        states.append(st)
+        notes.append(
+            f"alpha={a:g} height elasticity {r['height_elasticity']:.3g} [{lo:.3g}, "
+            f"{hi:.3g}] at sigma<={sig:.3g} vs |e|<={emax:g}: {st}"
+        )
     lo, hi = float(r["width_exponent_ci_low"]), float(r["width_exponent_ci_high"])
     sig = float(r["width_sigma_max"])
     st = _small_noise_state(lo, hi, (a - tol, a + tol), sig, smax, "dynamics.height_fixed", fixes)
@@ -585,16 +596,24 @@ def sgd_jump_share(
     window: int,
     rng: np.random.Generator,
     *,
+    clusters: Sequence[int] | None = None,
     n_boot: int = 1000,
     level: float = 0.95,
 ) -> dict[str, Any]:
     """Pooled median share over every window of every sequence, with a bootstrap interval.
 
     ``value``: median of all :func:`~sgdtail.dynamics.sequence_shares`.  Interval: percentile
-    bootstrap resampling whole sequences with replacement (windows of one
-    sequence stay together), ``n_boot`` replicates.
+    bootstrap resampling whole clusters with replacement (``clusters[i]``: the cluster of
+    sequence i, e.g. its run, whose checkpoints share one network; default: each sequence
+    its own), so that the windows of one cluster stay together; ``n_boot`` replicates.
     """
-    per = [v for v in sequence_shares(sequences, window) if v.size]
+    shares = sequence_shares(sequences, window)
+    ids = range(len(shares)) if clusters is None else clusters
+    by_cluster: dict[Any, list[np.ndarray]] = {}
+    for i, v in zip(ids, shares, strict=True):
+        if v.size:
+            by_cluster.setdefault(i, []).append(v)
+    per = [np.concatenate(v) for v in by_cluster.values()]
     n_win = int(sum(v.size for v in per))
     if not per:
         return dict(
@@ -613,7 +632,7 @@ def sgd_jump_share(
         value=float(np.median(np.concatenate(per))),
         ci_low=float(lo),
         ci_high=float(hi),
-        n_sequences=len(per),
+        n_sequences=sum(len(v) for v in by_cluster.values()),
         n_windows=n_win,
     )
 
@@ -626,8 +645,9 @@ def norm_sequences(
     ``norms``: ``results/tables/noise_norms.parquet`` (grid axes, ``step, split,
     minibatch, norm``); ``runs``: ``results/tables/runs.csv`` (grid axes,
     ``status``).  Runs with a status in :data:`EXCLUDED_STATUSES` are left out
-    and counted.  Returns the sequences (``split`` only) and counts
-    ``runs, used, diverged, not_trained``.
+    and counted.  Returns the sequences (``split`` only), counts
+    ``runs, used, diverged, not_trained``, and the run of each sequence (an index:
+    the clusters of :func:`sgd_jump_share`).
     """
     from .grid import AXES
 
@@ -637,11 +657,11 @@ def norm_sequences(
     counts.update({s: int((runs["status"] == s).sum()) for s in EXCLUDED_STATUSES})
     keep = runs.loc[~bad, axes]
     d = norms[norms["split"] == split].merge(keep, on=axes, how="inner")
-    seqs = [
-        g.sort_values("minibatch")["norm"].to_numpy(float)
-        for _, g in d.groupby(axes + ["step"], sort=True)
-    ]
-    return seqs, counts
+    groups = list(d.groupby(axes + ["step"], sort=True))
+    seqs = [g.sort_values("minibatch")["norm"].to_numpy(float) for _, g in groups]
+    run_keys = [key[:-1] for key, _ in groups]
+    runs_of = [sorted(set(run_keys)).index(k) for k in run_keys]
+    return seqs, counts, runs_of
 
 
 def _c5_sgd_decision(

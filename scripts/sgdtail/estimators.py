@@ -80,6 +80,12 @@ REFERENCE_EPS: float = float(np.spacing(1.0))
 #: 16,384 of 118,016 (13.9%) for the MNIST FCN 128×3.
 SHUFFLE_MIN_COLUMNS: int = 16384
 
+#: The shuffled sweep runs at the block sizes K1 of the sweep with K1 ≤ S / this: a block
+#: then takes at most 1/16 of one minibatch's S shuffled coordinates and at most one block
+#: in 16 spans two rows. Larger blocks hold much of a row, or whole rows, whose sums do not
+#: depend on the order: there the shuffled sweep would repeat the natural one.
+SHUFFLED_BLOCKS_PER_ROW: int = 16
+
 #: Multiples of √K whose nearest powers of two are the block sizes of :func:`mohammadi_robust`.
 DEFAULT_ROBUST_FACTORS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -820,9 +826,10 @@ class StreamingTailStats:
       ``sweep_k1``; ``order="natural"`` on U.flatten(); ``order="shuffled"`` on
       ``U[:, shuffle_columns].reshape(-1)``: S = min(M, max(
       :data:`SHUFFLE_MIN_COLUMNS`, ⌈M/8⌉)) columns, the first S entries of
-      ``np.random.default_rng(shuffle_seed).permutation(M)``. Consecutive values
-      of a block are then random coordinates of one minibatch, not neighbours
-      in one layer (a global shuffle cannot stream).
+      ``np.random.default_rng(shuffle_seed).permutation(M)``, at the K1 of
+      ``sweep_k1`` up to S / :data:`SHUFFLED_BLOCKS_PER_ROW` (``shuffled_k1``).
+      Consecutive values of a block are then random coordinates of one
+      minibatch, not neighbours in one layer (a global shuffle cannot stream).
 
     ``zero_fraction`` is the fraction of exact zeros among the scope's values;
     ``n_values`` the number of values that entered the estimate.
@@ -959,6 +966,9 @@ class StreamingTailStats:
         self._shuffled = None
         #: (columns of U in increasing order, their places in a shuffled row), if any
         self._gather = (np.empty(0, np.int64), np.empty(0, np.int64))
+        sweep = [spec for spec in sweep if spec[0] * SHUFFLED_BLOCKS_PER_ROW <= n_shuffled]
+        #: Block sizes of the shuffled sweep (:data:`SHUFFLED_BLOCKS_PER_ROW`).
+        self.shuffled_k1 = [k for k, _ in sweep]
         if sweep:
             order = np.argsort(self.shuffle_columns)
             self._gather = (self.shuffle_columns[order].astype(np.int64), order.astype(np.int64))
@@ -1117,8 +1127,9 @@ class StreamingTailStats:
     def finalize(self) -> list[dict]:
         """Tidy result rows (see the class docstring), one dict per row.
 
-        Keys: estimator, scope, order, k1, alpha, ci_low, ci_high, q25, q75,
-        n_values, zero_fraction.
+        Keys: estimator, scope, order, k1, rank (the number k of order statistics of
+        ``hill`` and ``mohammadi_order``, −1 for the others), alpha, ci_low, ci_high, q25,
+        q75, n_values, zero_fraction.
         """
         if self.rows_seen != self.n_rows:
             raise ValueError(
@@ -1146,8 +1157,12 @@ class StreamingTailStats:
         for scope in self._scopes:
             out.extend(self._scope_rows(scope, cols))
         out.insert(2, self._order_row(zf))
-        for order, scope in (("natural", pooled), ("shuffled", self._shuffled)):
-            for k1 in self.sweep_k1 if scope is not None else ():
+        sweeps = (
+            ("natural", pooled, self.sweep_k1),
+            ("shuffled", self._shuffled, self.shuffled_k1),
+        )
+        for order, scope, k1s in sweeps:
+            for k1 in k1s if scope is not None else ():
                 blocks = int(scope.stream.sums[(k1, self.exclude_zeros)].blocks.sum())
                 out.append(
                     _row(
@@ -1171,9 +1186,8 @@ class StreamingTailStats:
         y, x = sums.smallest.nth(k), self._order_x.nth(rank)
         log_n = float(sums.log_n.sum()) / blocks if blocks else math.nan
         alpha = _order_alpha(y, x, log_n) if (y.size and x.size and log_n > 0) else math.nan
-        return _row(
-            "mohammadi_order", "pooled", k1=m, alpha=alpha, n_values=n, zero_fraction=zero_fraction
-        )
+        return _row("mohammadi_order", "pooled", k1=m, rank=k, alpha=alpha, n_values=n,
+                    zero_fraction=zero_fraction)  # fmt: skip
 
     def _scope_rows(self, scope: _Scope, column_alphas: np.ndarray | None) -> list[dict]:
         ex = self.exclude_zeros
@@ -1187,7 +1201,7 @@ class StreamingTailStats:
         rows = [
             _row("mohammadi_robust", scope.name, k1=scope.ci[0], alpha=_finite_median(robust),
                  ci_low=low, ci_high=high, n_values=n, zero_fraction=zf),
-            _row("hill", scope.name, alpha=hill, n_values=n, zero_fraction=zf),
+            _row("hill", scope.name, rank=k, alpha=hill, n_values=n, zero_fraction=zf),
         ]  # fmt: skip
         if column_alphas is not None:
             a = column_alphas[scope.columns]
@@ -1311,7 +1325,7 @@ def _check_layers(
 
 
 #: The columns of a result row of :meth:`StreamingTailStats.finalize`, with their defaults.
-_ROW = {"estimator": "", "scope": "", "order": "natural", "k1": -1, "alpha": math.nan,
+_ROW = {"estimator": "", "scope": "", "order": "natural", "k1": -1, "rank": -1, "alpha": math.nan,
         "ci_low": math.nan, "ci_high": math.nan, "q25": math.nan, "q75": math.nan,
         "n_values": 0, "zero_fraction": math.nan}  # fmt: skip
 

@@ -26,7 +26,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sgdtail.claims import CLAIM_TEXT, ITERATES, Thresholds, sweep_rows, sweep_slopes
+from sgdtail.claims import (
+    CLAIM_TEXT,
+    ITERATES,
+    Thresholds,
+    share_verdict,
+    sweep_rows,
+    sweep_slopes,
+)
 from sgdtail.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 PAPER_2019 = "Şimşekli, Sagun & Gürbüzbalaban (ICML 2019)"
@@ -221,25 +228,22 @@ def trend_row(f: Finding, m: pd.DataFrame, th: Thresholds) -> dict[str, str]:
 
 
 def level_row(f: Finding, m: pd.DataFrame, th: Thresholds) -> dict[str, str]:
-    """ "α̂ well below 2": share of runs whose robust upper bound is below c1_alpha_max."""
+    """ "α̂ well below 2", judged by C1's rule on the finding's runs: a run is below when its
+    robust interval lies below c1_alpha_max, at or above when it lies at or above it, else
+    undecided (:func:`sgdtail.claims.share_verdict`, min_runs included)."""
     rob, ref = last_alphas(m, "robust", f.arch), last_alphas(m, "reference", f.arch)
     if rob.empty:
         return {"measured": "no runs", "agreement": "not measured (no such runs in the grid)"}
     below = int((rob["high"] < th.c1_alpha_max).sum())
+    above = int((rob["low"] >= th.c1_alpha_max).sum())
+    verdict, reason = share_verdict(below, above, len(rob) - below - above, th)[3:]
     t = trend(ref, "width", th.z)
     measured = (
-        f"{below} of {len(rob)} runs with robust α̂ upper bound < {th.c1_alpha_max}; "
-        f"robust {_range_text(rob)}; reference {_range_text(ref)}; "
+        f"{below} of {len(rob)} runs with robust α̂ interval below {th.c1_alpha_max}, {above} "
+        f"at or above; robust {_range_text(rob)}; reference {_range_text(ref)}; "
         f"{_trend_text(t, 'reference against ch')}"
     )
-    share = below / len(rob)
-    agreement = (
-        "agrees"
-        if share >= th.min_share
-        else "disagrees"
-        if share <= 1 - th.min_share
-        else "undecided"
-    )
+    agreement = AGREEMENT[verdict] + (f" ({reason})" if reason else "")
     return {"measured": measured, "agreement": agreement}
 
 
