@@ -1146,7 +1146,8 @@ def rules_text(th: Thresholds) -> list[str]:
         "levels. Its standard error is √(v / Σ(log2 x − mean)²), v the larger of the residual "
         "variance and the mean squared batch-means standard error. The ratio is the median "
         "|slope| over batch-size sweeps divided by the median |slope| over the width and depth "
-        "sweeps of the same data set, architecture, loss and learning rate; its interval uses "
+        "sweeps, each side counting only sweeps that have one of the other kind in their data "
+        "set, architecture, loss and learning rate; its interval uses "
         f"each median ± {th.z} × the median standard error. Supported when the whole interval "
         f"is below {th.c2_ratio_max}, not supported when it is at or above, inconclusive when "
         "it straddles or when a sweep is missing.",
