@@ -1451,8 +1451,9 @@ MD_RULES = [
     "doubling, every seed a point; it does not grow with the number of levels. Its standard "
     "error is √(v / Σ(log2 x − mean)²), v the larger of the residual variance and the mean "
     "squared batch-means standard error. The ratio is the median |slope| over batch-size sweeps "
-    "divided by the median |slope| over the width and depth sweeps of the same data set, "
-    "architecture, loss and learning rate; its interval uses each median ± 1.5 × the median "
+    "divided by the median |slope| over the width and depth sweeps, each side counting only "
+    "sweeps that have one of the other kind in their data set, architecture, loss and learning "
+    "rate; its interval uses each median ± 1.5 × the median "
     "standard error. Supported when the whole interval is below 0.75, not supported when it is "
     "at or above, inconclusive when it straddles or when a sweep is missing.",
     "- C3: time is measured as u = log(step + 1), on which log-spaced checkpoints are evenly "
