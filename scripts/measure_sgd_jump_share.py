@@ -13,14 +13,15 @@ s = d["sgd"]
 seqs, counts, runs_of = norm_sequences(
     pd.read_parquet(snakemake.input.norms), pd.read_csv(snakemake.input.runs), s["split"]
 )
-rng = np.random.default_rng(d["seed"])
+# one generator each, so that the bootstrap's draws do not move the calibration bands
+boot_rng, calibration_rng = np.random.default_rng(d["seed"]).spawn(2)
 sgd = sgd_jump_share(
-    seqs, s["window"], rng, clusters=runs_of, n_boot=s["bootstrap"], level=d["level"]
+    seqs, s["window"], boot_rng, clusters=runs_of, n_boot=s["bootstrap"], level=d["level"]
 )
 bands = calibrate_jump_share(
     [len(x) for x in seqs if len(x) >= s["window"]],
     s["window"],
-    rng,
+    calibration_rng,
     alphas=d["alphas"],
     student_df=d["paths"]["student_df"],
     n_rep=s["calibration_reps"],

@@ -318,7 +318,7 @@ def _check_scope_rows(u, rows, name, start, stop, cols, exclude: bool) -> None:
     (hill,) = _pick(rows, "hill", name)
     want = E.hill_alpha(x, E.default_hill_k(x.size)) if x.size > 10 else math.nan
     assert hill["alpha"] == pytest.approx(want, rel=rel, nan_ok=True), name
-    assert hill["rank"] == (E.default_hill_k(x.size) if x.size else 0), name
+    assert hill["rank"] == (E.default_hill_k(x.size) if x.size > 10 else -1), name  # -1: no k
     (pc,) = _pick(rows, "per_coordinate", name)
     valid = cols[start:stop][np.isfinite(cols[start:stop])]
     q = np.quantile(valid, [0.25, 0.5, 0.75]) if valid.size else [math.nan] * 3
@@ -552,6 +552,11 @@ def test_shuffled_sweep_stops_where_blocks_would_span_whole_rows() -> None:
     assert nat[64] + 0.3 < shu[64] < 1.95
     whole_rows = E.block_size_sweep(u[:, s.shuffle_columns].reshape(-1), [1024, 4096]).alpha
     assert list(whole_rows) == pytest.approx([nat[1024], nat[4096]], rel=1e-9)
+    # the default seed's columns; switched off, no shuffled row even at small K1
+    assert np.array_equal(s.shuffle_columns, np.random.default_rng(0).permutation(m))
+    off = E.StreamingTailStats(p, m, [], sweep_k1=[8, 64], shuffled_sweep=False)
+    off.update(u)
+    assert not _pick(off.finalize(), "block_sweep", order="shuffled") and off.shuffled_k1 == []
 
 
 def _state_nbytes(obj, seen=None) -> int:

@@ -660,8 +660,8 @@ def norm_sequences(
     groups = list(d.groupby(axes + ["step"], sort=True))
     seqs = [g.sort_values("minibatch")["norm"].to_numpy(float) for _, g in groups]
     run_keys = [key[:-1] for key, _ in groups]
-    runs_of = [sorted(set(run_keys)).index(k) for k in run_keys]
-    return seqs, counts, runs_of
+    index = {k: i for i, k in enumerate(sorted(set(run_keys)))}
+    return seqs, counts, [index[k] for k in run_keys]
 
 
 def _c5_sgd_decision(

@@ -1161,8 +1161,8 @@ class StreamingTailStats:
             ("natural", pooled, self.sweep_k1),
             ("shuffled", self._shuffled, self.shuffled_k1),
         )
-        for order, scope, k1s in sweeps:
-            for k1 in k1s if scope is not None else ():
+        for order, scope, k1s in sweeps:  # shuffled_k1 is empty when there is no shuffled scope
+            for k1 in k1s:
                 blocks = int(scope.stream.sums[(k1, self.exclude_zeros)].blocks.sum())
                 out.append(
                     _row(
@@ -1201,7 +1201,8 @@ class StreamingTailStats:
         rows = [
             _row("mohammadi_robust", scope.name, k1=scope.ci[0], alpha=_finite_median(robust),
                  ci_low=low, ci_high=high, n_values=n, zero_fraction=zf),
-            _row("hill", scope.name, rank=k, alpha=hill, n_values=n, zero_fraction=zf),
+            _row("hill", scope.name, rank=k if 0 < k < top.size else -1, alpha=hill, n_values=n,
+                 zero_fraction=zf),
         ]  # fmt: skip
         if column_alphas is not None:
             a = column_alphas[scope.columns]
