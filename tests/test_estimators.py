@@ -1050,6 +1050,7 @@ def _check_hill_at_k_one(x_all: np.ndarray, rows: list[dict], name: str) -> None
     )
     want = E.hill_alpha(x, 1) if x.size > 1 else math.nan
     assert hill["alpha"] == pytest.approx(want, rel=1e-9, nan_ok=True), name
+    assert hill["rank"] == (1 if x.size > 1 else -1), name
 
 
 def test_streamed_rows_in_order_with_counts_and_zero_fractions(noise: np.ndarray) -> None:
@@ -1105,7 +1106,11 @@ def test_hill_needs_one_value_beyond_k_and_order_needs_k_blocks_kept() -> None:
     s.update(u)
     rows = s.finalize()
     (hill,) = _pick(rows, "hill", "a")  # 11 nonzero values, k = 11: no threshold value left
-    assert math.isnan(hill["alpha"])
+    assert math.isnan(hill["alpha"]) and hill["rank"] == -1  # no estimate, no k
+    s10 = E.StreamingTailStats(10, 4, [("a", 0, 2), ("b", 2, 4)], hill_k=10, sweep_k1=[])
+    s10.update(u)
+    (hill10,) = _pick(s10.finalize(), "hill", "a")  # k = 10: the 11th value is the threshold
+    assert np.isfinite(hill10["alpha"]) and hill10["rank"] == 10
     # K1 = 8, k = 2: all 5 blocks hold a nonzero value, |X| read at rank round(2·11/5) = 4
     k1 = E.central_k1(40)
     assert (k1, E.default_order_k(5, k1)) == (8, 2)
