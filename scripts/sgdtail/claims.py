@@ -603,9 +603,8 @@ def claim_c2(m: pd.DataFrame, th: Thresholds) -> Evaluation:
         missing.append("width or depth")
     elif size.empty and n_batch_sweeps:
         missing.append("width or depth (in a batch-size sweep's setting)")
-    n_runs = _distinct_runs(last, pd.concat([batch, size], ignore_index=True))
+    n_runs = _distinct_runs(last, found if missing else pd.concat([batch, size], ignore_index=True))
     if missing:
-        n_runs = _distinct_runs(last, found)
         return Evaluation(
             statistic=statistic,
             value=math.nan,

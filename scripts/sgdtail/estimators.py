@@ -1197,12 +1197,12 @@ class StreamingTailStats:
         robust = [scope.alpha((k, ex)) for k in robust_k1_values(scope.n_expected, self.factors)]
         top = scope.hill.sorted()
         k = self.hill_k if self.hill_k is not None else (default_hill_k(n) if n else 0)
-        hill = _hill_from_top(top[: k + 1], k) if 0 < k < top.size else math.nan
+        k = k if 0 < k < top.size else -1  # -1: no k-th value beyond the threshold's, no estimate
+        hill = _hill_from_top(top[: k + 1], k) if k > 0 else math.nan
         rows = [
             _row("mohammadi_robust", scope.name, k1=scope.ci[0], alpha=_finite_median(robust),
                  ci_low=low, ci_high=high, n_values=n, zero_fraction=zf),
-            _row("hill", scope.name, rank=k if 0 < k < top.size else -1, alpha=hill, n_values=n,
-                 zero_fraction=zf),
+            _row("hill", scope.name, rank=k, alpha=hill, n_values=n, zero_fraction=zf),
         ]  # fmt: skip
         if column_alphas is not None:
             a = column_alphas[scope.columns]
